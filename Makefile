@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make up` and `make test`.
+# Nothing but python3 (3.11+) and make is assumed: uv is bootstrapped into .tools/.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: up test lint fmt sync bench
+
+$(UV):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet 'uv>=0.5'
+
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	$(UV) sync --locked --all-packages
+	@touch $@
+
+sync: .venv/.synced
+
+up: .venv/.synced
+	$(UV) run --no-sync python -m devinfra.stack up
+
+test: .venv/.synced
+	$(UV) run --no-sync pytest -q
+
+lint: .venv/.synced
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy libs services
+
+fmt: .venv/.synced
+	$(UV) run --no-sync ruff format .
+	$(UV) run --no-sync ruff check --fix .
+
+bench: .venv/.synced
+	$(UV) run --no-sync python bench/agents_roundtrip.py
