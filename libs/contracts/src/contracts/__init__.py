@@ -1,0 +1,5 @@
+"""Switchboard's public message contracts: schemas only, no behaviour.
+
+Commands are imperative (``tool.create_webhook``), events past tense (``tool.created``).
+Every message carries an explicit ``type`` literal and a ``version``; changes are additive.
+"""

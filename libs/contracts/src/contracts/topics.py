@@ -1,0 +1,23 @@
+"""Every Kafka topic name, in one place. Topics are a public interface: rename nothing.
+
+Deployments may prefix every name (``KAFKA_TOPIC_PREFIX``) to share one cluster; the bus
+runtime applies the prefix, so code always uses the names below.
+"""
+
+from typing import Final
+
+PROVISIONING_COMMANDS: Final = "switchboard.provisioning.commands"
+"""Commands for the provisioning service: tools, knowledge base, agents."""
+
+PROVISIONING_EVENTS: Final = "switchboard.provisioning.events"
+"""Outcomes of provisioning commands: resources created, updated, deleted, or the command failed."""
+
+DEAD_LETTER_SUFFIX: Final = ".dlq"
+"""A message that could not be handled after bounded retries goes to ``<topic>.dlq`` with the error."""
+
+
+def dead_letter(topic: str) -> str:
+    return f"{topic}{DEAD_LETTER_SUFFIX}"
+
+
+ALL_TOPICS: Final = (PROVISIONING_COMMANDS, PROVISIONING_EVENTS)
