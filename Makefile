@@ -27,7 +27,7 @@ test: .venv/.synced
 lint: .venv/.synced
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy libs services
+	$(UV) run --no-sync mypy $(foreach p,$(wildcard libs/*/src/* services/*/src/*),-p $(notdir $(p)))
 
 fmt: .venv/.synced
 	$(UV) run --no-sync ruff format .

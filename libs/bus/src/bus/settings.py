@@ -1,0 +1,30 @@
+"""Bus and database settings every service inherits into its own single settings class."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BusSettings(BaseSettings):
+    """Environment variables shared by all services (no prefix: they are deployment-wide)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard", alias="DATABASE_URL"
+    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_topic_prefix: str = Field(default="", alias="KAFKA_TOPIC_PREFIX")
+    # Real Kafka needs >= 6000 ms sessions; the embedded test broker wants ~2000/300 (see README).
+    kafka_session_timeout_ms: int = Field(default=10_000, alias="KAFKA_SESSION_TIMEOUT_MS")
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, alias="KAFKA_HEARTBEAT_INTERVAL_MS")
+    kafka_fetch_max_wait_ms: int = Field(default=100, alias="KAFKA_FETCH_MAX_WAIT_MS")
+    kafka_enable_idempotence: bool = Field(default=True, alias="KAFKA_ENABLE_IDEMPOTENCE")
+    bus_max_attempts: int = Field(default=4, ge=1, alias="BUS_MAX_ATTEMPTS")
+    bus_retry_backoff_ms: int = Field(default=200, ge=0, alias="BUS_RETRY_BACKOFF_MS")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_json: bool = Field(default=True, alias="LOG_JSON")
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}{name}"

@@ -1,0 +1,23 @@
+"""Tables every service owns in its own schema: the outbox and the inbox (processed messages)."""
+
+from __future__ import annotations
+
+from faststream_outbox import make_outbox_table
+from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, String, Table, func
+
+
+def make_inbox_table(metadata: MetaData) -> Table:
+    """One row per message a consumer has handled; inserted in the handler's transaction."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(200), nullable=False),
+        Column("message_id", String(200), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "message_id", name="inbox_pk"),
+    )
+
+
+def make_bus_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """(outbox, inbox) attached to the service's metadata so Alembic migrates them."""
+    return make_outbox_table(metadata, table_name="outbox"), make_inbox_table(metadata)
