@@ -1,0 +1,1 @@
+"""One router module per simulated resource, plus ``sim_control`` for the ``/_sim`` test API."""

@@ -1,0 +1,18 @@
+"""Runtime settings of the simulator, read from ``ELEVENLABS_SIM_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SimSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ELEVENLABS_SIM_", extra="ignore")
+
+    api_key: str = "sim-key"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    latency_ms: int = Field(default=0, ge=0)
+    latency_jitter_ms: int = Field(default=0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int | None = None
