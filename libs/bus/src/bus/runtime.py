@@ -11,6 +11,7 @@ Delivery is at-least-once end to end:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import traceback
@@ -18,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from contracts.base import Message
-from contracts.topics import dead_letter
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream_outbox import ExponentialRetry, OutboxBroker, OutboxMessage
@@ -30,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bus import metrics
 from bus.context import bind_correlation_id, current_correlation_id
 from bus.settings import BusSettings
+from contracts.base import Message
+from contracts.topics import dead_letter
 
 log = structlog.get_logger("bus")
 
@@ -235,7 +238,35 @@ class Bus:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def ensure_topics(self, names: list[str]) -> None:
+        """Create topics (with their dead-letter topics) if missing, so consumers and producers
+        never race topic auto-creation. Production clusters may pre-create them instead."""
+        full = [self.settings.topic(n) for n in names]
+        full += [dead_letter(t) for t in full]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in full if t not in existing]
+            if missing:
+                # Another replica may win the race to create them.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [
+                            NewTopic(
+                                t,
+                                self.settings.kafka_topic_partitions,
+                                self.settings.kafka_replication_factor,
+                            )
+                            for t in missing
+                        ]
+                    )
+        finally:
+            await admin.close()
+
+    async def start(self, topics: list[str] | None = None) -> None:
+        if topics:
+            await self.ensure_topics(topics)
         await self.kafka.start()
         await self.outbox.start()
 

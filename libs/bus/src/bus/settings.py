@@ -21,6 +21,8 @@ class BusSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(default=3_000, alias="KAFKA_HEARTBEAT_INTERVAL_MS")
     kafka_fetch_max_wait_ms: int = Field(default=100, alias="KAFKA_FETCH_MAX_WAIT_MS")
     kafka_enable_idempotence: bool = Field(default=True, alias="KAFKA_ENABLE_IDEMPOTENCE")
+    kafka_topic_partitions: int = Field(default=4, ge=1, alias="KAFKA_TOPIC_PARTITIONS")
+    kafka_replication_factor: int = Field(default=1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     bus_max_attempts: int = Field(default=4, ge=1, alias="BUS_MAX_ATTEMPTS")
     bus_retry_backoff_ms: int = Field(default=200, ge=0, alias="BUS_RETRY_BACKOFF_MS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
