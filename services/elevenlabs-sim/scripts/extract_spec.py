@@ -43,7 +43,7 @@ def served_operations() -> dict[str, set[str]]:
     for router in API_ROUTERS:
         for route in router.routes:
             if isinstance(route, APIRoute) and route.path_format.startswith("/v1/"):
-                operations.setdefault(route.path_format, set()).update(m.lower() for m in route.methods)
+                operations.setdefault(route.path_format, set()).update(m.lower() for m in route.methods or ())
     return operations
 
 

@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     settings = SimSettings(**overrides)
-    print(f"ElevenLabs simulator listening on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    print(
+        f"ElevenLabs simulator listening on http://{settings.host}:{settings.port}",
+        file=sys.stderr,
+        flush=True,
+    )
     # uvicorn's own access/info logs also go to stderr; keep them at warning to stay quiet.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 

@@ -43,7 +43,14 @@ async def validated_json_body(request: Request) -> dict[str, Any]:
         raise RequestValidationError(errors)
     if not isinstance(body, dict):
         raise RequestValidationError(
-            [{"type": "dict_type", "loc": ["body"], "msg": "Input should be a valid dictionary", "input": body}]
+            [
+                {
+                    "type": "dict_type",
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary",
+                    "input": body,
+                }
+            ]
         )
     return body
 
@@ -63,7 +70,9 @@ async def validated_form(request: Request) -> FormData:
     as_json: dict[str, Any] = {
         key: ("<binary>" if isinstance(value, UploadFile) else value) for key, value in form.multi_items()
     }
-    errors = openapi.validate_request_body(_route_path(request), request.method, "multipart/form-data", as_json)
+    errors = openapi.validate_request_body(
+        _route_path(request), request.method, "multipart/form-data", as_json
+    )
     if errors:
         raise RequestValidationError(errors)
     return form

@@ -47,7 +47,9 @@ def check_agent_references(state: SimState, conversation_config: dict[str, Any])
     missing_docs = [d for d in kb_ids_of(conversation_config) if state.knowledge_base.get(d) is None]
     if missing_docs:
         raise api_error(
-            422, "invalid_knowledge_base_ids", f"Knowledge base documents not found: {', '.join(missing_docs)}"
+            422,
+            "invalid_knowledge_base_ids",
+            f"Knowledge base documents not found: {', '.join(missing_docs)}",
         )
 
 
@@ -79,5 +81,7 @@ def detach_doc(state: SimState, doc_id: str) -> None:
     for agent in agents_using_doc(state, doc_id):
         prompt = _prompt(agent.data["conversation_config"])
         prompt["knowledge_base"] = [
-            e for e in prompt.get("knowledge_base") or [] if not (isinstance(e, dict) and e.get("id") == doc_id)
+            e
+            for e in prompt.get("knowledge_base") or []
+            if not (isinstance(e, dict) and e.get("id") == doc_id)
         ]

@@ -2,10 +2,12 @@
 
 Approximations:
 
-* ``conversation_config`` and ``platform_settings`` are stored with every default from the spec
-  filled in (nested models included), so GET returns a full config as upstream does.
+* ``conversation_config`` and ``platform_settings`` are stored as sent; responses fill in every
+  default of the response schema (nested models included), so GET returns a full config as
+  upstream does (``agent.first_message`` "", ``agent.language`` "en", ``tts.voice_id``, ...).
 * PATCH deep-merges ``conversation_config`` / ``platform_settings`` into the stored ones (objects
-  merge key by key; lists and scalars replace) and validates the merged result against the spec.
+  merge key by key; lists and scalars replace) and validates the merged result against the
+  request schemas, so an invalid partial update is a 422 with ``loc`` inside the merged config.
 * Referential checks: ``conversation_config.agent.prompt.tool_ids`` naming an unknown tool gives
   422 ``{"detail": {"status": "invalid_tool_ids", ...}}``; a ``knowledge_base[].id`` naming an
   unknown document gives 422 ``invalid_knowledge_base_ids``.
@@ -51,7 +53,7 @@ def agent_response(record: Record) -> dict[str, Any]:
     }
     if data.get("workflow") is not None:
         response["workflow"] = data["workflow"]
-    return response
+    return openapi.with_defaults("GetAgentResponseModel", response)
 
 
 def _summary(record: Record) -> dict[str, Any]:
@@ -74,7 +76,9 @@ def get_agent_record(state: SimState, agent_id: str) -> Record:
 
 
 def _validate_merged(conversation_config: dict[str, Any], platform_settings: dict[str, Any]) -> None:
-    errors = openapi.validate_component(_CONVERSATION_CONFIG, conversation_config, ["body", "conversation_config"])
+    errors = openapi.validate_component(
+        _CONVERSATION_CONFIG, conversation_config, ["body", "conversation_config"]
+    )
     errors += openapi.validate_component(_PLATFORM_SETTINGS, platform_settings, ["body", "platform_settings"])
     if errors:
         raise RequestValidationError(errors)
@@ -82,8 +86,8 @@ def _validate_merged(conversation_config: dict[str, Any], platform_settings: dic
 
 @router.post("/create")
 async def create_agent(body: JsonBody, state: State) -> dict[str, str]:
-    conversation_config = openapi.with_defaults(_CONVERSATION_CONFIG, body["conversation_config"])
-    platform_settings = openapi.with_defaults(_PLATFORM_SETTINGS, body.get("platform_settings") or {})
+    conversation_config = body["conversation_config"]
+    platform_settings = body.get("platform_settings") or {}
     relations.check_agent_references(state, conversation_config)
     data = {
         "name": body.get("name") or "",
@@ -134,13 +138,9 @@ async def patch_agent(agent_id: str, body: JsonBody, state: State) -> dict[str, 
     conversation_config = data["conversation_config"]
     platform_settings = data["platform_settings"]
     if body.get("conversation_config") is not None:
-        conversation_config = openapi.with_defaults(
-            _CONVERSATION_CONFIG, openapi.deep_merge(conversation_config, body["conversation_config"])
-        )
+        conversation_config = openapi.deep_merge(conversation_config, body["conversation_config"])
     if body.get("platform_settings") is not None:
-        platform_settings = openapi.with_defaults(
-            _PLATFORM_SETTINGS, openapi.deep_merge(platform_settings, body["platform_settings"])
-        )
+        platform_settings = openapi.deep_merge(platform_settings, body["platform_settings"])
     _validate_merged(conversation_config, platform_settings)
     relations.check_agent_references(state, conversation_config)
     data["conversation_config"] = conversation_config

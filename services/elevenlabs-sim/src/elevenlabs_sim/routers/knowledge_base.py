@@ -71,7 +71,11 @@ def detailed(record: Record) -> dict[str, Any]:
 
 
 def _created(record: Record) -> dict[str, Any]:
-    return {"id": record.id, "name": record.data["name"], "folder_path": _folder_path(record, with_names=False)}
+    return {
+        "id": record.id,
+        "name": record.data["name"],
+        "folder_path": _folder_path(record, with_names=False),
+    }
 
 
 def _get(state: SimState, doc_id: str) -> Record:
@@ -115,7 +119,13 @@ async def create_from_file(form: FormBody, state: State) -> dict[str, Any]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise RequestValidationError(
-            [{"type": "value_error", "loc": ["body", "file"], "msg": "Expected UploadFile, received: <class 'str'>"}]
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["body", "file"],
+                    "msg": "Expected UploadFile, received: <class 'str'>",
+                }
+            ]
         )
     content = await upload.read()
     filename = upload.filename or "file"

@@ -1,9 +1,10 @@
 """Workspace tools: ``/v1/convai/tools``.
 
-Approximations: ``search`` matches a case-insensitive substring of the name (upstream documents a
-prefix match); ``usage_stats`` are always zero; ``tool_config`` is echoed with the spec defaults
-filled in. A tool whose ``request_headers`` reference an unknown ``secret_id`` is rejected with 422
-``invalid_secret_ids``. Deleting a tool that agents still use needs ``force=true`` (409
+Approximations: ``search`` matches a case-insensitive substring of the name (upstream documents
+a prefix match); ``usage_stats`` are always zero; ``tool_config`` is stored as sent and echoed
+with the defaults of the response schema filled in. A tool whose ``request_headers`` reference an
+unknown ``secret_id`` is rejected with 422 ``invalid_secret_ids``. Deleting a tool that agents
+still use needs ``force=true`` (409
 ``tool_has_dependent_agents`` otherwise); with force it is removed from those agents' ``tool_ids``.
 """
 
@@ -24,13 +25,15 @@ router = APIRouter(prefix="/v1/convai/tools", tags=["tools"])
 
 
 def tool_response(record: Record) -> dict[str, Any]:
-    return {
+    response = {
         "id": record.id,
         "tool_config": record.data["tool_config"],
         "access_info": access_info(),
         "usage_stats": {"total_calls": 0, "avg_latency_secs": 0.0},
         "response_mocks": record.data.get("response_mocks"),
     }
+    # Defaults come from the response schema: some request-only fields must not be echoed.
+    return openapi.with_defaults("ToolResponseModel", response)
 
 
 def _get(state: SimState, tool_id: str) -> Record:
@@ -42,9 +45,8 @@ def _get(state: SimState, tool_id: str) -> Record:
 
 @router.post("")
 async def create_tool(body: JsonBody, state: State) -> dict[str, Any]:
-    filled = openapi.with_defaults("ToolRequestModel", body)
-    relations.check_tool_references(state, filled["tool_config"])
-    record = state.add(state.tools, state.new_id("tool"), filled)
+    relations.check_tool_references(state, body["tool_config"])
+    record = state.add(state.tools, state.new_id("tool"), body)
     return tool_response(record)
 
 
@@ -81,11 +83,11 @@ async def get_tool(tool_id: str, state: State) -> dict[str, Any]:
 @router.patch("/{tool_id}")
 async def update_tool(tool_id: str, body: JsonBody, state: State) -> dict[str, Any]:
     record = _get(state, tool_id)
-    filled = openapi.with_defaults("ToolRequestModel", body)
-    relations.check_tool_references(state, filled["tool_config"])
+    relations.check_tool_references(state, body["tool_config"])
+    data = dict(body)
     if "response_mocks" not in body:
-        filled["response_mocks"] = record.data.get("response_mocks")
-    record.data = filled
+        data["response_mocks"] = record.data.get("response_mocks")
+    record.data = data
     record.updated_at = now_unix()
     return tool_response(record)
 
