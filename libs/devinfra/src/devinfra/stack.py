@@ -203,6 +203,7 @@ class Stack:
         if sandbox and any(s.name == SIM for s in selected):
             env.setdefault("ELEVENLABS_BASE_URL", self.url(SIM))
             env.setdefault("ELEVENLABS_API_KEY", SANDBOX_API_KEY)
+            env.setdefault("ELEVENLABS_SIM_API_KEY", env["ELEVENLABS_API_KEY"])
         if "SWITCHBOARD_SECRET_KEY" not in env:
             from cryptography.fernet import Fernet
 
