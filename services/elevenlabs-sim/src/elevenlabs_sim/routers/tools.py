@@ -4,8 +4,8 @@ Approximations: ``search`` matches a case-insensitive substring of the name (ups
 a prefix match); ``usage_stats`` are always zero; ``tool_config`` is stored as sent and echoed
 with the defaults of the response schema filled in. A tool whose ``request_headers`` reference an
 unknown ``secret_id`` is rejected with 422 ``invalid_secret_ids``. Deleting a tool that agents
-still use needs ``force=true`` (409
-``tool_has_dependent_agents`` otherwise); with force it is removed from those agents' ``tool_ids``.
+still use needs ``force=true`` (409 ``tool_has_dependent_agents`` otherwise); with force it is
+removed from those agents' ``tool_ids``.
 """
 
 from __future__ import annotations
