@@ -1,0 +1,77 @@
+"""The composition root: the only place that builds engines, clients and the bus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bus import migrate
+from bus.db import make_engine, make_sessionmaker
+from bus.runtime import Bus
+from provisioning import handlers
+from provisioning.elevenlabs import ElevenLabsClient
+from provisioning.models import CONSUMER, outbox
+from provisioning.service import ProvisioningService
+from provisioning.settings import Settings
+from provisioning.uow import UnitOfWork
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: Bus
+    http: httpx.AsyncClient
+    elevenlabs: ElevenLabsClient
+    service: ProvisioningService
+    owns_http: bool
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        """Stop intake (in-flight handlers finish), then release connections."""
+        await self.bus.stop()
+        if self.owns_http:
+            await self.http.aclose()
+        await self.engine.dispose()
+
+
+def run_migrations(settings: Settings) -> None:
+    """Bring the `provisioning` schema to head (blocking; call via a thread from async code)."""
+    migrate.upgrade(MIGRATIONS_DIR, settings.database_url)
+
+
+def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClient | None = None) -> Container:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    http = http_client or httpx.AsyncClient()
+    elevenlabs = ElevenLabsClient(
+        http,
+        base_url=settings.elevenlabs_base_url,
+        api_key=settings.elevenlabs_api_key.get_secret_value(),
+        timeout_s=settings.upstream_timeout_s,
+        max_retries=settings.upstream_max_retries,
+        initial_backoff_s=settings.upstream_initial_backoff_s,
+        max_backoff_s=settings.upstream_max_backoff_s,
+    )
+    service = ProvisioningService(lambda: UnitOfWork(sessionmaker, bus), elevenlabs, http, settings)
+    handlers.register(bus, service)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        bus=bus,
+        http=http,
+        elevenlabs=elevenlabs,
+        service=service,
+        owns_http=http_client is None,
+    )

@@ -1,0 +1,360 @@
+"""Rules and ElevenLabs payloads of the provisioning service (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from contracts.provisioning import (
+    AgentRecord,
+    CreateAgent,
+    CreateWebhookTool,
+    KnowledgeDocumentRecord,
+    ToolParameter,
+    ToolRecord,
+    UpdateAgent,
+)
+
+JSON = dict[str, Any]
+
+SWITCHBOARD_TAG = "switchboard"
+CONVERSATION_ID_VARIABLE = "system__conversation_id"
+
+
+class CommandError(Exception):
+    """A command cannot be carried out; becomes `CommandFailed(status_code, error, detail)`."""
+
+    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
+        super().__init__(f"{status_code} {error}: {detail}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
+
+# ---- tool-call authentication -----------------------------------------------------------------
+
+
+def tool_token(secret_key: str, route: str, nonce: str) -> str:
+    """The token ElevenLabs sends (as a workspace secret header) when it calls one of our webhooks.
+
+    Format ``v1.<nonce>.<hex HMAC-SHA256(key=SWITCHBOARD_SECRET_KEY, msg="<route>|<nonce>")>``.
+    tool-webhooks verifies it by recomputing the MAC from the route it serves and the nonce in the
+    token, so no token is stored anywhere but in the ElevenLabs secret. `route` is e.g.
+    ``ecommerce/products``; `nonce` is the creating command's message_id.
+    """
+    mac = hmac.new(secret_key.encode(), f"{route}|{nonce}".encode(), hashlib.sha256).hexdigest()
+    return f"v1.{nonce}.{mac}"
+
+
+def secret_name(purpose: str, nonce: str) -> str:
+    """Name of the workspace secret holding a tool token; unique per command, so recovery finds it."""
+    return f"switchboard-tool-{purpose}-{nonce[:8]}"
+
+
+# ---- e-commerce tools ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EcommerceTool:
+    """One predefined e-commerce tool."""
+
+    name: str
+    route: str
+    purpose: Literal["ecommerce_products", "ecommerce_orders"]
+    short_name: str
+    description: str
+    parameters: tuple[ToolParameter, ...]
+
+
+PRODUCTS_TOOL = EcommerceTool(
+    name="get_products",
+    route="ecommerce/products",
+    purpose="ecommerce_products",
+    short_name="products",
+    description=(
+        "Search the store's product catalogue. Use it whenever the caller asks about products, "
+        "availability, prices or recommendations; pass what they are looking for as `query`."
+    ),
+    parameters=(
+        ToolParameter(
+            name="query",
+            type="string",
+            description="What the caller is looking for, e.g. a product name, category or feature.",
+            required=True,
+        ),
+        ToolParameter(
+            name="limit",
+            type="integer",
+            description="Maximum number of products to return (optional, default 5).",
+            required=False,
+        ),
+    ),
+)
+
+ORDERS_TOOL = EcommerceTool(
+    name="get_orders",
+    route="ecommerce/orders",
+    purpose="ecommerce_orders",
+    short_name="orders",
+    description=(
+        "Look up the caller's orders and their status. Use it when the caller asks where an order "
+        "is, what they bought or about delivery. Ask for the order number first; if they do not "
+        "have it, ask for the e-mail address used for the order."
+    ),
+    parameters=(
+        ToolParameter(
+            name="order_number",
+            type="string",
+            description="The order number the caller gives, if they have one.",
+            required=False,
+        ),
+        ToolParameter(
+            name="email",
+            type="string",
+            description="Customer e-mail if no order number.",
+            required=False,
+        ),
+    ),
+)
+
+ECOMMERCE_TOOLS = (PRODUCTS_TOOL, ORDERS_TOOL)
+
+
+def ecommerce_tool_url(webhook_base_url: str, tool: EcommerceTool) -> str:
+    return f"{webhook_base_url.rstrip('/')}/webhook/{tool.route}"
+
+
+def ecommerce_tool_config(
+    webhook_base_url: str, tool: EcommerceTool, secret_id: str, auth_header: str
+) -> JSON:
+    """Webhook tool_config for `get_products` / `get_orders`, authenticated by a secret header."""
+    body = _object_schema(tool.parameters)
+    body["properties"]["conversation_id"] = {"type": "string", "dynamic_variable": CONVERSATION_ID_VARIABLE}
+    return {
+        "type": "webhook",
+        "name": tool.name,
+        "description": tool.description,
+        "api_schema": {
+            "url": ecommerce_tool_url(webhook_base_url, tool),
+            "method": "POST",
+            "content_type": "application/json",
+            "request_body_schema": body,
+            "request_headers": {auth_header: {"secret_id": secret_id}},
+        },
+    }
+
+
+# ---- custom webhook tool ------------------------------------------------------------------------
+
+
+def webhook_tool_config(command: CreateWebhookTool) -> JSON:
+    """tool_config for a user-defined webhook: parameters go in the body, or the query for GET/DELETE."""
+    api_schema: JSON = {"url": command.webhook_url, "method": command.http_method}
+    if command.parameters:
+        if command.http_method in ("GET", "DELETE"):
+            schema = _object_schema(command.parameters)
+            api_schema["query_params_schema"] = {
+                "properties": schema["properties"],
+                "required": schema["required"],
+            }
+        else:
+            api_schema["content_type"] = "application/json"
+            api_schema["request_body_schema"] = _object_schema(command.parameters)
+    return {
+        "type": "webhook",
+        "name": command.name,
+        "description": command.description,
+        "api_schema": api_schema,
+    }
+
+
+def _object_schema(parameters: tuple[ToolParameter, ...] | list[ToolParameter]) -> JSON:
+    return {
+        "type": "object",
+        "description": "",
+        "properties": {p.name: _literal(p) for p in parameters},
+        "required": [p.name for p in parameters if p.required],
+    }
+
+
+def _literal(parameter: ToolParameter) -> JSON:
+    # A description is what makes the LLM fill the value, so it is never empty.
+    return {"type": parameter.type, "description": parameter.description or f"The {parameter.name}."}
+
+
+# ---- agents -------------------------------------------------------------------------------------
+
+# Without these permissions ElevenLabs silently ignores a call's conversation_config_override.
+CALL_OVERRIDES: JSON = {
+    "conversation_config_override": {
+        "agent": {"first_message": True, "language": True, "prompt": {"prompt": True}},
+        "tts": {"voice_id": True},
+    }
+}
+
+
+def command_tag(message_id: str) -> str:
+    """Tag marking the agent a command created, so a retried command can find it upstream."""
+    return f"sb-cmd-{message_id}"
+
+
+def kb_locator(document_id: str, name: str, type_: str) -> JSON:
+    return {"type": type_, "name": name, "id": document_id, "usage_mode": "auto"}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> JSON:
+    """`override` merged into a copy of `base`: objects merge recursively; lists and scalars replace."""
+    merged: JSON = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _prompt_fields(
+    *,
+    first_message: str | None,
+    language: str | None,
+    system_prompt: str | None,
+    tool_ids: list[str] | None,
+    knowledge_base: list[JSON] | None,
+    voice_id: str | None = None,
+) -> JSON:
+    agent: JSON = {}
+    if first_message is not None:
+        agent["first_message"] = first_message
+    if language is not None:
+        agent["language"] = language
+    prompt: JSON = {}
+    if system_prompt is not None:
+        prompt["prompt"] = system_prompt
+    if tool_ids is not None:
+        prompt["tool_ids"] = list(tool_ids)
+    if knowledge_base is not None:
+        prompt["knowledge_base"] = knowledge_base
+    if prompt:
+        agent["prompt"] = prompt
+    config: JSON = {}
+    if agent:
+        config["agent"] = agent
+    if voice_id is not None:
+        config["tts"] = {"voice_id": voice_id}
+    return config
+
+
+def agent_create_body(command: CreateAgent, knowledge_base: list[JSON]) -> JSON:
+    """`POST /v1/convai/agents/create` body: simple fields, then the full-form config merged over."""
+    config = _prompt_fields(
+        first_message=command.first_message,
+        language=command.language,
+        system_prompt=command.system_prompt,
+        tool_ids=command.tool_ids,
+        knowledge_base=knowledge_base,
+        voice_id=command.voice_id,
+    )
+    if command.conversation_config:
+        config = deep_merge(config, command.conversation_config)
+    return {
+        "name": command.name,
+        "tags": [SWITCHBOARD_TAG, command_tag(command.message_id)],
+        "conversation_config": config,
+        "platform_settings": {"overrides": copy.deepcopy(CALL_OVERRIDES)},
+    }
+
+
+def agent_patch_body(command: UpdateAgent, knowledge_base: list[JSON] | None) -> JSON:
+    """`PATCH /v1/convai/agents/{id}` body with only the provided fields; lists replace."""
+    body: JSON = {}
+    if command.name is not None:
+        body["name"] = command.name
+    config = deep_merge(command.conversation_config or {}, {})
+    shortcuts = _prompt_fields(
+        first_message=command.first_message,
+        language=command.language,
+        system_prompt=command.system_prompt,
+        tool_ids=command.tool_ids,
+        knowledge_base=knowledge_base,
+    )
+    config = deep_merge(config, shortcuts)
+    if config:
+        body["conversation_config"] = config
+    return body
+
+
+# ---- snapshots ----------------------------------------------------------------------------------
+
+
+def tool_record(response: JSON, purpose: str = "webhook", created_at_unix: int = 0) -> ToolRecord:
+    config = response.get("tool_config") or {}
+    return ToolRecord.model_validate(
+        {
+            "tool_id": response["id"],
+            "name": config.get("name", ""),
+            "description": config.get("description", ""),
+            "type": config.get("type", "webhook"),
+            "purpose": purpose,
+            "tool_config": config,
+            "created_at_unix": created_at_unix,
+        }
+    )
+
+
+def document_record(response: JSON, source_type: str) -> KnowledgeDocumentRecord:
+    metadata = response.get("metadata") or {}
+    return KnowledgeDocumentRecord.model_validate(
+        {
+            "document_id": response["id"],
+            "name": response.get("name", ""),
+            "source_type": source_type,
+            "type": response.get("type", source_type),
+            "status": response.get("status") or "processing",
+            "folder_path": response.get("folder_path") or None,
+            "created_at_unix": int(metadata.get("created_at_unix_secs") or 0),
+        }
+    )
+
+
+def agent_record(response: JSON) -> AgentRecord:
+    metadata = response.get("metadata") or {}
+    return AgentRecord(
+        agent_id=response["agent_id"],
+        name=response.get("name") or "",
+        conversation_config=response.get("conversation_config") or {},
+        platform_settings=response.get("platform_settings") or {},
+        tags=list(response.get("tags") or []),
+        created_at_unix=int(metadata.get("created_at_unix_secs") or 0),
+    )
+
+
+def document_name(
+    name: str | None, source_type: str, text: str | None, url: str | None, file_name: str | None
+) -> str:
+    """The name we send upstream: always explicit, so a retried command can find the document."""
+    if name:
+        return name
+    if source_type == "url" and url:
+        return url
+    if source_type == "file" and file_name:
+        return file_name
+    first_line = (text or "").strip().splitlines()[0][:50].strip() if (text or "").strip() else ""
+    return first_line or "Untitled"
+
+
+def has_tag(agent: JSON, tag: str) -> bool:
+    return tag in (agent.get("tags") or [])
+
+
+def tool_secret_id(tool: JSON, auth_header: str) -> str | None:
+    """The secret id a tool sends in `auth_header`, if any (header names compare case-insensitively)."""
+    headers = ((tool.get("tool_config") or {}).get("api_schema") or {}).get("request_headers") or {}
+    for name, value in headers.items():
+        if name.lower() == auth_header.lower() and isinstance(value, dict):
+            secret_id = value.get("secret_id")
+            return str(secret_id) if secret_id else None
+    return None

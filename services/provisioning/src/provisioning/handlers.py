@@ -1,0 +1,40 @@
+"""Subscribers: decode a provisioning command and hand it to its use case."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bus.runtime import Bus
+from contracts import topics
+from contracts.provisioning import (
+    CreateAgent,
+    CreateEcommerceTools,
+    CreateKnowledgeDocument,
+    CreateWebhookTool,
+    DeleteAgent,
+    DeleteKnowledgeDocument,
+    DeleteTool,
+    ProvisioningCommand,
+    UpdateAgent,
+)
+from provisioning.service import ProvisioningService
+
+
+def register(bus: Bus, service: ProvisioningService) -> None:
+    routes: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
+        CreateWebhookTool: service.create_webhook_tool,
+        CreateEcommerceTools: service.create_ecommerce_tools,
+        DeleteTool: service.delete_tool,
+        CreateKnowledgeDocument: service.create_knowledge_document,
+        DeleteKnowledgeDocument: service.delete_knowledge_document,
+        CreateAgent: service.create_agent,
+        UpdateAgent: service.update_agent,
+        DeleteAgent: service.delete_agent,
+    }
+
+    async def handle(command: Any) -> None:
+        """Provisioning commands: tools, knowledge-base documents and agents on ElevenLabs."""
+        await routes[type(command)](command)
+
+    bus.subscribe(topics.PROVISIONING_COMMANDS, ProvisioningCommand, handle)

@@ -1,0 +1,61 @@
+"""Tables of the `provisioning` schema: command attempts, known KB documents, outbox and inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bus.tables import make_bus_tables
+
+SCHEMA = "provisioning"
+CONSUMER = "provisioning"
+
+metadata = MetaData(
+    schema=SCHEMA,
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    },
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+outbox, inbox = make_bus_tables(metadata)
+
+
+class AttemptStatus:
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Attempt(Base):
+    """One row per command: ElevenLabs has no idempotency keys, so this is how a retry knows
+    whether an earlier delivery may already have created the resource upstream."""
+
+    __tablename__ = "attempts"
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    command_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KnowledgeDocument(Base):
+    """Documents this service created, so agent creation can build locators without a GET."""
+
+    __tablename__ = "knowledge_documents"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    type: Mapped[str] = mapped_column(String(20))

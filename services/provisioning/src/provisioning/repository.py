@@ -1,0 +1,63 @@
+"""Every query of the provisioning service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisioning.models import Attempt, AttemptStatus, KnowledgeDocument
+
+
+class AttemptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(self, message_id: str, command_type: str) -> tuple[Attempt, bool]:
+        """Insert a `started` row unless one exists; returns (row, created_now)."""
+        result = await self.session.execute(
+            insert(Attempt)
+            .values(message_id=message_id, command_type=command_type, status=AttemptStatus.STARTED)
+            .on_conflict_do_nothing()
+            .returning(Attempt.message_id)
+        )
+        created = result.first() is not None
+        attempt = await self.session.get(Attempt, message_id, populate_existing=True)
+        assert attempt is not None
+        return attempt, created
+
+    async def finish(self, message_id: str, status: str, resource_id: str | None, at: datetime) -> None:
+        await self.session.execute(
+            update(Attempt)
+            .where(Attempt.message_id == message_id)
+            .values(status=status, resource_id=resource_id, finished_at=at)
+        )
+
+    async def get(self, message_id: str) -> Attempt | None:
+        return await self.session.get(Attempt, message_id, populate_existing=True)
+
+
+class KnowledgeDocumentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, document_id: str, name: str, type_: str) -> None:
+        stmt = insert(KnowledgeDocument).values(id=document_id, name=name, type=type_)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[KnowledgeDocument.id], set_={"name": name, "type": type_}
+            )
+        )
+
+    async def get_many(self, ids: Iterable[str]) -> dict[str, KnowledgeDocument]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        rows = await self.session.scalars(select(KnowledgeDocument).where(KnowledgeDocument.id.in_(wanted)))
+        return {row.id: row for row in rows}
+
+    async def remove(self, document_id: str) -> None:
+        await self.session.execute(delete(KnowledgeDocument).where(KnowledgeDocument.id == document_id))

@@ -1,0 +1,396 @@
+"""Use cases: one per provisioning command.
+
+ElevenLabs has no idempotency keys, so every command runs in three steps:
+1. a short transaction records a `started` attempt (or finds the earlier one: a redelivery of a
+   finished command does nothing; a `started` one means an earlier delivery may have created the
+   resource before crashing, so we *recover*: look it up upstream before creating again);
+2. the ElevenLabs calls, outside any transaction;
+3. one transaction: inbox claim, attempt finished, local records, and exactly one outcome event
+   (the success event or `CommandFailed`) written to the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+
+from contracts.base import Command, CommandFailed, Event, utcnow
+from contracts.provisioning import (
+    AgentCreated,
+    AgentDeleted,
+    AgentUpdated,
+    CreateAgent,
+    CreateEcommerceTools,
+    CreateKnowledgeDocument,
+    CreateWebhookTool,
+    DeleteAgent,
+    DeleteKnowledgeDocument,
+    DeleteTool,
+    EcommerceToolsCreated,
+    KnowledgeDocumentCreated,
+    KnowledgeDocumentDeleted,
+    ToolCreated,
+    ToolDeleted,
+    UpdateAgent,
+)
+from provisioning import domain
+from provisioning.domain import JSON, CommandError
+from provisioning.elevenlabs import ElevenLabsClient, UpstreamError
+from provisioning.models import AttemptStatus
+from provisioning.settings import Settings
+from provisioning.uow import UnitOfWork
+
+log = structlog.get_logger("provisioning.service")
+
+_E = TypeVar("_E", bound=Event)
+
+# KB documents carry their creation time; allow for clock skew between us and ElevenLabs.
+_KB_RECOVERY_SKEW_S = 5
+
+
+@dataclass
+class Outcome:
+    """What a use case produced: the one event to publish and the local writes that go with it."""
+
+    event: Event
+    key: str
+    resource_id: str | None = None
+    local: list[Callable[[UnitOfWork], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Step-1 result handed to a use case: is this a recovery, and since when."""
+
+    recovering: bool
+    started_at: datetime
+
+
+class ProvisioningService:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        elevenlabs: ElevenLabsClient,
+        http: httpx.AsyncClient,
+        settings: Settings,
+    ) -> None:
+        self._uow = uow
+        self.elevenlabs = elevenlabs
+        self._http = http
+        self._settings = settings
+
+    # ---- the three steps ---------------------------------------------------------------------
+
+    async def _run(self, command: Command, action: Callable[[Attempt], Awaitable[Outcome]]) -> None:
+        async with self._uow() as uow:
+            row, created = await uow.attempts.start(command.message_id, command.type)
+            status, started_at = row.status, row.started_at
+        if status != AttemptStatus.STARTED:
+            log.info("provisioning.command.redelivered", status=status)
+            return
+        if not created:
+            log.warning("provisioning.command.recovering", started_at=started_at.isoformat())
+        try:
+            outcome = await action(Attempt(recovering=not created, started_at=started_at))
+            final = AttemptStatus.SUCCEEDED
+        except CommandError as exc:
+            log.info("provisioning.command.failed", status_code=exc.status_code, error=exc.error)
+            outcome = Outcome(
+                event=self._event(
+                    command,
+                    CommandFailed,
+                    command_type=command.type,
+                    status_code=exc.status_code,
+                    error=exc.error,
+                    detail=exc.detail,
+                ),
+                key=command.message_id,
+            )
+            final = AttemptStatus.FAILED
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            await uow.attempts.finish(command.message_id, final, outcome.resource_id, utcnow())
+            for write in outcome.local:
+                await write(uow)
+            await uow.publish(outcome.event, key=outcome.key)
+        log.info("provisioning.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
+
+    @staticmethod
+    def _event(command: Command, event_type: type[_E], **fields: Any) -> _E:
+        return event_type(correlation_id=command.correlation_id, causation_id=command.message_id, **fields)
+
+    # ---- tools -------------------------------------------------------------------------------
+
+    async def create_webhook_tool(self, command: CreateWebhookTool) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            config = domain.webhook_tool_config(command)
+            tool = await self._find_custom_tool(config) if attempt.recovering else None
+            tool = tool or await self.elevenlabs.create_tool(config)
+            record = domain.tool_record(tool, "webhook", int(time.time()))
+            event = self._event(command, ToolCreated, tool=record)
+            return Outcome(event=event, key=record.tool_id, resource_id=record.tool_id)
+
+        await self._run(command, action)
+
+    async def _find_custom_tool(self, config: JSON) -> JSON | None:
+        # Tools have no creation time upstream: match by name, URL and method.
+        for tool in await self.elevenlabs.list_tools(search=config["name"]):
+            found = tool.get("tool_config") or {}
+            schema = found.get("api_schema") or {}
+            if (
+                found.get("name") == config["name"]
+                and schema.get("url") == config["api_schema"]["url"]
+                and schema.get("method", "GET") == config["api_schema"]["method"]
+            ):
+                return tool
+        return None
+
+    async def create_ecommerce_tools(self, command: CreateEcommerceTools) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            created: list[str] = []
+            records = []
+            try:
+                for spec in domain.ECOMMERCE_TOOLS:
+                    tool = await self._ecommerce_tool(command, spec, attempt.recovering, created)
+                    records.append(domain.tool_record(tool, spec.purpose, int(time.time())))
+            except CommandError:
+                await self._delete_quietly(created)
+                raise
+            products, orders = records
+            event = self._event(command, EcommerceToolsCreated, products_tool=products, orders_tool=orders)
+            return Outcome(
+                event=event, key=command.message_id, resource_id=f"{products.tool_id},{orders.tool_id}"
+            )
+
+        await self._run(command, action)
+
+    async def _ecommerce_tool(
+        self, command: CreateEcommerceTools, spec: domain.EcommerceTool, recovering: bool, created: list[str]
+    ) -> JSON:
+        header = self._settings.tool_auth_header
+        name = domain.secret_name(spec.short_name, command.message_id)
+        secret_id: str | None = None
+        if recovering:
+            secrets = await self.elevenlabs.list_secrets()
+            secret_id = next((str(s["secret_id"]) for s in secrets if s.get("name") == name), None)
+            if secret_id is not None:
+                for tool in await self.elevenlabs.list_tools(search=spec.name):
+                    if domain.tool_secret_id(tool, header) == secret_id:
+                        return tool
+        if secret_id is None:
+            secret_key = self._settings.switchboard_secret_key.get_secret_value()
+            token = domain.tool_token(secret_key, spec.route, command.message_id)
+            secret_id = str((await self.elevenlabs.create_secret(name, token))["secret_id"])
+        config = domain.ecommerce_tool_config(command.webhook_base_url, spec, secret_id, header)
+        tool = await self.elevenlabs.create_tool(config)
+        created.append(str(tool["id"]))
+        return tool
+
+    async def _delete_quietly(self, tool_ids: list[str]) -> None:
+        """Best effort: don't leave half of a failed pair behind."""
+        for tool_id in tool_ids:
+            try:
+                await self.elevenlabs.delete_tool(tool_id)
+            except CommandError as exc:
+                log.warning("provisioning.tool.cleanup_failed", tool_id=tool_id, error=str(exc))
+
+    async def delete_tool(self, command: DeleteTool) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            await self._delete(attempt, self.elevenlabs.delete_tool(command.tool_id), "Tool", command.tool_id)
+            event = self._event(command, ToolDeleted, tool_id=command.tool_id)
+            return Outcome(event=event, key=command.tool_id, resource_id=command.tool_id)
+
+        await self._run(command, action)
+
+    @staticmethod
+    async def _delete(attempt: Attempt, call: Awaitable[None], kind: str, resource_id: str) -> None:
+        """Deletes are idempotent: a 404 after an interrupted attempt means we already deleted it."""
+        try:
+            await call
+        except UpstreamError as exc:
+            if exc.status_code != 404:
+                raise
+            if not attempt.recovering:
+                raise CommandError(404, f"{kind} not found: {resource_id}", exc.detail) from exc
+
+    # ---- knowledge base ----------------------------------------------------------------------
+
+    async def create_knowledge_document(self, command: CreateKnowledgeDocument) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            name = domain.document_name(
+                command.name, command.source_type, command.text, command.url, command.file_name
+            )
+            found = (
+                await self._find_document(name, command.source_type, attempt) if attempt.recovering else None
+            )
+            document_id = found or await self._create_document(command, name)
+            record = domain.document_record(
+                await self.elevenlabs.get_kb_document(document_id), command.source_type
+            )
+
+            async def remember(uow: UnitOfWork) -> None:
+                await uow.documents.upsert(record.document_id, record.name, record.type)
+
+            event = self._event(command, KnowledgeDocumentCreated, document=record)
+            return Outcome(
+                event=event, key=record.document_id, resource_id=record.document_id, local=[remember]
+            )
+
+        await self._run(command, action)
+
+    async def _find_document(self, name: str, source_type: str, attempt: Attempt) -> str | None:
+        since = attempt.started_at.timestamp() - _KB_RECOVERY_SKEW_S
+        for doc in await self.elevenlabs.list_kb_documents(search=name):
+            created_at = (doc.get("metadata") or {}).get("created_at_unix_secs") or 0
+            if doc.get("name") == name and doc.get("type") == source_type and created_at >= since:
+                return str(doc["id"])
+        return None
+
+    async def _create_document(self, command: CreateKnowledgeDocument, name: str) -> str:
+        folder = command.parent_folder_id
+        if command.source_type == "text":
+            if not command.text:
+                raise CommandError(422, "Validation error", "text is required when source_type is text")
+            created = await self.elevenlabs.create_kb_text(command.text, name, folder)
+        elif command.source_type == "url":
+            if not command.url:
+                raise CommandError(422, "Validation error", "url is required when source_type is url")
+            created = await self.elevenlabs.create_kb_url(command.url, name, folder)
+        else:
+            content = await self._download(command)
+            created = await self.elevenlabs.create_kb_file(
+                content,
+                command.file_name or name,
+                command.file_content_type or "application/octet-stream",
+                name,
+                folder,
+            )
+        return str(created["id"])
+
+    async def _download(self, command: CreateKnowledgeDocument) -> bytes:
+        """Fetch the claim-checked upload from the gateway: bounded size, checksum verified."""
+        if not command.file_url:
+            raise CommandError(422, "Validation error", "file_url is required when source_type is file")
+        limit = self._settings.kb_file_max_bytes
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with self._http.stream(
+                "GET", command.file_url, timeout=self._settings.upstream_timeout_s
+            ) as response:
+                if response.status_code in (403, 404, 410):
+                    raise CommandError(
+                        422, "Upload not available", f"Upload fetch returned {response.status_code}"
+                    )
+                if not response.is_success:
+                    raise CommandError(
+                        502, "Upload unavailable", f"Upload fetch returned {response.status_code}"
+                    )
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise CommandError(413, "File too large", f"Uploads are limited to {limit} bytes")
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise CommandError(502, "Upload unavailable", repr(exc)) from exc
+        content = b"".join(chunks)
+        if command.file_sha256 and hashlib.sha256(content).hexdigest() != command.file_sha256.lower():
+            raise CommandError(422, "Upload checksum mismatch", "SHA-256 of the downloaded file differs")
+        return content
+
+    async def delete_knowledge_document(self, command: DeleteKnowledgeDocument) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            document_id = command.document_id
+            await self._delete(
+                attempt, self.elevenlabs.delete_kb_document(document_id), "Document", document_id
+            )
+
+            async def forget(uow: UnitOfWork) -> None:
+                await uow.documents.remove(document_id)
+
+            event = self._event(command, KnowledgeDocumentDeleted, document_id=document_id)
+            return Outcome(event=event, key=document_id, resource_id=document_id, local=[forget])
+
+        await self._run(command, action)
+
+    # ---- agents ------------------------------------------------------------------------------
+
+    async def _locators(self, document_ids: list[str]) -> list[JSON]:
+        """KB locators, from our table when we know the document, else from ElevenLabs."""
+        async with self._uow() as uow:
+            known = {
+                doc_id: domain.kb_locator(doc.id, doc.name, doc.type)
+                for doc_id, doc in (await uow.documents.get_many(document_ids)).items()
+            }
+        locators = []
+        for doc_id in document_ids:
+            if doc_id not in known:
+                try:
+                    doc = await self.elevenlabs.get_kb_document(doc_id)
+                except UpstreamError as exc:
+                    if exc.status_code == 404:
+                        raise CommandError(404, f"Knowledge base document not found: {doc_id}") from exc
+                    raise
+                known[doc_id] = domain.kb_locator(
+                    doc_id, str(doc.get("name", "")), str(doc.get("type", "file"))
+                )
+            locators.append(known[doc_id])
+        return locators
+
+    async def create_agent(self, command: CreateAgent) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            body = domain.agent_create_body(command, await self._locators(command.knowledge_base_ids))
+            agent_id = await self._find_agent(command) if attempt.recovering else None
+            agent_id = agent_id or await self.elevenlabs.create_agent(body)
+            record = domain.agent_record(await self.elevenlabs.get_agent(agent_id))
+            event = self._event(command, AgentCreated, agent=record)
+            return Outcome(event=event, key=record.agent_id, resource_id=record.agent_id)
+
+        await self._run(command, action)
+
+    async def _find_agent(self, command: CreateAgent) -> str | None:
+        tag = domain.command_tag(command.message_id)
+        for summary in await self.elevenlabs.list_agents(search=command.name):
+            agent_id = str(summary["agent_id"])
+            agent = summary if "tags" in summary else await self.elevenlabs.get_agent(agent_id)
+            if domain.has_tag(agent, tag):
+                return agent_id
+        return None
+
+    async def update_agent(self, command: UpdateAgent) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            locators = (
+                await self._locators(command.knowledge_base_ids)
+                if command.knowledge_base_ids is not None
+                else None
+            )
+            body = domain.agent_patch_body(command, locators)
+            try:  # PATCH is idempotent: a retry simply applies it again
+                agent = await self.elevenlabs.patch_agent(command.agent_id, body)
+            except UpstreamError as exc:
+                if exc.status_code == 404:
+                    raise CommandError(404, f"Agent not found: {command.agent_id}", exc.detail) from exc
+                raise
+            record = domain.agent_record(agent)
+            event = self._event(command, AgentUpdated, agent=record)
+            return Outcome(event=event, key=record.agent_id, resource_id=record.agent_id)
+
+        await self._run(command, action)
+
+    async def delete_agent(self, command: DeleteAgent) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            await self._delete(
+                attempt, self.elevenlabs.delete_agent(command.agent_id), "Agent", command.agent_id
+            )
+            event = self._event(command, AgentDeleted, agent_id=command.agent_id)
+            return Outcome(event=event, key=command.agent_id, resource_id=command.agent_id)
+
+        await self._run(command, action)

@@ -1,0 +1,25 @@
+"""The provisioning service's one settings class: bus/database settings plus ElevenLabs and HTTP."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from bus.settings import BusSettings
+
+
+class Settings(BusSettings):
+    """Environment variables read by the provisioning service (and nothing else reads any)."""
+
+    elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_API_KEY")
+    elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
+    switchboard_secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
+    host: str = Field(default="127.0.0.1", alias="PROVISIONING_HOST")
+    port: int = Field(default=8010, ge=0, le=65535, alias="PROVISIONING_PORT")
+    upstream_timeout_s: float = Field(default=10.0, gt=0, alias="PROVISIONING_UPSTREAM_TIMEOUT_S")
+    upstream_max_retries: int = Field(default=3, ge=0, alias="PROVISIONING_UPSTREAM_MAX_RETRIES")
+    upstream_max_backoff_s: float = Field(default=10.0, ge=0, alias="PROVISIONING_UPSTREAM_MAX_BACKOFF_S")
+    upstream_initial_backoff_s: float = Field(
+        default=0.5, ge=0, alias="PROVISIONING_UPSTREAM_INITIAL_BACKOFF_S"
+    )
+    kb_file_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0, alias="PROVISIONING_KB_FILE_MAX_BYTES")
+    tool_auth_header: str = Field(default="X-Switchboard-Tool-Token", alias="TOOL_AUTH_HEADER")
