@@ -1,0 +1,154 @@
+"""Gateway wiring: FastAPI app, lifespan, error format, correlation ids, health, metrics, docs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bus.context import CORRELATION_HEADER, bind_correlation_id
+from contracts import topics
+from gateway import docs, handlers
+from gateway.bootstrap import Container
+from gateway.errors import ApiError
+from gateway.settings import VERSION
+
+log = structlog.get_logger("gateway")
+
+HTTP_REQUESTS = Counter(
+    "switchboard_http_requests_total", "HTTP requests.", ["service", "method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "switchboard_http_request_seconds", "HTTP request latency.", ["service", "method", "route"]
+)
+
+
+def create_app(container: Container) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.waiter.start()
+        await container.bus.start(topics=[topics.PROVISIONING_COMMANDS, topics.PROVISIONING_EVENTS])
+        log.info("gateway.started", port=container.settings.port)
+        try:
+            yield
+        finally:
+            await container.bus.stop()
+            await container.waiter.stop()
+            await container.http.aclose()
+            await container.engine.dispose()
+
+    app = FastAPI(
+        title="Switchboard API",
+        version=VERSION,
+        description=(
+            "Run ElevenLabs voice agents at business scale. "
+            "Send `Authorization: Bearer <key>` or `X-API-Key`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = container.service
+    app.include_router(handlers.router)
+    app.include_router(handlers.internal)
+    _install_error_handlers(app)
+    _install_middleware(app)
+    _install_ops_routes(app, container)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"success": False, "error": "Validation error", "detail": "; ".join(problems)}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+        return JSONResponse({"success": False, "error": error}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("gateway.unhandled_error", error=repr(exc))
+        return JSONResponse(
+            {
+                "success": False,
+                "error": "Internal server error",
+                "detail": "See the server logs for this request",
+            },
+            status_code=500,
+        )
+
+
+def _install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        correlation_id = bind_correlation_id(request.headers.get(CORRELATION_HEADER))
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels("gateway", request.method, path, str(response.status_code)).inc()
+        HTTP_SECONDS.labels("gateway", request.method, path).observe(time.perf_counter() - started)
+        response.headers[CORRELATION_HEADER] = correlation_id
+        return response
+
+
+def _install_ops_routes(app: FastAPI, container: Container) -> None:
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "healthy",
+            "api_accessible": await container.elevenlabs_reachable(),
+            "version": VERSION,
+        }
+
+    @app.get("/health/live", include_in_schema=False)
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        checks = {"kafka": await container.bus.ping(), "database": await _db_ok(container)}
+        return JSONResponse(
+            {"ready": all(checks.values()), "checks": checks},
+            status_code=200 if all(checks.values()) else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/docs/events", include_in_schema=False)
+    async def events_docs() -> HTMLResponse:
+        return HTMLResponse(docs.asyncapi_html())
+
+    @app.get("/docs/events.json", include_in_schema=False)
+    async def events_docs_json() -> Response:
+        return Response(docs.asyncapi_json(), media_type="application/json")
+
+
+async def _db_ok(container: Container) -> bool:
+    try:
+        async with container.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,66 @@
+"""The only wiring. Tests call `bootstrap()` with their own settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.db import make_engine, make_sessionmaker
+from bus.runtime import Bus
+from gateway import handlers
+from gateway.models import outbox
+from gateway.service import GatewayService
+from gateway.settings import Settings
+from gateway.uow import UnitOfWork
+from gateway.waiter import OperationWaiter
+
+_HEALTH_CACHE_S = 10.0
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    bus: Bus
+    waiter: OperationWaiter
+    service: GatewayService
+    http: httpx.AsyncClient
+    _health: tuple[float, bool] = field(default=(0.0, False))
+
+    async def elevenlabs_reachable(self) -> bool:
+        """Whether ElevenLabs answers our key; cached briefly so /health stays cheap."""
+        checked_at, ok = self._health
+        if time.monotonic() - checked_at < _HEALTH_CACHE_S:
+            return ok
+        try:
+            response = await self.http.get(
+                f"{self.settings.elevenlabs_base_url.rstrip('/')}/v1/convai/agents",
+                params={"page_size": 1},
+                headers={"xi-api-key": self.settings.elevenlabs_api_key},
+            )
+            ok = response.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        self._health = (time.monotonic(), ok)
+        return ok
+
+
+def bootstrap(settings: Settings | None = None) -> Container:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    bus = Bus(settings, service="gateway", engine=engine, outbox_table=outbox)
+    waiter = OperationWaiter(settings.database_url)
+    service = GatewayService(settings, lambda: UnitOfWork(sessions, bus), waiter)
+    handlers.subscribe(bus, service)
+    return Container(
+        settings=settings,
+        engine=engine,
+        bus=bus,
+        waiter=waiter,
+        service=service,
+        http=httpx.AsyncClient(timeout=5.0),
+    )

@@ -1,0 +1,166 @@
+"""Gateway rules without I/O: cursors, upload checks, signed upload URLs, outcome → HTTP response."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import io
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.base import CommandFailed, Event
+from contracts.provisioning import (
+    AgentCreated,
+    AgentDeleted,
+    AgentRecord,
+    AgentUpdated,
+    EcommerceToolsCreated,
+    KnowledgeDocumentCreated,
+    KnowledgeDocumentDeleted,
+    ToolCreated,
+    ToolDeleted,
+)
+from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+# ---- pagination ------------------------------------------------------------------------------
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("Invalid cursor", "Pass the cursor value returned by the previous page") from None
+
+
+# ---- knowledge-base uploads ------------------------------------------------------------------
+
+ALLOWED_UPLOADS = {
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+def detect_upload_type(file_name: str, content: bytes, max_bytes: int) -> str:
+    """The MIME type of an allowed upload, judged by its content, or a 4xx error.
+
+    The extension must agree with the content: a renamed binary is refused.
+    """
+    if len(content) > max_bytes:
+        raise PayloadTooLarge("File too large", f"Maximum size is {max_bytes // (1024 * 1024)} MB")
+    if not content:
+        raise BadRequest("Empty file", "The uploaded file has no content")
+    ext = "." + file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+    if ext not in ALLOWED_UPLOADS:
+        raise UnsupportedMediaType("Unsupported file type", "Supported types: PDF, TXT, MD, DOCX")
+    ok = {
+        ".pdf": lambda: content.startswith(b"%PDF-"),
+        ".docx": lambda: _is_docx(content),
+        ".txt": lambda: _is_text(content),
+        ".md": lambda: _is_text(content),
+    }[ext]()
+    if not ok:
+        raise UnsupportedMediaType(
+            "Unsupported file type", f"The file content is not a valid {ext[1:].upper()} document"
+        )
+    return ALLOWED_UPLOADS[ext]
+
+
+def _is_text(content: bytes) -> bool:
+    if b"\x00" in content:
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _is_docx(content: bytes) -> bool:
+    if not content.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            return "word/document.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def sign_upload(secret_key: str, upload_id: str, expires_unix: int) -> str:
+    msg = f"upload|{upload_id}|{expires_unix}".encode()
+    return hmac.new(secret_key.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def verify_upload_signature(
+    secret_key: str, upload_id: str, expires_unix: int, sig: str, now_unix: int
+) -> bool:
+    if now_unix > expires_unix:
+        return False
+    return hmac.compare_digest(sign_upload(secret_key, upload_id, expires_unix), sig)
+
+
+# ---- outcome events → HTTP responses ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int
+    body: dict[str, Any]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code < 400
+
+
+def agent_view(agent: AgentRecord) -> dict[str, Any]:
+    return {"agent_id": agent.agent_id, "name": agent.name, "conversation_config": agent.conversation_config}
+
+
+def outcome_of(event: Event) -> Outcome:
+    """What the API caller sees for the event that concludes their command."""
+    match event:
+        case ToolCreated(tool=t):
+            return Outcome(
+                200, {"tool_id": t.tool_id, "name": t.name, "description": t.description, "type": t.type}
+            )
+        case EcommerceToolsCreated(products_tool=p, orders_tool=o):
+            return Outcome(200, {"products_tool_id": p.tool_id, "orders_tool_id": o.tool_id})
+        case ToolDeleted(tool_id=tool_id):
+            return Outcome(200, {"success": True, "message": f"Tool {tool_id} deleted successfully"})
+        case KnowledgeDocumentCreated(document=d):
+            return Outcome(
+                200,
+                {
+                    "document_id": d.document_id,
+                    "id": d.document_id,
+                    "name": d.name,
+                    "folder_path": d.folder_path or None,
+                    "source_type": d.source_type,
+                    # ElevenLabs indexes new documents asynchronously.
+                    "status": "processing",
+                },
+            )
+        case KnowledgeDocumentDeleted(document_id=doc_id):
+            return Outcome(200, {"success": True, "message": f"Document {doc_id} deleted successfully"})
+        case AgentCreated(agent=a):
+            return Outcome(200, {"agent_id": a.agent_id})
+        case AgentUpdated(agent=a):
+            return Outcome(200, agent_view(a))
+        case AgentDeleted(agent_id=agent_id):
+            return Outcome(200, {"success": True, "message": f"Agent {agent_id} deleted successfully"})
+        case CommandFailed(status_code=code, error=error, detail=detail):
+            body: dict[str, Any] = {"success": False, "error": error}
+            if detail is not None:
+                body["detail"] = detail
+            return Outcome(code, body)
+    raise ValueError(f"no outcome for {event.type}")

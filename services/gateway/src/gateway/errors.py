@@ -1,0 +1,44 @@
+"""The gateway's one error hierarchy; every error leaves as `{"success": false, "error", "detail"}`."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status_code = 400
+
+    def __init__(self, error: str, detail: str | None = None, *, status_code: int | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"success": False, "error": self.error}
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+
+
+class Unprocessable(ApiError):
+    status_code = 422

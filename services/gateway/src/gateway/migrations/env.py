@@ -1,0 +1,4 @@
+from bus.migrate import run_env
+from gateway.models import metadata
+
+run_env(metadata)

@@ -1,0 +1,225 @@
+"""Gateway use cases. Writes become commands (answered from their outcome); reads come from read models."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bus.context import current_correlation_id
+from contracts import topics
+from contracts.base import Command, CommandFailed, Event
+from contracts.provisioning import (
+    AgentCreated,
+    AgentDeleted,
+    AgentUpdated,
+    CreateKnowledgeDocument,
+    EcommerceToolsCreated,
+    KnowledgeDocumentCreated,
+    KnowledgeDocumentDeleted,
+    ToolCreated,
+    ToolDeleted,
+)
+from gateway import domain
+from gateway.domain import Outcome
+from gateway.errors import NotFound
+from gateway.models import Agent, KnowledgeDocument, Tool, Upload
+from gateway.settings import Settings
+from gateway.uow import UnitOfWork
+from gateway.waiter import OperationWaiter
+
+PROJECTION = "gateway.projection"
+
+
+class Accepted(Outcome):
+    """The deadline passed before the outcome: the caller polls the operation."""
+
+
+class GatewayService:
+    def __init__(self, settings: Settings, uow: Callable[[], UnitOfWork], waiter: OperationWaiter) -> None:
+        self.settings = settings
+        self.uow = uow
+        self.waiter = waiter
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def execute(self, command: Command, *, key: str | None = None) -> Outcome:
+        """Publish `command` (with its pending operation, atomically) and answer with its outcome."""
+        command = command.model_copy(update={"correlation_id": current_correlation_id()})
+        op_id = command.message_id
+        self.waiter.register(op_id)
+        try:
+            async with self.uow() as uow:
+                await uow.operations.add_pending(op_id, command.type)
+                await uow.publish(topics.PROVISIONING_COMMANDS, command, key=key or op_id)
+            deadline = time.monotonic() + self.settings.reply_timeout_s
+            while True:
+                remaining = deadline - time.monotonic()
+                await self.waiter.wait(op_id, max(0.0, min(self.waiter.poll_interval, remaining)))
+                outcome = await self.operation_outcome(op_id)
+                if outcome is not None:
+                    return outcome
+                if time.monotonic() >= deadline:
+                    return self._accepted(op_id)
+        finally:
+            self.waiter.forget(op_id)
+
+    def _accepted(self, op_id: str) -> Outcome:
+        return Accepted(
+            202,
+            {
+                "success": True,
+                "message": "Accepted; the operation is still running",
+                "operation_id": op_id,
+                "status": "pending",
+                "status_url": f"/api/v1/operations/{op_id}",
+            },
+        )
+
+    async def operation_outcome(self, op_id: str) -> Outcome | None:
+        async with self.uow() as uow:
+            op = await uow.operations.get(op_id)
+        if op is None or op.status == "pending" or op.status_code is None or op.response is None:
+            return None
+        return Outcome(op.status_code, op.response)
+
+    async def operation(self, op_id: str) -> dict[str, Any]:
+        async with self.uow() as uow:
+            op = await uow.operations.get(op_id)
+            if op is None:
+                raise NotFound(f"Operation not found: {op_id}")
+            return {
+                "operation_id": op.operation_id,
+                "type": op.command_type,
+                "status": op.status,
+                "status_code": op.status_code,
+                "result": op.response,
+            }
+
+    async def stage_upload(self, file_name: str, content: bytes) -> CreateKnowledgeDocument:
+        """Validate and keep an upload; the command carries a signed URL to it (claim check)."""
+        content_type = domain.detect_upload_type(file_name, content, self.settings.kb_max_upload_bytes)
+        upload_id = uuid.uuid4().hex
+        digest = hashlib.sha256(content).hexdigest()
+        async with self.uow() as uow:
+            uow.uploads.add(
+                Upload(
+                    upload_id=upload_id,
+                    file_name=file_name,
+                    content_type=content_type,
+                    sha256=digest,
+                    content=content,
+                )
+            )
+        expires = int(time.time()) + self.settings.upload_url_ttl_s
+        sig = domain.sign_upload(self.settings.secret_key, upload_id, expires)
+        return CreateKnowledgeDocument(
+            source_type="file",
+            file_url=f"{self.settings.upload_base_url}/internal/uploads/{upload_id}?expires={expires}&sig={sig}",
+            file_name=file_name,
+            file_content_type=content_type,
+            file_sha256=digest,
+        )
+
+    async def upload(self, upload_id: str, expires: int, sig: str) -> Upload:
+        if not domain.verify_upload_signature(
+            self.settings.secret_key, upload_id, expires, sig, int(time.time())
+        ):
+            raise NotFound("Upload not found")
+        async with self.uow() as uow:
+            upload = await uow.uploads.get(upload_id)
+        if upload is None:
+            raise NotFound("Upload not found")
+        return upload
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def get(self, model: type[Any], resource_id: str, not_found: str) -> Any:
+        async with self.uow() as uow:
+            row = await uow.read_models.get(model, resource_id)
+        if row is None:
+            raise NotFound(f"{not_found}: {resource_id}")
+        return row
+
+    async def page(
+        self, model: type[Any], cursor: str | None, page_size: int
+    ) -> tuple[list[Any], str | None]:
+        after = domain.decode_cursor(cursor)
+        async with self.uow() as uow:
+            rows, has_more = await uow.read_models.page(model, after_position=after, page_size=page_size)
+        return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
+
+    async def missing_ids(self, model: type[Any], ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        async with self.uow() as uow:
+            found = await uow.read_models.existing_ids(model, ids)
+        return [i for i in ids if i not in found]
+
+    # ---- projection --------------------------------------------------------------------------
+
+    async def project(self, event: Event) -> None:
+        """Apply a provisioning event to the read models and complete its operation, once."""
+        async with self.uow() as uow:
+            if not await uow.claim(PROJECTION, event.message_id):
+                return
+            at = event.occurred_at
+            rm = uow.read_models
+            match event:
+                case ToolCreated(tool=t):
+                    await rm.upsert(Tool, _tool_row(t), at)
+                case EcommerceToolsCreated(products_tool=p, orders_tool=o):
+                    await rm.upsert(Tool, _tool_row(p), at)
+                    await rm.upsert(Tool, _tool_row(o), at)
+                case ToolDeleted(tool_id=tool_id):
+                    await rm.tombstone(Tool, tool_id, at)
+                case KnowledgeDocumentCreated(document=d):
+                    await rm.upsert(
+                        KnowledgeDocument,
+                        {
+                            "document_id": d.document_id,
+                            "name": d.name,
+                            "source_type": d.source_type,
+                            "type": d.type,
+                            "status": "ready",
+                            "folder_path": d.folder_path,
+                            "created_at_unix": d.created_at_unix,
+                        },
+                        at,
+                    )
+                case KnowledgeDocumentDeleted(document_id=doc_id):
+                    await rm.tombstone(KnowledgeDocument, doc_id, at)
+                case AgentCreated(agent=a) | AgentUpdated(agent=a):
+                    await rm.upsert(
+                        Agent,
+                        {
+                            "agent_id": a.agent_id,
+                            "name": a.name,
+                            "conversation_config": a.conversation_config,
+                            "platform_settings": a.platform_settings,
+                            "tags": a.tags,
+                            "created_at_unix": a.created_at_unix,
+                        },
+                        at,
+                    )
+                case AgentDeleted(agent_id=agent_id):
+                    await rm.tombstone(Agent, agent_id, at)
+                case CommandFailed():
+                    pass
+            if event.causation_id:
+                outcome = domain.outcome_of(event)
+                await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
+
+
+def _tool_row(t: Any) -> dict[str, Any]:
+    return {
+        "tool_id": t.tool_id,
+        "name": t.name,
+        "description": t.description,
+        "type": t.type,
+        "purpose": t.purpose,
+        "tool_config": t.tool_config,
+        "created_at_unix": t.created_at_unix,
+    }

@@ -1,0 +1,34 @@
+"""The gateway's one settings class."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bus.settings import BusSettings
+
+VERSION = "1.0.0"
+
+
+class Settings(BusSettings):
+    api_keys: str = Field(default="", alias="SWITCHBOARD_API_KEYS", description="Comma-separated API keys.")
+    host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
+    port: int = Field(default=8000, alias="GATEWAY_PORT")
+    internal_base_url: str | None = Field(
+        default=None,
+        alias="GATEWAY_INTERNAL_URL",
+        description="Base URL other services use to fetch uploads from the gateway (default: own host:port).",
+    )
+    elevenlabs_api_key: str = Field(default="", alias="ELEVENLABS_API_KEY")
+    elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
+    secret_key: str = Field(default="", alias="SWITCHBOARD_SECRET_KEY")
+    reply_timeout_s: float = Field(default=10.0, alias="GATEWAY_REPLY_TIMEOUT_S")
+    kb_max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="KB_MAX_UPLOAD_BYTES")
+    upload_url_ttl_s: int = Field(default=3600, alias="GATEWAY_UPLOAD_URL_TTL_S")
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def upload_base_url(self) -> str:
+        return (self.internal_base_url or f"http://{self.host}:{self.port}").rstrip("/")
