@@ -1,0 +1,93 @@
+"""The payloads domain.py builds validate against the official ElevenLabs OpenAPI schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from contracts.provisioning import CreateAgent, CreateWebhookTool, ToolParameter, UpdateAgent
+from provisioning import domain
+
+jsonschema = pytest.importorskip("jsonschema")
+
+_REPO = Path(__file__).resolve().parents[4]
+_CANDIDATES = (
+    _REPO / "services/elevenlabs-sim/src/elevenlabs_sim/openapi_subset.json",
+    _REPO.parent / "shared/reference/elevenlabs-openapi.json",
+)
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    for path in _CANDIDATES:
+        if path.exists():
+            loaded: dict[str, Any] = json.loads(path.read_text())
+            return loaded
+    pytest.skip("no ElevenLabs OpenAPI spec available")
+
+
+def _errors(spec: dict[str, Any], component: str, instance: Any) -> list[str]:
+    schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def _request_schema(spec: dict[str, Any], path: str, method: str) -> str:
+    content = spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return str(content["$ref"]).rsplit("/", 1)[-1]
+
+
+def test_ecommerce_tools_validate(spec: dict[str, Any]) -> None:
+    component = _request_schema(spec, "/v1/convai/tools", "post")
+    for tool in domain.ECOMMERCE_TOOLS:
+        config = domain.ecommerce_tool_config("https://x/api/v1", tool, "sec_1", "X-Switchboard-Tool-Token")
+        assert _errors(spec, component, {"tool_config": config}) == []
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_custom_tool_validates(spec: dict[str, Any], method: str) -> None:
+    command = CreateWebhookTool(
+        name="check_inventory",
+        description="Check stock.",
+        webhook_url="https://api.example/inventory",
+        http_method=method,  # type: ignore[arg-type]
+        parameters=[
+            ToolParameter(name="product_id", description="The product", required=True),
+            ToolParameter(name="qty", type="integer"),
+            ToolParameter(name="gift", type="boolean"),
+        ],
+    )
+    component = _request_schema(spec, "/v1/convai/tools", "post")
+    assert _errors(spec, component, {"tool_config": domain.webhook_tool_config(command)}) == []
+
+
+def test_agent_create_validates(spec: dict[str, Any]) -> None:
+    command = CreateAgent(
+        name="Support",
+        language="en",
+        voice_id="21m00Tcm4TlvDq8ikWAM",
+        first_message="Hi",
+        system_prompt="Be nice",
+        tool_ids=["t1"],
+        conversation_config={"tts": {"model_id": "eleven_flash_v2_5"}},
+    )
+    body = domain.agent_create_body(command, [domain.kb_locator("d1", "FAQ", "text")])
+    component = _request_schema(spec, "/v1/convai/agents/create", "post")
+    assert _errors(spec, component, body) == []
+
+
+def test_agent_patch_validates(spec: dict[str, Any]) -> None:
+    command = UpdateAgent(
+        agent_id="a1",
+        name="New",
+        first_message="Hello",
+        language="it",
+        system_prompt="P",
+        tool_ids=["t2"],
+        conversation_config={"tts": {"voice_id": "v"}},
+    )
+    body = domain.agent_patch_body(command, [domain.kb_locator("d1", "FAQ", "url")])
+    component = _request_schema(spec, "/v1/convai/agents/{agent_id}", "patch")
+    assert _errors(spec, component, body) == []
