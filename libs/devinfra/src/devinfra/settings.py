@@ -108,6 +108,6 @@ class StackSettings(BaseSettings):
         out: dict[str, str] = {}
         for name in PASSTHROUGH_ENV:
             value = getattr(self, name, None)
-            if value is not None:
+            if value is not None and str(value) != "":
                 out[name] = str(value)
         return out

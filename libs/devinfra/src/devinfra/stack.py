@@ -201,14 +201,15 @@ class Stack:
             if svc.port_env not in env:
                 env[svc.port_env] = str(free_port() if self.free_ports else svc.default_port)
         if sandbox and any(s.name == SIM for s in selected):
-            env.setdefault("ELEVENLABS_BASE_URL", self.url(SIM))
-            env.setdefault("ELEVENLABS_API_KEY", SANDBOX_API_KEY)
-            env.setdefault("ELEVENLABS_SIM_API_KEY", env["ELEVENLABS_API_KEY"])
-        if "SWITCHBOARD_SECRET_KEY" not in env:
+            env["ELEVENLABS_BASE_URL"] = self.url(SIM)
+            env["ELEVENLABS_API_KEY"] = SANDBOX_API_KEY
+            env["ELEVENLABS_SIM_API_KEY"] = SANDBOX_API_KEY
+        if not env.get("SWITCHBOARD_SECRET_KEY"):
             from cryptography.fernet import Fernet
 
             env["SWITCHBOARD_SECRET_KEY"] = Fernet.generate_key().decode()
-        env.setdefault("SWITCHBOARD_API_KEYS", "sk_dev_" + secrets.token_urlsafe(24))
+        if not env.get("SWITCHBOARD_API_KEYS"):
+            env["SWITCHBOARD_API_KEYS"] = "sk_dev_" + secrets.token_urlsafe(24)
 
     def _select(self, services: Sequence[str] | None, sandbox: bool) -> list[Service]:
         if services is not None:
@@ -234,7 +235,7 @@ class Stack:
         simulator only in sandbox mode), waiting until each one is ready. Returns the names started."""
         if env:
             self._env.update(env)
-        sandbox = "ELEVENLABS_API_KEY" not in self._env
+        sandbox = not self._env.get("ELEVENLABS_API_KEY")
         selected = self._select(services, sandbox)
         self._fill_env(selected, sandbox)
         try:
@@ -326,17 +327,17 @@ class Stack:
 
 # --------------------------------------------------------------------------- `up`
 
-_BANNER = """
-############################################################################
-#                                                                          #
-#   SANDBOX MODE: no ELEVENLABS_API_KEY set, talking to the local          #
-#   ElevenLabs simulator -- no real calls will be placed.                  #
-#                                                                          #
-#   Simulator: {url:<61}#
-#   Set ELEVENLABS_API_KEY to use the real ElevenLabs API.                 #
-#                                                                          #
-############################################################################
-"""
+_SANDBOX_LINE = (
+    "SANDBOX MODE: no ELEVENLABS_API_KEY set, talking to the local ElevenLabs simulator"
+    " \u2014 no real calls will be placed"
+)
+
+
+def _banner(sim_url: str) -> str:
+    rule = "#" * (len(_SANDBOX_LINE) + 8)
+    body = [_SANDBOX_LINE, f"Simulator: {sim_url}  (set ELEVENLABS_API_KEY to use the real API)"]
+    inner = [f"#   {line:<{len(_SANDBOX_LINE)}}   #" for line in ["", *body, ""]]
+    return "\n".join(["", rule, *inner, rule, ""])
 
 
 def _persistent_secret(path: Path, make: bool) -> str:
@@ -375,24 +376,24 @@ def up(settings: StackSettings | None = None) -> int:
     pg: EmbeddedPostgres | None = None
     stack: Stack | None = None
     try:
-        if settings.KAFKA_BOOTSTRAP_SERVERS is None:
+        if not settings.KAFKA_BOOTSTRAP_SERVERS:
             broker = start_tansu(_preferred_port(9092), output=True)
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
             env.update(TANSU_CLIENT_ENV)
             _note(f"embedded Kafka (Tansu, in-memory) at {broker.bootstrap_servers}")
-        if settings.DATABASE_URL is None:
+        if not settings.DATABASE_URL:
             pg = start_embedded_postgres(state / "pgdata", _preferred_port(54329), output=True)
             env["DATABASE_URL"] = create_database(pg.url, "switchboard", exist_ok=True)
             _note(f"embedded PostgreSQL ({state / 'pgdata'}) at {env['DATABASE_URL']}")
-        if settings.ELEVENLABS_API_KEY is None:
+        if not settings.ELEVENLABS_API_KEY:
             # Stack starts the simulator and points ELEVENLABS_BASE_URL/API_KEY at it
             sim_url = f"http://127.0.0.1:{settings.ELEVENLABS_SIM_PORT}"
-            print(_BANNER.format(url=sim_url), flush=True)
+            print(_banner(sim_url), flush=True)
             if not runnable(_BY_NAME[SIM].module):
                 _note("WARNING: the simulator module is not runnable yet; ElevenLabs calls will fail")
-        if settings.SWITCHBOARD_SECRET_KEY is None:
+        if not settings.SWITCHBOARD_SECRET_KEY:
             env["SWITCHBOARD_SECRET_KEY"] = _persistent_secret(state / "secret.key", make=True)
-        api_key_generated = settings.SWITCHBOARD_API_KEYS is None
+        api_key_generated = not settings.SWITCHBOARD_API_KEYS
         if api_key_generated:
             env["SWITCHBOARD_API_KEYS"] = _persistent_secret(state / "api-key", make=False)
 
@@ -403,7 +404,7 @@ def up(settings: StackSettings | None = None) -> int:
             stop_timeout=settings.DEVSTACK_STOP_TIMEOUT,
         )
         services = settings.services
-        if services and settings.ELEVENLABS_API_KEY is None and SIM not in services:
+        if services and not settings.ELEVENLABS_API_KEY and SIM not in services:
             services = [SIM, *services]
         started = stack.start(services)
         _print_summary(stack, started, env, api_key_generated)
