@@ -35,6 +35,7 @@ PASSTHROUGH_ENV: tuple[str, ...] = (
     "SWITCHBOARD_SECRET_KEY",
     "OUTBOUND_ALLOW_HOSTS",
     "LOG_LEVEL",
+    "LOG_JSON",
 )
 
 
@@ -84,6 +85,7 @@ class StackSettings(BaseSettings):
     DEFAULT_SENDER_EMAIL: str | None = None
     OUTBOUND_ALLOW_HOSTS: str | None = None
     LOG_LEVEL: str | None = None
+    LOG_JSON: str | None = None
 
     # devinfra's own knobs
     DEVSTACK_DIR: Path | None = Field(default=None, description="state dir; default <repo>/.devstack")

@@ -372,6 +372,7 @@ def up(settings: StackSettings | None = None) -> int:
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)  # the unprivileged postgres user must traverse it
     env = settings.passthrough()
+    env.setdefault("LOG_JSON", "false")  # humans read `make up` output
     broker: EmbeddedBroker | None = None
     pg: EmbeddedPostgres | None = None
     stack: Stack | None = None
