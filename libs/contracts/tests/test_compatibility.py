@@ -88,7 +88,10 @@ def test_every_message_type_is_in_the_snapshot() -> None:
     ("mutate", "expected"),
     [
         (lambda m: m["properties"].pop("agent_id"), "field agent_id removed"),
-        (lambda m: m["properties"].__setitem__("agent_id", {"type": "integer"}), "field agent_id changed type"),
+        (
+            lambda m: m["properties"].__setitem__("agent_id", {"type": "integer"}),
+            "field agent_id changed type",
+        ),
         (lambda m: m.setdefault("required", []).append("extra"), "field extra became required"),
     ],
 )

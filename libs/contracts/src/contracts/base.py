@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +55,8 @@ class CommandFailed(Event):
 
     type: Literal["command.failed"] = "command.failed"
     command_type: str = Field(description="`type` of the command that failed.")
-    status_code: int = Field(description="HTTP-like status describing the failure (404, 422, 401, 429, 502...).")
+    status_code: int = Field(
+        description="HTTP-like status describing the failure (404, 422, 401, 429, 502...)."
+    )
     error: str = Field(description="Human-readable error, shown to the API caller.")
     detail: str | None = Field(default=None, description="Additional detail, e.g. the upstream message.")

@@ -21,4 +21,7 @@ def adapter(topic: str) -> TypeAdapter[Any]:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema (draft 2020-12) of every topic's message union, keyed by topic name."""
-    return {topic: TypeAdapter(schema).json_schema(mode="serialization") for topic, schema in TOPIC_SCHEMAS.items()}
+    return {
+        topic: TypeAdapter(schema).json_schema(mode="serialization")
+        for topic, schema in TOPIC_SCHEMAS.items()
+    }
