@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json as jsonlib
+import math
 import random
 import time
 from typing import Any
@@ -71,7 +72,7 @@ def _map_error(response: httpx.Response, retry_after: float | None) -> UpstreamE
     if status in (401, 403):
         return UpstreamError(401, "Authentication failed", _detail_text(response))
     if status == 429:
-        return UpstreamError(429, "Rate limit exceeded", f"Retry after {round(retry_after or 0)} seconds")
+        return UpstreamError(429, "Rate limit exceeded", f"Retry after {math.ceil(retry_after or 0)} seconds")
     if status >= 500:
         return UpstreamError(502, "ElevenLabs unavailable", f"Upstream status {status}")
     return UpstreamError(status, "Upstream request failed", _detail_text(response))

@@ -54,7 +54,7 @@ def _webhook(method: str) -> CreateWebhookTool:
         name="check_inventory",
         description="Check stock.",
         webhook_url="https://api.example/inventory",
-        http_method=method,  # type: ignore[arg-type]
+        http_method=method,
         parameters=[
             ToolParameter(name="product_id", description="The product", required=True),
             ToolParameter(name="location", type="string"),
@@ -130,7 +130,9 @@ def test_deep_merge_merges_objects_and_replaces_lists() -> None:
 def test_agent_patch_contains_only_provided_fields() -> None:
     assert domain.agent_patch_body(UpdateAgent(agent_id="a1", name="New"), None) == {"name": "New"}
     body = domain.agent_patch_body(
-        UpdateAgent(agent_id="a1", system_prompt="P", tool_ids=[], conversation_config={"tts": {"speed": 1.1}}),
+        UpdateAgent(
+            agent_id="a1", system_prompt="P", tool_ids=[], conversation_config={"tts": {"speed": 1.1}}
+        ),
         None,
     )
     assert body == {

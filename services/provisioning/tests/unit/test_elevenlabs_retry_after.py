@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 
 import httpx
+
 from provisioning.elevenlabs import retry_after_seconds
 
 

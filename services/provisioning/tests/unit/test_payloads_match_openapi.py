@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from contracts.provisioning import CreateAgent, CreateWebhookTool, ToolParameter, UpdateAgent
 from provisioning import domain
 
@@ -52,7 +53,7 @@ def test_custom_tool_validates(spec: dict[str, Any], method: str) -> None:
         name="check_inventory",
         description="Check stock.",
         webhook_url="https://api.example/inventory",
-        http_method=method,  # type: ignore[arg-type]
+        http_method=method,
         parameters=[
             ToolParameter(name="product_id", description="The product", required=True),
             ToolParameter(name="qty", type="integer"),
