@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,7 +30,7 @@ def stack(
         "LOG_LEVEL": "INFO",
         **kafka_client_env,
     }
-    with Stack(env, output=False) as st:
+    with Stack(env, output=os.environ.get("E2E_OUTPUT") == "1") as st:
         st.start(["elevenlabs-sim", "provisioning", "gateway"])
         yield st
 
