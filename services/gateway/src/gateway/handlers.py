@@ -18,6 +18,7 @@ from contracts.provisioning import (
     DeleteAgent,
     DeleteKnowledgeDocument,
     DeleteTool,
+    ProvisioningCommand,
     ProvisioningEvent,
     UpdateAgent,
 )
@@ -286,6 +287,10 @@ async def get_upload(upload_id: str, service: Service, expires: int = 0, sig: st
 def subscribe(bus: Bus, service: GatewayService) -> None:
     """Project provisioning events into the read models (one consumer group for all replicas)."""
     bus.subscribe(topics.PROVISIONING_EVENTS, ProvisioningEvent, service.project)
+    # A command that was dead-lettered will never have an outcome event: answer it as failed.
+    bus.subscribe(
+        topics.dead_letter(topics.PROVISIONING_COMMANDS), ProvisioningCommand, service.command_dead_lettered
+    )
 
 
 __all__ = ["domain", "internal", "router", "subscribe"]

@@ -212,6 +212,21 @@ class GatewayService:
                 outcome = domain.outcome_of(event)
                 await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
 
+    async def command_dead_lettered(self, command: Command) -> None:
+        """A command its service could not handle at all: fail its operation instead of leaving it pending."""
+        async with self.uow() as uow:
+            if not await uow.claim(f"{PROJECTION}.dlq", command.message_id):
+                return
+            await uow.operations.complete(
+                command.message_id,
+                500,
+                {
+                    "success": False,
+                    "error": "Internal server error",
+                    "detail": f"The {command.type} command could not be processed",
+                },
+            )
+
 
 def _tool_row(t: Any) -> dict[str, Any]:
     return {
