@@ -445,8 +445,10 @@ def _print_summary(stack: Stack, started: list[str], env: Mapping[str, str], sho
         lines += [
             "",
             f"API key: {key}",
-            f"  curl -H 'Authorization: Bearer {key}' http://127.0.0.1:{stack.port('gateway')}/v1/agents",
+            f"  curl -H 'Authorization: Bearer {key}' http://127.0.0.1:{stack.port('gateway')}/api/v1/agents",
         ]
+    if SIM in started:
+        lines += ["", "SANDBOX MODE: ElevenLabs is the local simulator; no real call is placed."]
     lines += ["", "Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 
