@@ -8,10 +8,16 @@ from pydantic import TypeAdapter
 
 from contracts import topics
 from contracts.provisioning import ProvisioningCommand, ProvisioningEvent
+from contracts.telephony import TelephonyCommand, TelephonyEvent
+from contracts.webhooks import WebhookCommand, WebhookEvent
 
 TOPIC_SCHEMAS: Final[dict[str, Any]] = {
     topics.PROVISIONING_COMMANDS: ProvisioningCommand,
     topics.PROVISIONING_EVENTS: ProvisioningEvent,
+    topics.TELEPHONY_COMMANDS: TelephonyCommand,
+    topics.TELEPHONY_EVENTS: TelephonyEvent,
+    topics.WEBHOOK_COMMANDS: WebhookCommand,
+    topics.WEBHOOK_EVENTS: WebhookEvent,
 }
 
 

@@ -12,6 +12,18 @@ PROVISIONING_COMMANDS: Final = "switchboard.provisioning.commands"
 PROVISIONING_EVENTS: Final = "switchboard.provisioning.events"
 """Outcomes of provisioning commands: resources created, updated, deleted, or the command failed."""
 
+TELEPHONY_COMMANDS: Final = "switchboard.telephony.commands"
+"""Commands for the telephony service: phone numbers, calls, customer sessions."""
+
+TELEPHONY_EVENTS: Final = "switchboard.telephony.events"
+"""Phone numbers imported/changed, calls placed and their status changes, customer sessions."""
+
+WEBHOOK_COMMANDS: Final = "switchboard.webhooks.commands"
+"""Commands for the tool-webhooks service (e.g. register the post-call webhook)."""
+
+WEBHOOK_EVENTS: Final = "switchboard.webhooks.events"
+"""What ElevenLabs told us: verified post-call webhooks; webhook registration."""
+
 DEAD_LETTER_SUFFIX: Final = ".dlq"
 """A message that could not be handled after bounded retries goes to ``<topic>.dlq`` with the error."""
 
@@ -20,4 +32,11 @@ def dead_letter(topic: str) -> str:
     return f"{topic}{DEAD_LETTER_SUFFIX}"
 
 
-ALL_TOPICS: Final = (PROVISIONING_COMMANDS, PROVISIONING_EVENTS)
+ALL_TOPICS: Final = (
+    PROVISIONING_COMMANDS,
+    PROVISIONING_EVENTS,
+    TELEPHONY_COMMANDS,
+    TELEPHONY_EVENTS,
+    WEBHOOK_COMMANDS,
+    WEBHOOK_EVENTS,
+)

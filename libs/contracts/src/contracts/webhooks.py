@@ -1,0 +1,58 @@
+"""Events and commands of the tool-webhooks service (what ElevenLabs tells us during and after calls)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from contracts.base import Command, CommandFailed, Event
+
+
+class PostCallWebhookReceived(Event):
+    """A verified ElevenLabs post-call webhook (`post_call_transcription` or `call_initiation_failure`).
+
+    `message_id` is derived from the webhook (type + conversation id), so replays deduplicate.
+    """
+
+    type: Literal["post_call_webhook.received"] = "post_call_webhook.received"
+    webhook_type: Literal["post_call_transcription", "call_initiation_failure"] = Field(
+        description="ElevenLabs webhook type."
+    )
+    conversation_id: str = Field(description="ElevenLabs conversation id.")
+    agent_id: str | None = Field(default=None, description="Agent.")
+    event_timestamp: int = Field(description="ElevenLabs event time, unix seconds.")
+    conversation_status: str | None = Field(
+        default=None, description="Conversation status (done, failed...)."
+    )
+    call_duration_secs: int | None = Field(default=None, description="Call duration.")
+    termination_reason: str | None = Field(default=None, description="metadata.termination_reason.")
+    failure_reason: str | None = Field(
+        default=None, description="call_initiation_failure: busy, no-answer or unknown."
+    )
+    call_successful: str | None = Field(default=None, description="analysis.call_successful.")
+    transcript_summary: str | None = Field(default=None, description="analysis.transcript_summary.")
+    data_collection: dict[str, Any] = Field(
+        default_factory=dict, description="analysis.data_collection_results as id -> value."
+    )
+
+
+class RegisterPostCallWebhook(Command):
+    """Register the workspace post-call webhook at `public_url` and keep its signing secret."""
+
+    type: Literal["post_call_webhook.register"] = "post_call_webhook.register"
+    public_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
+
+
+class PostCallWebhookRegistered(Event):
+    """The workspace webhook was registered; its secret is stored encrypted by tool-webhooks only."""
+
+    type: Literal["post_call_webhook.registered"] = "post_call_webhook.registered"
+    webhook_id: str = Field(description="ElevenLabs workspace webhook id.")
+    webhook_url: str = Field(description="URL ElevenLabs posts to.")
+
+
+WebhookEvent = Annotated[
+    PostCallWebhookReceived | PostCallWebhookRegistered | CommandFailed, Field(discriminator="type")
+]
+WebhookCommand = Annotated[RegisterPostCallWebhook, Field(discriminator="type")]
