@@ -26,7 +26,7 @@ SERVER = os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1
 
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1000
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
 
 
 def main() -> None:
