@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bus import migrate
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
+from elevenlabs_client import ElevenLabsClient
 from provisioning import handlers
-from provisioning.elevenlabs import ElevenLabsClient
 from provisioning.models import CONSUMER, outbox
 from provisioning.service import ProvisioningService
 from provisioning.settings import Settings

@@ -40,9 +40,9 @@ from contracts.provisioning import (
     ToolDeleted,
     UpdateAgent,
 )
+from elevenlabs_client import ElevenLabsClient, UpstreamError
 from provisioning import domain
 from provisioning.domain import JSON, CommandError
-from provisioning.elevenlabs import ElevenLabsClient, UpstreamError
 from provisioning.models import AttemptStatus
 from provisioning.settings import Settings
 from provisioning.uow import UnitOfWork
@@ -100,7 +100,7 @@ class ProvisioningService:
         try:
             outcome = await action(Attempt(recovering=not created, started_at=started_at))
             final = AttemptStatus.SUCCEEDED
-        except CommandError as exc:
+        except (CommandError, UpstreamError) as exc:
             log.info("provisioning.command.failed", status_code=exc.status_code, error=exc.error)
             outcome = Outcome(
                 event=self._event(
@@ -161,7 +161,7 @@ class ProvisioningService:
                 for spec in domain.ECOMMERCE_TOOLS:
                     tool = await self._ecommerce_tool(command, spec, attempt.recovering, created)
                     records.append(domain.tool_record(tool, spec.purpose, int(time.time())))
-            except CommandError:
+            except (CommandError, UpstreamError):
                 await self._delete_quietly(created)
                 raise
             products, orders = records
@@ -199,7 +199,7 @@ class ProvisioningService:
         for tool_id in tool_ids:
             try:
                 await self.elevenlabs.delete_tool(tool_id)
-            except CommandError as exc:
+            except (CommandError, UpstreamError) as exc:
                 log.warning("provisioning.tool.cleanup_failed", tool_id=tool_id, error=str(exc))
 
     async def delete_tool(self, command: DeleteTool) -> None:

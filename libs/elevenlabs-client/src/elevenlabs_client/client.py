@@ -1,4 +1,4 @@
-"""THE ElevenLabs client of the provisioning service.
+"""THE ElevenLabs client of Switchboard (provisioning, telephony and tool-webhooks use it).
 
 Built on httpx rather than the official `elevenlabs` SDK on purpose: we need exact control of
 retries (honouring `Retry-After` / `retry-after-ms`, bounded by our settings), one error type
@@ -19,16 +19,21 @@ import httpx
 import structlog
 
 from bus.context import CORRELATION_HEADER, current_correlation_id
-from provisioning.domain import CommandError
 
-log = structlog.get_logger("provisioning.elevenlabs")
+log = structlog.get_logger("elevenlabs")
 
 _RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 JSON = dict[str, Any]
 
 
-class UpstreamError(CommandError):
+class UpstreamError(Exception):
     """An ElevenLabs call failed; `status_code`/`error`/`detail` are what our caller should see."""
+
+    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
+        super().__init__(f"{status_code} {error}: {detail}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
 
 
 def retry_after_seconds(headers: httpx.Headers, *, now: float | None = None) -> float | None:
@@ -236,6 +241,68 @@ class ElevenLabsClient:
 
     async def list_agents(self, *, search: str | None = None, page_size: int = 100) -> list[JSON]:
         return await self._list("/v1/convai/agents", "agents", search=search, page_size=page_size)
+
+    # ---- phone numbers and calls ----------------------------------------------------------------
+
+    async def create_phone_number(self, body: JSON) -> str:
+        created = await self._json("POST", "/v1/convai/phone-numbers", json=body)
+        return str(created["phone_number_id"])
+
+    async def get_phone_number(self, phone_number_id: str) -> JSON:
+        return await self._json("GET", f"/v1/convai/phone-numbers/{phone_number_id}")
+
+    async def list_phone_numbers(self) -> list[JSON]:
+        response = await self.request("GET", "/v1/convai/phone-numbers")
+        body = response.json()
+        return list(body) if isinstance(body, list) else []
+
+    async def patch_phone_number(self, phone_number_id: str, body: JSON) -> JSON:
+        return await self._json("PATCH", f"/v1/convai/phone-numbers/{phone_number_id}", json=body)
+
+    async def delete_phone_number(self, phone_number_id: str) -> None:
+        await self.request("DELETE", f"/v1/convai/phone-numbers/{phone_number_id}")
+
+    async def twilio_outbound_call(self, body: JSON) -> JSON:
+        """Answers `{success, message, conversation_id, callSid}` (note the camelCase)."""
+        return await self._json("POST", "/v1/convai/twilio/outbound-call", json=body)
+
+    async def sip_trunk_outbound_call(self, body: JSON) -> JSON:
+        """Answers `{success, message, conversation_id, sip_call_id}`."""
+        return await self._json("POST", "/v1/convai/sip-trunk/outbound-call", json=body)
+
+    async def get_conversation(self, conversation_id: str) -> JSON:
+        return await self._json("GET", f"/v1/convai/conversations/{conversation_id}")
+
+    async def list_conversations(
+        self, *, agent_id: str | None = None, call_start_after_unix: int | None = None, page_size: int = 100
+    ) -> list[JSON]:
+        items: list[JSON] = []
+        cursor: str | None = None
+        for _ in range(50):
+            params = _without_none(
+                {
+                    "agent_id": agent_id,
+                    "call_start_after_unix": call_start_after_unix,
+                    "page_size": page_size,
+                    "cursor": cursor,
+                }
+            )
+            body = await self._json("GET", "/v1/convai/conversations", params=params)
+            items.extend(body.get("conversations") or [])
+            cursor = body.get("next_cursor")
+            if not body.get("has_more") or not cursor:
+                break
+        return items
+
+    # ---- workspace webhooks --------------------------------------------------------------------
+
+    async def create_workspace_webhook(self, name: str, webhook_url: str) -> JSON:
+        """Answers `{webhook_id, webhook_secret}`; the secret signs every delivery (HMAC)."""
+        body = {"settings": {"auth_type": "hmac", "name": name, "webhook_url": webhook_url}}
+        return await self._json("POST", "/v1/workspace/webhooks", json=body)
+
+    async def update_convai_settings(self, body: JSON) -> JSON:
+        return await self._json("PATCH", "/v1/convai/settings", json=body)
 
     # ---- helpers -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import email.utils
 
 import httpx
 
-from provisioning.elevenlabs import retry_after_seconds
+from elevenlabs_client import retry_after_seconds
 
 
 def test_retry_after_ms_wins() -> None:

@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from provisioning.elevenlabs import ElevenLabsClient, UpstreamError
+from elevenlabs_client import ElevenLabsClient, UpstreamError
 
 
 def _closed_port() -> int:

@@ -1,0 +1,5 @@
+"""Switchboard's one ElevenLabs client. Every service that calls ElevenLabs uses it."""
+
+from elevenlabs_client.client import JSON, ElevenLabsClient, UpstreamError, retry_after_seconds
+
+__all__ = ["JSON", "ElevenLabsClient", "UpstreamError", "retry_after_seconds"]
