@@ -7,9 +7,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from elevenlabs_sim import openapi
+from elevenlabs_sim import lifecycle, openapi
 from elevenlabs_sim.middleware import SimMiddleware
-from elevenlabs_sim.routers import agents, knowledge_base, secrets, sim_control, tools, workspace
+from elevenlabs_sim.routers import (
+    agents,
+    calls,
+    conversations,
+    knowledge_base,
+    phone_numbers,
+    secrets,
+    sim_calls,
+    sim_control,
+    tools,
+    workspace,
+)
 from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.state import SimState
 
@@ -22,6 +33,10 @@ API_ROUTERS = [
     agents.router,
     workspace.webhooks_router,
     workspace.settings_router,
+    phone_numbers.router,
+    calls.twilio_router,
+    calls.sip_router,
+    conversations.router,
 ]
 
 
@@ -34,6 +49,8 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         # Parse the spec subset up front so the first request does not pay for it.
         openapi.spec()
         yield
+        # Simulated calls run as tasks in this loop; stop them (and their webhooks) on shutdown.
+        await lifecycle.shutdown(state)
 
     app = FastAPI(title="ElevenLabs API simulator", version="0.1.0", lifespan=lifespan)
     app.state.sim = state
@@ -41,5 +58,6 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(sim_control.router)
+    app.include_router(sim_calls.router)
     app.add_middleware(SimMiddleware, state=state)
     return app

@@ -16,3 +16,10 @@ class SimSettings(BaseSettings):
     latency_jitter_ms: int = Field(default=0, ge=0)
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int | None = None
+    # Simulated calls (also changeable at runtime through ``POST /_sim/config``).
+    call_duration_ms: int = Field(default=1000, ge=0)
+    ring_ms: int = Field(default=200, ge=0)
+    processing_ms: int = Field(default=50, ge=0)
+    max_concurrent_calls: int = Field(default=0, ge=0)  # 0 = unlimited
+    webhook_retries: int = Field(default=0, ge=0)
+    refuse_number_suffix: str = "0000"  # dialling a number ending in this → success:false; "" = never

@@ -6,6 +6,7 @@ later resources (phone numbers, conversations, ...) only need one more store her
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import time
@@ -101,6 +102,69 @@ def default_convai_settings() -> JSON:
     }
 
 
+@dataclass
+class RuntimeConfig:
+    """Call-simulation knobs: start from the settings, changeable at runtime via ``POST /_sim/config``."""
+
+    call_duration_ms: int
+    ring_ms: int
+    processing_ms: int
+    max_concurrent_calls: int
+    webhook_retries: int
+    refuse_number_suffix: str
+    answered_outcome: str = "appointment_confirmed"
+    # Direct webhook target, bypassing workspace registration (None = use the workspace webhook).
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_events: list[str] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: SimSettings) -> RuntimeConfig:
+        return cls(
+            call_duration_ms=settings.call_duration_ms,
+            ring_ms=settings.ring_ms,
+            processing_ms=settings.processing_ms,
+            max_concurrent_calls=settings.max_concurrent_calls,
+            webhook_retries=settings.webhook_retries,
+            refuse_number_suffix=settings.refuse_number_suffix,
+        )
+
+    def describe(self) -> JSON:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Delivery:
+    """One sent (or attempted) webhook; kept per conversation so it can be replayed byte for byte."""
+
+    conversation_id: str
+    type: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class CallTracker:
+    """Simulated calls, their concurrency, and the webhook deliveries they caused."""
+
+    calls: dict[str, JSON] = field(default_factory=dict)  # conversation_id -> /_sim/calls entry
+    refusals: list[JSON] = field(default_factory=list)  # dials answered success:false or 429
+    dials_by_number: dict[str, int] = field(default_factory=dict)
+    in_progress: int = 0
+    max_concurrent_observed: int = 0
+    deliveries: list[JSON] = field(default_factory=list)
+    last_delivery: dict[str, list[Delivery]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def cancel_tasks(self) -> list[asyncio.Task[None]]:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        self.tasks.clear()
+        return tasks
+
+
 class SimState:
     def __init__(self, settings: SimSettings) -> None:
         self.settings = settings
@@ -112,20 +176,30 @@ class SimState:
         self.knowledge_base = Store()
         self.agents = Store()
         self.workspace_webhooks = Store()
+        self.phone_numbers = Store()
+        self.conversations = Store()
         self.convai_settings: JSON = default_convai_settings()
         self.request_log: list[JSON] = []
         self.faults: list[Fault] = []
+        self.config = RuntimeConfig.from_settings(settings)
+        self.calls = CallTracker()
 
     def reset(self) -> None:
-        """Forget every resource, logged request and queued fault; keep settings and rng."""
+        """Forget every resource, logged request, queued fault, call and runtime config override;
+        cancel running call lifecycles; keep settings and rng."""
         self.tools = Store()
         self.secrets = Store()
         self.knowledge_base = Store()
         self.agents = Store()
         self.workspace_webhooks = Store()
+        self.phone_numbers = Store()
+        self.conversations = Store()
         self.convai_settings = default_convai_settings()
         self.request_log = []
         self.faults = []
+        self.config = RuntimeConfig.from_settings(self.settings)
+        self.calls.cancel_tasks()
+        self.calls = CallTracker()
 
     def counts(self) -> dict[str, int]:
         return {
@@ -134,6 +208,8 @@ class SimState:
             "knowledge_base": len(self.knowledge_base),
             "agents": len(self.agents),
             "workspace_webhooks": len(self.workspace_webhooks),
+            "phone_numbers": len(self.phone_numbers),
+            "conversations": len(self.conversations),
             "requests": len(self.request_log),
             "faults": sum(f.remaining for f in self.faults),
         }
@@ -157,6 +233,12 @@ class SimState:
 
     def new_webhook_id(self) -> str:
         return self._token("0123456789abcdef", 32)
+
+    def new_call_sid(self) -> str:
+        return "CA" + self._token("0123456789abcdef", 32)
+
+    def new_sip_call_id(self) -> str:
+        return "SCL_" + self._token(_KB_ALPHABET, 12)
 
     # records -------------------------------------------------------------------------------
 

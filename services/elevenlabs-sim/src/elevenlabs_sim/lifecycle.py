@@ -1,0 +1,470 @@
+"""Simulated outbound calls: the conversation record, its lifecycle task and post-call webhooks.
+
+The outcome of a call is decided by the LAST DIGIT of ``to_number`` (see ``OUTCOMES``). Each call
+runs as an asyncio task in the app's event loop (``CallTracker.tasks``), cancelled on shutdown and
+on ``POST /_sim/reset``. Timings come from ``SimState.config`` at each step, so ``POST /_sim/config``
+affects calls already in flight.
+
+Timeline: dial → ``initiated`` (ringing for ``ring_ms``) → either ``failed`` (busy / no answer /
+failed: a ``call_initiation_failure`` webhook) or ``in-progress`` for ``call_duration_ms`` →
+``processing`` for ``processing_ms`` → ``done`` (a ``post_call_transcription`` webhook, plus
+``post_call_audio`` when "audio" is among the configured events). A call counts as in progress
+(for ``max_concurrent_calls``) from the dial until it ends (failure, or the end of the talk time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from elevenlabs_sim import openapi
+from elevenlabs_sim.signing import SIGNATURE_HEADER, signature_header
+from elevenlabs_sim.state import JSON, CallTracker, Delivery, Record, SimState, now_unix
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    answered: bool
+    failure_reason: str | None = None  # call_initiation_failure ``failure_reason``
+    deliver_webhook: bool = True
+
+
+_COMPLETED = Outcome("completed", answered=True)
+OUTCOMES: dict[str, Outcome] = {
+    **{d: _COMPLETED for d in "01234"},
+    "5": Outcome("busy", answered=False, failure_reason="busy"),
+    "6": Outcome("no_answer", answered=False, failure_reason="no-answer"),
+    "7": Outcome("voicemail", answered=True),
+    "8": Outcome("failed", answered=False, failure_reason="unknown"),
+    "9": Outcome("lost_webhook", answered=True, deliver_webhook=False),
+}
+
+# Failure details per reason: (Twilio CallStatus, SIP status code, SIP reason phrase).
+_FAILURES: dict[str, tuple[str, int, str]] = {
+    "busy": ("busy", 486, "Busy Here"),
+    "no-answer": ("no-answer", 480, "Temporarily Unavailable"),
+    "unknown": ("failed", 500, "Server Internal Error"),
+}
+DEFAULT_EVENTS = ["transcript", "call_initiation_failure"]
+_DEFAULT_FIRST_MESSAGE = "Hello! How can I help you today?"
+_FAKE_AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00simulated-audio"
+
+
+def outcome_for(to_number: str) -> Outcome:
+    return OUTCOMES.get(to_number[-1:], _COMPLETED)
+
+
+def _substitute(text: str, variables: dict[str, Any]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(variables[name]) if name in variables else match.group(0)
+
+    return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", repl, text)
+
+
+def _first_message(agent: Record, client_data: JSON) -> str:
+    override = ((client_data.get("conversation_config_override") or {}).get("agent") or {}).get(
+        "first_message"
+    )
+    configured = ((agent.data.get("conversation_config") or {}).get("agent") or {}).get("first_message")
+    text = override or configured or _DEFAULT_FIRST_MESSAGE
+    return _substitute(str(text), client_data.get("dynamic_variables") or {})
+
+
+# --- conversation shapes -------------------------------------------------------------------
+
+
+def conversation_response(record: Record) -> JSON:
+    """``GetConversationResponseModel`` (also the ``data`` of ``post_call_transcription``)."""
+    data = {k: copy.deepcopy(v) for k, v in record.data.items() if k != "sim"}
+    data["conversation_id"] = record.id
+    return openapi.with_defaults("GetConversationResponseModel", data)
+
+
+def conversation_summary(record: Record) -> JSON:
+    data = record.data
+    analysis = data.get("analysis") or {}
+    return {
+        "agent_id": data["agent_id"],
+        "agent_name": data.get("agent_name"),
+        "branch_id": data.get("branch_id"),
+        "version_id": None,
+        "conversation_id": record.id,
+        "start_time_unix_secs": data["metadata"]["start_time_unix_secs"],
+        "call_duration_secs": data["metadata"]["call_duration_secs"],
+        "message_count": len(data["transcript"]),
+        "status": data["status"],
+        "termination_reason": data["metadata"].get("termination_reason", ""),
+        "call_successful": analysis.get("call_successful", "unknown"),
+        "transcript_summary": analysis.get("transcript_summary"),
+        "call_summary_title": analysis.get("call_summary_title"),
+        "main_language": data["metadata"].get("main_language"),
+        "conversation_initiation_source": "unknown",
+        "direction": "outbound",
+        "rating": None,
+        "tag_ids": [],
+    }
+
+
+def _phone_call(provider: str, phone: Record, to_number: str, call_id: str) -> JSON:
+    common = {
+        "direction": "outbound",
+        "phone_number_id": phone.id,
+        "agent_number": phone.data["phone_number"],
+        "external_number": to_number,
+    }
+    if provider == "twilio":
+        return {**common, "type": "twilio", "stream_sid": "MZ" + call_id[2:], "call_sid": call_id}
+    return {
+        **common,
+        "type": "sip_trunking",
+        "call_id": call_id,
+        "call_sid": call_id,
+        "sip_header_dynamic_variables": None,
+    }
+
+
+# --- starting a call -----------------------------------------------------------------------
+
+
+def start_call(
+    state: SimState, *, provider: str, agent: Record, phone: Record, body: JSON
+) -> tuple[str, str]:
+    """Create the conversation, log the dial and spawn the lifecycle; returns (conversation_id, call id)."""
+    to_number: str = body["to_number"]
+    outcome = outcome_for(to_number)
+    conversation_id = state.new_id("conv")
+    call_id = state.new_call_sid() if provider == "twilio" else state.new_sip_call_id()
+    client_data: JSON = copy.deepcopy(body.get("conversation_initiation_client_data") or {})
+    started = time.time()
+    metadata: JSON = {
+        "start_time_unix_secs": int(started),
+        "accepted_time_unix_secs": None,
+        "call_duration_secs": 0,
+        "cost": 0,
+        "cost_fiat": None,
+        "termination_reason": "",
+        "error": None,
+        "main_language": "en",
+        "phone_call": _phone_call(provider, phone, to_number, call_id),
+        "conversation_initiation_source": "unknown",
+    }
+    data: JSON = {
+        "agent_id": agent.id,
+        "agent_name": agent.data.get("name", ""),
+        "status": "initiated",
+        "user_id": client_data.get("user_id"),
+        "branch_id": client_data.get("branch_id"),
+        "version_id": None,
+        "metadata": metadata,
+        "analysis": None,
+        "conversation_initiation_client_data": client_data,
+        "has_audio": False,
+        "has_user_audio": False,
+        "has_response_audio": False,
+        "has_auxiliary_audio": False,
+        "transcript": [],
+        "sim": {
+            "provider": provider,
+            "phone_number_id": phone.id,
+            "to_number": to_number,
+            "outcome": outcome.name,
+        },
+    }
+    record = state.add(state.conversations, conversation_id, data)
+    agent.data["last_call_time_unix_secs"] = int(started)
+
+    tracker = state.calls
+    tracker.dials_by_number[to_number] = tracker.dials_by_number.get(to_number, 0) + 1
+    tracker.in_progress += 1
+    tracker.max_concurrent_observed = max(tracker.max_concurrent_observed, tracker.in_progress)
+    entry: JSON = {
+        "conversation_id": conversation_id,
+        "call_id": call_id,
+        "to_number": to_number,
+        "agent_id": agent.id,
+        "phone_number_id": phone.id,
+        "provider": provider,
+        "outcome": outcome.name,
+        "status": "initiated",
+        "started_at": started,
+        "answered_at": None,
+        "ended_at": None,
+        "request": copy.deepcopy(body),
+        "webhooks": [],
+    }
+    tracker.calls[conversation_id] = entry
+    task = asyncio.get_running_loop().create_task(
+        _run(state, tracker, record, entry, outcome), name=f"call:{conversation_id}"
+    )
+    tracker.tasks.add(task)
+    task.add_done_callback(tracker.tasks.discard)
+    return conversation_id, call_id
+
+
+def _set_status(record: Record, entry: JSON, status: str) -> None:
+    record.data["status"] = status
+    entry["status"] = status
+    record.updated_at = now_unix()
+
+
+def _end_call(tracker: CallTracker, entry: JSON) -> None:
+    if entry["ended_at"] is None:
+        entry["ended_at"] = time.time()
+        tracker.in_progress -= 1
+
+
+async def _run(state: SimState, tracker: CallTracker, record: Record, entry: JSON, outcome: Outcome) -> None:
+    try:
+        await asyncio.sleep(state.config.ring_ms / 1000)
+        if not outcome.answered:
+            _end_call(tracker, entry)
+            _fail(record, entry, outcome)
+            await _deliver_event(
+                state, tracker, record, "call_initiation_failure", _failure_data(record, outcome)
+            )
+            return
+        agent = state.agents.get(record.data["agent_id"])
+        first = _first_message(agent, record.data["conversation_initiation_client_data"]) if agent else ""
+        entry["answered_at"] = time.time()
+        record.data["metadata"]["accepted_time_unix_secs"] = int(entry["answered_at"])
+        record.data["transcript"] = [{"role": "agent", "message": first, "time_in_call_secs": 0}]
+        _set_status(record, entry, "in-progress")
+        await asyncio.sleep(state.config.call_duration_ms / 1000)
+        _end_call(tracker, entry)
+        record.data["metadata"]["call_duration_secs"] = round(entry["ended_at"] - entry["answered_at"])
+        _set_status(record, entry, "processing")
+        await asyncio.sleep(state.config.processing_ms / 1000)
+        _complete(state, record, outcome, first)
+        _set_status(record, entry, "done")
+        if not outcome.deliver_webhook:
+            entry["webhooks"].append("suppressed")
+            return
+        await _deliver_event(state, tracker, record, "post_call_transcription", conversation_response(record))
+        await _deliver_event(
+            state,
+            tracker,
+            record,
+            "post_call_audio",
+            {
+                "agent_id": record.data["agent_id"],
+                "conversation_id": record.id,
+                "full_audio": base64.b64encode(_FAKE_AUDIO).decode(),
+            },
+        )
+    finally:
+        _end_call(tracker, entry)
+
+
+def _fail(record: Record, entry: JSON, outcome: Outcome) -> None:
+    reason = outcome.failure_reason or "unknown"
+    _, sip_code, sip_reason = _FAILURES[reason]
+    record.data["metadata"]["termination_reason"] = f"Call initiation failed: {reason}"
+    record.data["metadata"]["error"] = {"code": sip_code, "reason": sip_reason}
+    _set_status(record, entry, "failed")
+
+
+def _failure_data(record: Record, outcome: Outcome) -> JSON:
+    reason = outcome.failure_reason or "unknown"
+    call_status, sip_code, sip_reason = _FAILURES[reason]
+    sim = record.data["sim"]
+    phone_call = record.data["metadata"]["phone_call"]
+    metadata: JSON
+    if sim["provider"] == "twilio":
+        metadata = {
+            "type": "twilio",
+            "body": {
+                "CallSid": phone_call["call_sid"],
+                "AccountSid": "AC" + "0" * 32,
+                "CallStatus": call_status,
+                "Direction": "outbound-api",
+                "From": phone_call["agent_number"],
+                "To": sim["to_number"],
+                "SipResponseCode": str(sip_code),
+                "ApiVersion": "2010-04-01",
+            },
+        }
+    else:
+        metadata = {
+            "type": "sip",
+            "body": {
+                "from_number": phone_call["agent_number"],
+                "to_number": sim["to_number"],
+                "sip_status_code": sip_code,
+                "sip_status": sip_reason,
+                "error_reason": sip_reason,
+                "call_sid": phone_call["call_sid"],
+            },
+        }
+    return {
+        "agent_id": record.data["agent_id"],
+        "conversation_id": record.id,
+        "failure_reason": reason,
+        "metadata": metadata,
+    }
+
+
+def _complete(state: SimState, record: Record, outcome: Outcome, first: str) -> None:
+    data = record.data
+    duration = data["metadata"]["call_duration_secs"]
+    if outcome.name == "voicemail":
+        data["transcript"] = [
+            {
+                "role": "user",
+                "message": "The person you are calling is not available. Please leave a message after the tone.",
+                "time_in_call_secs": 0,
+            },
+            {"role": "agent", "message": first, "time_in_call_secs": max(duration - 1, 0)},
+        ]
+        data["metadata"]["termination_reason"] = "voicemail_detected"
+        value, successful = "voicemail", "failure"
+        summary = "The call reached voicemail; the agent left a message."
+        title = "Voicemail"
+    else:
+        data["transcript"] = [
+            {"role": "agent", "message": first, "time_in_call_secs": 0},
+            {
+                "role": "user",
+                "message": "Yes, that works for me.",
+                "time_in_call_secs": max(duration // 2, 0),
+            },
+            {"role": "agent", "message": "Great, thank you. Goodbye!", "time_in_call_secs": duration},
+        ]
+        data["metadata"]["termination_reason"] = "end_call tool was called."
+        value, successful = state.config.answered_outcome, "success"
+        summary = f"The agent called the customer; outcome: {value}."
+        title = "Outbound call"
+    data["analysis"] = {
+        "call_successful": successful,
+        "transcript_summary": summary,
+        "call_summary_title": title,
+        "evaluation_criteria_results": {},
+        "data_collection_results": {
+            "outcome": {
+                "data_collection_id": "outcome",
+                "value": value,
+                "json_schema": {"type": "string", "description": "Outcome of the call"},
+                "rationale": "Simulated outcome chosen by the last digit of the dialled number.",
+            }
+        },
+    }
+    data["has_audio"] = data["has_user_audio"] = data["has_response_audio"] = True
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    url: str
+    secret: str
+    events: list[str]
+    headers: dict[str, str]
+
+
+_EVENT_FOR_TYPE = {
+    "post_call_transcription": "transcript",
+    "post_call_audio": "audio",
+    "call_initiation_failure": "call_initiation_failure",
+}
+
+
+def webhook_target(state: SimState, agent_id: str) -> WebhookTarget | None:
+    """``/_sim/config`` webhook_url > the agent's workspace override > the workspace settings."""
+    config = state.config
+    if config.webhook_url:
+        events = config.webhook_events if config.webhook_events is not None else DEFAULT_EVENTS
+        return WebhookTarget(config.webhook_url, config.webhook_secret or "", list(events), {})
+    settings = state.convai_settings.get("webhooks") or {}
+    agent = state.agents.get(agent_id)
+    if agent is not None:
+        overrides = (agent.data.get("platform_settings") or {}).get("workspace_overrides") or {}
+        agent_hooks = overrides.get("webhooks") or {}
+        if agent_hooks.get("post_call_webhook_id"):
+            settings = agent_hooks
+    webhook = state.workspace_webhooks.get(settings.get("post_call_webhook_id") or "")
+    if webhook is None:
+        return None
+    headers = {k: v for k, v in (webhook.data.get("request_headers") or {}).items() if isinstance(v, str)}
+    events = settings.get("events") or DEFAULT_EVENTS
+    return WebhookTarget(webhook.data["webhook_url"], webhook.data["secret"], list(events), headers)
+
+
+async def _deliver_event(
+    state: SimState, tracker: CallTracker, record: Record, kind: str, data: JSON
+) -> None:
+    target = webhook_target(state, record.data["agent_id"])
+    entry = tracker.calls.get(record.id)
+    if target is None or _EVENT_FOR_TYPE[kind] not in target.events:
+        return
+    timestamp = now_unix()
+    body = json.dumps({"type": kind, "event_timestamp": timestamp, "data": data}).encode()
+    headers = {
+        **target.headers,
+        "content-type": "application/json",
+        SIGNATURE_HEADER: signature_header(target.secret, body, timestamp),
+    }
+    delivery = Delivery(conversation_id=record.id, type=kind, url=target.url, headers=headers, body=body)
+    tracker.last_delivery.setdefault(record.id, []).append(delivery)
+    if entry is not None:
+        entry["webhooks"].append(kind)
+    await send_delivery(tracker, delivery, retries=state.config.webhook_retries)
+
+
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    # post_call_audio arrives with ``transfer-encoding: chunked`` upstream.
+    for start in range(0, len(body), 64):
+        yield body[start : start + 64]
+
+
+async def send_delivery(
+    tracker: CallTracker, delivery: Delivery, *, retries: int, replay: bool = False
+) -> JSON:
+    """POST one delivery (plus up to ``retries`` retries on failure); returns the last log entry."""
+    log: JSON = {}
+    for attempt in range(retries + 1):
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                content: bytes | AsyncIterator[bytes] = (
+                    _chunks(delivery.body) if delivery.type == "post_call_audio" else delivery.body
+                )
+                response = await client.post(delivery.url, content=content, headers=delivery.headers)
+                status = response.status_code
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        log = {
+            "id": len(tracker.deliveries) + 1,
+            "timestamp": time.time(),
+            "conversation_id": delivery.conversation_id,
+            "type": delivery.type,
+            "url": delivery.url,
+            "status_code": status,
+            "error": error,
+            "attempt": attempt + 1,
+            "replay": replay,
+            "signature": delivery.headers[SIGNATURE_HEADER],
+        }
+        tracker.deliveries.append(log)
+        if status is not None and 200 <= status < 300:
+            break
+        if attempt < retries:
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+    return log
+
+
+async def shutdown(state: SimState) -> None:
+    tasks = state.calls.cancel_tasks()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

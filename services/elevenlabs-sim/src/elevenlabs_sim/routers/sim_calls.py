@@ -1,0 +1,98 @@
+"""Test-control API for telephony under ``/_sim`` (no auth): runtime config, the call log and
+stats, stored phone-number secrets, webhook deliveries and replays. Keep it stable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from elevenlabs_sim import lifecycle
+from elevenlabs_sim.deps import State
+from elevenlabs_sim.errors import api_error
+from elevenlabs_sim.routers.phone_numbers import get_phone_record, phone_secrets
+
+router = APIRouter(prefix="/_sim", tags=["simulator control"])
+
+
+class ConfigPatch(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    call_duration_ms: int | None = Field(default=None, ge=0)
+    ring_ms: int | None = Field(default=None, ge=0)
+    processing_ms: int | None = Field(default=None, ge=0)
+    max_concurrent_calls: int | None = Field(default=None, ge=0)
+    webhook_retries: int | None = Field(default=None, ge=0)
+    refuse_number_suffix: str | None = None
+    answered_outcome: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_events: list[str] | None = None
+
+
+@router.get("/config")
+async def get_config(state: State) -> dict[str, Any]:
+    return state.config.describe()
+
+
+@router.post("/config")
+async def patch_config(patch: ConfigPatch, state: State) -> dict[str, Any]:
+    # Only the fields sent change; an explicit null clears the nullable webhook_* overrides.
+    for key in patch.model_fields_set:
+        value = getattr(patch, key)
+        if value is None and key not in {"webhook_url", "webhook_secret", "webhook_events"}:
+            continue
+        setattr(state.config, key, value)
+    return state.config.describe()
+
+
+@router.get("/phone-numbers/{phone_number_id}/secrets")
+async def get_phone_secrets(phone_number_id: str, state: State) -> dict[str, Any]:
+    return phone_secrets(get_phone_record(state, phone_number_id))
+
+
+@router.get("/calls")
+async def list_calls(state: State, to_number: str | None = None) -> dict[str, Any]:
+    calls = list(state.calls.calls.values())
+    refusals = state.calls.refusals
+    if to_number:
+        calls = [c for c in calls if c["to_number"] == to_number]
+        refusals = [r for r in refusals if r["to_number"] == to_number]
+    return {"calls": calls, "refusals": refusals}
+
+
+@router.get("/calls/stats")
+async def call_stats(state: State) -> dict[str, Any]:
+    tracker = state.calls
+    return {
+        "dials_by_number": dict(tracker.dials_by_number),
+        "max_concurrent_observed": tracker.max_concurrent_observed,
+        "in_progress": tracker.in_progress,
+        "total_dials": sum(tracker.dials_by_number.values()),
+        "refused": sum(1 for r in tracker.refusals if r["reason"] == "refused"),
+        "rate_limited": sum(1 for r in tracker.refusals if r["reason"] == "too_many_concurrent_requests"),
+    }
+
+
+@router.get("/webhooks/deliveries")
+async def list_deliveries(
+    state: State, conversation_id: str | None = None, type: str | None = None
+) -> dict[str, Any]:
+    deliveries = state.calls.deliveries
+    if conversation_id:
+        deliveries = [d for d in deliveries if d["conversation_id"] == conversation_id]
+    if type:
+        deliveries = [d for d in deliveries if d["type"] == type]
+    return {"deliveries": deliveries}
+
+
+@router.post("/webhooks/redeliver/{conversation_id}")
+async def redeliver(conversation_id: str, state: State, type: str | None = None) -> dict[str, Any]:
+    sent = state.calls.last_delivery.get(conversation_id, [])
+    if type:
+        sent = [d for d in sent if d.type == type]
+    if not sent:
+        raise api_error(404, "delivery_not_found", "No webhook was delivered for this conversation")
+    log = await lifecycle.send_delivery(state.calls, sent[-1], retries=0, replay=True)
+    return {"delivery": log}
