@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from elevenlabs_sim import SimSettings
+from elevenlabs_sim import SimSettings, openapi
 from elevenlabs_sim.testing import run_in_thread
 
 from .conftest import API_KEY, WebhookReceiver, verify_signature, wait_until
@@ -260,6 +260,18 @@ async def test_lifecycle_by_last_digit_and_signed_webhooks(
         assert not verify_signature(header, got["raw"], "wrong-secret")
         assert got["path"] == "/hooks/elevenlabs"
         assert isinstance(got["json"]["event_timestamp"], int)
+
+    # Every conversation (and every phone number) matches the upstream response schema.
+    for cid in conv.values():
+        body = (await c.get(f"/v1/convai/conversations/{cid}")).json()
+        assert openapi.validate_component("GetConversationResponseModel", body, []) == []
+    for phone in (await c.get("/v1/convai/phone-numbers")).json():
+        model = (
+            "GetPhoneNumberTwilioResponseModel"
+            if phone["provider"] == "twilio"
+            else "GetPhoneNumberSIPTrunkResponseModel"
+        )
+        assert openapi.validate_component(model, phone, []) == []
 
     deliveries = (await c.get("/_sim/webhooks/deliveries")).json()["deliveries"]
     assert len(deliveries) == 12 and all(d["status_code"] == 200 for d in deliveries)

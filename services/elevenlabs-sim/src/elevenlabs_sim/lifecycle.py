@@ -130,7 +130,7 @@ def _phone_call(provider: str, phone: Record, to_number: str, call_id: str) -> J
         "type": "sip_trunking",
         "call_id": call_id,
         "call_sid": call_id,
-        "sip_header_dynamic_variables": None,
+        "sip_header_dynamic_variables": {},
     }
 
 
