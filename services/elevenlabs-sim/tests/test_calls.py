@@ -410,3 +410,34 @@ def test_over_real_http_with_direct_webhook_config(receiver: WebhookReceiver) ->
         )
         assert verify_signature(got["headers"]["elevenlabs-signature"], got["raw"], "abc")
         assert c.get(f"/v1/convai/conversations/{cid}").json()["status"] == "done"
+
+
+async def test_reset_cancels_calls_and_env_settings(
+    calls_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = calls_client
+    await c.post("/_sim/config", json={"call_duration_ms": 5000, "webhook_url": "http://127.0.0.1:9/x"})
+    agent_id = await _agent(c)
+    twilio_id, _ = await _numbers(c)
+    assert (await _dial(c, "twilio", agent_id, twilio_id, "+15552220001")).status_code == 200
+    assert (await c.get("/_sim/calls/stats")).json()["in_progress"] == 1
+    await c.post("/_sim/reset")
+    stats = (await c.get("/_sim/calls/stats")).json()
+    assert stats == {
+        "dials_by_number": {},
+        "max_concurrent_observed": 0,
+        "in_progress": 0,
+        "total_dials": 0,
+        "refused": 0,
+        "rate_limited": 0,
+    }
+    config = (await c.get("/_sim/config")).json()
+    assert config["webhook_url"] is None and config["call_duration_ms"] == 60
+    assert (await c.post("/_sim/config", json={"bogus": 1})).status_code == 422
+
+    monkeypatch.setenv("ELEVENLABS_SIM_MAX_CONCURRENT_CALLS", "3")
+    monkeypatch.setenv("ELEVENLABS_SIM_CALL_DURATION_MS", "250")
+    monkeypatch.setenv("ELEVENLABS_SIM_WEBHOOK_RETRIES", "1")
+    settings = SimSettings()
+    assert (settings.max_concurrent_calls, settings.call_duration_ms, settings.webhook_retries) == (3, 250, 1)
+    assert (settings.ring_ms, settings.refuse_number_suffix) == (200, "0000")
