@@ -1,0 +1,81 @@
+"""The composition root: the only place that builds engines, clients and the bus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bus import migrate
+from bus.db import make_engine, make_sessionmaker
+from bus.runtime import Bus
+from contracts import topics
+from elevenlabs_client import ElevenLabsClient
+from tool_webhooks import handlers
+from tool_webhooks.models import CONSUMER, outbox
+from tool_webhooks.service import WebhookService
+from tool_webhooks.settings import Settings
+from tool_webhooks.uow import UnitOfWork
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+TOPICS = [topics.WEBHOOK_COMMANDS, topics.WEBHOOK_EVENTS]
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: Bus
+    http: httpx.AsyncClient
+    elevenlabs: ElevenLabsClient
+    service: WebhookService
+    owns_http: bool
+
+    async def start(self) -> None:
+        await self.bus.start(TOPICS)
+
+    async def stop(self) -> None:
+        """Stop intake (in-flight handlers finish), then release connections."""
+        await self.bus.stop()
+        await self.close()
+
+    async def close(self) -> None:
+        """Release connections (for one-shot use without starting the bus, e.g. the CLI)."""
+        if self.owns_http:
+            await self.http.aclose()
+        await self.engine.dispose()
+
+
+def run_migrations(settings: Settings) -> None:
+    """Bring the `tool_webhooks` schema to head (blocking; call via a thread from async code)."""
+    migrate.upgrade(MIGRATIONS_DIR, settings.database_url)
+
+
+def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClient | None = None) -> Container:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    http = http_client or httpx.AsyncClient()
+    elevenlabs = ElevenLabsClient(
+        http,
+        base_url=settings.elevenlabs_base_url,
+        api_key=settings.elevenlabs_api_key.get_secret_value(),
+        timeout_s=settings.upstream_timeout_s,
+        max_retries=settings.upstream_max_retries,
+    )
+    service = WebhookService(lambda: UnitOfWork(sessionmaker, bus), elevenlabs, settings)
+    handlers.register(bus, service)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        bus=bus,
+        http=http,
+        elevenlabs=elevenlabs,
+        service=service,
+        owns_http=http_client is None,
+    )

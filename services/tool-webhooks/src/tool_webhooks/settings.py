@@ -1,0 +1,25 @@
+"""The tool-webhooks service's one settings class: bus/database settings plus ElevenLabs and HTTP."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from bus.settings import BusSettings
+
+
+class Settings(BusSettings):
+    """Environment variables read by the tool-webhooks service (and nothing else reads any)."""
+
+    elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_API_KEY")
+    elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
+    # Optional: a secret configured by hand. The secret of the latest registration (stored encrypted)
+    # is tried as well, so a re-registration never leaves a window where deliveries fail.
+    elevenlabs_webhook_secret: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_WEBHOOK_SECRET")
+    switchboard_secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
+    host: str = Field(default="127.0.0.1", alias="TOOL_WEBHOOKS_HOST")
+    port: int = Field(default=8001, ge=0, le=65535, alias="TOOL_WEBHOOKS_PORT")
+    webhook_tolerance_past_s: int = Field(default=1800, ge=0, alias="WEBHOOK_TOLERANCE_PAST_S")
+    webhook_tolerance_future_s: int = Field(default=300, ge=0, alias="WEBHOOK_TOLERANCE_FUTURE_S")
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0, alias="TOOL_WEBHOOKS_MAX_BODY_BYTES")
+    upstream_timeout_s: float = Field(default=10.0, gt=0, alias="TOOL_WEBHOOKS_UPSTREAM_TIMEOUT_S")
+    upstream_max_retries: int = Field(default=3, ge=0, alias="TOOL_WEBHOOKS_UPSTREAM_MAX_RETRIES")
