@@ -1,0 +1,1 @@
+"""Switchboard telephony: phone numbers, outbound calls, call status and customer sessions."""

@@ -1,0 +1,287 @@
+"""Rules and ElevenLabs payloads of the telephony service (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.telephony import (
+    FINAL_CALL_STATUSES,
+    ImportSipTrunkNumber,
+    ImportTwilioNumber,
+    PhoneNumberRecord,
+    PlaceCall,
+    TrunkConfig,
+    UpdatePhoneNumber,
+)
+from contracts.webhooks import PostCallWebhookReceived
+
+JSON = dict[str, Any]
+Decrypt = Callable[[str], str]
+
+ATTEMPT_VARIABLE = "switchboard_attempt_id"
+"""Dynamic variable carrying the PlaceCall message id, so a restart can find the conversation."""
+
+NO_RESULT_REASON = "no result from ElevenLabs"
+UNKNOWN_AFTER_RESTART = "Call outcome unknown after a restart; not redialled"
+
+
+class CommandError(Exception):
+    """A command cannot be carried out; becomes `CommandFailed` (or `CallDialFailed`)."""
+
+    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
+        super().__init__(f"{status_code} {error}: {detail}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
+
+def without_none(values: Mapping[str, Any]) -> JSON:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# ---- phone numbers ------------------------------------------------------------------------------
+
+
+def twilio_import_body(command: ImportTwilioNumber, decrypt: Decrypt) -> JSON:
+    """`POST /v1/convai/phone-numbers` body for a Twilio number; the token decrypted only here."""
+    return {
+        "provider": "twilio",
+        "phone_number": command.phone_number,
+        "label": command.label,
+        "sid": command.sid,
+        "token": decrypt(command.token_encrypted),
+    }
+
+
+def trunk_body(config: TrunkConfig | None, decrypt: Decrypt) -> JSON | None:
+    if config is None:
+        return None
+    body = without_none(config.model_dump(exclude={"credentials"}))
+    if config.credentials is not None:
+        password = config.credentials.password_encrypted
+        body["credentials"] = without_none(
+            {"username": config.credentials.username, "password": decrypt(password) if password else None}
+        )
+    return body
+
+
+def sip_import_body(command: ImportSipTrunkNumber, decrypt: Decrypt) -> JSON:
+    """`POST /v1/convai/phone-numbers` body for a SIP trunk number; passwords decrypted only here."""
+    return without_none(
+        {
+            "provider": "sip_trunk",
+            "phone_number": command.phone_number,
+            "label": command.label,
+            "supports_inbound": command.supports_inbound,
+            "supports_outbound": command.supports_outbound,
+            "inbound_trunk_config": trunk_body(command.inbound_trunk_config, decrypt),
+            "outbound_trunk_config": trunk_body(command.outbound_trunk_config, decrypt),
+        }
+    )
+
+
+def phone_patch_body(command: UpdatePhoneNumber) -> JSON:
+    return without_none({"agent_id": command.agent_id, "label": command.label})
+
+
+def phone_record(phone: Mapping[str, Any], created_at_unix: int) -> PhoneNumberRecord:
+    """Our record of an ElevenLabs phone object (holds no secrets: trunks only report a username)."""
+    assigned = phone.get("assigned_agent") or {}
+    username = None
+    for key in ("outbound_trunk", "inbound_trunk"):
+        trunk = phone.get(key) or {}
+        if trunk.get("username"):
+            username = str(trunk["username"])
+            break
+    return PhoneNumberRecord(
+        phone_number_id=str(phone["phone_number_id"]),
+        phone_number=str(phone["phone_number"]),
+        label=str(phone.get("label") or ""),
+        provider="sip_trunk" if phone.get("provider") == "sip_trunk" else "twilio",
+        agent_id=assigned.get("agent_id"),
+        supports_inbound=bool(phone.get("supports_inbound", True)),
+        supports_outbound=bool(phone.get("supports_outbound", True)),
+        sip_username=username,
+        created_at_unix=created_at_unix,
+    )
+
+
+def same_number(phone: Mapping[str, Any], phone_number: str, provider: str) -> bool:
+    return phone.get("phone_number") == phone_number and phone.get("provider") == provider
+
+
+# ---- outbound calls -----------------------------------------------------------------------------
+
+
+def call_body(command: PlaceCall) -> JSON:
+    """Outbound-call body: dynamic variables always carry the attempt id (the command message id)."""
+    client_data: JSON = {
+        "dynamic_variables": {**command.dynamic_variables, ATTEMPT_VARIABLE: command.message_id}
+    }
+    if command.first_message is not None:
+        client_data["conversation_config_override"] = {"agent": {"first_message": command.first_message}}
+    return {
+        "agent_id": command.agent_id,
+        "agent_phone_number_id": command.agent_phone_number_id,
+        "to_number": command.to_number,
+        "conversation_initiation_client_data": client_data,
+    }
+
+
+@dataclass(frozen=True)
+class Dialled:
+    conversation_id: str
+    call_sid: str | None = None
+    sip_call_id: str | None = None
+
+
+def dial_result(response: Mapping[str, Any]) -> Dialled:
+    """The accepted dial, or `CommandError(502)` when ElevenLabs answered `success: false`."""
+    conversation_id = response.get("conversation_id")
+    if not response.get("success") or not conversation_id:
+        raise CommandError(502, "Call could not be placed", str(response.get("message") or "") or None)
+    return Dialled(
+        conversation_id=str(conversation_id),
+        call_sid=response.get("callSid") or response.get("call_sid"),
+        sip_call_id=response.get("sip_call_id"),
+    )
+
+
+def attempt_id_of(conversation: Mapping[str, Any]) -> str | None:
+    client_data = conversation.get("conversation_initiation_client_data") or {}
+    value = (client_data.get("dynamic_variables") or {}).get(ATTEMPT_VARIABLE)
+    return str(value) if value is not None else None
+
+
+def adopted(conversation: Mapping[str, Any]) -> Dialled:
+    """What a dial would have answered, rebuilt from the conversation it created."""
+    phone_call = (conversation.get("metadata") or {}).get("phone_call") or {}
+    is_sip = phone_call.get("type") == "sip_trunking"
+    return Dialled(
+        conversation_id=str(conversation["conversation_id"]),
+        call_sid=None if is_sip else phone_call.get("call_sid"),
+        sip_call_id=(phone_call.get("call_id") or phone_call.get("call_sid")) if is_sip else None,
+    )
+
+
+_RETRY_AFTER = re.compile(r"Retry after (\d+(?:\.\d+)?) seconds")
+
+
+def retry_after_from_detail(detail: str | None) -> float | None:
+    """The delay the elevenlabs client put in a 429 error's detail."""
+    match = _RETRY_AFTER.search(detail or "")
+    return float(match.group(1)) if match else None
+
+
+# ---- call status --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinalStatus:
+    status: str
+    duration_seconds: int | None = None
+    outcome: str | None = None
+    summary: str | None = None
+    reason: str | None = None
+
+
+def _mentions_voicemail(value: object) -> bool:
+    return value is not None and "voicemail" in str(value).lower()
+
+
+def initiation_failure_status(failure_reason: str | None) -> str:
+    """`call_initiation_failure`: busy → busy, no-answer → no_answer, anything else → failed."""
+    reason = (failure_reason or "").strip().lower().replace("_", "-").replace(" ", "-")
+    if reason == "busy":
+        return "busy"
+    if reason == "no-answer":
+        return "no_answer"
+    return "failed"
+
+
+def transcription_status(
+    conversation_status: str | None, termination_reason: str | None, data_collection: Mapping[str, Any]
+) -> str:
+    """`post_call_transcription`: voicemail, failed or completed."""
+    if _mentions_voicemail(termination_reason) or _mentions_voicemail(data_collection.get("outcome")):
+        return "voicemail"
+    if (conversation_status or "").lower() == "failed":
+        return "failed"
+    return "completed"
+
+
+def _outcome(data_collection: Mapping[str, Any], call_successful: str | None) -> str | None:
+    value = data_collection.get("outcome")
+    if value is not None:
+        return str(value)
+    return call_successful
+
+
+def status_from_webhook(event: PostCallWebhookReceived) -> FinalStatus:
+    if event.webhook_type == "call_initiation_failure":
+        return FinalStatus(
+            status=initiation_failure_status(event.failure_reason),
+            duration_seconds=event.call_duration_secs,
+            reason=event.failure_reason,
+        )
+    return FinalStatus(
+        status=transcription_status(
+            event.conversation_status, event.termination_reason, event.data_collection
+        ),
+        duration_seconds=event.call_duration_secs,
+        outcome=_outcome(event.data_collection, event.call_successful),
+        summary=event.transcript_summary,
+        reason=event.termination_reason,
+    )
+
+
+def _failure_from_termination(termination_reason: str | None) -> str:
+    """A failed conversation's termination reason, e.g. "Call initiation failed: busy"."""
+    text = (termination_reason or "").lower()
+    if "busy" in text:
+        return "busy"
+    if "no-answer" in text or "no answer" in text or "no_answer" in text:
+        return "no_answer"
+    return "failed"
+
+
+def status_from_conversation(conversation: Mapping[str, Any]) -> FinalStatus | None:
+    """Final status of a `GET /v1/convai/conversations/{id}` answer; None while it is still running."""
+    status = str(conversation.get("status") or "")
+    if status not in ("done", "failed"):
+        return None
+    metadata = conversation.get("metadata") or {}
+    analysis = conversation.get("analysis") or {}
+    results = analysis.get("data_collection_results") or {}
+    data_collection = {
+        key: value.get("value") if isinstance(value, Mapping) else value for key, value in results.items()
+    }
+    termination = metadata.get("termination_reason") or None
+    duration = metadata.get("call_duration_secs")
+    final = transcription_status(status, termination, data_collection)
+    if final == "failed" and not analysis:
+        final = _failure_from_termination(termination)
+    return FinalStatus(
+        status=final,
+        duration_seconds=int(duration) if duration is not None else None,
+        outcome=_outcome(data_collection, analysis.get("call_successful")),
+        summary=analysis.get("transcript_summary"),
+        reason=termination,
+    )
+
+
+def reconcile_decision(
+    conversation: Mapping[str, Any] | None, age_s: float, give_up_s: float
+) -> FinalStatus | None:
+    """What reconciliation does with a non-final call: its final status, or None to look again later."""
+    final = status_from_conversation(conversation) if conversation is not None else None
+    if final is None and age_s > give_up_s:
+        return FinalStatus(status="failed", reason=NO_RESULT_REASON)
+    return final
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_CALL_STATUSES

@@ -1,0 +1,116 @@
+"""Tables of the `telephony` schema: command attempts, phone numbers, calls, customer sessions,
+outbox and inbox. No table holds a secret in clear (store credentials stay Fernet ciphertext)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bus.tables import make_bus_tables
+
+SCHEMA = "telephony"
+CONSUMER = "telephony"
+
+metadata = MetaData(
+    schema=SCHEMA,
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    },
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+outbox, inbox = make_bus_tables(metadata)
+
+
+class AttemptStatus:
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Attempt(Base):
+    """One row per command, committed before any ElevenLabs call: ElevenLabs has no idempotency
+    keys, so this is how a redelivery knows an earlier delivery may already have acted upstream
+    (for PlaceCall: may already have dialled, so it must never dial again)."""
+
+    __tablename__ = "attempts"
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    command_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PhoneNumber(Base):
+    """Numbers imported through this service (no secrets)."""
+
+    __tablename__ = "phone_numbers"
+
+    phone_number_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(500))
+    provider: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    supports_inbound: Mapped[bool] = mapped_column(Boolean)
+    supports_outbound: Mapped[bool] = mapped_column(Boolean)
+    sip_username: Mapped[str | None] = mapped_column(String(500))
+    created_at_unix: Mapped[int] = mapped_column(Integer)
+
+
+class Call(Base):
+    """One outbound call ElevenLabs accepted; its status moves to a final one exactly once."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_status_placed_at", "status", "placed_at"),)
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    attempt_id: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[str] = mapped_column(String(200))
+    phone_number_id: Mapped[str] = mapped_column(String(200))
+    to_number: Mapped[str] = mapped_column(String(32))
+    call_sid: Mapped[str | None] = mapped_column(String(200))
+    sip_call_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    campaign_id: Mapped[str | None] = mapped_column(String(200))
+    recipient_id: Mapped[str | None] = mapped_column(String(200))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    sender_email: Mapped[str | None] = mapped_column(String(500))
+    ecommerce_platform: Mapped[str | None] = mapped_column(String(20))
+    # Fernet ciphertext exactly as received; only tool-webhooks decrypts it.
+    ecommerce_credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    status_source: Mapped[str | None] = mapped_column(String(20))
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class CustomerSession(Base):
+    """Who was called in a conversation, for e-mail personalisation."""
+
+    __tablename__ = "customer_sessions"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    sender_email: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,0 +1,115 @@
+"""Every query of the telephony service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.telephony import FINAL_CALL_STATUSES, CustomerInfo, PhoneNumberRecord
+from telephony.models import Attempt, AttemptStatus, Call, CustomerSession, PhoneNumber
+
+
+class AttemptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(self, message_id: str, command_type: str) -> tuple[Attempt, bool]:
+        """Insert a `started` row unless one exists; returns (row, created_now)."""
+        result = await self.session.execute(
+            insert(Attempt)
+            .values(message_id=message_id, command_type=command_type, status=AttemptStatus.STARTED)
+            .on_conflict_do_nothing()
+            .returning(Attempt.message_id)
+        )
+        created = result.first() is not None
+        attempt = await self.session.get(Attempt, message_id, populate_existing=True)
+        assert attempt is not None
+        return attempt, created
+
+    async def finish(self, message_id: str, status: str, resource_id: str | None, at: datetime) -> None:
+        await self.session.execute(
+            update(Attempt)
+            .where(Attempt.message_id == message_id)
+            .values(status=status, resource_id=resource_id, finished_at=at)
+        )
+
+    async def get(self, message_id: str) -> Attempt | None:
+        return await self.session.get(Attempt, message_id, populate_existing=True)
+
+
+class PhoneNumberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, record: PhoneNumberRecord) -> None:
+        values = record.model_dump()
+        stmt = insert(PhoneNumber).values(**values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[PhoneNumber.phone_number_id],
+                set_={k: v for k, v in values.items() if k != "phone_number_id"},
+            )
+        )
+
+    async def get(self, phone_number_id: str) -> PhoneNumber | None:
+        return await self.session.get(PhoneNumber, phone_number_id, populate_existing=True)
+
+    async def remove(self, phone_number_id: str) -> None:
+        await self.session.execute(delete(PhoneNumber).where(PhoneNumber.phone_number_id == phone_number_id))
+
+
+class CallRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, **values: Any) -> None:
+        await self.session.execute(insert(Call).values(**values).on_conflict_do_nothing())
+
+    async def get_for_update(self, conversation_id: str) -> Call | None:
+        return await self.session.scalar(
+            select(Call).where(Call.conversation_id == conversation_id).with_for_update()
+        )
+
+    async def due_for_reconciliation(self, placed_before: datetime, limit: int) -> Sequence[Call]:
+        """Non-final calls placed before `placed_before`, locked; rows another replica holds are skipped."""
+        result = await self.session.scalars(
+            select(Call)
+            .where(Call.status.not_in(FINAL_CALL_STATUSES), Call.placed_at < placed_before)
+            .order_by(Call.placed_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return result.all()
+
+    async def set_status(self, conversation_id: str, **values: Any) -> None:
+        await self.session.execute(
+            update(Call).where(Call.conversation_id == conversation_id).values(**values)
+        )
+
+
+class CustomerSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, conversation_id: str, info: CustomerInfo, sender_email: str | None) -> None:
+        values = {"name": info.name, "email": info.email, "phone": info.phone, "sender_email": sender_email}
+        stmt = insert(CustomerSession).values(conversation_id=conversation_id, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=[CustomerSession.conversation_id], set_=values)
+        )
+
+    async def get(self, conversation_id: str) -> CustomerSession | None:
+        return await self.session.get(CustomerSession, conversation_id, populate_existing=True)
+
+    async def remove(self, conversation_id: str) -> bool:
+        result = await self.session.execute(
+            delete(CustomerSession)
+            .where(CustomerSession.conversation_id == conversation_id)
+            .returning(CustomerSession.conversation_id)
+        )
+        return result.first() is not None

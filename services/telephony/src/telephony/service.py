@@ -1,0 +1,531 @@
+"""Use cases: one per telephony command, the post-call webhook, and reconciliation.
+
+ElevenLabs has no idempotency keys, so every command that calls it runs in three steps:
+1. a short transaction records a `started` attempt (or finds the earlier one: a redelivery of a
+   finished command does nothing; a `started` one means an earlier delivery may already have acted
+   upstream, so we *recover*: look the result up upstream instead of acting again);
+2. the ElevenLabs calls, outside any transaction;
+3. one transaction: inbox claim, attempt finished, local rows, and exactly one outcome event
+   (the success event, `CommandFailed`, or `CallDialFailed` for PlaceCall) written to the outbox.
+
+PlaceCall never dials twice: a recovering attempt only looks the conversation up (by the
+`switchboard_attempt_id` dynamic variable) and adopts it, or reports the outcome as unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import structlog
+from cryptography.fernet import Fernet, InvalidToken
+
+from contracts.base import Command, CommandFailed, Event, utcnow
+from contracts.telephony import (
+    CallDialFailed,
+    CallPlaced,
+    CallStatusChanged,
+    CustomerSessionDeleted,
+    CustomerSessionStored,
+    DeleteCustomerSession,
+    DeletePhoneNumber,
+    ImportSipTrunkNumber,
+    ImportTwilioNumber,
+    PhoneNumberDeleted,
+    PhoneNumberImported,
+    PhoneNumberRecord,
+    PhoneNumberUpdated,
+    PlaceCall,
+    StoreCustomerSession,
+    UpdatePhoneNumber,
+)
+from contracts.webhooks import PostCallWebhookReceived
+from elevenlabs_client import ElevenLabsClient, UpstreamError
+from telephony import domain
+from telephony.domain import JSON, CommandError
+from telephony.models import AttemptStatus, Call
+from telephony.settings import Settings
+from telephony.uow import UnitOfWork
+
+log = structlog.get_logger("telephony.service")
+
+_E = TypeVar("_E", bound=Event)
+
+# Conversations carry their start time; allow for clock skew between us and ElevenLabs.
+_CALL_RECOVERY_SKEW_S = 60
+
+
+class UpstreamLookupFailed(Exception):
+    """Recovery could not ask ElevenLabs; the bus retries the message (never a redial)."""
+
+
+@dataclass
+class Outcome:
+    """What a use case produced: the outcome event, further events, and the local writes."""
+
+    event: Event
+    key: str
+    resource_id: str | None = None
+    local: list[Callable[[UnitOfWork], Awaitable[None]]] = field(default_factory=list)
+    extra: list[tuple[Event, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Step-1 result handed to a use case: is this a recovery, and since when."""
+
+    recovering: bool
+    started_at: datetime
+
+
+Failure = Callable[[CommandError | UpstreamError], Event]
+
+
+class TelephonyService:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        elevenlabs: ElevenLabsClient,
+        dialer: ElevenLabsClient,
+        settings: Settings,
+    ) -> None:
+        self._uow = uow
+        self.elevenlabs = elevenlabs
+        # Dials go through a client that never retries by itself: a retried POST after a timeout or
+        # a 5xx could ring the same person twice. Only 429 (refused, nobody rang) is retried here.
+        self._dialer = dialer
+        self._settings = settings
+        key = settings.switchboard_secret_key.get_secret_value()
+        self._fernet = Fernet(key.encode()) if key else None
+
+    # ---- the three steps ---------------------------------------------------------------------
+
+    async def _run(
+        self,
+        command: Command,
+        action: Callable[[Attempt], Awaitable[Outcome]],
+        failure: Failure | None = None,
+    ) -> None:
+        async with self._uow() as uow:
+            row, created = await uow.attempts.start(command.message_id, command.type)
+            status, started_at = row.status, row.started_at
+        if status != AttemptStatus.STARTED:
+            log.info("telephony.command.redelivered", status=status)
+            return
+        if not created:
+            log.warning("telephony.command.recovering", started_at=started_at.isoformat())
+        try:
+            outcome = await action(Attempt(recovering=not created, started_at=started_at))
+            final = AttemptStatus.SUCCEEDED
+        except (CommandError, UpstreamError) as exc:
+            log.info("telephony.command.failed", status_code=exc.status_code, error=exc.error)
+            event = failure(exc) if failure else self._failed(command, exc)
+            outcome = Outcome(event=event, key=command.message_id)
+            final = AttemptStatus.FAILED
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            await uow.attempts.finish(command.message_id, final, outcome.resource_id, utcnow())
+            for write in outcome.local:
+                await write(uow)
+            await uow.publish(outcome.event, key=outcome.key)
+            for extra, key in outcome.extra:
+                await uow.publish(extra, key=key)
+        log.info("telephony.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
+
+    def _failed(self, command: Command, exc: CommandError | UpstreamError) -> CommandFailed:
+        return self._event(
+            command,
+            CommandFailed,
+            command_type=command.type,
+            status_code=exc.status_code,
+            error=exc.error,
+            detail=exc.detail,
+        )
+
+    @staticmethod
+    def _event(command: Command, event_type: type[_E], **fields: Any) -> _E:
+        return event_type(correlation_id=command.correlation_id, causation_id=command.message_id, **fields)
+
+    def _decrypt(self, token: str) -> str:
+        """Ciphertext → secret, only right before it is sent to ElevenLabs. Never logged."""
+        if self._fernet is None:
+            raise CommandError(500, "Secret key not configured", "SWITCHBOARD_SECRET_KEY is empty")
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError) as exc:
+            raise CommandError(422, "Invalid encrypted secret", "A secret could not be decrypted") from exc
+
+    # ---- phone numbers -----------------------------------------------------------------------
+
+    async def import_twilio_number(self, command: ImportTwilioNumber) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            body = domain.twilio_import_body(command, self._decrypt)
+            return await self._import(command, attempt, body, "twilio", command.phone_number)
+
+        await self._run(command, action)
+
+    async def import_sip_trunk_number(self, command: ImportSipTrunkNumber) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            body = domain.sip_import_body(command, self._decrypt)
+            return await self._import(command, attempt, body, "sip_trunk", command.phone_number)
+
+        await self._run(command, action)
+
+    async def _import(
+        self, command: Command, attempt: Attempt, body: JSON, provider: str, phone_number: str
+    ) -> Outcome:
+        phone_id: str | None = None
+        if attempt.recovering:
+            for phone in await self.elevenlabs.list_phone_numbers():
+                if domain.same_number(phone, phone_number, provider):
+                    phone_id = str(phone["phone_number_id"])
+                    log.info("telephony.phone_number.adopted", phone_number_id=phone_id)
+                    break
+        phone_id = phone_id or await self.elevenlabs.create_phone_number(body)
+        record = domain.phone_record(
+            await self.elevenlabs.get_phone_number(phone_id), int(attempt.started_at.timestamp())
+        )
+        event = self._event(command, PhoneNumberImported, phone=record)
+        return Outcome(
+            event=event,
+            key=record.phone_number_id,
+            resource_id=record.phone_number_id,
+            local=[_remember(record)],
+        )
+
+    async def update_phone_number(self, command: UpdatePhoneNumber) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            try:  # PATCH is idempotent: a retry simply applies it again
+                phone = await self.elevenlabs.patch_phone_number(
+                    command.phone_number_id, domain.phone_patch_body(command)
+                )
+            except UpstreamError as exc:
+                if exc.status_code != 404:
+                    raise
+                raise _not_found(command.phone_number_id, exc) from exc
+            async with self._uow() as uow:
+                known = await uow.phone_numbers.get(command.phone_number_id)
+                created_at = known.created_at_unix if known else int(attempt.started_at.timestamp())
+            record = domain.phone_record(phone, created_at)
+            event = self._event(command, PhoneNumberUpdated, phone=record)
+            return Outcome(
+                event=event,
+                key=record.phone_number_id,
+                resource_id=record.phone_number_id,
+                local=[_remember(record)],
+            )
+
+        await self._run(command, action)
+
+    async def delete_phone_number(self, command: DeletePhoneNumber) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            phone_id = command.phone_number_id
+            try:
+                await self.elevenlabs.delete_phone_number(phone_id)
+            except UpstreamError as exc:
+                if exc.status_code != 404:
+                    raise
+                # A 404 after an interrupted attempt means that attempt already deleted it.
+                if not attempt.recovering:
+                    raise _not_found(phone_id, exc) from exc
+
+            async def forget(uow: UnitOfWork) -> None:
+                await uow.phone_numbers.remove(phone_id)
+
+            event = self._event(command, PhoneNumberDeleted, phone_number_id=phone_id)
+            return Outcome(event=event, key=phone_id, resource_id=phone_id, local=[forget])
+
+        await self._run(command, action)
+
+    # ---- calls -------------------------------------------------------------------------------
+
+    async def place_call(self, command: PlaceCall) -> None:
+        def failure(exc: CommandError | UpstreamError) -> Event:
+            return self._event(
+                command,
+                CallDialFailed,
+                provider=command.provider,
+                agent_id=command.agent_id,
+                phone_number_id=command.agent_phone_number_id,
+                to_number=command.to_number,
+                status_code=exc.status_code,
+                error=exc.error,
+                detail=exc.detail,
+                campaign_id=command.campaign_id,
+                recipient_id=command.recipient_id,
+                attempt=command.attempt,
+            )
+
+        async def action(attempt: Attempt) -> Outcome:
+            if attempt.recovering:
+                # We may have crashed after ElevenLabs dialled: never dial again, only look.
+                found = await self._find_call(command, attempt.started_at)
+                if found is None:
+                    raise CommandError(502, domain.UNKNOWN_AFTER_RESTART)
+                log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
+                dialled = found
+            else:
+                dialled = await self._dial(command, attempt.started_at)
+            return self._placed(command, dialled)
+
+        await self._run(command, action, failure)
+
+    async def _dial(self, command: PlaceCall, started_at: datetime) -> domain.Dialled:
+        body = domain.call_body(command)
+        dial = (
+            self._dialer.twilio_outbound_call
+            if command.provider == "twilio"
+            else self._dialer.sip_trunk_outbound_call
+        )
+        retries = 0
+        while True:
+            try:
+                response = await dial(body)
+            except UpstreamError as exc:
+                if exc.status_code == 429 and retries < self._settings.upstream_max_retries:
+                    await asyncio.sleep(self._backoff(retries, exc.detail))  # rate-limit backoff
+                    retries += 1
+                    continue
+                if exc.status_code == 502:
+                    # Timeout or 5xx: ElevenLabs may have dialled anyway. Look before reporting.
+                    try:
+                        found = await self._find_call(command, started_at)
+                    except UpstreamLookupFailed:
+                        found = None
+                    if found is not None:
+                        return found
+                raise
+            return domain.dial_result(response)
+
+    def _backoff(self, retries: int, detail: str | None) -> float:
+        s = self._settings
+        computed = s.upstream_initial_backoff_s * 2.0**retries
+        asked = domain.retry_after_from_detail(detail) or 0.0
+        return min(max(computed, asked), s.upstream_max_backoff_s)
+
+    async def _find_call(self, command: PlaceCall, started_at: datetime) -> domain.Dialled | None:
+        """The conversation an earlier delivery of this command created, if any."""
+        since = int(started_at.timestamp()) - _CALL_RECOVERY_SKEW_S
+        try:
+            candidates = await self.elevenlabs.list_conversations(
+                agent_id=command.agent_id, call_start_after_unix=since
+            )
+            for summary in candidates:
+                conversation = await self.elevenlabs.get_conversation(str(summary["conversation_id"]))
+                if domain.attempt_id_of(conversation) == command.message_id:
+                    return domain.adopted(conversation)
+        except UpstreamError as exc:
+            raise UpstreamLookupFailed(str(exc)) from exc
+        return None
+
+    def _placed(self, command: PlaceCall, dialled: domain.Dialled) -> Outcome:
+        placed_at = utcnow()
+        conversation_id = dialled.conversation_id
+
+        async def store(uow: UnitOfWork) -> None:
+            await uow.calls.add(
+                conversation_id=conversation_id,
+                attempt_id=command.message_id,
+                provider=command.provider,
+                agent_id=command.agent_id,
+                phone_number_id=command.agent_phone_number_id,
+                to_number=command.to_number,
+                call_sid=dialled.call_sid,
+                sip_call_id=dialled.sip_call_id,
+                status="dialing",
+                campaign_id=command.campaign_id,
+                recipient_id=command.recipient_id,
+                attempt=command.attempt,
+                sender_email=command.sender_email,
+                ecommerce_platform=command.ecommerce_platform,
+                ecommerce_credentials_encrypted=command.ecommerce_credentials_encrypted,
+                placed_at=placed_at,
+                correlation_id=command.correlation_id,
+            )
+            if command.customer_info is not None:
+                await uow.sessions.upsert(conversation_id, command.customer_info, command.sender_email)
+
+        event = self._event(
+            command,
+            CallPlaced,
+            conversation_id=conversation_id,
+            provider=command.provider,
+            call_sid=dialled.call_sid,
+            sip_call_id=dialled.sip_call_id,
+            agent_id=command.agent_id,
+            phone_number_id=command.agent_phone_number_id,
+            to_number=command.to_number,
+            ecommerce_platform=command.ecommerce_platform,
+            ecommerce_credentials_encrypted=command.ecommerce_credentials_encrypted,
+            sender_email=command.sender_email,
+            customer_info=command.customer_info,
+            campaign_id=command.campaign_id,
+            recipient_id=command.recipient_id,
+            attempt=command.attempt,
+            placed_at_unix=int(placed_at.timestamp()),
+        )
+        extra: list[tuple[Event, str]] = []
+        if command.customer_info is not None:
+            stored = self._event(
+                command,
+                CustomerSessionStored,
+                conversation_id=conversation_id,
+                customer_info=command.customer_info,
+                sender_email=command.sender_email,
+            )
+            extra.append((stored, conversation_id))
+        return Outcome(
+            event=event, key=conversation_id, resource_id=conversation_id, local=[store], extra=extra
+        )
+
+    # ---- customer sessions -------------------------------------------------------------------
+
+    async def store_customer_session(self, command: StoreCustomerSession) -> None:
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            existing = await uow.sessions.get(command.conversation_id)
+            sender_email = existing.sender_email if existing else None
+            await uow.sessions.upsert(command.conversation_id, command.customer_info, sender_email)
+            event = self._event(
+                command,
+                CustomerSessionStored,
+                conversation_id=command.conversation_id,
+                customer_info=command.customer_info,
+                sender_email=sender_email,
+            )
+            await uow.publish(event, key=command.conversation_id)
+
+    async def delete_customer_session(self, command: DeleteCustomerSession) -> None:
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            event: Event
+            if await uow.sessions.remove(command.conversation_id):
+                event = self._event(command, CustomerSessionDeleted, conversation_id=command.conversation_id)
+            else:
+                event = self._failed(
+                    command, CommandError(404, f"Session not found: {command.conversation_id}")
+                )
+            await uow.publish(event, key=command.conversation_id)
+
+    # ---- call status -------------------------------------------------------------------------
+
+    async def record_post_call(self, event: PostCallWebhookReceived) -> None:
+        final = domain.status_from_webhook(event)
+        async with self._uow() as uow:
+            if not await uow.claim(event.message_id):
+                return
+            call = await uow.calls.get_for_update(event.conversation_id)
+            if call is None:
+                log.info("telephony.post_call.unknown_conversation", conversation_id=event.conversation_id)
+                return
+            if domain.is_final(call.status):
+                log.info(
+                    "telephony.post_call.already_final",
+                    conversation_id=call.conversation_id,
+                    status=call.status,
+                )
+                return
+            await self._apply(uow, call, final, "webhook", causation_id=event.message_id)
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        call: Call,
+        final: domain.FinalStatus,
+        source: str,
+        *,
+        causation_id: str | None,
+    ) -> None:
+        """Move `call` to its final status and emit `CallStatusChanged` in the same transaction."""
+        await uow.calls.set_status(
+            call.conversation_id,
+            status=final.status,
+            ended_at=utcnow(),
+            duration_seconds=final.duration_seconds,
+            outcome=final.outcome,
+            summary=final.summary,
+            reason=final.reason,
+            status_source=source,
+        )
+        changed = CallStatusChanged(
+            correlation_id=call.correlation_id,
+            causation_id=causation_id,
+            conversation_id=call.conversation_id,
+            status=final.status,
+            duration_seconds=final.duration_seconds,
+            outcome=final.outcome,
+            summary=final.summary,
+            reason=final.reason,
+            source=source,
+            campaign_id=call.campaign_id,
+            recipient_id=call.recipient_id,
+            attempt=call.attempt,
+        )
+        await uow.publish(changed, key=call.conversation_id)
+        log.info(
+            "telephony.call.status_changed",
+            conversation_id=call.conversation_id,
+            status=final.status,
+            source=source,
+        )
+
+    async def reconcile_once(self) -> int:
+        """Finish calls whose webhook never came; returns how many changed status.
+
+        Rows are locked with SKIP LOCKED for the duration, so replicas never work on the same call
+        and a concurrent webhook for it waits, then sees the status is already final.
+        """
+        s = self._settings
+        now = utcnow()
+        changed = 0
+        async with self._uow() as uow:
+            due = await uow.calls.due_for_reconciliation(
+                now - timedelta(seconds=s.reconcile_after_s), s.reconcile_batch_size
+            )
+            for call in due:
+                try:
+                    conversation: JSON | None = await self.elevenlabs.get_conversation(call.conversation_id)
+                except UpstreamError as exc:
+                    log.warning(
+                        "telephony.reconcile.lookup_failed",
+                        conversation_id=call.conversation_id,
+                        status_code=exc.status_code,
+                    )
+                    if exc.status_code != 404:
+                        continue
+                    conversation = None
+                age_s = (now - call.placed_at).total_seconds()
+                final = domain.reconcile_decision(conversation, age_s, s.reconcile_give_up_s)
+                if final is None:
+                    continue
+                await self._apply(uow, call, final, "reconciliation", causation_id=None)
+                changed += 1
+        return changed
+
+    async def reconcile_forever(self) -> None:
+        """The background loop started by the app lifespan; cancelled on shutdown."""
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("telephony.reconcile.failed", error=repr(exc))
+            await asyncio.sleep(self._settings.reconcile_interval_s)  # the reconciliation period
+
+
+def _remember(record: PhoneNumberRecord) -> Callable[[UnitOfWork], Awaitable[None]]:
+    async def write(uow: UnitOfWork) -> None:
+        await uow.phone_numbers.upsert(record)
+
+    return write
+
+
+def _not_found(phone_number_id: str, exc: UpstreamError) -> CommandError:
+    return CommandError(404, f"Phone number not found: {phone_number_id}", exc.detail)

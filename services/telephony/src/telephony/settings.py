@@ -1,0 +1,25 @@
+"""The telephony service's one settings class: bus/database settings plus ElevenLabs and timing."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from bus.settings import BusSettings
+
+
+class Settings(BusSettings):
+    """Environment variables read by the telephony service (and nothing else reads any)."""
+
+    elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_API_KEY")
+    elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
+    switchboard_secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
+    host: str = Field(default="127.0.0.1", alias="TELEPHONY_HOST")
+    port: int = Field(default=8011, ge=0, le=65535, alias="TELEPHONY_PORT")
+    upstream_timeout_s: float = Field(default=10.0, gt=0, alias="TELEPHONY_UPSTREAM_TIMEOUT_S")
+    upstream_max_retries: int = Field(default=3, ge=0, alias="TELEPHONY_UPSTREAM_MAX_RETRIES")
+    upstream_max_backoff_s: float = Field(default=10.0, ge=0, alias="TELEPHONY_UPSTREAM_MAX_BACKOFF_S")
+    upstream_initial_backoff_s: float = Field(default=0.5, ge=0, alias="TELEPHONY_UPSTREAM_INITIAL_BACKOFF_S")
+    reconcile_interval_s: float = Field(default=15.0, gt=0, alias="TELEPHONY_RECONCILE_INTERVAL_S")
+    reconcile_after_s: float = Field(default=600.0, ge=0, alias="TELEPHONY_RECONCILE_AFTER_S")
+    reconcile_give_up_s: float = Field(default=7200.0, ge=0, alias="TELEPHONY_RECONCILE_GIVE_UP_S")
+    reconcile_batch_size: int = Field(default=50, ge=1, alias="TELEPHONY_RECONCILE_BATCH_SIZE")
