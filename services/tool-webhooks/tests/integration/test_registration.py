@@ -1,0 +1,117 @@
+"""Registering the workspace post-call webhook: bus command, simulator, encrypted secret, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from contracts.webhooks import RegisterPostCallWebhook
+from tool_webhooks import domain
+from tool_webhooks.models import WebhookRegistration
+from tool_webhooks.settings import Settings
+
+from .conftest import SECRET_KEY, Harness
+
+pytestmark = pytest.mark.integration
+
+
+async def _row(harness: Harness, webhook_id: str) -> WebhookRegistration:
+    query = select(WebhookRegistration).where(WebhookRegistration.webhook_id == webhook_id)
+    async with harness.container.sessionmaker() as session:
+        row: WebhookRegistration = (await session.scalars(query)).one()
+        return row
+
+
+async def test_register_command_stores_the_secret_encrypted_and_it_verifies(harness: Harness) -> None:
+    command = RegisterPostCallWebhook(
+        public_url="https://sb.example/api/v1/", correlation_id=uuid.uuid4().hex
+    )
+    await harness.publish(command)
+    event = await harness.wait_for(causation_id=command.message_id)
+    assert event["type"] == "post_call_webhook.registered", event
+    assert event["correlation_id"] == command.correlation_id
+    assert event["webhook_url"] == "https://sb.example/api/v1/webhook/elevenlabs/post-call"
+    webhook_id = event["webhook_id"]
+    assert set(event) >= {"webhook_id", "webhook_url"} and not any("secret" in k for k in event)
+
+    created = await harness.sim.get("/v1/workspace/webhooks")
+    assert webhook_id in {w["webhook_id"] for w in created.json()["webhooks"]}
+    convai = (await harness.sim.get("/v1/convai/settings")).json()["webhooks"]
+    assert convai["post_call_webhook_id"] == webhook_id
+    assert convai["events"] == ["transcript", "call_initiation_failure"]
+
+    row = await _row(harness, webhook_id)
+    clear = domain.decrypt_secret(SECRET_KEY, row.secret_encrypted)
+    assert clear and clear not in row.secret_encrypted and clear not in json.dumps(event)
+    assert row.command_message_id == command.message_id
+
+    # A webhook signed with the registered secret now verifies (alongside the configured one).
+    conversation_id = f"conv_{uuid.uuid4().hex[:12]}"
+    body = json.dumps(
+        {
+            "type": "post_call_transcription",
+            "event_timestamp": 1,
+            "data": {"conversation_id": conversation_id},
+        }
+    ).encode()
+    response = await harness.post(body, domain.sign(clear, body, int(time.time())))
+    assert response.json() == {"status": "accepted"}
+
+    # A redelivered command has no second effect.
+    await harness.publish(command)
+    marker = RegisterPostCallWebhook(public_url="not a url")
+    await harness.publish(marker)
+    await harness.wait_for(causation_id=marker.message_id)
+    assert len(harness.matching(causation_id=command.message_id)) == 1
+
+
+async def test_upstream_failure_and_bad_url_become_command_failed(harness: Harness) -> None:
+    await harness.sim.post(
+        "/_sim/faults", json={"method": "POST", "path_regex": "/v1/workspace/webhooks", "status": 422}
+    )
+    failing = RegisterPostCallWebhook(public_url="https://sb.example/api/v1")
+    await harness.publish(failing)
+    event = await harness.wait_for(causation_id=failing.message_id)
+    assert (event["type"], event["status_code"], event["command_type"]) == (
+        "command.failed",
+        422,
+        "post_call_webhook.register",
+    )
+
+    bad = RegisterPostCallWebhook(public_url="ftp:/nowhere")
+    await harness.publish(bad)
+    event = await harness.wait_for(causation_id=bad.message_id)
+    assert (event["type"], event["status_code"]) == ("command.failed", 422)
+
+
+def test_cli_registers_and_never_prints_the_secret(settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+        "ELEVENLABS_BASE_URL": settings.elevenlabs_base_url,
+        "ELEVENLABS_API_KEY": "sim-key",
+        "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
+        "LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tool_webhooks", "register-webhook", "https://cli.example/api/v1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split("=", 1) for line in done.stdout.strip().splitlines())
+    assert lines["webhook_url"] == "https://cli.example/api/v1/webhook/elevenlabs/post-call"
+    assert lines["webhook_id"]
+    assert "secret" not in done.stdout.lower() and "secret" not in done.stderr.lower()
