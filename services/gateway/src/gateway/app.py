@@ -16,10 +16,10 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
-from contracts import topics
-from gateway import docs, handlers
+from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
 from gateway.errors import ApiError
+from gateway.idempotency import IdempotencyMiddleware
 from gateway.settings import VERSION
 
 log = structlog.get_logger("gateway")
@@ -36,7 +36,7 @@ def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.waiter.start()
-        await container.bus.start(topics=[topics.PROVISIONING_COMMANDS, topics.PROVISIONING_EVENTS])
+        await container.bus.start(topics=handlers.topics_used())
         log.info("gateway.started", port=container.settings.port)
         try:
             yield
@@ -56,9 +56,11 @@ def create_app(container: Container) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = container.service
-    app.include_router(handlers.router)
-    app.include_router(handlers.internal)
+    for router in (*routes.ROUTERS, *routes.INTERNAL):
+        app.include_router(router)
     _install_error_handlers(app)
+    # Registered before the correlation middleware so that one wraps it (outermost runs first).
+    app.middleware("http")(IdempotencyMiddleware(container.uow, container.settings.api_key_list))
     _install_middleware(app)
     _install_ops_routes(app, container)
     return app

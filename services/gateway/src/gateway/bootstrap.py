@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -28,6 +29,7 @@ class Container:
     waiter: OperationWaiter
     service: GatewayService
     http: httpx.AsyncClient
+    uow: Callable[[], UnitOfWork]
     _health: tuple[float, bool] = field(default=(0.0, False))
 
     async def elevenlabs_reachable(self) -> bool:
@@ -54,7 +56,11 @@ def bootstrap(settings: Settings | None = None) -> Container:
     sessions = make_sessionmaker(engine)
     bus = Bus(settings, service="gateway", engine=engine, outbox_table=outbox)
     waiter = OperationWaiter(settings.database_url)
-    service = GatewayService(settings, lambda: UnitOfWork(sessions, bus), waiter)
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(sessions, bus)
+
+    service = GatewayService(settings, uow, waiter)
     handlers.subscribe(bus, service)
     return Container(
         settings=settings,
@@ -63,4 +69,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
         waiter=waiter,
         service=service,
         http=httpx.AsyncClient(timeout=5.0),
+        uow=uow,
     )

@@ -7,9 +7,13 @@ import binascii
 import hashlib
 import hmac
 import io
+import json
 import zipfile
 from dataclasses import dataclass
 from typing import Any
+
+import phonenumbers
+from cryptography.fernet import Fernet
 
 from contracts.base import CommandFailed, Event
 from contracts.provisioning import (
@@ -23,7 +27,47 @@ from contracts.provisioning import (
     ToolCreated,
     ToolDeleted,
 )
-from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from contracts.telephony import (
+    CallDialFailed,
+    CallPlaced,
+    CustomerSessionDeleted,
+    CustomerSessionStored,
+    PhoneNumberDeleted,
+    PhoneNumberImported,
+    PhoneNumberRecord,
+    PhoneNumberUpdated,
+)
+from contracts.webhooks import PostCallWebhookRegistered
+from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+
+# ---- phone numbers and secrets ---------------------------------------------------------------
+
+E164_ERROR = "Invalid phone number format. Must be E.164 (e.g., +14155551234)"
+
+
+def e164(number: str) -> str:
+    """The number if it is a valid E.164 phone number, else the spec's 422."""
+    if not number.startswith("+"):
+        raise Unprocessable(E164_ERROR, f"Got {number!r}")
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        raise Unprocessable(E164_ERROR, f"Got {number!r}") from None
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if (
+        not phonenumbers.is_possible_number(parsed)
+        or not phonenumbers.is_valid_number(parsed)
+        or formatted != number
+    ):
+        raise Unprocessable(E164_ERROR, f"Got {number!r}")
+    return number
+
+
+def encrypt(secret_key: str, value: str | dict[str, Any]) -> str:
+    """Fernet token of a secret (a string, or a JSON object), for commands and storage."""
+    plain = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return Fernet(secret_key.encode()).encrypt(plain.encode()).decode()
+
 
 # ---- pagination ------------------------------------------------------------------------------
 
@@ -126,6 +170,29 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
     return {"agent_id": agent.agent_id, "name": agent.name, "conversation_config": agent.conversation_config}
 
 
+def phone_view(p: PhoneNumberRecord) -> dict[str, Any]:
+    return {
+        "phone_number_id": p.phone_number_id,
+        "phone_number": p.phone_number,
+        "label": p.label,
+        "agent_id": p.agent_id,
+        "provider": p.provider,
+    }
+
+
+# Which commands an event concludes (an event may also be a side effect of another command:
+# a placed call stores a customer session too, but that does not answer the call request).
+_CONCLUDES: dict[str, frozenset[str]] = {
+    "customer_session.stored": frozenset({"customer_session.store"}),
+    "customer_session.deleted": frozenset({"customer_session.delete"}),
+}
+
+
+def concludes(event_type: str, command_type: str) -> bool:
+    allowed = _CONCLUDES.get(event_type)
+    return allowed is None or command_type in allowed
+
+
 def outcome_of(event: Event) -> Outcome:
     """What the API caller sees for the event that concludes their command."""
     match event:
@@ -158,9 +225,54 @@ def outcome_of(event: Event) -> Outcome:
             return Outcome(200, agent_view(a))
         case AgentDeleted(agent_id=agent_id):
             return Outcome(200, {"success": True, "message": f"Agent {agent_id} deleted successfully"})
+        case PhoneNumberImported(phone=p):
+            return Outcome(200, {"phone_number_id": p.phone_number_id})
+        case PhoneNumberUpdated(phone=p):
+            return Outcome(200, {k: v for k, v in phone_view(p).items() if k != "provider"})
+        case PhoneNumberDeleted(phone_number_id=pid):
+            return Outcome(200, {"success": True, "message": f"Phone number {pid} deleted successfully"})
+        case CallPlaced() as call:
+            return Outcome(200, call_placed_view(call))
+        case CallDialFailed(status_code=code, error=error, detail=detail):
+            return Outcome(code, {"success": False, "error": error} | ({"detail": detail} if detail else {}))
+        case CustomerSessionStored(conversation_id=cid, customer_info=info):
+            return Outcome(
+                200,
+                {
+                    "success": True,
+                    "message": "Customer session stored",
+                    "conversation_id": cid,
+                    "customer_info": info.model_dump(exclude_none=True),
+                },
+            )
+        case CustomerSessionDeleted(conversation_id=cid):
+            return Outcome(200, {"success": True, "message": f"Session {cid} deleted successfully"})
+        case PostCallWebhookRegistered(webhook_id=wid, webhook_url=url):
+            return Outcome(200, {"success": True, "webhook_id": wid, "webhook_url": url})
         case CommandFailed(status_code=code, error=error, detail=detail):
             body: dict[str, Any] = {"success": False, "error": error}
             if detail is not None:
                 body["detail"] = detail
             return Outcome(code, body)
     raise ValueError(f"no outcome for {event.type}")
+
+
+def call_placed_view(call: CallPlaced) -> dict[str, Any]:
+    """The spec's response to an outbound call (upstream's `callSid` is our `call_sid`)."""
+    if call.provider == "twilio":
+        return {
+            "success": True,
+            "message": "Call initiated",
+            "conversation_id": call.conversation_id,
+            "call_sid": call.call_sid,
+            "ecommerce_enabled": call.ecommerce_platform is not None,
+        }
+    body: dict[str, Any] = {
+        "success": True,
+        "message": "SIP call initiated",
+        "conversation_id": call.conversation_id,
+        "sip_call_id": call.sip_call_id,
+    }
+    if call.ecommerce_platform is not None:
+        body["ecommerce_enabled"] = True
+    return body

@@ -99,3 +99,66 @@ class Upload(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PhoneNumber(_Projected, Base):
+    __tablename__ = "phone_numbers"
+
+    phone_number_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(500))
+    provider: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    supports_inbound: Mapped[bool] = mapped_column(default=True)
+    supports_outbound: Mapped[bool] = mapped_column(default=True)
+    created_at_unix: Mapped[int] = mapped_column(BigInteger)
+
+
+class Call(_Projected, Base):
+    """One placed call (a conversation). Campaign attempts are calls too."""
+
+    __tablename__ = "calls"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    call_sid: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sip_call_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    agent_id: Mapped[str] = mapped_column(String(200), index=True)
+    phone_number_id: Mapped[str] = mapped_column(String(200), index=True)
+    to_number: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ecommerce_enabled: Mapped[bool] = mapped_column(default=False)
+    campaign_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    recipient_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    placed_at_unix: Mapped[int] = mapped_column(BigInteger)
+    ended_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class CustomerSession(_Projected, Base):
+    __tablename__ = "customer_sessions"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at_unix: Mapped[int] = mapped_column(BigInteger)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST carrying an Idempotency-Key, replayed for 24 h."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)  # sha256(api key + header value)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # in_progress | done
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -5,13 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import Agent, KnowledgeDocument, Operation, Tool, Upload
+from gateway.models import (
+    Agent,
+    Call,
+    CustomerSession,
+    IdempotencyKey,
+    KnowledgeDocument,
+    Operation,
+    PhoneNumber,
+    Tool,
+    Upload,
+)
 
-R = TypeVar("R", Tool, KnowledgeDocument, Agent)
+R = TypeVar("R", Tool, KnowledgeDocument, Agent, PhoneNumber, Call, CustomerSession)
 
 OPERATIONS_CHANNEL = "gateway_operations"
 
@@ -31,6 +41,16 @@ class ReadModels:
         )
         await self.session.execute(stmt)
 
+    async def update_if_newer(
+        self, model: type[R], resource_id: str, values: dict[str, Any], event_at: datetime
+    ) -> None:
+        pk = model.__mapper__.primary_key[0]
+        await self.session.execute(
+            update(model)
+            .where(pk == resource_id, model.__table__.c.last_event_at <= event_at)
+            .values(**values, last_event_at=event_at)
+        )
+
     async def tombstone(self, model: type[R], resource_id: str, event_at: datetime) -> None:
         pk = model.__mapper__.primary_key[0]
         await self.session.execute(
@@ -45,12 +65,14 @@ class ReadModels:
         return row
 
     async def page(
-        self, model: type[R], *, after_position: int | None, page_size: int
+        self, model: type[R], *, after_position: int | None, page_size: int, filters: dict[str, Any] | None = None
     ) -> tuple[list[R], bool]:
-        """Newest first; returns (rows, has_more)."""
+        """Newest first; returns (rows, has_more). `filters` are column equality matches."""
         query = (
             select(model).where(model.deleted.is_(False)).order_by(model.position.desc()).limit(page_size + 1)
         )
+        for column, value in (filters or {}).items():
+            query = query.where(model.__table__.c[column] == value)
         if after_position is not None:
             query = query.where(model.position < after_position)
         rows = list((await self.session.scalars(query)).all())
@@ -68,6 +90,23 @@ class Operations:
 
     async def add_pending(self, operation_id: str, command_type: str) -> None:
         self.session.add(Operation(operation_id=operation_id, command_type=command_type, status="pending"))
+
+    async def add_pending_once(self, operation_id: str, command_type: str) -> bool:
+        """Insert the pending operation unless it exists (an idempotent retry re-uses its id)."""
+        result = await self.session.execute(
+            insert(Operation)
+            .values(operation_id=operation_id, command_type=command_type, status="pending")
+            .on_conflict_do_nothing()
+            .returning(Operation.operation_id)
+        )
+        return result.first() is not None
+
+    async def pending_type(self, operation_id: str) -> str | None:
+        return await self.session.scalar(
+            select(Operation.command_type).where(
+                Operation.operation_id == operation_id, Operation.status == "pending"
+            )
+        )
 
     async def complete(self, operation_id: str, status_code: int, response: dict[str, Any]) -> None:
         """Record the outcome and wake every gateway replica waiting on it (delivered at commit)."""
@@ -98,3 +137,55 @@ class Uploads:
 
     async def get(self, upload_id: str) -> Upload | None:
         return await self.session.get(Upload, upload_id)
+
+
+class IdempotencyKeys:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, key: str, request_hash: str) -> bool:
+        result = await self.session.execute(
+            insert(IdempotencyKey)
+            .values(key=key, request_hash=request_hash, status="in_progress")
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.key)
+        )
+        return result.first() is not None
+
+    async def get_for_update(self, key: str) -> IdempotencyKey | None:
+        return await self.session.scalar(
+            select(IdempotencyKey)
+            .where(IdempotencyKey.key == key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def restart(self, key: str, request_hash: str) -> None:
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == key)
+            .values(
+                request_hash=request_hash,
+                status="in_progress",
+                status_code=None,
+                response=None,
+                created_at=func.now(),
+                updated_at=func.now(),
+            )
+        )
+
+    async def finish(self, key: str, status_code: int, response: bytes, content_type: str | None) -> None:
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == key)
+            .values(
+                status="done",
+                status_code=status_code,
+                response=response,
+                content_type=content_type,
+                updated_at=func.now(),
+            )
+        )
+
+    async def release(self, key: str) -> None:
+        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.key == key))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from contracts.provisioning import ToolParameter
 
@@ -68,3 +68,104 @@ class UpdatePromptRequest(BaseModel):
     system_prompt: str | None = None
     tool_ids: list[str] | None = None
     knowledge_base_ids: list[str] | None = None
+
+
+# ---- phone numbers, calls, sessions (api-v1.md 5.5, 8, 9) ------------------------------------
+
+
+class TwilioNumberRequest(BaseModel):
+    phone_number: str
+    label: str = Field(min_length=1, max_length=500)
+    sid: str = Field(min_length=2, max_length=64, pattern=r"^AC[A-Za-z0-9]+$")
+    token: str = Field(min_length=1, max_length=500)
+
+
+class SipCredentialsIn(BaseModel):
+    username: str | None = Field(default=None, max_length=500)
+    password: str | None = Field(default=None, max_length=500)
+
+
+class TrunkConfigIn(BaseModel):
+    address: str | None = Field(default=None, max_length=500)
+    transport: Literal["auto", "udp", "tcp", "tls"] | None = None
+    media_encryption: Literal["disabled", "allowed", "required"] | None = None
+    headers: dict[str, str] | None = None
+    credentials: SipCredentialsIn | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _x_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, header_value in (value or {}).items():
+            if not name.lower().startswith("x-"):
+                raise ValueError(f"custom SIP headers must start with X- (got {name!r})")
+            if any(c in name + header_value for c in "\r\n\0"):
+                raise ValueError("SIP header names and values may not contain CR, LF or NUL")
+        return value
+
+
+class OutboundTrunkConfigIn(TrunkConfigIn):
+    address: str = Field(min_length=1, max_length=500)
+
+
+class SipTrunkNumberRequest(BaseModel):
+    phone_number: str
+    label: str = Field(min_length=1, max_length=500)
+    provider: Literal["sip_trunk"] = "sip_trunk"
+    supports_inbound: bool = True
+    supports_outbound: bool = True
+    outbound_trunk_config: OutboundTrunkConfigIn
+    inbound_trunk_config: TrunkConfigIn | None = None
+
+
+class UpdatePhoneNumberRequest(BaseModel):
+    agent_id: str | None = Field(default=None, min_length=1)
+    label: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class CustomerInfoIn(BaseModel):
+    name: str | None = Field(default=None, max_length=500)
+    email: EmailStr | None = None
+    phone: str | None = None
+
+
+class WooCommerceCredentials(BaseModel):
+    platform: Literal["woocommerce"]
+    base_url: str
+    api_key: str = Field(min_length=1, max_length=500)
+    api_secret: str = Field(min_length=1, max_length=500)
+
+    _url = field_validator("base_url")(_http_url)
+
+
+class ShopifyCredentials(BaseModel):
+    platform: Literal["shopify"]
+    base_url: str
+    api_key: str = Field(min_length=1, max_length=500)
+    access_token: str = Field(min_length=1, max_length=500)
+
+    _url = field_validator("base_url")(_http_url)
+
+
+EcommerceCredentials = Annotated[WooCommerceCredentials | ShopifyCredentials, Field(discriminator="platform")]
+
+
+class OutboundCallRequest(BaseModel):
+    agent_id: str = Field(min_length=1)
+    agent_phone_number_id: str = Field(min_length=1)
+    to_number: str
+    first_message: str | None = Field(default=None, max_length=5000)
+    dynamic_variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    ecommerce_credentials: EcommerceCredentials | None = None
+    customer_info: CustomerInfoIn | None = None
+    sender_email: EmailStr | None = None
+
+
+class CustomerSessionRequest(BaseModel):
+    conversation_id: str = Field(min_length=1, max_length=200)
+    customer_info: CustomerInfoIn
+
+
+class RegisterWebhookRequest(BaseModel):
+    public_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
+
+    _url = field_validator("public_url")(_http_url)

@@ -10,7 +10,7 @@ from typing import Any
 
 from bus.context import current_correlation_id
 from contracts import topics
-from contracts.base import Command, CommandFailed, Event
+from contracts.base import Command, Event
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
@@ -22,10 +22,22 @@ from contracts.provisioning import (
     ToolCreated,
     ToolDeleted,
 )
+from contracts.telephony import (
+    FINAL_CALL_STATUSES,
+    CallPlaced,
+    CallStatusChanged,
+    CustomerSessionDeleted,
+    CustomerSessionStored,
+    PhoneNumberDeleted,
+    PhoneNumberImported,
+    PhoneNumberRecord,
+    PhoneNumberUpdated,
+)
 from gateway import domain
 from gateway.domain import Outcome
 from gateway.errors import NotFound
-from gateway.models import Agent, KnowledgeDocument, Tool, Upload
+from gateway.idempotency import command_id_for_request
+from gateway.models import Agent, Call, CustomerSession, KnowledgeDocument, PhoneNumber, Tool, Upload
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
 from gateway.waiter import OperationWaiter
@@ -45,15 +57,24 @@ class GatewayService:
 
     # ---- writes ------------------------------------------------------------------------------
 
-    async def execute(self, command: Command, *, key: str | None = None) -> Outcome:
-        """Publish `command` (with its pending operation, atomically) and answer with its outcome."""
-        command = command.model_copy(update={"correlation_id": current_correlation_id()})
+    async def execute(
+        self, command: Command, *, key: str | None = None, topic: str = topics.PROVISIONING_COMMANDS
+    ) -> Outcome:
+        """Publish `command` (with its pending operation, atomically) and answer with its outcome.
+
+        Under an Idempotency-Key the command id is derived from the key, so a retry after a crash
+        finds the same operation and never publishes a second, different command.
+        """
+        update: dict[str, Any] = {"correlation_id": current_correlation_id()}
+        if (derived := command_id_for_request.get()) is not None:
+            update["message_id"] = derived
+        command = command.model_copy(update=update)
         op_id = command.message_id
         self.waiter.register(op_id)
         try:
             async with self.uow() as uow:
-                await uow.operations.add_pending(op_id, command.type)
-                await uow.publish(topics.PROVISIONING_COMMANDS, command, key=key or op_id)
+                if await uow.operations.add_pending_once(op_id, command.type):
+                    await uow.publish(topic, command, key=key or op_id)
             deadline = time.monotonic() + self.settings.reply_timeout_s
             while True:
                 remaining = deadline - time.monotonic()
@@ -144,11 +165,13 @@ class GatewayService:
         return row
 
     async def page(
-        self, model: type[Any], cursor: str | None, page_size: int
+        self, model: type[Any], cursor: str | None, page_size: int, filters: dict[str, Any] | None = None
     ) -> tuple[list[Any], str | None]:
         after = domain.decode_cursor(cursor)
         async with self.uow() as uow:
-            rows, has_more = await uow.read_models.page(model, after_position=after, page_size=page_size)
+            rows, has_more = await uow.read_models.page(
+                model, after_position=after, page_size=page_size, filters=filters
+            )
         return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
 
     async def missing_ids(self, model: type[Any], ids: list[str]) -> list[str]:
@@ -206,11 +229,47 @@ class GatewayService:
                     )
                 case AgentDeleted(agent_id=agent_id):
                     await rm.tombstone(Agent, agent_id, at)
-                case CommandFailed():
-                    pass
+                case PhoneNumberImported(phone=p) | PhoneNumberUpdated(phone=p):
+                    await rm.upsert(PhoneNumber, _phone_row(p), at)
+                case PhoneNumberDeleted(phone_number_id=pid):
+                    await rm.tombstone(PhoneNumber, pid, at)
+                case CallPlaced() as call:
+                    await rm.upsert(Call, _call_row(call), at)
+                case CallStatusChanged() as change:
+                    await rm.update_if_newer(
+                        Call,
+                        change.conversation_id,
+                        {
+                            "status": change.status,
+                            "duration_seconds": change.duration_seconds,
+                            "outcome": change.outcome,
+                            "summary": change.summary,
+                            "reason": change.reason,
+                            "ended_at_unix": int(at.timestamp())
+                            if change.status in FINAL_CALL_STATUSES
+                            else None,
+                        },
+                        at,
+                    )
+                case CustomerSessionStored(conversation_id=cid, customer_info=info):
+                    await rm.upsert(
+                        CustomerSession,
+                        {
+                            "conversation_id": cid,
+                            "name": info.name,
+                            "email": info.email,
+                            "phone": info.phone,
+                            "created_at_unix": int(at.timestamp()),
+                        },
+                        at,
+                    )
+                case CustomerSessionDeleted(conversation_id=cid):
+                    await rm.tombstone(CustomerSession, cid, at)
             if event.causation_id:
-                outcome = domain.outcome_of(event)
-                await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
+                command_type = await uow.operations.pending_type(event.causation_id)
+                if command_type is not None and domain.concludes(event.type, command_type):
+                    outcome = domain.outcome_of(event)
+                    await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
 
     async def command_dead_lettered(self, command: Command) -> None:
         """A command its service could not handle at all: fail its operation instead of leaving it pending."""
@@ -226,6 +285,37 @@ class GatewayService:
                     "detail": f"The {command.type} command could not be processed",
                 },
             )
+
+
+def _phone_row(p: PhoneNumberRecord) -> dict[str, Any]:
+    return {
+        "phone_number_id": p.phone_number_id,
+        "phone_number": p.phone_number,
+        "label": p.label,
+        "provider": p.provider,
+        "agent_id": p.agent_id,
+        "supports_inbound": p.supports_inbound,
+        "supports_outbound": p.supports_outbound,
+        "created_at_unix": p.created_at_unix,
+    }
+
+
+def _call_row(call: CallPlaced) -> dict[str, Any]:
+    return {
+        "conversation_id": call.conversation_id,
+        "provider": call.provider,
+        "call_sid": call.call_sid,
+        "sip_call_id": call.sip_call_id,
+        "agent_id": call.agent_id,
+        "phone_number_id": call.phone_number_id,
+        "to_number": call.to_number,
+        "status": "dialing",
+        "ecommerce_enabled": call.ecommerce_platform is not None,
+        "campaign_id": call.campaign_id,
+        "recipient_id": call.recipient_id,
+        "attempt": call.attempt,
+        "placed_at_unix": call.placed_at_unix,
+    }
 
 
 def _tool_row(t: Any) -> dict[str, Any]:

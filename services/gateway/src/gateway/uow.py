@@ -10,7 +10,7 @@ from bus import inbox
 from bus.runtime import Bus
 from contracts.base import Message
 from gateway.models import inbox as inbox_table
-from gateway.repository import Operations, ReadModels, Uploads
+from gateway.repository import IdempotencyKeys, Operations, ReadModels, Uploads
 
 
 class UnitOfWork:
@@ -24,6 +24,7 @@ class UnitOfWork:
         self.read_models = ReadModels(self.session)
         self.operations = Operations(self.session)
         self.uploads = Uploads(self.session)
+        self.idempotency = IdempotencyKeys(self.session)
         return self
 
     async def __aexit__(

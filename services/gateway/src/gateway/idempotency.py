@@ -1,0 +1,129 @@
+"""`Idempotency-Key` on every POST: the same key and body within 24 h replays the first answer.
+
+A different body with the same key is a 422; a duplicate while the first is still running is a 409.
+The command published for a keyed request gets a message id derived from the key, so even a
+request retried after a gateway crash publishes the same command, which its service deduplicates:
+a retried call request can never dial twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from gateway.errors import ApiError, BadRequest, Conflict, Unprocessable
+from gateway.uow import UnitOfWork
+
+HEADER = "Idempotency-Key"
+REPLAY_WINDOW = timedelta(hours=24)
+# A keyed request still "in progress" after this long was abandoned (its gateway died): let a retry
+# take over. Safe because the retry publishes the same command id.
+STALE_AFTER = timedelta(seconds=60)
+
+command_id_for_request: ContextVar[str | None] = ContextVar("command_id_for_request", default=None)
+
+
+def presented_api_key(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+
+
+def api_key_valid(presented: str, keys: list[str]) -> bool:
+    return bool(presented) and any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys)
+
+
+def _sha(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, uow: Callable[[], UnitOfWork], api_keys: list[str]) -> None:
+        self.uow = uow
+        self.api_keys = api_keys
+
+    async def __call__(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        header = request.headers.get(HEADER)
+        presented = presented_api_key(request)
+        if (
+            request.method != "POST"
+            or header is None
+            or not request.url.path.startswith("/api/v1/")
+            or not api_key_valid(presented, self.api_keys)  # the route answers 401; nothing to remember
+        ):
+            return await call_next(request)
+        try:
+            scope_key, request_hash = self._hashes(request, header, presented, await request.body())
+            replay = await self._claim(scope_key, request_hash)
+        except ApiError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status_code)
+        if replay is not None:
+            return replay
+        token = command_id_for_request.set(_sha(b"command", scope_key.encode())[:32])
+        try:
+            response = await call_next(request)
+        finally:
+            command_id_for_request.reset(token)
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        async with self.uow() as uow:
+            if response.status_code >= 500:
+                await uow.idempotency.release(scope_key)  # a server failure may be retried with the same key
+            else:
+                await uow.idempotency.finish(scope_key, response.status_code, body, response.media_type)
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return Response(
+            body, status_code=response.status_code, headers=headers, media_type=response.media_type
+        )
+
+    def _hashes(self, request: Request, header: str, presented: str, body: bytes) -> tuple[str, str]:
+        if not 1 <= len(header) <= 255:
+            raise BadRequest("Invalid Idempotency-Key", "Use 1 to 255 characters, e.g. a UUID")
+        scope_key = _sha(presented.encode(), header.encode())
+        request_hash = _sha(
+            request.method.encode(), request.url.path.encode(), request.url.query.encode(), body
+        )
+        return scope_key, request_hash
+
+    async def _claim(self, scope_key: str, request_hash: str) -> Response | None:
+        """None when this request should run; otherwise the response to give instead."""
+        async with self.uow() as uow:
+            if await uow.idempotency.claim(scope_key, request_hash):
+                return None
+        async with self.uow() as uow:
+            row = await uow.idempotency.get_for_update(scope_key)
+            now = datetime.now(UTC)
+            if row is None or now - row.created_at > REPLAY_WINDOW:
+                if row is None:
+                    await uow.idempotency.claim(scope_key, request_hash)
+                else:
+                    await uow.idempotency.restart(scope_key, request_hash)
+                return None
+            if row.request_hash != request_hash:
+                raise Unprocessable(
+                    "Idempotency-Key reused with a different request",
+                    "Send a new Idempotency-Key for a different request body",
+                )
+            if row.status == "done" and row.status_code is not None:
+                return Response(
+                    row.response or b"",
+                    status_code=row.status_code,
+                    media_type=row.content_type,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            if now - row.updated_at > STALE_AFTER:
+                await uow.idempotency.restart(scope_key, request_hash)
+                return None
+            raise Conflict(
+                "A request with this Idempotency-Key is in progress", "Retry after it has finished"
+            )

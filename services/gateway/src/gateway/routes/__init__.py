@@ -1,0 +1,18 @@
+"""REST routes under /api/v1, one module per resource."""
+
+from fastapi import APIRouter
+
+from gateway.routes import admin, agents, calls, knowledge_base, operations, phone_numbers, sessions, tools
+
+# sessions before any future /email-templates/{template_id} route, so "sessions" is not taken for an id.
+ROUTERS: list[APIRouter] = [
+    tools.router,
+    knowledge_base.router,
+    agents.router,
+    sessions.router,
+    phone_numbers.router,
+    calls.router,
+    operations.router,
+    admin.router,
+]
+INTERNAL: list[APIRouter] = [operations.internal]

@@ -1,0 +1,77 @@
+"""Agents (api-v1.md sections 6 and 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from contracts.provisioning import CreateAgent, DeleteAgent, UpdateAgent
+from gateway.errors import BadRequest, NotFound
+from gateway.models import Agent, KnowledgeDocument, Tool
+from gateway.routes.deps import PageSize, Service, api_router, respond
+from gateway.schemas import CreateAgentRequest, UpdateAgentRequest, UpdatePromptRequest
+from gateway.service import GatewayService
+
+router = api_router()
+
+
+async def _check_references(service: GatewayService, tool_ids: list[str], document_ids: list[str]) -> None:
+    missing_tools = await service.missing_ids(Tool, tool_ids)
+    if missing_tools:
+        raise NotFound(f"Tool not found: {', '.join(missing_tools)}")
+    missing_docs = await service.missing_ids(KnowledgeDocument, document_ids)
+    if missing_docs:
+        raise NotFound(f"Document not found: {', '.join(missing_docs)}")
+
+
+@router.post("/agents", tags=["agents"])
+async def create_agent(body: CreateAgentRequest, service: Service) -> JSONResponse:
+    await _check_references(service, body.tool_ids, body.knowledge_base_ids)
+    return respond(await service.execute(CreateAgent(**body.model_dump())))
+
+
+@router.get("/agents", tags=["agents"])
+async def list_agents(
+    service: Service, page_size: PageSize = 30, cursor: str | None = None
+) -> dict[str, Any]:
+    rows, next_cursor = await service.page(Agent, cursor, page_size)
+    agents = []
+    for a in rows:
+        agent_cfg = a.conversation_config.get("agent", {})
+        summary = {k: agent_cfg[k] for k in ("language", "first_message") if k in agent_cfg}
+        agents.append({"agent_id": a.agent_id, "name": a.name, "conversation_config": {"agent": summary}})
+    return {"agents": agents, "cursor": next_cursor}
+
+
+@router.get("/agents/{agent_id}", tags=["agents"])
+async def get_agent(agent_id: str, service: Service) -> dict[str, Any]:
+    a = await service.get(Agent, agent_id, "Agent not found")
+    return {"agent_id": a.agent_id, "name": a.name, "conversation_config": a.conversation_config}
+
+
+@router.patch("/agents/{agent_id}", tags=["agents"])
+async def update_agent(agent_id: str, body: UpdateAgentRequest, service: Service) -> JSONResponse:
+    await service.get(Agent, agent_id, "Agent not found")
+    if body.name is None and body.conversation_config is None:
+        raise BadRequest("Nothing to update", "Provide name and/or conversation_config")
+    return respond(await service.execute(UpdateAgent(agent_id=agent_id, **body.model_dump()), key=agent_id))
+
+
+@router.patch("/agents/{agent_id}/prompt", tags=["agents"])
+async def update_agent_prompt(agent_id: str, body: UpdatePromptRequest, service: Service) -> JSONResponse:
+    await service.get(Agent, agent_id, "Agent not found")
+    fields = body.model_dump(exclude_none=True)
+    if not fields:
+        raise BadRequest(
+            "Nothing to update",
+            "Provide any of first_message, language, system_prompt, tool_ids, knowledge_base_ids",
+        )
+    await _check_references(service, body.tool_ids or [], body.knowledge_base_ids or [])
+    return respond(await service.execute(UpdateAgent(agent_id=agent_id, **fields), key=agent_id))
+
+
+@router.delete("/agents/{agent_id}", tags=["agents"])
+async def delete_agent(agent_id: str, service: Service) -> JSONResponse:
+    await service.get(Agent, agent_id, "Agent not found")
+    return respond(await service.execute(DeleteAgent(agent_id=agent_id), key=agent_id))

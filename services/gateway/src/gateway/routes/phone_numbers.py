@@ -1,0 +1,117 @@
+"""Phone numbers (api-v1.md section 8). Twilio tokens and SIP passwords leave here only encrypted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from contracts import topics
+from contracts.telephony import (
+    DeletePhoneNumber,
+    ImportSipTrunkNumber,
+    ImportTwilioNumber,
+    SipCredentials,
+    TrunkConfig,
+    UpdatePhoneNumber,
+)
+from gateway import domain
+from gateway.errors import BadRequest
+from gateway.models import Agent, PhoneNumber
+from gateway.routes.deps import PageSize, Service, api_router, respond
+from gateway.schemas import (
+    SipTrunkNumberRequest,
+    TrunkConfigIn,
+    TwilioNumberRequest,
+    UpdatePhoneNumberRequest,
+)
+
+router = api_router()
+
+
+def phone_view(p: PhoneNumber) -> dict[str, Any]:
+    return {
+        "phone_number_id": p.phone_number_id,
+        "phone_number": p.phone_number,
+        "label": p.label,
+        "agent_id": p.agent_id,
+        "provider": p.provider,
+    }
+
+
+@router.post("/phone-numbers", tags=["phone-numbers"])
+async def import_twilio_number(body: TwilioNumberRequest, service: Service) -> JSONResponse:
+    command = ImportTwilioNumber(
+        phone_number=domain.e164(body.phone_number),
+        label=body.label,
+        sid=body.sid,
+        token_encrypted=domain.encrypt(service.settings.secret_key, body.token),
+    )
+    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS))
+
+
+def _trunk(config: TrunkConfigIn | None, secret_key: str) -> TrunkConfig | None:
+    if config is None:
+        return None
+    credentials = None
+    if config.credentials is not None and config.credentials.username:
+        password = config.credentials.password
+        credentials = SipCredentials(
+            username=config.credentials.username,
+            password_encrypted=domain.encrypt(secret_key, password) if password else None,
+        )
+    return TrunkConfig(
+        address=config.address,
+        transport=config.transport,
+        media_encryption=config.media_encryption,
+        headers=config.headers,
+        credentials=credentials,
+    )
+
+
+@router.post("/phone-numbers/sip-trunk", tags=["phone-numbers"])
+async def import_sip_trunk_number(body: SipTrunkNumberRequest, service: Service) -> JSONResponse:
+    key = service.settings.secret_key
+    command = ImportSipTrunkNumber(
+        phone_number=domain.e164(body.phone_number),
+        label=body.label,
+        supports_inbound=body.supports_inbound,
+        supports_outbound=body.supports_outbound,
+        outbound_trunk_config=_trunk(body.outbound_trunk_config, key),
+        inbound_trunk_config=_trunk(body.inbound_trunk_config, key),
+    )
+    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS))
+
+
+@router.get("/phone-numbers", tags=["phone-numbers"])
+async def list_phone_numbers(
+    service: Service, page_size: PageSize = 30, cursor: str | None = None
+) -> dict[str, Any]:
+    rows, next_cursor = await service.page(PhoneNumber, cursor, page_size)
+    return {"phone_numbers": [phone_view(p) for p in rows], "cursor": next_cursor}
+
+
+@router.get("/phone-numbers/{phone_number_id}", tags=["phone-numbers"])
+async def get_phone_number(phone_number_id: str, service: Service) -> dict[str, Any]:
+    p = await service.get(PhoneNumber, phone_number_id, "Phone number not found")
+    return phone_view(p) | {"supports_inbound": p.supports_inbound, "supports_outbound": p.supports_outbound}
+
+
+@router.patch("/phone-numbers/{phone_number_id}", tags=["phone-numbers"])
+async def update_phone_number(
+    phone_number_id: str, body: UpdatePhoneNumberRequest, service: Service
+) -> JSONResponse:
+    await service.get(PhoneNumber, phone_number_id, "Phone number not found")
+    if body.agent_id is None and body.label is None:
+        raise BadRequest("Nothing to update", "Provide agent_id and/or label")
+    if body.agent_id is not None:
+        await service.get(Agent, body.agent_id, "Agent not found")
+    command = UpdatePhoneNumber(phone_number_id=phone_number_id, agent_id=body.agent_id, label=body.label)
+    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=phone_number_id))
+
+
+@router.delete("/phone-numbers/{phone_number_id}", tags=["phone-numbers"])
+async def delete_phone_number(phone_number_id: str, service: Service) -> JSONResponse:
+    await service.get(PhoneNumber, phone_number_id, "Phone number not found")
+    command = DeletePhoneNumber(phone_number_id=phone_number_id)
+    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=phone_number_id))

@@ -1,0 +1,51 @@
+"""Customer sessions (api-v1.md section 5.5): who is on a conversation, for e-mail personalisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from contracts import topics
+from contracts.telephony import CustomerInfo, DeleteCustomerSession, StoreCustomerSession
+from gateway import domain
+from gateway.models import CustomerSession
+from gateway.routes.deps import PageSize, Service, api_router, respond
+from gateway.schemas import CustomerSessionRequest
+
+router = api_router()
+
+
+def session_view(s: CustomerSession) -> dict[str, Any]:
+    info = {k: v for k, v in {"name": s.name, "email": s.email, "phone": s.phone}.items() if v is not None}
+    return {"conversation_id": s.conversation_id, "customer_info": info, "created_at_unix": s.created_at_unix}
+
+
+@router.post("/email-templates/sessions", tags=["sessions"])
+async def store_session(body: CustomerSessionRequest, service: Service) -> JSONResponse:
+    if body.customer_info.phone is not None:
+        domain.e164(body.customer_info.phone)
+    command = StoreCustomerSession(
+        conversation_id=body.conversation_id, customer_info=CustomerInfo(**body.customer_info.model_dump())
+    )
+    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=body.conversation_id))
+
+
+@router.get("/email-templates/sessions", tags=["sessions"])
+async def list_sessions(
+    service: Service, page_size: PageSize = 100, cursor: str | None = None
+) -> dict[str, Any]:
+    rows, next_cursor = await service.page(CustomerSession, cursor, page_size)
+    return {"sessions": [session_view(s) for s in rows], "count": len(rows), "cursor": next_cursor}
+
+
+@router.get("/email-templates/sessions/{conversation_id}", tags=["sessions"])
+async def get_session(conversation_id: str, service: Service) -> dict[str, Any]:
+    return session_view(await service.get(CustomerSession, conversation_id, "Session not found"))
+
+
+@router.delete("/email-templates/sessions/{conversation_id}", tags=["sessions"])
+async def delete_session(conversation_id: str, service: Service) -> JSONResponse:
+    await service.get(CustomerSession, conversation_id, "Session not found")
+    command = DeleteCustomerSession(conversation_id=conversation_id)
+    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=conversation_id))

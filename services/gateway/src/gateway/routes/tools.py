@@ -1,0 +1,52 @@
+"""Tools (api-v1.md section 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool
+from gateway.models import Tool
+from gateway.routes.deps import PageSize, Service, api_router, respond
+from gateway.schemas import EcommerceToolsRequest, WebhookToolRequest
+
+router = api_router()
+
+
+@router.post("/tools/ecommerce", tags=["tools"])
+async def create_ecommerce_tools(body: EcommerceToolsRequest, service: Service) -> JSONResponse:
+    return respond(await service.execute(CreateEcommerceTools(webhook_base_url=body.webhook_base_url)))
+
+
+@router.post("/tools/webhook", tags=["tools"])
+async def create_webhook_tool(body: WebhookToolRequest, service: Service) -> JSONResponse:
+    return respond(await service.execute(CreateWebhookTool(**body.model_dump())))
+
+
+@router.get("/tools", tags=["tools"])
+async def list_tools(service: Service, page_size: PageSize = 30, cursor: str | None = None) -> dict[str, Any]:
+    rows, next_cursor = await service.page(Tool, cursor, page_size)
+    return {
+        "tools": [{"tool_id": t.tool_id, "name": t.name, "type": t.type} for t in rows],
+        "cursor": next_cursor,
+    }
+
+
+@router.get("/tools/{tool_id}", tags=["tools"])
+async def get_tool(tool_id: str, service: Service) -> dict[str, Any]:
+    t = await service.get(Tool, tool_id, "Tool not found")
+    return {
+        "tool_id": t.tool_id,
+        "name": t.name,
+        "description": t.description,
+        "type": t.type,
+        "tool_config": t.tool_config,
+        "created_at_unix": t.created_at_unix,
+    }
+
+
+@router.delete("/tools/{tool_id}", tags=["tools"])
+async def delete_tool(tool_id: str, service: Service) -> JSONResponse:
+    await service.get(Tool, tool_id, "Tool not found")
+    return respond(await service.execute(DeleteTool(tool_id=tool_id), key=tool_id))
