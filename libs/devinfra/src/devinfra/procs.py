@@ -248,6 +248,7 @@ class ManagedProcess:
     run_as: RunAs | None
     pdeathsig: int
     output: bool
+    log_file: str | None = None
     popen: subprocess.Popen[bytes] = field(init=False, repr=False)
     _tail: collections.deque[str] = field(init=False, repr=False)
     _pump: threading.Thread | None = field(init=False, default=None, repr=False)
@@ -282,9 +283,14 @@ class ManagedProcess:
 
     def _pump_output(self, stream: IO[bytes], colour: str) -> None:
         prefix = f"[{self.name}]"
+        # Every line, appended across restarts, when asked (tests search logs for leaked secrets).
+        sink = open(self.log_file, "a", encoding="utf-8") if self.log_file else None  # noqa: SIM115
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip("\r\n")
             self._tail.append(line)
+            if sink is not None:
+                sink.write(line + "\n")
+                sink.flush()
             if not self.output:
                 continue
             with _output_lock:
@@ -296,6 +302,8 @@ class ManagedProcess:
                 except (ValueError, OSError):  # stdout closed/replaced (e.g. by pytest capture)
                     pass
         stream.close()
+        if sink is not None:
+            sink.close()
 
     @property
     def pid(self) -> int:
@@ -353,6 +361,7 @@ def spawn(
     tier: int = 1,
     run_as: RunAs | None = None,
     output: bool = True,
+    log_file: str | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in its own process group.
 
@@ -376,6 +385,7 @@ def spawn(
         run_as=run_as,
         pdeathsig=pdeathsig,
         output=output,
+        log_file=log_file,
     )
     proc._start()
     return proc
@@ -465,12 +475,21 @@ class Supervisor:
         tier: int = 1,
         run_as: RunAs | None = None,
         output: bool = True,
+        log_file: str | None = None,
     ) -> ManagedProcess:
         old = self._procs.get(name)
         if old is not None and old.group_alive():
             raise RuntimeError(f"{name} is already running (pid {old.pid})")
         proc = spawn(
-            name, argv, env=env, cwd=cwd, stop_signal=stop_signal, tier=tier, run_as=run_as, output=output
+            name,
+            argv,
+            env=env,
+            cwd=cwd,
+            stop_signal=stop_signal,
+            tier=tier,
+            run_as=run_as,
+            output=output,
+            log_file=log_file,
         )
         self._procs[name] = proc
         self._expected_exit.discard(name)
@@ -503,6 +522,7 @@ class Supervisor:
             tier=old.tier,
             run_as=old.run_as,
             output=old.output,
+            log_file=old.log_file,
         )
         self._procs[name] = proc
         self._expected_exit.discard(name)

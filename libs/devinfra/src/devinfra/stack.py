@@ -166,12 +166,14 @@ class Stack:
         stop_timeout: float = 5.0,
         output: bool = True,
         supervisor: Supervisor | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self._env: dict[str, str] = dict(env or {})
         self.free_ports = free_ports
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.output = output
+        self.log_dir = log_dir
         self.supervisor = supervisor or Supervisor()
         self.started: list[str] = []
         self.skipped: list[str] = []
@@ -275,6 +277,7 @@ class Stack:
             [sys.executable, "-m", svc.module, *args],
             env=self._env,
             output=self.output,
+            log_file=str(self.log_dir / f"{svc.name}.log") if self.log_dir else None,
         )
         if svc.name not in self.started:
             self.started.append(svc.name)
