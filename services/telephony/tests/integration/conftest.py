@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 DEADLINE_S = 20.0
 SECRET_KEY = Fernet.generate_key().decode()
-RECONCILE_AFTER_S = 3.0
+RECONCILE_AFTER_S = 5.0
 
 
 @pytest.fixture(scope="session")
@@ -221,3 +221,22 @@ async def agent_id(container: Container) -> str:
 def new_number(last_digit: str) -> str:
     """A fresh E.164 number whose last digit picks the simulated outcome."""
     return f"+1555{uuid.uuid4().int % 10**6:06d}{last_digit}"
+
+
+@pytest.fixture(scope="session")
+async def twilio_phone_id(container: Container, agent_id: str) -> str:
+    return await container.elevenlabs.create_phone_number(
+        {"provider": "twilio", "phone_number": new_number("1"), "label": "T", "sid": "AC1", "token": "t"}
+    )
+
+
+@pytest.fixture(scope="session")
+async def sip_phone_id(container: Container) -> str:
+    return await container.elevenlabs.create_phone_number(
+        {
+            "provider": "sip_trunk",
+            "phone_number": new_number("2"),
+            "label": "S",
+            "outbound_trunk_config": {"address": "sip.example.com"},
+        }
+    )

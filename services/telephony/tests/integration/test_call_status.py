@@ -1,0 +1,161 @@
+"""Post-call webhooks and reconciliation move calls to their final status exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from contracts import topics
+from contracts.telephony import PlaceCall
+from contracts.webhooks import PostCallWebhookReceived
+from telephony.bootstrap import Container
+from telephony.models import inbox
+
+from .conftest import DEADLINE_S, RECONCILE_AFTER_S, Harness, new_number
+
+pytestmark = pytest.mark.integration
+
+_FAILURE_REASONS = {"5": "busy", "6": "no-answer", "8": "unknown"}
+
+
+async def _place(harness: Harness, agent_id: str, phone_id: str, digit: str) -> dict[str, Any]:
+    command = PlaceCall(
+        provider="twilio",
+        agent_id=agent_id,
+        agent_phone_number_id=phone_id,
+        to_number=new_number(digit),
+        campaign_id="camp-9",
+        recipient_id=f"rec-{digit}",
+        attempt=1,
+        correlation_id=uuid.uuid4().hex,
+    )
+    event = await harness.one(command)
+    assert event["type"] == "call.placed"
+    return event
+
+
+async def _finished(container: Container, conversation_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        conversation = await container.elevenlabs.get_conversation(conversation_id)
+        if conversation["status"] in ("done", "failed"):
+            return conversation
+        assert time.monotonic() < deadline, f"conversation {conversation_id} never finished"
+        await asyncio.sleep(0.05)  # polling with a deadline
+
+
+def _webhook(conversation: dict[str, Any], digit: str) -> PostCallWebhookReceived:
+    """What tool-webhooks publishes for the simulator's post-call webhook."""
+    conversation_id = conversation["conversation_id"]
+    if conversation["status"] == "failed":
+        kind = "call_initiation_failure"
+        fields: dict[str, Any] = {"failure_reason": _FAILURE_REASONS[digit]}
+    else:
+        kind = "post_call_transcription"
+        analysis = conversation.get("analysis") or {}
+        fields = {
+            "conversation_status": conversation["status"],
+            "call_duration_secs": conversation["metadata"]["call_duration_secs"],
+            "termination_reason": conversation["metadata"]["termination_reason"],
+            "call_successful": analysis.get("call_successful"),
+            "transcript_summary": analysis.get("transcript_summary"),
+            "data_collection": {
+                k: v["value"] for k, v in (analysis.get("data_collection_results") or {}).items()
+            },
+        }
+    return PostCallWebhookReceived(
+        message_id=f"{kind}:{conversation_id}",
+        webhook_type=kind,
+        conversation_id=conversation_id,
+        agent_id=conversation["agent_id"],
+        event_timestamp=int(time.time()),
+        **fields,
+    )
+
+
+def _changes(harness: Harness, conversation_id: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in harness.events
+        if e["type"] == "call.status_changed" and e["conversation_id"] == conversation_id
+    ]
+
+
+async def test_post_call_webhooks_set_the_final_status_once(
+    harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
+) -> None:
+    expected = {"0": "completed", "5": "busy", "6": "no_answer", "7": "voicemail", "8": "failed"}
+    placed = {digit: await _place(harness, agent_id, twilio_phone_id, digit) for digit in [*expected, "1"]}
+    webhooks = {
+        digit: _webhook(await _finished(container, event["conversation_id"]), digit)
+        for digit, event in placed.items()
+    }
+    # every webhook twice (a replay), then a last one on the same partition as a marker
+    for webhook in [*(webhooks[d] for d in expected), *(webhooks[d] for d in expected), webhooks["1"]]:
+        await harness.publish(webhook, topic=topics.WEBHOOK_EVENTS)
+    marker = placed["1"]["conversation_id"]
+    await harness.wait_for(
+        lambda e: e["type"] == "call.status_changed" and e["conversation_id"] == marker, what="marker"
+    )
+
+    for digit, status in expected.items():
+        event = placed[digit]
+        changes = _changes(harness, event["conversation_id"])
+        assert len(changes) == 1, changes
+        change = changes[0]
+        assert change["status"] == status
+        assert change["source"] == "webhook"
+        assert change["causation_id"] == webhooks[digit].message_id
+        assert change["correlation_id"] == event["correlation_id"]
+        assert (change["campaign_id"], change["recipient_id"], change["attempt"]) == (
+            "camp-9",
+            f"rec-{digit}",
+            1,
+        )
+    completed = _changes(harness, placed["0"]["conversation_id"])[0]
+    assert completed["outcome"] == "appointment_confirmed"
+    assert completed["summary"] and completed["duration_seconds"] is not None
+    assert _changes(harness, placed["5"]["conversation_id"])[0]["reason"] == "busy"
+
+
+async def test_webhook_for_an_unknown_conversation_is_ignored(harness: Harness) -> None:
+    webhook = PostCallWebhookReceived(
+        webhook_type="post_call_transcription",
+        conversation_id=f"conv_unknown_{uuid.uuid4().hex}",
+        event_timestamp=int(time.time()),
+        conversation_status="done",
+    )
+    await harness.publish(webhook, topic=topics.WEBHOOK_EVENTS)
+    # a later command on the commands topic cannot order this; the inbox row shows it was handled
+    deadline = time.monotonic() + DEADLINE_S
+    while not await _handled(harness, webhook.message_id):
+        assert time.monotonic() < deadline, "webhook never handled"
+        await asyncio.sleep(0.05)  # polling with a deadline
+    assert _changes(harness, webhook.conversation_id) == []
+
+
+async def _handled(harness: Harness, message_id: str) -> bool:
+    async with harness.container.engine.connect() as connection:
+        row = await connection.execute(select(inbox.c.message_id).where(inbox.c.message_id == message_id))
+        return row.first() is not None
+
+
+async def test_call_whose_webhook_never_comes_is_reconciled(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    placed = await _place(harness, agent_id, twilio_phone_id, "9")
+    conversation_id = placed["conversation_id"]
+    change = await harness.wait_for(
+        lambda e: e["type"] == "call.status_changed" and e["conversation_id"] == conversation_id,
+        deadline_s=RECONCILE_AFTER_S + DEADLINE_S,
+        what="reconciled status",
+    )
+    assert (change["status"], change["source"]) == ("completed", "reconciliation")
+    assert change["outcome"] == "appointment_confirmed"
+    assert (change["campaign_id"], change["recipient_id"]) == ("camp-9", "rec-9")
+    assert len(_changes(harness, conversation_id)) == 1

@@ -1,0 +1,220 @@
+"""PlaceCall end to end; above all, a person is never dialled twice."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from contracts.telephony import CustomerInfo, PlaceCall
+from telephony import domain
+from telephony.bootstrap import Container
+from telephony.models import Attempt, AttemptStatus, Call, CustomerSession
+
+from .conftest import Harness, encrypt, new_number
+
+pytestmark = pytest.mark.integration
+
+
+def _call(agent_id: str, phone_id: str, provider: str = "twilio", digit: str = "0", **fields) -> PlaceCall:
+    return PlaceCall(
+        provider=provider,
+        agent_id=agent_id,
+        agent_phone_number_id=phone_id,
+        to_number=fields.pop("to_number", None) or new_number(digit),
+        correlation_id=uuid.uuid4().hex,
+        **fields,
+    )
+
+
+async def _sent(harness: Harness, to_number: str) -> dict:
+    calls = (await harness.sim_get("/_sim/calls", to_number=to_number))["calls"]
+    assert len(calls) == 1, calls
+    return calls[0]["request"]
+
+
+async def _call_row(container: Container, conversation_id: str) -> Call | None:
+    async with container.sessionmaker() as session:
+        return await session.get(Call, conversation_id)
+
+
+async def test_twilio_call_with_first_message_variables_and_customer_session(
+    harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
+) -> None:
+    credentials = encrypt('{"consumer_key": "ck"}')
+    command = _call(
+        agent_id,
+        twilio_phone_id,
+        first_message="Hi {{name}}!",
+        dynamic_variables={"name": "Ana", "order_id": 42},
+        customer_info=CustomerInfo(name="Ana", email="ana@example.com", phone="+15550100"),
+        ecommerce_platform="shopify",
+        ecommerce_credentials_encrypted=credentials,
+        sender_email="shop@example.com",
+        campaign_id="camp-1",
+        recipient_id="rec-1",
+        attempt=2,
+    )
+    outcomes = (await harness.deliver(command))[command.message_id]
+    assert sorted(e["type"] for e in outcomes) == ["call.placed", "customer_session.stored"]
+    assert all(e["correlation_id"] == command.correlation_id for e in outcomes)
+    placed = next(e for e in outcomes if e["type"] == "call.placed")
+    stored = next(e for e in outcomes if e["type"] == "customer_session.stored")
+    assert placed["call_sid"] and placed["sip_call_id"] is None
+    assert placed["ecommerce_credentials_encrypted"] == credentials
+    assert (placed["campaign_id"], placed["recipient_id"], placed["attempt"]) == ("camp-1", "rec-1", 2)
+    assert stored["conversation_id"] == placed["conversation_id"]
+    assert stored["sender_email"] == "shop@example.com"
+
+    sent = await _sent(harness, command.to_number)
+    client_data = sent["conversation_initiation_client_data"]
+    assert client_data["dynamic_variables"] == {
+        "name": "Ana",
+        "order_id": 42,
+        "switchboard_attempt_id": command.message_id,
+    }
+    assert client_data["conversation_config_override"] == {"agent": {"first_message": "Hi {{name}}!"}}
+
+    row = await _call_row(container, placed["conversation_id"])
+    assert row is not None
+    assert (row.status, row.attempt_id, row.ecommerce_credentials_encrypted) == (
+        "dialing",
+        command.message_id,
+        credentials,
+    )
+    async with container.sessionmaker() as session:
+        customer = await session.get(CustomerSession, placed["conversation_id"])
+    assert customer is not None and (customer.email, customer.sender_email) == (
+        "ana@example.com",
+        "shop@example.com",
+    )
+
+
+async def test_sip_trunk_call(harness: Harness, agent_id: str, sip_phone_id: str) -> None:
+    command = _call(agent_id, sip_phone_id, "sip_trunk", dynamic_variables={"x": "1"})
+    event = await harness.one(command)
+    assert event["type"] == "call.placed"
+    assert event["sip_call_id"] and event["call_sid"] is None
+    sent = await _sent(harness, command.to_number)
+    assert "conversation_config_override" not in sent["conversation_initiation_client_data"]
+    assert sent["conversation_initiation_client_data"]["dynamic_variables"]["x"] == "1"
+
+
+async def test_refused_dial_is_call_dial_failed(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    command = _call(agent_id, twilio_phone_id, to_number=f"+1555{uuid.uuid4().int % 1000:03d}0000")
+    event = await harness.one(command)
+    assert (event["type"], event["status_code"], event["error"]) == (
+        "call.dial_failed",
+        502,
+        "Call could not be placed",
+    )
+    assert "cannot be dialled" in event["detail"]
+    assert event["to_number"] == command.to_number
+
+
+async def test_unknown_agent_is_call_dial_failed_404(harness: Harness, twilio_phone_id: str) -> None:
+    event = await harness.one(_call("agent_missing", twilio_phone_id))
+    assert (event["type"], event["status_code"]) == ("call.dial_failed", 404)
+
+
+async def test_rate_limited_dial_is_retried_then_placed(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    path = "^/v1/convai/twilio/outbound-call$"
+    (
+        await harness.sim.post(
+            "/_sim/faults",
+            json={"method": "POST", "path_regex": path, "status": 429, "count": 1, "retry_after": 0.1},
+        )
+    ).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    event = await harness.one(command)
+    assert event["type"] == "call.placed"
+    assert await harness.dials(command.to_number) == 1
+
+
+async def test_rate_limit_that_persists_is_call_dial_failed_429(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    path = "^/v1/convai/twilio/outbound-call$"
+    (
+        await harness.sim.post(
+            "/_sim/faults",
+            json={"method": "POST", "path_regex": path, "status": 429, "count": 10, "retry_after": 0.05},
+        )
+    ).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    event = await harness.one(command)
+    assert (event["type"], event["status_code"]) == ("call.dial_failed", 429)
+    assert await harness.dials(command.to_number) == 0
+
+
+async def test_redelivered_place_call_dials_once(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    command = _call(agent_id, twilio_phone_id)
+    outcomes = await harness.deliver(command, command)
+    assert [e["type"] for e in outcomes[command.message_id]] == ["call.placed"]
+    assert await harness.dials(command.to_number) == 1
+
+
+async def _pretend_crashed(container: Container, command: PlaceCall) -> None:
+    async with container.sessionmaker() as session, session.begin():
+        session.add(
+            Attempt(message_id=command.message_id, command_type=command.type, status=AttemptStatus.STARTED)
+        )
+
+
+async def test_started_attempt_without_conversation_is_not_redialled(
+    harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
+) -> None:
+    command = _call(agent_id, twilio_phone_id)
+    await _pretend_crashed(container, command)
+    event = await harness.one(command)
+    assert (event["type"], event["status_code"], event["error"]) == (
+        "call.dial_failed",
+        502,
+        "Call outcome unknown after a restart; not redialled",
+    )
+    assert await harness.dials(command.to_number) == 0
+
+
+async def test_started_attempt_whose_call_went_out_is_adopted(
+    harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
+) -> None:
+    command = _call(agent_id, twilio_phone_id)
+    await _pretend_crashed(container, command)
+    # the earlier delivery got as far as dialling, then crashed
+    dialled = await container.elevenlabs.twilio_outbound_call(domain.call_body(command))
+    event = await harness.one(command)
+    assert event["type"] == "call.placed"
+    assert (event["conversation_id"], event["call_sid"]) == (dialled["conversation_id"], dialled["callSid"])
+    assert await harness.dials(command.to_number) == 1
+    async with container.sessionmaker() as session:
+        rows = (await session.scalars(select(Call).where(Call.attempt_id == command.message_id))).all()
+    assert [r.conversation_id for r in rows] == [dialled["conversation_id"]]
+
+
+async def test_server_error_on_dial_is_not_retried(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    path = "^/v1/convai/twilio/outbound-call$"
+    (
+        await harness.sim.post(
+            "/_sim/faults", json={"method": "POST", "path_regex": path, "status": 503, "count": 1}
+        )
+    ).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    event = await harness.one(command)
+    assert (event["type"], event["status_code"], event["error"]) == (
+        "call.dial_failed",
+        502,
+        "ElevenLabs unavailable",
+    )
+    requests = (
+        await harness.sim_get("/_sim/requests", method="POST", path="/v1/convai/twilio/outbound-call")
+    )["requests"]
+    assert len(requests) == 1
