@@ -83,6 +83,33 @@ def sip_import_body(command: ImportSipTrunkNumber, decrypt: Decrypt) -> JSON:
     )
 
 
+_SECRET_KEYS = frozenset({"token", "password"})
+
+
+def secrets_in(body: Any) -> list[str]:
+    """Every clear secret in an import body (Twilio `token`, SIP `password`s)."""
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            if key in _SECRET_KEYS and isinstance(value, str) and value:
+                found.append(value)
+            else:
+                found.extend(secrets_in(value))
+    elif isinstance(body, list):
+        for item in body:
+            found.extend(secrets_in(item))
+    return found
+
+
+def redact(text: str | None, secrets: list[str]) -> str | None:
+    """`text` with every secret replaced; upstream 422 details may echo the request body."""
+    if text is None:
+        return None
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def phone_patch_body(command: UpdatePhoneNumber) -> JSON:
     return without_none({"agent_id": command.agent_id, "label": command.label})
 

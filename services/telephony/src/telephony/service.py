@@ -185,7 +185,12 @@ class TelephonyService:
                     phone_id = str(phone["phone_number_id"])
                     log.info("telephony.phone_number.adopted", phone_number_id=phone_id)
                     break
-        phone_id = phone_id or await self.elevenlabs.create_phone_number(body)
+        if phone_id is None:
+            try:
+                phone_id = await self.elevenlabs.create_phone_number(body)
+            except UpstreamError as exc:
+                secrets = domain.secrets_in(body)
+                raise UpstreamError(exc.status_code, exc.error, domain.redact(exc.detail, secrets)) from None
         record = domain.phone_record(
             await self.elevenlabs.get_phone_number(phone_id), int(attempt.started_at.timestamp())
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from contracts import topics
 from contracts.telephony import PlaceCall
 from contracts.webhooks import PostCallWebhookReceived
 from telephony.bootstrap import Container
-from telephony.models import inbox
+from telephony.models import Call, inbox
 
 from .conftest import DEADLINE_S, RECONCILE_AFTER_S, Harness, new_number
 
@@ -159,3 +160,33 @@ async def test_call_whose_webhook_never_comes_is_reconciled(
     assert change["outcome"] == "appointment_confirmed"
     assert (change["campaign_id"], change["recipient_id"]) == ("camp-9", "rec-9")
     assert len(_changes(harness, conversation_id)) == 1
+
+
+async def test_reconciliation_gives_up_on_a_call_without_result(
+    harness: Harness, container: Container
+) -> None:
+    conversation_id = f"conv_lost_{uuid.uuid4().hex}"
+    async with container.sessionmaker() as session, session.begin():
+        session.add(
+            Call(
+                conversation_id=conversation_id,
+                attempt_id=uuid.uuid4().hex,
+                provider="twilio",
+                agent_id="agent_x",
+                phone_number_id="phnum_x",
+                to_number="+15550000001",
+                status="dialing",
+                campaign_id="camp-lost",
+                placed_at=datetime.now(UTC) - timedelta(hours=3),
+            )
+        )
+    change = await harness.wait_for(
+        lambda e: e["type"] == "call.status_changed" and e["conversation_id"] == conversation_id,
+        what="gave up",
+    )
+    assert (change["status"], change["reason"], change["source"]) == (
+        "failed",
+        "no result from ElevenLabs",
+        "reconciliation",
+    )
+    assert change["campaign_id"] == "camp-lost"

@@ -15,6 +15,8 @@ from contracts.telephony import (
     TrunkConfig,
     UpdatePhoneNumber,
 )
+from telephony.bootstrap import Container
+from telephony.models import Attempt, AttemptStatus
 
 from .conftest import Harness, encrypt, new_number
 
@@ -131,3 +133,63 @@ async def test_update_and_delete_phone_number(harness: Harness, agent_id: str) -
             404,
             f"Phone number not found: {phone_id}",
         )
+
+
+async def test_upstream_error_echoing_the_secret_is_redacted(harness: Harness) -> None:
+    canary = f"echo-canary-{uuid.uuid4().hex}"
+    body = {"detail": [{"loc": ["body", "token"], "msg": "bad", "type": "value_error", "input": canary}]}
+    (
+        await harness.sim.post(
+            "/_sim/faults",
+            json={
+                "method": "POST",
+                "path_regex": "^/v1/convai/phone-numbers$",
+                "status": 422,
+                "count": 1,
+                "body": body,
+            },
+        )
+    ).raise_for_status()
+    command = ImportTwilioNumber(
+        phone_number=new_number("1"),
+        label="x",
+        sid="AC1",
+        token_encrypted=encrypt(canary),
+        correlation_id=_cid(),
+    )
+    event = await harness.one(command)
+    assert (event["type"], event["status_code"]) == ("command.failed", 422)
+    assert "***" in event["detail"]
+    await _assert_nowhere_but_upstream(harness, canary)
+
+
+async def test_recovery_adopts_number_imported_before_a_crash(harness: Harness, container: Container) -> None:
+    command = ImportTwilioNumber(
+        phone_number=new_number("4"),
+        label="Rec",
+        sid="AC1",
+        token_encrypted=encrypt("t"),
+        correlation_id=_cid(),
+    )
+    async with container.sessionmaker() as session, session.begin():
+        session.add(
+            Attempt(message_id=command.message_id, command_type=command.type, status=AttemptStatus.STARTED)
+        )
+    # the earlier delivery got as far as importing the number upstream
+    phone_id = await container.elevenlabs.create_phone_number(
+        {
+            "provider": "twilio",
+            "phone_number": command.phone_number,
+            "label": "Rec",
+            "sid": "AC1",
+            "token": "t",
+        }
+    )
+    await harness.sim.delete("/_sim/requests")
+
+    event = await harness.one(command)
+    assert event["type"] == "phone_number.imported"
+    assert event["phone"]["phone_number_id"] == phone_id
+    assert (await harness.sim_get("/_sim/requests", method="POST", path="/v1/convai/phone-numbers"))[
+        "requests"
+    ] == []

@@ -238,3 +238,14 @@ def test_reconcile_decision_gives_up_only_after_the_limit() -> None:
     assert domain.reconcile_decision(None, age_s=7201, give_up_s=7200) == gave_up
     finished = domain.reconcile_decision(_conversation("failed", "busy"), age_s=1, give_up_s=7200)
     assert finished is not None and finished.status == "busy"
+
+
+def test_secrets_are_found_and_redacted() -> None:
+    body = {
+        "token": "tok",
+        "outbound_trunk_config": {"credentials": {"username": "u", "password": "pw"}},
+        "inbound_trunk_config": {"credentials": {"username": "u"}},
+    }
+    assert sorted(domain.secrets_in(body)) == ["pw", "tok"]
+    assert domain.redact('{"input": "pw", "x": "tok"}', ["pw", "tok"]) == '{"input": "***", "x": "***"}'
+    assert domain.redact(None, ["pw"]) is None
