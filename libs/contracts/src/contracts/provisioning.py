@@ -71,6 +71,31 @@ class AgentRecord(BaseModel):
     created_at_unix: int = Field(description="Creation time, unix seconds.")
 
 
+class TemplateParameter(BaseModel):
+    """A value the agent supplies when it triggers an e-mail template."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(description="Placeholder name, used as {{name}} in the templates.")
+    description: str = Field(default="", description="Tells the LLM what to put here.")
+    required: bool = Field(default=False, description="Whether the agent must always provide it.")
+
+
+class EmailTemplateRecord(BaseModel):
+    """An e-mail template and the ElevenLabs webhook tool that triggers it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    template_id: str = Field(description="Template id (its name).")
+    name: str = Field(description="Template name; also the tool name the LLM sees.")
+    description: str = Field(description="When the agent should send it.")
+    subject_template: str = Field(description="Subject with {{placeholders}}.")
+    body_template: str = Field(description="Plain-text body with {{placeholders}}.")
+    parameters: list[TemplateParameter] = Field(default_factory=list, description="Agent-filled parameters.")
+    tool_id: str = Field(description="ElevenLabs tool id of the template's webhook tool.")
+    created_at: str = Field(description="Creation time, ISO 8601.")
+
+
 # ---- commands ------------------------------------------------------------------------------
 
 
@@ -165,6 +190,26 @@ class DeleteAgent(Command):
     agent_id: str = Field(description="ElevenLabs agent id.")
 
 
+class CreateEmailTemplate(Command):
+    """Create an e-mail template and its webhook tool posting to `{webhook_base_url}/webhook/email/{name}`."""
+
+    type: Literal["email_template.create"] = "email_template.create"
+    name: str = Field(description="Template name (letters, digits, _ and -); becomes the template id.")
+    description: str = Field(description="When the agent should send it.")
+    subject_template: str = Field(description="Subject with {{placeholders}}.")
+    body_template: str = Field(description="Plain-text body with {{placeholders}}.")
+    parameters: list[TemplateParameter] = Field(default_factory=list, description="Agent-filled parameters.")
+    webhook_base_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
+
+
+class DeleteEmailTemplate(Command):
+    """Delete an e-mail template and its webhook tool."""
+
+    type: Literal["email_template.delete"] = "email_template.delete"
+    template_id: str = Field(description="Template id.")
+    tool_id: str | None = Field(default=None, description="Its ElevenLabs tool id, when known.")
+
+
 ProvisioningCommand = Annotated[
     CreateWebhookTool
     | CreateEcommerceTools
@@ -173,7 +218,9 @@ ProvisioningCommand = Annotated[
     | DeleteKnowledgeDocument
     | CreateAgent
     | UpdateAgent
-    | DeleteAgent,
+    | DeleteAgent
+    | CreateEmailTemplate
+    | DeleteEmailTemplate,
     Field(discriminator="type"),
 ]
 
@@ -237,6 +284,22 @@ class AgentDeleted(Event):
     agent_id: str = Field(description="ElevenLabs agent id.")
 
 
+class EmailTemplateCreated(Event):
+    """An e-mail template and its webhook tool were created."""
+
+    type: Literal["email_template.created"] = "email_template.created"
+    template: EmailTemplateRecord = Field(description="The template.")
+    tool: ToolRecord = Field(description="Its webhook tool.")
+
+
+class EmailTemplateDeleted(Event):
+    """An e-mail template and its webhook tool were deleted."""
+
+    type: Literal["email_template.deleted"] = "email_template.deleted"
+    template_id: str = Field(description="Template id.")
+    tool_id: str | None = Field(default=None, description="ElevenLabs tool id that was deleted.")
+
+
 ProvisioningEvent = Annotated[
     ToolCreated
     | EcommerceToolsCreated
@@ -246,6 +309,8 @@ ProvisioningEvent = Annotated[
     | AgentCreated
     | AgentUpdated
     | AgentDeleted
+    | EmailTemplateCreated
+    | EmailTemplateDeleted
     | CommandFailed,
     Field(discriminator="type"),
 ]

@@ -7,6 +7,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from contracts import topics
+from contracts.notifier import NotifierCommand, NotifierEvent
 from contracts.provisioning import ProvisioningCommand, ProvisioningEvent
 from contracts.telephony import TelephonyCommand, TelephonyEvent
 from contracts.webhooks import WebhookCommand, WebhookEvent
@@ -18,6 +19,8 @@ TOPIC_SCHEMAS: Final[dict[str, Any]] = {
     topics.TELEPHONY_EVENTS: TelephonyEvent,
     topics.WEBHOOK_COMMANDS: WebhookCommand,
     topics.WEBHOOK_EVENTS: WebhookEvent,
+    topics.NOTIFIER_COMMANDS: NotifierCommand,
+    topics.NOTIFIER_EVENTS: NotifierEvent,
 }
 
 

@@ -24,6 +24,12 @@ WEBHOOK_COMMANDS: Final = "switchboard.webhooks.commands"
 WEBHOOK_EVENTS: Final = "switchboard.webhooks.events"
 """What ElevenLabs told us: verified post-call webhooks; webhook registration."""
 
+NOTIFIER_COMMANDS: Final = "switchboard.notifier.commands"
+"""Commands for the notifier: send an e-mail."""
+
+NOTIFIER_EVENTS: Final = "switchboard.notifier.events"
+"""E-mails sent or failed."""
+
 DEAD_LETTER_SUFFIX: Final = ".dlq"
 """A message that could not be handled after bounded retries goes to ``<topic>.dlq`` with the error."""
 
@@ -39,4 +45,6 @@ ALL_TOPICS: Final = (
     TELEPHONY_EVENTS,
     WEBHOOK_COMMANDS,
     WEBHOOK_EVENTS,
+    NOTIFIER_COMMANDS,
+    NOTIFIER_EVENTS,
 )
