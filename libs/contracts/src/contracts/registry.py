@@ -7,6 +7,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from contracts import topics
+from contracts.campaigns import CampaignCommand, CampaignEvent
 from contracts.notifier import NotifierCommand, NotifierEvent
 from contracts.provisioning import ProvisioningCommand, ProvisioningEvent
 from contracts.telephony import TelephonyCommand, TelephonyEvent
@@ -21,6 +22,8 @@ TOPIC_SCHEMAS: Final[dict[str, Any]] = {
     topics.WEBHOOK_EVENTS: WebhookEvent,
     topics.NOTIFIER_COMMANDS: NotifierCommand,
     topics.NOTIFIER_EVENTS: NotifierEvent,
+    topics.CAMPAIGN_COMMANDS: CampaignCommand,
+    topics.CAMPAIGN_EVENTS: CampaignEvent,
 }
 
 

@@ -30,6 +30,12 @@ NOTIFIER_COMMANDS: Final = "switchboard.notifier.commands"
 NOTIFIER_EVENTS: Final = "switchboard.notifier.events"
 """E-mails sent or failed."""
 
+CAMPAIGN_COMMANDS: Final = "switchboard.campaigns.commands"
+"""Public: submit, add recipients, cancel, pause, resume campaigns; do-not-call list changes."""
+
+CAMPAIGN_EVENTS: Final = "switchboard.campaigns.events"
+"""Public: every campaign and recipient progress change; do-not-call list changes."""
+
 DEAD_LETTER_SUFFIX: Final = ".dlq"
 """A message that could not be handled after bounded retries goes to ``<topic>.dlq`` with the error."""
 
@@ -47,4 +53,6 @@ ALL_TOPICS: Final = (
     WEBHOOK_EVENTS,
     NOTIFIER_COMMANDS,
     NOTIFIER_EVENTS,
+    CAMPAIGN_COMMANDS,
+    CAMPAIGN_EVENTS,
 )

@@ -1,0 +1,232 @@
+"""Campaign (batch calling) commands and events. A public interface: other systems may publish the
+commands straight onto `switchboard.campaigns.commands` as plain JSON and consume the events.
+
+Large campaigns arrive in chunks: `campaign.submit` carries the definition and the first chunk of
+recipients and says how many chunks there are; `campaign.add_recipients` carries the others. The
+campaign starts once every chunk has arrived, so no message has to hold 100,000 recipients.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.base import Command, CommandFailed, Event
+
+CampaignStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
+RecipientStatus = Literal[
+    "scheduled",
+    "dialing",
+    "in_progress",
+    "completed",
+    "no_answer",
+    "busy",
+    "failed",
+    "voicemail",
+    "cancelled",
+    "skipped_dnc",
+]
+RETRYABLE_OUTCOMES: frozenset[str] = frozenset({"no_answer", "busy", "failed", "voicemail"})
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CampaignRecipient(_Value):
+    """One person to call."""
+
+    recipient_id: str | None = Field(
+        default=None, description="Caller-chosen id, unique within the campaign; assigned when absent."
+    )
+    phone_number: str = Field(description="E.164 number to dial.")
+    name: str | None = Field(default=None, description="Customer name (personalisation, e-mails).")
+    email: str | None = Field(default=None, description="Customer e-mail (e-mail templates).")
+    dynamic_variables: dict[str, Any] = Field(
+        default_factory=dict, description="Injected into the conversation."
+    )
+
+
+class CallingWindow(_Value):
+    """Hours in the recipient's local time (derived from the number) when calls may be placed."""
+
+    start: str = Field(description="Local start time, HH:MM (24 h).")
+    end: str = Field(description="Local end time, HH:MM (24 h); a window may cross midnight.")
+    days: list[int] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4, 5, 6], description="Allowed weekdays, 0 = Monday."
+    )
+
+
+class RetryDelays(_Value):
+    """Seconds to wait before retrying, per outcome."""
+
+    no_answer: int = Field(default=300, ge=0, description="After no answer.")
+    busy: int = Field(default=120, ge=0, description="After a busy line.")
+    failed: int = Field(default=600, ge=0, description="After a failed call.")
+    voicemail: int = Field(default=1800, ge=0, description="After reaching voicemail.")
+
+
+class CampaignSnapshot(_Value):
+    """A campaign and its counters at one moment (counters are consistent with each other)."""
+
+    campaign_id: str = Field(description="Campaign (batch job) id.")
+    name: str = Field(description="Campaign name (`call_name`).")
+    agent_id: str = Field(description="Agent.")
+    phone_number_id: str = Field(description="Calling number.")
+    phone_provider: Literal["twilio", "sip_trunk"] | None = Field(default=None, description="Its provider.")
+    status: CampaignStatus = Field(description="Campaign status.")
+    created_at_unix: int = Field(description="Submission time.")
+    scheduled_time_unix: int | None = Field(default=None, description="Start time, if scheduled.")
+    timezone: str | None = Field(default=None, description="IANA time zone of `scheduled_time_unix`.")
+    retry_count: int = Field(description="Retries per recipient (0-5).")
+    total_calls_scheduled: int = Field(description="Recipients in the campaign.")
+    total_calls_dispatched: int = Field(description="Recipients dialled at least once.")
+    total_calls_finished: int = Field(description="Recipients in a final state.")
+    last_updated_at_unix: int = Field(description="When this snapshot was taken.")
+    status_reason: str | None = Field(default=None, description="Why it failed or was paused, if so.")
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+class SubmitCampaign(Command):
+    """Create a campaign. Recipients beyond the first chunk follow as `campaign.add_recipients`."""
+
+    type: Literal["campaign.submit"] = "campaign.submit"
+    campaign_id: str = Field(description="Id for the campaign, chosen by the submitter (e.g. batch_<uuid>).")
+    call_name: str = Field(description="Campaign name.")
+    agent_id: str = Field(description="Agent that talks.")
+    phone_number_id: str = Field(description="Number calls come from.")
+    phone_provider: Literal["twilio", "sip_trunk"] | None = Field(
+        default=None, description="Provider of the number; looked up when absent."
+    )
+    recipients: list[CampaignRecipient] = Field(
+        default_factory=list, description="First chunk of recipients."
+    )
+    recipient_chunks: int = Field(default=1, ge=1, description="Chunks in total, this one included.")
+    scheduled_time_unix: int | None = Field(default=None, description="Start time; now when absent.")
+    timezone: str | None = Field(
+        default=None, description="IANA time zone for the schedule (e.g. America/New_York)."
+    )
+    retry_count: int = Field(default=0, ge=0, le=5, description="Retries per recipient.")
+    retry_delays: RetryDelays | None = Field(default=None, description="Delay before a retry, per outcome.")
+    concurrency_limit: int | None = Field(
+        default=None, ge=1, description="Max simultaneous calls of this campaign."
+    )
+    calling_window: CallingWindow | None = Field(default=None, description="Allowed local calling hours.")
+    ecommerce_platform: Literal["woocommerce", "shopify"] | None = Field(
+        default=None, description="Store platform."
+    )
+    ecommerce_credentials_encrypted: str | None = Field(
+        default=None, description="Fernet token of the store credentials JSON (SWITCHBOARD_SECRET_KEY)."
+    )
+    sender_email: str | None = Field(default=None, description="From address for e-mails during these calls.")
+
+
+class AddCampaignRecipients(Command):
+    """Another chunk of a submitted campaign's recipients."""
+
+    type: Literal["campaign.add_recipients"] = "campaign.add_recipients"
+    campaign_id: str = Field(description="Campaign id.")
+    chunk_index: int = Field(
+        ge=1, description="1-based index of this chunk after the one in campaign.submit."
+    )
+    recipients: list[CampaignRecipient] = Field(description="The recipients of this chunk.")
+
+
+class CancelCampaign(Command):
+    """Stop a campaign: pending calls are cancelled, calls in progress finish."""
+
+    type: Literal["campaign.cancel"] = "campaign.cancel"
+    campaign_id: str = Field(description="Campaign id.")
+
+
+class PauseCampaign(Command):
+    """Stop dialling new calls until resumed; calls in progress finish."""
+
+    type: Literal["campaign.pause"] = "campaign.pause"
+    campaign_id: str = Field(description="Campaign id.")
+
+
+class ResumeCampaign(Command):
+    """Resume a paused campaign."""
+
+    type: Literal["campaign.resume"] = "campaign.resume"
+    campaign_id: str = Field(description="Campaign id.")
+
+
+class AddDoNotCall(Command):
+    """Never call this number from a campaign (an opt-out)."""
+
+    type: Literal["do_not_call.add"] = "do_not_call.add"
+    phone_number: str = Field(description="E.164 number.")
+    reason: str | None = Field(default=None, description="Why (e.g. opted out during a call).")
+
+
+class RemoveDoNotCall(Command):
+    """Allow campaign calls to this number again."""
+
+    type: Literal["do_not_call.remove"] = "do_not_call.remove"
+    phone_number: str = Field(description="E.164 number.")
+
+
+CampaignCommand = Annotated[
+    SubmitCampaign
+    | AddCampaignRecipients
+    | CancelCampaign
+    | PauseCampaign
+    | ResumeCampaign
+    | AddDoNotCall
+    | RemoveDoNotCall,
+    Field(discriminator="type"),
+]
+
+# ---- events --------------------------------------------------------------------------------
+
+
+class CampaignUpdated(Event):
+    """A campaign was created or changed status or progressed; carries the whole snapshot."""
+
+    type: Literal["campaign.updated"] = "campaign.updated"
+    campaign: CampaignSnapshot = Field(description="The campaign now.")
+
+
+class CampaignRecipientUpdated(Event):
+    """A recipient's call state changed."""
+
+    type: Literal["campaign.recipient_updated"] = "campaign.recipient_updated"
+    campaign_id: str = Field(description="Campaign id.")
+    recipient_id: str = Field(description="Recipient id.")
+    position: int = Field(description="0-based position of the recipient in the submission.")
+    to_number: str = Field(description="Number dialled.")
+    status: RecipientStatus = Field(description="Recipient status.")
+    conversation_id: str | None = Field(default=None, description="Latest attempt's conversation.")
+    duration_seconds: int | None = Field(default=None, description="Latest call's duration.")
+    outcome: str | None = Field(default=None, description="Outcome from the post-call analysis.")
+    retry_count: int = Field(default=0, description="Retries made so far.")
+    next_attempt_at_unix: int | None = Field(
+        default=None, description="When it will be dialled next, if waiting."
+    )
+
+
+class DoNotCallAdded(Event):
+    """A number was put on the do-not-call list."""
+
+    type: Literal["do_not_call.added"] = "do_not_call.added"
+    phone_number: str = Field(description="E.164 number.")
+    reason: str | None = Field(default=None, description="Why.")
+    added_at_unix: int = Field(description="When.")
+
+
+class DoNotCallRemoved(Event):
+    """A number was taken off the do-not-call list."""
+
+    type: Literal["do_not_call.removed"] = "do_not_call.removed"
+    phone_number: str = Field(description="E.164 number.")
+
+
+CampaignEvent = Annotated[
+    CampaignUpdated | CampaignRecipientUpdated | DoNotCallAdded | DoNotCallRemoved | CommandFailed,
+    Field(discriminator="type"),
+]
