@@ -7,13 +7,17 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from contracts.provisioning import (
     AgentRecord,
     CreateAgent,
+    CreateEmailTemplate,
     CreateWebhookTool,
+    EmailTemplateRecord,
     KnowledgeDocumentRecord,
+    TemplateParameter,
     ToolParameter,
     ToolRecord,
     UpdateAgent,
@@ -146,6 +150,66 @@ def ecommerce_tool_config(
             "request_headers": {auth_header: {"secret_id": secret_id}},
         },
     }
+
+
+# ---- e-mail template tools ----------------------------------------------------------------------
+
+# `purpose` in the names of e-mail tools' token secrets (see `secret_name`).
+EMAIL_SHORT_NAME = "email"
+
+
+def email_tool_route(template_name: str) -> str:
+    """The tool-webhooks route (and tool-token route) of an e-mail template's tool."""
+    return f"email/{template_name}"
+
+
+def email_tool_url(webhook_base_url: str, template_name: str) -> str:
+    return f"{webhook_base_url.rstrip('/')}/webhook/{email_tool_route(template_name)}"
+
+
+def email_tool_config(command: CreateEmailTemplate, secret_id: str, auth_header: str) -> JSON:
+    """Webhook tool_config of an e-mail template: one string per template parameter, plus the call."""
+    body = _object_schema([_email_parameter(p) for p in command.parameters])
+    body["properties"]["conversation_id"] = {"type": "string", "dynamic_variable": CONVERSATION_ID_VARIABLE}
+    body["required"].append("conversation_id")
+    return {
+        "type": "webhook",
+        "name": command.name,
+        "description": command.description,
+        "api_schema": {
+            "url": email_tool_url(command.webhook_base_url, command.name),
+            "method": "POST",
+            "content_type": "application/json",
+            "request_body_schema": body,
+            "request_headers": {auth_header: {"secret_id": secret_id}},
+        },
+    }
+
+
+def _email_parameter(parameter: TemplateParameter) -> ToolParameter:
+    return ToolParameter(
+        name=parameter.name, type="string", description=parameter.description, required=parameter.required
+    )
+
+
+def email_template_record(
+    command: CreateEmailTemplate, tool_id: str, created_at: datetime
+) -> EmailTemplateRecord:
+    return EmailTemplateRecord(
+        template_id=command.name,
+        name=command.name,
+        description=command.description,
+        subject_template=command.subject_template,
+        body_template=command.body_template,
+        parameters=list(command.parameters),
+        tool_id=tool_id,
+        created_at=iso_timestamp(created_at),
+    )
+
+
+def iso_timestamp(at: datetime) -> str:
+    """ISO 8601 in UTC without an offset, e.g. ``2026-01-28T08:38:02.753538`` (the API's format)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 # ---- custom webhook tool ------------------------------------------------------------------------

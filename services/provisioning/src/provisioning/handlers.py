@@ -10,9 +10,11 @@ from contracts import topics
 from contracts.provisioning import (
     CreateAgent,
     CreateEcommerceTools,
+    CreateEmailTemplate,
     CreateKnowledgeDocument,
     CreateWebhookTool,
     DeleteAgent,
+    DeleteEmailTemplate,
     DeleteKnowledgeDocument,
     DeleteTool,
     ProvisioningCommand,
@@ -31,10 +33,12 @@ def register(bus: Bus, service: ProvisioningService) -> None:
         CreateAgent: service.create_agent,
         UpdateAgent: service.update_agent,
         DeleteAgent: service.delete_agent,
+        CreateEmailTemplate: service.create_email_template,
+        DeleteEmailTemplate: service.delete_email_template,
     }
 
     async def handle(command: Any) -> None:
-        """Provisioning commands: tools, knowledge-base documents and agents on ElevenLabs."""
+        """Provisioning commands: tools, knowledge-base documents, agents and e-mail templates."""
         await routes[type(command)](command)
 
     bus.subscribe(topics.PROVISIONING_COMMANDS, ProvisioningCommand, handle)

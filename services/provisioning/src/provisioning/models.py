@@ -1,10 +1,13 @@
-"""Tables of the `provisioning` schema: command attempts, known KB documents, outbox and inbox."""
+"""Tables of the `provisioning` schema: command attempts, known KB documents, e-mail templates,
+outbox and inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy import DateTime, MetaData, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus.tables import make_bus_tables
@@ -59,3 +62,17 @@ class KnowledgeDocument(Base):
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     name: Mapped[str] = mapped_column(String(500))
     type: Mapped[str] = mapped_column(String(20))
+
+
+class EmailTemplate(Base):
+    """E-mail templates this service created, so a delete knows which ElevenLabs tool to remove."""
+
+    __tablename__ = "email_templates"
+
+    template_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    subject_template: Mapped[str] = mapped_column(Text)
+    body_template: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    tool_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

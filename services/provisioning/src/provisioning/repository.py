@@ -9,7 +9,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisioning.models import Attempt, AttemptStatus, KnowledgeDocument
+from contracts.provisioning import EmailTemplateRecord
+from provisioning.models import Attempt, AttemptStatus, EmailTemplate, KnowledgeDocument
 
 
 class AttemptRepository:
@@ -61,3 +62,29 @@ class KnowledgeDocumentRepository:
 
     async def remove(self, document_id: str) -> None:
         await self.session.execute(delete(KnowledgeDocument).where(KnowledgeDocument.id == document_id))
+
+
+class EmailTemplateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, record: EmailTemplateRecord, created_at: datetime) -> None:
+        """Insert; a template of the same name committed meanwhile makes this fail (IntegrityError)."""
+        self.session.add(
+            EmailTemplate(
+                template_id=record.template_id,
+                description=record.description,
+                subject_template=record.subject_template,
+                body_template=record.body_template,
+                parameters=[p.model_dump() for p in record.parameters],
+                tool_id=record.tool_id,
+                created_at=created_at,
+            )
+        )
+        await self.session.flush()
+
+    async def get(self, template_id: str) -> EmailTemplate | None:
+        return await self.session.get(EmailTemplate, template_id, populate_existing=True)
+
+    async def remove(self, template_id: str) -> None:
+        await self.session.execute(delete(EmailTemplate).where(EmailTemplate.template_id == template_id))

@@ -28,12 +28,16 @@ from contracts.provisioning import (
     AgentUpdated,
     CreateAgent,
     CreateEcommerceTools,
+    CreateEmailTemplate,
     CreateKnowledgeDocument,
     CreateWebhookTool,
     DeleteAgent,
+    DeleteEmailTemplate,
     DeleteKnowledgeDocument,
     DeleteTool,
     EcommerceToolsCreated,
+    EmailTemplateCreated,
+    EmailTemplateDeleted,
     KnowledgeDocumentCreated,
     KnowledgeDocumentDeleted,
     ToolCreated,
@@ -175,24 +179,55 @@ class ProvisioningService:
     async def _ecommerce_tool(
         self, command: CreateEcommerceTools, spec: domain.EcommerceTool, recovering: bool, created: list[str]
     ) -> JSON:
-        header = self._settings.tool_auth_header
-        name = domain.secret_name(spec.short_name, command.message_id)
+        def config(secret_id: str) -> JSON:
+            header = self._settings.tool_auth_header
+            return domain.ecommerce_tool_config(command.webhook_base_url, spec, secret_id, header)
+
+        tool, new = await self._secured_tool(
+            command.message_id, spec.short_name, spec.route, spec.name, recovering, config
+        )
+        if new:
+            created.append(str(tool["id"]))
+        return tool
+
+    async def _secured_tool(
+        self,
+        nonce: str,
+        purpose: str,
+        route: str,
+        tool_name: str,
+        recovering: bool,
+        config: Callable[[str], JSON],
+    ) -> tuple[JSON, bool]:
+        """A webhook tool sending its tool token from a per-command workspace secret.
+
+        `config(secret_id)` builds the tool_config. Recovery finds the secret by its name, then the
+        tool that sends it. Returns (tool, created_now).
+        """
+        name = domain.secret_name(purpose, nonce)
         secret_id: str | None = None
         if recovering:
-            secrets = await self.elevenlabs.list_secrets()
-            secret_id = next((str(s["secret_id"]) for s in secrets if s.get("name") == name), None)
+            secret_id = await self._find_secret(name)
             if secret_id is not None:
-                for tool in await self.elevenlabs.list_tools(search=spec.name):
-                    if domain.tool_secret_id(tool, header) == secret_id:
-                        return tool
+                tool = await self._find_tool_with_secret(tool_name, secret_id)
+                if tool is not None:
+                    return tool, False
         if secret_id is None:
             secret_key = self._settings.switchboard_secret_key.get_secret_value()
-            token = domain.tool_token(secret_key, spec.route, command.message_id)
+            token = domain.tool_token(secret_key, route, nonce)
             secret_id = str((await self.elevenlabs.create_secret(name, token))["secret_id"])
-        config = domain.ecommerce_tool_config(command.webhook_base_url, spec, secret_id, header)
-        tool = await self.elevenlabs.create_tool(config)
-        created.append(str(tool["id"]))
-        return tool
+        return await self.elevenlabs.create_tool(config(secret_id)), True
+
+    async def _find_secret(self, name: str) -> str | None:
+        secrets = await self.elevenlabs.list_secrets()
+        return next((str(s["secret_id"]) for s in secrets if s.get("name") == name), None)
+
+    async def _find_tool_with_secret(self, tool_name: str, secret_id: str) -> JSON | None:
+        header = self._settings.tool_auth_header
+        for tool in await self.elevenlabs.list_tools(search=tool_name):
+            if domain.tool_secret_id(tool, header) == secret_id:
+                return tool
+        return None
 
     async def _delete_quietly(self, tool_ids: list[str]) -> None:
         """Best effort: don't leave half of a failed pair behind."""
@@ -220,6 +255,76 @@ class ProvisioningService:
                 raise
             if not attempt.recovering:
                 raise CommandError(404, f"{kind} not found: {resource_id}", exc.detail) from exc
+
+    # ---- e-mail templates --------------------------------------------------------------------
+
+    async def create_email_template(self, command: CreateEmailTemplate) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            name = command.name
+            async with self._uow() as uow:
+                existing = await uow.email_templates.get(name)
+            if existing is not None:
+                if attempt.recovering:
+                    # Our attempt never finished, so the row is another command's: an earlier
+                    # delivery lost the race for the name; don't leave its tool behind.
+                    await self._delete_orphan_email_tool(command, existing.tool_id)
+                raise CommandError(409, f"Template already exists: {name}")
+
+            def config(secret_id: str) -> JSON:
+                return domain.email_tool_config(command, secret_id, self._settings.tool_auth_header)
+
+            tool, _ = await self._secured_tool(
+                command.message_id,
+                domain.EMAIL_SHORT_NAME,
+                domain.email_tool_route(name),
+                name,
+                attempt.recovering,
+                config,
+            )
+            created_at = utcnow()
+            tool_record = domain.tool_record(tool, "email", int(created_at.timestamp()))
+            template = domain.email_template_record(command, tool_record.tool_id, created_at)
+
+            async def remember(uow: UnitOfWork) -> None:
+                await uow.email_templates.add(template, created_at)
+
+            event = self._event(command, EmailTemplateCreated, template=template, tool=tool_record)
+            return Outcome(event=event, key=name, resource_id=tool_record.tool_id, local=[remember])
+
+        await self._run(command, action)
+
+    async def _delete_orphan_email_tool(self, command: CreateEmailTemplate, kept_tool_id: str) -> None:
+        secret_id = await self._find_secret(domain.secret_name(domain.EMAIL_SHORT_NAME, command.message_id))
+        if secret_id is None:
+            return
+        tool = await self._find_tool_with_secret(command.name, secret_id)
+        if tool is not None and str(tool["id"]) != kept_tool_id:
+            await self._delete_quietly([str(tool["id"])])
+
+    async def delete_email_template(self, command: DeleteEmailTemplate) -> None:
+        async def action(attempt: Attempt) -> Outcome:
+            template_id = command.template_id
+            async with self._uow() as uow:
+                template = await uow.email_templates.get(template_id)
+                tool_id = template.tool_id if template is not None else None
+            if tool_id is None:
+                raise CommandError(404, f"Template not found: {template_id}")
+            try:
+                await self.elevenlabs.delete_tool(tool_id)
+            except UpstreamError as exc:
+                # Already gone: deleted by an interrupted earlier attempt, or out of band. The
+                # template is still ours to delete, or it could never be deleted at all.
+                if exc.status_code != 404:
+                    raise
+                log.info("provisioning.email_template.tool_already_gone", tool_id=tool_id)
+
+            async def forget(uow: UnitOfWork) -> None:
+                await uow.email_templates.remove(template_id)
+
+            event = self._event(command, EmailTemplateDeleted, template_id=template_id, tool_id=tool_id)
+            return Outcome(event=event, key=template_id, resource_id=tool_id, local=[forget])
+
+        await self._run(command, action)
 
     # ---- knowledge base ----------------------------------------------------------------------
 

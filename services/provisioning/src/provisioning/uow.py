@@ -12,7 +12,7 @@ from bus.runtime import Bus
 from contracts.base import Message
 from contracts.topics import PROVISIONING_EVENTS
 from provisioning.models import CONSUMER, inbox
-from provisioning.repository import AttemptRepository, KnowledgeDocumentRepository
+from provisioning.repository import AttemptRepository, EmailTemplateRepository, KnowledgeDocumentRepository
 
 
 class UnitOfWork:
@@ -20,6 +20,7 @@ class UnitOfWork:
 
     attempts: AttemptRepository
     documents: KnowledgeDocumentRepository
+    email_templates: EmailTemplateRepository
     session: AsyncSession
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus) -> None:
@@ -31,6 +32,7 @@ class UnitOfWork:
         await self.session.begin()
         self.attempts = AttemptRepository(self.session)
         self.documents = KnowledgeDocumentRepository(self.session)
+        self.email_templates = EmailTemplateRepository(self.session)
         return self
 
     async def __aexit__(

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime, timedelta, timezone
 
-from contracts.provisioning import CreateAgent, CreateWebhookTool, ToolParameter, UpdateAgent
+from contracts.provisioning import (
+    CreateAgent,
+    CreateEmailTemplate,
+    CreateWebhookTool,
+    TemplateParameter,
+    ToolParameter,
+    UpdateAgent,
+)
 from provisioning import domain
 
 
@@ -149,3 +157,63 @@ def test_document_name_is_always_explicit() -> None:
     assert domain.document_name(None, "file", None, None, "cat.pdf") == "cat.pdf"
     assert domain.document_name(None, "text", "  FAQ line\nmore", None, None) == "FAQ line"
     assert domain.document_name(None, "text", "", None, None) == "Untitled"
+
+
+def _email_template() -> CreateEmailTemplate:
+    return CreateEmailTemplate(
+        name="confirm_appointment",
+        description="Use when the customer confirms their appointment.",
+        subject_template="Appointment Confirmed - {{date}} at {{time}}",
+        body_template="Dear {{customer_name}},\n{{date}} {{time}}\n{{notes}}",
+        parameters=[
+            TemplateParameter(name="date", description="The appointment date", required=True),
+            TemplateParameter(name="time", description="The appointment time", required=True),
+            TemplateParameter(name="notes", description="Any additional notes"),
+        ],
+        webhook_base_url="https://x.example/api/v1/",
+    )
+
+
+def test_email_tool_config_posts_parameters_and_conversation_id_with_secret_header() -> None:
+    config = domain.email_tool_config(_email_template(), "sec_9", "X-Switchboard-Tool-Token")
+    assert (config["type"], config["name"]) == ("webhook", "confirm_appointment")
+    assert config["description"] == "Use when the customer confirms their appointment."
+    schema = config["api_schema"]
+    assert schema["url"] == "https://x.example/api/v1/webhook/email/confirm_appointment"
+    assert (schema["method"], schema["content_type"]) == ("POST", "application/json")
+    assert schema["request_headers"] == {"X-Switchboard-Tool-Token": {"secret_id": "sec_9"}}
+    body = schema["request_body_schema"]
+    assert body["type"] == "object"
+    assert body["properties"] == {
+        "date": {"type": "string", "description": "The appointment date"},
+        "time": {"type": "string", "description": "The appointment time"},
+        "notes": {"type": "string", "description": "Any additional notes"},
+        "conversation_id": {"type": "string", "dynamic_variable": "system__conversation_id"},
+    }
+    assert body["required"] == ["date", "time", "conversation_id"]
+
+
+def test_email_tool_config_without_parameters_still_carries_the_conversation() -> None:
+    command = _email_template().model_copy(update={"parameters": []})
+    body = domain.email_tool_config(command, "s", "H")["api_schema"]["request_body_schema"]
+    assert body["properties"] == {
+        "conversation_id": {"type": "string", "dynamic_variable": "system__conversation_id"}
+    }
+    assert body["required"] == ["conversation_id"]
+
+
+def test_email_tool_route_is_the_token_route() -> None:
+    assert domain.email_tool_route("confirm_appointment") == "email/confirm_appointment"
+
+
+def test_email_template_record_uses_the_name_as_id_and_naive_utc_iso_time() -> None:
+    at = datetime(2026, 1, 28, 9, 38, 2, 753538, tzinfo=timezone(timedelta(hours=1)))
+    record = domain.email_template_record(_email_template(), "tool_1", at)
+    assert (record.template_id, record.name, record.tool_id) == (
+        "confirm_appointment",
+        "confirm_appointment",
+        "tool_1",
+    )
+    assert record.created_at == "2026-01-28T08:38:02.753538"
+    assert [p.name for p in record.parameters] == ["date", "time", "notes"]
+    assert record.subject_template == "Appointment Confirmed - {{date}} at {{time}}"

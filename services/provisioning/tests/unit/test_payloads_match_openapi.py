@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from contracts.provisioning import CreateAgent, CreateWebhookTool, ToolParameter, UpdateAgent
+from contracts.provisioning import (
+    CreateAgent,
+    CreateEmailTemplate,
+    CreateWebhookTool,
+    TemplateParameter,
+    ToolParameter,
+    UpdateAgent,
+)
 from provisioning import domain
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -45,6 +52,25 @@ def test_ecommerce_tools_validate(spec: dict[str, Any]) -> None:
     for tool in domain.ECOMMERCE_TOOLS:
         config = domain.ecommerce_tool_config("https://x/api/v1", tool, "sec_1", "X-Switchboard-Tool-Token")
         assert _errors(spec, component, {"tool_config": config}) == []
+
+
+@pytest.mark.parametrize("with_parameters", [True, False])
+def test_email_template_tool_validates(spec: dict[str, Any], with_parameters: bool) -> None:
+    parameters = [
+        TemplateParameter(name="date", description="The appointment date", required=True),
+        TemplateParameter(name="notes", description=""),
+    ]
+    command = CreateEmailTemplate(
+        name="confirm_appointment",
+        description="Send the confirmation.",
+        subject_template="Confirmed {{date}}",
+        body_template="Dear {{customer_name}}, {{date}}. {{notes}}",
+        parameters=parameters if with_parameters else [],
+        webhook_base_url="https://x/api/v1",
+    )
+    config = domain.email_tool_config(command, "sec_1", "X-Switchboard-Tool-Token")
+    component = _request_schema(spec, "/v1/convai/tools", "post")
+    assert _errors(spec, component, {"tool_config": config}) == []
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
