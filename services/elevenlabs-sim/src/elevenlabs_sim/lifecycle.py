@@ -10,6 +10,10 @@ failed: a ``call_initiation_failure`` webhook) or ``in-progress`` for ``call_dur
 ``processing`` for ``processing_ms`` → ``done`` (a ``post_call_transcription`` webhook, plus
 ``post_call_audio`` when "audio" is among the configured events). A call counts as in progress
 (for ``max_concurrent_calls``) from the dial until it ends (failure, or the end of the talk time).
+
+At the start of the talk time the agent's webhook tools are called one after the other
+(``tool_invocation.py``; runtime config ``invoke_tools``); the talk time ends ``call_duration_ms``
+after the answer, or when the last tool call returns if that is later.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from elevenlabs_sim import openapi
+from elevenlabs_sim import openapi, tool_invocation
 from elevenlabs_sim.signing import SIGNATURE_HEADER, signature_header
 from elevenlabs_sim.state import JSON, CallTracker, Delivery, Record, SimState, now_unix
 
@@ -240,12 +244,17 @@ async def _run(state: SimState, tracker: CallTracker, record: Record, entry: JSO
         record.data["metadata"]["accepted_time_unix_secs"] = int(entry["answered_at"])
         record.data["transcript"] = [{"role": "agent", "message": first, "time_in_call_secs": 0}]
         _set_status(record, entry, "in-progress")
-        await asyncio.sleep(state.config.call_duration_ms / 1000)
+        tool_turns: list[JSON] = []
+        if agent is not None and state.config.invoke_tools:
+            tool_turns = await tool_invocation.invoke_tools(state, record, agent, entry["answered_at"])
+        # Talk time counts from the answer; slow tools may make the call longer than configured.
+        talked = time.time() - entry["answered_at"]
+        await asyncio.sleep(max(state.config.call_duration_ms / 1000 - talked, 0))
         _end_call(tracker, entry)
         record.data["metadata"]["call_duration_secs"] = round(entry["ended_at"] - entry["answered_at"])
         _set_status(record, entry, "processing")
         await asyncio.sleep(state.config.processing_ms / 1000)
-        _complete(state, record, outcome, first)
+        _complete(state, record, outcome, first, tool_turns)
         _set_status(record, entry, "done")
         if not outcome.deliver_webhook:
             entry["webhooks"].append("suppressed")
@@ -314,7 +323,7 @@ def _failure_data(record: Record, outcome: Outcome) -> JSON:
     }
 
 
-def _complete(state: SimState, record: Record, outcome: Outcome, first: str) -> None:
+def _complete(state: SimState, record: Record, outcome: Outcome, first: str, tool_turns: list[JSON]) -> None:
     data = record.data
     duration = data["metadata"]["call_duration_secs"]
     if outcome.name == "voicemail":
@@ -325,6 +334,7 @@ def _complete(state: SimState, record: Record, outcome: Outcome, first: str) -> 
                 "time_in_call_secs": 0,
             },
             {"role": "agent", "message": first, "time_in_call_secs": max(duration - 1, 0)},
+            *tool_turns,
         ]
         data["metadata"]["termination_reason"] = "voicemail_detected"
         value, successful = "voicemail", "failure"
@@ -333,6 +343,7 @@ def _complete(state: SimState, record: Record, outcome: Outcome, first: str) -> 
     else:
         data["transcript"] = [
             {"role": "agent", "message": first, "time_in_call_secs": 0},
+            *tool_turns,
             {
                 "role": "user",
                 "message": "Yes, that works for me.",

@@ -7,6 +7,7 @@ later resources (phone numbers, conversations, ...) only need one more store her
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import re
 import time
@@ -117,6 +118,10 @@ class RuntimeConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_events: list[str] | None = None
+    # Webhook tools of the agent are called during answered calls (``tool_invocation.py``).
+    invoke_tools: bool = True
+    # Forced values of LLM-filled tool parameters: "<param>" or "<tool name>.<param>" → value.
+    tool_value_overrides: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: SimSettings) -> RuntimeConfig:
@@ -130,7 +135,7 @@ class RuntimeConfig:
         )
 
     def describe(self) -> JSON:
-        return dict(self.__dict__)
+        return copy.deepcopy(self.__dict__)
 
 
 @dataclass
@@ -154,6 +159,7 @@ class CallTracker:
     in_progress: int = 0
     max_concurrent_observed: int = 0
     deliveries: list[JSON] = field(default_factory=list)
+    tool_calls: list[JSON] = field(default_factory=list)  # /_sim/tool-calls entries
     last_delivery: dict[str, list[Delivery]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -236,6 +242,9 @@ class SimState:
 
     def new_call_sid(self) -> str:
         return "CA" + self._token("0123456789abcdef", 32)
+
+    def new_tool_request_id(self) -> str:
+        return "toolu_" + self._token(_KB_ALPHABET, 24)
 
     def new_sip_call_id(self) -> str:
         return "SCL_" + self._token(_KB_ALPHABET, 12)

@@ -1,6 +1,6 @@
 """Workspace secrets: ``/v1/convai/secrets``.
 
-Values are kept in memory (never returned) so that tool invocation can later resolve
+Values are kept in memory (never returned) so that tool invocation (``tool_invocation.py``) can resolve
 ``{"secret_id": ...}`` headers via :func:`secret_value`. Deleting a secret that tools still
 reference is rejected with 409 ``secret_in_use``, as upstream refuses to orphan references.
 """

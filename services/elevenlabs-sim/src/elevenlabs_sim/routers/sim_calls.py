@@ -1,5 +1,5 @@
 """Test-control API for telephony under ``/_sim`` (no auth): runtime config, the call log and
-stats, stored phone-number secrets, webhook deliveries and replays. Keep it stable."""
+stats, stored phone-number secrets, webhook tool calls, webhook deliveries and replays. Keep it stable."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class ConfigPatch(BaseModel):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_events: list[str] | None = None
+    invoke_tools: bool | None = None
+    tool_value_overrides: dict[str, Any] | None = None
 
 
 @router.get("/config")
@@ -38,10 +40,13 @@ async def get_config(state: State) -> dict[str, Any]:
 
 @router.post("/config")
 async def patch_config(patch: ConfigPatch, state: State) -> dict[str, Any]:
-    # Only the fields sent change; an explicit null clears the nullable webhook_* overrides.
+    # Only the fields sent change; an explicit null clears the nullable webhook_* overrides and
+    # tool_value_overrides (which is replaced as a whole, not merged).
     for key in patch.model_fields_set:
         value = getattr(patch, key)
-        if value is None and key not in {"webhook_url", "webhook_secret", "webhook_events"}:
+        if key == "tool_value_overrides" and value is None:
+            value = {}
+        elif value is None and key not in {"webhook_url", "webhook_secret", "webhook_events"}:
             continue
         setattr(state.config, key, value)
     return state.config.describe()
@@ -85,6 +90,14 @@ async def list_deliveries(
     if type:
         deliveries = [d for d in deliveries if d["type"] == type]
     return {"deliveries": deliveries}
+
+
+@router.get("/tool-calls")
+async def list_tool_calls(state: State, conversation_id: str | None = None) -> dict[str, Any]:
+    tool_calls = state.calls.tool_calls
+    if conversation_id:
+        tool_calls = [t for t in tool_calls if t["conversation_id"] == conversation_id]
+    return {"tool_calls": tool_calls}
 
 
 @router.post("/webhooks/redeliver/{conversation_id}")
