@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
+from elevenlabs_sim.routers.secrets import secret_value
 from elevenlabs_sim.state import JSON, Record, SimState
 
 MASK = "***"
@@ -207,8 +208,7 @@ def build_request(state: SimState, tool_config: JSON, variables: dict[str, Any])
         if isinstance(spec, str):
             headers[name] = masked[name] = spec
         elif isinstance(spec, dict) and "secret_id" in spec:
-            record = state.secrets.get(str(spec["secret_id"]))
-            headers[name] = "" if record is None else str(record.data["value"])
+            headers[name] = secret_value(state, str(spec["secret_id"])) or ""
             masked[name] = MASK
         elif isinstance(spec, dict) and "variable_name" in spec:
             variable = str(spec["variable_name"])
