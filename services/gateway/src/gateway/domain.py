@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,16 @@ import phonenumbers
 from cryptography.fernet import Fernet
 
 from contracts.base import CommandFailed, Event
+from contracts.campaigns import CampaignSnapshot, CampaignUpdated, DoNotCallAdded, DoNotCallRemoved
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
     AgentRecord,
     AgentUpdated,
     EcommerceToolsCreated,
+    EmailTemplateCreated,
+    EmailTemplateDeleted,
+    EmailTemplateRecord,
     KnowledgeDocumentCreated,
     KnowledgeDocumentDeleted,
     ToolCreated,
@@ -193,9 +198,28 @@ def concludes(event_type: str, command_type: str) -> bool:
     return allowed is None or command_type in allowed
 
 
-def outcome_of(event: Event) -> Outcome:
+def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
     """What the API caller sees for the event that concludes their command."""
     match event:
+        case CampaignUpdated(campaign=c):
+            verb = {"campaign.cancel": "cancelled", "campaign.pause": "paused", "campaign.resume": "resumed"}
+            if command_type in verb:
+                return Outcome(
+                    200,
+                    {
+                        "success": True,
+                        "message": f"Batch job {c.campaign_id} {verb[command_type]} successfully",
+                    },
+                )
+            return Outcome(200, campaign_view(c))
+        case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=at):
+            return Outcome(200, {"phone_number": number, "reason": reason, "added_at_unix": at})
+        case DoNotCallRemoved(phone_number=number):
+            return Outcome(200, {"success": True, "message": f"{number} removed from the do-not-call list"})
+        case EmailTemplateCreated(template=t):
+            return Outcome(200, template_view(t))
+        case EmailTemplateDeleted(template_id=tid):
+            return Outcome(200, {"success": True, "message": f"Template {tid} deleted successfully"})
         case ToolCreated(tool=t):
             return Outcome(
                 200, {"tool_id": t.tool_id, "name": t.name, "description": t.description, "type": t.type}
@@ -276,3 +300,51 @@ def call_placed_view(call: CallPlaced) -> dict[str, Any]:
     if call.ecommerce_platform is not None:
         body["ecommerce_enabled"] = True
     return body
+
+
+# ---- e-mail templates ------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+SESSION_PLACEHOLDERS = frozenset({"customer_name", "customer_email", "name", "email"})
+
+
+def undeclared_placeholders(templates: list[str], parameters: list[str]) -> list[str]:
+    """Placeholders used in the templates that neither the session nor a parameter provides."""
+    known = SESSION_PLACEHOLDERS | set(parameters)
+    used = [m.group(1) for t in templates for m in PLACEHOLDER.finditer(t)]
+    return sorted({p for p in used if p not in known})
+
+
+def template_view(t: EmailTemplateRecord) -> dict[str, Any]:
+    return {
+        "template_id": t.template_id,
+        "name": t.name,
+        "description": t.description,
+        "subject_template": t.subject_template,
+        "body_template": t.body_template,
+        "parameters": [p.model_dump() for p in t.parameters],
+        "tool_id": t.tool_id,
+        "created_at": t.created_at,
+    }
+
+
+# ---- campaigns -------------------------------------------------------------------------------
+
+
+def campaign_view(c: CampaignSnapshot) -> dict[str, Any]:
+    """The spec's batch job shape (api-v1.md 10.1)."""
+    return {
+        "id": c.campaign_id,
+        "name": c.name,
+        "agent_id": c.agent_id,
+        "status": c.status,
+        "phone_number_id": c.phone_number_id,
+        "phone_provider": c.phone_provider,
+        "created_at_unix": c.created_at_unix,
+        "scheduled_time_unix": c.scheduled_time_unix,
+        "timezone": c.timezone,
+        "total_calls_dispatched": c.total_calls_dispatched,
+        "total_calls_scheduled": c.total_calls_scheduled,
+        "total_calls_finished": c.total_calls_finished,
+        "retry_count": c.retry_count,
+    }

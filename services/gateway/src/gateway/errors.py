@@ -6,7 +6,7 @@ from __future__ import annotations
 class ApiError(Exception):
     status_code = 400
 
-    def __init__(self, error: str, detail: str | None = None, *, status_code: int | None = None) -> None:
+    def __init__(self, error: str, detail: object = None, *, status_code: int | None = None) -> None:
         super().__init__(error)
         self.error = error
         self.detail = detail

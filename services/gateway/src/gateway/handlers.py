@@ -6,6 +6,8 @@ from typing import Any
 
 from bus.runtime import Bus
 from contracts import topics
+from contracts.campaigns import CampaignCommand, CampaignEvent
+from contracts.notifier import NotifierEvent
 from contracts.provisioning import ProvisioningCommand, ProvisioningEvent
 from contracts.telephony import TelephonyCommand, TelephonyEvent
 from contracts.webhooks import WebhookCommand, WebhookEvent
@@ -16,11 +18,14 @@ EVENT_TOPICS: tuple[tuple[str, Any], ...] = (
     (topics.PROVISIONING_EVENTS, ProvisioningEvent),
     (topics.TELEPHONY_EVENTS, TelephonyEvent),
     (topics.WEBHOOK_EVENTS, WebhookEvent),
+    (topics.NOTIFIER_EVENTS, NotifierEvent),
+    (topics.CAMPAIGN_EVENTS, CampaignEvent),
 )
 COMMAND_TOPICS: tuple[tuple[str, Any], ...] = (
     (topics.PROVISIONING_COMMANDS, ProvisioningCommand),
     (topics.TELEPHONY_COMMANDS, TelephonyCommand),
     (topics.WEBHOOK_COMMANDS, WebhookCommand),
+    (topics.CAMPAIGN_COMMANDS, CampaignCommand),
 )
 
 

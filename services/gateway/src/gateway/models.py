@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Integer, LargeBinary, MetaData, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -162,3 +173,82 @@ class IdempotencyKey(Base):
     content_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EmailTemplate(_Projected, Base):
+    __tablename__ = "email_templates"
+
+    template_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    subject_template: Mapped[str] = mapped_column(Text)
+    body_template: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    tool_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[str] = mapped_column(String(64))
+
+
+class Email(_Projected, Base):
+    """An e-mail the agent asked for, sent or failed (beyond the spec: GET /api/v1/emails)."""
+
+    __tablename__ = "emails"
+
+    email_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the send command's id
+    conversation_id: Mapped[str] = mapped_column(String(200), index=True)
+    template_id: Mapped[str] = mapped_column(String(200))
+    to_email: Mapped[str] = mapped_column(String(500))
+    from_email: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    subject: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # sent | failed
+    transport: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    permanent: Mapped[bool | None] = mapped_column(nullable=True)
+    at_unix: Mapped[int] = mapped_column(BigInteger)
+
+
+class Campaign(_Projected, Base):
+    __tablename__ = "campaigns"
+
+    campaign_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(1000))
+    agent_id: Mapped[str] = mapped_column(String(200))
+    phone_number_id: Mapped[str] = mapped_column(String(200))
+    phone_provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at_unix: Mapped[int] = mapped_column(BigInteger)
+    scheduled_time_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    timezone: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    retry_count: Mapped[int] = mapped_column(Integer)
+    total_calls_scheduled: Mapped[int] = mapped_column(Integer)
+    total_calls_dispatched: Mapped[int] = mapped_column(Integer)
+    total_calls_finished: Mapped[int] = mapped_column(Integer)
+    last_updated_at_unix: Mapped[int] = mapped_column(BigInteger)
+
+
+class CampaignRecipient(Base):
+    """One recipient of a campaign. Rows are written when the gateway submits (scheduled) and
+    updated from recipient events, which carry their position so listing order is stable."""
+
+    __tablename__ = "campaign_recipients"
+
+    campaign_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    to_number: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    conversation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_campaign_recipients_campaign_position", "campaign_id", "position"),)
+
+
+class DoNotCall(_Projected, Base):
+    __tablename__ = "do_not_call"
+
+    phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    added_at_unix: Mapped[int] = mapped_column(BigInteger)

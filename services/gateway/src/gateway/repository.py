@@ -12,7 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.models import (
     Agent,
     Call,
+    Campaign,
+    CampaignRecipient,
     CustomerSession,
+    DoNotCall,
+    Email,
+    EmailTemplate,
     IdempotencyKey,
     KnowledgeDocument,
     Operation,
@@ -21,7 +26,19 @@ from gateway.models import (
     Upload,
 )
 
-R = TypeVar("R", Tool, KnowledgeDocument, Agent, PhoneNumber, Call, CustomerSession)
+R = TypeVar(
+    "R",
+    Tool,
+    KnowledgeDocument,
+    Agent,
+    PhoneNumber,
+    Call,
+    CustomerSession,
+    EmailTemplate,
+    Email,
+    Campaign,
+    DoNotCall,
+)
 
 OPERATIONS_CHANNEL = "gateway_operations"
 
@@ -65,7 +82,12 @@ class ReadModels:
         return row
 
     async def page(
-        self, model: type[R], *, after_position: int | None, page_size: int, filters: dict[str, Any] | None = None
+        self,
+        model: type[R],
+        *,
+        after_position: int | None,
+        page_size: int,
+        filters: dict[str, Any] | None = None,
     ) -> tuple[list[R], bool]:
         """Newest first; returns (rows, has_more). `filters` are column equality matches."""
         query = (
@@ -189,3 +211,42 @@ class IdempotencyKeys:
 
     async def release(self, key: str) -> None:
         await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.key == key))
+
+
+class Recipients:
+    """Campaign recipients: bulk-written at submission, then updated from recipient events."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_scheduled(self, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), 5000):
+            await self.session.execute(
+                insert(CampaignRecipient).values(rows[start : start + 5000]).on_conflict_do_nothing()
+            )
+
+    async def upsert(self, values: dict[str, Any], event_at: datetime) -> None:
+        stmt = insert(CampaignRecipient).values(**values, last_event_at=event_at)
+        table = CampaignRecipient.__table__
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["campaign_id", "recipient_id"],
+            set_={**{k: stmt.excluded[k] for k in values}, "last_event_at": event_at},
+            where=(table.c.last_event_at.is_(None)) | (table.c.last_event_at < event_at),
+        )
+        await self.session.execute(stmt)
+
+    async def page(
+        self, campaign_id: str, *, after_position: int | None, page_size: int, status: str | None
+    ) -> tuple[list[CampaignRecipient], bool]:
+        query = (
+            select(CampaignRecipient)
+            .where(CampaignRecipient.campaign_id == campaign_id)
+            .order_by(CampaignRecipient.position)
+            .limit(page_size + 1)
+        )
+        if after_position is not None:
+            query = query.where(CampaignRecipient.position > after_position)
+        if status is not None:
+            query = query.where(CampaignRecipient.status == status)
+        rows = list((await self.session.scalars(query)).all())
+        return rows[:page_size], len(rows) > page_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
@@ -169,3 +170,88 @@ class RegisterWebhookRequest(BaseModel):
     public_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
 
     _url = field_validator("public_url")(_http_url)
+
+
+# ---- e-mail templates (api-v1.md 5) -----------------------------------------------------------
+
+
+class TemplateParameterIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    description: str = Field(default="", max_length=1000)
+    required: bool = False
+
+
+class EmailTemplateRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    description: str = Field(min_length=1, max_length=2000)
+    subject_template: str = Field(min_length=1, max_length=500)
+    body_template: str = Field(min_length=1, max_length=100_000)
+    parameters: list[TemplateParameterIn] = Field(default_factory=list, max_length=50)
+    webhook_base_url: str
+
+    _url = field_validator("webhook_base_url")(_http_url)
+
+    @field_validator("subject_template")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError("the subject must be a single line")
+        return value
+
+
+# ---- batch calling (api-v1.md 10) -------------------------------------------------------------
+
+
+class RecipientIn(BaseModel):
+    phone_number: str
+    name: str | None = Field(default=None, max_length=500)
+    email: EmailStr | None = None
+    dynamic_variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    id: str | None = Field(default=None, max_length=200)
+
+
+class CallingWindowIn(BaseModel):
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6])
+
+
+class RetryDelaysIn(BaseModel):
+    no_answer: int = Field(default=300, ge=0, le=86_400)
+    busy: int = Field(default=120, ge=0, le=86_400)
+    failed: int = Field(default=600, ge=0, le=86_400)
+    voicemail: int = Field(default=1800, ge=0, le=86_400)
+
+
+class BatchSubmitRequest(BaseModel):
+    call_name: str = Field(min_length=1, max_length=1000)
+    agent_id: str = Field(min_length=1)
+    phone_number_id: str = Field(min_length=1)
+    recipients: list[RecipientIn] = Field(min_length=1)
+    scheduled_time_unix: int | None = Field(default=None, ge=0)
+    timezone: str | None = None
+    retry_count: int = Field(default=0, ge=0, le=5)
+    ecommerce_credentials: EcommerceCredentials | None = None
+    sender_email: EmailStr | None = None
+    # Beyond the spec:
+    concurrency_limit: int | None = Field(default=None, ge=1, le=1000)
+    retry_delays: RetryDelaysIn | None = None
+    calling_window: CallingWindowIn | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like America/New_York)"
+            ) from None
+        return value
+
+
+class DoNotCallRequest(BaseModel):
+    phone_number: str
+    reason: str | None = Field(default=None, max_length=1000)

@@ -5,18 +5,30 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from bus.context import current_correlation_id
 from contracts import topics
 from contracts.base import Command, Event
+from contracts.campaigns import (
+    CampaignRecipientUpdated,
+    CampaignSnapshot,
+    CampaignUpdated,
+    DoNotCallAdded,
+    DoNotCallRemoved,
+)
+from contracts.notifier import EmailFailed, EmailSent
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
     AgentUpdated,
     CreateKnowledgeDocument,
     EcommerceToolsCreated,
+    EmailTemplateCreated,
+    EmailTemplateDeleted,
+    EmailTemplateRecord,
     KnowledgeDocumentCreated,
     KnowledgeDocumentDeleted,
     ToolCreated,
@@ -37,7 +49,19 @@ from gateway import domain
 from gateway.domain import Outcome
 from gateway.errors import NotFound
 from gateway.idempotency import command_id_for_request
-from gateway.models import Agent, Call, CustomerSession, KnowledgeDocument, PhoneNumber, Tool, Upload
+from gateway.models import (
+    Agent,
+    Call,
+    Campaign,
+    CustomerSession,
+    DoNotCall,
+    Email,
+    EmailTemplate,
+    KnowledgeDocument,
+    PhoneNumber,
+    Tool,
+    Upload,
+)
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
 from gateway.waiter import OperationWaiter
@@ -58,12 +82,20 @@ class GatewayService:
     # ---- writes ------------------------------------------------------------------------------
 
     async def execute(
-        self, command: Command, *, key: str | None = None, topic: str = topics.PROVISIONING_COMMANDS
+        self,
+        command: Command,
+        *,
+        key: str | None = None,
+        topic: str = topics.PROVISIONING_COMMANDS,
+        followers: Sequence[Command] = (),
+        stage: Callable[[UnitOfWork], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Publish `command` (with its pending operation, atomically) and answer with its outcome.
 
         Under an Idempotency-Key the command id is derived from the key, so a retry after a crash
-        finds the same operation and never publishes a second, different command.
+        finds the same operation and never publishes a second, different command. `followers` are
+        published after it in the same transaction (e.g. a campaign's further recipient chunks);
+        `stage` writes whatever else must commit with the command.
         """
         update: dict[str, Any] = {"correlation_id": current_correlation_id()}
         if (derived := command_id_for_request.get()) is not None:
@@ -75,6 +107,12 @@ class GatewayService:
             async with self.uow() as uow:
                 if await uow.operations.add_pending_once(op_id, command.type):
                     await uow.publish(topic, command, key=key or op_id)
+                    for follower in followers:
+                        await uow.publish(
+                            topic, follower.model_copy(update=update_for_follower(command)), key=key
+                        )
+                    if stage is not None:
+                        await stage(uow)
             deadline = time.monotonic() + self.settings.reply_timeout_s
             while True:
                 remaining = deadline - time.monotonic()
@@ -174,6 +212,23 @@ class GatewayService:
             )
         return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
 
+    async def find(self, model: type[Any], resource_id: str) -> Any:
+        async with self.uow() as uow:
+            return await uow.read_models.get(model, resource_id)
+
+    async def exists(self, model: type[Any], resource_id: str) -> bool:
+        return await self.find(model, resource_id) is not None
+
+    async def recipients_page(
+        self, campaign_id: str, cursor: str | None, page_size: int, status: str | None
+    ) -> tuple[list[Any], str | None]:
+        after = domain.decode_cursor(cursor)
+        async with self.uow() as uow:
+            rows, has_more = await uow.recipients.page(
+                campaign_id, after_position=after, page_size=page_size, status=status
+            )
+        return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
+
     async def missing_ids(self, model: type[Any], ids: list[str]) -> list[str]:
         if not ids:
             return []
@@ -265,10 +320,42 @@ class GatewayService:
                     )
                 case CustomerSessionDeleted(conversation_id=cid):
                     await rm.tombstone(CustomerSession, cid, at)
+                case EmailTemplateCreated(template=t, tool=tool):
+                    await rm.upsert(EmailTemplate, _template_row(t), at)
+                    await rm.upsert(Tool, _tool_row(tool), at)
+                case EmailTemplateDeleted(template_id=tid, tool_id=tool_id):
+                    await rm.tombstone(EmailTemplate, tid, at)
+                    if tool_id:
+                        await rm.tombstone(Tool, tool_id, at)
+                case EmailSent() | EmailFailed() as mail:
+                    await rm.upsert(Email, _email_row(mail, at), at)
+                case CampaignUpdated(campaign=c):
+                    await rm.upsert(Campaign, _campaign_row(c), at)
+                case CampaignRecipientUpdated() as r:
+                    await uow.recipients.upsert(
+                        {
+                            "campaign_id": r.campaign_id,
+                            "recipient_id": r.recipient_id,
+                            "position": r.position,
+                            "to_number": r.to_number,
+                            "status": r.status,
+                            "conversation_id": r.conversation_id,
+                            "duration_seconds": r.duration_seconds,
+                            "outcome": r.outcome,
+                            "retry_count": r.retry_count,
+                        },
+                        at,
+                    )
+                case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=added):
+                    await rm.upsert(
+                        DoNotCall, {"phone_number": number, "reason": reason, "added_at_unix": added}, at
+                    )
+                case DoNotCallRemoved(phone_number=number):
+                    await rm.tombstone(DoNotCall, number, at)
             if event.causation_id:
                 command_type = await uow.operations.pending_type(event.causation_id)
                 if command_type is not None and domain.concludes(event.type, command_type):
-                    outcome = domain.outcome_of(event)
+                    outcome = domain.outcome_of(event, command_type)
                     await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
 
     async def command_dead_lettered(self, command: Command) -> None:
@@ -285,6 +372,61 @@ class GatewayService:
                     "detail": f"The {command.type} command could not be processed",
                 },
             )
+
+
+def update_for_follower(command: Command) -> dict[str, Any]:
+    """Followers share the leading command's correlation and are caused by it."""
+    return {"correlation_id": command.correlation_id, "causation_id": command.message_id}
+
+
+def _template_row(t: EmailTemplateRecord) -> dict[str, Any]:
+    return {
+        "template_id": t.template_id,
+        "name": t.name,
+        "description": t.description,
+        "subject_template": t.subject_template,
+        "body_template": t.body_template,
+        "parameters": [p.model_dump() for p in t.parameters],
+        "tool_id": t.tool_id,
+        "created_at": t.created_at,
+    }
+
+
+def _email_row(mail: EmailSent | EmailFailed, at: datetime) -> dict[str, Any]:
+    sent = isinstance(mail, EmailSent)
+    return {
+        "email_id": mail.causation_id or mail.message_id,
+        "conversation_id": mail.conversation_id,
+        "template_id": mail.template_id,
+        "to_email": mail.to_email,
+        "from_email": mail.from_email if isinstance(mail, EmailSent) else None,
+        "subject": mail.subject,
+        "status": "sent" if sent else "failed",
+        "transport": mail.transport if isinstance(mail, EmailSent) else None,
+        "error": None if isinstance(mail, EmailSent) else mail.error,
+        "permanent": None if isinstance(mail, EmailSent) else mail.permanent,
+        "at_unix": int(at.timestamp()),
+    }
+
+
+def _campaign_row(c: CampaignSnapshot) -> dict[str, Any]:
+    return {
+        "campaign_id": c.campaign_id,
+        "name": c.name,
+        "agent_id": c.agent_id,
+        "phone_number_id": c.phone_number_id,
+        "phone_provider": c.phone_provider,
+        "status": c.status,
+        "status_reason": c.status_reason,
+        "created_at_unix": c.created_at_unix,
+        "scheduled_time_unix": c.scheduled_time_unix,
+        "timezone": c.timezone,
+        "retry_count": c.retry_count,
+        "total_calls_scheduled": c.total_calls_scheduled,
+        "total_calls_dispatched": c.total_calls_dispatched,
+        "total_calls_finished": c.total_calls_finished,
+        "last_updated_at_unix": c.last_updated_at_unix,
+    }
 
 
 def _phone_row(p: PhoneNumberRecord) -> dict[str, Any]:

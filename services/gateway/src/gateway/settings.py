@@ -23,6 +23,10 @@ class Settings(BusSettings):
     secret_key: str = Field(default="", alias="SWITCHBOARD_SECRET_KEY")
     reply_timeout_s: float = Field(default=10.0, alias="GATEWAY_REPLY_TIMEOUT_S")
     kb_max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="KB_MAX_UPLOAD_BYTES")
+    batch_max_recipients: int = Field(
+        default=1000, ge=1, alias="BATCH_MAX_RECIPIENTS", description="Recipients per REST submission."
+    )
+    batch_chunk_size: int = Field(default=1000, ge=1, alias="BATCH_CHUNK_SIZE")
     upload_url_ttl_s: int = Field(default=3600, alias="GATEWAY_UPLOAD_URL_TTL_S")
 
     @property

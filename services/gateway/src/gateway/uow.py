@@ -10,7 +10,7 @@ from bus import inbox
 from bus.runtime import Bus
 from contracts.base import Message
 from gateway.models import inbox as inbox_table
-from gateway.repository import IdempotencyKeys, Operations, ReadModels, Uploads
+from gateway.repository import IdempotencyKeys, Operations, ReadModels, Recipients, Uploads
 
 
 class UnitOfWork:
@@ -25,6 +25,7 @@ class UnitOfWork:
         self.operations = Operations(self.session)
         self.uploads = Uploads(self.session)
         self.idempotency = IdempotencyKeys(self.session)
+        self.recipients = Recipients(self.session)
         return self
 
     async def __aexit__(

@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from gateway.routes import admin, agents, calls, knowledge_base, operations, phone_numbers, sessions, tools
+from gateway.routes import (
+    admin,
+    agents,
+    batch_calling,
+    calls,
+    email_templates,
+    knowledge_base,
+    operations,
+    phone_numbers,
+    sessions,
+    tools,
+)
 
 # sessions before any future /email-templates/{template_id} route, so "sessions" is not taken for an id.
 ROUTERS: list[APIRouter] = [
@@ -10,8 +21,10 @@ ROUTERS: list[APIRouter] = [
     knowledge_base.router,
     agents.router,
     sessions.router,
+    email_templates.router,
     phone_numbers.router,
     calls.router,
+    batch_calling.router,
     operations.router,
     admin.router,
 ]

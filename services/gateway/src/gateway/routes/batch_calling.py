@@ -1,0 +1,263 @@
+"""Campaigns (api-v1.md 10): submit, list, status, per-call results, cancel; beyond the spec pause,
+resume and a do-not-call list. The orchestrator is the campaigns service; this is its REST face."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi.responses import JSONResponse
+
+from contracts import topics
+from contracts.campaigns import (
+    AddCampaignRecipients,
+    AddDoNotCall,
+    CallingWindow,
+    CampaignRecipient,
+    CancelCampaign,
+    PauseCampaign,
+    RemoveDoNotCall,
+    ResumeCampaign,
+    RetryDelays,
+    SubmitCampaign,
+)
+from gateway import domain
+from gateway.errors import ApiError, Unprocessable
+from gateway.models import Agent, Campaign, DoNotCall, PhoneNumber
+from gateway.routes.deps import PageSize, Service, api_router, respond
+from gateway.schemas import BatchSubmitRequest, DoNotCallRequest
+from gateway.uow import UnitOfWork
+
+router = api_router()
+
+
+def job_view(c: Campaign) -> dict[str, Any]:
+    return {
+        "id": c.campaign_id,
+        "name": c.name,
+        "agent_id": c.agent_id,
+        "status": c.status,
+        "phone_number_id": c.phone_number_id,
+        "phone_provider": c.phone_provider,
+        "created_at_unix": c.created_at_unix,
+        "scheduled_time_unix": c.scheduled_time_unix,
+        "timezone": c.timezone,
+        "total_calls_dispatched": c.total_calls_dispatched,
+        "total_calls_scheduled": c.total_calls_scheduled,
+        "total_calls_finished": c.total_calls_finished,
+        "last_updated_at_unix": c.last_updated_at_unix,
+        "retry_count": c.retry_count,
+    }
+
+
+def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
+    """Validated recipients, or a 422 listing every bad one by index."""
+    problems: list[dict[str, Any]] = []
+    seen_ids: set[str] = set()
+    out: list[CampaignRecipient] = []
+    for index, r in enumerate(body.recipients):
+        try:
+            number = domain.e164(r.phone_number)
+        except ApiError:
+            problems.append({"index": index, "phone_number": r.phone_number, "error": domain.E164_ERROR})
+            continue
+        recipient_id = r.id or f"r{index}"
+        if recipient_id in seen_ids:
+            problems.append(
+                {"index": index, "phone_number": r.phone_number, "error": "duplicate recipient id"}
+            )
+            continue
+        seen_ids.add(recipient_id)
+        out.append(
+            CampaignRecipient(
+                recipient_id=recipient_id,
+                phone_number=number,
+                name=r.name,
+                email=r.email,
+                dynamic_variables=r.dynamic_variables,
+            )
+        )
+    if problems:
+        raise Unprocessable("Invalid recipients", problems)
+    return out
+
+
+@router.post("/batch-calling/submit", tags=["batch-calling"])
+async def submit(body: BatchSubmitRequest, service: Service) -> JSONResponse:
+    limit = service.settings.batch_max_recipients
+    if len(body.recipients) > limit:
+        raise Unprocessable("Too many recipients", f"At most {limit} recipients per submission")
+    await service.get(Agent, body.agent_id, "Agent not found")
+    phone = await service.get(PhoneNumber, body.phone_number_id, "Phone number not found")
+    recipients = _recipients(body)
+    campaign_id = f"batch_{uuid.uuid4().hex}"
+    size = service.settings.batch_chunk_size
+    chunks = [recipients[i : i + size] for i in range(0, len(recipients), size)]
+    credentials = body.ecommerce_credentials
+    command = SubmitCampaign(
+        campaign_id=campaign_id,
+        call_name=body.call_name,
+        agent_id=body.agent_id,
+        phone_number_id=body.phone_number_id,
+        phone_provider=phone.provider,
+        recipients=chunks[0],
+        recipient_chunks=len(chunks),
+        scheduled_time_unix=body.scheduled_time_unix,
+        timezone=body.timezone,
+        retry_count=body.retry_count,
+        retry_delays=RetryDelays(**body.retry_delays.model_dump()) if body.retry_delays else None,
+        concurrency_limit=body.concurrency_limit,
+        calling_window=CallingWindow(**body.calling_window.model_dump()) if body.calling_window else None,
+        ecommerce_platform=credentials.platform if credentials else None,
+        ecommerce_credentials_encrypted=(
+            domain.encrypt(service.settings.secret_key, credentials.model_dump()) if credentials else None
+        ),
+        sender_email=body.sender_email,
+    )
+    followers = [
+        AddCampaignRecipients(campaign_id=campaign_id, chunk_index=i, recipients=chunk)
+        for i, chunk in enumerate(chunks[1:], start=1)
+    ]
+
+    async def stage_recipients(uow: UnitOfWork) -> None:
+        await uow.recipients.add_scheduled(
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "recipient_id": r.recipient_id,
+                    "position": position,
+                    "to_number": r.phone_number,
+                    "status": "scheduled",
+                    "retry_count": 0,
+                }
+                for position, r in enumerate(recipients)
+            ]
+        )
+
+    outcome = await service.execute(
+        command, topic=topics.CAMPAIGN_COMMANDS, key=campaign_id, followers=followers, stage=stage_recipients
+    )
+    return respond(outcome)
+
+
+JobStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
+
+
+@router.get("/batch-calling", tags=["batch-calling"])
+async def list_jobs(
+    service: Service, page_size: PageSize = 30, cursor: str | None = None, status: JobStatus | None = None
+) -> dict[str, Any]:
+    rows, next_cursor = await service.page(
+        Campaign, cursor, page_size, {"status": status} if status else None
+    )
+    jobs = [
+        {
+            "id": c.campaign_id,
+            "name": c.name,
+            "status": c.status,
+            "total_calls_scheduled": c.total_calls_scheduled,
+            "total_calls_dispatched": c.total_calls_dispatched,
+            "total_calls_finished": c.total_calls_finished,
+        }
+        for c in rows
+    ]
+    return {"jobs": jobs, "cursor": next_cursor}
+
+
+@router.get("/batch-calling/{job_id}", tags=["batch-calling"])
+async def get_job(job_id: str, service: Service) -> dict[str, Any]:
+    campaign = await service.get(Campaign, job_id, "Batch job not found")
+    agent = await service.find(Agent, campaign.agent_id)
+    return job_view(campaign) | {
+        "agent_name": agent.name if agent else None,
+        "status_reason": campaign.status_reason,
+    }
+
+
+CallStatus = Literal[
+    "scheduled",
+    "dialing",
+    "in_progress",
+    "completed",
+    "no_answer",
+    "busy",
+    "failed",
+    "voicemail",
+    "cancelled",
+    "skipped_dnc",
+]
+
+
+@router.get("/batch-calling/{job_id}/calls", tags=["batch-calling"])
+async def job_calls(
+    job_id: str,
+    service: Service,
+    page_size: PageSize = 30,
+    cursor: str | None = None,
+    status: CallStatus | None = None,
+) -> dict[str, Any]:
+    await service.get(Campaign, job_id, "Batch job not found")
+    rows, next_cursor = await service.recipients_page(job_id, cursor, page_size, status)
+    calls = [
+        {
+            "recipient_id": r.recipient_id,
+            "to_number": r.to_number,
+            "status": r.status,
+            "conversation_id": r.conversation_id,
+            "duration_seconds": r.duration_seconds,
+            "outcome": r.outcome,
+            "retry_count": r.retry_count,
+        }
+        for r in rows
+    ]
+    return {"calls": calls, "cursor": next_cursor}
+
+
+async def _control(
+    job_id: str, service: Service, command: CancelCampaign | PauseCampaign | ResumeCampaign
+) -> JSONResponse:
+    await service.get(Campaign, job_id, "Batch job not found")
+    return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=job_id))
+
+
+@router.post("/batch-calling/{job_id}/cancel", tags=["batch-calling"])
+async def cancel_job(job_id: str, service: Service) -> JSONResponse:
+    return await _control(job_id, service, CancelCampaign(campaign_id=job_id))
+
+
+@router.post("/batch-calling/{job_id}/pause", tags=["batch-calling"])
+async def pause_job(job_id: str, service: Service) -> JSONResponse:
+    return await _control(job_id, service, PauseCampaign(campaign_id=job_id))
+
+
+@router.post("/batch-calling/{job_id}/resume", tags=["batch-calling"])
+async def resume_job(job_id: str, service: Service) -> JSONResponse:
+    return await _control(job_id, service, ResumeCampaign(campaign_id=job_id))
+
+
+# ---- do-not-call list (beyond the spec) ------------------------------------------------------
+
+
+@router.post("/do-not-call", tags=["do-not-call"])
+async def add_do_not_call(body: DoNotCallRequest, service: Service) -> JSONResponse:
+    number = domain.e164(body.phone_number)
+    command = AddDoNotCall(phone_number=number, reason=body.reason)
+    return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=number))
+
+
+@router.get("/do-not-call", tags=["do-not-call"])
+async def list_do_not_call(
+    service: Service, page_size: PageSize = 100, cursor: str | None = None
+) -> dict[str, Any]:
+    rows, next_cursor = await service.page(DoNotCall, cursor, page_size)
+    numbers = [
+        {"phone_number": d.phone_number, "reason": d.reason, "added_at_unix": d.added_at_unix} for d in rows
+    ]
+    return {"numbers": numbers, "cursor": next_cursor}
+
+
+@router.delete("/do-not-call/{phone_number}", tags=["do-not-call"])
+async def remove_do_not_call(phone_number: str, service: Service) -> JSONResponse:
+    await service.get(DoNotCall, phone_number, "Number not on the do-not-call list")
+    command = RemoveDoNotCall(phone_number=phone_number)
+    return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=phone_number))
