@@ -31,6 +31,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
 
     app = FastAPI(title="switchboard-tool-webhooks", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(handlers.make_router(box.service, max_body_bytes=box.settings.max_body_bytes))
+    app.include_router(handlers.make_tool_router(box.tools))
 
     @app.get("/health/live")
     async def live() -> dict[str, str]:

@@ -15,12 +15,20 @@ from contracts import topics
 from elevenlabs_client import ElevenLabsClient
 from tool_webhooks import handlers
 from tool_webhooks.models import CONSUMER, outbox
-from tool_webhooks.service import WebhookService
+from tool_webhooks.outbound import OutboundClient
+from tool_webhooks.service import ToolService, WebhookService
 from tool_webhooks.settings import Settings
+from tool_webhooks.stores import StoreClient
 from tool_webhooks.uow import UnitOfWork
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-TOPICS = [topics.WEBHOOK_COMMANDS, topics.WEBHOOK_EVENTS]
+TOPICS = [
+    topics.WEBHOOK_COMMANDS,
+    topics.WEBHOOK_EVENTS,
+    topics.TELEPHONY_EVENTS,
+    topics.PROVISIONING_EVENTS,
+    topics.NOTIFIER_COMMANDS,
+]
 
 
 @dataclass
@@ -32,6 +40,8 @@ class Container:
     http: httpx.AsyncClient
     elevenlabs: ElevenLabsClient
     service: WebhookService
+    tools: ToolService
+    store_http: httpx.AsyncClient
     owns_http: bool
 
     async def start(self) -> None:
@@ -46,6 +56,7 @@ class Container:
         """Release connections (for one-shot use without starting the bus, e.g. the CLI)."""
         if self.owns_http:
             await self.http.aclose()
+        await self.store_http.aclose()
         await self.engine.dispose()
 
 
@@ -68,7 +79,21 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
         max_retries=settings.upstream_max_retries,
     )
     service = WebhookService(lambda: UnitOfWork(sessionmaker, bus), elevenlabs, settings)
-    handlers.register(bus, service)
+    # Stores get their own client: never redirects, never reads proxy settings from the environment
+    # (the SSRF guard must see the real destination), timeouts set per request from the budget.
+    store_http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+    outbound = OutboundClient(
+        store_http,
+        allow_http=settings.allow_http_stores,
+        allow_hosts=settings.outbound_allowlist(),
+        max_response_bytes=settings.outbound_max_response_bytes,
+    )
+    tools = ToolService(
+        lambda: UnitOfWork(sessionmaker, bus),
+        StoreClient(outbound, shopify_api_version=settings.shopify_api_version),
+        settings,
+    )
+    handlers.register(bus, service, tools)
     return Container(
         settings=settings,
         engine=engine,
@@ -77,5 +102,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
         http=http,
         elevenlabs=elevenlabs,
         service=service,
+        tools=tools,
+        store_http=store_http,
         owns_http=http_client is None,
     )

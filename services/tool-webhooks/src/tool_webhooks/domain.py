@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -241,3 +242,188 @@ def decrypt_secret(secret_key: str, token: str) -> str | None:
         return fernet(secret_key).decrypt(token.encode()).decode()
     except (InvalidToken, CommandError):
         return None
+
+
+# ---- tool-call authentication -------------------------------------------------------------------
+
+TOOL_TOKEN_HEADER = "X-Switchboard-Tool-Token"  # noqa: S105 - a header name, not a secret
+PRODUCTS_ROUTE = "ecommerce/products"
+ORDERS_ROUTE = "ecommerce/orders"
+
+
+def email_route(template_id: str) -> str:
+    return f"email/{template_id}"
+
+
+def tool_token_valid(secret_key: str, route: str, token: str | None) -> bool:
+    """True when `token` is ``v1.<nonce>.<hex HMAC-SHA256(key, "<route>|<nonce>")>`` for THIS route.
+
+    Provisioning mints the token (its `tool_token`); we recompute the MAC from the route being served
+    and the nonce in the token, and compare in constant time. Nothing is stored.
+    """
+    if not secret_key or not token:
+        return False
+    version, sep, rest = token.strip().partition(".")
+    nonce, sep2, mac = rest.rpartition(".")
+    if version != "v1" or not sep or not sep2 or not nonce or len(nonce) > 200:
+        return False
+    expected = hmac.new(secret_key.encode(), f"{route}|{nonce}".encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), mac.lower().encode("utf-8", "replace"))
+
+
+# ---- spoken answers -----------------------------------------------------------------------------
+
+NO_STORE_MESSAGE = "I can't look up the store on this call."
+STORE_MESSAGES = {
+    "unauthorized": "I can't access the store right now.",
+    "rate_limited": "The store is busy right now. Please try again in a moment.",
+    "timeout": "The store is taking too long to answer right now.",
+}
+STORE_UNREACHABLE_MESSAGE = "I couldn't reach the store right now."
+
+
+def store_error_message(code: str) -> str:
+    return STORE_MESSAGES.get(code, STORE_UNREACHABLE_MESSAGE)
+
+
+def _money(amount: str | None, currency: str | None) -> str:
+    if amount is None:
+        return ""
+    return f"{amount} {currency}" if currency else amount
+
+
+def products_message(products: list[JSON], query: str) -> str:
+    if not products:
+        return (
+            f"I couldn't find any products matching {query!r}." if query else "I couldn't find any products."
+        )
+    parts = []
+    for p in products:
+        price = _money(p.get("price"), p.get("currency"))
+        stock = "in stock" if p.get("in_stock") else "out of stock"
+        parts.append(f"{p['name']}{' for ' + price if price else ''}, {stock}")
+    noun = "product" if len(products) == 1 else "products"
+    return f"I found {len(products)} {noun}: " + "; ".join(parts) + "."
+
+
+def orders_message(orders: list[JSON], *, by_number: bool) -> str:
+    if not orders:
+        if by_number:
+            return "I couldn't find an order with that number."
+        return "I couldn't find any orders for that e-mail address."
+    parts = []
+    for o in orders:
+        count = sum(int(i.get("quantity") or 0) for i in o.get("items", []))
+        text = f"Order {o['order_number']} is {o['status']}"
+        details = []
+        if count:
+            details.append(f"{count} item{'s' if count != 1 else ''}")
+        if total := _money(o.get("total"), o.get("currency")):
+            details.append(f"total {total}")
+        if details:
+            text += " (" + ", ".join(details) + ")"
+        numbers = [t.get("number") for t in o.get("tracking", []) if t.get("number")]
+        if numbers:
+            text += f", tracking number {', '.join(numbers)}"
+        parts.append(text)
+    return ". ".join(parts) + "."
+
+
+# ---- e-mail tool --------------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+
+
+@dataclass(frozen=True)
+class TemplateParam:
+    name: str
+    required: bool
+
+
+def template_params(raw: Any) -> list[TemplateParam]:
+    out = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            out.append(TemplateParam(item["name"], bool(item.get("required"))))
+    return out
+
+
+def parameter_values(params: list[TemplateParam], body: Mapping[str, Any]) -> dict[str, str]:
+    """The declared parameters present in the body, as strings (unknown keys are ignored)."""
+    values: dict[str, str] = {}
+    for p in params:
+        value = body.get(p.name)
+        if value is None or isinstance(value, dict | list):
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if text.strip():
+            values[p.name] = text
+    return values
+
+
+def missing_required(params: list[TemplateParam], values: Mapping[str, str]) -> list[str]:
+    return [p.name for p in params if p.required and p.name not in values]
+
+
+def missing_message(names: list[str]) -> str:
+    spoken = [n.replace("_", " ") for n in names]
+    listed = spoken[0] if len(spoken) == 1 else ", ".join(spoken[:-1]) + " and " + spoken[-1]
+    return f"I still need the {listed} before I can send that e-mail."
+
+
+NO_EMAIL_MESSAGE = "I don't have an e-mail address for you on file."
+UNKNOWN_TEMPLATE_MESSAGE = "I can't send that e-mail right now."
+NO_CONVERSATION_MESSAGE = "I can't tell which call this is, so I can't send that e-mail."
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Plain `{{name}}` substitution: unknown placeholders become empty; nothing is evaluated."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template)
+
+
+def render_subject(template: str, values: Mapping[str, str]) -> str:
+    """One line: line breaks (from the template or any value) become spaces."""
+    return " ".join(_LINE_BREAKS.sub(" ", render(template, values)).split())
+
+
+def placeholder_values(
+    parameters: Mapping[str, str], customer_name: str | None, customer_email: str | None
+) -> dict[str, str]:
+    """Agent parameters, then the session placeholders (the session wins for its own names)."""
+    session = {
+        "customer_name": customer_name or "",
+        "customer_email": customer_email or "",
+        "name": customer_name or "",
+        "email": customer_email or "",
+    }
+    return {**parameters, **session}
+
+
+def invocation_key(conversation_id: str, template_id: str, parameters: Mapping[str, str]) -> str:
+    """The same conversation, template and parameters are the same invocation (no tool-call id)."""
+    canonical = json.dumps(
+        {"c": conversation_id, "t": template_id, "p": dict(parameters)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def invocation_message_id(key_hash: str, first_seen_unix_us: int) -> str:
+    """Stable SendEmail message id for one invocation window (notifier deduplicates on it)."""
+    return hashlib.sha256(f"email:{key_hash}:{first_seen_unix_us}".encode()).hexdigest()[:32]
+
+
+def mask_email(address: str) -> str:
+    local, _, domain_part = address.partition("@")
+    return f"{local[:1]}***@{domain_part}" if domain_part else "***"
+
+
+def sent_message(template_id: str, to_email: str) -> str:
+    return f"Done — I've sent the {template_id.replace('_', ' ')} e-mail to {mask_email(to_email)}."
+
+
+def one_line(value: str | None) -> str | None:
+    return " ".join(_LINE_BREAKS.sub(" ", value).split()) if value else value

@@ -1,27 +1,45 @@
 """The edges: HTTP routes ElevenLabs calls and bus subscribers. Parse, call one use case, answer.
 
-Routes live under `/api/v1/webhook`; mid-call tool endpoints (e-commerce, e-mail) join this router.
+Routes live under `/api/v1/webhook`: the signed post-call webhook, the mid-call tools (e-commerce,
+e-mail; each authenticated by its `X-Switchboard-Tool-Token`) and an unauthenticated echo test.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
 from bus.runtime import Bus
 from contracts import topics
+from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
+from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import WebhookCommand
-from tool_webhooks import metrics
-from tool_webhooks.domain import SIGNATURE_HEADER, InvalidSignature, MalformedPayload
-from tool_webhooks.service import WebhookService
+from tool_webhooks import domain, metrics
+from tool_webhooks.domain import SIGNATURE_HEADER, TOOL_TOKEN_HEADER, InvalidSignature, MalformedPayload
+from tool_webhooks.service import ToolService, WebhookService
 
 log = structlog.get_logger("tool_webhooks.handlers")
 
 API_PREFIX = "/api/v1/webhook"
+TOOL_MAX_BODY_BYTES = 64 * 1024
+
+TelephonyProjected = Annotated[
+    CallPlaced | CustomerSessionStored | CustomerSessionDeleted, Field(discriminator="type")
+]
+ProvisioningProjected = Annotated[EmailTemplateCreated | EmailTemplateDeleted, Field(discriminator="type")]
+
+try:
+    SERVICE_VERSION = version("tool-webhooks")
+except PackageNotFoundError:  # running from a source tree without metadata
+    SERVICE_VERSION = "0.0.0"
 
 
 class BodyTooLarge(Exception):
@@ -45,6 +63,91 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+UNAUTHORIZED = {"success": False, "error": "Unauthorized tool call"}
+
+
+async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
+    """The JSON object ElevenLabs sent, or a spoken refusal (never a stack trace)."""
+    try:
+        raw = await _read_body(request, TOOL_MAX_BODY_BYTES)
+    except BodyTooLarge:
+        return JSONResponse(
+            {"success": False, "error": "too_large", "message": "That request was too large for me."}, 413
+        )
+    try:
+        value = json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict):
+        return JSONResponse(
+            {"success": False, "error": "bad_request", "message": "I couldn't read that request."}, 400
+        )
+    return value
+
+
+def make_tool_router(tools: ToolService) -> APIRouter:
+    """Mid-call tools. The token is checked before the body is read: a refused call has no effect."""
+    router = APIRouter(prefix=API_PREFIX, tags=["tools"])
+
+    def refuse(tool: str) -> JSONResponse:
+        metrics.TOOL_CALLS.labels(tool, "unauthorized").inc()
+        log.warning("tool_webhooks.tool.unauthorized", tool=tool)
+        return JSONResponse(UNAUTHORIZED, status_code=401)
+
+    @router.post("/ecommerce/products", response_model=None)
+    async def products(request: Request) -> JSONResponse:
+        """`get_products`: `{conversation_id, query?, limit?}` → products the agent can read out."""
+        bind_correlation_id(request.headers.get(CORRELATION_HEADER))
+        if not tools.authorized(domain.PRODUCTS_ROUTE, request.headers.get(TOOL_TOKEN_HEADER)):
+            return refuse("products")
+        body = await _tool_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return JSONResponse(await tools.products(body))
+
+    @router.post("/ecommerce/orders", response_model=None)
+    async def orders(request: Request) -> JSONResponse:
+        """`get_orders`: `{conversation_id, order_number?, email?}` → order status for the agent."""
+        bind_correlation_id(request.headers.get(CORRELATION_HEADER))
+        if not tools.authorized(domain.ORDERS_ROUTE, request.headers.get(TOOL_TOKEN_HEADER)):
+            return refuse("orders")
+        body = await _tool_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return JSONResponse(await tools.orders(body))
+
+    @router.post("/email/{template_id}", response_model=None)
+    async def email(template_id: str, request: Request) -> JSONResponse:
+        """An e-mail template's tool: its parameters + `conversation_id` → SendEmail (once)."""
+        bind_correlation_id(request.headers.get(CORRELATION_HEADER))
+        if not tools.authorized(domain.email_route(template_id), request.headers.get(TOOL_TOKEN_HEADER)):
+            return refuse("email")
+        body = await _tool_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return JSONResponse(await tools.send_email(template_id, body))
+
+    @router.post("/test", response_model=None)
+    async def test(request: Request) -> JSONResponse:
+        """Connectivity check, no authentication and no effect: echoes the JSON body (or null)."""
+        try:
+            raw = await _read_body(request, TOOL_MAX_BODY_BYTES)
+            echo = json.loads(raw) if raw else None
+        except (BodyTooLarge, ValueError, UnicodeDecodeError):
+            echo = None
+        return JSONResponse(
+            {
+                "status": "ok",
+                "echo": echo,
+                "time": datetime.now(UTC).isoformat(),
+                "service": "tool-webhooks",
+                "version": SERVICE_VERSION,
+            }
+        )
+
+    return router
 
 
 def make_router(service: WebhookService, *, max_body_bytes: int) -> APIRouter:
@@ -75,9 +178,19 @@ def make_router(service: WebhookService, *, max_body_bytes: int) -> APIRouter:
     return router
 
 
-def register(bus: Bus, service: WebhookService) -> None:
+def register(bus: Bus, service: WebhookService, tools: ToolService) -> None:
     async def handle(command: Any) -> None:
         """Webhook commands: register the workspace post-call webhook."""
         await service.handle_register_command(command)
 
+    async def telephony(event: Any) -> None:
+        """Calls placed and customer sessions → the conversations / customer_sessions projections."""
+        await tools.project_telephony(event)
+
+    async def provisioning(event: Any) -> None:
+        """E-mail templates created / deleted → the email_templates projection."""
+        await tools.project_provisioning(event)
+
     bus.subscribe(topics.WEBHOOK_COMMANDS, WebhookCommand, handle)
+    bus.subscribe(topics.TELEPHONY_EVENTS, TelephonyProjected, telephony)
+    bus.subscribe(topics.PROVISIONING_EVENTS, ProvisioningProjected, provisioning)

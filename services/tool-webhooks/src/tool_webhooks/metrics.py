@@ -9,3 +9,9 @@ POST_CALL_WEBHOOKS = Counter(
     "ElevenLabs post-call webhooks received, by outcome.",
     ["outcome"],
 )
+
+TOOL_CALLS = Counter(
+    "switchboard_tool_calls_total",
+    "Mid-call tool calls, by tool and outcome.",
+    ["tool", "outcome"],
+)

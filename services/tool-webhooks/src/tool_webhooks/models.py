@@ -1,10 +1,13 @@
-"""Tables of the `tool_webhooks` schema: webhook registrations, outbox and inbox."""
+"""Tables of the `tool_webhooks` schema: webhook registrations, projections for the mid-call tools
+(conversations, customer sessions, e-mail templates), e-mail invocations, outbox and inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus.tables import make_bus_tables
@@ -13,6 +16,8 @@ SCHEMA = "tool_webhooks"
 CONSUMER = "tool_webhooks"
 # Inbox consumer name for verified post-call webhooks (message ids derived from the webhook).
 POST_CALL_CONSUMER = "tool_webhooks.post_call"
+# Inbox consumer name for the projections fed by telephony and provisioning events.
+PROJECTION_CONSUMER = "tool_webhooks.projections"
 
 metadata = MetaData(
     schema=SCHEMA,
@@ -47,3 +52,63 @@ class WebhookRegistration(Base):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     command_message_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Conversation(Base):
+    """From `CallPlaced`: which store (if any) a conversation may query, and its sender address.
+
+    The store credentials stay the Fernet token telephony sent; they are decrypted only in memory,
+    only to query the store.
+    """
+
+    __tablename__ = "conversations"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    ecommerce_platform: Mapped[str | None] = mapped_column(String(20))
+    ecommerce_credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    sender_email: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class CustomerSession(Base):
+    """From `CustomerSessionStored`/`Deleted` and `CallPlaced.customer_info`: who is on the call."""
+
+    __tablename__ = "customer_sessions"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    sender_email: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class EmailTemplate(Base):
+    """From `EmailTemplateCreated`/`Deleted`: what the e-mail tool renders."""
+
+    __tablename__ = "email_templates"
+
+    template_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject_template: Mapped[str] = mapped_column(Text)
+    body_template: Mapped[str] = mapped_column(Text)
+    # [{"name", "description", "required"}]
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class EmailInvocation(Base):
+    """One e-mail tool invocation: the same (conversation, template, parameters) within
+    EMAIL_DEDUPE_WINDOW_S of `first_seen` is the same invocation and sends nothing more."""
+
+    __tablename__ = "email_invocations"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str] = mapped_column(String(64))

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tool_webhooks.models import CONSUMER, WebhookRegistration, inbox
+from tool_webhooks.models import (
+    CONSUMER,
+    Conversation,
+    CustomerSession,
+    EmailInvocation,
+    EmailTemplate,
+    WebhookRegistration,
+    inbox,
+)
 
 
 class RegistrationRepository:
@@ -41,4 +53,107 @@ class InboxRepository:
         result = await self.session.execute(
             select(inbox.c.message_id).where(inbox.c.consumer == consumer, inbox.c.message_id == message_id)
         )
+        return result.first() is not None
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(
+        self,
+        conversation_id: str,
+        *,
+        agent_id: str | None,
+        ecommerce_platform: str | None,
+        ecommerce_credentials_encrypted: str | None,
+        sender_email: str | None,
+    ) -> None:
+        values = {
+            "agent_id": agent_id,
+            "ecommerce_platform": ecommerce_platform,
+            "ecommerce_credentials_encrypted": ecommerce_credentials_encrypted,
+            "sender_email": sender_email,
+        }
+        statement = insert(Conversation).values(conversation_id=conversation_id, **values)
+        await self.session.execute(
+            statement.on_conflict_do_update(index_elements=[Conversation.conversation_id], set_=values)
+        )
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        return await self.session.get(Conversation, conversation_id)
+
+
+class CustomerSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(
+        self,
+        conversation_id: str,
+        *,
+        name: str | None,
+        email: str | None,
+        phone: str | None,
+        sender_email: str | None,
+    ) -> None:
+        values: dict[str, Any] = {"name": name, "email": email, "phone": phone}
+        statement = insert(CustomerSession).values(
+            conversation_id=conversation_id, sender_email=sender_email, **values
+        )
+        if sender_email is not None:  # a session stored later without a sender keeps the known one
+            values["sender_email"] = sender_email
+        await self.session.execute(
+            statement.on_conflict_do_update(index_elements=[CustomerSession.conversation_id], set_=values)
+        )
+
+    async def delete(self, conversation_id: str) -> None:
+        await self.session.execute(
+            delete(CustomerSession).where(CustomerSession.conversation_id == conversation_id)
+        )
+
+    async def get(self, conversation_id: str) -> CustomerSession | None:
+        return await self.session.get(CustomerSession, conversation_id)
+
+
+class EmailTemplateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(
+        self, template_id: str, subject_template: str, body_template: str, parameters: list[dict[str, Any]]
+    ) -> None:
+        values = {
+            "subject_template": subject_template,
+            "body_template": body_template,
+            "parameters": parameters,
+        }
+        statement = insert(EmailTemplate).values(template_id=template_id, **values)
+        await self.session.execute(
+            statement.on_conflict_do_update(index_elements=[EmailTemplate.template_id], set_=values)
+        )
+
+    async def delete(self, template_id: str) -> None:
+        await self.session.execute(delete(EmailTemplate).where(EmailTemplate.template_id == template_id))
+
+    async def get(self, template_id: str) -> EmailTemplate | None:
+        return await self.session.get(EmailTemplate, template_id)
+
+
+class EmailInvocationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(self, key_hash: str, first_seen: datetime, message_id: str, cutoff: datetime) -> bool:
+        """True when this is a new invocation: no row for the key, or its window (first_seen >= cutoff)
+        has passed. Atomic: concurrent identical calls wait on the row and only one gets True."""
+        statement = insert(EmailInvocation).values(
+            key_hash=key_hash, first_seen=first_seen, message_id=message_id
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[EmailInvocation.key_hash],
+            set_={"first_seen": first_seen, "message_id": message_id},
+            where=EmailInvocation.first_seen < cutoff,
+        ).returning(EmailInvocation.key_hash)
+        result = await self.session.execute(upsert)
         return result.first() is not None

@@ -8,21 +8,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import structlog
+from cachetools import TTLCache
 
 from bus.context import current_correlation_id
+from contracts import topics
 from contracts.base import CommandFailed
+from contracts.notifier import SendEmail
+from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
+from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import PostCallWebhookRegistered, RegisterPostCallWebhook
 from elevenlabs_client import ElevenLabsClient, UpstreamError
-from tool_webhooks import domain
+from tool_webhooks import domain, metrics
+from tool_webhooks import stores as stores_mod
 from tool_webhooks.domain import CommandError
-from tool_webhooks.models import POST_CALL_CONSUMER
+from tool_webhooks.models import POST_CALL_CONSUMER, PROJECTION_CONSUMER
 from tool_webhooks.settings import Settings
+from tool_webhooks.stores import StoreClient
 from tool_webhooks.uow import UnitOfWork
 
 log = structlog.get_logger("tool_webhooks.service")
@@ -155,3 +164,260 @@ class WebhookService:
                     ),
                     key=None,
                 )
+
+
+# ---- mid-call tools ---------------------------------------------------------------------------
+
+ToolAnswer = dict[str, Any]
+
+
+class ToolService:
+    """Projections (telephony/provisioning events) and the mid-call tools ElevenLabs calls.
+
+    Tool answers are always JSON an agent can read aloud: store trouble becomes a `message` and an
+    `error` code, never an exception. Each tool answer has one deadline (TOOL_RESPONSE_BUDGET_S).
+    """
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        stores: StoreClient,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._uow = uow
+        self._stores = stores
+        self._settings = settings
+        self._clock = clock
+        self._cache: TTLCache[tuple[str, str, int], list[stores_mod.Product]] | None = (
+            TTLCache(maxsize=settings.product_cache_max_entries, ttl=settings.product_cache_ttl_s)
+            if settings.product_cache_ttl_s > 0
+            else None
+        )
+
+    # ---- projections (one transaction each, inbox-deduplicated) ------------------------------
+
+    async def project_telephony(
+        self, event: CallPlaced | CustomerSessionStored | CustomerSessionDeleted
+    ) -> None:
+        async with self._uow() as uow:
+            if not await uow.claim(event.message_id, PROJECTION_CONSUMER):
+                return
+            if isinstance(event, CallPlaced):
+                await uow.conversations.upsert(
+                    event.conversation_id,
+                    agent_id=event.agent_id,
+                    ecommerce_platform=event.ecommerce_platform,
+                    ecommerce_credentials_encrypted=event.ecommerce_credentials_encrypted,
+                    sender_email=event.sender_email,
+                )
+                info = event.customer_info
+                if info is not None:
+                    await uow.sessions.upsert(
+                        event.conversation_id,
+                        name=info.name,
+                        email=info.email,
+                        phone=info.phone,
+                        sender_email=event.sender_email,
+                    )
+            elif isinstance(event, CustomerSessionStored):
+                await uow.sessions.upsert(
+                    event.conversation_id,
+                    name=event.customer_info.name,
+                    email=event.customer_info.email,
+                    phone=event.customer_info.phone,
+                    sender_email=event.sender_email,
+                )
+            else:
+                await uow.sessions.delete(event.conversation_id)
+        log.info("tool_webhooks.projection.applied", type=event.type)
+
+    async def project_provisioning(self, event: EmailTemplateCreated | EmailTemplateDeleted) -> None:
+        async with self._uow() as uow:
+            if not await uow.claim(event.message_id, PROJECTION_CONSUMER):
+                return
+            if isinstance(event, EmailTemplateCreated):
+                template = event.template
+                await uow.templates.upsert(
+                    template.template_id,
+                    template.subject_template,
+                    template.body_template,
+                    [p.model_dump() for p in template.parameters],
+                )
+            else:
+                await uow.templates.delete(event.template_id)
+        log.info("tool_webhooks.projection.applied", type=event.type)
+
+    # ---- e-commerce --------------------------------------------------------------------------
+
+    def authorized(self, route: str, token: str | None) -> bool:
+        return domain.tool_token_valid(self._settings.switchboard_secret_key.get_secret_value(), route, token)
+
+    async def _credentials(self, conversation_id: str) -> stores_mod.StoreCredentials | None:
+        async with self._uow() as uow:
+            conversation = await uow.conversations.get(conversation_id)
+            if conversation is None or not conversation.ecommerce_credentials_encrypted:
+                return None
+            platform, token = conversation.ecommerce_platform, conversation.ecommerce_credentials_encrypted
+        # Decrypted here only, kept in memory for this lookup only.
+        clear = domain.decrypt_secret(self._settings.switchboard_secret_key.get_secret_value(), token)
+        if clear is None:
+            log.warning("tool_webhooks.store.credentials_undecryptable", conversation_id=conversation_id)
+            return None
+        return stores_mod.parse_credentials(platform, clear)
+
+    async def _within_budget(self, tool: str, work: Callable[[float], Awaitable[ToolAnswer]]) -> ToolAnswer:
+        loop = asyncio.get_running_loop()
+        budget = self._settings.tool_response_budget_s
+        # Store calls get a slightly earlier deadline so their own timeout answers first.
+        deadline = loop.time() + budget * 0.95
+        try:
+            async with asyncio.timeout(budget):
+                answer = await work(deadline)
+        except TimeoutError:
+            answer = {"message": domain.store_error_message("timeout"), "error": "timeout"}
+        except stores_mod.StoreError as exc:
+            log.warning("tool_webhooks.store.failed", tool=tool, code=exc.code, detail=exc.detail)
+            answer = {"message": domain.store_error_message(exc.code), "error": exc.code}
+        metrics.TOOL_CALLS.labels(tool, answer.get("error", "ok")).inc()
+        return answer
+
+    async def products(self, body: Mapping[str, Any]) -> ToolAnswer:
+        conversation_id = _text(body.get("conversation_id"))
+        query = _text(body.get("query")) or ""
+        limit = min(
+            _positive_int(body.get("limit")) or self._settings.tool_max_results,
+            self._settings.tool_max_results,
+        )
+
+        async def work(deadline: float) -> ToolAnswer:
+            creds = await self._credentials(conversation_id) if conversation_id else None
+            if creds is None:
+                return {"products": [], "count": 0, "message": domain.NO_STORE_MESSAGE, "error": "no_store"}
+            key = (creds.cache_identity(), stores_mod.search_terms(query).lower(), limit)
+            found = self._cache.get(key) if self._cache is not None else None
+            if found is None:
+                found = await self._stores.products(creds, query, limit, deadline)
+                if self._cache is not None:
+                    self._cache[key] = found
+            products = [p.as_json() for p in found]
+            return {
+                "products": products,
+                "count": len(products),
+                "message": domain.products_message(products, query),
+            }
+
+        answer = await self._within_budget("products", work)
+        answer.setdefault("products", [])
+        answer.setdefault("count", len(answer["products"]))
+        return answer
+
+    async def orders(self, body: Mapping[str, Any]) -> ToolAnswer:
+        conversation_id = _text(body.get("conversation_id"))
+        order_number = _text(body.get("order_number"))
+        email = _text(body.get("email"))
+
+        async def work(deadline: float) -> ToolAnswer:
+            creds = await self._credentials(conversation_id) if conversation_id else None
+            if creds is None:
+                return {"orders": [], "message": domain.NO_STORE_MESSAGE, "error": "no_store"}
+            if not order_number and not email:
+                return {
+                    "orders": [],
+                    "message": "I need the order number, or the e-mail address used for the order.",
+                    "error": "missing_parameters",
+                }
+            if email and not order_number and not stores_mod.valid_email(email):
+                return {
+                    "orders": [],
+                    "message": "That e-mail address doesn't look right. Could you spell it for me?",
+                    "error": "invalid_email",
+                }
+            found = await self._stores.orders(
+                creds, order_number, email, self._settings.tool_max_results, deadline
+            )
+            orders = [o.as_json() for o in found]
+            return {"orders": orders, "message": domain.orders_message(orders, by_number=bool(order_number))}
+
+        answer = await self._within_budget("orders", work)
+        answer.setdefault("orders", [])
+        return answer
+
+    # ---- e-mail ------------------------------------------------------------------------------
+
+    async def send_email(self, template_id: str, body: Mapping[str, Any]) -> ToolAnswer:
+        """Render and queue one e-mail; the same invocation within the window is sent once."""
+        conversation_id = _text(body.get("conversation_id"))
+        if not conversation_id:
+            return _email_answer(False, domain.NO_CONVERSATION_MESSAGE, "missing_conversation")
+        bound = log.bind(conversation_id=conversation_id, template_id=template_id)
+        async with self._uow() as uow:
+            template = await uow.templates.get(template_id)
+            if template is None:
+                bound.warning("tool_webhooks.email.unknown_template")
+                return _email_answer(False, domain.UNKNOWN_TEMPLATE_MESSAGE, "unknown_template")
+            params = domain.template_params(template.parameters)
+            values = domain.parameter_values(params, body)
+            if missing := domain.missing_required(params, values):
+                return _email_answer(False, domain.missing_message(missing), "missing_parameters")
+            session = await uow.sessions.get(conversation_id)
+            to_email = session.email.strip() if session is not None and session.email else ""
+            if not to_email or not stores_mod.valid_email(to_email):
+                return _email_answer(False, domain.NO_EMAIL_MESSAGE, "no_email")
+            assert session is not None
+            conversation = await uow.conversations.get(conversation_id)
+            sender = session.sender_email or (conversation.sender_email if conversation else None)
+            placeholders = domain.placeholder_values(values, session.name, to_email)
+            key = domain.invocation_key(conversation_id, template_id, values)
+            now = self._clock()
+            first_seen = datetime.fromtimestamp(int(now * 1_000_000) / 1_000_000, UTC)
+            message_id = domain.invocation_message_id(key, int(now * 1_000_000))
+            cutoff = datetime.fromtimestamp(now - self._settings.email_dedupe_window_s, UTC)
+            if await uow.invocations.start(key, first_seen, message_id, cutoff):
+                await uow.publish(
+                    SendEmail(
+                        message_id=message_id,
+                        correlation_id=current_correlation_id(),
+                        conversation_id=conversation_id,
+                        template_id=template_id,
+                        to_email=to_email,
+                        to_name=domain.one_line(session.name),
+                        from_email=domain.one_line(sender),
+                        subject=domain.render_subject(template.subject_template, placeholders),
+                        body=domain.render(template.body_template, placeholders),
+                    ),
+                    key=conversation_id,
+                    topic=topics.NOTIFIER_COMMANDS,
+                )
+                bound.info("tool_webhooks.email.queued", message_id=message_id)
+                metrics.TOOL_CALLS.labels("email", "queued").inc()
+            else:
+                bound.info("tool_webhooks.email.duplicate")
+                metrics.TOOL_CALLS.labels("email", "duplicate").inc()
+        return _email_answer(True, domain.sent_message(template_id, to_email))
+
+
+def _email_answer(success: bool, message: str, error: str | None = None) -> ToolAnswer:
+    answer: ToolAnswer = {"success": success, "message": message}
+    if error is not None:
+        answer["error"] = error
+    return answer
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and value >= 1:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit() and int(value) >= 1:
+        return int(value)
+    return None

@@ -23,3 +23,22 @@ class Settings(BusSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0, alias="TOOL_WEBHOOKS_MAX_BODY_BYTES")
     upstream_timeout_s: float = Field(default=10.0, gt=0, alias="TOOL_WEBHOOKS_UPSTREAM_TIMEOUT_S")
     upstream_max_retries: int = Field(default=3, ge=0, alias="TOOL_WEBHOOKS_UPSTREAM_MAX_RETRIES")
+
+    # ---- mid-call tools ----------------------------------------------------------------------
+    # Overall deadline of one tool answer (store lookups incl. retries); ElevenLabs waits for it.
+    tool_response_budget_s: float = Field(default=4.0, gt=0, alias="TOOL_RESPONSE_BUDGET_S")
+    tool_max_results: int = Field(default=3, ge=1, le=20, alias="TOOL_MAX_RESULTS")
+    product_cache_ttl_s: float = Field(default=60.0, ge=0, alias="PRODUCT_CACHE_TTL_S")
+    product_cache_max_entries: int = Field(default=1024, ge=1, alias="PRODUCT_CACHE_MAX_ENTRIES")
+    email_dedupe_window_s: int = Field(default=600, ge=0, alias="EMAIL_DEDUPE_WINDOW_S")
+    shopify_api_version: str = Field(default="2025-01", alias="SHOPIFY_API_VERSION")
+    # Outbound (store) requests: see outbound.py. http:// stores only for local testing.
+    allow_http_stores: bool = Field(default=False, alias="ALLOW_HTTP_STORES")
+    # Comma-separated `host` or `host:port` entries exempt from the private-address check.
+    outbound_allow_hosts: str = Field(default="", alias="OUTBOUND_ALLOW_HOSTS")
+    outbound_max_response_bytes: int = Field(
+        default=2 * 1024 * 1024, gt=0, alias="OUTBOUND_MAX_RESPONSE_BYTES"
+    )
+
+    def outbound_allowlist(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.outbound_allow_hosts.split(",") if h.strip())

@@ -12,7 +12,14 @@ from bus.runtime import Bus
 from contracts.base import Message
 from contracts.topics import WEBHOOK_EVENTS
 from tool_webhooks.models import CONSUMER, inbox
-from tool_webhooks.repository import InboxRepository, RegistrationRepository
+from tool_webhooks.repository import (
+    ConversationRepository,
+    CustomerSessionRepository,
+    EmailInvocationRepository,
+    EmailTemplateRepository,
+    InboxRepository,
+    RegistrationRepository,
+)
 
 
 class UnitOfWork:
@@ -20,6 +27,10 @@ class UnitOfWork:
 
     registrations: RegistrationRepository
     inbox: InboxRepository
+    conversations: ConversationRepository
+    sessions: CustomerSessionRepository
+    templates: EmailTemplateRepository
+    invocations: EmailInvocationRepository
     session: AsyncSession
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus) -> None:
@@ -31,6 +42,10 @@ class UnitOfWork:
         await self.session.begin()
         self.registrations = RegistrationRepository(self.session)
         self.inbox = InboxRepository(self.session)
+        self.conversations = ConversationRepository(self.session)
+        self.sessions = CustomerSessionRepository(self.session)
+        self.templates = EmailTemplateRepository(self.session)
+        self.invocations = EmailInvocationRepository(self.session)
         return self
 
     async def __aexit__(
@@ -51,6 +66,6 @@ class UnitOfWork:
         """True the first time `consumer` handles `message_id` (in this transaction)."""
         return await bus_inbox.claim(self.session, inbox, consumer, message_id)
 
-    async def publish(self, event: Message, key: str | None) -> None:
-        """Queue `event` on the webhooks events topic; sent after this transaction commits."""
-        await self._bus.publish_later(self.session, WEBHOOK_EVENTS, event, key=key)
+    async def publish(self, event: Message, key: str | None, *, topic: str = WEBHOOK_EVENTS) -> None:
+        """Queue `event` on `topic` (default: webhooks events); sent after this transaction commits."""
+        await self._bus.publish_later(self.session, topic, event, key=key)
