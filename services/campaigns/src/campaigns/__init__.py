@@ -1,0 +1,1 @@
+"""Campaign orchestrator: batch calling through the telephony service."""

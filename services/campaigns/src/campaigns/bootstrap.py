@@ -1,0 +1,76 @@
+"""The composition root: the only place that builds the engine, the bus and the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bus import migrate
+from bus.db import make_engine, make_sessionmaker
+from bus.runtime import Bus
+from campaigns import handlers
+from campaigns.models import CONSUMER, outbox
+from campaigns.service import CampaignService
+from campaigns.settings import Settings
+from campaigns.uow import UnitOfWork
+from contracts import topics
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+TOPICS = [
+    topics.CAMPAIGN_COMMANDS,
+    topics.CAMPAIGN_EVENTS,
+    topics.TELEPHONY_COMMANDS,
+    topics.TELEPHONY_EVENTS,
+]
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: Bus
+    service: CampaignService
+    schedule: bool = True
+    _scheduler: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        await self.bus.start(TOPICS)
+        if self.schedule:
+            self._scheduler = asyncio.create_task(self.service.run_forever(), name="campaigns-scheduler")
+
+    async def stop(self) -> None:
+        """Stop the scheduler and intake (in-flight handlers finish), then release connections."""
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+            self._scheduler = None
+        await self.bus.stop()
+        await self.engine.dispose()
+
+
+def run_migrations(settings: Settings) -> None:
+    """Bring the `campaigns` schema to head (blocking; call via a thread from async code)."""
+    migrate.upgrade(MIGRATIONS_DIR, settings.database_url)
+
+
+def bootstrap(settings: Settings | None = None, *, schedule: bool = True) -> Container:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    service = CampaignService(lambda: UnitOfWork(sessionmaker, bus), settings)
+    handlers.register(bus, service)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        bus=bus,
+        service=service,
+        schedule=schedule,
+    )

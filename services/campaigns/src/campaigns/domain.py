@@ -1,0 +1,219 @@
+"""Campaign rules: pure functions, no I/O. Numbers, calling windows, retries, auto-pause, AIMD."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezone
+
+from contracts.campaigns import RETRYABLE_OUTCOMES, CallingWindow, RetryDelays
+
+
+class CampaignStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_CAMPAIGN_STATUSES = frozenset(
+    {CampaignStatus.COMPLETED, CampaignStatus.FAILED, CampaignStatus.CANCELLED}
+)
+
+
+class RecipientStatus:
+    """`scheduled` also covers "awaiting a retry" (with `next_attempt_at` in the future)."""
+
+    SCHEDULED = "scheduled"
+    DIALING = "dialing"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED_DNC = "skipped_dnc"
+
+
+IN_FLIGHT_STATUSES = frozenset({RecipientStatus.DIALING, RecipientStatus.IN_PROGRESS})
+FINAL_RECIPIENT_STATUSES = frozenset(
+    {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "skipped_dnc"}
+)
+CALL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
+
+# Upstream statuses meaning "this campaign's agent or number cannot be used" (not the recipient).
+FATAL_DIAL_STATUS_CODES = frozenset({400, 401, 403, 404, 422})
+RATE_LIMITED = 429
+
+_ATTEMPT_NAMESPACE = uuid.UUID("6f1c1f52-3c35-4d5e-9a43-6a0f4a0e7c11")
+
+
+def attempt_message_id(campaign_id: str, recipient_id: str, attempt: int) -> str:
+    """The PlaceCall `message_id` of one attempt: telephony's idempotency key, so it must be the
+    same however often (and by whichever replica) the attempt is published."""
+    return uuid.uuid5(_ATTEMPT_NAMESPACE, f"{campaign_id}\x00{recipient_id}\x00{attempt}").hex
+
+
+# ---- numbers ------------------------------------------------------------------------------------
+
+
+def normalize_number(raw: str) -> tuple[str | None, str | None]:
+    """(E.164 number, None) when `raw` is a valid E.164 number, else (None, reason)."""
+    if not raw.startswith("+"):
+        return None, "Phone number must be E.164 (+CountryCode...)"
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None, "Phone number could not be parsed"
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != raw or not phonenumbers.is_valid_number(parsed):
+        return None, "Invalid phone number"
+    return formatted, None
+
+
+def number_time_zone(e164: str, fallback: str | None) -> str:
+    """IANA zone of a number (the first when several); `fallback` (or UTC) when unknown."""
+    try:
+        zones = phone_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        zones = ()
+    for zone in zones:
+        if zone != "Etc/Unknown" and _zone(zone) is not None:
+            return zone
+    if fallback and _zone(fallback) is not None:
+        return fallback
+    return "UTC"
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+# ---- calling windows ----------------------------------------------------------------------------
+
+
+def _hhmm(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def next_dial_time(now: datetime, window: CallingWindow | None, zone_name: str) -> datetime | None:
+    """When a recipient in `zone_name` may be dialled: `now` if inside the window, else the next
+    opening (UTC); None if the window never opens (no allowed day or a malformed window).
+
+    The window is [start, end) in local wall-clock time, opening on an allowed weekday (0 = Monday);
+    start > end crosses midnight (the part after midnight belongs to the day it opened); start == end
+    means the whole day. Local times are resolved with zoneinfo, so DST shifts are honoured.
+    """
+    if window is None:
+        return now
+    try:
+        start, end = _hhmm(window.start), _hhmm(window.end)
+    except ValueError:
+        return None
+    days = {d % 7 for d in window.days}
+    if not days:
+        return None
+    zone = _zone(zone_name) or ZoneInfo("UTC")
+    today = now.astimezone(zone).date()
+    best: datetime | None = None
+    for offset in range(-1, 9):
+        day = today + timedelta(days=offset)
+        if day.weekday() not in days:
+            continue
+        close_day = day if start < end else day + timedelta(days=1)
+        opening = datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+        closing = datetime.combine(close_day, end, tzinfo=zone).astimezone(UTC)
+        if opening <= now < closing:
+            return now
+        if opening > now and (best is None or opening < best):
+            best = opening
+    return best
+
+
+# ---- outcomes and retries -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeDecision:
+    """What to do with a recipient after an attempt's outcome."""
+
+    status: str  # the recipient's new status: a final one, or `scheduled` to retry
+    retry_in_s: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.retry_in_s is None
+
+
+def decide_outcome(
+    outcome: str,
+    retries_used: int,
+    retry_count: int,
+    delays: RetryDelays,
+    *,
+    delay_scale: float = 1.0,
+    may_retry: bool = True,
+) -> OutcomeDecision:
+    """Completed is final; a retryable outcome is retried after its delay while retries remain
+    (and the campaign still runs), else it is the final status."""
+    if outcome not in CALL_OUTCOMES:
+        outcome = RecipientStatus.FAILED
+    if outcome in RETRYABLE_OUTCOMES and may_retry and retries_used < retry_count:
+        delay = float(getattr(delays, outcome)) * delay_scale
+        return OutcomeDecision(RecipientStatus.SCHEDULED, retry_in_s=delay)
+    return OutcomeDecision(outcome)
+
+
+# ---- auto-pause and failure ---------------------------------------------------------------------
+
+FAILED_MARK = "F"
+OK_MARK = "o"
+
+
+def push_outcome(recent: str, outcome: str, window: int) -> str:
+    """The last `window` outcomes as a string of marks (F = failed), oldest first."""
+    mark = FAILED_MARK if outcome == RecipientStatus.FAILED else OK_MARK
+    return (recent + mark)[-window:]
+
+
+def should_auto_pause(recent: str, window: int, ratio: float) -> bool:
+    """Pause once a full window of outcomes has more than `ratio` failures (ratio 0 disables)."""
+    if ratio <= 0 or len(recent) < window:
+        return False
+    return recent.count(FAILED_MARK) / len(recent) > ratio
+
+
+def could_not_run(dials_accepted: int, fatal_dial_failures: int, threshold: int) -> bool:
+    """A campaign fails (rather than its recipients) when its first `threshold` dials were all
+    refused with a status that blames the agent/number (FATAL_DIAL_STATUS_CODES) and none was
+    ever accepted."""
+    return dials_accepted == 0 and fatal_dial_failures >= threshold
+
+
+# ---- AIMD throttle on upstream 429 --------------------------------------------------------------
+
+
+def throttle_on_rate_limit(current: float | None, limit: int, in_flight: int) -> float:
+    """Multiplicative decrease: halve the effective concurrency (never below 1)."""
+    effective = min(current if current is not None else float(limit), float(max(in_flight, 1)), float(limit))
+    return max(1.0, effective / 2)
+
+
+def throttle_on_success(current: float | None, limit: int) -> float | None:
+    """Additive increase: about +1 per window of accepted dials; None once back at the limit."""
+    if current is None:
+        return None
+    grown = current + 1.0 / max(current, 1.0)
+    return None if grown >= limit else grown
+
+
+def effective_limit(limit: int, throttle: float | None) -> int:
+    return limit if throttle is None else max(1, min(limit, int(throttle)))

@@ -1,0 +1,336 @@
+"""Every query of the campaigns service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from campaigns.domain import FINAL_RECIPIENT_STATUSES, CampaignStatus, RecipientStatus
+from campaigns.models import (
+    Attempt,
+    AttemptStatus,
+    Campaign,
+    CampaignChunk,
+    DispatchState,
+    DoNotCall,
+    PhoneNumberProvider,
+    Recipient,
+)
+
+_DISPATCH_LOCK = "campaigns:dispatch"
+
+
+class CampaignRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, **values: Any) -> bool:
+        """Insert unless it exists; True when created now."""
+        result = await self.session.execute(
+            insert(Campaign).values(**values).on_conflict_do_nothing().returning(Campaign.campaign_id)
+        )
+        return result.first() is not None
+
+    async def get_for_update(self, campaign_id: str) -> Campaign | None:
+        return await self.session.scalar(
+            select(Campaign)
+            .where(Campaign.campaign_id == campaign_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def get(self, campaign_id: str) -> Campaign | None:
+        return await self.session.get(Campaign, campaign_id, populate_existing=True)
+
+    async def due_to_start(self, now_unix: int) -> Sequence[str]:
+        result = await self.session.scalars(
+            select(Campaign.campaign_id).where(
+                Campaign.status == CampaignStatus.PENDING,
+                Campaign.ready.is_(True),
+                (Campaign.scheduled_time_unix.is_(None)) | (Campaign.scheduled_time_unix <= now_unix),
+            )
+        )
+        return result.all()
+
+    async def running_ids(self) -> Sequence[str]:
+        result = await self.session.scalars(
+            select(Campaign.campaign_id)
+            .where(Campaign.status == CampaignStatus.RUNNING)
+            .order_by(Campaign.created_at_unix, Campaign.campaign_id)
+        )
+        return result.all()
+
+    async def count_running(self) -> int:
+        value = await self.session.scalar(
+            select(func.count()).select_from(Campaign).where(Campaign.status == CampaignStatus.RUNNING)
+        )
+        return int(value or 0)
+
+    async def total_in_flight(self) -> int:
+        value = await self.session.scalar(select(func.coalesce(func.sum(Campaign.in_flight), 0)))
+        return int(value or 0)
+
+    async def progress_due(self, before: datetime) -> Sequence[str]:
+        result = await self.session.scalars(
+            select(Campaign.campaign_id).where(
+                Campaign.progress_dirty.is_(True),
+                (Campaign.last_emitted_at.is_(None)) | (Campaign.last_emitted_at <= before),
+            )
+        )
+        return result.all()
+
+
+class ChunkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, campaign_id: str, chunk_index: int) -> bool:
+        """Record a chunk; False for a duplicate."""
+        result = await self.session.execute(
+            insert(CampaignChunk)
+            .values(campaign_id=campaign_id, chunk_index=chunk_index)
+            .on_conflict_do_nothing()
+            .returning(CampaignChunk.chunk_index)
+        )
+        return result.first() is not None
+
+    async def count_below(self, campaign_id: str, chunks: int) -> int:
+        value = await self.session.scalar(
+            select(func.count())
+            .select_from(CampaignChunk)
+            .where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.chunk_index < chunks)
+        )
+        return int(value or 0)
+
+    async def lock(self, campaign_id: str) -> None:
+        """Serialise chunk arrival of one campaign (chunks may come in parallel, before the submit)."""
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"campaigns:chunks:{campaign_id}"}
+        )
+
+
+class RecipientRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(Recipient).values(rows).on_conflict_do_nothing())
+
+    async def finalize(self, campaign_id: str, chunks: int) -> tuple[int, int]:
+        """All chunks are in: drop recipients of chunks beyond the declared count, assign 0-based
+        positions (chunk order, then order within the chunk) and default ids (r<position>), mark
+        repeated recipient ids failed. Returns (total, already final). Runs once per campaign."""
+        await self.session.execute(
+            delete(Recipient).where(Recipient.campaign_id == campaign_id, Recipient.chunk_index >= chunks)
+        )
+        await self.session.execute(
+            text(
+                """
+                UPDATE campaigns.recipients AS r
+                SET position = s.pos,
+                    recipient_id = COALESCE(r.given_recipient_id, 'r' || s.pos::text)
+                FROM (
+                    SELECT id, (row_number() OVER (ORDER BY chunk_index, chunk_offset)) - 1 AS pos
+                    FROM campaigns.recipients WHERE campaign_id = :c
+                ) AS s
+                WHERE r.id = s.id
+                """
+            ),
+            {"c": campaign_id},
+        )
+        await self.session.execute(
+            text(
+                """
+                UPDATE campaigns.recipients AS r
+                SET status = 'failed', reason = 'Duplicate recipient_id in the campaign',
+                    next_attempt_at = NULL
+                FROM (
+                    SELECT id, row_number() OVER (PARTITION BY recipient_id ORDER BY position) AS n
+                    FROM campaigns.recipients WHERE campaign_id = :c
+                ) AS d
+                WHERE r.id = d.id AND d.n > 1 AND r.status = 'scheduled'
+                """
+            ),
+            {"c": campaign_id},
+        )
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.count().filter(Recipient.status.in_(FINAL_RECIPIENT_STATUSES)),
+                ).where(Recipient.campaign_id == campaign_id)
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def final_at_submit(self, campaign_id: str) -> Sequence[Recipient]:
+        """Recipients rejected on arrival (invalid number, duplicate id), for their events."""
+        result = await self.session.scalars(
+            select(Recipient)
+            .where(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.FAILED)
+            .order_by(Recipient.position)
+        )
+        return result.all()
+
+    async def due(self, campaign_id: str, now: datetime, limit: int) -> Sequence[Recipient]:
+        """Due recipients in position order, locked; rows another replica holds are skipped."""
+        result = await self.session.scalars(
+            select(Recipient)
+            .where(
+                Recipient.campaign_id == campaign_id,
+                Recipient.status == RecipientStatus.SCHEDULED,
+                Recipient.position.is_not(None),
+                (Recipient.next_attempt_at.is_(None)) | (Recipient.next_attempt_at <= now),
+            )
+            .order_by(Recipient.position)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return result.all()
+
+    async def get_for_update(self, pk: int) -> Recipient | None:
+        return await self.session.scalar(
+            select(Recipient)
+            .where(Recipient.id == pk)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def close_scheduled(self, campaign_id: str, status: str, reason: str | None) -> int:
+        """Every waiting recipient of the campaign → `status` (final); returns how many."""
+        result = await self.session.execute(
+            update(Recipient)
+            .where(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.SCHEDULED)
+            .values(status=status, reason=reason, next_attempt_at=None)
+            .returning(Recipient.id)
+        )
+        return len(result.all())
+
+
+class AttemptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, **values: Any) -> bool:
+        result = await self.session.execute(
+            insert(Attempt).values(**values).on_conflict_do_nothing().returning(Attempt.message_id)
+        )
+        return result.first() is not None
+
+    async def find(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
+        return await self.session.scalar(
+            select(Attempt).where(
+                Attempt.campaign_id == campaign_id,
+                Attempt.recipient_id == recipient_id,
+                Attempt.attempt == attempt,
+            )
+        )
+
+    async def get_for_update(self, message_id: str) -> Attempt | None:
+        return await self.session.scalar(
+            select(Attempt)
+            .where(Attempt.message_id == message_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def timed_out(self, dialed_before: datetime, limit: int) -> Sequence[Attempt]:
+        result = await self.session.scalars(
+            select(Attempt)
+            .where(
+                Attempt.status.in_([AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS]),
+                Attempt.dialed_at < dialed_before,
+            )
+            .order_by(Attempt.dialed_at)
+            .limit(limit)
+        )
+        return result.all()
+
+
+class DoNotCallRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, phone_number: str, reason: str | None, added_at_unix: int) -> None:
+        values = {"reason": reason, "added_at_unix": added_at_unix}
+        await self.session.execute(
+            insert(DoNotCall)
+            .values(phone_number=phone_number, **values)
+            .on_conflict_do_update(index_elements=[DoNotCall.phone_number], set_=values)
+        )
+
+    async def remove(self, phone_number: str) -> bool:
+        result = await self.session.execute(
+            delete(DoNotCall).where(DoNotCall.phone_number == phone_number).returning(DoNotCall.phone_number)
+        )
+        return result.first() is not None
+
+    async def listed(self, numbers: list[str]) -> set[str]:
+        if not numbers:
+            return set()
+        result = await self.session.scalars(
+            select(DoNotCall.phone_number).where(DoNotCall.phone_number.in_(numbers))
+        )
+        return set(result.all())
+
+
+class DispatchStateRepository:
+    GLOBAL = "global"
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_dispatch(self) -> None:
+        """Serialise dispatching across replicas, so the global budget is never overspent."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": _DISPATCH_LOCK})
+
+    async def global_throttle(self) -> float | None:
+        return await self.session.scalar(
+            select(DispatchState.throttle).where(DispatchState.name == self.GLOBAL)
+        )
+
+    async def set_global_throttle(self, value: float | None) -> None:
+        await self.session.execute(
+            insert(DispatchState)
+            .values(name=self.GLOBAL, throttle=value)
+            .on_conflict_do_update(index_elements=[DispatchState.name], set_={"throttle": value})
+        )
+
+    async def global_throttle_for_update(self) -> float | None:
+        await self.session.execute(
+            insert(DispatchState).values(name=self.GLOBAL, throttle=None).on_conflict_do_nothing()
+        )
+        return await self.session.scalar(
+            select(DispatchState.throttle).where(DispatchState.name == self.GLOBAL).with_for_update()
+        )
+
+
+class PhoneNumberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, phone_number_id: str, provider: str) -> None:
+        await self.session.execute(
+            insert(PhoneNumberProvider)
+            .values(phone_number_id=phone_number_id, provider=provider)
+            .on_conflict_do_update(
+                index_elements=[PhoneNumberProvider.phone_number_id], set_={"provider": provider}
+            )
+        )
+
+    async def remove(self, phone_number_id: str) -> None:
+        await self.session.execute(
+            delete(PhoneNumberProvider).where(PhoneNumberProvider.phone_number_id == phone_number_id)
+        )
+
+    async def provider(self, phone_number_id: str) -> str | None:
+        return await self.session.scalar(
+            select(PhoneNumberProvider.provider).where(PhoneNumberProvider.phone_number_id == phone_number_id)
+        )

@@ -1,0 +1,807 @@
+"""Use cases: campaign commands, telephony outcomes and the scheduler tick. Never commits: every
+use case runs in one `UnitOfWork`, so a state change and the messages it causes (events, PlaceCall
+commands) are written together through the outbox, or not at all.
+
+Never dial twice: a recipient is dialled only from `scheduled`, in the same transaction that moves
+it to `dialing` and inserts the attempt row (unique per campaign/recipient/attempt); the PlaceCall
+`message_id` is derived from (campaign, recipient, attempt), and telephony dials each message id at
+most once. An attempt without an outcome is never redialled here; after CAMPAIGNS_ATTEMPT_TIMEOUT_S
+it is recorded as failed ("no outcome").
+
+Never skip: every recipient stays `scheduled` until it is dialled or reaches a final state; a
+calling window only moves its `next_attempt_at`; an upstream 429 puts it back to wait.
+
+Recipient events: the initial `scheduled` state is implied by `campaign.updated`
+(`total_calls_scheduled`), and recipients cancelled in bulk by a cancel (or a campaign that could
+not run) are implied by the campaign's status: `campaign.recipient_updated` is emitted from
+`dialing` onwards, plus for recipients rejected on arrival (invalid number, duplicate id) and
+`skipped_dnc`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from campaigns import domain, metrics
+from campaigns.domain import CampaignStatus, RecipientStatus
+from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
+from campaigns.settings import Settings
+from campaigns.uow import UnitOfWork
+from contracts.base import Command, CommandFailed, Message
+from contracts.campaigns import (
+    AddCampaignRecipients,
+    AddDoNotCall,
+    CallingWindow,
+    CampaignRecipient,
+    CampaignRecipientUpdated,
+    CampaignSnapshot,
+    CampaignUpdated,
+    CancelCampaign,
+    DoNotCallAdded,
+    DoNotCallRemoved,
+    PauseCampaign,
+    RemoveDoNotCall,
+    ResumeCampaign,
+    RetryDelays,
+    SubmitCampaign,
+)
+from contracts.telephony import (
+    FINAL_CALL_STATUSES,
+    CallDialFailed,
+    CallPlaced,
+    CallStatusChanged,
+    CustomerInfo,
+    PhoneNumberDeleted,
+    PhoneNumberImported,
+    PhoneNumberUpdated,
+    PlaceCall,
+)
+
+log = structlog.get_logger("campaigns.service")
+
+_ACTIVE = frozenset({CampaignStatus.PENDING, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CampaignService:
+    def __init__(self, uow: Callable[[], UnitOfWork], settings: Settings) -> None:
+        self._uow = uow
+        self._settings = settings
+        self.wake = asyncio.Event()
+        self._last_timeout_scan = 0.0
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def snapshot(campaign: Campaign, now: datetime) -> CampaignSnapshot:
+        return CampaignSnapshot(
+            campaign_id=campaign.campaign_id,
+            name=campaign.name,
+            agent_id=campaign.agent_id,
+            phone_number_id=campaign.phone_number_id,
+            phone_provider=campaign.phone_provider,
+            status=campaign.status,
+            created_at_unix=campaign.created_at_unix,
+            scheduled_time_unix=campaign.scheduled_time_unix,
+            timezone=campaign.timezone,
+            retry_count=campaign.retry_count,
+            total_calls_scheduled=campaign.total_scheduled,
+            total_calls_dispatched=campaign.total_dispatched,
+            total_calls_finished=campaign.total_finished,
+            last_updated_at_unix=int(now.timestamp()),
+            status_reason=campaign.status_reason,
+        )
+
+    async def _emit_campaign(
+        self, uow: UnitOfWork, campaign: Campaign, now: datetime, cause: Message | None = None
+    ) -> None:
+        campaign.progress_dirty = False
+        campaign.last_emitted_at = now
+        event = CampaignUpdated(
+            campaign=self.snapshot(campaign, now),
+            correlation_id=cause.correlation_id if cause else campaign.correlation_id,
+            causation_id=cause.message_id if cause else None,
+        )
+        await uow.publish(event, key=campaign.campaign_id)
+
+    @staticmethod
+    async def _emit_recipient(
+        uow: UnitOfWork, campaign: Campaign, recipient: Recipient, cause: Message | None = None
+    ) -> None:
+        next_at = recipient.next_attempt_at if recipient.status == RecipientStatus.SCHEDULED else None
+        event = CampaignRecipientUpdated(
+            campaign_id=campaign.campaign_id,
+            recipient_id=recipient.recipient_id or "",
+            position=recipient.position if recipient.position is not None else -1,
+            to_number=recipient.phone_number,
+            status=recipient.status,
+            conversation_id=recipient.conversation_id,
+            duration_seconds=recipient.duration_seconds,
+            outcome=recipient.outcome,
+            retry_count=recipient.retries,
+            next_attempt_at_unix=int(next_at.timestamp()) if next_at else None,
+            correlation_id=cause.correlation_id if cause else campaign.correlation_id,
+            causation_id=cause.message_id if cause else None,
+        )
+        await uow.publish(event, key=campaign.campaign_id)
+
+    async def _failed(self, uow: UnitOfWork, command: Command, key: str, status: int, error: str) -> None:
+        log.info("campaigns.command.failed", command_type=command.type, status_code=status, error=error)
+        await uow.publish(
+            CommandFailed(
+                command_type=command.type,
+                status_code=status,
+                error=error,
+                correlation_id=command.correlation_id,
+                causation_id=command.message_id,
+            ),
+            key=key,
+        )
+
+    async def _maybe_complete(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> None:
+        """Every recipient final → completed (a cancelled or failed campaign keeps its status)."""
+        if (
+            campaign.ready
+            and campaign.status in _ACTIVE
+            and campaign.total_finished >= campaign.total_scheduled
+            and campaign.in_flight <= 0
+        ):
+            campaign.status = CampaignStatus.COMPLETED
+            campaign.status_reason = None
+            log.info("campaigns.campaign.completed", campaign_id=campaign.campaign_id)
+            await self._emit_campaign(uow, campaign, now)
+
+    def _is_due(self, campaign: Campaign, now: datetime) -> bool:
+        return campaign.scheduled_time_unix is None or campaign.scheduled_time_unix <= now.timestamp()
+
+    # ---- submission ----------------------------------------------------------------------------
+
+    def _rows(
+        self,
+        campaign_id: str,
+        chunk_index: int,
+        recipients: list[CampaignRecipient],
+        fallback_zone: str | None,
+        initial_status: str,
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for offset, recipient in enumerate(recipients):
+            number, reason = domain.normalize_number(recipient.phone_number.strip())
+            status = initial_status if number else RecipientStatus.FAILED
+            rows.append(
+                {
+                    "campaign_id": campaign_id,
+                    "chunk_index": chunk_index,
+                    "chunk_offset": offset,
+                    "given_recipient_id": recipient.recipient_id or None,
+                    "phone_number": (number or recipient.phone_number)[:64],
+                    "name": recipient.name,
+                    "email": recipient.email,
+                    "dynamic_variables": recipient.dynamic_variables,
+                    "time_zone": domain.number_time_zone(number, fallback_zone) if number else "UTC",
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+        return rows
+
+    async def _store_chunk(
+        self,
+        uow: UnitOfWork,
+        campaign_id: str,
+        chunk_index: int,
+        recipients: list[CampaignRecipient],
+        campaign: Campaign | None,
+    ) -> bool:
+        """Insert one chunk's recipients in batches; False for a duplicate chunk."""
+        if not await uow.chunks.add(campaign_id, chunk_index):
+            log.info("campaigns.chunk.duplicate", campaign_id=campaign_id, chunk_index=chunk_index)
+            return False
+        initial = RecipientStatus.SCHEDULED
+        if campaign is not None and campaign.status in domain.FINAL_CAMPAIGN_STATUSES:
+            initial = RecipientStatus.CANCELLED
+        zone = campaign.timezone if campaign else None
+        size = self._settings.insert_batch_size
+        for start in range(0, len(recipients), size):
+            rows = self._rows(campaign_id, chunk_index, recipients[start : start + size], zone, initial)
+            for row in rows:
+                row["chunk_offset"] += start
+            await uow.recipients.add_many(rows)
+        return True
+
+    async def _finalize_if_complete(
+        self, uow: UnitOfWork, campaign: Campaign, now: datetime, cause: Message
+    ) -> None:
+        if campaign.ready:
+            return
+        received = await uow.chunks.count_below(campaign.campaign_id, campaign.recipient_chunks)
+        if received < campaign.recipient_chunks:
+            return
+        total, final = await uow.recipients.finalize(campaign.campaign_id, campaign.recipient_chunks)
+        campaign.ready = True
+        campaign.total_scheduled = total
+        campaign.total_finished = final
+        for rejected in await uow.recipients.final_at_submit(campaign.campaign_id):
+            await self._emit_recipient(uow, campaign, rejected, cause)
+        log.info("campaigns.campaign.ready", campaign_id=campaign.campaign_id, recipients=total)
+
+    async def submit(self, command: SubmitCampaign) -> None:
+        now = _now()
+        cid = command.campaign_id
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            await uow.chunks.lock(cid)
+            delays = command.retry_delays or RetryDelays()
+            created = await uow.campaigns.add(
+                campaign_id=cid,
+                name=command.call_name,
+                agent_id=command.agent_id,
+                phone_number_id=command.phone_number_id,
+                phone_provider=command.phone_provider,
+                status=CampaignStatus.PENDING,
+                created_at_unix=int(now.timestamp()),
+                scheduled_time_unix=command.scheduled_time_unix,
+                timezone=command.timezone,
+                retry_count=command.retry_count,
+                retry_delays=delays.model_dump(),
+                concurrency_limit=command.concurrency_limit,
+                calling_window=command.calling_window.model_dump() if command.calling_window else None,
+                ecommerce_platform=command.ecommerce_platform,
+                ecommerce_credentials_encrypted=command.ecommerce_credentials_encrypted,
+                sender_email=command.sender_email,
+                recipient_chunks=command.recipient_chunks,
+                ready=False,
+                total_scheduled=0,
+                total_dispatched=0,
+                total_finished=0,
+                in_flight=0,
+                recent_outcomes="",
+                dials_accepted=0,
+                fatal_dial_failures=0,
+                progress_dirty=False,
+                correlation_id=command.correlation_id,
+            )
+            campaign = await uow.campaigns.get_for_update(cid)
+            assert campaign is not None
+            if not created:
+                # A duplicate submit is a no-op; answer with the campaign as it is.
+                log.info("campaigns.submit.duplicate", campaign_id=cid)
+                await self._emit_campaign(uow, campaign, now, command)
+                return
+            await self._store_chunk(uow, cid, 0, command.recipients, campaign)
+            await self._finalize_if_complete(uow, campaign, now, command)
+            await self._emit_campaign(uow, campaign, now, command)
+            if campaign.ready and self._is_due(campaign, now):
+                campaign.status = CampaignStatus.RUNNING
+                await self._emit_campaign(uow, campaign, now, command)
+            await self._maybe_complete(uow, campaign, now)
+        log.info("campaigns.submitted", campaign_id=cid, chunks=command.recipient_chunks)
+        self.wake.set()
+
+    async def add_recipients(self, command: AddCampaignRecipients) -> None:
+        now = _now()
+        cid = command.campaign_id
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            await uow.chunks.lock(cid)
+            campaign = await uow.campaigns.get_for_update(cid)
+            if campaign is not None and campaign.ready:
+                log.info("campaigns.chunk.late", campaign_id=cid, chunk_index=command.chunk_index)
+                await self._emit_campaign(uow, campaign, now, command)
+                return
+            if campaign is not None and command.chunk_index >= campaign.recipient_chunks:
+                await self._failed(uow, command, cid, 422, "chunk_index beyond recipient_chunks")
+                return
+            # The chunk may arrive before the submit: it is stored and counted when the submit comes.
+            await self._store_chunk(uow, cid, command.chunk_index, command.recipients, campaign)
+            if campaign is None:
+                return
+            await self._finalize_if_complete(uow, campaign, now, command)
+            if campaign.ready and campaign.status == CampaignStatus.PENDING and self._is_due(campaign, now):
+                campaign.status = CampaignStatus.RUNNING
+            await self._emit_campaign(uow, campaign, now, command)
+            await self._maybe_complete(uow, campaign, now)
+        self.wake.set()
+
+    # ---- lifecycle commands --------------------------------------------------------------------
+
+    async def cancel(self, command: CancelCampaign) -> None:
+        now = _now()
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            campaign = await uow.campaigns.get_for_update(command.campaign_id)
+            if campaign is None:
+                await self._failed(uow, command, command.campaign_id, 404, "Campaign not found")
+                return
+            if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.FAILED):
+                await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
+                return
+            if campaign.status != CampaignStatus.CANCELLED:
+                closed = await uow.recipients.close_scheduled(
+                    campaign.campaign_id, RecipientStatus.CANCELLED, "Campaign cancelled"
+                )
+                campaign.total_finished += closed if campaign.ready else 0
+                campaign.status = CampaignStatus.CANCELLED
+                campaign.status_reason = None
+                log.info("campaigns.campaign.cancelled", campaign_id=campaign.campaign_id, closed=closed)
+            await self._emit_campaign(uow, campaign, now, command)
+
+    async def pause(self, command: PauseCampaign) -> None:
+        now = _now()
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            campaign = await uow.campaigns.get_for_update(command.campaign_id)
+            if campaign is None:
+                await self._failed(uow, command, command.campaign_id, 404, "Campaign not found")
+                return
+            if campaign.status not in _ACTIVE:
+                await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
+                return
+            campaign.status = CampaignStatus.PAUSED
+            campaign.status_reason = "Paused on request"
+            await self._emit_campaign(uow, campaign, now, command)
+
+    async def resume(self, command: ResumeCampaign) -> None:
+        now = _now()
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            campaign = await uow.campaigns.get_for_update(command.campaign_id)
+            if campaign is None:
+                await self._failed(uow, command, command.campaign_id, 404, "Campaign not found")
+                return
+            if campaign.status not in _ACTIVE:
+                await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
+                return
+            if campaign.status == CampaignStatus.PAUSED:
+                due = campaign.ready and self._is_due(campaign, now)
+                campaign.status = CampaignStatus.RUNNING if due else CampaignStatus.PENDING
+                campaign.status_reason = None
+                campaign.recent_outcomes = ""  # a fresh failure window after a (possibly auto) pause
+            await self._emit_campaign(uow, campaign, now, command)
+            await self._maybe_complete(uow, campaign, now)
+        self.wake.set()
+
+    async def add_do_not_call(self, command: AddDoNotCall) -> None:
+        now = _now()
+        number = command.phone_number.strip()
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            await uow.do_not_call.upsert(number, command.reason, int(now.timestamp()))
+            event = DoNotCallAdded(
+                phone_number=number,
+                reason=command.reason,
+                added_at_unix=int(now.timestamp()),
+                correlation_id=command.correlation_id,
+                causation_id=command.message_id,
+            )
+            await uow.publish(event, key=number)
+
+    async def remove_do_not_call(self, command: RemoveDoNotCall) -> None:
+        number = command.phone_number.strip()
+        async with self._uow() as uow:
+            if not await uow.claim(command.message_id):
+                return
+            await uow.do_not_call.remove(number)
+            event = DoNotCallRemoved(
+                phone_number=number, correlation_id=command.correlation_id, causation_id=command.message_id
+            )
+            await uow.publish(event, key=number)
+
+    # ---- telephony events ----------------------------------------------------------------------
+
+    async def _locked_attempt(
+        self, uow: UnitOfWork, event: CallPlaced | CallDialFailed | CallStatusChanged
+    ) -> tuple[Campaign, Attempt, Recipient] | None:
+        """The campaign, attempt and recipient an event is about, locked in that order; None (logged)
+        for events of other callers, unknown attempts or attempts no longer current."""
+        if event.campaign_id is None or event.recipient_id is None or event.attempt is None:
+            return None
+        found = await uow.attempts.find(event.campaign_id, event.recipient_id, event.attempt)
+        if found is None:
+            log.warning(
+                "campaigns.event.unknown_attempt",
+                event_type=event.type,
+                campaign_id=event.campaign_id,
+                recipient_id=event.recipient_id,
+                attempt=event.attempt,
+            )
+            return None
+        campaign = await uow.campaigns.get_for_update(found.campaign_id)
+        attempt = await uow.attempts.get_for_update(found.message_id)
+        recipient = await uow.recipients.get_for_update(found.recipient_pk)
+        if campaign is None or attempt is None or recipient is None:
+            return None
+        if attempt.status not in (AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS):
+            log.info(
+                "campaigns.event.attempt_already_ended",
+                event_type=event.type,
+                message_id=attempt.message_id,
+                status=attempt.status,
+            )
+            return None
+        if recipient.attempts != attempt.attempt or recipient.status not in domain.IN_FLIGHT_STATUSES:
+            log.warning("campaigns.event.superseded_attempt", message_id=attempt.message_id)
+            return None
+        return campaign, attempt, recipient
+
+    async def call_placed(self, event: CallPlaced) -> None:
+        async with self._uow() as uow:
+            if not await uow.claim(event.message_id):
+                return
+            found = await self._locked_attempt(uow, event)
+            if found is None:
+                return
+            campaign, attempt, recipient = found
+            attempt.status = AttemptStatus.IN_PROGRESS
+            attempt.conversation_id = event.conversation_id
+            recipient.status = RecipientStatus.IN_PROGRESS
+            recipient.conversation_id = event.conversation_id
+            campaign.dials_accepted += 1
+            limit = campaign.concurrency_limit or self._settings.default_concurrency
+            campaign.throttle = domain.throttle_on_success(campaign.throttle, limit)
+            if await uow.dispatch.global_throttle() is not None:
+                current = await uow.dispatch.global_throttle_for_update()
+                await uow.dispatch.set_global_throttle(
+                    domain.throttle_on_success(current, self._settings.global_concurrency)
+                )
+            await self._emit_recipient(uow, campaign, recipient, event)
+
+    async def call_dial_failed(self, event: CallDialFailed) -> None:
+        now = _now()
+        async with self._uow() as uow:
+            if not await uow.claim(event.message_id):
+                return
+            found = await self._locked_attempt(uow, event)
+            if found is None:
+                return
+            campaign, attempt, recipient = found
+            if event.status_code == domain.RATE_LIMITED:
+                await self._rate_limited(uow, campaign, attempt, recipient, now, event)
+            else:
+                if event.status_code in domain.FATAL_DIAL_STATUS_CODES:
+                    campaign.fatal_dial_failures += 1
+                reason = f"{event.status_code} {event.error}"
+                await self._finish_attempt(
+                    uow, campaign, attempt, recipient, now, event, call_status="failed", reason=reason
+                )
+                if campaign.status in _ACTIVE and domain.could_not_run(
+                    campaign.dials_accepted, campaign.fatal_dial_failures, self._settings.fatal_dial_failures
+                ):
+                    await self._fail_campaign(uow, campaign, now, f"Telephony refused every dial: {reason}")
+        self.wake.set()
+
+    async def call_status_changed(self, event: CallStatusChanged) -> None:
+        now = _now()
+        async with self._uow() as uow:
+            if not await uow.claim(event.message_id):
+                return
+            found = await self._locked_attempt(uow, event)
+            if found is None:
+                return
+            campaign, attempt, recipient = found
+            if event.status not in FINAL_CALL_STATUSES:
+                if event.status == "in_progress" and recipient.status == RecipientStatus.DIALING:
+                    attempt.status = AttemptStatus.IN_PROGRESS
+                    attempt.conversation_id = event.conversation_id
+                    recipient.status = RecipientStatus.IN_PROGRESS
+                    recipient.conversation_id = event.conversation_id
+                    await self._emit_recipient(uow, campaign, recipient, event)
+                return
+            attempt.conversation_id = event.conversation_id
+            recipient.conversation_id = event.conversation_id
+            recipient.duration_seconds = event.duration_seconds
+            recipient.outcome = event.outcome
+            await self._finish_attempt(
+                uow, campaign, attempt, recipient, now, event, call_status=event.status, reason=event.reason
+            )
+        self.wake.set()
+
+    async def _rate_limited(
+        self,
+        uow: UnitOfWork,
+        campaign: Campaign,
+        attempt: Attempt,
+        recipient: Recipient,
+        now: datetime,
+        cause: Message,
+    ) -> None:
+        """Upstream 429: nobody was called. Not an outcome: the recipient waits and is dialled again
+        (as a new attempt number, since telephony never redials a message id); dialling slows down."""
+        attempt.status = AttemptStatus.RATE_LIMITED
+        attempt.finished_at = now
+        campaign.in_flight = max(0, campaign.in_flight - 1)
+        recipient.status = RecipientStatus.SCHEDULED
+        recipient.next_attempt_at = now + timedelta(seconds=self._settings.rate_limit_backoff_s)
+        limit = campaign.concurrency_limit or self._settings.default_concurrency
+        campaign.throttle = domain.throttle_on_rate_limit(campaign.throttle, limit, campaign.in_flight + 1)
+        used = await uow.campaigns.total_in_flight()
+        current = await uow.dispatch.global_throttle_for_update()
+        await uow.dispatch.set_global_throttle(
+            domain.throttle_on_rate_limit(current, self._settings.global_concurrency, used + 1)
+        )
+        metrics.RATE_LIMITED.inc()
+        log.info(
+            "campaigns.dial.rate_limited",
+            campaign_id=campaign.campaign_id,
+            recipient_id=recipient.recipient_id,
+            throttle=campaign.throttle,
+        )
+        await self._emit_recipient(uow, campaign, recipient, cause)
+
+    async def _finish_attempt(
+        self,
+        uow: UnitOfWork,
+        campaign: Campaign,
+        attempt: Attempt,
+        recipient: Recipient,
+        now: datetime,
+        cause: Message | None,
+        *,
+        call_status: str,
+        reason: str | None,
+    ) -> None:
+        """Record an attempt's outcome: retry later or finish the recipient; counters, auto-pause
+        and completion in the same transaction."""
+        attempt.status = AttemptStatus.ENDED
+        attempt.call_status = call_status
+        attempt.reason = reason
+        attempt.finished_at = now
+        campaign.in_flight = max(0, campaign.in_flight - 1)
+        decision = domain.decide_outcome(
+            call_status,
+            recipient.retries,
+            campaign.retry_count,
+            RetryDelays.model_validate(campaign.retry_delays),
+            delay_scale=self._settings.retry_delay_scale,
+            may_retry=campaign.status in _ACTIVE,
+        )
+        recipient.reason = reason
+        if decision.retry_in_s is None:
+            recipient.status = decision.status
+            recipient.next_attempt_at = None
+            campaign.total_finished += 1
+        else:
+            recipient.status = RecipientStatus.SCHEDULED
+            recipient.retries += 1
+            recipient.next_attempt_at = now + timedelta(seconds=decision.retry_in_s)
+        campaign.recent_outcomes = domain.push_outcome(
+            campaign.recent_outcomes, call_status, self._settings.failure_window
+        )
+        campaign.progress_dirty = True
+        await self._emit_recipient(uow, campaign, recipient, cause)
+        if campaign.status == CampaignStatus.RUNNING and domain.should_auto_pause(
+            campaign.recent_outcomes, self._settings.failure_window, self._settings.failure_pause_ratio
+        ):
+            campaign.status = CampaignStatus.PAUSED
+            campaign.status_reason = (
+                f"Auto-paused: more than {self._settings.failure_pause_ratio:.0%} of the last "
+                f"{self._settings.failure_window} calls failed"
+            )
+            log.warning("campaigns.campaign.auto_paused", campaign_id=campaign.campaign_id)
+            await self._emit_campaign(uow, campaign, now)
+        await self._maybe_complete(uow, campaign, now)
+
+    async def _fail_campaign(self, uow: UnitOfWork, campaign: Campaign, now: datetime, reason: str) -> None:
+        closed = await uow.recipients.close_scheduled(campaign.campaign_id, RecipientStatus.FAILED, reason)
+        campaign.total_finished += closed
+        campaign.status = CampaignStatus.FAILED
+        campaign.status_reason = reason
+        log.warning("campaigns.campaign.failed", campaign_id=campaign.campaign_id, reason=reason)
+        await self._emit_campaign(uow, campaign, now)
+
+    async def phone_number_changed(
+        self, event: PhoneNumberImported | PhoneNumberUpdated | PhoneNumberDeleted
+    ) -> None:
+        async with self._uow() as uow:
+            if isinstance(event, PhoneNumberDeleted):
+                await uow.phone_numbers.remove(event.phone_number_id)
+            else:
+                await uow.phone_numbers.upsert(event.phone.phone_number_id, event.phone.provider)
+
+    # ---- the scheduler -------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Tick every CAMPAIGNS_TICK_S, or earlier when an event freed capacity or added work."""
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("campaigns.scheduler.tick_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self._settings.tick_s)
+            self.wake.clear()
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """One scheduler pass; returns the number of PlaceCall commands dispatched."""
+        now = now or _now()
+        await self._start_due(now)
+        placed = 0
+        async with self._uow() as uow:
+            running = list(await uow.campaigns.running_ids())
+        metrics.CAMPAIGNS_RUNNING.set(len(running))
+        for campaign_id in running:
+            placed += await self._dispatch(campaign_id, now)
+        if now.timestamp() - self._last_timeout_scan >= min(5.0, self._settings.attempt_timeout_s):
+            self._last_timeout_scan = now.timestamp()
+            await self._time_out_attempts(now)
+        await self._emit_progress(now)
+        return placed
+
+    async def _start_due(self, now: datetime) -> None:
+        async with self._uow() as uow:
+            due = await uow.campaigns.due_to_start(int(now.timestamp()))
+        for campaign_id in due:
+            async with self._uow() as uow:
+                campaign = await uow.campaigns.get_for_update(campaign_id)
+                if campaign is None or campaign.status != CampaignStatus.PENDING or not campaign.ready:
+                    continue
+                campaign.status = CampaignStatus.RUNNING
+                log.info("campaigns.campaign.started", campaign_id=campaign_id)
+                await self._emit_campaign(uow, campaign, now)
+                await self._maybe_complete(uow, campaign, now)
+
+    async def _dispatch(self, campaign_id: str, now: datetime) -> int:
+        """Dial due recipients of one campaign within its and the global concurrency budget."""
+        placed = 0
+        for _ in range(10):  # a few rounds when recipients were skipped or deferred by a window
+            async with self._uow() as uow:
+                await uow.dispatch.lock_dispatch()
+                campaign = await uow.campaigns.get_for_update(campaign_id)
+                if campaign is None or campaign.status != CampaignStatus.RUNNING:
+                    return placed
+                limit = campaign.concurrency_limit or self._settings.default_concurrency
+                global_limit = domain.effective_limit(
+                    self._settings.global_concurrency, await uow.dispatch.global_throttle()
+                )
+                budget = min(
+                    domain.effective_limit(limit, campaign.throttle) - campaign.in_flight,
+                    global_limit - await uow.campaigns.total_in_flight(),
+                    self._settings.dispatch_batch_size,
+                )
+                if budget <= 0:
+                    return placed
+                due = await uow.recipients.due(campaign_id, now, budget)
+                if not due:
+                    return placed
+                listed = await uow.do_not_call.listed([r.phone_number for r in due])
+                window = (
+                    CallingWindow.model_validate(campaign.calling_window) if campaign.calling_window else None
+                )
+                provider = campaign.phone_provider or await uow.phone_numbers.provider(
+                    campaign.phone_number_id
+                )
+                dialled_now = 0
+                for recipient in due:
+                    if recipient.phone_number in listed:
+                        recipient.status = RecipientStatus.SKIPPED_DNC
+                        recipient.reason = "Number is on the do-not-call list"
+                        recipient.next_attempt_at = None
+                        campaign.total_finished += 1
+                        campaign.progress_dirty = True
+                        await self._emit_recipient(uow, campaign, recipient)
+                        continue
+                    at = domain.next_dial_time(now, window, recipient.time_zone)
+                    if at is None:
+                        recipient.status = RecipientStatus.FAILED
+                        recipient.reason = "The calling window never opens"
+                        recipient.next_attempt_at = None
+                        campaign.total_finished += 1
+                        campaign.progress_dirty = True
+                        await self._emit_recipient(uow, campaign, recipient)
+                        continue
+                    if at > now:
+                        recipient.next_attempt_at = at
+                        continue
+                    await self._dial(uow, campaign, recipient, provider or "twilio", now)
+                    dialled_now += 1
+                await self._maybe_complete(uow, campaign, now)
+            placed += dialled_now
+            metrics.CALLS_PLACED.inc(dialled_now)
+            if dialled_now == len(due):
+                return placed
+        return placed
+
+    async def _dial(
+        self, uow: UnitOfWork, campaign: Campaign, recipient: Recipient, provider: str, now: datetime
+    ) -> None:
+        """Attempt n: the attempt row, the recipient `dialing` and the PlaceCall, in one transaction."""
+        assert recipient.recipient_id is not None
+        number = recipient.attempts + 1
+        message_id = domain.attempt_message_id(campaign.campaign_id, recipient.recipient_id, number)
+        created = await uow.attempts.add(
+            message_id=message_id,
+            campaign_id=campaign.campaign_id,
+            recipient_id=recipient.recipient_id,
+            attempt=number,
+            recipient_pk=recipient.id,
+            status=AttemptStatus.DIALING,
+            dialed_at=now,
+        )
+        if not created:  # cannot happen while the recipient row is locked; never dial twice anyway
+            log.error("campaigns.dial.attempt_exists", message_id=message_id)
+            return
+        recipient.attempts = number
+        recipient.status = RecipientStatus.DIALING
+        recipient.next_attempt_at = None
+        recipient.conversation_id = None
+        recipient.duration_seconds = None
+        if not recipient.dispatched:
+            recipient.dispatched = True
+            campaign.total_dispatched += 1
+            campaign.progress_dirty = True
+        campaign.in_flight += 1
+        info = None
+        if recipient.name or recipient.email:
+            info = CustomerInfo(name=recipient.name, email=recipient.email, phone=recipient.phone_number)
+        command = PlaceCall(
+            message_id=message_id,
+            provider=provider,
+            agent_id=campaign.agent_id,
+            agent_phone_number_id=campaign.phone_number_id,
+            to_number=recipient.phone_number,
+            dynamic_variables=recipient.dynamic_variables or {},
+            customer_info=info,
+            ecommerce_platform=campaign.ecommerce_platform,
+            ecommerce_credentials_encrypted=campaign.ecommerce_credentials_encrypted,
+            sender_email=campaign.sender_email,
+            campaign_id=campaign.campaign_id,
+            recipient_id=recipient.recipient_id,
+            attempt=number,
+            correlation_id=campaign.correlation_id,
+        )
+        await uow.send_command(command, key=message_id)
+        await self._emit_recipient(uow, campaign, recipient)
+
+    async def _time_out_attempts(self, now: datetime) -> None:
+        cutoff = now - timedelta(seconds=self._settings.attempt_timeout_s)
+        async with self._uow() as uow:
+            stale = [(a.message_id, a.campaign_id) for a in await uow.attempts.timed_out(cutoff, 100)]
+        for message_id, campaign_id in stale:
+            async with self._uow() as uow:
+                campaign = await uow.campaigns.get_for_update(campaign_id)
+                attempt = await uow.attempts.get_for_update(message_id)
+                if campaign is None or attempt is None:
+                    continue
+                if attempt.status not in (AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS):
+                    continue
+                recipient = await uow.recipients.get_for_update(attempt.recipient_pk)
+                if recipient is None:
+                    continue
+                log.warning("campaigns.attempt.timed_out", message_id=message_id)
+                if recipient.attempts != attempt.attempt or recipient.status not in domain.IN_FLIGHT_STATUSES:
+                    attempt.status = AttemptStatus.ENDED
+                    attempt.reason = "no outcome"
+                    attempt.finished_at = now
+                    continue
+                await self._finish_attempt(
+                    uow, campaign, attempt, recipient, now, None, call_status="failed", reason="no outcome"
+                )
+
+    async def _emit_progress(self, now: datetime) -> None:
+        """Coalesced progress: at most one snapshot per campaign per CAMPAIGNS_PROGRESS_INTERVAL_S."""
+        before = now - timedelta(seconds=self._settings.progress_interval_s)
+        async with self._uow() as uow:
+            due = await uow.campaigns.progress_due(before)
+        for campaign_id in due:
+            async with self._uow() as uow:
+                campaign = await uow.campaigns.get_for_update(campaign_id)
+                if campaign is None or not campaign.progress_dirty:
+                    continue
+                await self._emit_campaign(uow, campaign, now)

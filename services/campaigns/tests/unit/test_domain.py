@@ -1,0 +1,164 @@
+"""Campaign rules: numbers, calling windows across DST, retries, auto-pause, AIMD. No I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from campaigns import domain
+from contracts.campaigns import CallingWindow, RetryDelays
+
+# ---- numbers ------------------------------------------------------------------------------------
+
+
+def test_valid_e164_numbers_pass_and_invalid_ones_get_a_reason() -> None:
+    assert domain.normalize_number("+14155550123") == ("+14155550123", None)
+    for bad in ["4155550123", "+1555", "+15555550123", "+1 415 555 0123", "hello", ""]:
+        number, reason = domain.normalize_number(bad)
+        assert number is None and reason
+
+
+def test_time_zone_comes_from_the_number_with_fallbacks() -> None:
+    assert domain.number_time_zone("+14155550123", None) == "America/Los_Angeles"
+    assert domain.number_time_zone("+442079460123", None) == "Europe/London"
+    assert domain.number_time_zone("+80012345678", "Europe/Paris") == "Europe/Paris"
+    assert domain.number_time_zone("+80012345678", "Not/AZone") == "UTC"
+
+
+def test_attempt_message_id_is_deterministic_and_distinct_per_attempt() -> None:
+    a = domain.attempt_message_id("c1", "r0", 1)
+    assert a == domain.attempt_message_id("c1", "r0", 1)
+    assert len({a, domain.attempt_message_id("c1", "r0", 2), domain.attempt_message_id("c1", "r1", 1)}) == 3
+    # no ambiguity from concatenation
+    assert domain.attempt_message_id("c1", "r01", 1) != domain.attempt_message_id("c1r", "01", 1)
+
+
+# ---- calling windows ----------------------------------------------------------------------------
+
+NY = "America/New_York"
+WEEKDAYS_9_TO_17 = CallingWindow(start="09:00", end="17:00", days=[0, 1, 2, 3, 4])
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_no_window_means_now() -> None:
+    now = _utc(2026, 3, 4, 3, 0)
+    assert domain.next_dial_time(now, None, NY) == now
+
+
+def test_inside_the_window_dials_now() -> None:
+    now = _utc(2026, 1, 14, 15, 0)  # Wed 10:00 EST
+    assert domain.next_dial_time(now, WEEKDAYS_9_TO_17, NY) == now
+
+
+def test_before_opening_waits_until_local_opening() -> None:
+    now = _utc(2026, 1, 14, 12, 0)  # Wed 07:00 EST
+    assert domain.next_dial_time(now, WEEKDAYS_9_TO_17, NY) == _utc(2026, 1, 14, 14, 0)
+
+
+def test_end_is_exclusive_and_weekend_skips_to_monday() -> None:
+    now = _utc(2026, 1, 16, 22, 0)  # Fri 17:00 EST exactly
+    assert domain.next_dial_time(now, WEEKDAYS_9_TO_17, NY) == _utc(2026, 1, 19, 14, 0)
+
+
+def test_dst_spring_forward_opening_uses_the_new_offset() -> None:
+    # US DST starts Sun 2026-03-08: Friday opens at 14:00 UTC (EST), Monday at 13:00 UTC (EDT).
+    friday_evening = _utc(2026, 3, 6, 23, 0)
+    assert domain.next_dial_time(friday_evening, WEEKDAYS_9_TO_17, NY) == _utc(2026, 3, 9, 13, 0)
+
+
+def test_dst_fall_back_opening_uses_the_new_offset() -> None:
+    # US DST ends Sun 2026-11-01: Monday 09:00 is EST again (14:00 UTC).
+    saturday = _utc(2026, 10, 31, 18, 0)
+    assert domain.next_dial_time(saturday, WEEKDAYS_9_TO_17, NY) == _utc(2026, 11, 2, 14, 0)
+
+
+def test_dst_same_utc_instant_is_inside_in_summer_and_outside_in_winter() -> None:
+    window = CallingWindow(start="09:00", end="10:00")
+    assert domain.next_dial_time(_utc(2026, 7, 1, 13, 30), window, NY) == _utc(
+        2026, 7, 1, 13, 30
+    )  # 09:30 EDT
+    assert domain.next_dial_time(_utc(2026, 1, 7, 13, 30), window, NY) == _utc(2026, 1, 7, 14, 0)  # 08:30 EST
+
+
+def test_window_crossing_midnight_belongs_to_the_opening_day() -> None:
+    window = CallingWindow(start="22:00", end="02:00", days=[4])  # Friday night only
+    sat_1am = _utc(2026, 1, 17, 6, 0)  # Sat 01:00 EST, inside Friday's window
+    assert domain.next_dial_time(sat_1am, window, NY) == sat_1am
+    sat_3am = _utc(2026, 1, 17, 8, 0)
+    assert domain.next_dial_time(sat_3am, window, NY) == _utc(2026, 1, 24, 3, 0)
+
+
+def test_window_in_another_zone_and_never_opening() -> None:
+    window = CallingWindow(start="09:00", end="17:00")
+    now = _utc(2026, 1, 14, 12, 0)  # 12:00 London (GMT)
+    assert domain.next_dial_time(now, window, "Europe/London") == now
+    assert domain.next_dial_time(now, CallingWindow(start="09:00", end="17:00", days=[]), NY) is None
+    assert domain.next_dial_time(now, CallingWindow(start="9am", end="17:00"), NY) is None
+
+
+# ---- retries ------------------------------------------------------------------------------------
+
+
+def test_completed_is_always_final() -> None:
+    decision = domain.decide_outcome("completed", 0, 5, RetryDelays())
+    assert decision.final and decision.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "delay"), [("no_answer", 300), ("busy", 120), ("failed", 600), ("voicemail", 1800)]
+)
+def test_retryable_outcomes_wait_their_delay_while_retries_remain(outcome: str, delay: int) -> None:
+    decision = domain.decide_outcome(outcome, 1, 2, RetryDelays(), delay_scale=0.5)
+    assert not decision.final and decision.status == "scheduled" and decision.retry_in_s == delay * 0.5
+
+
+def test_retries_exhausted_or_campaign_stopped_is_final_with_the_outcome() -> None:
+    assert domain.decide_outcome("busy", 2, 2, RetryDelays()).status == "busy"
+    assert domain.decide_outcome("busy", 0, 0, RetryDelays()).final
+    assert domain.decide_outcome("busy", 0, 2, RetryDelays(), may_retry=False).status == "busy"
+    assert domain.decide_outcome("weird", 0, 0, RetryDelays()).status == "failed"
+
+
+def test_custom_retry_delays() -> None:
+    assert domain.decide_outcome("busy", 0, 1, RetryDelays(busy=7)).retry_in_s == 7
+
+
+# ---- auto-pause, failure, AIMD ------------------------------------------------------------------
+
+
+def test_auto_pause_needs_a_full_window_above_the_ratio() -> None:
+    recent = ""
+    for _ in range(4):
+        recent = domain.push_outcome(recent, "failed", 5)
+    assert not domain.should_auto_pause(recent, 5, 0.8)  # window not full
+    recent = domain.push_outcome(recent, "failed", 5)
+    assert domain.should_auto_pause(recent, 5, 0.8)
+    recent = domain.push_outcome(recent, "completed", 5)  # 4/5 = 0.8, not above
+    assert len(recent) == 5 and not domain.should_auto_pause(recent, 5, 0.8)
+    assert not domain.should_auto_pause("FFFFF", 5, 0)  # 0 disables
+    assert domain.push_outcome("", "busy", 3) == "o"
+
+
+def test_campaign_fails_only_when_no_dial_was_ever_accepted() -> None:
+    assert domain.could_not_run(0, 3, 3)
+    assert not domain.could_not_run(0, 2, 3)
+    assert not domain.could_not_run(1, 10, 3)
+
+
+def test_aimd_halves_on_429_and_recovers_slowly_to_the_limit() -> None:
+    throttle = domain.throttle_on_rate_limit(None, 10, in_flight=8)
+    assert throttle == 4
+    assert domain.effective_limit(10, throttle) == 4
+    assert domain.throttle_on_rate_limit(throttle, 10, in_flight=8) == 2
+    assert domain.throttle_on_rate_limit(1.0, 10, in_flight=1) == 1  # never below 1
+    steps = 0
+    current: float | None = 2.0
+    while current is not None:
+        current = domain.throttle_on_success(current, 10)
+        steps += 1
+    assert steps > 10  # slow: more than one success per step
+    assert domain.effective_limit(10, None) == 10
