@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,18 +14,21 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from bus.runtime import message_headers
 from contracts import topics
-from contracts.base import Command
+from contracts.base import Message
 from devinfra.broker import create_topics
 from elevenlabs_sim.testing import run_in_thread
+from provisioning.domain import tool_token
 from tool_webhooks import domain
 from tool_webhooks.app import create_app
 from tool_webhooks.bootstrap import Container, bootstrap, run_migrations
 from tool_webhooks.models import POST_CALL_CONSUMER, inbox
 from tool_webhooks.settings import Settings
+
+from .stores_sim import Canary, StoreState, serve, shopify_app, woo_app
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +43,34 @@ def sim_url() -> Iterator[str]:
         yield url
 
 
+TOOL_BUDGET_S = 1.5
+
+
+@dataclass
+class Stores:
+    woo_url: str
+    woo: StoreState
+    shopify_url: str
+    shopify: StoreState
+    canary: Canary
+
+
+@pytest.fixture(scope="session")
+def _stores() -> Iterator[Stores]:
+    woo, shopify = StoreState(), StoreState()
+    with serve(woo_app(woo)) as woo_url, serve(shopify_app(shopify)) as shopify_url, Canary() as canary:
+        yield Stores(woo_url, woo, shopify_url, shopify, canary)
+
+
+@pytest.fixture
+def stores(_stores: Stores) -> Iterator[Stores]:
+    _stores.woo.reset()
+    _stores.shopify.reset()
+    yield _stores
+    _stores.woo.reset()
+    _stores.shopify.reset()
+
+
 @pytest.fixture(scope="session")
 def settings(
     database_url: str,
@@ -46,6 +78,7 @@ def settings(
     kafka_client_env: dict[str, str],
     topic_prefix: str,
     sim_url: str,
+    _stores: Stores,
 ) -> Settings:
     values: dict[str, Any] = {
         **kafka_client_env,
@@ -58,15 +91,26 @@ def settings(
         "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
         "TOOL_WEBHOOKS_UPSTREAM_MAX_RETRIES": 0,
         "BUS_RETRY_BACKOFF_MS": 50,
+        # Only the two stand-ins are exempt from the private-address check; the canary is not.
+        "OUTBOUND_ALLOW_HOSTS": ",".join(
+            url.removeprefix("http://") for url in (_stores.woo_url, _stores.shopify_url)
+        ),
+        "ALLOW_HTTP_STORES": "true",
+        "TOOL_RESPONSE_BUDGET_S": TOOL_BUDGET_S,
     }
     settings = Settings.model_validate(values)
     create_topics(
         kafka_bootstrap_servers,
         [
-            settings.topic(topics.WEBHOOK_COMMANDS),
-            settings.topic(topics.WEBHOOK_EVENTS),
-            settings.topic(topics.dead_letter(topics.WEBHOOK_COMMANDS)),
-            settings.topic(topics.dead_letter(topics.WEBHOOK_EVENTS)),
+            settings.topic(name)
+            for topic in (
+                topics.WEBHOOK_COMMANDS,
+                topics.WEBHOOK_EVENTS,
+                topics.TELEPHONY_EVENTS,
+                topics.PROVISIONING_EVENTS,
+                topics.NOTIFIER_COMMANDS,
+            )
+            for name in (topic, topics.dead_letter(topic))
         ],
     )
     run_migrations(settings)
@@ -93,6 +137,8 @@ class Harness:
     sim: httpx.AsyncClient
     producer: AIOKafkaProducer
     events: list[dict[str, Any]] = field(default_factory=list)
+    # SendEmail commands seen on the notifier commands topic.
+    commands: list[dict[str, Any]] = field(default_factory=list)
 
     async def post(self, body: bytes, signature: str | None) -> httpx.Response:
         headers = {"content-type": "application/json"}
@@ -116,14 +162,62 @@ class Harness:
             await asyncio.sleep(0.02)  # polling with a deadline
         return found[0]
 
-    async def publish(self, command: Command) -> None:
+    async def publish(self, command: Message, topic: str = topics.WEBHOOK_COMMANDS, key: str = "k") -> None:
         headers = [(k, v.encode()) for k, v in message_headers(command).items()]
         await self.producer.send_and_wait(
-            self.settings.topic(topics.WEBHOOK_COMMANDS),
+            self.settings.topic(topic),
             command.model_dump_json().encode(),
-            key=b"k",
+            key=key.encode(),
             headers=headers,
         )
+
+    async def tool(
+        self,
+        route: str,
+        body: Any,
+        *,
+        token: str | None = "valid",  # noqa: S107 - "valid" means: mint a real one here
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST to a tool endpoint with a token minted by provisioning's own `tool_token`."""
+        sent = dict(headers or {})
+        if token == "valid":
+            token = tool_token(SECRET_KEY, route, uuid.uuid4().hex)
+        if token is not None:
+            sent[domain.TOOL_TOKEN_HEADER] = token
+        return await self.app.post(f"/api/v1/webhook/{route}", json=body, headers=sent)
+
+    async def until(self, probe: Callable[[], Awaitable[bool]], what: str) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while not await probe():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.02)  # polling with a deadline
+
+    async def row(self, table: Table, **where: Any) -> dict[str, Any] | None:
+        async with self.container.engine.connect() as connection:
+            result = await connection.execute(
+                select(table).where(*[table.c[k] == v for k, v in where.items()])
+            )
+            found = result.mappings().first()
+            return dict(found) if found is not None else None
+
+    async def wait_row(self, table: Table, **where: Any) -> dict[str, Any]:
+        await self.until(lambda: self._exists(table, where), f"a {table.name} row {where}")
+        row = await self.row(table, **where)
+        assert row is not None
+        return row
+
+    async def _exists(self, table: Table, where: dict[str, Any]) -> bool:
+        return await self.row(table, **where) is not None
+
+    async def wait_command(self, **fields: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + DEADLINE_S
+        while not (found := [c for c in self.commands if all(c.get(k) == v for k, v in fields.items())]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no command matching {fields}")
+            await asyncio.sleep(0.02)  # polling with a deadline
+        return found[0]
 
     async def claimed(self, message_id: str) -> bool:
         async with self.container.engine.connect() as connection:
@@ -140,6 +234,7 @@ async def _harness(container: Container, settings: Settings, sim_url: str) -> As
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     consumer = AIOKafkaConsumer(
         settings.topic(topics.WEBHOOK_EVENTS),
+        settings.topic(topics.NOTIFIER_COMMANDS),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -155,8 +250,10 @@ async def _harness(container: Container, settings: Settings, sim_url: str) -> As
         harness = Harness(settings, container, client, sim, producer)
 
         async def collect() -> None:
+            notifier = settings.topic(topics.NOTIFIER_COMMANDS)
             async for record in consumer:
-                harness.events.append(json.loads(record.value or b"{}"))
+                target = harness.commands if record.topic == notifier else harness.events
+                target.append(json.loads(record.value or b"{}"))
 
         task = asyncio.create_task(collect())
         try:
