@@ -22,6 +22,7 @@ from notifier.domain import (
     api_payload,
     http_status_is_transient,
     parse_retry_after,
+    redact,
     smtp_code_is_transient,
 )
 from notifier.settings import Settings
@@ -62,6 +63,14 @@ class SmtpTransport:
         )
 
     async def send(self, outgoing: OutgoingEmail) -> None:
+        try:
+            await self._send(outgoing)
+        except EmailError as exc:
+            # Error text is kept and emitted: it must never carry the password.
+            exc.error = redact(exc.error, self._settings.secrets())
+            raise
+
+    async def _send(self, outgoing: OutgoingEmail) -> None:
         client = self._client()
         try:
             # Before DATA nothing can have been delivered: every failure here is safe to retry.
@@ -96,10 +105,19 @@ class HttpTransport:
         assert settings.email_api_url
         self._url = settings.email_api_url
         self._key = settings.email_api_key.get_secret_value()
+        self._secrets = settings.secrets()
         self._timeout = settings.email_api_timeout_s
         self._http = http
 
     async def send(self, outgoing: OutgoingEmail) -> None:
+        try:
+            await self._send(outgoing)
+        except EmailError as exc:
+            # Error text is kept and emitted (and may echo the request): never the API key.
+            exc.error = redact(exc.error, self._secrets)
+            raise
+
+    async def _send(self, outgoing: OutgoingEmail) -> None:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         try:
             response = await self._http.post(
