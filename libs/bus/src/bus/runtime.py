@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream_outbox import ExponentialRetry, OutboxBroker, OutboxMessage
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bus import metrics
 from bus.context import bind_correlation_id, current_correlation_id
 from bus.settings import BusSettings
+from bus.tracing import TRACE_HEADERS, attached, current_trace_headers
 from contracts.base import Message
 from contracts.topics import dead_letter
 
@@ -72,6 +74,8 @@ class Bus:
             enable_idempotence=settings.kafka_enable_idempotence,
             graceful_timeout=15.0,
             logger=None,
+            # Spans for every publish and consume, linked through Kafka headers (W3C traceparent).
+            middlewares=[KafkaTelemetryMiddleware()],
         )
         self.outbox = OutboxBroker(engine, outbox_table=outbox_table, graceful_timeout=15.0, logger=None)
         self._register_relay()
@@ -82,7 +86,9 @@ class Bus:
         self, session: AsyncSession, topic: str, message: Message, *, key: str | None = None
     ) -> None:
         """Queue `message` for `topic` in the caller's transaction; it is sent once that commits."""
-        headers = message_headers(message) | {_TOPIC_HEADER: self.settings.topic(topic)}
+        headers = (
+            message_headers(message) | current_trace_headers() | {_TOPIC_HEADER: self.settings.topic(topic)}
+        )
         if key is not None:
             headers[_KEY_HEADER] = key
         await self.outbox.publish(
@@ -119,14 +125,16 @@ class Bus:
             headers = {k: str(v) for k, v in (message.headers or {}).items()}
             topic = headers.pop(_TOPIC_HEADER)
             key = headers.pop(_KEY_HEADER, None)
+            trace_headers = {k: v for k, v in headers.items() if k in TRACE_HEADERS}
             headers = {
                 k: v
                 for k, v in headers.items()
                 if k in {"message_id", "type", "version", "correlation_id", "causation_id"}
             }
-            await self.publish_now(
-                topic, bytes(message.body), key=key.encode() if key else None, headers=headers
-            )
+            with attached(trace_headers):  # continue the trace of the transaction that wrote the row
+                await self.publish_now(
+                    topic, bytes(message.body), key=key.encode() if key else None, headers=headers
+                )
             metrics.RELAYED.labels(self.service, topic).inc()
 
     # ---- consuming ---------------------------------------------------------------------------

@@ -25,6 +25,11 @@ class BusSettings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     bus_max_attempts: int = Field(default=4, ge=1, alias="BUS_MAX_ATTEMPTS")
     bus_retry_backoff_ms: int = Field(default=200, ge=0, alias="BUS_RETRY_BACKOFF_MS")
+    otel_traces_exporter: str = Field(
+        default="none",
+        alias="OTEL_TRACES_EXPORTER",
+        description="none, otlp (OTEL_EXPORTER_OTLP_*) or console.",
+    )
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_json: bool = Field(default=True, alias="LOG_JSON")
 

@@ -9,6 +9,7 @@ import uvicorn
 
 from bus.logs import configure_logging
 from bus.migrate import upgrade
+from bus.tracing import setup_tracing
 from gateway.app import create_app
 from gateway.bootstrap import bootstrap
 from gateway.settings import Settings
@@ -19,6 +20,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def main() -> None:
     settings = Settings()
     configure_logging("gateway", settings.log_level, json=settings.log_json)
+    setup_tracing("gateway", settings.otel_traces_exporter)
     upgrade(MIGRATIONS, settings.database_url)
     if sys.argv[1:2] == ["migrate"]:
         return

@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,6 +64,8 @@ def create_app(container: Container) -> FastAPI:
     app.middleware("http")(IdempotencyMiddleware(container.uow, container.settings.api_key_list))
     _install_middleware(app)
     _install_ops_routes(app, container)
+    # A server span per request; the trace continues over Kafka (see bus.tracing).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
     return app
 
 
