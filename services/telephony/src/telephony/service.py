@@ -44,7 +44,7 @@ from contracts.telephony import (
 )
 from contracts.webhooks import PostCallWebhookReceived
 from elevenlabs_client import ElevenLabsClient, UpstreamError
-from telephony import domain
+from telephony import domain, metrics
 from telephony.domain import JSON, CommandError
 from telephony.models import AttemptStatus, Call
 from telephony.settings import Settings
@@ -250,6 +250,7 @@ class TelephonyService:
 
     async def place_call(self, command: PlaceCall) -> None:
         def failure(exc: CommandError | UpstreamError) -> Event:
+            metrics.DIALS_FAILED.labels(str(exc.status_code)).inc()
             return self._event(
                 command,
                 CallDialFailed,
@@ -373,6 +374,7 @@ class TelephonyService:
             attempt=command.attempt,
             placed_at_unix=int(placed_at.timestamp()),
         )
+        metrics.CALLS_PLACED.labels(command.provider).inc()
         extra: list[tuple[Event, str]] = []
         if command.customer_info is not None:
             stored = self._event(
@@ -473,6 +475,7 @@ class TelephonyService:
             attempt=call.attempt,
         )
         await uow.publish(changed, key=call.conversation_id)
+        metrics.CALLS_ENDED.labels(final.status, source).inc()
         log.info(
             "telephony.call.status_changed",
             conversation_id=call.conversation_id,
