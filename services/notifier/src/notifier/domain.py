@@ -43,6 +43,7 @@ class OutgoingEmail:
     subject: str
     body: str
     message: EmailMessage
+    wire: bytes
 
 
 def has_forbidden_chars(value: str) -> bool:
@@ -89,16 +90,11 @@ def build_email(
     sender = check_address("from_email", sender_of(command, default_sender))
     recipient = check_address("to_email", command.to_email)
 
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["From"] = sender
-    message["To"] = email.utils.formataddr((command.to_name, recipient)) if command.to_name else recipient
-    message["Subject"] = command.subject
-    message["Date"] = email.utils.format_datetime(now or datetime.now(UTC))
-    message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2])
-    # Non-ASCII bodies go quoted-printable so no 8BITMIME support is needed from the server.
-    message.set_content(
-        command.body, charset="utf-8", cte=None if command.body.isascii() else "quoted-printable"
-    )
+    try:
+        message = _mime(command, sender, recipient, now or datetime.now(UTC))
+        wire = message.as_bytes()  # serialised here, so a transport never meets a bad message
+    except (ValueError, TypeError, IndexError) as exc:  # the stdlib's own header checks
+        raise invalid(f"message could not be built: {exc}") from None
     return OutgoingEmail(
         from_email=sender,
         to_email=recipient,
@@ -106,7 +102,22 @@ def build_email(
         subject=command.subject,
         body=command.body,
         message=message,
+        wire=wire,
     )
+
+
+def _mime(command: SendEmail, sender: str, recipient: str, now: datetime) -> EmailMessage:
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = sender
+    message["To"] = email.utils.formataddr((command.to_name, recipient)) if command.to_name else recipient
+    message["Subject"] = command.subject
+    message["Date"] = email.utils.format_datetime(now)
+    message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2])
+    # Non-ASCII bodies go quoted-printable so no 8BITMIME support is needed from the server.
+    message.set_content(
+        command.body, charset="utf-8", cte=None if command.body.isascii() else "quoted-printable"
+    )
+    return message
 
 
 def api_payload(outgoing: OutgoingEmail) -> dict[str, str | None]:

@@ -87,7 +87,7 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError) as exc:
                 raise EmailError(f"SMTP connection failed: {exc!r}", permanent=False) from None
             try:
-                await client.data(outgoing.message.as_bytes())
+                await client.data(outgoing.wire)
             except aiosmtplib.SMTPResponseException as exc:
                 raise _reply_error("message", exc) from None  # a definite answer: nothing accepted
             except (aiosmtplib.SMTPException, OSError) as exc:
