@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from campaigns.bootstrap import Container, bootstrap, run_migrations
+from campaigns.metrics import REGISTRY
 from campaigns.settings import Settings
 
 
@@ -42,7 +43,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest() + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

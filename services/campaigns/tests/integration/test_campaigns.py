@@ -1,0 +1,257 @@
+"""Campaigns end to end through Kafka, telephony, the simulator and tool-webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from contracts.campaigns import (
+    AddCampaignRecipients,
+    AddDoNotCall,
+    CampaignRecipient,
+    CancelCampaign,
+    PauseCampaign,
+    ResumeCampaign,
+    SubmitCampaign,
+)
+
+from .conftest import FINAL, Harness, new_number
+
+pytestmark = pytest.mark.integration
+
+EXPECTED = {
+    **dict.fromkeys("012349", "completed"),
+    "5": "busy",
+    "6": "no_answer",
+    "7": "voicemail",
+    "8": "failed",
+}
+
+
+def _submit(harness: Harness, numbers: list[str], **fields: Any) -> SubmitCampaign:
+    return SubmitCampaign(
+        campaign_id=f"batch_{uuid.uuid4().hex[:12]}",
+        call_name="Test campaign",
+        agent_id=harness.agent_id,
+        phone_number_id=harness.phone_number_id,
+        phone_provider="twilio",
+        recipients=[
+            CampaignRecipient(phone_number=n, name=f"N{i}", dynamic_variables={"i": i})
+            for i, n in enumerate(numbers)
+        ],
+        correlation_id=uuid.uuid4().hex,
+        **fields,
+    )
+
+
+async def test_mixed_outcomes_retry_per_outcome_with_exact_counters(harness: Harness) -> None:
+    numbers = [new_number(str(i % 10)) for i in range(30)]
+    command = _submit(harness, numbers, retry_count=2, concurrency_limit=3)
+    await harness.publish(command, key=command.campaign_id)
+
+    done = await harness.wait_status(command.campaign_id, "completed", deadline_s=60)
+    assert done["total_calls_scheduled"] == 30
+    assert done["total_calls_dispatched"] == 30
+    assert done["total_calls_finished"] == 30
+
+    # The first answer to the submit is the pending snapshot (what the API returns).
+    first = harness.campaign_events(command.campaign_id)[0]
+    assert first["status"] == "pending" and first["total_calls_scheduled"] == 30
+
+    events = harness.recipient_events(command.campaign_id)
+    finals = harness.final_states(command.campaign_id)
+    assert len(finals) == 30
+    by_id = {e["recipient_id"]: e for e in events}
+    stats = await harness.stats()
+    for position, number in enumerate(numbers):
+        rid = f"r{position}"
+        expected = EXPECTED[number[-1]]
+        assert finals[rid] == expected, (number, finals[rid])
+        # exactly one final event per recipient
+        assert sum(1 for e in events if e["recipient_id"] == rid and e["status"] in FINAL) == 1
+        dials = stats["dials_by_number"].get(number, 0)
+        assert dials == (1 if expected == "completed" else 3), (number, dials)
+        assert by_id[rid]["retry_count"] == (0 if expected == "completed" else 2)
+        assert by_id[rid]["position"] == position and by_id[rid]["to_number"] == number
+        if expected in ("completed", "voicemail"):
+            assert by_id[rid]["conversation_id"]
+    assert stats["max_concurrent_observed"] <= 3
+    # Counters never go backwards and are consistent in every snapshot.
+    snapshots = harness.campaign_events(command.campaign_id)
+    for before, after in itertools.pairwise(snapshots):
+        assert after["total_calls_finished"] >= before["total_calls_finished"]
+        assert after["total_calls_dispatched"] >= before["total_calls_dispatched"]
+    for s in snapshots:
+        assert s["total_calls_finished"] <= s["total_calls_scheduled"]
+
+
+async def test_rate_limited_upstream_slows_down_without_failing_anyone(harness: Harness) -> None:
+    await harness.configure(max_concurrent_calls=2)
+    numbers = [new_number(str(i % 5)) for i in range(12)]  # all complete
+    command = _submit(harness, numbers, concurrency_limit=6)
+    await harness.publish(command, key=command.campaign_id)
+
+    done = await harness.wait_status(command.campaign_id, "completed", deadline_s=60)
+    assert done["total_calls_finished"] == 12
+    finals = harness.final_states(command.campaign_id)
+    assert set(finals.values()) == {"completed"} and len(finals) == 12
+    stats = await harness.stats()
+    assert stats["rate_limited"] > 0  # we did hit the limit
+    assert stats["max_concurrent_observed"] <= 2
+    for number in numbers:
+        assert stats["dials_by_number"][number] == 1  # a 429 rings nobody; each rang once
+
+
+async def test_future_start_waits_then_runs(harness: Harness) -> None:
+    command = _submit(harness, [new_number("1")], scheduled_time_unix=int(time.time()) + 3)
+    await harness.publish(command, key=command.campaign_id)
+    pending = await harness.wait_status(command.campaign_id, "pending")
+    assert pending["scheduled_time_unix"] == command.scheduled_time_unix
+    await asyncio.sleep(1.5)
+    assert (await harness.stats())["total_dials"] == 0
+    assert not [c for c in harness.campaign_events(command.campaign_id) if c["status"] == "running"]
+    await harness.wait_status(command.campaign_id, "running", deadline_s=10)
+    await harness.wait_status(command.campaign_id, "completed")
+    assert time.time() >= command.scheduled_time_unix
+
+
+async def test_cancel_stops_pending_calls_and_in_flight_calls_finish(harness: Harness) -> None:
+    await harness.configure(call_duration_ms=1500)
+    numbers = [new_number("1") for _ in range(10)]
+    command = _submit(harness, numbers, concurrency_limit=2)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.recipient_updated"
+            and e["campaign_id"] == command.campaign_id
+            and e["status"] == "in_progress"
+        ),
+        what="a call in progress",
+    )
+    await harness.publish(CancelCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    cancelled = await harness.wait_status(command.campaign_id, "cancelled")
+    assert cancelled["total_calls_dispatched"] <= 3
+    # in-flight calls finish and are recorded; finally every recipient is finished
+    await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.updated"
+            and e["campaign"]["campaign_id"] == command.campaign_id
+            and e["campaign"]["total_calls_finished"] == 10
+        ),
+        what="all finished after cancel",
+    )
+    finals = harness.final_states(command.campaign_id)
+    assert finals and set(finals.values()) == {"completed"}  # only dialled ones have events
+    assert (await harness.stats())["total_dials"] == len(finals)
+    assert harness.campaign_events(command.campaign_id)[-1]["status"] == "cancelled"
+
+
+async def test_pause_stops_new_dials_and_resume_continues(harness: Harness) -> None:
+    await harness.configure(call_duration_ms=600)
+    numbers = [new_number("2") for _ in range(6)]
+    command = _submit(harness, numbers, concurrency_limit=1)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.recipient_updated"
+            and e["campaign_id"] == command.campaign_id
+            and e["status"] == "dialing"
+        ),
+        what="first dial",
+    )
+    await harness.publish(PauseCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "paused")
+    await asyncio.sleep(1.5)  # the in-flight call ends; nothing new is dialled
+    dials_while_paused = (await harness.stats())["total_dials"]
+    await asyncio.sleep(1.0)
+    assert (await harness.stats())["total_dials"] == dials_while_paused < 6
+    await harness.publish(ResumeCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "running")
+    done = await harness.wait_status(command.campaign_id, "completed")
+    assert done["total_calls_finished"] == 6
+    assert all(c == 1 for c in (await harness.stats())["dials_by_number"].values())
+
+
+async def test_do_not_call_numbers_are_skipped_and_invalid_numbers_fail(harness: Harness) -> None:
+    blocked = new_number("3")
+    dnc = AddDoNotCall(phone_number=blocked, reason="opted out")
+    await harness.publish(dnc, key=blocked)
+    await harness.wait_for(
+        lambda e: e.get("type") == "do_not_call.added" and e.get("causation_id") == dnc.message_id, what="dnc"
+    )
+    ok = new_number("4")
+    command = _submit(harness, [blocked, ok, "+15555550123"])
+    await harness.publish(command, key=command.campaign_id)
+    done = await harness.wait_status(command.campaign_id, "completed")
+    assert done["total_calls_scheduled"] == 3 and done["total_calls_finished"] == 3
+    assert done["total_calls_dispatched"] == 1
+    finals = harness.final_states(command.campaign_id)
+    assert finals == {"r0": "skipped_dnc", "r1": "completed", "r2": "failed"}
+    stats = await harness.stats()
+    assert blocked not in stats["dials_by_number"]
+
+
+async def test_chunks_in_any_order_duplicates_ignored(harness: Harness) -> None:
+    numbers = [new_number("1") for _ in range(6)]
+    command = _submit(harness, numbers[:2], recipient_chunks=3)
+    chunk2 = AddCampaignRecipients(
+        campaign_id=command.campaign_id,
+        chunk_index=2,
+        recipients=[CampaignRecipient(phone_number=n) for n in numbers[4:]],
+    )
+    chunk1 = AddCampaignRecipients(
+        campaign_id=command.campaign_id,
+        chunk_index=1,
+        recipients=[CampaignRecipient(phone_number=n, recipient_id=f"given-{n}") for n in numbers[2:4]],
+    )
+    await harness.publish(chunk2, key=command.campaign_id)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.publish(command, key=command.campaign_id)  # duplicate submit
+    dup = chunk2.model_copy(update={"message_id": uuid.uuid4().hex})
+    await harness.publish(dup, key=command.campaign_id)  # duplicate chunk, new message id
+    await asyncio.sleep(0.5)
+    assert (await harness.stats())["total_dials"] == 0  # pending until every chunk arrived
+    await harness.publish(chunk1, key=command.campaign_id)
+    done = await harness.wait_status(command.campaign_id, "completed")
+    assert done["total_calls_scheduled"] == 6 and done["total_calls_finished"] == 6
+    by_id = {e["recipient_id"]: e for e in harness.recipient_events(command.campaign_id)}
+    assert {rid: e["position"] for rid, e in by_id.items()} == {
+        "r0": 0,
+        "r1": 1,
+        f"given-{numbers[2]}": 2,
+        f"given-{numbers[3]}": 3,
+        "r4": 4,
+        "r5": 5,
+    }
+    assert by_id["r4"]["to_number"] == numbers[4]
+    assert all(c == 1 for c in (await harness.stats())["dials_by_number"].values())
+
+
+async def test_raw_json_from_a_plain_producer(harness: Harness) -> None:
+    campaign_id = f"batch_raw_{uuid.uuid4().hex[:8]}"
+    numbers = [new_number("0"), new_number("2")]
+    await harness.publish_raw(
+        {
+            "type": "campaign.submit",
+            "message_id": uuid.uuid4().hex,
+            "campaign_id": campaign_id,
+            "call_name": "Raw",
+            "agent_id": harness.agent_id,
+            "phone_number_id": harness.phone_number_id,
+            "recipients": [
+                {"phone_number": numbers[0], "name": "Ann", "email": "ann@example.com", "extra": "ignored"},
+                {"phone_number": numbers[1], "dynamic_variables": {"x": 1}},
+            ],
+            "retry_count": 1,
+            "future_field": {"ignored": True},
+        },
+        key=campaign_id,
+    )
+    done = await harness.wait_status(campaign_id, "completed")
+    assert done["total_calls_finished"] == 2 and done["phone_provider"] is None
+    assert harness.final_states(campaign_id) == {"r0": "completed", "r1": "completed"}
