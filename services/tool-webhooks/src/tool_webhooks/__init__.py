@@ -1,1 +1,1 @@
-"""tool-webhooks: the HTTP endpoints ElevenLabs calls (post-call webhooks; later mid-call tools)."""
+"""tool-webhooks: the HTTP endpoints ElevenLabs calls (post-call webhooks and mid-call tools)."""

@@ -4,6 +4,8 @@
   webhook's deterministic message id in the inbox and write `PostCallWebhookReceived` to the outbox.
 - `register_post_call_webhook`: create the workspace webhook upstream, point the ConvAI settings at
   it, store its secret encrypted and emit `PostCallWebhookRegistered` (or `CommandFailed`).
+- `ToolService`: the projections (conversations, customer sessions, e-mail templates) and the
+  mid-call tools (products, orders, e-mail), each tool answer spoken-style JSON within its budget.
 """
 
 from __future__ import annotations

@@ -1,0 +1,119 @@
+"""Pure rules of the mid-call tools: tool tokens, rendering, invocation keys, the SSRF address check."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from provisioning.domain import tool_token
+from tool_webhooks import domain, stores
+from tool_webhooks.outbound import OutboundRefused, check_url, forbidden_address
+
+KEY = "deployment-secret"
+
+
+def test_tool_token_is_bound_to_its_route_and_key() -> None:
+    token = tool_token(KEY, "email/confirm", "nonce-1")
+    assert domain.tool_token_valid(KEY, "email/confirm", token)
+    assert domain.tool_token_valid(KEY, "email/confirm", token.upper().replace("V1.NONCE-1", "v1.nonce-1"))
+    assert not domain.tool_token_valid(KEY, "email/other", token)
+    assert not domain.tool_token_valid("other-key", "email/confirm", token)
+    assert not domain.tool_token_valid("", "email/confirm", token)
+    for bad in (None, "", "v1..", "v2.nonce-1." + token.rsplit(".", 1)[1], token[:-1], token + "0"):
+        assert not domain.tool_token_valid(KEY, "email/confirm", bad)
+
+
+def test_render_is_plain_substitution() -> None:
+    values = {"date": "Monday", "evil": "{{date}}"}
+    assert (
+        domain.render("{{date}} {{ date }} {{missing}} {{evil}} {{ a.b }}", values)
+        == "Monday Monday  {{date}} {{ a.b }}"
+    )
+    assert domain.render_subject("Hi {{date}}\r\n", {"date": "a\r\nBcc: x\u2028y"}) == "Hi a Bcc: x y"
+
+
+def test_placeholders_and_parameters() -> None:
+    params = domain.template_params([{"name": "date", "required": True}, {"name": "n"}, {"bad": 1}])
+    values = domain.parameter_values(params, {"date": 5, "n": " ", "other": "x"})
+    assert values == {"date": "5"}
+    assert domain.missing_required(params, {}) == ["date"]
+    merged = domain.placeholder_values({"date": "d", "email": "spoof@x"}, "Jane", "jane@example.com")
+    assert merged["email"] == "jane@example.com" and merged["name"] == "Jane" and merged["date"] == "d"
+    assert domain.mask_email("jane@example.com") == "j***@example.com"
+
+
+def test_invocation_key_is_canonical() -> None:
+    a = domain.invocation_key("c", "t", {"x": "1", "y": "2"})
+    assert a == domain.invocation_key("c", "t", {"y": "2", "x": "1"})
+    assert a != domain.invocation_key("c", "t", {"x": "1"})
+    assert (
+        domain.invocation_message_id(a, 1)
+        == domain.invocation_message_id(a, 1)
+        != domain.invocation_message_id(a, 2)
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.31.0.1",
+        "192.168.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",
+        "2002:7f00:1::",
+        "fd00:ec2::254",
+        "64:ff9b::7f00:1",
+    ],
+)
+def test_forbidden_addresses(address: str) -> None:
+    assert forbidden_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111"])
+def test_public_addresses(address: str) -> None:
+    assert not forbidden_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "gopher://h/",
+        "ftp://h/",
+        "http://example.com",
+        "https://u:p@example.com",
+        "https://example.com@evil.com",
+        "https:///path",
+        "https://exa mple.com",
+        "https://example.com:0/",
+        "https://example.com\r\nX: y",
+    ],
+)
+def test_urls_refused_before_any_lookup(url: str) -> None:
+    with pytest.raises(OutboundRefused):
+        check_url(url, allow_http=False)
+
+
+def test_credentials_parsing_and_search_terms() -> None:
+    woo = stores.parse_credentials(
+        "woocommerce", '{"base_url": "https://s", "api_key": "ck", "api_secret": "cs"}'
+    )
+    assert woo is not None and woo.api_secret == "cs" and "cs" not in repr(woo)
+    assert stores.parse_credentials("shopify", '{"base_url": "https://s", "api_key": "k"}') is None
+    assert stores.parse_credentials(None, "not json") is None
+    assert stores.search_terms('mug" OR title:* (x)') == "mug OR title x"
+    assert stores.order_name('#10-01"') == "10-01"
+    assert stores.retry_after_s("2", 0) == 2.0 and stores.retry_after_s("soon", 0) is None
