@@ -36,7 +36,7 @@ COPY . /src
 # hadolint ignore=SC2086
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync ${UV_SYNC_FLAGS} --no-editable \
-    && /app/.venv/bin/python -c "import gateway, provisioning, telephony, tool_webhooks, elevenlabs_sim"
+    && /app/.venv/bin/python -c "import gateway, tool_webhooks, provisioning, telephony, campaigns, notifier, elevenlabs_sim"
 
 # --- runtime: the interpreter, the venv, nothing else (no uv, no compilers, no sources).
 FROM ${PYTHON_IMAGE} AS runtime

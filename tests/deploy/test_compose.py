@@ -454,6 +454,11 @@ def test_dockerfile_shape():
     assert "uv sync" in text and "--locked" in text and "--no-dev" in text
     final = text[text.rindex("\nFROM ") :]
     assert "COPY --from=uv" not in final and "uv sync" not in final, "no uv in the runtime stage"
+    # The builder fails the build when a service module does not import from the installed venv.
+    smoke = re.search(r'python -c "import ([^"]+)"', text)
+    assert smoke, "no import check in the builder stage"
+    imported = {m.strip() for m in smoke.group(1).split(",")}
+    assert {_package(d) for d in SERVICE_DIRS} <= imported
 
 
 def _hadolint() -> str | None:
