@@ -78,7 +78,7 @@ async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
         )
     try:
         value = json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         value = None
     if not isinstance(value, dict):
         return JSONResponse(
@@ -135,7 +135,7 @@ def make_tool_router(tools: ToolService) -> APIRouter:
         try:
             raw = await _read_body(request, TOOL_MAX_BODY_BYTES)
             echo = json.loads(raw) if raw else None
-        except (BodyTooLarge, ValueError, UnicodeDecodeError):
+        except (BodyTooLarge, ValueError, UnicodeDecodeError, RecursionError):
             echo = None
         return JSONResponse(
             {

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -418,8 +419,8 @@ def _text(value: Any) -> str | None:
 def _positive_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float) and value >= 1:
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and int(value) >= 1:
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 1:
+        return int(min(value, 1000))
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 4 and int(value) >= 1:
         return int(value)
     return None

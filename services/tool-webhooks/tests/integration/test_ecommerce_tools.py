@@ -11,6 +11,7 @@ import pytest
 
 from contracts import topics
 from contracts.telephony import CallPlaced, CustomerInfo
+from provisioning.domain import tool_token
 from tool_webhooks import domain
 from tool_webhooks.models import Conversation
 
@@ -268,8 +269,6 @@ async def test_slow_store_answers_within_the_budget(harness: Harness, stores: St
 async def test_missing_or_forged_tool_token_is_401_and_the_store_sees_nothing(
     harness: Harness, stores: Stores, token: str | None
 ) -> None:
-    from provisioning.domain import tool_token
-
     conversation_id = await place_call(harness, woo_credentials(stores.woo_url))
     if token == "route-mismatch":  # a genuine token, but for the orders route
         token = tool_token(SECRET_KEY, "ecommerce/orders", uuid.uuid4().hex)
@@ -293,3 +292,19 @@ async def test_test_endpoint_echoes_without_auth(harness: Harness) -> None:
     assert body["time"].endswith("+00:00")
     empty = await harness.app.post("/api/v1/webhook/test", content=b"not json")
     assert empty.json()["echo"] is None
+
+
+async def test_odd_bodies_get_spoken_answers(harness: Harness, stores: Stores) -> None:
+    conversation_id = await place_call(harness, woo_credentials(stores.woo_url))
+    huge_limit = await harness.tool(
+        "ecommerce/products", {"conversation_id": conversation_id, "query": "rack", "limit": 1e308}
+    )
+    assert huge_limit.json()["products"][0]["name"] == "Mug Rack"
+    nested = await harness.app.post(
+        "/api/v1/webhook/ecommerce/products",
+        content=b"[" * 30000 + b"]" * 30000,
+        headers={domain.TOOL_TOKEN_HEADER: tool_token(SECRET_KEY, "ecommerce/products", "n")},
+    )
+    assert nested.status_code == 400 and nested.json()["error"] == "bad_request"
+    not_object = await harness.tool("ecommerce/orders", ["conversation_id"])
+    assert not_object.status_code == 400
