@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from elevenlabs_sim.testing import free_port
 
@@ -155,6 +155,16 @@ async def _apply_mode(state: StoreState, request: Request, unauthorized: Respons
         await asyncio.sleep(state.slow_s)  # simulates a store slower than the budget
     if state.mode == "redirect":
         return Response(status_code=302, headers={"Location": state.redirect_to})
+    if state.mode == "huge":  # 3 MB of valid JSON, streamed without a Content-Length
+        chunk = b'{"name": "' + b"x" * 1000 + b'"},'
+
+        async def body() -> Any:
+            yield b"["
+            for _ in range(3000):
+                yield chunk
+            yield b"{}]"
+
+        return StreamingResponse(body(), media_type="application/json")
     return None
 
 

@@ -308,3 +308,13 @@ async def test_odd_bodies_get_spoken_answers(harness: Harness, stores: Stores) -
     assert nested.status_code == 400 and nested.json()["error"] == "bad_request"
     not_object = await harness.tool("ecommerce/orders", ["conversation_id"])
     assert not_object.status_code == 400
+
+
+async def test_oversized_store_response_is_cut_off(harness: Harness, stores: Stores) -> None:
+    conversation_id = await place_call(harness, woo_credentials(stores.woo_url))
+    stores.woo.mode = "huge"
+    response = await harness.tool(
+        "ecommerce/products", {"conversation_id": conversation_id, "query": uuid.uuid4().hex[:8]}
+    )
+    assert response.json()["error"] == "too_large"
+    assert response.json()["message"] == "I couldn't reach the store right now."
