@@ -23,41 +23,6 @@ from .conftest import Harness, email, free_port
 pytestmark = pytest.mark.integration
 
 
-async def test_live_ready_and_metrics(container: Container, harness: Harness) -> None:
-    await harness.one(email())  # at least one e-mail sent through this process
-    await harness.one(email(to_email="nope"))  # and one permanent failure
-    app = create_app(container, migrate=False)  # lifespan not run: the session container is live
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        assert (await client.get("/health/live")).status_code == 200
-        ready = await client.get("/health/ready")
-        assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"kafka": True, "database": True}
-        metrics = await client.get("/metrics")
-        assert metrics.status_code == 200
-        assert "switchboard_emails_sent_total " in metrics.text
-        assert 'switchboard_emails_failed_total{permanent="true"}' in metrics.text
-        assert "switchboard_message_handle_seconds" in metrics.text
-
-
-async def test_ready_is_503_when_dependencies_are_down() -> None:
-    settings = Settings.model_validate(
-        {
-            "DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
-            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-        }
-    )
-    box = bootstrap(settings)
-    app = create_app(box, migrate=False)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            ready = await client.get("/health/ready")
-        assert ready.status_code == 503
-        assert ready.json()["checks"] == {"kafka": False, "database": False}
-    finally:
-        await box.http.aclose()
-        await box.engine.dispose()
-
-
 @pytest.fixture
 def own_database(postgres_server_url: str) -> Iterator[str]:
     name = f"sb_notif_main_{uuid.uuid4().hex[:8]}"
@@ -68,6 +33,8 @@ def own_database(postgres_server_url: str) -> Iterator[str]:
         drop_database(postgres_server_url, name)
 
 
+# Defined before the tests that start the in-process service: this process joins the same consumer
+# group ("notifier"), and joining next to a live member costs a rebalance on start and stop.
 def test_main_migrates_serves_and_stops_on_sigterm(
     own_database: str, kafka_bootstrap_servers: str, kafka_client_env: dict[str, str]
 ) -> None:
@@ -111,3 +78,38 @@ def test_main_migrates_serves_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_live_ready_and_metrics(container: Container, harness: Harness) -> None:
+    await harness.one(email())  # at least one e-mail sent through this process
+    await harness.one(email(to_email="nope"))  # and one permanent failure
+    app = create_app(container, migrate=False)  # lifespan not run: the session container is live
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/health/live")).status_code == 200
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"kafka": True, "database": True}
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "switchboard_emails_sent_total " in metrics.text
+        assert 'switchboard_emails_failed_total{permanent="true"}' in metrics.text
+        assert "switchboard_message_handle_seconds" in metrics.text
+
+
+async def test_ready_is_503_when_dependencies_are_down() -> None:
+    settings = Settings.model_validate(
+        {
+            "DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        }
+    )
+    box = bootstrap(settings)
+    app = create_app(box, migrate=False)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"kafka": False, "database": False}
+    finally:
+        await box.http.aclose()
+        await box.engine.dispose()

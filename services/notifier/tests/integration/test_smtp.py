@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from notifier import domain
@@ -190,3 +195,44 @@ async def test_unreachable_server_is_retried_then_not_permanent(
     assert "connection failed" in event["error"]
     row = await _delivery(container, command.message_id)
     assert row is not None and row.attempts == container.settings.max_attempts
+
+
+async def test_smtp_auth_logs_in_and_never_leaks_the_password(
+    harness: Harness, container: Container, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = "smtp-password-canary-3d9a"
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == password.encode())
+
+    port = free_port()
+    controller = Controller(
+        harness.smtp,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,  # loopback test server without certificates
+    )
+    controller.start()
+    original = container.service.transport
+    try:
+        good = container.settings.model_copy(
+            update={"smtp_port": port, "smtp_username": "mailer", "smtp_password": SecretStr(password)}
+        )
+        container.service.transport = SmtpTransport(good)
+        sent = email()
+        assert (await harness.one(sent))["type"] == "email.sent"
+        assert logins and set(logins) == {(b"mailer", password.encode())}
+        assert len(harness.smtp.to(sent.to_email)) == 1
+
+    finally:
+        container.service.transport = original
+        controller.stop()
+    assert password not in str(harness.events)
+    assert password not in await harness.table_text()
+    captured = capsys.readouterr()
+    assert password not in captured.out + captured.err
