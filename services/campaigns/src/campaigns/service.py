@@ -525,6 +525,19 @@ class CampaignService:
         attempt.status = AttemptStatus.RATE_LIMITED
         attempt.finished_at = now
         campaign.in_flight = max(0, campaign.in_flight - 1)
+        if campaign.status not in _ACTIVE:
+            # Cancelled (or failed) meanwhile: nobody was called and nobody will be.
+            recipient.status = (
+                RecipientStatus.CANCELLED
+                if campaign.status == CampaignStatus.CANCELLED
+                else RecipientStatus.FAILED
+            )
+            recipient.reason = campaign.status_reason or "Campaign cancelled"
+            recipient.next_attempt_at = None
+            campaign.total_finished += 1
+            campaign.progress_dirty = True
+            await self._emit_recipient(uow, campaign, recipient, cause)
+            return
         recipient.status = RecipientStatus.SCHEDULED
         recipient.next_attempt_at = now + timedelta(seconds=self._settings.rate_limit_backoff_s)
         limit = campaign.concurrency_limit or self._settings.default_concurrency

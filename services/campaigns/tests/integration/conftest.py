@@ -78,7 +78,9 @@ def settings(
             "CAMPAIGNS_RETRY_DELAY_SCALE": 0.001,
             "CAMPAIGNS_RATE_LIMIT_BACKOFF_S": 0.2,
             "CAMPAIGNS_PROGRESS_INTERVAL_S": 0.3,
-            "CAMPAIGNS_FAILURE_PAUSE_RATIO": 0,
+            # Auto-pause only on 10 failures in a row: no other test comes close.
+            "CAMPAIGNS_FAILURE_WINDOW": 10,
+            "CAMPAIGNS_FAILURE_PAUSE_RATIO": 0.9,
         }
     )
     names = [
@@ -172,7 +174,8 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
 
 def new_number(last_digit: str) -> str:
     """A fresh valid US number (San Francisco) whose last digit picks the simulated outcome."""
-    return f"+1415555{uuid.uuid4().int % 1000:03d}{last_digit}"
+    value = uuid.uuid4().int
+    return f"+1415{2 + value % 8}{(value // 8) % 10**5:05d}{last_digit}"
 
 
 @dataclass

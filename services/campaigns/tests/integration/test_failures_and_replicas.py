@@ -1,0 +1,80 @@
+"""Auto-pause, campaigns that cannot run, two replicas sharing the work, and the app."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from campaigns.app import create_app
+from campaigns.bootstrap import bootstrap
+from contracts.campaigns import CampaignRecipient, SubmitCampaign
+
+from .conftest import Harness, new_number
+
+pytestmark = pytest.mark.integration
+
+
+def _submit(harness: Harness, numbers: list[str], **fields: object) -> SubmitCampaign:
+    values: dict[str, object] = {
+        "campaign_id": f"batch_{uuid.uuid4().hex[:12]}",
+        "call_name": "Test campaign",
+        "agent_id": harness.agent_id,
+        "phone_number_id": harness.phone_number_id,
+        "phone_provider": "twilio",
+        "recipients": [CampaignRecipient(phone_number=n) for n in numbers],
+    } | fields
+    return SubmitCampaign.model_validate(values)
+
+
+async def test_mostly_failing_campaign_is_auto_paused(harness: Harness) -> None:
+    numbers = [new_number("8") for _ in range(14)]
+    command = _submit(harness, numbers, concurrency_limit=2)
+    await harness.publish(command, key=command.campaign_id)
+    paused = await harness.wait_status(command.campaign_id, "paused")
+    assert paused["status_reason"] and "Auto-paused" in paused["status_reason"]
+    await asyncio.sleep(1.0)
+    stats = await harness.stats()
+    assert 10 <= stats["total_dials"] < 14  # the in-flight ones finish; nothing new is dialled
+    assert all(c == 1 for c in stats["dials_by_number"].values())
+
+
+async def test_campaign_fails_when_telephony_refuses_every_dial(harness: Harness) -> None:
+    numbers = [new_number("1") for _ in range(6)]
+    command = _submit(harness, numbers, agent_id="agent_that_does_not_exist", concurrency_limit=1)
+    await harness.publish(command, key=command.campaign_id)
+    failed = await harness.wait_status(command.campaign_id, "failed")
+    assert failed["status_reason"] and "refused every dial" in failed["status_reason"]
+    assert failed["total_calls_finished"] == 6 and failed["total_calls_dispatched"] == 3
+    assert (await harness.stats())["total_dials"] == 0
+
+
+async def test_two_replicas_never_dial_the_same_recipient(harness: Harness) -> None:
+    second = bootstrap(harness.container.settings)
+    await second.start()
+    try:
+        numbers = [new_number(str(i % 5)) for i in range(20)]
+        command = _submit(harness, numbers, concurrency_limit=4)
+        await harness.publish(command, key=command.campaign_id)
+        done = await harness.wait_status(command.campaign_id, "completed", deadline_s=60)
+        assert done["total_calls_finished"] == 20 and done["total_calls_dispatched"] == 20
+        stats = await harness.stats()
+        assert all(stats["dials_by_number"][n] == 1 for n in numbers)
+        assert stats["max_concurrent_observed"] <= 4
+    finally:
+        await second.stop()
+
+
+async def test_health_and_metrics(harness: Harness) -> None:
+    app = create_app(harness.container, migrate=False)  # lifespan not run: the container is live
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://campaigns"
+    ) as client:
+        assert (await client.get("/health/live")).json() == {"status": "ok"}
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": True, "database": True}
+        metrics = (await client.get("/metrics")).text
+        assert "switchboard_campaigns_running" in metrics
+        assert "switchboard_calls_placed_total" in metrics
