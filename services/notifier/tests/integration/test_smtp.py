@@ -214,7 +214,6 @@ async def test_smtp_auth_logs_in_and_never_leaks_the_password(
         hostname="127.0.0.1",
         port=port,
         authenticator=authenticator,
-        auth_required=True,
         auth_require_tls=False,  # loopback test server without certificates
     )
     controller.start()
