@@ -155,11 +155,27 @@ class Bus:
         producers never break older consumers. A handler failure is retried with backoff
         `BUS_MAX_ATTEMPTS` times, then the message goes to `<topic>.dlq` with the error.
         """
-        adapter: TypeAdapter[Any] = TypeAdapter(schema)
-        known_types = _literal_types(adapter)
-        full_topic = self.settings.topic(topic)
+        self.subscribe_many({topic: schema}, handler, group_id=group_id, from_latest=from_latest)
+
+    def subscribe_many(
+        self,
+        schemas: dict[str, Any],
+        handler: Handler,
+        *,
+        group_id: str | None = "",
+        from_latest: bool = False,
+    ) -> None:
+        """Like `subscribe`, for several topics served by ONE consumer (each with its schema).
+
+        Each consumer polls the broker on its own, so a service that listens to many topics
+        with the same handler should use one consumer for them.
+        """
+        adapters: dict[str, tuple[TypeAdapter[Any], set[str]]] = {}
+        for topic, schema in schemas.items():
+            adapter: TypeAdapter[Any] = TypeAdapter(schema)
+            adapters[self.settings.topic(topic)] = (adapter, _literal_types(adapter))
         subscriber = self.kafka.subscriber(
-            full_topic,
+            *adapters,
             group_id=self.service if group_id == "" else group_id,
             auto_offset_reset="latest" if from_latest else "earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -171,7 +187,9 @@ class Bus:
 
         @subscriber
         async def consume(body: Any, msg: KafkaMessage) -> None:
-            await self._consume(full_topic, msg, adapter, known_types, handler)
+            record: Any = msg.raw_message
+            adapter, known_types = adapters[record.topic]
+            await self._consume(record.topic, msg, adapter, known_types, handler)
 
     async def _consume(
         self,

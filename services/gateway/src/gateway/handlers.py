@@ -31,11 +31,9 @@ COMMAND_TOPICS: tuple[tuple[str, Any], ...] = (
 
 def subscribe(bus: Bus, service: GatewayService) -> None:
     """One consumer group for all gateway replicas; answers reach the right replica via pg_notify."""
-    for topic, schema in EVENT_TOPICS:
-        bus.subscribe(topic, schema, service.project)
+    bus.subscribe_many(dict(EVENT_TOPICS), service.project)
     # A dead-lettered command will never have an outcome event: answer it as failed.
-    for topic, schema in COMMAND_TOPICS:
-        bus.subscribe(topics.dead_letter(topic), schema, service.command_dead_lettered)
+    bus.subscribe_many({topics.dead_letter(t): s for t, s in COMMAND_TOPICS}, service.command_dead_lettered)
 
 
 def topics_used() -> list[str]:
