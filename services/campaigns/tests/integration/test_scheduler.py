@@ -1,0 +1,125 @@
+"""Scheduler rules against the real database: calling windows defer, silent attempts time out,
+unknown or superseded telephony events are ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from campaigns import domain
+from campaigns.models import Attempt, Recipient
+from campaigns.service import CampaignService
+from campaigns.uow import UnitOfWork
+from contracts.campaigns import CallingWindow, CampaignRecipient, CancelCampaign, SubmitCampaign
+from contracts.telephony import CallStatusChanged
+
+from .conftest import DEADLINE_S, Harness, new_number
+
+pytestmark = pytest.mark.integration
+
+
+def _submit(harness: Harness, numbers: list[str], **fields: object) -> SubmitCampaign:
+    values: dict[str, object] = {
+        "campaign_id": f"batch_{uuid.uuid4().hex[:12]}",
+        "call_name": "Test campaign",
+        "agent_id": harness.agent_id,
+        "phone_number_id": harness.phone_number_id,
+        "phone_provider": "twilio",
+        "recipients": [CampaignRecipient(phone_number=n) for n in numbers],
+    } | fields
+    return SubmitCampaign.model_validate(values)
+
+
+async def _recipients(harness: Harness, campaign_id: str) -> list[Recipient]:
+    async with harness.container.sessionmaker() as session:
+        result = await session.scalars(
+            select(Recipient).where(Recipient.campaign_id == campaign_id).order_by(Recipient.position)
+        )
+        return list(result.all())
+
+
+async def test_closed_calling_window_defers_to_the_next_local_opening(harness: Harness) -> None:
+    local = datetime.now(UTC).astimezone(ZoneInfo("America/Los_Angeles"))
+    start = (local + timedelta(hours=2)).strftime("%H:%M")
+    end = (local + timedelta(hours=3)).strftime("%H:%M")
+    window = CallingWindow(start=start, end=end)
+    numbers = [new_number("1"), new_number("2")]  # San Francisco numbers
+    command = _submit(harness, numbers, calling_window=window)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "running")
+    deadline = time.monotonic() + DEADLINE_S
+    while any(r.next_attempt_at is None for r in await _recipients(harness, command.campaign_id)):
+        assert time.monotonic() < deadline, "recipients never deferred"
+        await asyncio.sleep(0.05)  # polling with a deadline
+    rows = await _recipients(harness, command.campaign_id)
+    expected = domain.next_dial_time(datetime.now(UTC), window, "America/Los_Angeles")
+    assert expected is not None
+    for row in rows:
+        assert row.status == "scheduled" and row.time_zone == "America/Los_Angeles"
+        assert row.next_attempt_at is not None
+        assert abs((row.next_attempt_at - expected).total_seconds()) < 120
+    assert (await harness.stats())["total_dials"] == 0
+    await harness.publish(CancelCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    cancelled = await harness.wait_status(command.campaign_id, "cancelled")
+    assert cancelled["total_calls_finished"] == 2
+
+
+async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(harness: Harness) -> None:
+    await harness.configure(call_duration_ms=20_000)
+    number = new_number("1")
+    command = _submit(harness, [number], retry_count=0)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.recipient_updated"
+            and e["campaign_id"] == command.campaign_id
+            and e["status"] == "in_progress"
+        ),
+        what="call in progress",
+    )
+    box = harness.container
+    impatient = CampaignService(
+        lambda: UnitOfWork(box.sessionmaker, box.bus),
+        box.settings.model_copy(update={"attempt_timeout_s": 0.5}),
+    )
+    await asyncio.sleep(0.6)
+    await impatient.tick()
+    done = await harness.wait_status(command.campaign_id, "completed")
+    assert done["total_calls_finished"] == 1
+    rows = await _recipients(harness, command.campaign_id)
+    assert rows[0].status == "failed" and rows[0].reason == "no outcome"
+    assert (await harness.stats())["dials_by_number"][number] == 1
+    # The late outcome of that attempt is ignored.
+    async with box.sessionmaker() as session:
+        attempt = await session.scalar(select(Attempt).where(Attempt.campaign_id == command.campaign_id))
+    assert attempt is not None and attempt.conversation_id
+    await box.service.call_status_changed(
+        CallStatusChanged(
+            conversation_id=attempt.conversation_id,
+            status="completed",
+            campaign_id=command.campaign_id,
+            recipient_id="r0",
+            attempt=1,
+        )
+    )
+    assert (await _recipients(harness, command.campaign_id))[0].status == "failed"
+
+
+async def test_events_for_unknown_attempts_are_ignored(harness: Harness) -> None:
+    service = harness.container.service
+    for campaign_id, attempt in (("no-such-campaign", 1), (None, None)):
+        await service.call_status_changed(
+            CallStatusChanged(
+                conversation_id="conv_x",
+                status="completed",
+                campaign_id=campaign_id,
+                recipient_id="r0" if campaign_id else None,
+                attempt=attempt,
+            )
+        )
