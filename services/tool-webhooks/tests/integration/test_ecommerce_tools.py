@@ -11,12 +11,12 @@ import pytest
 
 from contracts import topics
 from contracts.telephony import CallPlaced, CustomerInfo
+from devinfra.standins.stores import SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET
 from provisioning.domain import tool_token
 from tool_webhooks import domain
 from tool_webhooks.models import Conversation
 
 from .conftest import SECRET_KEY, TOOL_BUDGET_S, Harness, Stores
-from .stores_sim import SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET
 
 pytestmark = pytest.mark.integration
 

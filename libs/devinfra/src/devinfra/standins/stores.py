@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from elevenlabs_sim.testing import free_port
 
 WOO_KEY, WOO_SECRET = "ck_test_key", "cs_test_secret"
-SHOPIFY_TOKEN = "shpat_test_token"
+SHOPIFY_TOKEN = "shpat_test_token"  # noqa: S105 - the stand-in store's test credential
 
 
 @dataclass
@@ -40,7 +40,7 @@ class StoreState:
         self.requests.clear()
 
 
-PRODUCTS = [
+PRODUCTS: list[dict[str, Any]] = [
     {
         "id": 11,
         "name": "Blue Mug",
@@ -91,7 +91,7 @@ PRODUCTS = [
     },
 ]
 
-WOO_ORDERS = [
+WOO_ORDERS: list[dict[str, Any]] = [
     {
         "id": 1001,
         "number": "1001",
@@ -122,7 +122,7 @@ WOO_ORDERS = [
     },
 ]
 
-SHOPIFY_ORDERS = [
+SHOPIFY_ORDERS: list[dict[str, Any]] = [
     {
         "name": "#1001",
         "email": "jane@example.com",
