@@ -201,10 +201,21 @@ def could_not_run(dials_accepted: int, fatal_dial_failures: int, threshold: int)
 # ---- AIMD throttle on upstream 429 --------------------------------------------------------------
 
 
-def throttle_on_rate_limit(current: float | None, limit: int, in_flight: int) -> float:
-    """Multiplicative decrease: halve the effective concurrency (never below 1)."""
+def throttle_on_rate_limit(
+    current: float | None,
+    limit: int,
+    in_flight: int,
+    *,
+    decreased_at: datetime | None,
+    now: datetime,
+    hold_s: float,
+) -> tuple[float, datetime]:
+    """Multiplicative decrease: halve the effective concurrency (never below 1), at most once per
+    `hold_s` (a burst of 429s from one overload halves once). Returns (throttle, decreased_at)."""
+    if current is not None and decreased_at is not None and (now - decreased_at).total_seconds() < hold_s:
+        return current, decreased_at
     effective = min(current if current is not None else float(limit), float(max(in_flight, 1)), float(limit))
-    return max(1.0, effective / 2)
+    return max(1.0, effective / 2), now
 
 
 def throttle_on_success(current: float | None, limit: int) -> float | None:

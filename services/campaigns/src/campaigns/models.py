@@ -81,6 +81,7 @@ class Campaign(Base):
     in_flight: Mapped[int] = mapped_column(Integer, default=0)
     # AIMD: effective concurrency after upstream 429s; NULL = the configured limit.
     throttle: Mapped[float | None] = mapped_column(Float)
+    throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     recent_outcomes: Mapped[str] = mapped_column(String(1000), default="")
     dials_accepted: Mapped[int] = mapped_column(Integer, default=0)
     fatal_dial_failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -178,6 +179,7 @@ class DispatchState(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     throttle: Mapped[float | None] = mapped_column(Float)
+    throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PhoneNumberProvider(Base):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,9 +209,8 @@ class RecipientRepository:
             update(Recipient)
             .where(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.SCHEDULED)
             .values(status=status, reason=reason, next_attempt_at=None)
-            .returning(Recipient.id)
         )
-        return len(result.all())
+        return int(cast(CursorResult[Any], result).rowcount)
 
 
 class AttemptRepository:
@@ -296,20 +295,19 @@ class DispatchStateRepository:
             select(DispatchState.throttle).where(DispatchState.name == self.GLOBAL)
         )
 
-    async def set_global_throttle(self, value: float | None) -> None:
-        await self.session.execute(
-            insert(DispatchState)
-            .values(name=self.GLOBAL, throttle=value)
-            .on_conflict_do_update(index_elements=[DispatchState.name], set_={"throttle": value})
-        )
-
-    async def global_throttle_for_update(self) -> float | None:
+    async def global_for_update(self) -> DispatchState:
+        """The shared row, created on first use, locked."""
         await self.session.execute(
             insert(DispatchState).values(name=self.GLOBAL, throttle=None).on_conflict_do_nothing()
         )
-        return await self.session.scalar(
-            select(DispatchState.throttle).where(DispatchState.name == self.GLOBAL).with_for_update()
+        row = await self.session.scalar(
+            select(DispatchState)
+            .where(DispatchState.name == self.GLOBAL)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
+        assert row is not None
+        return row
 
 
 class PhoneNumberRepository:

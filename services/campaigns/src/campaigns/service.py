@@ -455,9 +455,9 @@ class CampaignService:
             limit = campaign.concurrency_limit or self._settings.default_concurrency
             campaign.throttle = domain.throttle_on_success(campaign.throttle, limit)
             if await uow.dispatch.global_throttle() is not None:
-                current = await uow.dispatch.global_throttle_for_update()
-                await uow.dispatch.set_global_throttle(
-                    domain.throttle_on_success(current, self._settings.global_concurrency)
+                shared = await uow.dispatch.global_for_update()
+                shared.throttle = domain.throttle_on_success(
+                    shared.throttle, self._settings.global_concurrency
                 )
             await self._emit_recipient(uow, campaign, recipient, event)
 
@@ -541,11 +541,24 @@ class CampaignService:
         recipient.status = RecipientStatus.SCHEDULED
         recipient.next_attempt_at = now + timedelta(seconds=self._settings.rate_limit_backoff_s)
         limit = campaign.concurrency_limit or self._settings.default_concurrency
-        campaign.throttle = domain.throttle_on_rate_limit(campaign.throttle, limit, campaign.in_flight + 1)
+        hold = self._settings.rate_limit_backoff_s
+        campaign.throttle, campaign.throttled_at = domain.throttle_on_rate_limit(
+            campaign.throttle,
+            limit,
+            campaign.in_flight + 1,
+            decreased_at=campaign.throttled_at,
+            now=now,
+            hold_s=hold,
+        )
         used = await uow.campaigns.total_in_flight()
-        current = await uow.dispatch.global_throttle_for_update()
-        await uow.dispatch.set_global_throttle(
-            domain.throttle_on_rate_limit(current, self._settings.global_concurrency, used + 1)
+        shared = await uow.dispatch.global_for_update()
+        shared.throttle, shared.throttled_at = domain.throttle_on_rate_limit(
+            shared.throttle,
+            self._settings.global_concurrency,
+            used + 1,
+            decreased_at=shared.throttled_at,
+            now=now,
+            hold_s=hold,
         )
         metrics.RATE_LIMITED.inc()
         log.info(

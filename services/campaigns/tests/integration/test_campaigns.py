@@ -91,15 +91,16 @@ async def test_mixed_outcomes_retry_per_outcome_with_exact_counters(harness: Har
 
 
 async def test_rate_limited_upstream_slows_down_without_failing_anyone(harness: Harness) -> None:
-    await harness.configure(max_concurrent_calls=2)
-    numbers = [new_number(str(i % 5)) for i in range(12)]  # all complete
+    # Calls long enough that six dials in a row must overlap more than two.
+    await harness.configure(max_concurrent_calls=2, call_duration_ms=700)
+    numbers = [new_number(str(i % 5)) for i in range(8)]  # all complete
     command = _submit(harness, numbers, concurrency_limit=6)
     await harness.publish(command, key=command.campaign_id)
 
     done = await harness.wait_status(command.campaign_id, "completed", deadline_s=60)
-    assert done["total_calls_finished"] == 12
+    assert done["total_calls_finished"] == 8
     finals = harness.final_states(command.campaign_id)
-    assert set(finals.values()) == {"completed"} and len(finals) == 12
+    assert set(finals.values()) == {"completed"} and len(finals) == 8
     stats = await harness.stats()
     assert stats["rate_limited"] > 0  # we did hit the limit
     assert stats["max_concurrent_observed"] <= 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -150,11 +150,16 @@ def test_campaign_fails_only_when_no_dial_was_ever_accepted() -> None:
 
 
 def test_aimd_halves_on_429_and_recovers_slowly_to_the_limit() -> None:
-    throttle = domain.throttle_on_rate_limit(None, 10, in_flight=8)
-    assert throttle == 4
+    t0 = _utc(2026, 1, 1, 12, 0)
+    throttle, at = domain.throttle_on_rate_limit(None, 10, 8, decreased_at=None, now=t0, hold_s=2)
+    assert (throttle, at) == (4, t0)
     assert domain.effective_limit(10, throttle) == 4
-    assert domain.throttle_on_rate_limit(throttle, 10, in_flight=8) == 2
-    assert domain.throttle_on_rate_limit(1.0, 10, in_flight=1) == 1  # never below 1
+    # a burst of 429s from the same overload halves once
+    soon = t0 + timedelta(seconds=1)
+    assert domain.throttle_on_rate_limit(throttle, 10, 8, decreased_at=at, now=soon, hold_s=2) == (4, t0)
+    later = t0 + timedelta(seconds=3)
+    assert domain.throttle_on_rate_limit(throttle, 10, 8, decreased_at=at, now=later, hold_s=2) == (2, later)
+    assert domain.throttle_on_rate_limit(1.0, 10, 1, decreased_at=None, now=t0, hold_s=2)[0] == 1  # floor
     steps = 0
     current: float | None = 2.0
     while current is not None:

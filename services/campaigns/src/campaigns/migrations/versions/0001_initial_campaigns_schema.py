@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 15:37:48.790435
+Create Date: 2026-11-25 15:48:07.973198
 """
 
 from collections.abc import Sequence
@@ -68,6 +68,7 @@ def upgrade() -> None:
     sa.Column('total_finished', sa.Integer(), nullable=False),
     sa.Column('in_flight', sa.Integer(), nullable=False),
     sa.Column('throttle', sa.Float(), nullable=True),
+    sa.Column('throttled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('recent_outcomes', sa.String(length=1000), nullable=False),
     sa.Column('dials_accepted', sa.Integer(), nullable=False),
     sa.Column('fatal_dial_failures', sa.Integer(), nullable=False),
@@ -81,6 +82,7 @@ def upgrade() -> None:
     op.create_table('dispatch_state',
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('throttle', sa.Float(), nullable=True),
+    sa.Column('throttled_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_dispatch_state')),
     schema='campaigns'
     )
