@@ -78,6 +78,7 @@ class CampaignService:
         self._settings = settings
         self.wake = asyncio.Event()
         self._last_timeout_scan = 0.0
+        self._rotation = 0
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -662,6 +663,11 @@ class CampaignService:
         async with self._uow() as uow:
             running = list(await uow.campaigns.running_ids())
         metrics.CAMPAIGNS_RUNNING.set(len(running))
+        # Rotate the starting campaign each tick so freed global capacity is shared round-robin.
+        self._rotation += 1
+        if running:
+            shift = self._rotation % len(running)
+            running = running[shift:] + running[:shift]
         for campaign_id in running:
             placed += await self._dispatch(campaign_id, now)
         if now.timestamp() - self._last_timeout_scan >= min(5.0, self._settings.attempt_timeout_s):

@@ -16,7 +16,13 @@ from campaigns import domain
 from campaigns.models import Attempt, Recipient
 from campaigns.service import CampaignService
 from campaigns.uow import UnitOfWork
-from contracts.campaigns import CallingWindow, CampaignRecipient, CancelCampaign, SubmitCampaign
+from contracts.campaigns import (
+    AddCampaignRecipients,
+    CallingWindow,
+    CampaignRecipient,
+    CancelCampaign,
+    SubmitCampaign,
+)
 from contracts.telephony import CallStatusChanged
 
 from .conftest import DEADLINE_S, Harness, new_number
@@ -123,3 +129,42 @@ async def test_events_for_unknown_attempts_are_ignored(harness: Harness) -> None
                 attempt=attempt,
             )
         )
+
+
+async def test_large_chunked_campaign_counters_and_bulk_cancel(harness: Harness) -> None:
+    per_chunk = 1000
+    numbers = [f"+1415{2 + i % 8}{i:05d}1" for i in range(3 * per_chunk)]
+    command = _submit(
+        harness, numbers[:per_chunk], recipient_chunks=3, scheduled_time_unix=int(time.time()) + 3600
+    )
+    await harness.publish(command, key=command.campaign_id)
+    for index in (1, 2):
+        chunk = numbers[index * per_chunk : (index + 1) * per_chunk]
+        await harness.publish(
+            AddCampaignRecipients(
+                campaign_id=command.campaign_id,
+                chunk_index=index,
+                recipients=[CampaignRecipient(phone_number=n) for n in chunk],
+            ),
+            key=command.campaign_id,
+        )
+    ready = await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.updated"
+            and e["campaign"]["campaign_id"] == command.campaign_id
+            and e["campaign"]["total_calls_scheduled"] == 3 * per_chunk
+        ),
+        what="all chunks counted",
+    )
+    assert ready["campaign"]["status"] == "pending" and ready["campaign"]["total_calls_finished"] == 0
+    # no per-recipient events for the initial scheduled state
+    assert not harness.recipient_events(command.campaign_id)
+    rows = await _recipients(harness, command.campaign_id)
+    assert [r.position for r in rows] == list(range(3 * per_chunk))
+    assert (
+        rows[per_chunk].recipient_id == f"r{per_chunk}" and rows[per_chunk].phone_number == numbers[per_chunk]
+    )
+    await harness.publish(CancelCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    cancelled = await harness.wait_status(command.campaign_id, "cancelled")
+    assert cancelled["total_calls_finished"] == 3 * per_chunk and cancelled["total_calls_dispatched"] == 0
+    assert (await harness.stats())["total_dials"] == 0
