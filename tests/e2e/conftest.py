@@ -5,19 +5,53 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
+from devinfra.broker import free_port
 from devinfra.stack import Stack
+from devinfra.standins.stores import StoreState, serve, woo_app
 
 API_KEY = "e2e-key"
 REPLY_TIMEOUT_S = 3
 
 
-SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "gateway"]
+SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "notifier", "gateway"]
+SENDER_FALLBACK = "calls@switchboard.test"
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received: (envelope sender, envelope recipients, raw message)."""
+
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def woo() -> Iterator[tuple[str, StoreState]]:
+    state = StoreState()
+    with serve(woo_app(state)) as url:
+        yield url, state
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +66,8 @@ def stack(
     topic_prefix: str,
     database_url: str,
     log_dir: Path,
+    smtp: tuple[int, Mailbox],
+    woo: tuple[str, StoreState],
 ) -> Iterator[Stack]:
     env = {
         "DATABASE_URL": database_url,
@@ -44,6 +80,12 @@ def stack(
         "TELEPHONY_RECONCILE_INTERVAL_S": "1",
         "ELEVENLABS_SIM_CALL_DURATION_MS": "300",
         "ELEVENLABS_SIM_RING_MS": "100",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp[0]),
+        "DEFAULT_SENDER_EMAIL": SENDER_FALLBACK,
+        # The store stand-in listens on loopback over http: allowed explicitly, like a private deployment.
+        "OUTBOUND_ALLOW_HOSTS": woo[0].removeprefix("http://"),
+        "ALLOW_HTTP_STORES": "true",
         "LOG_LEVEL": "INFO",
         **kafka_client_env,
     }
