@@ -1,0 +1,50 @@
+"""Shared by the benchmarks: the stack as real processes on an embedded broker and a fresh database."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from devinfra.broker import TANSU_CLIENT_ENV, start_tansu
+from devinfra.postgres import create_database, drop_database
+from devinfra.stack import Stack
+
+SERVER = os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+API_KEY = "bench"
+
+
+@contextmanager
+def running_stack(services: list[str], extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    db = f"sb_bench_{uuid.uuid4().hex[:8]}"
+    url = create_database(SERVER, db)
+    try:
+        with start_tansu() as broker:
+            env = {
+                "DATABASE_URL": url,
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "SWITCHBOARD_API_KEYS": API_KEY,
+                "LOG_LEVEL": "WARNING",
+                **TANSU_CLIENT_ENV,
+                **(extra_env or {}),
+            }
+            with Stack(env, output=False) as stack:
+                stack.start(services)
+                yield stack
+    finally:
+        drop_database(SERVER, db)
+
+
+def pct(samples: list[float], q: float) -> float:
+    """q-th percentile in milliseconds (nearest rank)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
+
+
+def row(label: str, samples: list[float]) -> str:
+    return f"{label:34}{pct(samples, 50):>10.1f}{pct(samples, 99):>10.1f}{statistics.mean(samples) * 1000:>10.1f}"
+
+
+HEADER = f"{'':34}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}"
