@@ -10,14 +10,10 @@ PostgreSQL), the simulator, provisioning and the gateway as real processes, then
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _harness import API_KEY, HEADER, pct, row, running_stack  # noqa: E402
+from _harness import API_KEY, HEADER, pct, row, running_stack
 
 
 def main() -> None:
@@ -26,7 +22,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args()
     with running_stack(["elevenlabs-sim", "provisioning", "gateway"]) as stack:
-        sim = httpx.Client(base_url=stack.url("elevenlabs-sim"), headers={"xi-api-key": "sim-key"}, timeout=30)
+        sim = httpx.Client(
+            base_url=stack.url("elevenlabs-sim"), headers={"xi-api-key": "sim-key"}, timeout=30
+        )
         api = httpx.Client(base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=30)
         body = {"name": "Bench Agent", "language": "en", "first_message": "Hi", "system_prompt": "You help."}
         agent = {"first_message": "Hi", "language": "en", "prompt": {"prompt": "You help."}}
@@ -54,7 +52,9 @@ def main() -> None:
             direct_s.append(direct())
             gateway_s.append(through_gateway())
 
-    print(f"POST /api/v1/agents round trip, {args.requests} sequential requests (after {args.warmup} warm-up), 2 cores")
+    print(
+        f"POST /api/v1/agents round trip, {args.requests} sequential requests (after {args.warmup} warm-up), 2 cores"
+    )
     print(HEADER)
     print(row("simulator direct (create+get)", direct_s))
     print(row("through gateway", gateway_s))

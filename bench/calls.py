@@ -7,13 +7,9 @@ post-call webhook's delivery to the call's final status in the gateway's read mo
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).parent))
 from _harness import API_KEY, HEADER, pct, row, running_stack
 
 SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "gateway"]

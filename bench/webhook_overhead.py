@@ -15,14 +15,11 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
+from _harness import HEADER, pct, row, running_stack
 from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _harness import HEADER, pct, row, running_stack
 
 from bus.runtime import message_headers
 from contracts import topics
