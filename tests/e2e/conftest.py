@@ -21,7 +21,15 @@ API_KEY = "e2e-key"
 REPLY_TIMEOUT_S = 3
 
 
-SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "notifier", "gateway"]
+SERVICES = [
+    "elevenlabs-sim",
+    "provisioning",
+    "telephony",
+    "tool-webhooks",
+    "notifier",
+    "campaigns",
+    "gateway",
+]
 SENDER_FALLBACK = "calls@switchboard.test"
 
 
@@ -80,6 +88,9 @@ def stack(
         "TELEPHONY_RECONCILE_INTERVAL_S": "1",
         "ELEVENLABS_SIM_CALL_DURATION_MS": "300",
         "ELEVENLABS_SIM_RING_MS": "100",
+        "CAMPAIGNS_RETRY_DELAY_SCALE": "0.002",
+        "CAMPAIGNS_TICK_S": "0.1",
+        "BATCH_MAX_RECIPIENTS": "1000",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp[0]),
         "DEFAULT_SENDER_EMAIL": SENDER_FALLBACK,

@@ -235,6 +235,13 @@ class Recipients:
         )
         await self.session.execute(stmt)
 
+    async def close_waiting(self, campaign_id: str, status: str, event_at: datetime) -> None:
+        await self.session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "scheduled")
+            .values(status=status, last_event_at=event_at)
+        )
+
     async def page(
         self, campaign_id: str, *, after_position: int | None, page_size: int, status: str | None
     ) -> tuple[list[CampaignRecipient], bool]:

@@ -331,6 +331,9 @@ class GatewayService:
                     await rm.upsert(Email, _email_row(mail, at), at)
                 case CampaignUpdated(campaign=c):
                     await rm.upsert(Campaign, _campaign_row(c), at)
+                    if c.status in ("cancelled", "failed"):
+                        # The orchestrator closes waiting recipients in bulk without an event each.
+                        await uow.recipients.close_waiting(c.campaign_id, c.status, at)
                 case CampaignRecipientUpdated() as r:
                     await uow.recipients.upsert(
                         {
