@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from cryptography.fernet import Fernet
 
+from bus.secrets import fernet_for
 from contracts.base import CommandFailed, Event
 from contracts.campaigns import CampaignSnapshot, CampaignUpdated, DoNotCallAdded, DoNotCallRemoved
 from contracts.provisioning import (
@@ -71,7 +71,7 @@ def e164(number: str) -> str:
 def encrypt(secret_key: str, value: str | dict[str, Any]) -> str:
     """Fernet token of a secret (a string, or a JSON object), for commands and storage."""
     plain = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return Fernet(secret_key.encode()).encrypt(plain.encode()).decode()
+    return fernet_for(secret_key).encrypt(plain.encode()).decode()
 
 
 # ---- pagination ------------------------------------------------------------------------------

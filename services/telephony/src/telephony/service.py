@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 
+from bus.secrets import fernet_for
 from contracts.base import Command, CommandFailed, Event, utcnow
 from contracts.telephony import (
     CallDialFailed,
@@ -99,7 +100,7 @@ class TelephonyService:
         self._dialer = dialer
         self._settings = settings
         key = settings.switchboard_secret_key.get_secret_value()
-        self._fernet = Fernet(key.encode()) if key else None
+        self._fernet = fernet_for(key) if key else None
 
     # ---- the three steps ---------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -15,6 +13,7 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from bus.secrets import fernet_for
 from contracts.webhooks import PostCallWebhookReceived
 
 JSON = dict[str, Any]
@@ -222,14 +221,10 @@ def convai_webhook_settings(webhook_id: str) -> JSON:
 
 def fernet(secret_key: str) -> Fernet:
     """Fernet for SWITCHBOARD_SECRET_KEY: used as is when it is a Fernet key, else derived (SHA-256)."""
-    if not secret_key:
-        raise CommandError(500, "Configuration error", "SWITCHBOARD_SECRET_KEY is not set")
     try:
-        if len(base64.urlsafe_b64decode(secret_key.encode())) == 32:
-            return Fernet(secret_key.encode())
-    except (binascii.Error, ValueError):
-        pass
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode()).digest()))
+        return fernet_for(secret_key)
+    except ValueError as exc:
+        raise CommandError(500, "Configuration error", str(exc)) from exc
 
 
 def encrypt_secret(secret_key: str, secret: str) -> str:
