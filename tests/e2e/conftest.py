@@ -14,8 +14,12 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from devinfra.broker import free_port
+from devinfra.pytest_plugin import isolated
 from devinfra.stack import Stack
 from devinfra.standins.stores import StoreState, serve, woo_app
+
+# This suite runs its own e2e instance(s): own database and topics.
+database_url, topic_prefix = isolated("e2e")
 
 API_KEY = "e2e-key"
 REPLY_TIMEOUT_S = 3

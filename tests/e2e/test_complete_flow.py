@@ -78,7 +78,9 @@ def test_complete_flow(
         "date": "February 1, 2026",
         "time": "2:00 PM",
     }
-    sim.post("/_sim/config", json={"tool_value_overrides": overrides}).raise_for_status()
+    sim.post(
+        "/_sim/config", json={"tool_value_overrides": overrides, "invoke_tools": True}
+    ).raise_for_status()
     store.reset()
     call = api.post(
         "/api/v1/phone-numbers/twilio/outbound-call",

@@ -128,12 +128,35 @@ def postgres_server_url(devinfra_settings: StackSettings, _docker_available: boo
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh database ``sb_test_<hex>`` for this session (dropped at the end)."""
-    name = f"sb_test_{uuid.uuid4().hex[:12]}"
-    url = create_database(postgres_server_url, name)
+def _fresh_database(server_url: str, label: str) -> Iterator[str]:
+    name = f"sb_test_{label}{uuid.uuid4().hex[:12]}"
+    url = create_database(server_url, name)
     try:
         yield url
     finally:
-        drop_database(postgres_server_url, name)
+        drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh database ``sb_test_<hex>`` for this session (dropped at the end)."""
+    yield from _fresh_database(postgres_server_url, "")
+
+
+def isolated(label: str) -> tuple[Any, Any]:
+    """`database_url` and `topic_prefix` fixtures of one test suite's own.
+
+    A suite that runs a service (in process, or the e2e stack as processes) must not share its
+    consumer groups or its tables with another suite's instance of that service in the same pytest
+    session. In that suite's conftest: ``database_url, topic_prefix = isolated("telephony")``.
+    """
+
+    @pytest.fixture(scope="session", name="database_url")
+    def suite_database(postgres_server_url: str) -> Iterator[str]:
+        yield from _fresh_database(postgres_server_url, f"{label}_")
+
+    @pytest.fixture(scope="session", name="topic_prefix")
+    def suite_topic_prefix() -> str:
+        return f"t{uuid.uuid4().hex[:8]}.{label}."
+
+    return suite_database, suite_topic_prefix

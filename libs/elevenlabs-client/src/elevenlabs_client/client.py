@@ -274,7 +274,12 @@ class ElevenLabsClient:
         return await self._json("GET", f"/v1/convai/conversations/{conversation_id}")
 
     async def list_conversations(
-        self, *, agent_id: str | None = None, call_start_after_unix: int | None = None, page_size: int = 100
+        self,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        call_start_after_unix: int | None = None,
+        page_size: int = 100,
     ) -> list[JSON]:
         items: list[JSON] = []
         cursor: str | None = None
@@ -282,6 +287,7 @@ class ElevenLabsClient:
             params = _without_none(
                 {
                     "agent_id": agent_id,
+                    "user_id": user_id,
                     "call_start_after_unix": call_start_after_unix,
                     "page_size": page_size,
                     "cursor": cursor,

@@ -27,6 +27,7 @@ from campaigns.settings import Settings
 from contracts import topics
 from contracts.base import Message
 from devinfra.broker import create_topics
+from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.testing import free_port, run_in_thread
 from telephony import bootstrap as telephony_bootstrap
@@ -34,6 +35,9 @@ from telephony.settings import Settings as TelephonySettings
 from tool_webhooks import bootstrap as webhooks_bootstrap
 from tool_webhooks.app import create_app as create_webhooks_app
 from tool_webhooks.settings import Settings as WebhookSettings
+
+# This suite runs its own campaigns instance(s): own database and topics.
+database_url, topic_prefix = isolated("campaigns")
 
 pytestmark = pytest.mark.integration
 

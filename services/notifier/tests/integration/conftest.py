@@ -28,9 +28,13 @@ from contracts import topics
 from contracts.base import Message
 from contracts.notifier import SendEmail
 from devinfra.broker import create_topics
+from devinfra.pytest_plugin import isolated
 from notifier.bootstrap import Container, bootstrap, run_migrations
 from notifier.settings import Settings
 from notifier.transports import HttpTransport, Transport
+
+# This suite runs its own notifier instance(s): own database and topics.
+database_url, topic_prefix = isolated("notifier")
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,13 @@ from contracts import topics
 from contracts.base import Command
 from contracts.provisioning import DeleteTool
 from devinfra.broker import create_topics
+from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.testing import run_in_thread
 from provisioning.bootstrap import Container, bootstrap, run_migrations
 from provisioning.settings import Settings
+
+# This suite runs its own provisioning instance(s): own database and topics.
+database_url, topic_prefix = isolated("provisioning")
 
 pytestmark = pytest.mark.integration
 

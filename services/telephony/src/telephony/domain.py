@@ -143,10 +143,17 @@ def same_number(phone: Mapping[str, Any], phone_number: str, provider: str) -> b
 # ---- outbound calls -----------------------------------------------------------------------------
 
 
+def attempt_user_id(attempt_id: str) -> str:
+    """The conversation's `user_id`: lets recovery find an attempt's conversation with one filtered list."""
+    return f"switchboard-attempt-{attempt_id}"
+
+
 def call_body(command: PlaceCall) -> JSON:
-    """Outbound-call body: dynamic variables always carry the attempt id (the command message id)."""
+    """Outbound-call body: the attempt id (the command message id) rides along twice, as a dynamic
+    variable (checked on recovery) and as the conversation's `user_id` (searched on recovery)."""
     client_data: JSON = {
-        "dynamic_variables": {**command.dynamic_variables, ATTEMPT_VARIABLE: command.message_id}
+        "dynamic_variables": {**command.dynamic_variables, ATTEMPT_VARIABLE: command.message_id},
+        "user_id": attempt_user_id(command.message_id),
     }
     if command.first_message is not None:
         client_data["conversation_config_override"] = {"agent": {"first_message": command.first_message}}

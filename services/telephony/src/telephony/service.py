@@ -319,7 +319,9 @@ class TelephonyService:
         since = int(started_at.timestamp()) - _CALL_RECOVERY_SKEW_S
         try:
             candidates = await self.elevenlabs.list_conversations(
-                agent_id=command.agent_id, call_start_after_unix=since
+                agent_id=command.agent_id,
+                user_id=domain.attempt_user_id(command.message_id),
+                call_start_after_unix=since,
             )
             for summary in candidates:
                 conversation = await self.elevenlabs.get_conversation(str(summary["conversation_id"]))

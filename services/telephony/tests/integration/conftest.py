@@ -21,10 +21,14 @@ from contracts import topics
 from contracts.base import Message
 from contracts.telephony import DeleteCustomerSession
 from devinfra.broker import create_topics
+from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.testing import run_in_thread
 from telephony.bootstrap import Container, bootstrap, run_migrations
 from telephony.settings import Settings
+
+# This suite runs its own telephony instance(s): own database and topics.
+database_url, topic_prefix = isolated("telephony")
 
 pytestmark = pytest.mark.integration
 

@@ -108,6 +108,7 @@ def test_call_body_adds_attempt_id_and_first_message() -> None:
         "to_number": "+15551230",
         "conversation_initiation_client_data": {
             "dynamic_variables": {"name": "Ana", "switchboard_attempt_id": command.message_id},
+            "user_id": f"switchboard-attempt-{command.message_id}",
             "conversation_config_override": {"agent": {"first_message": "Hi {{name}}"}},
         },
     }
@@ -116,7 +117,10 @@ def test_call_body_adds_attempt_id_and_first_message() -> None:
 def test_call_body_without_first_message_has_no_override() -> None:
     command = PlaceCall(provider="sip_trunk", agent_id="a", agent_phone_number_id="p", to_number="+1555")
     client_data = domain.call_body(command)["conversation_initiation_client_data"]
-    assert client_data == {"dynamic_variables": {"switchboard_attempt_id": command.message_id}}
+    assert client_data == {
+        "dynamic_variables": {"switchboard_attempt_id": command.message_id},
+        "user_id": f"switchboard-attempt-{command.message_id}",
+    }
 
 
 def test_dial_result_reads_camel_case_call_sid_and_refusals() -> None:

@@ -20,6 +20,7 @@ from bus.runtime import message_headers
 from contracts import topics
 from contracts.base import Message
 from devinfra.broker import create_topics
+from devinfra.pytest_plugin import isolated
 from devinfra.standins.stores import Canary, StoreState, serve, shopify_app, woo_app
 from elevenlabs_sim.testing import run_in_thread
 from provisioning.domain import tool_token
@@ -28,6 +29,9 @@ from tool_webhooks.app import create_app
 from tool_webhooks.bootstrap import Container, bootstrap, run_migrations
 from tool_webhooks.models import POST_CALL_CONSUMER, inbox
 from tool_webhooks.settings import Settings
+
+# This suite runs its own tool-webhooks instance(s): own database and topics.
+database_url, topic_prefix = isolated("tool_webhooks")
 
 pytestmark = pytest.mark.integration
 

@@ -29,11 +29,14 @@ async def list_conversations(
     call_start_after_unix: int | None = None,
     call_start_before_unix: int | None = None,
     call_successful: Literal["success", "failure", "unknown"] | None = None,
+    user_id: str | None = None,
     sort_direction: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     records = state.conversations.values()
     if agent_id:
         records = [r for r in records if r.data["agent_id"] == agent_id]
+    if user_id is not None:
+        records = [r for r in records if r.data.get("user_id") == user_id]
     if call_start_after_unix is not None:
         records = [r for r in records if r.data["metadata"]["start_time_unix_secs"] >= call_start_after_unix]
     if call_start_before_unix is not None:
