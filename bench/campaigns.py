@@ -1,0 +1,142 @@
+"""Campaign throughput and acceptance.
+
+1. A campaign of N recipients (default 10,000) at concurrency C (50) with simulated calls of
+   0.2 s: wall time against the ideal (N / C x call time), efficiency, and the orchestrator's CPU
+   time per call (from /proc of the campaigns process).
+2. The time to accept a 100,000-recipient submission through REST (limit raised), until the
+   campaign is stored and answered.
+
+    uv run python bench/campaigns.py [--recipients 10000] [--concurrency 50] [--call-s 0.2] [--accept 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+
+import httpx
+from _harness import API_KEY, running_stack
+
+SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "campaigns", "gateway"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its reaped children), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def numbers(count: int) -> list[str]:
+    """Distinct valid US numbers (+1 415 ...) ending in 1, which the simulator answers and completes."""
+    salt = uuid.uuid4().int % 7
+    return [f"+1415{200 + salt * 100 + i // 1000:03d}{i % 1000:03d}1" for i in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--call-s", type=float, default=0.2)
+    parser.add_argument("--accept", type=int, default=100_000)
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=10,
+        help="KAFKA_FETCH_MAX_WAIT_MS (the embedded broker polls with it)",
+    )
+    args = parser.parse_args()
+    env = {
+        "BATCH_MAX_RECIPIENTS": str(max(args.accept, args.recipients)),
+        "CAMPAIGNS_GLOBAL_CONCURRENCY": str(args.concurrency),
+        "GATEWAY_REPLY_TIMEOUT_S": "120",
+        "KAFKA_FETCH_MAX_WAIT_MS": str(args.fetch_wait_ms),
+    }
+    with running_stack(SERVICES, env) as stack:
+        api = httpx.Client(base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=300)
+        sim = httpx.Client(base_url=stack.url("elevenlabs-sim"), timeout=30)
+        api.post(
+            "/api/v1/admin/webhooks/post-call", json={"public_url": f"{stack.url('tool-webhooks')}/api/v1"}
+        )
+        sim.post(
+            "/_sim/config",
+            json={
+                "call_duration_ms": int(args.call_s * 1000),
+                "ring_ms": 0,
+                "processing_ms": 0,
+                "invoke_tools": False,
+            },
+        )
+        agent = api.post("/api/v1/agents", json={"name": "Bench"}).json()["agent_id"]
+        number = api.post(
+            "/api/v1/phone-numbers",
+            json={"phone_number": "+14155551234", "label": "bench", "sid": "AC" + "1" * 32, "token": "t"},
+        ).json()["phone_number_id"]
+
+        pids = {name: stack.process(name).pid for name in SERVICES}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        t0 = time.perf_counter()
+        job = api.post(
+            "/api/v1/batch-calling/submit",
+            json={
+                "call_name": "bench",
+                "agent_id": agent,
+                "phone_number_id": number,
+                "recipients": [{"phone_number": n} for n in numbers(args.recipients)],
+                "concurrency_limit": args.concurrency,
+            },
+        )
+        assert job.status_code == 200, job.text
+        job_id = job.json()["id"]
+        while (status := api.get(f"/api/v1/batch-calling/{job_id}").json())["status"] not in (
+            "completed",
+            "failed",
+        ):
+            time.sleep(0.5)  # polling the campaign's progress with the REST API
+        wall = time.perf_counter() - t0
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        stats = sim.get("/_sim/calls/stats").json()
+        ideal = args.recipients / args.concurrency * args.call_s
+        print(
+            f"Campaign of {args.recipients} recipients, concurrency {args.concurrency}, calls of {args.call_s} s, 2 cores"
+        )
+        print(f"  status {status['status']}, finished {status['total_calls_finished']}")
+        print(f"  wall time {wall:.1f} s against ideal {ideal:.1f} s: efficiency {ideal / wall:.0%}")
+        print(
+            f"  max concurrent calls seen by the simulator: {stats['max_concurrent_observed']} (cap {args.concurrency})"
+        )
+        print(f"  calls per second: {args.recipients / wall:.1f}")
+        print("  CPU per call by process (ms):")
+        for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+            print(f"    {name:16}{seconds / args.recipients * 1000:8.2f}")
+        print(
+            f"    {'all services':16}{sum(cpu.values()) / args.recipients * 1000:8.2f}  (plus PostgreSQL and the broker)"
+        )
+
+        if args.accept:
+            payload = {
+                "call_name": "accept",
+                "agent_id": agent,
+                "phone_number_id": number,
+                "recipients": [{"phone_number": n} for n in numbers(args.accept)],
+                "scheduled_time_unix": int(time.time()) + 86_400,  # accepted, not dialled
+            }
+            t0 = time.perf_counter()
+            accepted = api.post("/api/v1/batch-calling/submit", json=payload)
+            took = time.perf_counter() - t0
+            print(
+                f"\nAccepting {args.accept} recipients through REST: HTTP {accepted.status_code} in {took:.1f} s"
+            )
+            t0 = time.perf_counter()
+            job_id = accepted.json().get("id") or accepted.json().get("operation_id")
+            while (
+                api.get(f"/api/v1/batch-calling/{job_id}").json().get("total_calls_scheduled") != args.accept
+            ):
+                time.sleep(0.5)  # until the orchestrator has every chunk
+            print(f"  orchestrator had every recipient {time.perf_counter() - t0:.1f} s later")
+
+
+if __name__ == "__main__":
+    main()
