@@ -12,11 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from sqlalchemy import text
+from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
+from bus.ops import ops_router
 from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
 from gateway.errors import ApiError
@@ -125,21 +125,7 @@ def _install_ops_routes(app: FastAPI, container: Container) -> None:
             "version": VERSION,
         }
 
-    @app.get("/health/live", include_in_schema=False)
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/health/ready", include_in_schema=False)
-    async def ready() -> JSONResponse:
-        checks = {"kafka": await container.bus.ping(), "database": await _db_ok(container)}
-        return JSONResponse(
-            {"ready": all(checks.values()), "checks": checks},
-            status_code=200 if all(checks.values()) else 503,
-        )
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    app.include_router(ops_router(container.bus, container.engine))
 
     @app.get("/docs/events", include_in_schema=False)
     async def events_docs() -> HTMLResponse:
@@ -148,12 +134,3 @@ def _install_ops_routes(app: FastAPI, container: Container) -> None:
     @app.get("/docs/events.json", include_in_schema=False)
     async def events_docs_json() -> Response:
         return Response(docs.asyncapi_json(), media_type="application/json")
-
-
-async def _db_ok(container: Container) -> bool:
-    try:
-        async with container.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True

@@ -6,11 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from fastapi import FastAPI
 
+from bus.ops import ops_router
 from notifier.bootstrap import Container, bootstrap, run_migrations
 from notifier.settings import Settings
 
@@ -30,30 +28,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
 
     app = FastAPI(title="switchboard-notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
 
-    @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/health/ready")
-    async def ready() -> JSONResponse:
-        checks = {"kafka": await box.bus.ping(), "database": await _database_ok(box)}
-        status = 200 if all(checks.values()) else 503
-        return JSONResponse({"status": "ok" if status == 200 else "unavailable", "checks": checks}, status)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    app.include_router(ops_router(box.bus, box.engine))
     return app
-
-
-async def _database_ok(box: Container) -> bool:
-    try:
-        async with box.engine.connect() as connection:
-            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2.0)
-    except Exception:
-        return False
-    return True
 
 
 def app_from_env() -> FastAPI:

@@ -2,57 +2,25 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bus import inbox as bus_inbox
-from bus.runtime import Bus
-from contracts.base import Message
+from bus.uow import TransactionScope
 from contracts.topics import PROVISIONING_EVENTS
 from provisioning.models import CONSUMER, inbox
 from provisioning.repository import AttemptRepository, EmailTemplateRepository, KnowledgeDocumentRepository
 
 
-class UnitOfWork:
+class UnitOfWork(TransactionScope):
     """`async with uow:` opens a session and a transaction; commits on success, rolls back on error."""
 
     attempts: AttemptRepository
     documents: KnowledgeDocumentRepository
     email_templates: EmailTemplateRepository
-    session: AsyncSession
+    events_topic = PROVISIONING_EVENTS
+    inbox_table = inbox
+    consumer = CONSUMER
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus) -> None:
-        self._sessionmaker = sessionmaker
-        self._bus = bus
-
-    async def __aenter__(self) -> Self:
-        self.session = self._sessionmaker()
-        await self.session.begin()
-        self.attempts = AttemptRepository(self.session)
-        self.documents = KnowledgeDocumentRepository(self.session)
-        self.email_templates = EmailTemplateRepository(self.session)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is None:
-                await self.session.commit()
-            else:
-                await self.session.rollback()
-        finally:
-            await self.session.close()
-
-    async def claim(self, message_id: str) -> bool:
-        """True the first time this service handles `message_id` (in this transaction)."""
-        return await bus_inbox.claim(self.session, inbox, CONSUMER, message_id)
-
-    async def publish(self, event: Message, key: str | None) -> None:
-        """Queue `event` on the provisioning events topic; sent after this transaction commits."""
-        await self._bus.publish_later(self.session, PROVISIONING_EVENTS, event, key=key)
+    def _open(self, session: AsyncSession) -> None:
+        self.attempts = AttemptRepository(session)
+        self.documents = KnowledgeDocumentRepository(session)
+        self.email_templates = EmailTemplateRepository(session)

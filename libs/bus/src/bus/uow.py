@@ -1,0 +1,61 @@
+"""The transaction scope every service builds its UnitOfWork on.
+
+`async with uow:` opens a session and a transaction, commits on success and rolls back on error;
+services never commit themselves. Inbox claims and outbox messages join that transaction.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bus import inbox as bus_inbox
+from bus.runtime import Bus
+from contracts.base import Message
+
+
+class TransactionScope:
+    """Subclasses attach their repositories in `_open` and name their events topic."""
+
+    session: AsyncSession
+    events_topic: str
+    inbox_table: Table
+    consumer: str
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus) -> None:
+        self._sessionmaker = sessionmaker
+        self._bus = bus
+
+    def _open(self, session: AsyncSession) -> None:
+        """Attach repositories to the new session."""
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessionmaker()
+        await self.session.begin()
+        self._open(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def claim(self, message_id: str, consumer: str | None = None) -> bool:
+        """True the first time this service (or `consumer`) handles `message_id`, in this transaction."""
+        return await bus_inbox.claim(self.session, self.inbox_table, consumer or self.consumer, message_id)
+
+    async def publish(self, event: Message, key: str | None, *, topic: str | None = None) -> None:
+        """Queue `event` (on the service's events topic unless `topic`); sent after commit."""
+        await self._bus.publish_later(self.session, topic or self.events_topic, event, key=key)
