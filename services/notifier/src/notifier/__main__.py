@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from bus.logs import configure_logging
+from bus.tracing import setup_tracing
 from notifier.app import create_app
 from notifier.bootstrap import bootstrap, run_migrations
 from notifier.settings import Settings
@@ -15,6 +16,7 @@ from notifier.settings import Settings
 def main(argv: list[str]) -> int:
     settings = Settings()
     configure_logging("notifier", settings.log_level, json=settings.log_json)
+    setup_tracing("notifier", settings.otel_traces_exporter)
     if argv[:1] == ["migrate"]:
         run_migrations(settings)
         return 0

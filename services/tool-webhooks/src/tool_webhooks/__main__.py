@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from bus.logs import configure_logging
+from bus.tracing import setup_tracing
 from elevenlabs_client import UpstreamError
 from tool_webhooks.app import create_app
 from tool_webhooks.bootstrap import bootstrap, run_migrations
@@ -30,6 +31,7 @@ async def _register(settings: Settings, public_url: str) -> Registration:
 def main(argv: list[str]) -> int:
     settings = Settings()
     configure_logging("tool-webhooks", settings.log_level, json=settings.log_json)
+    setup_tracing("tool-webhooks", settings.otel_traces_exporter)
     if argv[:1] == ["migrate"] and len(argv) == 1:
         run_migrations(settings)
         return 0

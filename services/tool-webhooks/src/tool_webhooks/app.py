@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from bus.ops import ops_router
 from tool_webhooks import handlers
@@ -32,6 +33,8 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
     app.include_router(handlers.make_tool_router(box.tools))
 
     app.include_router(ops_router(box.bus, box.engine))
+    # A server span per tool call or webhook; the trace continues over Kafka (see bus.tracing).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
     return app
 
 
