@@ -198,6 +198,9 @@ class ToolService:
             if settings.product_cache_ttl_s > 0
             else None
         )
+        # A conversation's store binding never changes once its call is placed, so the (still
+        # encrypted) row is kept briefly: a tool call then needs no database round trip.
+        self._bindings: TTLCache[str, tuple[str, str]] = TTLCache(maxsize=10_000, ttl=300)
 
     # ---- projections (one transaction each, inbox-deduplicated) ------------------------------
 
@@ -258,11 +261,15 @@ class ToolService:
         return domain.tool_token_valid(self._settings.switchboard_secret_key.get_secret_value(), route, token)
 
     async def _credentials(self, conversation_id: str) -> stores_mod.StoreCredentials | None:
-        async with self._uow() as uow:
-            conversation = await uow.conversations.get(conversation_id)
-            if conversation is None or not conversation.ecommerce_credentials_encrypted:
-                return None
-            platform, token = conversation.ecommerce_platform, conversation.ecommerce_credentials_encrypted
+        binding = self._bindings.get(conversation_id)
+        if binding is None:
+            async with self._uow() as uow:
+                conversation = await uow.conversations.get(conversation_id)
+                if conversation is None or not conversation.ecommerce_credentials_encrypted:
+                    return None  # not cached: the CallPlaced projection may still be on its way
+                binding = (str(conversation.ecommerce_platform), conversation.ecommerce_credentials_encrypted)
+            self._bindings[conversation_id] = binding
+        platform, token = binding
         # Decrypted here only, kept in memory for this lookup only.
         clear = domain.decrypt_secret(self._settings.switchboard_secret_key.get_secret_value(), token)
         if clear is None:
