@@ -25,7 +25,6 @@ ATTEMPT_VARIABLE = "switchboard_attempt_id"
 """Dynamic variable carrying the PlaceCall message id, so a restart can find the conversation."""
 
 NO_RESULT_REASON = "no result from ElevenLabs"
-UNKNOWN_AFTER_RESTART = "Call outcome unknown after a restart; not redialled"
 
 
 class CommandError(Exception):

@@ -269,14 +269,21 @@ class TelephonyService:
 
         async def action(attempt: Attempt) -> Outcome:
             if attempt.recovering:
-                # We may have crashed after ElevenLabs dialled: never dial again, only look.
+                # We crashed around the dial. Ask ElevenLabs before anything else: a conversation
+                # tagged with this attempt means the call went out, and it is adopted, never redialled.
                 found = await self._find_call(command, attempt.started_at)
-                if found is None:
-                    raise CommandError(502, domain.UNKNOWN_AFTER_RESTART)
-                log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
-                dialled = found
-            else:
-                dialled = await self._dial(command, attempt.started_at)
+                settle = self._settings.recovery_settle_s - (utcnow() - attempt.started_at).total_seconds()
+                if found is None and settle > 0:
+                    # A dial in flight when we crashed may not be visible upstream yet.
+                    await asyncio.sleep(settle)
+                    found = await self._find_call(command, attempt.started_at)
+                if found is not None:
+                    log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
+                    return self._placed(command, found)
+                # No conversation carries this attempt: the dial never reached ElevenLabs, so
+                # placing it now is its first and only dial (not a blind redial).
+                log.warning("telephony.call.never_placed_dialling_now")
+            dialled = await self._dial(command, attempt.started_at)
             return self._placed(command, dialled)
 
         await self._run(command, action, failure)

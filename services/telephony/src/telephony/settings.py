@@ -20,6 +20,13 @@ class Settings(BusSettings):
     upstream_max_backoff_s: float = Field(default=10.0, ge=0, alias="TELEPHONY_UPSTREAM_MAX_BACKOFF_S")
     upstream_initial_backoff_s: float = Field(default=0.5, ge=0, alias="TELEPHONY_UPSTREAM_INITIAL_BACKOFF_S")
     reconcile_interval_s: float = Field(default=15.0, gt=0, alias="TELEPHONY_RECONCILE_INTERVAL_S")
+    recovery_settle_s: float = Field(
+        default=5.0,
+        ge=0,
+        alias="TELEPHONY_RECOVERY_SETTLE_S",
+        description="After a crash, how long an attempt must have existed before 'no conversation upstream' "
+        "is taken to mean the dial never reached ElevenLabs (a dial in flight at the crash shows up by then).",
+    )
     reconcile_after_s: float = Field(default=600.0, ge=0, alias="TELEPHONY_RECONCILE_AFTER_S")
     reconcile_give_up_s: float = Field(default=7200.0, ge=0, alias="TELEPHONY_RECONCILE_GIVE_UP_S")
     reconcile_batch_size: int = Field(default=50, ge=1, alias="TELEPHONY_RECONCILE_BATCH_SIZE")

@@ -168,18 +168,19 @@ async def _pretend_crashed(container: Container, command: PlaceCall) -> None:
         )
 
 
-async def test_started_attempt_without_conversation_is_not_redialled(
+async def test_started_attempt_that_never_reached_elevenlabs_is_dialled_once(
     harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
 ) -> None:
+    # The earlier delivery crashed before its dial left: ElevenLabs has no conversation for the
+    # attempt, so this delivery places the call (its first and only dial) instead of failing it.
     command = _call(agent_id, twilio_phone_id)
     await _pretend_crashed(container, command)
     event = await harness.one(command)
-    assert (event["type"], event["status_code"], event["error"]) == (
-        "call.dial_failed",
-        502,
-        "Call outcome unknown after a restart; not redialled",
-    )
-    assert await harness.dials(command.to_number) == 0
+    assert event["type"] == "call.placed"
+    assert await harness.dials(command.to_number) == 1
+    again = await harness.one(command.model_copy())  # a further redelivery changes nothing
+    assert again["type"] == "call.placed"
+    assert await harness.dials(command.to_number) == 1
 
 
 async def test_started_attempt_whose_call_went_out_is_adopted(
