@@ -39,7 +39,7 @@ def _all_calls(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
 def sim_config_restored(sim: httpx.Client) -> Iterator[None]:
     before = sim.get("/_sim/config").json()
     yield
-    keep = ("call_duration_ms", "ring_ms", "invoke_tools")
+    keep = ("call_duration_ms", "ring_ms", "invoke_tools", "refuse_number_suffix")
     sim.post("/_sim/config", json={k: before[k] for k in keep}).raise_for_status()
 
 
@@ -60,7 +60,8 @@ def test_sigkill_during_a_campaign(api: httpx.Client, sim: httpx.Client, stack: 
         for i in range(RECIPIENTS)
     ]
     sim.post(
-        "/_sim/config", json={"call_duration_ms": 300, "ring_ms": 50, "invoke_tools": False}
+        "/_sim/config",
+        json={"call_duration_ms": 300, "ring_ms": 50, "invoke_tools": False, "refuse_number_suffix": ""},
     ).raise_for_status()
     job = api.post(
         "/api/v1/batch-calling/submit",
