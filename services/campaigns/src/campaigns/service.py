@@ -339,17 +339,26 @@ class CampaignService:
                 log.info("campaigns.campaign.cancelled", campaign_id=campaign.campaign_id, closed=closed)
             await self._emit_campaign(uow, campaign, now, command)
 
+    async def _controllable(
+        self, uow: UnitOfWork, command: CancelCampaign | PauseCampaign | ResumeCampaign
+    ) -> Campaign | None:
+        """The campaign a control command may change, locked; None (after answering) otherwise."""
+        if not await uow.claim(command.message_id):
+            return None
+        campaign = await uow.campaigns.get_for_update(command.campaign_id)
+        if campaign is None:
+            await self._failed(uow, command, command.campaign_id, 404, "Campaign not found")
+            return None
+        if campaign.status not in _ACTIVE:
+            await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
+            return None
+        return campaign
+
     async def pause(self, command: PauseCampaign) -> None:
         now = _now()
         async with self._uow() as uow:
-            if not await uow.claim(command.message_id):
-                return
-            campaign = await uow.campaigns.get_for_update(command.campaign_id)
+            campaign = await self._controllable(uow, command)
             if campaign is None:
-                await self._failed(uow, command, command.campaign_id, 404, "Campaign not found")
-                return
-            if campaign.status not in _ACTIVE:
-                await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
                 return
             campaign.status = CampaignStatus.PAUSED
             campaign.status_reason = "Paused on request"
@@ -358,14 +367,8 @@ class CampaignService:
     async def resume(self, command: ResumeCampaign) -> None:
         now = _now()
         async with self._uow() as uow:
-            if not await uow.claim(command.message_id):
-                return
-            campaign = await uow.campaigns.get_for_update(command.campaign_id)
+            campaign = await self._controllable(uow, command)
             if campaign is None:
-                await self._failed(uow, command, command.campaign_id, 404, "Campaign not found")
-                return
-            if campaign.status not in _ACTIVE:
-                await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
                 return
             if campaign.status == CampaignStatus.PAUSED:
                 due = campaign.ready and self._is_due(campaign, now)
