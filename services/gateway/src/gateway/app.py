@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
+from bus.heap import freeze_startup_heap
 from bus.ops import ops_router
 from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
@@ -38,6 +39,7 @@ def create_app(container: Container) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.waiter.start()
         await container.bus.start(topics=handlers.topics_used())
+        freeze_startup_heap()
         log.info("gateway.started", port=container.settings.port)
         try:
             yield

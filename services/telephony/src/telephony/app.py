@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from bus.heap import freeze_startup_heap
 from bus.ops import ops_router
 from telephony.bootstrap import Container, bootstrap, run_migrations
 from telephony.settings import Settings
@@ -21,6 +22,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         if migrate:
             await asyncio.to_thread(run_migrations, box.settings)
         await box.start()
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from bus.heap import freeze_startup_heap
 from bus.ops import ops_router
 from tool_webhooks import handlers
 from tool_webhooks.bootstrap import Container, bootstrap, run_migrations
@@ -23,6 +24,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
         if migrate:
             await asyncio.to_thread(run_migrations, box.settings)
         await box.start()
+        freeze_startup_heap()
         try:
             yield
         finally:
