@@ -21,7 +21,7 @@ from bus.runtime import Bus
 from contracts import topics
 from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
-from contracts.webhooks import WebhookCommand
+from contracts.webhooks import RegisterPostCallWebhook, WebhookCommand
 from tool_webhooks import domain, metrics
 from tool_webhooks.domain import SIGNATURE_HEADER, TOOL_TOKEN_HEADER, InvalidSignature, MalformedPayload
 from tool_webhooks.service import ToolService, WebhookService
@@ -179,18 +179,25 @@ def make_router(service: WebhookService, *, max_body_bytes: int) -> APIRouter:
 
 
 def register(bus: Bus, service: WebhookService, tools: ToolService) -> None:
-    async def handle(command: Any) -> None:
-        """Webhook commands: register the workspace post-call webhook."""
-        await service.handle_register_command(command)
+    async def handle(message: Any) -> None:
+        """Register-webhook commands, and the projections the mid-call tools read.
 
-    async def telephony(event: Any) -> None:
-        """Calls placed and customer sessions → the conversations / customer_sessions projections."""
-        await tools.project_telephony(event)
+        One consumer for the three topics: each consumer polls the broker on its own, in the same
+        event loop that answers ElevenLabs mid-call, so fewer consumers means a steadier tool latency.
+        """
+        match message:
+            case RegisterPostCallWebhook():
+                await service.handle_register_command(message)
+            case EmailTemplateCreated() | EmailTemplateDeleted():
+                await tools.project_provisioning(message)
+            case _:
+                await tools.project_telephony(message)
 
-    async def provisioning(event: Any) -> None:
-        """E-mail templates created / deleted → the email_templates projection."""
-        await tools.project_provisioning(event)
-
-    bus.subscribe(topics.WEBHOOK_COMMANDS, WebhookCommand, handle)
-    bus.subscribe(topics.TELEPHONY_EVENTS, TelephonyProjected, telephony)
-    bus.subscribe(topics.PROVISIONING_EVENTS, ProvisioningProjected, provisioning)
+    bus.subscribe_many(
+        {
+            topics.WEBHOOK_COMMANDS: WebhookCommand,
+            topics.TELEPHONY_EVENTS: TelephonyProjected,
+            topics.PROVISIONING_EVENTS: ProvisioningProjected,
+        },
+        handle,
+    )
