@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import uuid
@@ -48,3 +49,21 @@ def row(label: str, samples: list[float]) -> str:
 
 
 HEADER = f"{'':34}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}"
+
+
+@contextmanager
+def quiet_collector() -> Iterator[None]:
+    """The load generator's own garbage collector must not be what a benchmark measures.
+
+    With thousands of requests in flight its full collections paused the generator for
+    50-100 ms, then released a burst of requests at once: a tail that belonged to neither the
+    service nor the store. Start-up objects are frozen and collection is off while measuring.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()

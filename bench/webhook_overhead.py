@@ -17,7 +17,7 @@ import time
 import uuid
 
 import httpx
-from _harness import HEADER, pct, row, running_stack
+from _harness import HEADER, pct, quiet_collector, row, running_stack
 from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
@@ -45,13 +45,14 @@ async def fixed_rate(rate: float, seconds: float, send: object) -> list[float]:
         latencies.append(time.perf_counter() - t0)
 
     tasks = []
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing the open-loop load generator
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
+    with quiet_collector():
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the open-loop load generator
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
     return latencies
 
 
