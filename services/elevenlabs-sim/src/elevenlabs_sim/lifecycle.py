@@ -447,12 +447,11 @@ async def send_delivery(
         status: int | None = None
         error: str | None = None
         try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                content: bytes | AsyncIterator[bytes] = (
-                    _chunks(delivery.body) if delivery.type == "post_call_audio" else delivery.body
-                )
-                response = await client.post(delivery.url, content=content, headers=delivery.headers)
-                status = response.status_code
+            content: bytes | AsyncIterator[bytes] = (
+                _chunks(delivery.body) if delivery.type == "post_call_audio" else delivery.body
+            )
+            response = await tracker.http.post(delivery.url, content=content, headers=delivery.headers)
+            status = response.status_code
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         log = {
@@ -479,3 +478,4 @@ async def shutdown(state: SimState) -> None:
     tasks = state.calls.cancel_tasks()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
+    await state.calls.close_http()

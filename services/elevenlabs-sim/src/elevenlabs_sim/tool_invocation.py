@@ -237,7 +237,7 @@ def build_request(state: SimState, tool_config: JSON, variables: dict[str, Any])
 # --- calling -------------------------------------------------------------------------------
 
 
-async def _send(request: ToolRequest) -> tuple[int | None, str, str | None]:
+async def _send(http: httpx.AsyncClient, request: ToolRequest) -> tuple[int | None, str, str | None]:
     """(status or None, response text, transport error or None)."""
     content: bytes | None = None
     if request.body is not None:
@@ -247,10 +247,9 @@ async def _send(request: ToolRequest) -> tuple[int | None, str, str | None]:
         else:
             content = json.dumps(request.body).encode()
     try:
-        async with httpx.AsyncClient(timeout=request.timeout) as client:
-            response = await client.request(
-                request.method, request.url, headers=request.headers, content=content
-            )
+        response = await http.request(
+            request.method, request.url, headers=request.headers, content=content, timeout=request.timeout
+        )
     except httpx.HTTPError as exc:
         return None, "", f"{type(exc).__name__}: {exc}"
     return response.status_code, response.text, None
@@ -266,7 +265,7 @@ async def invoke_tools(state: SimState, record: Record, agent: Record, answered_
         request = build_request(state, tool_config, conversation_variables(state, record, agent))
         request_id = state.new_tool_request_id()
         started = time.monotonic()
-        status, text, error = await _send(request)
+        status, text, error = await _send(state.calls.http, request)
         latency = round(time.monotonic() - started, 4)
         is_error = status is None or not 200 <= status < 300
         result_text = text if error is None else error
