@@ -29,6 +29,14 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds spent on anything but idle/iowait, all cores together, from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in open("/proc/stat").readline().split()[1:9]  # noqa: SIM115
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def numbers(count: int) -> list[str]:
     """Distinct valid US numbers (+1 415 ...) ending in 1, which the simulator answers and completes."""
     salt = uuid.uuid4().int % 7
@@ -77,6 +85,7 @@ def main() -> None:
 
         pids = {name: stack.process(name).pid for name in SERVICES}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        busy_before = machine_busy_seconds()
         t0 = time.perf_counter()
         job = api.post(
             "/api/v1/batch-calling/submit",
@@ -97,6 +106,7 @@ def main() -> None:
             time.sleep(0.5)  # polling the campaign's progress with the REST API
         wall = time.perf_counter() - t0
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        busy = machine_busy_seconds() - busy_before
         stats = sim.get("/_sim/calls/stats").json()
         ideal = args.recipients / args.concurrency * args.call_s
         print(
@@ -113,6 +123,10 @@ def main() -> None:
             print(f"    {name:16}{seconds / args.recipients * 1000:8.2f}")
         print(
             f"    {'all services':16}{sum(cpu.values()) / args.recipients * 1000:8.2f}  (plus PostgreSQL and the broker)"
+        )
+        print(
+            f"    {'whole machine':16}{busy / args.recipients * 1000:8.2f}  "
+            f"(busy {busy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores)"
         )
 
         if args.accept:
