@@ -32,7 +32,8 @@ def cpu_seconds(pid: int) -> float:
 def machine_busy_seconds() -> float:
     """CPU seconds spent on anything but idle/iowait, all cores together, from /proc/stat."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (
-        int(x) for x in open("/proc/stat").readline().split()[1:9]  # noqa: SIM115
+        int(x)
+        for x in open("/proc/stat").readline().split()[1:9]  # noqa: SIM115
     )
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import uvicorn
 from _harness import running_stack
-from campaigns import cpu_seconds, machine_busy_seconds, numbers
 
+from campaigns import cpu_seconds, machine_busy_seconds, numbers
 from devinfra.broker import free_port
 
 TWILIO = {
@@ -77,7 +77,9 @@ async def run(sim_url: str, api_key: str, calls: int, concurrency: int, call_s: 
                 "webhook_secret": "floor",
             },
         )
-        agent = (await sim.post("/v1/convai/agents/create", json={"name": "Floor", "conversation_config": {}})).json()
+        agent = (
+            await sim.post("/v1/convai/agents/create", json={"name": "Floor", "conversation_config": {}})
+        ).json()
         phone = (await sim.post("/v1/convai/phone-numbers", json=TWILIO)).json()["phone_number_id"]
         queue = list(reversed(numbers(calls)))
 
@@ -88,7 +90,11 @@ async def run(sim_url: str, api_key: str, calls: int, concurrency: int, call_s: 
                 done: asyncio.Future[None] = loop.create_future()
                 r = await sim.post(
                     "/v1/convai/twilio/outbound-call",
-                    json={"agent_id": agent["agent_id"], "agent_phone_number_id": phone, "to_number": to_number},
+                    json={
+                        "agent_id": agent["agent_id"],
+                        "agent_phone_number_id": phone,
+                        "to_number": to_number,
+                    },
                 )
                 r.raise_for_status()
                 conversation_id = r.json()["conversation_id"]
@@ -114,7 +120,9 @@ async def run(sim_url: str, api_key: str, calls: int, concurrency: int, call_s: 
     print("  CPU per call (ms):")
     for name, seconds in cpu.items():
         print(f"    {name:20}{seconds / calls * 1000:8.2f}")
-    print(f"    {'whole machine':20}{busy / calls * 1000:8.2f}  (busy {busy / wall / (os.cpu_count() or 1):.0%})")
+    print(
+        f"    {'whole machine':20}{busy / calls * 1000:8.2f}  (busy {busy / wall / (os.cpu_count() or 1):.0%})"
+    )
 
 
 def main() -> None:
