@@ -1,4 +1,4 @@
-"""Prometheus metrics for bus handlers, the outbox relay and HTTP."""
+"""Prometheus metrics for bus handlers, the outbox relay, retention and HTTP."""
 
 from __future__ import annotations
 
@@ -19,3 +19,8 @@ DEAD_LETTERED = Counter(
     "switchboard_messages_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic"]
 )
 RELAYED = Counter("switchboard_outbox_relayed_total", "Outbox rows published to Kafka.", ["service", "topic"])
+PRUNED = Counter(
+    "switchboard_rows_pruned_total",
+    "Rows deleted because they outlived their retention.",
+    ["service", "table"],
+)

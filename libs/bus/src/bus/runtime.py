@@ -5,7 +5,8 @@ Delivery is at-least-once end to end:
   a relay publishes committed rows to Kafka (acks=all) and deletes them only after the broker acked;
 - consumers commit their Kafka offset only after the handler's transaction committed
   (FastStream's Kafka default, ACK_FIRST, is at-most-once and is never used here);
-- handlers deduplicate on the message id with the inbox table, so a redelivery has no second effect.
+- handlers deduplicate on the message id with the inbox table, so a redelivery has no second effect;
+  inbox rows older than BUS_INBOX_RETENTION_HOURS (longer than Kafka keeps a message) are pruned.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -29,8 +31,9 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bus import metrics
+from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
+from bus.periodic import Periodic
 from bus.settings import BusSettings
 from bus.tracing import TRACE_HEADERS, attached, current_trace_headers
 from contracts.base import Message
@@ -43,6 +46,8 @@ Handler = Callable[[Any], Awaitable[None]]
 _RELAY_QUEUE = "kafka-relay"
 _TOPIC_HEADER = "x-topic"
 _KEY_HEADER = "x-key"
+# Inbox rows deleted per transaction: short transactions, and no long lock on a busy table.
+INBOX_PRUNE_BATCH = 1000
 
 
 def message_headers(message: Message) -> dict[str, str]:
@@ -64,9 +69,18 @@ class Bus:
         service: str,
         engine: AsyncEngine,
         outbox_table: Table,
+        inbox_table: Table | None = None,
     ) -> None:
+        """`inbox_table`: the service's inbox; given, its old rows are pruned while the bus runs."""
         self.settings = settings
         self.service = service
+        self._engine = engine
+        self._inbox = inbox_table
+        self._inbox_retention: Periodic | None = None
+        if inbox_table is not None and settings.bus_inbox_retention_hours > 0:
+            self._inbox_retention = Periodic(
+                "bus.inbox_retention", settings.bus_retention_interval_s, self._prune_expired_inbox
+            )
         self.kafka = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=service,
@@ -262,6 +276,32 @@ class Bus:
         metrics.DEAD_LETTERED.labels(self.service, topic).inc()
         metrics.HANDLED.labels(self.service, topic, headers.get("type", "?"), "dead_lettered").inc()
 
+    # ---- retention ---------------------------------------------------------------------------
+
+    async def prune_inbox(self, cutoff: datetime, *, batch: int = INBOX_PRUNE_BATCH) -> int:
+        """Delete inbox rows processed before `cutoff`, one short transaction per batch."""
+        if self._inbox is None:
+            return 0
+        pruned = 0
+        while True:
+            async with self._engine.begin() as connection:
+                deleted = await inbox.prune_batch(connection, self._inbox, cutoff, batch)
+            pruned += deleted
+            if deleted < batch:
+                break
+        if pruned:
+            metrics.PRUNED.labels(self.service, self._inbox.name).inc(pruned)
+        log.info("bus.inbox.pruned", rows=pruned, cutoff=cutoff.isoformat())
+        return pruned
+
+    async def _prune_expired_inbox(self) -> None:
+        retention = timedelta(hours=self.settings.bus_inbox_retention_hours)
+        await self.prune_inbox(datetime.now(UTC) - retention)
+
+    @property
+    def inbox_retention_running(self) -> bool:
+        return self._inbox_retention is not None and self._inbox_retention.running
+
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def ensure_topics(self, names: list[str]) -> None:
@@ -295,8 +335,12 @@ class Bus:
             await self.ensure_topics(topics)
         await self.kafka.start()
         await self.outbox.start()
+        if self._inbox_retention is not None:
+            self._inbox_retention.start()
 
     async def stop(self) -> None:
+        if self._inbox_retention is not None:
+            await self._inbox_retention.stop()  # a prune cut short just leaves rows for next time
         # Stop intake first; in-flight handlers finish and commit offsets (graceful_timeout).
         await self.kafka.stop()
         await self.outbox.stop()

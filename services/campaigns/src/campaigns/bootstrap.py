@@ -13,7 +13,7 @@ from bus import migrate
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from campaigns import handlers
-from campaigns.models import CONSUMER, outbox
+from campaigns.models import CONSUMER, inbox, outbox
 from campaigns.service import CampaignService
 from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
@@ -63,7 +63,7 @@ def bootstrap(settings: Settings | None = None, *, schedule: bool = True) -> Con
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     service = CampaignService(lambda: UnitOfWork(sessionmaker, bus), settings)
     handlers.register(bus, service)
     return Container(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from gateway import handlers
-from gateway.models import outbox
+from gateway.models import inbox, outbox
 from gateway.service import GatewayService
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
@@ -54,7 +54,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    bus = Bus(settings, service="gateway", engine=engine, outbox_table=outbox)
+    bus = Bus(settings, service="gateway", engine=engine, outbox_table=outbox, inbox_table=inbox)
     waiter = OperationWaiter(settings.database_url)
 
     def uow() -> UnitOfWork:

@@ -13,7 +13,7 @@ from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from contracts import topics
 from notifier import handlers
-from notifier.models import CONSUMER, outbox
+from notifier.models import CONSUMER, inbox, outbox
 from notifier.service import NotifierService
 from notifier.settings import Settings
 from notifier.transports import Transport, make_transport
@@ -58,7 +58,7 @@ def bootstrap(
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
     transport = transport or make_transport(settings, http)
     service = NotifierService(lambda: UnitOfWork(sessionmaker, bus), transport, settings)

@@ -13,7 +13,7 @@ from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from elevenlabs_client import ElevenLabsClient
 from provisioning import handlers
-from provisioning.models import CONSUMER, outbox
+from provisioning.models import CONSUMER, inbox, outbox
 from provisioning.service import ProvisioningService
 from provisioning.settings import Settings
 from provisioning.uow import UnitOfWork
@@ -52,7 +52,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
     elevenlabs = ElevenLabsClient(
         http,

@@ -15,7 +15,7 @@ from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from elevenlabs_client import ElevenLabsClient
 from telephony import handlers
-from telephony.models import CONSUMER, outbox
+from telephony.models import CONSUMER, inbox, outbox
 from telephony.service import TelephonyService
 from telephony.settings import Settings
 from telephony.uow import UnitOfWork
@@ -82,7 +82,7 @@ def bootstrap(
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
     elevenlabs = _client(http, settings, max_retries=settings.upstream_max_retries)
     # Outbound-call POSTs are never retried by the client (see TelephonyService._dial).

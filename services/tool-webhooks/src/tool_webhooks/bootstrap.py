@@ -14,7 +14,7 @@ from bus.runtime import Bus
 from contracts import topics
 from elevenlabs_client import ElevenLabsClient
 from tool_webhooks import handlers
-from tool_webhooks.models import CONSUMER, outbox
+from tool_webhooks.models import CONSUMER, inbox, outbox
 from tool_webhooks.outbound import OutboundClient
 from tool_webhooks.service import ToolService, WebhookService
 from tool_webhooks.settings import Settings
@@ -69,7 +69,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox)
+    bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
     elevenlabs = ElevenLabsClient(
         http,
