@@ -39,11 +39,13 @@ def create_app(container: Container) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.waiter.start()
         await container.bus.start(topics=handlers.topics_used())
+        container.retention.start()
         freeze_startup_heap()
         log.info("gateway.started", port=container.settings.port)
         try:
             yield
         finally:
+            await container.retention.stop()
             await container.bus.stop()
             await container.waiter.stop()
             await container.http.aclose()
@@ -63,7 +65,11 @@ def create_app(container: Container) -> FastAPI:
         app.include_router(router)
     _install_error_handlers(app)
     # Registered before the correlation middleware so that one wraps it (outermost runs first).
-    app.middleware("http")(IdempotencyMiddleware(container.uow, container.settings.api_key_list))
+    app.middleware("http")(
+        IdempotencyMiddleware(
+            container.uow, container.settings.api_key_list, container.settings.idempotency_window
+        )
+    )
     _install_middleware(app)
     _install_ops_routes(app, container)
     # A server span per request; the trace continues over Kafka (see bus.tracing).

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.db import make_engine, make_sessionmaker
+from bus.periodic import Periodic
 from bus.runtime import Bus
 from gateway import handlers
 from gateway.models import inbox, outbox
@@ -30,6 +31,7 @@ class Container:
     service: GatewayService
     http: httpx.AsyncClient
     uow: Callable[[], UnitOfWork]
+    retention: Periodic
     _health: tuple[float, bool] = field(default=(0.0, False))
 
     async def elevenlabs_reachable(self) -> bool:
@@ -70,4 +72,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
         service=service,
         http=httpx.AsyncClient(timeout=5.0),
         uow=uow,
+        retention=Periodic("gateway.retention", settings.bus_retention_interval_s, service.prune_expired),
     )

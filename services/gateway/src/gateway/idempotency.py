@@ -1,9 +1,12 @@
-"""`Idempotency-Key` on every POST: the same key and body within 24 h replays the first answer.
+"""`Idempotency-Key` on every POST: the same key and body within the replay window
+(GATEWAY_IDEMPOTENCY_RETENTION_HOURS, 24 h) replays the first answer.
 
 A different body with the same key is a 422; a duplicate while the first is still running is a 409.
-The command published for a keyed request gets a message id derived from the key, so even a
-request retried after a gateway crash publishes the same command, which its service deduplicates:
-a retried call request can never dial twice.
+After the window the key is forgotten (retention deletes it) and a request with it is a new request.
+The command published for a keyed request gets a message id derived from the key and the start of
+its window, so even a request retried after a gateway crash publishes the same command, which its
+service deduplicates: a retried call request can never dial twice. A new window gets a new id, so
+the new request is neither answered from the old operation nor dropped as a redelivery.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from gateway.errors import ApiError, BadRequest, Conflict, Unprocessable
 from gateway.uow import UnitOfWork
 
 HEADER = "Idempotency-Key"
-REPLAY_WINDOW = timedelta(hours=24)
 # A keyed request still "in progress" after this long was abandoned (its gateway died): let a retry
 # take over. Safe because the retry publishes the same command id.
 STALE_AFTER = timedelta(seconds=60)
@@ -47,9 +49,10 @@ def _sha(*parts: bytes) -> str:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, uow: Callable[[], UnitOfWork], api_keys: list[str]) -> None:
+    def __init__(self, uow: Callable[[], UnitOfWork], api_keys: list[str], replay_window: timedelta) -> None:
         self.uow = uow
         self.api_keys = api_keys
+        self.replay_window = replay_window
 
     async def __call__(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -65,12 +68,13 @@ class IdempotencyMiddleware:
             return await call_next(request)
         try:
             scope_key, request_hash = self._hashes(request, header, presented, await request.body())
-            replay = await self._claim(scope_key, request_hash)
+            replay, window_start = await self._claim(scope_key, request_hash)
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status_code)
         if replay is not None:
             return replay
-        token = command_id_for_request.set(_sha(b"command", scope_key.encode())[:32])
+        command_id = _sha(b"command", scope_key.encode(), window_start.isoformat().encode())[:32]
+        token = command_id_for_request.set(command_id)
         try:
             response = await call_next(request)
         finally:
@@ -95,35 +99,43 @@ class IdempotencyMiddleware:
         )
         return scope_key, request_hash
 
-    async def _claim(self, scope_key: str, request_hash: str) -> Response | None:
-        """None when this request should run; otherwise the response to give instead."""
+    async def _claim(self, scope_key: str, request_hash: str) -> tuple[Response | None, datetime]:
+        """(None, start of the key's window) when this request should run; else (the response to
+        give instead, its window)."""
         async with self.uow() as uow:
-            if await uow.idempotency.claim(scope_key, request_hash):
-                return None
+            if (window_start := await uow.idempotency.claim(scope_key, request_hash)) is not None:
+                return None, window_start
         async with self.uow() as uow:
             row = await uow.idempotency.get_for_update(scope_key)
             now = datetime.now(UTC)
-            if row is None or now - row.created_at > REPLAY_WINDOW:
-                if row is None:
-                    await uow.idempotency.claim(scope_key, request_hash)
-                else:
-                    await uow.idempotency.restart(scope_key, request_hash)
-                return None
+            if row is None:  # pruned in between
+                window_start = await uow.idempotency.claim(scope_key, request_hash)
+                if window_start is None:  # another request with the key claimed it first
+                    raise Conflict(
+                        "A request with this Idempotency-Key is in progress", "Retry after it has finished"
+                    )
+                return None, window_start
+            if now - row.created_at > self.replay_window:
+                return None, await uow.idempotency.restart(scope_key, request_hash, new_window=True)
             if row.request_hash != request_hash:
                 raise Unprocessable(
                     "Idempotency-Key reused with a different request",
                     "Send a new Idempotency-Key for a different request body",
                 )
+            if row.status == "released":
+                # The first attempt failed (5xx): run again, in the same window, as the same command.
+                return None, await uow.idempotency.restart(scope_key, request_hash, new_window=False)
             if row.status == "done" and row.status_code is not None:
-                return Response(
+                replay = Response(
                     row.response or b"",
                     status_code=row.status_code,
                     media_type=row.content_type,
                     headers={"Idempotent-Replayed": "true"},
                 )
+                return replay, row.created_at
             if now - row.updated_at > STALE_AFTER:
-                await uow.idempotency.restart(scope_key, request_hash)
-                return None
+                # The same window, hence the same command id as the abandoned attempt.
+                return None, await uow.idempotency.restart(scope_key, request_hash, new_window=False)
             raise Conflict(
                 "A request with this Idempotency-Key is in progress", "Retry after it has finished"
             )

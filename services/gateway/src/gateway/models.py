@@ -161,13 +161,14 @@ class CustomerSession(_Projected, Base):
 
 
 class IdempotencyKey(Base):
-    """The first answer to a POST carrying an Idempotency-Key, replayed for 24 h."""
+    """The first answer to a POST carrying an Idempotency-Key, replayed for
+    GATEWAY_IDEMPOTENCY_RETENTION_HOURS (24 h) from `created_at`, then deleted."""
 
     __tablename__ = "idempotency_keys"
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)  # sha256(api key + header value)
     request_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20))  # in_progress | done
+    status: Mapped[str] = mapped_column(String(20))  # in_progress | done | released (after a 5xx)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(200), nullable=True)

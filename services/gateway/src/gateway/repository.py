@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Delete
 
 from gateway.models import (
     Agent,
@@ -41,6 +42,12 @@ R = TypeVar(
 )
 
 OPERATIONS_CHANNEL = "gateway_operations"
+
+
+async def _delete_counted(session: AsyncSession, statement: Delete) -> int:
+    # Core-style delete: no ORM session synchronisation needed (nothing pruned is loaded).
+    result = await session.execute(statement, execution_options={"synchronize_session": False})
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 class ReadModels:
@@ -149,6 +156,20 @@ class Operations:
     async def get(self, operation_id: str) -> Operation | None:
         return await self.session.get(Operation, operation_id, populate_existing=True)
 
+    async def prune_finished(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to `limit` succeeded/failed operations completed before the cutoff.
+
+        Pending ones stay whatever their age: a waiting request or a late outcome still needs them.
+        """
+        oldest = (
+            select(Operation.operation_id)
+            .where(Operation.status != "pending", Operation.updated_at < finished_before)
+            .limit(limit)
+        )
+        return await _delete_counted(
+            self.session, delete(Operation).where(Operation.operation_id.in_(oldest))
+        )
+
 
 class Uploads:
     def __init__(self, session: AsyncSession) -> None:
@@ -160,19 +181,23 @@ class Uploads:
     async def get(self, upload_id: str) -> Upload | None:
         return await self.session.get(Upload, upload_id)
 
+    async def prune(self, created_before: datetime, limit: int) -> int:
+        oldest = select(Upload.upload_id).where(Upload.created_at < created_before).limit(limit)
+        return await _delete_counted(self.session, delete(Upload).where(Upload.upload_id.in_(oldest)))
+
 
 class IdempotencyKeys:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim(self, key: str, request_hash: str) -> bool:
-        result = await self.session.execute(
+    async def claim(self, key: str, request_hash: str) -> datetime | None:
+        """The new key's window start (created_at), or None when the key exists."""
+        return await self.session.scalar(
             insert(IdempotencyKey)
             .values(key=key, request_hash=request_hash, status="in_progress")
             .on_conflict_do_nothing()
-            .returning(IdempotencyKey.key)
+            .returning(IdempotencyKey.created_at)
         )
-        return result.first() is not None
 
     async def get_for_update(self, key: str) -> IdempotencyKey | None:
         return await self.session.scalar(
@@ -182,19 +207,25 @@ class IdempotencyKeys:
             .execution_options(populate_existing=True)
         )
 
-    async def restart(self, key: str, request_hash: str) -> None:
-        await self.session.execute(
+    async def restart(self, key: str, request_hash: str, *, new_window: bool) -> datetime:
+        """Run the key's request again; returns its window start (reset when `new_window`)."""
+        values: dict[str, Any] = {
+            "request_hash": request_hash,
+            "status": "in_progress",
+            "status_code": None,
+            "response": None,
+            "updated_at": func.now(),
+        }
+        if new_window:
+            values["created_at"] = func.now()
+        window_start: datetime | None = await self.session.scalar(
             update(IdempotencyKey)
             .where(IdempotencyKey.key == key)
-            .values(
-                request_hash=request_hash,
-                status="in_progress",
-                status_code=None,
-                response=None,
-                created_at=func.now(),
-                updated_at=func.now(),
-            )
+            .values(**values)
+            .returning(IdempotencyKey.created_at)
         )
+        assert window_start is not None  # the caller holds the row locked
+        return window_start
 
     async def finish(self, key: str, status_code: int, response: bytes, content_type: str | None) -> None:
         await self.session.execute(
@@ -210,7 +241,19 @@ class IdempotencyKeys:
         )
 
     async def release(self, key: str) -> None:
-        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.key == key))
+        """Let the key's request run again; the row stays so a retry keeps its window (command id)."""
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == key)
+            .values(status="released", status_code=None, response=None, updated_at=func.now())
+        )
+
+    async def prune(self, created_before: datetime, limit: int) -> int:
+        """Delete up to `limit` keys whose replay window began before the cutoff."""
+        oldest = select(IdempotencyKey.key).where(IdempotencyKey.created_at < created_before).limit(limit)
+        return await _delete_counted(
+            self.session, delete(IdempotencyKey).where(IdempotencyKey.key.in_(oldest))
+        )
 
 
 class Recipients:

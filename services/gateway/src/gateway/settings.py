@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
 from bus.settings import BusSettings
@@ -28,10 +30,23 @@ class Settings(BusSettings):
     )
     batch_chunk_size: int = Field(default=1000, ge=1, alias="BATCH_CHUNK_SIZE")
     upload_url_ttl_s: int = Field(default=3600, alias="GATEWAY_UPLOAD_URL_TTL_S")
+    # ---- retention (run every BUS_RETENTION_INTERVAL_S) ---------------------------------------
+    # Also the replay window: a retry with the same Idempotency-Key after this long is a new request.
+    idempotency_retention_hours: int = Field(default=24, ge=1, alias="GATEWAY_IDEMPOTENCY_RETENTION_HOURS")
+    # Never shorter than an upload URL's life (GATEWAY_UPLOAD_URL_TTL_S): provisioning may still fetch
+    # it until then. 0 keeps uploads forever.
+    upload_retention_hours: int = Field(default=24, ge=0, alias="GATEWAY_UPLOAD_RETENTION_HOURS")
+    # Finished operations (their status_url answers 404 afterwards); pending ones are never pruned.
+    # 0 keeps them forever.
+    operation_retention_hours: int = Field(default=168, ge=0, alias="GATEWAY_OPERATION_RETENTION_HOURS")
 
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def idempotency_window(self) -> timedelta:
+        return timedelta(hours=self.idempotency_retention_hours)
 
     @property
     def upload_base_url(self) -> str:

@@ -1,0 +1,45 @@
+"""Real PostgreSQL; the gateway bootstrapped in-process (its bus is not started: nothing here needs Kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bus.migrate import upgrade
+from devinfra.pytest_plugin import isolated
+from gateway.bootstrap import Container, bootstrap
+from gateway.settings import Settings
+
+# This suite runs its own gateway instance: own database and topics.
+database_url, topic_prefix = isolated("gateway")
+
+API_KEY = "gateway-test-key"
+MIGRATIONS = Path(__file__).parents[2] / "src" / "gateway" / "migrations"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, topic_prefix: str) -> Settings:
+    settings = Settings.model_validate(
+        {
+            "DATABASE_URL": database_url,
+            "KAFKA_TOPIC_PREFIX": topic_prefix,
+            "SWITCHBOARD_API_KEYS": API_KEY,
+            "SWITCHBOARD_SECRET_KEY": "gateway-test-secret",
+            # No service answers commands here: a write answers 202 with its operation at once.
+            "GATEWAY_REPLY_TIMEOUT_S": 0.05,
+        }
+    )
+    upgrade(MIGRATIONS, settings.database_url)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    box = bootstrap(settings)
+    try:
+        yield box
+    finally:
+        await box.http.aclose()
+        await box.engine.dispose()
