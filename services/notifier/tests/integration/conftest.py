@@ -3,13 +3,11 @@ the service bootstrapped in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -17,17 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import SecretStr
-from sqlalchemy import text
 
 from bus.runtime import message_headers
 from contracts import topics
-from contracts.base import Message
 from contracts.notifier import SendEmail
-from devinfra.broker import create_topics
+from devinfra.bus_harness import BusHarness, prepared, schema_text, service_env, started
 from devinfra.pytest_plugin import isolated
 from notifier.bootstrap import Container, bootstrap, run_migrations
 from notifier.settings import Settings
@@ -38,7 +33,6 @@ database_url, topic_prefix = isolated("notifier")
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 20.0
 DEFAULT_SENDER = "noreply@switchboard.example.com"
 API_KEY = "api-key-canary-5f1e"
 
@@ -180,109 +174,50 @@ def email_api() -> Iterator[FakeEmailApi]:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    kafka_client_env: dict[str, str],
-    topic_prefix: str,
-    smtp_server: tuple[RecordingHandler, int],
-) -> Settings:
+def settings(request: pytest.FixtureRequest, smtp_server: tuple[RecordingHandler, int]) -> Settings:
     values: dict[str, Any] = {
-        **kafka_client_env,
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        **service_env(request),
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": smtp_server[1],
         "SMTP_TIMEOUT_S": 5,
         "DEFAULT_SENDER_EMAIL": DEFAULT_SENDER,
         "NOTIFIER_BACKOFF_S": 0.05,
-        "BUS_RETRY_BACKOFF_MS": 50,
     }
-    settings = Settings.model_validate(values)
-    create_topics(
-        kafka_bootstrap_servers,
-        [
-            settings.topic(topics.NOTIFIER_COMMANDS),
-            settings.topic(topics.NOTIFIER_EVENTS),
-            settings.topic(topics.dead_letter(topics.NOTIFIER_COMMANDS)),
-        ],
+    return prepared(
+        Settings.model_validate(values),
+        run_migrations,
+        topics.NOTIFIER_COMMANDS,
+        topics.NOTIFIER_EVENTS,
+        topics.dead_letter(topics.NOTIFIER_COMMANDS),
     )
-    run_migrations(settings)
-    return settings
 
 
 @pytest.fixture(scope="session")
 async def container(settings: Settings) -> AsyncIterator[Container]:
-    box = bootstrap(settings)
-    await box.start()
-    try:
+    async with started(bootstrap(settings)) as box:
         yield box
-    finally:
-        await box.stop()
 
 
-@dataclass
-class Harness:
+@dataclass(kw_only=True)
+class Harness(BusHarness[SendEmail]):
     """Publishes commands like any producer would and collects every notifier event."""
 
+    commands_topic = topics.NOTIFIER_COMMANDS
+    events_topic = topics.NOTIFIER_EVENTS
+
     settings: Settings
-    producer: AIOKafkaProducer
     container: Container
     smtp: RecordingHandler
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    async def publish(self, message: Message, *, key: str = "k") -> None:
-        headers = [(k, v.encode()) for k, v in message_headers(message).items()]
-        await self.producer.send_and_wait(
-            self.settings.topic(topics.NOTIFIER_COMMANDS),
-            message.model_dump_json().encode(),
-            key=key.encode(),
-            headers=headers,
-        )
-
-    def outcomes(self, command_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("causation_id") == command_id]
 
     async def table_text(self) -> str:
         """Every row of every notifier table (outbox payloads decoded), as one string."""
-        chunks: list[str] = []
-        async with self.container.engine.connect() as connection:
-            names = await connection.execute(
-                text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'notifier'")
-            )
-            for (name,) in names.all():
-                rows = await connection.execute(text(f'SELECT t::text FROM notifier."{name}" t'))  # noqa: S608
-                chunks.extend(r[0] for r in rows.all())
-            payloads = await connection.execute(
-                text("SELECT convert_from(payload, 'UTF8') FROM notifier.outbox")
-            )
-            chunks.extend(r[0] for r in payloads.all())
-        return "\n".join(chunks)
+        return await schema_text(self.settings.database_url, "notifier")
 
-    async def deliver(self, *commands: Message) -> dict[str, list[dict[str, Any]]]:
-        """Publish in order on one partition, then a marker; wait until all have outcomes.
-
-        The marker is handled after every command before it (same key, same partition), so by the
-        time its outcome arrives a duplicate outcome of an earlier command would have been written.
-        """
-        marker = email(to_email=f"marker-{uuid.uuid4().hex[:8]}@example.com")
-        for command in (*commands, marker):
-            await self.publish(command)
-        wanted = {c.message_id for c in (*commands, marker)}
-        deadline = time.monotonic() + DEADLINE_S
-        while not all(self.outcomes(i) for i in wanted):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no outcome for {[i for i in wanted if not self.outcomes(i)]}")
-            await asyncio.sleep(0.02)  # polling with a deadline
-        return {c.message_id: self.outcomes(c.message_id) for c in commands}
+    def marker(self) -> SendEmail:
+        return email(to_email=f"marker-{uuid.uuid4().hex[:8]}@example.com")
 
     async def one(self, command: SendEmail) -> dict[str, Any]:
-        outcomes = (await self.deliver(command))[command.message_id]
-        assert len(outcomes) == 1, outcomes
-        event = outcomes[0]
-        assert event["causation_id"] == command.message_id
-        assert event["correlation_id"] == command.correlation_id
+        event = await super().one(command)
         assert event["conversation_id"] == command.conversation_id
         return event
 
@@ -305,29 +240,10 @@ def email(**fields: Any) -> SendEmail:
 async def _harness(
     container: Container, settings: Settings, smtp_server: tuple[RecordingHandler, int]
 ) -> AsyncIterator[Harness]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(
-        settings.topic(topics.NOTIFIER_EVENTS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await producer.start()
-    await consumer.start()
-    harness = Harness(settings, producer, container, smtp_server[0])
-
-    async def collect() -> None:
-        async for record in consumer:
-            harness.events.append(json.loads(record.value or b"{}"))
-
-    task = asyncio.create_task(collect())
-    try:
+    async with Harness.connected(
+        settings, headers=message_headers, container=container, smtp=smtp_server[0]
+    ) as harness:
         yield harness
-    finally:
-        task.cancel()
-        await consumer.stop()
-        await producer.stop()
 
 
 @pytest.fixture
@@ -354,11 +270,3 @@ async def http_harness(
         yield _harness
     finally:
         container.service.transport = original
-
-
-async def wait_until(check: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)  # polling with a deadline

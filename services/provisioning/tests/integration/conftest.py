@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.server
-import json
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bus.runtime import message_headers
 from contracts import topics
 from contracts.base import Command
 from contracts.provisioning import DeleteTool
-from devinfra.broker import create_topics
+from devinfra.bus_harness import BusHarness, prepared, service_env, started
 from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.testing import run_in_thread
 from provisioning.bootstrap import Container, bootstrap, run_migrations
@@ -30,8 +26,6 @@ database_url, topic_prefix = isolated("provisioning")
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 20.0
-
 
 @pytest.fixture(scope="session")
 def sim_url() -> Iterator[str]:
@@ -40,93 +34,42 @@ def sim_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    kafka_client_env: dict[str, str],
-    topic_prefix: str,
-    sim_url: str,
-) -> Settings:
+def settings(request: pytest.FixtureRequest, sim_url: str) -> Settings:
     values: dict[str, Any] = {
-        **kafka_client_env,
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        **service_env(request),
         "ELEVENLABS_BASE_URL": sim_url,
         "ELEVENLABS_API_KEY": "sim-key",
         "SWITCHBOARD_SECRET_KEY": "test-secret-key",
         "PROVISIONING_UPSTREAM_INITIAL_BACKOFF_S": 0.05,
         "PROVISIONING_UPSTREAM_MAX_BACKOFF_S": 1.0,
-        "BUS_RETRY_BACKOFF_MS": 50,
     }
-    settings = Settings.model_validate(values)
-    create_topics(
-        kafka_bootstrap_servers,
-        [
-            settings.topic(topics.PROVISIONING_COMMANDS),
-            settings.topic(topics.PROVISIONING_EVENTS),
-            settings.topic(topics.dead_letter(topics.PROVISIONING_COMMANDS)),
-        ],
+    return prepared(
+        Settings.model_validate(values),
+        run_migrations,
+        topics.PROVISIONING_COMMANDS,
+        topics.PROVISIONING_EVENTS,
+        topics.dead_letter(topics.PROVISIONING_COMMANDS),
     )
-    run_migrations(settings)
-    return settings
 
 
 @pytest.fixture(scope="session")
 async def container(settings: Settings) -> AsyncIterator[Container]:
-    box = bootstrap(settings)
-    await box.start()
-    try:
+    async with started(bootstrap(settings)) as box:
         yield box
-    finally:
-        await box.stop()
 
 
-@dataclass
-class Harness:
+@dataclass(kw_only=True)
+class Harness(BusHarness[Command]):
     """Publishes commands like any producer would and collects every outcome event."""
+
+    commands_topic = topics.PROVISIONING_COMMANDS
+    events_topic = topics.PROVISIONING_EVENTS
 
     settings: Settings
     sim: httpx.AsyncClient
-    producer: AIOKafkaProducer
-    events: list[dict[str, Any]] = field(default_factory=list)
 
-    async def publish(self, command: Command, *, key: str = "k") -> None:
-        headers = [(k, v.encode()) for k, v in message_headers(command).items()]
-        await self.producer.send_and_wait(
-            self.settings.topic(topics.PROVISIONING_COMMANDS),
-            command.model_dump_json().encode(),
-            key=key.encode(),
-            headers=headers,
-        )
-
-    def outcomes(self, command_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("causation_id") == command_id]
-
-    async def deliver(self, *commands: Command) -> dict[str, list[dict[str, Any]]]:
-        """Publish in order on one partition, then a marker; wait until all have outcomes.
-
-        The marker is handled after every command before it (same key, same partition), so by the
-        time its outcome arrives a duplicate outcome of an earlier command would have been written.
-        """
-        marker = DeleteTool(tool_id="marker-does-not-exist")
-        for command in (*commands, marker):
-            await self.publish(command)
-        wanted = {c.message_id for c in (*commands, marker)}
-        deadline = time.monotonic() + DEADLINE_S
-        while not all(self.outcomes(i) for i in wanted):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no outcome for {[i for i in wanted if not self.outcomes(i)]}")
-            await asyncio.sleep(0.02)  # polling with a deadline
-        return {c.message_id: self.outcomes(c.message_id) for c in commands}
-
-    async def one(self, command: Command) -> dict[str, Any]:
-        outcomes = (await self.deliver(command))[command.message_id]
-        assert len(outcomes) == 1, outcomes
-        event = outcomes[0]
-        assert event["causation_id"] == command.message_id
-        assert event["correlation_id"] == command.correlation_id
-        return event
+    def marker(self) -> Command:
+        return DeleteTool(tool_id="marker-does-not-exist")
 
     async def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in {"method": method, "path": path}.items() if v}
@@ -141,30 +84,11 @@ class Harness:
 
 @pytest.fixture(scope="session")
 async def _harness(container: Container, settings: Settings, sim_url: str) -> AsyncIterator[Harness]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(
-        settings.topic(topics.PROVISIONING_EVENTS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await producer.start()
-    await consumer.start()
-    async with httpx.AsyncClient(base_url=sim_url) as sim:
-        harness = Harness(settings, sim, producer)
-
-        async def collect() -> None:
-            async for record in consumer:
-                harness.events.append(json.loads(record.value or b"{}"))
-
-        task = asyncio.create_task(collect())
-        try:
-            yield harness
-        finally:
-            task.cancel()
-            await consumer.stop()
-            await producer.stop()
+    async with (
+        httpx.AsyncClient(base_url=sim_url) as sim,
+        Harness.connected(settings, headers=message_headers, sim=sim) as harness,
+    ):
+        yield harness
 
 
 @pytest.fixture

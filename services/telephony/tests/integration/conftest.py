@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.fernet import Fernet
-from sqlalchemy import text
 
 from bus.runtime import message_headers
 from contracts import topics
 from contracts.base import Message
 from contracts.telephony import DeleteCustomerSession
-from devinfra.broker import create_topics
+from devinfra.bus_harness import DEADLINE_S as DEADLINE_S  # the tests wait as long as the harness
+from devinfra.bus_harness import BusHarness, prepared, schema_text, service_env, started
 from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.testing import run_in_thread
@@ -32,7 +28,6 @@ database_url, topic_prefix = isolated("telephony")
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 20.0
 SECRET_KEY = Fernet.generate_key().decode()
 RECONCILE_AFTER_S = 5.0
 
@@ -45,18 +40,9 @@ def sim_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    kafka_client_env: dict[str, str],
-    topic_prefix: str,
-    sim_url: str,
-) -> Settings:
+def settings(request: pytest.FixtureRequest, sim_url: str) -> Settings:
     values: dict[str, Any] = {
-        **kafka_client_env,
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        **service_env(request),
         "ELEVENLABS_BASE_URL": sim_url,
         "ELEVENLABS_API_KEY": "sim-key",
         "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
@@ -65,94 +51,41 @@ def settings(
         "TELEPHONY_RECONCILE_INTERVAL_S": 0.25,
         "TELEPHONY_RECOVERY_SETTLE_S": 0.2,
         "TELEPHONY_RECONCILE_AFTER_S": RECONCILE_AFTER_S,
-        "BUS_RETRY_BACKOFF_MS": 50,
     }
-    settings = Settings.model_validate(values)
-    create_topics(
-        kafka_bootstrap_servers,
-        [
-            settings.topic(topics.TELEPHONY_COMMANDS),
-            settings.topic(topics.TELEPHONY_EVENTS),
-            settings.topic(topics.WEBHOOK_EVENTS),
-            settings.topic(topics.dead_letter(topics.TELEPHONY_COMMANDS)),
-            settings.topic(topics.dead_letter(topics.WEBHOOK_EVENTS)),
-        ],
+    return prepared(
+        Settings.model_validate(values),
+        run_migrations,
+        topics.TELEPHONY_COMMANDS,
+        topics.TELEPHONY_EVENTS,
+        topics.WEBHOOK_EVENTS,
+        topics.dead_letter(topics.TELEPHONY_COMMANDS),
+        topics.dead_letter(topics.WEBHOOK_EVENTS),
     )
-    run_migrations(settings)
-    return settings
 
 
 @pytest.fixture(scope="session")
 async def container(settings: Settings) -> AsyncIterator[Container]:
-    box = bootstrap(settings)
-    await box.start()
-    try:
+    async with started(bootstrap(settings)) as box:
         yield box
-    finally:
-        await box.stop()
 
 
 def encrypt(secret: str) -> str:
     return Fernet(SECRET_KEY.encode()).encrypt(secret.encode()).decode()
 
 
-@dataclass
-class Harness:
+@dataclass(kw_only=True)
+class Harness(BusHarness[Message]):
     """Publishes commands and webhook events like any producer would and collects every event."""
+
+    commands_topic = topics.TELEPHONY_COMMANDS
+    events_topic = topics.TELEPHONY_EVENTS
 
     settings: Settings
     sim: httpx.AsyncClient
-    producer: AIOKafkaProducer
     container: Container
-    events: list[dict[str, Any]] = field(default_factory=list)
 
-    async def publish(
-        self, message: Message, *, topic: str = topics.TELEPHONY_COMMANDS, key: str = "k"
-    ) -> None:
-        headers = [(k, v.encode()) for k, v in message_headers(message).items()]
-        await self.producer.send_and_wait(
-            self.settings.topic(topic), message.model_dump_json().encode(), key=key.encode(), headers=headers
-        )
-
-    def outcomes(self, command_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("causation_id") == command_id]
-
-    async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], *, deadline_s: float = DEADLINE_S, what: str = ""
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + deadline_s
-        while True:
-            found = [e for e in self.events if predicate(e)]
-            if found:
-                return found[0]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no event {what}")
-            await asyncio.sleep(0.02)  # polling with a deadline
-
-    async def deliver(self, *commands: Message) -> dict[str, list[dict[str, Any]]]:
-        """Publish in order on one partition, then a marker; wait until all have outcomes.
-
-        The marker is handled after every command before it (same key, same partition), so by the
-        time its outcome arrives a duplicate outcome of an earlier command would have been written.
-        """
-        marker = DeleteCustomerSession(conversation_id=f"marker-{uuid.uuid4().hex}")
-        for command in (*commands, marker):
-            await self.publish(command)
-        wanted = {c.message_id for c in (*commands, marker)}
-        deadline = time.monotonic() + DEADLINE_S
-        while not all(self.outcomes(i) for i in wanted):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no outcome for {[i for i in wanted if not self.outcomes(i)]}")
-            await asyncio.sleep(0.02)  # polling with a deadline
-        return {c.message_id: self.outcomes(c.message_id) for c in commands}
-
-    async def one(self, command: Message) -> dict[str, Any]:
-        outcomes = (await self.deliver(command))[command.message_id]
-        assert len(outcomes) == 1, outcomes
-        event = outcomes[0]
-        assert event["causation_id"] == command.message_id
-        assert event["correlation_id"] == command.correlation_id
-        return event
+    def marker(self) -> Message:
+        return DeleteCustomerSession(conversation_id=f"marker-{uuid.uuid4().hex}")
 
     async def sim_get(self, url: str, **params: Any) -> Any:
         response = await self.sim.get(url, params=params)
@@ -165,47 +98,16 @@ class Harness:
 
     async def table_text(self) -> str:
         """Every row of every telephony table (outbox payloads decoded), as one string."""
-        chunks: list[str] = []
-        async with self.container.engine.connect() as connection:
-            names = await connection.execute(
-                text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'telephony'")
-            )
-            for (name,) in names.all():
-                rows = await connection.execute(text(f'SELECT t::text FROM telephony."{name}" t'))  # noqa: S608
-                chunks.extend(r[0] for r in rows.all())
-            payloads = await connection.execute(
-                text("SELECT convert_from(payload, 'UTF8') FROM telephony.outbox")
-            )
-            chunks.extend(r[0] for r in payloads.all())
-        return "\n".join(chunks)
+        return await schema_text(self.settings.database_url, "telephony")
 
 
 @pytest.fixture(scope="session")
 async def _harness(container: Container, settings: Settings, sim_url: str) -> AsyncIterator[Harness]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(
-        settings.topic(topics.TELEPHONY_EVENTS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await producer.start()
-    await consumer.start()
-    async with httpx.AsyncClient(base_url=sim_url) as sim:
-        harness = Harness(settings, sim, producer, container)
-
-        async def collect() -> None:
-            async for record in consumer:
-                harness.events.append(json.loads(record.value or b"{}"))
-
-        task = asyncio.create_task(collect())
-        try:
-            yield harness
-        finally:
-            task.cancel()
-            await consumer.stop()
-            await producer.stop()
+    async with (
+        httpx.AsyncClient(base_url=sim_url) as sim,
+        Harness.connected(settings, headers=message_headers, sim=sim, container=container) as harness,
+    ):
+        yield harness
 
 
 @pytest.fixture

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.fernet import Fernet
 from sqlalchemy import Table, select
 
 from bus.runtime import message_headers
 from contracts import topics
 from contracts.base import Message
-from devinfra.broker import create_topics
+from devinfra.bus_harness import DEADLINE_S as DEADLINE_S  # the tests wait as long as the harness
+from devinfra.bus_harness import BusHarness, prepared, service_env, started, wait_for
 from devinfra.pytest_plugin import isolated
 from devinfra.standins.stores import Canary, StoreState, serve, shopify_app, woo_app
 from elevenlabs_sim.testing import run_in_thread
@@ -35,7 +33,6 @@ database_url, topic_prefix = isolated("tool_webhooks")
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 20.0
 CONFIGURED_SECRET = "wsec_configured_by_hand"
 SECRET_KEY = Fernet.generate_key().decode()
 
@@ -75,25 +72,14 @@ def stores(_stores: Stores) -> Iterator[Stores]:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    kafka_client_env: dict[str, str],
-    topic_prefix: str,
-    sim_url: str,
-    _stores: Stores,
-) -> Settings:
+def settings(request: pytest.FixtureRequest, sim_url: str, _stores: Stores) -> Settings:
     values: dict[str, Any] = {
-        **kafka_client_env,
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        **service_env(request),
         "ELEVENLABS_BASE_URL": sim_url,
         "ELEVENLABS_API_KEY": "sim-key",
         "ELEVENLABS_WEBHOOK_SECRET": CONFIGURED_SECRET,
         "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
         "TOOL_WEBHOOKS_UPSTREAM_MAX_RETRIES": 0,
-        "BUS_RETRY_BACKOFF_MS": 50,
         # Only the two stand-ins are exempt from the private-address check; the canary is not.
         "OUTBOUND_ALLOW_HOSTS": ",".join(
             url.removeprefix("http://") for url in (_stores.woo_url, _stores.shopify_url)
@@ -101,11 +87,11 @@ def settings(
         "ALLOW_HTTP_STORES": "true",
         "TOOL_RESPONSE_BUDGET_S": TOOL_BUDGET_S,
     }
-    settings = Settings.model_validate(values)
-    create_topics(
-        kafka_bootstrap_servers,
-        [
-            settings.topic(name)
+    return prepared(
+        Settings.model_validate(values),
+        run_migrations,
+        *(
+            name
             for topic in (
                 topics.WEBHOOK_COMMANDS,
                 topics.WEBHOOK_EVENTS,
@@ -114,34 +100,32 @@ def settings(
                 topics.NOTIFIER_COMMANDS,
             )
             for name in (topic, topics.dead_letter(topic))
-        ],
+        ),
     )
-    run_migrations(settings)
-    return settings
 
 
 @pytest.fixture(scope="session")
 async def container(settings: Settings) -> AsyncIterator[Container]:
-    box = bootstrap(settings)
-    await box.start()
-    try:
+    async with started(bootstrap(settings)) as box:
         yield box
-    finally:
-        await box.stop()
 
 
-@dataclass
-class Harness:
+@dataclass(kw_only=True)
+class Harness(BusHarness[Message]):
     """Posts webhooks to the app in-process, publishes commands, collects every event on Kafka."""
+
+    commands_topic = topics.WEBHOOK_COMMANDS
+    events_topic = topics.WEBHOOK_EVENTS
 
     settings: Settings
     container: Container
     app: httpx.AsyncClient
     sim: httpx.AsyncClient
-    producer: AIOKafkaProducer
-    events: list[dict[str, Any]] = field(default_factory=list)
     # SendEmail commands seen on the notifier commands topic.
     commands: list[dict[str, Any]] = field(default_factory=list)
+
+    def sinks(self) -> dict[str, list[dict[str, Any]]]:
+        return {**super().sinks(), self.settings.topic(topics.NOTIFIER_COMMANDS): self.commands}
 
     async def post(self, body: bytes, signature: str | None) -> httpx.Response:
         headers = {"content-type": "application/json"}
@@ -153,26 +137,6 @@ class Harness:
         self, body: bytes, *, secret: str = CONFIGURED_SECRET, at: int | None = None
     ) -> httpx.Response:
         return await self.post(body, domain.sign(secret, body, int(time.time()) if at is None else at))
-
-    def matching(self, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
-
-    async def wait_for(self, **fields: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + DEADLINE_S
-        while not (found := self.matching(**fields)):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no event matching {fields}")
-            await asyncio.sleep(0.02)  # polling with a deadline
-        return found[0]
-
-    async def publish(self, command: Message, topic: str = topics.WEBHOOK_COMMANDS, key: str = "k") -> None:
-        headers = [(k, v.encode()) for k, v in message_headers(command).items()]
-        await self.producer.send_and_wait(
-            self.settings.topic(topic),
-            command.model_dump_json().encode(),
-            key=key.encode(),
-            headers=headers,
-        )
 
     async def tool(
         self,
@@ -189,13 +153,6 @@ class Harness:
         if token is not None:
             sent[domain.TOOL_TOKEN_HEADER] = token
         return await self.app.post(f"/api/v1/webhook/{route}", json=body, headers=sent)
-
-    async def until(self, probe: Callable[[], Awaitable[bool]], what: str) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while not await probe():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.02)  # polling with a deadline
 
     async def row(self, table: Table, **where: Any) -> dict[str, Any] | None:
         async with self.container.engine.connect() as connection:
@@ -215,12 +172,7 @@ class Harness:
         return await self.row(table, **where) is not None
 
     async def wait_command(self, **fields: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + DEADLINE_S
-        while not (found := [c for c in self.commands if all(c.get(k) == v for k, v in fields.items())]):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no command matching {fields}")
-            await asyncio.sleep(0.02)  # polling with a deadline
-        return found[0]
+        return await wait_for(self.commands, what=f"command matching {fields}", **fields)
 
     async def claimed(self, message_id: str) -> bool:
         async with self.container.engine.connect() as connection:
@@ -234,37 +186,15 @@ class Harness:
 
 @pytest.fixture(scope="session")
 async def _harness(container: Container, settings: Settings, sim_url: str) -> AsyncIterator[Harness]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(
-        settings.topic(topics.WEBHOOK_EVENTS),
-        settings.topic(topics.NOTIFIER_COMMANDS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await producer.start()
-    await consumer.start()
     app = create_app(container, migrate=False)  # lifespan not run: the session container is live
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tool-webhooks") as client,
         httpx.AsyncClient(base_url=sim_url, headers={"xi-api-key": "sim-key"}) as sim,
+        Harness.connected(
+            settings, headers=message_headers, container=container, app=client, sim=sim
+        ) as harness,
     ):
-        harness = Harness(settings, container, client, sim, producer)
-
-        async def collect() -> None:
-            notifier = settings.topic(topics.NOTIFIER_COMMANDS)
-            async for record in consumer:
-                target = harness.commands if record.topic == notifier else harness.events
-                target.append(json.loads(record.value or b"{}"))
-
-        task = asyncio.create_task(collect())
-        try:
-            yield harness
-        finally:
-            task.cancel()
-            await consumer.stop()
-            await producer.stop()
+        yield harness
 
 
 @pytest.fixture
