@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import migrate
 from bus.db import make_engine, make_sessionmaker
+from bus.periodic import Periodic
 from bus.runtime import Bus
 from contracts import topics
 from elevenlabs_client import ElevenLabsClient
@@ -43,12 +44,17 @@ class Container:
     tools: ToolService
     store_http: httpx.AsyncClient
     owns_http: bool
+    retention: Periodic | None
 
     async def start(self) -> None:
         await self.bus.start(TOPICS)
+        if self.retention is not None:
+            self.retention.start()
 
     async def stop(self) -> None:
         """Stop intake (in-flight handlers finish), then release connections."""
+        if self.retention is not None:
+            await self.retention.stop()
         await self.bus.stop()
         await self.close()
 
@@ -105,4 +111,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
         tools=tools,
         store_http=store_http,
         owns_http=http_client is None,
+        retention=Periodic("tool_webhooks.retention", settings.bus_retention_interval_s, tools.prune_expired)
+        if settings.conversation_retention_hours
+        else None,
     )

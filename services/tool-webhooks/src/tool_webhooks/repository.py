@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +83,19 @@ class ConversationRepository:
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self.session.get(Conversation, conversation_id)
 
+    async def prune(self, updated_before: datetime, limit: int) -> list[str]:
+        """Delete up to `limit` conversations untouched since the cutoff; returns their ids."""
+        oldest = (
+            select(Conversation.conversation_id).where(Conversation.updated_at < updated_before).limit(limit)
+        )
+        result = await self.session.execute(
+            delete(Conversation)
+            .where(Conversation.conversation_id.in_(oldest))
+            .returning(Conversation.conversation_id),
+            execution_options={"synchronize_session": False},
+        )
+        return list(result.scalars().all())
+
 
 class CustomerSessionRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -114,6 +127,18 @@ class CustomerSessionRepository:
 
     async def get(self, conversation_id: str) -> CustomerSession | None:
         return await self.session.get(CustomerSession, conversation_id)
+
+    async def prune(self, updated_before: datetime, limit: int) -> int:
+        oldest = (
+            select(CustomerSession.conversation_id)
+            .where(CustomerSession.updated_at < updated_before)
+            .limit(limit)
+        )
+        result = await self.session.execute(
+            delete(CustomerSession).where(CustomerSession.conversation_id.in_(oldest)),
+            execution_options={"synchronize_session": False},
+        )
+        return int(cast(CursorResult[Any], result).rowcount)
 
 
 class EmailTemplateRepository:
@@ -157,3 +182,15 @@ class EmailInvocationRepository:
         ).returning(EmailInvocation.key_hash)
         result = await self.session.execute(upsert)
         return result.first() is not None
+
+    async def prune(self, first_seen_before: datetime, limit: int) -> int:
+        oldest = (
+            select(EmailInvocation.key_hash)
+            .where(EmailInvocation.first_seen < first_seen_before)
+            .limit(limit)
+        )
+        result = await self.session.execute(
+            delete(EmailInvocation).where(EmailInvocation.key_hash.in_(oldest)),
+            execution_options={"synchronize_session": False},
+        )
+        return int(cast(CursorResult[Any], result).rowcount)

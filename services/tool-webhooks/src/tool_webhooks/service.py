@@ -15,12 +15,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
 from cachetools import TTLCache
 
+from bus import metrics as bus_metrics
 from bus.context import current_correlation_id
 from contracts import topics
 from contracts.base import CommandFailed
@@ -32,12 +33,15 @@ from elevenlabs_client import ElevenLabsClient, UpstreamError
 from tool_webhooks import domain, metrics
 from tool_webhooks import stores as stores_mod
 from tool_webhooks.domain import CommandError
-from tool_webhooks.models import POST_CALL_CONSUMER, PROJECTION_CONSUMER
+from tool_webhooks.models import CONSUMER, POST_CALL_CONSUMER, PROJECTION_CONSUMER
 from tool_webhooks.settings import Settings
 from tool_webhooks.stores import StoreClient
 from tool_webhooks.uow import UnitOfWork
 
 log = structlog.get_logger("tool_webhooks.service")
+
+# Rows deleted per transaction by retention: short transactions on tables tool calls read.
+PRUNE_BATCH = 500
 
 ReceiveOutcome = Literal["accepted", "duplicate", "ignored"]
 
@@ -199,8 +203,9 @@ class ToolService:
             else None
         )
         # A conversation's store binding never changes once its call is placed, so the (still
-        # encrypted) row is kept briefly: a tool call then needs no database round trip.
-        self._bindings: TTLCache[str, tuple[str, str]] = TTLCache(maxsize=10_000, ttl=300)
+        # encrypted) row is kept briefly: a tool call then needs no database round trip. With the
+        # row's updated_at, so a binding is never served after retention deleted its row.
+        self._bindings: TTLCache[str, tuple[str, str, datetime]] = TTLCache(maxsize=10_000, ttl=300)
 
     # ---- projections (one transaction each, inbox-deduplicated) ------------------------------
 
@@ -262,20 +267,79 @@ class ToolService:
 
     async def _credentials(self, conversation_id: str) -> stores_mod.StoreCredentials | None:
         binding = self._bindings.get(conversation_id)
+        if binding is not None and self._outlived(binding[2]):
+            # Retention deletes the row (maybe on another replica): memory must not outlive it.
+            self._bindings.pop(conversation_id, None)
+            binding = None
         if binding is None:
             async with self._uow() as uow:
                 conversation = await uow.conversations.get(conversation_id)
                 if conversation is None or not conversation.ecommerce_credentials_encrypted:
                     return None  # not cached: the CallPlaced projection may still be on its way
-                binding = (str(conversation.ecommerce_platform), conversation.ecommerce_credentials_encrypted)
-            self._bindings[conversation_id] = binding
-        platform, token = binding
+                binding = (
+                    str(conversation.ecommerce_platform),
+                    conversation.ecommerce_credentials_encrypted,
+                    conversation.updated_at,
+                )
+            if not self._outlived(binding[2]):
+                self._bindings[conversation_id] = binding
+        platform, token, _ = binding
         # Decrypted here only, kept in memory for this lookup only.
         clear = domain.decrypt_secret(self._settings.switchboard_secret_key.get_secret_value(), token)
         if clear is None:
             log.warning("tool_webhooks.store.credentials_undecryptable", conversation_id=conversation_id)
             return None
         return stores_mod.parse_credentials(platform, clear)
+
+    def _outlived(self, updated_at: datetime) -> bool:
+        """True when retention may already have deleted a row last updated at `updated_at`."""
+        hours = self._settings.conversation_retention_hours
+        return hours > 0 and updated_at < datetime.fromtimestamp(self._clock(), UTC) - timedelta(hours=hours)
+
+    # ---- retention ---------------------------------------------------------------------------
+
+    async def prune_expired(self, now: datetime | None = None) -> dict[str, int]:
+        """Delete conversations and customer sessions untouched for TOOL_WEBHOOKS_CONVERSATION_
+        RETENTION_HOURS, and e-mail invocations older than that and than their dedupe window (so a
+        repeat within the window is still recognised); rows deleted per table."""
+        hours = self._settings.conversation_retention_hours
+        if not hours:
+            return {}
+        now = now or datetime.fromtimestamp(self._clock(), UTC)
+        cutoff = now - timedelta(hours=hours)
+        invocation_cutoff = now - max(
+            timedelta(hours=hours), timedelta(seconds=self._settings.email_dedupe_window_s)
+        )
+
+        async def conversations(uow: UnitOfWork) -> int:
+            pruned_ids = await uow.conversations.prune(cutoff, PRUNE_BATCH)
+            for conversation_id in pruned_ids:  # this replica at once; others via `_outlived`
+                self._bindings.pop(conversation_id, None)
+            return len(pruned_ids)
+
+        pruned = {
+            "conversations": await self._prune_in_batches(conversations),
+            "customer_sessions": await self._prune_in_batches(
+                lambda uow: uow.sessions.prune(cutoff, PRUNE_BATCH)
+            ),
+            "email_invocations": await self._prune_in_batches(
+                lambda uow: uow.invocations.prune(invocation_cutoff, PRUNE_BATCH)
+            ),
+        }
+        for table, rows in pruned.items():
+            if rows:
+                bus_metrics.PRUNED.labels(CONSUMER, table).inc(rows)
+        log.info("tool_webhooks.retention.pruned", **pruned)
+        return pruned
+
+    async def _prune_in_batches(self, batch: Callable[[UnitOfWork], Awaitable[int]]) -> int:
+        total = 0
+        while True:
+            async with self._uow() as uow:
+                deleted = await batch(uow)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
 
     async def _within_budget(self, tool: str, work: Callable[[float], Awaitable[ToolAnswer]]) -> ToolAnswer:
         loop = asyncio.get_running_loop()

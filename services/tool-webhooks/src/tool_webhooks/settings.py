@@ -31,6 +31,12 @@ class Settings(BusSettings):
     product_cache_ttl_s: float = Field(default=60.0, ge=0, alias="PRODUCT_CACHE_TTL_S")
     product_cache_max_entries: int = Field(default=1024, ge=1, alias="PRODUCT_CACHE_MAX_ENTRIES")
     email_dedupe_window_s: int = Field(default=600, ge=0, alias="EMAIL_DEDUPE_WINDOW_S")
+    # Conversations and customer sessions (store credentials, customer details) are only needed
+    # during a call: deleted once untouched this long (e-mail invocations: also >= the dedupe
+    # window), every BUS_RETENTION_INTERVAL_S. 0 keeps them forever.
+    conversation_retention_hours: int = Field(
+        default=168, ge=0, alias="TOOL_WEBHOOKS_CONVERSATION_RETENTION_HOURS"
+    )
     shopify_api_version: str = Field(default="2025-01", alias="SHOPIFY_API_VERSION")
     # Outbound (store) requests: see outbound.py. http:// stores only for local testing.
     allow_http_stores: bool = Field(default=False, alias="ALLOW_HTTP_STORES")
