@@ -656,9 +656,6 @@ class CampaignService:
                 log.exception("campaigns.scheduler.tick_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self._settings.tick_s)
-                # Woken by a finished call: let a few more finish so one tick (a handful of
-                # transactions) dispatches them together instead of one tick per call.
-                await asyncio.sleep(self._settings.wake_coalesce_s)
             self.wake.clear()
 
     async def tick(self, now: datetime | None = None) -> int:

@@ -13,7 +13,6 @@ class Settings(BusSettings):
     host: str = Field(default="127.0.0.1", alias="CAMPAIGNS_HOST")
     port: int = Field(default=8012, ge=0, le=65535, alias="CAMPAIGNS_PORT")
     tick_s: float = Field(default=0.2, gt=0, alias="CAMPAIGNS_TICK_S")
-    wake_coalesce_s: float = Field(default=0.02, ge=0, alias="CAMPAIGNS_WAKE_COALESCE_S")
     default_concurrency: int = Field(default=10, ge=1, alias="CAMPAIGNS_DEFAULT_CONCURRENCY")
     global_concurrency: int = Field(default=50, ge=1, alias="CAMPAIGNS_GLOBAL_CONCURRENCY")
     retry_delay_scale: float = Field(default=1.0, ge=0, alias="CAMPAIGNS_RETRY_DELAY_SCALE")
