@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from tool_webhooks.models import (
     CONSUMER,
@@ -129,16 +130,9 @@ class CustomerSessionRepository:
         return await self.session.get(CustomerSession, conversation_id)
 
     async def prune(self, updated_before: datetime, limit: int) -> int:
-        oldest = (
-            select(CustomerSession.conversation_id)
-            .where(CustomerSession.updated_at < updated_before)
-            .limit(limit)
+        return await _delete_oldest(
+            self.session, CustomerSession.conversation_id, CustomerSession.updated_at, updated_before, limit
         )
-        result = await self.session.execute(
-            delete(CustomerSession).where(CustomerSession.conversation_id.in_(oldest)),
-            execution_options={"synchronize_session": False},
-        )
-        return int(cast(CursorResult[Any], result).rowcount)
 
 
 class EmailTemplateRepository:
@@ -184,13 +178,22 @@ class EmailInvocationRepository:
         return result.first() is not None
 
     async def prune(self, first_seen_before: datetime, limit: int) -> int:
-        oldest = (
-            select(EmailInvocation.key_hash)
-            .where(EmailInvocation.first_seen < first_seen_before)
-            .limit(limit)
+        return await _delete_oldest(
+            self.session, EmailInvocation.key_hash, EmailInvocation.first_seen, first_seen_before, limit
         )
-        result = await self.session.execute(
-            delete(EmailInvocation).where(EmailInvocation.key_hash.in_(oldest)),
-            execution_options={"synchronize_session": False},
-        )
-        return int(cast(CursorResult[Any], result).rowcount)
+
+
+async def _delete_oldest(
+    session: AsyncSession,
+    key: InstrumentedAttribute[Any],
+    stamp: InstrumentedAttribute[Any],
+    before: datetime,
+    limit: int,
+) -> int:
+    """Delete up to `limit` rows whose `stamp` is before the cutoff; short batches keep the
+    transactions on tables that tool calls read short."""
+    oldest = select(key).where(stamp < before).limit(limit)
+    result = await session.execute(
+        delete(key.class_).where(key.in_(oldest)), execution_options={"synchronize_session": False}
+    )
+    return int(cast(CursorResult[Any], result).rowcount)
