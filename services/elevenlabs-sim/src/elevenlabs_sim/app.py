@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,10 +48,6 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Parse the spec subset up front so the first request does not pay for it.
         openapi.spec()
-        # Like the services (bus.heap): a full collection over the start-up heap stalls every
-        # simulated call in flight; the simulator should not be what a benchmark measures.
-        gc.collect()
-        gc.freeze()
         yield
         # Simulated calls run as tasks in this loop; stop them (and their webhooks) on shutdown.
         await lifecycle.shutdown(state)
