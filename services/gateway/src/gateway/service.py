@@ -119,10 +119,10 @@ class GatewayService:
         try:
             async with self.uow() as uow:
                 if await uow.operations.add_pending_once(op_id, command.type):
-                    await uow.publish(topic, command, key=key or op_id)
+                    await uow.publish(command, key or op_id, topic=topic)
                     for follower in followers:
                         await uow.publish(
-                            topic, follower.model_copy(update=update_for_follower(command)), key=key
+                            follower.model_copy(update=update_for_follower(command)), key, topic=topic
                         )
                     if stage is not None:
                         await stage(uow)
@@ -301,7 +301,7 @@ class GatewayService:
     async def project(self, event: Event) -> None:
         """Apply a provisioning event to the read models and complete its operation, once."""
         async with self.uow() as uow:
-            if not await uow.claim(PROJECTION, event.message_id):
+            if not await uow.claim(event.message_id, PROJECTION):
                 return
             at = event.occurred_at
             rm = uow.read_models
@@ -424,7 +424,7 @@ class GatewayService:
     async def command_dead_lettered(self, command: Command) -> None:
         """A command its service could not handle at all: fail its operation instead of leaving it pending."""
         async with self.uow() as uow:
-            if not await uow.claim(f"{PROJECTION}.dlq", command.message_id):
+            if not await uow.claim(command.message_id, f"{PROJECTION}.dlq"):
                 return
             await uow.operations.complete(
                 command.message_id,
