@@ -67,3 +67,25 @@ def quiet_collector() -> Iterator[None]:
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its reaped children), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent on anything but idle/iowait, all cores together, from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x)
+        for x in open("/proc/stat").readline().split()[1:9]  # noqa: SIM115
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def numbers(count: int) -> list[str]:
+    """Distinct valid US numbers (+1 415 ...) ending in 1, which the simulator answers and completes."""
+    salt = uuid.uuid4().int % 7
+    return [f"+1415{200 + salt * 100 + i // 1000:03d}{i % 1000:03d}1" for i in range(count)]

@@ -19,9 +19,8 @@ from typing import Any
 
 import httpx
 import uvicorn
-from _harness import running_stack
+from _harness import cpu_seconds, machine_busy_seconds, numbers, running_stack
 
-from campaigns import cpu_seconds, machine_busy_seconds, numbers
 from devinfra.broker import free_port
 
 TWILIO = {
