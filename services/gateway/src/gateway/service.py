@@ -41,6 +41,7 @@ from contracts.telephony import (
     FINAL_CALL_STATUSES,
     CallPlaced,
     CallStatusChanged,
+    CustomerInfo,
     CustomerSessionDeleted,
     CustomerSessionStored,
     PhoneNumberDeleted,
@@ -350,6 +351,12 @@ class GatewayService:
                     await rm.tombstone(PhoneNumber, pid, at)
                 case CallPlaced() as call:
                     await rm.upsert(Call, _call_row(call), at)
+                    if call.customer_info is not None:
+                        # The call's answer must find its session (read-your-writes); the session's
+                        # own event comes after this one has completed the operation.
+                        await rm.upsert(
+                            CustomerSession, _session_row(call.conversation_id, call.customer_info, at), at
+                        )
                 case CallStatusChanged() as change:
                     await rm.update_if_newer(
                         Call,
@@ -367,17 +374,7 @@ class GatewayService:
                         at,
                     )
                 case CustomerSessionStored(conversation_id=cid, customer_info=info):
-                    await rm.upsert(
-                        CustomerSession,
-                        {
-                            "conversation_id": cid,
-                            "name": info.name,
-                            "email": info.email,
-                            "phone": info.phone,
-                            "created_at_unix": int(at.timestamp()),
-                        },
-                        at,
-                    )
+                    await rm.upsert(CustomerSession, _session_row(cid, info, at), at)
                 case CustomerSessionDeleted(conversation_id=cid):
                     await rm.tombstone(CustomerSession, cid, at)
                 case EmailTemplateCreated(template=t, tool=tool):
@@ -440,6 +437,16 @@ class GatewayService:
 def update_for_follower(command: Command) -> dict[str, Any]:
     """Followers share the leading command's correlation and are caused by it."""
     return {"correlation_id": command.correlation_id, "causation_id": command.message_id}
+
+
+def _session_row(conversation_id: str, info: CustomerInfo, at: datetime) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "name": info.name,
+        "email": info.email,
+        "phone": info.phone,
+        "created_at_unix": int(at.timestamp()),
+    }
 
 
 def _template_row(t: EmailTemplateRecord) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""Read-your-writes: once the projector completes a write's operation, every read model the write
+touches answers it (issue 10 §6). Here the moment of completion is held still: only the concluding
+event is projected, so whatever comes later on the bus cannot make the reads pass."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import insert
+
+from contracts.telephony import CallPlaced, CustomerInfo, CustomerSessionStored
+from gateway.app import create_app
+from gateway.bootstrap import Container
+from gateway.models import Operation
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container)  # lifespan not run: only the request path is exercised
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers={"X-API-Key": API_KEY}
+    ) as c:
+        yield c
+
+
+async def _pending(container: Container, command_type: str) -> str:
+    op_id = uuid.uuid4().hex
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            insert(Operation), [{"operation_id": op_id, "command_type": command_type, "status": "pending"}]
+        )
+    return op_id
+
+
+def _placed(op_id: str, provider: str, customer_info: CustomerInfo | None) -> CallPlaced:
+    conversation_id = f"conv_{uuid.uuid4().hex}"
+    return CallPlaced(
+        causation_id=op_id,
+        conversation_id=conversation_id,
+        provider=provider,  # type: ignore[arg-type]
+        call_sid="CA" + "0" * 32 if provider == "twilio" else None,
+        sip_call_id=None if provider == "twilio" else "sip-1",
+        agent_id="agent_1",
+        phone_number_id="phnum_1",
+        to_number="+14155550123",
+        sender_email="support@acmecorp.com",
+        customer_info=customer_info,
+        placed_at_unix=1_780_000_000,
+    )
+
+
+@pytest.mark.parametrize("provider", ["twilio", "sip_trunk"])
+@pytest.mark.parametrize(
+    "info",
+    [{"name": "John Doe", "email": "john@example.com"}, {"phone": "+14155550199"}],
+    ids=["name-and-email", "phone-only"],
+)
+async def test_a_placed_call_answers_with_its_call_and_customer_session_readable(
+    container: Container, api: httpx.AsyncClient, provider: str, info: dict[str, Any]
+) -> None:
+    op_id = await _pending(container, "call.place")
+    placed = _placed(op_id, provider, CustomerInfo(**info))
+    await container.service.project(placed)
+
+    outcome = await container.service.operation_outcome(op_id)
+    assert outcome is not None and outcome.status_code == 200, outcome
+    cid = placed.conversation_id
+    call = await api.get(f"/api/v1/calls/{cid}")
+    assert call.status_code == 200 and call.json()["status"] == "dialing", call.text
+    session = await api.get(f"/api/v1/email-templates/sessions/{cid}")
+    assert session.status_code == 200, session.text
+    assert session.json()["customer_info"] == info
+
+    # The session's own event, projected later, changes nothing a reader sees.
+    await container.service.project(
+        CustomerSessionStored(
+            causation_id=op_id,
+            conversation_id=cid,
+            customer_info=CustomerInfo(**info),
+            sender_email="support@acmecorp.com",
+        )
+    )
+    assert (await api.get(f"/api/v1/email-templates/sessions/{cid}")).json()["customer_info"] == info
+
+
+async def test_a_call_without_customer_info_has_no_session(
+    container: Container, api: httpx.AsyncClient
+) -> None:
+    op_id = await _pending(container, "call.place")
+    placed = _placed(op_id, "twilio", None)
+    await container.service.project(placed)
+    assert (await container.service.operation_outcome(op_id)) is not None
+    assert (await api.get(f"/api/v1/calls/{placed.conversation_id}")).status_code == 200
+    assert (await api.get(f"/api/v1/email-templates/sessions/{placed.conversation_id}")).status_code == 404
