@@ -21,7 +21,9 @@ class PostCallWebhookReceived(Event):
     )
     conversation_id: str = Field(description="ElevenLabs conversation id.")
     agent_id: str | None = Field(default=None, description="Agent.")
-    event_timestamp: int = Field(description="ElevenLabs event time, unix seconds.")
+    event_timestamp: int = Field(
+        description="ElevenLabs event time, unix seconds (the time of receipt when the delivery had none)."
+    )
     conversation_status: str | None = Field(
         default=None, description="Conversation status (done, failed...)."
     )
@@ -35,6 +37,24 @@ class PostCallWebhookReceived(Event):
     data_collection: dict[str, Any] = Field(
         default_factory=dict, description="analysis.data_collection_results as id -> value."
     )
+
+
+class PostCallTranscriptPart(Event):
+    """One slice of a `post_call_transcription`'s transcript, published with its `PostCallWebhookReceived`.
+
+    A transcript can be megabytes, more than one Kafka message may hold, so it travels in parts:
+    `transcript_json` of parts 0..`part_count`-1 concatenated in order is the compact JSON array of
+    turns `[{"role": "user"|"agent", "message": str|null, "time_in_call_secs": number|null}]`.
+    Each part is at most 256 KiB of JSON. `message_id` is derived from (conversation, part), so a
+    replayed delivery deduplicates.
+    """
+
+    type: Literal["post_call_webhook.transcript_part"] = "post_call_webhook.transcript_part"
+    conversation_id: str = Field(description="ElevenLabs conversation id.")
+    part_index: int = Field(ge=0, description="0-based position of this part.")
+    part_count: int = Field(ge=1, description="How many parts the transcript has.")
+    turn_count: int = Field(ge=0, description="Turns in the whole transcript.")
+    transcript_json: str = Field(description="This part's slice of the transcript's JSON text.")
 
 
 class RegisterPostCallWebhook(Command):
@@ -53,6 +73,7 @@ class PostCallWebhookRegistered(Event):
 
 
 WebhookEvent = Annotated[
-    PostCallWebhookReceived | PostCallWebhookRegistered | CommandFailed, Field(discriminator="type")
+    PostCallWebhookReceived | PostCallTranscriptPart | PostCallWebhookRegistered | CommandFailed,
+    Field(discriminator="type"),
 ]
 WebhookCommand = Annotated[RegisterPostCallWebhook, Field(discriminator="type")]

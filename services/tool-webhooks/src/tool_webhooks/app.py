@@ -31,7 +31,13 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             await box.stop()
 
     app = FastAPI(title="switchboard-tool-webhooks", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.include_router(handlers.make_router(box.service, max_body_bytes=box.settings.max_body_bytes))
+    app.include_router(
+        handlers.make_router(
+            box.service,
+            max_body_bytes=box.settings.max_body_bytes,
+            spool_memory_bytes=box.settings.spool_memory_bytes,
+        )
+    )
     app.include_router(handlers.make_tool_router(box.tools))
 
     app.include_router(ops_router(box.bus, box.engine))

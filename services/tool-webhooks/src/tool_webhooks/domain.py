@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet, InvalidToken
 
 from bus.secrets import fernet_for
-from contracts.webhooks import PostCallWebhookReceived
+from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
 
 JSON = dict[str, Any]
 
@@ -65,19 +65,20 @@ def _digest(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(
-    header: str | None,
-    body: bytes,
-    secrets: Iterable[str],
-    *,
-    now: float,
-    tolerance_past_s: int,
-    tolerance_future_s: int,
-) -> None:
-    """Raise `InvalidSignature` unless `header` signs the raw `body` with one of `secrets`.
+@dataclass(frozen=True)
+class SignatureHeader:
+    """A parsed `ElevenLabs-Signature` header whose timestamp is within the tolerance window."""
 
-    Any of several `v0=` values may match (secret rotation upstream); every secret is tried, and
-    every comparison is constant-time.
+    timestamp: str
+    candidates: tuple[str, ...]
+
+
+def parse_signature_header(
+    header: str | None, *, now: float, tolerance_past_s: int, tolerance_future_s: int
+) -> SignatureHeader:
+    """Check everything that does not need the body; raise `InvalidSignature` (missing, malformed, stale).
+
+    The header arrives before the body, so a delivery failing here is refused without reading it.
     """
     if not header or not header.strip():
         raise InvalidSignature("Missing signature header")
@@ -98,17 +99,57 @@ def verify_signature(
     age = now - int(timestamp)
     if age > tolerance_past_s or -age > tolerance_future_s:
         raise InvalidSignature("Timestamp outside the tolerance zone")
-    keys = [s for s in secrets if s]
-    if not keys:
-        raise InvalidSignature("No webhook secret configured")
-    matched = False
-    for secret in keys:
-        expected = _digest(secret, timestamp, body).encode()
-        for candidate in candidates:
-            # No early exit: the time taken does not depend on which (if any) pair matched.
-            matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
-    if not matched:
-        raise InvalidSignature("Signature hash does not match the expected signature for the payload")
+    return SignatureHeader(timestamp, tuple(candidates))
+
+
+class SignatureCheck:
+    """HMAC-SHA256 of ``"<t>.<body>"`` under every secret, fed chunk by chunk as the body streams in.
+
+    Any of several `v0=` values may match (secret rotation upstream); every secret is tried, and
+    every comparison is constant-time. Raises `InvalidSignature` when no secret is configured.
+    """
+
+    def __init__(self, header: SignatureHeader, secrets: Iterable[str]) -> None:
+        keys = [s for s in secrets if s]
+        if not keys:
+            raise InvalidSignature("No webhook secret configured")
+        self._header = header
+        self._macs = [
+            hmac.new(k.encode("utf-8"), f"{header.timestamp}.".encode(), hashlib.sha256) for k in keys
+        ]
+
+    def update(self, chunk: bytes) -> None:
+        for mac in self._macs:
+            mac.update(chunk)
+
+    def verify(self) -> None:
+        """Raise `InvalidSignature` unless one secret's digest matches one `v0=` value."""
+        matched = False
+        for mac in self._macs:
+            expected = mac.hexdigest().encode()
+            for candidate in self._header.candidates:
+                # No early exit: the time taken does not depend on which (if any) pair matched.
+                matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+        if not matched:
+            raise InvalidSignature("Signature hash does not match the expected signature for the payload")
+
+
+def verify_signature(
+    header: str | None,
+    body: bytes,
+    secrets: Iterable[str],
+    *,
+    now: float,
+    tolerance_past_s: int,
+    tolerance_future_s: int,
+) -> None:
+    """Raise `InvalidSignature` unless `header` signs the raw `body` with one of `secrets` (whole body)."""
+    parsed = parse_signature_header(
+        header, now=now, tolerance_past_s=tolerance_past_s, tolerance_future_s=tolerance_future_s
+    )
+    check = SignatureCheck(parsed, secrets)
+    check.update(body)
+    check.verify()
 
 
 # ---- payloads -----------------------------------------------------------------------------------
@@ -123,10 +164,10 @@ class Envelope:
     data: JSON
 
 
-def parse_envelope(body: bytes) -> Envelope:
+def parse_envelope(body: bytes | str) -> Envelope:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedPayload("Body is not valid JSON") from exc
     if not isinstance(value, dict):
         raise MalformedPayload("Body is not a JSON object")
@@ -137,21 +178,87 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(kind, _int(value.get("event_timestamp")), data if isinstance(data, dict) else {})
 
 
+# Strings longer than this are left out when skimming (a post_call_audio's base64 `full_audio`).
+SKIM_MAX_STRING_BYTES = 4096
+_STRING_STOP = re.compile(rb'["\\]')
+
+
+class TooLargeToSkim(Exception):
+    """What remains of a body after leaving out its long strings is still over the limit."""
+
+
+def skim(chunks: Iterable[bytes], *, max_bytes: int, max_string_bytes: int = SKIM_MAX_STRING_BYTES) -> bytes:
+    """The JSON text of `chunks` with every string longer than `max_string_bytes` replaced by `null`.
+
+    One pass, never holding a long string: a post_call_audio body (megabytes of base64 in one
+    string) skims to a few hundred bytes whose `type` and ids can be read without decoding the
+    audio. Not a validator: invalid JSON stays invalid (or becomes so) and fails to parse later.
+    `"` and `\\` never occur inside a multi-byte UTF-8 sequence, so scanning bytes is exact.
+    Raises `TooLargeToSkim` when the result would exceed `max_bytes`.
+    """
+    out = bytearray()
+    text = bytearray()  # the current string's bytes while it is short enough to keep
+    in_string = escaped = dropped = False
+
+    def keep(piece: bytes) -> None:
+        nonlocal dropped
+        if dropped:
+            return
+        text.extend(piece)
+        if len(text) > max_string_bytes:
+            dropped = True
+            text.clear()
+
+    for chunk in chunks:
+        i, n = 0, len(chunk)
+        while i < n:
+            if not in_string:
+                j = chunk.find(b'"', i)
+                out += chunk[i:] if j < 0 else chunk[i:j]
+                if len(out) > max_bytes:
+                    raise TooLargeToSkim
+                if j < 0:
+                    break
+                in_string, dropped, i = True, False, j + 1
+                text.clear()
+            elif escaped:  # the byte after a backslash belongs to the string, whatever it is
+                keep(chunk[i : i + 1])
+                escaped, i = False, i + 1
+            else:
+                found = _STRING_STOP.search(chunk, i)
+                stop = n if found is None else found.start()
+                keep(chunk[i:stop])
+                if stop >= n:
+                    break
+                if chunk[stop] == 0x5C:  # a backslash: the next byte is escaped
+                    keep(b"\\")
+                    escaped = True
+                else:  # the closing quote
+                    out += b"null" if dropped else b'"' + text + b'"'
+                    in_string = False
+                i = stop + 1
+    return bytes(out)
+
+
 def post_call_message_id(webhook_type: str, conversation_id: str) -> str:
     """Deterministic message id: a replayed delivery has the same id and is deduplicated."""
     return hashlib.sha256(f"{webhook_type}:{conversation_id}".encode()).hexdigest()[:32]
 
 
-def received_event(envelope: Envelope, *, correlation_id: str | None = None) -> PostCallWebhookReceived:
-    """Map a `post_call_transcription` / `call_initiation_failure` webhook to our event (tolerant)."""
+def received_event(
+    envelope: Envelope, *, received_at: int, correlation_id: str | None = None
+) -> PostCallWebhookReceived:
+    """Map a `post_call_transcription` / `call_initiation_failure` webhook to our event (tolerant).
+
+    A delivery without `event_timestamp` is dated `received_at` (unix seconds): it is authentic
+    and ElevenLabs will not send it again, so it is never refused for that.
+    """
     if envelope.type not in PUBLISHED_TYPES:
         raise MalformedPayload(f"Unsupported webhook type {envelope.type!r}")
     data = envelope.data
     conversation_id = data.get("conversation_id")
     if not isinstance(conversation_id, str) or not conversation_id:
         raise MalformedPayload("Missing data.conversation_id")
-    if envelope.event_timestamp is None:
-        raise MalformedPayload("Missing event_timestamp")
     metadata = _dict(data.get("metadata"))
     analysis = _dict(data.get("analysis"))
     return PostCallWebhookReceived(
@@ -160,7 +267,7 @@ def received_event(envelope: Envelope, *, correlation_id: str | None = None) -> 
         webhook_type=envelope.type,  # checked against PUBLISHED_TYPES above
         conversation_id=conversation_id,
         agent_id=_str(data.get("agent_id")),
-        event_timestamp=envelope.event_timestamp,
+        event_timestamp=received_at if envelope.event_timestamp is None else envelope.event_timestamp,
         conversation_status=_str(data.get("status")),
         call_duration_secs=_int(metadata.get("call_duration_secs")),
         termination_reason=_str(metadata.get("termination_reason")),
@@ -169,6 +276,84 @@ def received_event(envelope: Envelope, *, correlation_id: str | None = None) -> 
         transcript_summary=_str(analysis.get("transcript_summary")),
         data_collection=data_collection(analysis.get("data_collection_results")),
     )
+
+
+# Kafka refuses messages over ~1 MiB: a transcript travels in parts of at most this much JSON.
+TRANSCRIPT_PART_BYTES = 256 * 1024
+
+
+def transcript_turns(data: Mapping[str, Any]) -> list[JSON]:
+    """`data.transcript` as the turns the call read model keeps: role, message, time_in_call_secs.
+
+    Tool calls, LLM usage and retrieval details are left out; entries that are not objects too.
+    """
+    raw = data.get("transcript")
+    turns: list[JSON] = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, Mapping):
+            seconds = entry.get("time_in_call_secs")
+            turns.append(
+                {
+                    "role": _text(entry.get("role")),
+                    "message": _text(entry.get("message")),
+                    "time_in_call_secs": seconds
+                    if isinstance(seconds, int | float) and not isinstance(seconds, bool)
+                    else None,
+                }
+            )
+    return turns
+
+
+def _text(value: Any) -> str | None:
+    # A lone surrogate (from a "\ud83d" escape) cannot be encoded as UTF-8 on the bus.
+    return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else None
+
+
+def transcript_slices(turns: list[JSON], max_bytes: int = TRANSCRIPT_PART_BYTES) -> list[str]:
+    """The compact JSON text of `turns`, cut so each slice, itself encoded as a JSON string, is at
+    most `max_bytes` of UTF-8 (escaping can make it grow: quotes, control characters)."""
+    text = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
+    slices: list[str] = []
+    start = 0
+    while start < len(text):
+        size = max_bytes // 2
+        while True:
+            piece = text[start : start + size]
+            if size == 1 or len(json.dumps(piece, ensure_ascii=False).encode()) <= max_bytes:
+                break
+            size //= 2
+        slices.append(piece)
+        start += len(piece)
+    return slices
+
+
+def transcript_part_message_id(conversation_id: str, part_index: int) -> str:
+    return hashlib.sha256(f"transcript:{conversation_id}:{part_index}".encode()).hexdigest()[:32]
+
+
+def transcript_parts(
+    envelope: Envelope, *, correlation_id: str | None = None
+) -> list[PostCallTranscriptPart]:
+    """The transcript of a `post_call_transcription` as events (none when it has no turns)."""
+    conversation_id = envelope.data.get("conversation_id")
+    if envelope.type != "post_call_transcription" or not isinstance(conversation_id, str):
+        return []
+    turns = transcript_turns(envelope.data)
+    if not turns:
+        return []
+    slices = transcript_slices(turns)
+    return [
+        PostCallTranscriptPart(
+            message_id=transcript_part_message_id(conversation_id, index),
+            correlation_id=correlation_id,
+            conversation_id=conversation_id,
+            part_index=index,
+            part_count=len(slices),
+            turn_count=len(turns),
+            transcript_json=piece,
+        )
+        for index, piece in enumerate(slices)
+    ]
 
 
 def data_collection(results: Any) -> JSON:

@@ -15,6 +15,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from starlette.requests import ClientDisconnect
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
 from bus.runtime import Bus
@@ -23,8 +24,9 @@ from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import RegisterPostCallWebhook, WebhookCommand
 from tool_webhooks import domain, metrics
-from tool_webhooks.domain import SIGNATURE_HEADER, TOOL_TOKEN_HEADER, InvalidSignature, MalformedPayload
+from tool_webhooks.domain import SIGNATURE_HEADER, TOOL_TOKEN_HEADER, InvalidSignature
 from tool_webhooks.service import ToolService, WebhookService
+from tool_webhooks.spool import SpooledBody
 
 log = structlog.get_logger("tool_webhooks.handlers")
 
@@ -46,8 +48,13 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _error(status: int, error: str, detail: str | None) -> JSONResponse:
-    return JSONResponse({"success": False, "error": error, "detail": detail}, status_code=status)
+def _error(status: int, error: str, detail: str | None, *, unread_body: bool = False) -> JSONResponse:
+    # Refused before its body was read: close the connection rather than let the server drain
+    # (possibly hundreds of megabytes) to keep it alive.
+    headers = {"connection": "close"} if unread_body else None
+    return JSONResponse(
+        {"success": False, "error": error, "detail": detail}, status_code=status, headers=headers
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -150,28 +157,53 @@ def make_tool_router(tools: ToolService) -> APIRouter:
     return router
 
 
-def make_router(service: WebhookService, *, max_body_bytes: int) -> APIRouter:
+def make_router(service: WebhookService, *, max_body_bytes: int, spool_memory_bytes: int) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, tags=["webhooks"])
+
+    def invalid(exc: InvalidSignature, *, unread_body: bool = False) -> JSONResponse:
+        metrics.POST_CALL_WEBHOOKS.labels("invalid_signature").inc()
+        log.warning("tool_webhooks.post_call.invalid_signature", detail=exc.detail)
+        return _error(401, "Invalid signature", exc.detail, unread_body=unread_body)
+
+    def too_large() -> JSONResponse:
+        metrics.POST_CALL_WEBHOOKS.labels("too_large").inc()
+        log.warning("tool_webhooks.post_call.too_large", limit=max_body_bytes)
+        return _error(
+            413, "Payload too large", f"Bodies are limited to {max_body_bytes} bytes", unread_body=True
+        )
 
     @router.post("/elevenlabs/post-call", response_model=None)
     async def post_call(request: Request) -> JSONResponse:
-        """ElevenLabs post-call webhook (HMAC-signed); acknowledged once written to the outbox."""
+        """ElevenLabs post-call webhook (HMAC-signed); 200 once written to the outbox (or kept).
+
+        ElevenLabs sends each delivery once and disables an endpoint that keeps failing, so only a
+        missing, malformed, stale or wrong signature is refused (401): the header is checked before
+        the body is read, the HMAC while it streams (spooled to disk past a small buffer, never
+        held whole). Past TOOL_WEBHOOKS_MAX_BODY_BYTES: 413.
+        """
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
         try:
-            body = await _read_body(request, max_body_bytes)
-        except BodyTooLarge:
-            metrics.POST_CALL_WEBHOOKS.labels("too_large").inc()
-            return _error(413, "Payload too large", f"Bodies are limited to {max_body_bytes} bytes")
-        try:
-            outcome = await service.receive_post_call(body, request.headers.get(SIGNATURE_HEADER))
+            check = await service.signature_check(request.headers.get(SIGNATURE_HEADER))
         except InvalidSignature as exc:
-            metrics.POST_CALL_WEBHOOKS.labels("invalid_signature").inc()
-            log.warning("tool_webhooks.post_call.invalid_signature", detail=exc.detail)
-            return _error(401, "Invalid signature", exc.detail)
-        except MalformedPayload as exc:
-            metrics.POST_CALL_WEBHOOKS.labels("malformed").inc()
-            log.warning("tool_webhooks.post_call.malformed", detail=exc.detail)
-            return _error(400, "Malformed payload", exc.detail)
+            return invalid(exc, unread_body=True)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            return too_large()
+        with SpooledBody(spool_memory_bytes) as body:
+            try:
+                async for chunk in request.stream():
+                    check.update(chunk)
+                    body.write(chunk)
+                    if body.size > max_body_bytes:
+                        return too_large()
+            except ClientDisconnect:
+                metrics.POST_CALL_WEBHOOKS.labels("disconnected").inc()
+                log.warning("tool_webhooks.post_call.disconnected", received_bytes=body.size)
+                return _error(400, "Client disconnected", "The body ended early")
+            try:
+                outcome = await service.receive_post_call(check, body)
+            except InvalidSignature as exc:
+                return invalid(exc)
         metrics.POST_CALL_WEBHOOKS.labels(outcome).inc()
         return JSONResponse({"status": outcome}, status_code=200)
 

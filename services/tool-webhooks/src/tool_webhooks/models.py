@@ -1,12 +1,13 @@
 """Tables of the `tool_webhooks` schema: webhook registrations, projections for the mid-call tools
-(conversations, customer sessions, e-mail templates), e-mail invocations, outbox and inbox."""
+(conversations, customer sessions, e-mail templates), e-mail invocations, authentic post-call
+deliveries we could not read, outbox and inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, String, Text, func
+from sqlalchemy import BigInteger, DateTime, LargeBinary, MetaData, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,3 +113,23 @@ class EmailInvocation(Base):
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[str] = mapped_column(String(64))
+
+
+class KeptDelivery(Base):
+    """A correctly signed post-call delivery we could not read (not JSON, no type or conversation id,
+    too large to parse). ElevenLabs sends it once, so it is kept here for an operator, not lost.
+
+    `body` holds at most TOOL_WEBHOOKS_MAX_PARSE_BYTES (`truncated` says when there was more);
+    `size_bytes` and `sha256` describe the whole delivery.
+    """
+
+    __tablename__ = "kept_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # the same delivery is kept once
+    truncated: Mapped[bool] = mapped_column(default=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -16,6 +16,7 @@ from tool_webhooks.models import (
     CustomerSession,
     EmailInvocation,
     EmailTemplate,
+    KeptDelivery,
     WebhookRegistration,
     inbox,
 )
@@ -43,6 +44,38 @@ class RegistrationRepository:
             select(WebhookRegistration).order_by(WebhookRegistration.id.desc()).limit(1)
         )
         return result.first()
+
+
+class KeptDeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        reason: str,
+        size_bytes: int,
+        sha256: str,
+        body: bytes,
+        truncated: bool,
+        correlation_id: str | None,
+    ) -> int | None:
+        """The new row's id, or None when a delivery with this `sha256` is already kept."""
+        statement = (
+            insert(KeptDelivery)
+            .values(
+                reason=reason,
+                size_bytes=size_bytes,
+                sha256=sha256,
+                body=body,
+                truncated=truncated,
+                correlation_id=correlation_id,
+            )
+            .on_conflict_do_nothing(index_elements=[KeptDelivery.sha256])
+            .returning(KeptDelivery.id)
+        )
+        result: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return result
 
 
 class InboxRepository:

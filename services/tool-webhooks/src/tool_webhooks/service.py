@@ -1,7 +1,10 @@
 """Use cases of the tool-webhooks service. Services never commit: the unit of work does.
 
-- `receive_post_call`: verify the signature on the raw bytes, then in ONE transaction claim the
-  webhook's deterministic message id in the inbox and write `PostCallWebhookReceived` to the outbox.
+- `signature_check` + `receive_post_call`: check the signature header before the body is read, the
+  HMAC as the body streams in; then in ONE transaction claim the webhook's deterministic message id
+  in the inbox and write `PostCallWebhookReceived` (and the transcript's parts) to the outbox. An
+  authentic delivery is never refused: unknown types and post_call_audio are skipped without being
+  parsed whole, unreadable ones are kept in `kept_deliveries`.
 - `register_post_call_webhook`: create the workspace webhook upstream, point the ConvAI settings at
   it, store its secret encrypted and emit `PostCallWebhookRegistered` (or `CommandFailed`).
 - `ToolService`: the projections (conversations, customer sessions, e-mail templates) and the
@@ -24,17 +27,18 @@ from cachetools import TTLCache
 from bus import metrics as bus_metrics
 from bus.context import current_correlation_id
 from contracts import topics
-from contracts.base import CommandFailed
+from contracts.base import CommandFailed, Event
 from contracts.notifier import SendEmail
 from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
-from contracts.webhooks import PostCallWebhookRegistered, RegisterPostCallWebhook
+from contracts.webhooks import PostCallWebhookReceived, PostCallWebhookRegistered, RegisterPostCallWebhook
 from elevenlabs_client import ElevenLabsClient, UpstreamError
 from tool_webhooks import domain, metrics
 from tool_webhooks import stores as stores_mod
 from tool_webhooks.domain import CommandError
 from tool_webhooks.models import CONSUMER, POST_CALL_CONSUMER, PROJECTION_CONSUMER
 from tool_webhooks.settings import Settings
+from tool_webhooks.spool import SpooledBody
 from tool_webhooks.stores import StoreClient
 from tool_webhooks.uow import UnitOfWork
 
@@ -43,7 +47,15 @@ log = structlog.get_logger("tool_webhooks.service")
 # Rows deleted per transaction by retention: short transactions on tables tool calls read.
 PRUNE_BATCH = 500
 
-ReceiveOutcome = Literal["accepted", "duplicate", "ignored"]
+ReceiveOutcome = Literal["accepted", "duplicate", "ignored", "kept"]
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What a verified delivery says: its envelope and events (none for types we do not publish)."""
+
+    envelope: domain.Envelope
+    events: list[Event]
 
 
 @dataclass(frozen=True)
@@ -84,30 +96,84 @@ class WebhookService:
                 secrets.append(clear)
         return secrets
 
-    async def receive_post_call(self, body: bytes, signature: str | None) -> ReceiveOutcome:
-        """Raises `InvalidSignature` (nothing written) or `MalformedPayload` (signed but unreadable)."""
+    async def signature_check(self, header: str | None) -> domain.SignatureCheck:
+        """The HMAC to feed with the body; raises `InvalidSignature` (missing, malformed or stale
+        header, no secret) before a byte of the body is read."""
+        parsed = domain.parse_signature_header(
+            header,
+            now=self._clock(),
+            tolerance_past_s=self._settings.webhook_tolerance_past_s,
+            tolerance_future_s=self._settings.webhook_tolerance_future_s,
+        )
         async with self._uow() as uow:
-            domain.verify_signature(
-                signature,
-                body,
-                await self._secrets(uow),
-                now=self._clock(),
-                tolerance_past_s=self._settings.webhook_tolerance_past_s,
-                tolerance_future_s=self._settings.webhook_tolerance_future_s,
-            )
-            envelope = domain.parse_envelope(body)
-            if envelope.type not in domain.PUBLISHED_TYPES:
-                log.info("tool_webhooks.post_call.ignored", webhook_type=envelope.type)
-                return "ignored"
-            event = domain.received_event(envelope, correlation_id=current_correlation_id())
-            # Never log the body: transcripts are personal data.
-            bound = log.bind(webhook_type=envelope.type, conversation_id=event.conversation_id)
+            secrets = await self._secrets(uow)
+        return domain.SignatureCheck(parsed, secrets)
+
+    async def receive_post_call(self, check: domain.SignatureCheck, body: SpooledBody) -> ReceiveOutcome:
+        """`body` has been fed to `check` whole. Raises `InvalidSignature` (nothing written)."""
+        check.verify()
+        received_at = int(self._clock())
+        correlation_id = current_correlation_id()
+        try:
+            # Off the event loop: parsing megabytes must not delay the mid-call tools' answers.
+            read = await asyncio.to_thread(self._read, body, received_at, correlation_id)
+        except domain.MalformedPayload as exc:
+            return await self._keep(body, exc.detail)
+        if not read.events:
+            log.info("tool_webhooks.post_call.ignored", webhook_type=read.envelope.type, size_bytes=body.size)
+            return "ignored"
+        event = read.events[0]
+        assert isinstance(event, PostCallWebhookReceived)
+        # Never log the body: transcripts are personal data.
+        bound = log.bind(webhook_type=read.envelope.type, conversation_id=event.conversation_id)
+        async with self._uow() as uow:
             if not await uow.claim(event.message_id, POST_CALL_CONSUMER):
                 bound.info("tool_webhooks.post_call.duplicate")
                 return "duplicate"
-            await uow.publish(event, key=event.conversation_id)
-            bound.info("tool_webhooks.post_call.accepted", message_id=event.message_id)
-            return "accepted"
+            for message in read.events:
+                await uow.publish(message, key=event.conversation_id)
+        bound.info(
+            "tool_webhooks.post_call.accepted",
+            message_id=event.message_id,
+            transcript_parts=len(read.events) - 1,
+            size_bytes=body.size,
+        )
+        return "accepted"
+
+    def _read(self, body: SpooledBody, received_at: int, correlation_id: str | None) -> _Read:
+        """Skim first (long strings such as base64 audio left out), so a type we do not publish is
+        never parsed whole; then parse the types we publish. Raises `MalformedPayload`."""
+        limit = self._settings.max_parse_bytes
+        try:
+            head = domain.parse_envelope(domain.skim(body.chunks(), max_bytes=limit))
+        except domain.TooLargeToSkim as exc:
+            raise domain.MalformedPayload(f"Body over {limit} bytes once long strings are left out") from exc
+        if head.type not in domain.PUBLISHED_TYPES:
+            return _Read(head, [])
+        if body.size > limit:
+            raise domain.MalformedPayload(f"A {head.type} body over {limit} bytes")
+        envelope = domain.parse_envelope(body.head(limit))
+        received = domain.received_event(envelope, received_at=received_at, correlation_id=correlation_id)
+        parts = domain.transcript_parts(envelope, correlation_id=correlation_id)
+        return _Read(envelope, [received, *parts])
+
+    async def _keep(self, body: SpooledBody, reason: str) -> ReceiveOutcome:
+        """An authentic delivery we cannot read: ElevenLabs will not send it again, so keep it."""
+        limit = self._settings.max_parse_bytes
+        async with self._uow() as uow:
+            kept_id = await uow.kept.add(
+                reason=reason,
+                size_bytes=body.size,
+                sha256=body.sha256,
+                body=body.head(limit),
+                truncated=body.size > limit,
+                correlation_id=current_correlation_id(),
+            )
+        if kept_id is None:
+            log.info("tool_webhooks.post_call.kept_duplicate", sha256=body.sha256)
+            return "duplicate"
+        log.error("tool_webhooks.post_call.kept", kept_id=kept_id, reason=reason, size_bytes=body.size)
+        return "kept"
 
     # ---- registration ------------------------------------------------------------------------
 

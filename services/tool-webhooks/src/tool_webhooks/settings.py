@@ -20,7 +20,13 @@ class Settings(BusSettings):
     port: int = Field(default=8001, ge=0, le=65535, alias="TOOL_WEBHOOKS_PORT")
     webhook_tolerance_past_s: int = Field(default=1800, ge=0, alias="WEBHOOK_TOLERANCE_PAST_S")
     webhook_tolerance_future_s: int = Field(default=300, ge=0, alias="WEBHOOK_TOLERANCE_FUTURE_S")
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0, alias="TOOL_WEBHOOKS_MAX_BODY_BYTES")
+    # Post-call deliveries: a body whose signature header is well-formed and fresh is streamed through
+    # the HMAC into a temporary file (memory up to the spool size), up to max_body_bytes (else 413):
+    # ElevenLabs sends once and never retries, so an authentic delivery must fit (post_call_audio
+    # carries the whole call as base64). Only bodies up to max_parse_bytes are parsed whole.
+    max_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0, alias="TOOL_WEBHOOKS_MAX_BODY_BYTES")
+    max_parse_bytes: int = Field(default=32 * 1024 * 1024, gt=0, alias="TOOL_WEBHOOKS_MAX_PARSE_BYTES")
+    spool_memory_bytes: int = Field(default=1024 * 1024, ge=0, alias="TOOL_WEBHOOKS_SPOOL_MEMORY_BYTES")
     upstream_timeout_s: float = Field(default=10.0, gt=0, alias="TOOL_WEBHOOKS_UPSTREAM_TIMEOUT_S")
     upstream_max_retries: int = Field(default=3, ge=0, alias="TOOL_WEBHOOKS_UPSTREAM_MAX_RETRIES")
 

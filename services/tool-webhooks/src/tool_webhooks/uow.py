@@ -14,6 +14,7 @@ from tool_webhooks.repository import (
     EmailInvocationRepository,
     EmailTemplateRepository,
     InboxRepository,
+    KeptDeliveryRepository,
     RegistrationRepository,
 )
 
@@ -27,6 +28,7 @@ class UnitOfWork(TransactionScope):
     sessions: CustomerSessionRepository
     templates: EmailTemplateRepository
     invocations: EmailInvocationRepository
+    kept: KeptDeliveryRepository
     events_topic = WEBHOOK_EVENTS
     inbox_table = inbox_rows
     consumer = CONSUMER
@@ -38,3 +40,4 @@ class UnitOfWork(TransactionScope):
         self.sessions = CustomerSessionRepository(session)
         self.templates = EmailTemplateRepository(session)
         self.invocations = EmailInvocationRepository(session)
+        self.kept = KeptDeliveryRepository(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,12 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import Table, select
 
 from bus.runtime import message_headers
 from contracts import topics
 from contracts.base import Message
+from devinfra.broker import free_port
 from devinfra.bus_harness import DEADLINE_S as DEADLINE_S  # the tests wait as long as the harness
 from devinfra.bus_harness import BusHarness, prepared, service_env, started, wait_for
 from devinfra.pytest_plugin import isolated
@@ -202,3 +205,29 @@ async def harness(_harness: Harness) -> AsyncIterator[Harness]:
     await _harness.sim.delete("/_sim/faults")
     yield _harness
     await _harness.sim.delete("/_sim/faults")
+
+
+@pytest.fixture(scope="session")
+async def http_url(container: Container) -> AsyncIterator[str]:
+    """The real app behind uvicorn on a loopback port (real HTTP: chunked bodies, Content-Length),
+    in this event loop so it shares the session's container."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(container, migrate=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "tool-webhooks app did not start"
+        await asyncio.sleep(0.01)  # polling with a deadline
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1/webhook/elevenlabs/post-call"
+    finally:
+        server.should_exit = True
+        await task

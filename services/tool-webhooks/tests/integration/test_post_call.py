@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
-from tool_webhooks import domain
+from tool_webhooks import domain, handlers
 
-from .conftest import Harness
+from .conftest import CONFIGURED_SECRET, Harness
 
 pytestmark = pytest.mark.integration
 
@@ -161,15 +164,26 @@ async def test_post_call_audio_is_ignored(harness: Harness) -> None:
     assert not await harness.claimed(domain.post_call_message_id("post_call_audio", conversation_id))
 
 
-async def test_malformed_json_with_valid_signature_is_400(harness: Harness) -> None:
-    for body in (b"{not json", b'{"type": "post_call_transcription", "data": {}}'):
-        response = await harness.post_signed(body)
-        assert response.status_code == 400
-        assert response.json()["success"] is False
+async def test_bodies_over_the_limit_are_413_before_being_read(harness: Harness) -> None:
+    """A tiny limit on a second app over the same container (the session's is 256 MiB)."""
+    app = FastAPI()
+    app.include_router(
+        handlers.make_router(harness.container.service, max_body_bytes=1024, spool_memory_bytes=0)
+    )
+    body = b'{"type":"post_call_audio","data":{"x":"' + b"a" * 2048 + b'"}}'
+    signature = domain.sign(CONFIGURED_SECRET, body, int(time.time()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://small") as client:
+        for content in (body, _chunks(body)):  # Content-Length, then chunked
+            response = await client.post(
+                "/api/v1/webhook/elevenlabs/post-call",
+                content=content,
+                headers={domain.SIGNATURE_HEADER: signature},
+            )
+            assert response.status_code == 413
+            assert response.json()["error"] == "Payload too large"
+            assert response.headers["connection"] == "close"
 
 
-async def test_bodies_over_5_mb_are_413(harness: Harness) -> None:
-    body = b'{"type":"post_call_audio","data":{"x":"' + b"a" * (5 * 1024 * 1024) + b'"}}'
-    response = await harness.post_signed(body)
-    assert response.status_code == 413
-    assert response.json()["error"] == "Payload too large"
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(body), 100):
+        yield body[i : i + 100]

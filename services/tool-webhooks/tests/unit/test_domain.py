@@ -105,7 +105,9 @@ def transcription(**data: object) -> bytes:
 
 
 def test_transcription_mapping() -> None:
-    event = domain.received_event(domain.parse_envelope(transcription()), correlation_id="c1")
+    event = domain.received_event(
+        domain.parse_envelope(transcription()), received_at=NOW + 5, correlation_id="c1"
+    )
     assert event.model_dump(exclude={"occurred_at"}) == {
         "message_id": domain.post_call_message_id("post_call_transcription", "conv_1"),
         "type": "post_call_webhook.received",
@@ -128,7 +130,7 @@ def test_transcription_mapping() -> None:
 
 def test_tolerant_mapping_of_odd_shapes() -> None:
     body = transcription(metadata="nope", analysis=None, status=7)
-    event = domain.received_event(domain.parse_envelope(body))
+    event = domain.received_event(domain.parse_envelope(body), received_at=NOW)
     assert (event.call_duration_secs, event.call_successful, event.conversation_status) == (None, None, None)
     assert event.data_collection == {}
 
@@ -146,7 +148,7 @@ def test_call_initiation_failure_mapping() -> None:
             },
         }
     ).encode()
-    event = domain.received_event(domain.parse_envelope(body))
+    event = domain.received_event(domain.parse_envelope(body), received_at=NOW)
     assert event.webhook_type == "call_initiation_failure"
     assert (event.conversation_id, event.failure_reason, event.termination_reason) == ("conv_2", "busy", None)
     assert event.message_id == domain.post_call_message_id("call_initiation_failure", "conv_2")
@@ -161,12 +163,104 @@ def test_call_initiation_failure_mapping() -> None:
         b"[1,2]",
         b'{"data": {}}',
         b'{"type": "post_call_transcription", "event_timestamp": 1, "data": {}}',
-        b'{"type": "post_call_transcription", "data": {"conversation_id": "c"}}',
+        b'{"type": "post_call_transcription", "data": {"conversation_id": 7}}',
     ],
 )
 def test_malformed_payloads(body: bytes) -> None:
     with pytest.raises(MalformedPayload):
-        domain.received_event(domain.parse_envelope(body))
+        domain.received_event(domain.parse_envelope(body), received_at=NOW)
+
+
+def test_a_delivery_without_event_timestamp_is_dated_at_receipt() -> None:
+    for kind in ("post_call_transcription", "call_initiation_failure"):
+        body = json.dumps({"type": kind, "data": {"conversation_id": "c"}}).encode()
+        event = domain.received_event(domain.parse_envelope(body), received_at=NOW + 42)
+        assert (event.webhook_type, event.event_timestamp) == (kind, NOW + 42)
+    dated = json.dumps(
+        {"type": "call_initiation_failure", "event_timestamp": 5, "data": {"conversation_id": "c"}}
+    )
+    assert domain.received_event(domain.parse_envelope(dated.encode()), received_at=NOW).event_timestamp == 5
+
+
+def _chunked(body: bytes, size: int) -> list[bytes]:
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 4096, 10**9])
+def test_skim_leaves_out_long_strings_whatever_the_chunking(chunk: int) -> None:
+    value = {
+        "type": "post_call_audio",
+        "event_timestamp": NOW,
+        "data": {
+            "agent_id": 'quote " and backslash \\ and é and \u2028',
+            "conversation_id": "conv_1",
+            "full_audio": "SUQzBAAAAAAA" * 100_000,
+            "escaped_long": '\\"' * 5000,
+            "nested": [{"k": ["\n", 1.5, None, True]}],
+        },
+    }
+    body = json.dumps(value).encode()
+    skimmed = domain.skim(_chunked(body, chunk), max_bytes=10_000)
+    expected = json.loads(body)
+    expected["data"]["full_audio"] = expected["data"]["escaped_long"] = None
+    assert json.loads(skimmed) == expected
+    # Non-ASCII as raw UTF-8 (not escaped) survives too.
+    raw = json.dumps({"type": "x", "data": {"m": "héllo ✓"}}, ensure_ascii=False).encode()
+    assert json.loads(domain.skim(_chunked(raw, chunk), max_bytes=100)) == json.loads(raw)
+
+
+def test_skim_is_bounded_and_keeps_garbage_unparseable() -> None:
+    with pytest.raises(domain.TooLargeToSkim):
+        domain.skim([b"[" + b"1," * 10_000 + b"1]"], max_bytes=1000)
+    for garbage in (b"{not json", b'{"type": "unterminated', b"\xff\xfe"):
+        with pytest.raises(MalformedPayload):
+            domain.parse_envelope(domain.skim([garbage], max_bytes=1000))
+
+
+def test_transcript_turns_keep_role_message_and_time_only() -> None:
+    data = {
+        "transcript": [
+            {"role": "agent", "message": "Hi", "time_in_call_secs": 0, "tool_calls": [{"x": 1}]},
+            {"role": "user", "message": None, "time_in_call_secs": 1.5, "llm_usage": {}},
+            "not a turn",
+            {"role": "user", "message": "lone \ud83d surrogate", "time_in_call_secs": True},
+        ]
+    }
+    turns = domain.transcript_turns(json.loads(json.dumps(data)))
+    assert turns == [
+        {"role": "agent", "message": "Hi", "time_in_call_secs": 0},
+        {"role": "user", "message": None, "time_in_call_secs": 1.5},
+        {"role": "user", "message": "lone ? surrogate", "time_in_call_secs": None},
+    ]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["plain ascii words " * 40, 'quotes " and \\ backslashes', "\x01\x02 control " * 30, "émoji 🎉 ✓ " * 50],
+)
+def test_transcript_slices_fit_the_budget_and_join_back(message: str) -> None:
+    turns = [{"role": "user", "message": f"{i}: {message}", "time_in_call_secs": i} for i in range(300)]
+    budget = 4096
+    slices = domain.transcript_slices(turns, budget)
+    assert len(slices) > 1
+    assert all(len(json.dumps(s, ensure_ascii=False).encode()) <= budget for s in slices)
+    assert json.loads("".join(slices)) == turns
+
+
+def test_transcript_parts_are_numbered_events_with_stable_ids() -> None:
+    turns = [{"role": "user", "message": "x" * 1000, "time_in_call_secs": i} for i in range(1000)]
+    body = json.dumps(
+        {"type": "post_call_transcription", "data": {"conversation_id": "conv_9", "transcript": turns}}
+    )
+    parts = domain.transcript_parts(domain.parse_envelope(body.encode()))
+    assert [p.part_index for p in parts] == list(range(len(parts)))
+    assert {p.part_count for p in parts} == {len(parts)} and len(parts) >= 4
+    assert {p.turn_count for p in parts} == {1000}
+    assert all(len(p.model_dump_json().encode()) < domain.TRANSCRIPT_PART_BYTES + 1024 for p in parts)
+    assert json.loads("".join(p.transcript_json for p in parts)) == turns
+    assert parts[1].message_id == domain.transcript_part_message_id("conv_9", 1) != parts[0].message_id
+    failure = json.dumps({"type": "call_initiation_failure", "data": {"conversation_id": "c"}})
+    assert domain.transcript_parts(domain.parse_envelope(failure.encode())) == []
 
 
 def test_webhook_url_and_settings() -> None:
