@@ -107,7 +107,9 @@ ORDERS_TOOL = EcommerceTool(
     description=(
         "Look up the caller's orders and their status. Use it when the caller asks where an order "
         "is, what they bought or about delivery. Ask for the order number first; if they do not "
-        "have it, ask for the e-mail address used for the order."
+        "have it, ask for the e-mail address used for the order. An order is only read out to its "
+        "customer: if the answer says it could not be verified, ask for the e-mail address or the "
+        "postcode on the order and call again with them."
     ),
     parameters=(
         ToolParameter(
@@ -119,7 +121,16 @@ ORDERS_TOOL = EcommerceTool(
         ToolParameter(
             name="email",
             type="string",
-            description="Customer e-mail if no order number.",
+            description=(
+                "The e-mail address on the order (billing e-mail) as the caller spells it: finds "
+                "their orders when there is no order number, and confirms the order is theirs."
+            ),
+            required=False,
+        ),
+        ToolParameter(
+            name="postcode",
+            type="string",
+            description="The billing postcode (ZIP) on the order as the caller says it, to confirm it is theirs.",
             required=False,
         ),
     ),

@@ -53,8 +53,10 @@ def test_ecommerce_orders_tool_config_has_optional_lookup_keys() -> None:
     body = config["api_schema"]["request_body_schema"]
     assert config["api_schema"]["url"] == "https://x/api/v1/webhook/ecommerce/orders"
     assert body["required"] == []
-    assert set(body["properties"]) == {"order_number", "email", "conversation_id"}
+    assert set(body["properties"]) == {"order_number", "email", "postcode", "conversation_id"}
     assert "e-mail" in body["properties"]["email"]["description"]
+    assert body["properties"]["postcode"]["type"] == "string"
+    assert "postcode" in config["description"]
 
 
 def _webhook(method: str) -> CreateWebhookTool:

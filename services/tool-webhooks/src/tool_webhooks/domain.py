@@ -509,6 +509,64 @@ def orders_message(orders: list[JSON], *, by_number: bool) -> str:
     return ". ".join(parts) + "."
 
 
+# ---- who may hear an order ----------------------------------------------------------------------
+
+NOT_VERIFIED_MESSAGE = (
+    "I couldn't verify that order with your details. "
+    "Could you tell me the e-mail address or the postcode on the order?"
+)
+MIN_PHONE_DIGITS = 7
+_NOT_DIGIT = re.compile(r"\D")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the caller is known by: the call's customer session, and what they said on the call."""
+
+    session_email: str | None = None
+    session_phone: str | None = None
+    given_email: str | None = None
+    given_postcode: str | None = None
+
+
+def same_email(a: str | None, b: str | None) -> bool:
+    return bool(a and b and a.strip().casefold() == b.strip().casefold())
+
+
+def same_phone(a: str | None, b: str | None) -> bool:
+    """The same number however it is written: ``+1 (415) 555-0100`` = ``415.555.0100``, ``+44 20
+    7946 0958`` = ``020 7946 0958``. Digits only, without the international ``00`` or national
+    trunk ``0`` prefixes; one must end with the other, and that one has at least 7 digits."""
+    x, y = (_NOT_DIGIT.sub("", p or "").lstrip("0") for p in (a, b))
+    short, long = sorted((x, y), key=len)
+    return len(short) >= MIN_PHONE_DIGITS and long.endswith(short)
+
+
+def same_postcode(a: str | None, b: str | None) -> bool:
+    """Case, spaces and hyphens aside (``sw1a 1aa`` = ``SW1A1AA``); a US ZIP matches its ZIP+4."""
+    x, y = (_NOT_ALNUM.sub("", p or "").upper() for p in (a, b))
+    if not x or not y:
+        return False
+    if x.isdigit() and y.isdigit() and {len(x), len(y)} == {5, 9}:
+        return x[:5] == y[:5]
+    return x == y
+
+
+def order_matches_caller(
+    caller: Caller, billing_email: str | None, billing_phone: str | None, billing_postcode: str | None
+) -> bool:
+    """True when the order's billing contact is the caller's: the session's e-mail or phone, or
+    the billing e-mail or postcode the caller gave. Order numbers are sequential, so a number alone
+    proves nothing."""
+    return (
+        same_email(caller.session_email, billing_email)
+        or same_email(caller.given_email, billing_email)
+        or same_phone(caller.session_phone, billing_phone)
+        or same_postcode(caller.given_postcode, billing_postcode)
+    )
+
+
 # ---- e-mail tool --------------------------------------------------------------------------------
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")

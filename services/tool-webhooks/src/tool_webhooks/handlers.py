@@ -116,7 +116,7 @@ def make_tool_router(tools: ToolService) -> APIRouter:
 
     @router.post("/ecommerce/orders", response_model=None)
     async def orders(request: Request) -> JSONResponse:
-        """`get_orders`: `{conversation_id, order_number?, email?}` → order status for the agent."""
+        """`get_orders`: `{conversation_id, order_number?, email?, postcode?}` → the caller's order status."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
         if not tools.authorized(domain.ORDERS_ROUTE, request.headers.get(TOOL_TOKEN_HEADER)):
             return refuse("orders")

@@ -454,13 +454,16 @@ class ToolService:
         return answer
 
     async def orders(self, body: Mapping[str, Any]) -> ToolAnswer:
+        """`{conversation_id, order_number?, email?, postcode?}` → the caller's orders, read out only
+        when their billing contact is the caller's (`domain.order_matches_caller`)."""
         conversation_id = _text(body.get("conversation_id"))
         order_number = _text(body.get("order_number"))
         email = _text(body.get("email"))
+        postcode = _text(body.get("postcode"))
 
         async def work(deadline: float) -> ToolAnswer:
             creds = await self._credentials(conversation_id) if conversation_id else None
-            if creds is None:
+            if creds is None or conversation_id is None:
                 return {"orders": [], "message": domain.NO_STORE_MESSAGE, "error": "no_store"}
             if not order_number and not email:
                 return {
@@ -474,15 +477,33 @@ class ToolService:
                     "message": "That e-mail address doesn't look right. Could you spell it for me?",
                     "error": "invalid_email",
                 }
+            caller = await self._caller(conversation_id, email, postcode)
             found = await self._stores.orders(
                 creds, order_number, email, self._settings.tool_max_results, deadline
             )
-            orders = [o.as_json() for o in found]
+            verified = [
+                o
+                for o in found
+                if domain.order_matches_caller(caller, o.billing_email, o.billing_phone, o.billing_postcode)
+            ]
+            if found and not verified:
+                return {"orders": [], "message": domain.NOT_VERIFIED_MESSAGE, "error": "not_verified"}
+            orders = [o.as_json() for o in verified[: self._settings.tool_max_results]]
             return {"orders": orders, "message": domain.orders_message(orders, by_number=bool(order_number))}
 
         answer = await self._within_budget("orders", work)
         answer.setdefault("orders", [])
         return answer
+
+    async def _caller(self, conversation_id: str, email: str | None, postcode: str | None) -> domain.Caller:
+        async with self._uow() as uow:
+            session = await uow.sessions.get(conversation_id)
+        return domain.Caller(
+            session_email=session.email if session is not None else None,
+            session_phone=session.phone if session is not None else None,
+            given_email=email,
+            given_postcode=postcode,
+        )
 
     # ---- e-mail ------------------------------------------------------------------------------
 

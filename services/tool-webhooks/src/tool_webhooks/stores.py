@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from cachetools import TTLCache
 
 from tool_webhooks.outbound import OutboundClient, OutboundFailed, OutboundRefused, OutboundResponse
 
@@ -22,19 +26,30 @@ Platform = Literal["woocommerce", "shopify"]
 JSON = dict[str, Any]
 
 MAX_429_RETRIES = 2
+MAX_THROTTLED_RETRIES = 2
 DEFAULT_RETRY_AFTER_S = 0.5
+# A retry is only worth making when it (plus the time to answer) still fits the deadline.
+ANSWER_MARGIN_S = 0.3
+# WooCommerce's order search also matches addresses, phones and item names: one page of candidates,
+# of which only exact `number` matches are kept.
+WOO_ORDER_SEARCH_PAGE = 20
+# The 401 WooCommerce gives a request that reached it without (readable) credentials.
+WOO_CANNOT_VIEW = "woocommerce_rest_cannot_view"
 _EMAIL = re.compile(r"^[^@\s\"'\\:()]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _SEARCH_UNSAFE = re.compile(r"[^\w\s.-]", re.UNICODE)
+_ORDER_WORD = re.compile(r"^\s*order\b", re.IGNORECASE)
 
 
 class StoreError(Exception):
     """The store could not answer. `code`: unauthorized, not_found, rate_limited, timeout,
-    unreachable, redirect, too_large, refused, store_error."""
+    unreachable, redirect, too_large, refused, store_error; `store_code`: the store's own error
+    code when it gave one (WooCommerce's `code`, e.g. ``woocommerce_rest_cannot_view``)."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", store_code: str | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.store_code = store_code
 
 
 @dataclass(frozen=True)
@@ -94,12 +109,17 @@ class Product:
 
 @dataclass(frozen=True)
 class Order:
+    """An order as read out; the billing contact only checks who may hear it (never in `as_json`)."""
+
     order_number: str
     status: str
     items: list[tuple[str, int]]
     total: str | None
     currency: str | None
     tracking: list[JSON]
+    billing_email: str | None = field(default=None, repr=False)
+    billing_phone: str | None = field(default=None, repr=False)
+    billing_postcode: str | None = field(default=None, repr=False)
 
     def as_json(self) -> JSON:
         return {
@@ -122,7 +142,39 @@ def search_terms(query: str) -> str:
 
 
 def order_name(order_number: str) -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "", order_number)[:40]
+    """What a caller says (``#1001``, ``order 1001``) → the number as stores write it (``1001``)."""
+    return re.sub(r"[^A-Za-z0-9-]", "", _ORDER_WORD.sub("", order_number))[:40]
+
+
+def same_order_number(store_number: Any, wanted: str) -> bool:
+    """Exact (case-insensitive) match of a store's order number, ignoring a leading ``#``."""
+    number = _str(store_number)
+    return number is not None and order_name(number).lower() == wanted.lower()
+
+
+def throttle_wait_s(extensions: Any) -> float | None:
+    """Seconds until Shopify's cost bucket holds the throttled query's cost, or None when it never will.
+
+    From the GraphQL `extensions.cost`: ``requestedQueryCost`` and ``throttleStatus {maximumAvailable,
+    currentlyAvailable, restoreRate}`` (points, points/second; shopify.dev "GraphQL Admin API rate
+    limits"): the bucket refills continuously at `restoreRate` up to `maximumAvailable`.
+    """
+    cost = extensions.get("cost") if isinstance(extensions, Mapping) else None
+    status = cost.get("throttleStatus") if isinstance(cost, Mapping) else None
+    if not isinstance(cost, Mapping) or not isinstance(status, Mapping):
+        return None
+    numbers = [
+        _number(cost.get("requestedQueryCost")),
+        _number(status.get("maximumAvailable")),
+        _number(status.get("currentlyAvailable")),
+        _number(status.get("restoreRate")),
+    ]
+    if None in numbers:
+        return None
+    requested, maximum, available, rate = cast(list[float], numbers)
+    if rate <= 0 or requested > maximum:
+        return None
+    return max(requested - available, 0.0) / rate
 
 
 # ---- pure parsing -------------------------------------------------------------------------------
@@ -144,6 +196,16 @@ def _int(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _human(status: str | None) -> str:
@@ -179,6 +241,7 @@ def woo_order(item: Mapping[str, Any]) -> Order:
                             "url": _str(entry.get("custom_tracking_link")),
                         }
                     )
+    billing = _mapping(item.get("billing"))
     return Order(
         order_number=_str(item.get("number")) or _str(item.get("id")) or "?",
         status=_human(_str(item.get("status"))),
@@ -186,6 +249,9 @@ def woo_order(item: Mapping[str, Any]) -> Order:
         total=_str(item.get("total")),
         currency=_str(item.get("currency")),
         tracking=tracking,
+        billing_email=_str(billing.get("email")),
+        billing_phone=_str(billing.get("phone")),
+        billing_postcode=_str(billing.get("postcode")),
     )
 
 
@@ -239,6 +305,7 @@ def shopify_order(node: Mapping[str, Any]) -> Order:
                         "url": _str(info.get("url")),
                     }
                 )
+    billing = _mapping(node.get("billingAddress"))
     return Order(
         order_number=(_str(node.get("name")) or "?").lstrip("#"),
         status=_human(_str(node.get("displayFulfillmentStatus"))),
@@ -249,6 +316,9 @@ def shopify_order(node: Mapping[str, Any]) -> Order:
         total=_str(shop.get("amount")),
         currency=_str(shop.get("currencyCode")),
         tracking=tracking,
+        billing_email=_str(node.get("email")),
+        billing_phone=_str(billing.get("phone")) or _str(node.get("phone")),
+        billing_postcode=_str(billing.get("zip")),
     )
 
 
@@ -272,6 +342,8 @@ query SwitchboardOrders($first: Int!, $query: String!) {
     edges { node {
       name
       email
+      phone
+      billingAddress { zip phone }
       displayFinancialStatus
       displayFulfillmentStatus
       totalPriceSet { shopMoney { amount currencyCode } }
@@ -305,6 +377,9 @@ class StoreClient:
     def __init__(self, outbound: OutboundClient, *, shopify_api_version: str) -> None:
         self._outbound = outbound
         self._shopify_version = shopify_api_version
+        # WooCommerce stores (cache_identity) whose host strips the Authorization header: their keys
+        # go in the query string straight away instead of after a wasted 401.
+        self._query_auth: TTLCache[str, bool] = TTLCache(maxsize=1024, ttl=3600)
 
     async def _send(self, method: str, url: str, *, deadline: float, **kwargs: Any) -> Any:
         """One logical request: 429s retried within the deadline; the decoded JSON on 2xx."""
@@ -319,8 +394,7 @@ class StoreClient:
             if response.status_code == 429:
                 wait = retry_after_s(response.headers.get("retry-after"), time.time())
                 wait = DEFAULT_RETRY_AFTER_S if wait is None else wait
-                # Honour Retry-After only when the retry (plus a little time to answer) still fits.
-                if attempt < MAX_429_RETRIES and loop.time() + wait + 0.3 < deadline:
+                if attempt < MAX_429_RETRIES and loop.time() + wait + ANSWER_MARGIN_S < deadline:
                     await asyncio.sleep(wait)  # the store asked us to wait
                     continue
                 raise StoreError("rate_limited", "store rate limit")
@@ -335,41 +409,80 @@ class StoreClient:
     async def _woo_get(
         self, creds: StoreCredentials, path: str, params: Mapping[str, str | int], deadline: float
     ) -> Any:
-        # HTTP Basic with the consumer key/secret (the documented method over HTTPS).
-        return await self._send(
+        """GET with the consumer key/secret: HTTP Basic (the documented method over HTTPS), else —
+        once, over https only — as `consumer_key`/`consumer_secret` query parameters.
+
+        Hosts that strip the Authorization header (CGI/FastCGI PHP, some proxies) make a request
+        with valid keys reach WooCommerce unauthenticated: it answers 401 `woocommerce_rest_cannot_view`
+        (not `woocommerce_rest_authentication_error`, its answer to wrong keys). WooCommerce reads
+        keys from the query string over HTTPS only (over http it expects OAuth 1.0a signatures), and
+        never sending them in clear over http is ours to keep. The outbound client's logs leave query
+        strings out (outbound.py), so the keys are not logged.
+        """
+        url = self._woo_url(creds, path)
+        https = urlsplit(url).scheme.lower() == "https"
+        store = creds.cache_identity()
+        if not (https and store in self._query_auth):
+            try:
+                return await self._send(
+                    "GET",
+                    url,
+                    deadline=deadline,
+                    params=params,
+                    headers={"Accept": "application/json"},
+                    auth=(creds.api_key, creds.api_secret),
+                )
+            except StoreError as exc:
+                if not (https and exc.code == "unauthorized" and exc.store_code == WOO_CANNOT_VIEW):
+                    raise
+        body = await self._send(
             "GET",
-            self._woo_url(creds, path),
+            url,
             deadline=deadline,
-            params=params,
+            params={**params, "consumer_key": creds.api_key, "consumer_secret": creds.api_secret},
             headers={"Accept": "application/json"},
-            auth=(creds.api_key, creds.api_secret),
         )
+        self._query_auth[store] = True
+        return body
 
     # ---- Shopify -------------------------------------------------------------------------------
 
     async def _shopify(self, creds: StoreCredentials, query: str, variables: JSON, deadline: float) -> JSON:
+        """One GraphQL query. Shopify's cost throttle answers HTTP 200 with an error whose
+        `extensions.code` is THROTTLED and the bucket in `extensions.cost`: the query is retried once
+        the bucket holds its cost, when that fits the deadline; otherwise the store is busy at once."""
         url = f"{creds.base_url.rstrip('/')}/admin/api/{self._shopify_version}/graphql.json"
-        body = await self._send(
-            "POST",
-            url,
-            deadline=deadline,
-            headers={"X-Shopify-Access-Token": creds.access_token, "Accept": "application/json"},
-            json={"query": query, "variables": variables},
-        )
-        if not isinstance(body, Mapping):
-            raise StoreError("store_error", "unexpected GraphQL response")
-        errors = body.get("errors")
-        if errors:
+        loop = asyncio.get_running_loop()
+        for attempt in range(MAX_THROTTLED_RETRIES + 1):
+            body = await self._send(
+                "POST",
+                url,
+                deadline=deadline,
+                headers={"X-Shopify-Access-Token": creds.access_token, "Accept": "application/json"},
+                json={"query": query, "variables": variables},
+            )
+            if not isinstance(body, Mapping):
+                raise StoreError("store_error", "unexpected GraphQL response")
+            errors = body.get("errors")
+            if not errors:
+                data = body.get("data")
+                if not isinstance(data, Mapping):
+                    raise StoreError("store_error", "GraphQL response without data")
+                return dict(data)
             codes = {
                 str((e.get("extensions") or {}).get("code"))
                 for e in (errors if isinstance(errors, list) else [])
                 if isinstance(e, Mapping)
             }
-            raise StoreError("rate_limited" if "THROTTLED" in codes else "store_error", "GraphQL errors")
-        data = body.get("data")
-        if not isinstance(data, Mapping):
-            raise StoreError("store_error", "GraphQL response without data")
-        return dict(data)
+            if "THROTTLED" not in codes:
+                raise StoreError("store_error", "GraphQL errors")
+            wait = throttle_wait_s(body.get("extensions"))
+            if wait is None or attempt == MAX_THROTTLED_RETRIES:
+                break
+            if loop.time() + wait + ANSWER_MARGIN_S >= deadline:
+                break
+            await asyncio.sleep(wait)  # until the bucket holds the query's cost
+        raise StoreError("rate_limited", "GraphQL cost throttle")
 
     # ---- use cases -----------------------------------------------------------------------------
 
@@ -397,49 +510,52 @@ class StoreClient:
         limit: int,
         deadline: float,
     ) -> list[Order]:
+        """The orders whose number is `order_number` (else: whose e-mail is `email`), newest first.
+
+        By number, never by id: shops with sequential or custom numbering (e.g. the "Sequential
+        Order Numbers" plugins) give orders a `number` unlike their internal `id`, and WooCommerce's
+        `search` finds them by number (and by address, phone, item name…: only exact numbers are
+        kept). Shopify's order `name` is the number (``#1001``). Who may hear them is the caller's
+        business (`service.py`), so the billing contact comes along.
+        """
         number = order_name(order_number) if order_number else ""
         mail = email.strip().lower() if email else ""
+        if not number and not mail:
+            return []
         if creds.platform == "woocommerce":
-            if number.isdigit():
-                try:
-                    body = await self._woo_get(creds, f"orders/{number}", {}, deadline)
-                except StoreError as exc:
-                    if exc.code != "not_found":
-                        raise
-                    body = None
-                found = [body] if isinstance(body, Mapping) else []
-                if not found:
-                    body = await self._woo_get(creds, "orders", {"search": number, "per_page": 10}, deadline)
-                    found = [o for o in body if isinstance(o, Mapping)] if isinstance(body, list) else []
-            else:
-                body = await self._woo_get(
-                    creds, "orders", {"search": number or mail, "per_page": 10}, deadline
+            per_page = WOO_ORDER_SEARCH_PAGE if number else 10
+            body = await self._woo_get(
+                creds, "orders", {"search": number or mail, "per_page": per_page}, deadline
+            )
+            if not isinstance(body, list):
+                raise StoreError("store_error", "unexpected orders response")
+            return [
+                woo_order(o)
+                for o in body
+                if isinstance(o, Mapping)
+                and (
+                    same_order_number(o.get("number") or o.get("id"), number)
+                    if number
+                    else str((o.get("billing") or {}).get("email", "")).lower() == mail
                 )
-                if not isinstance(body, list):
-                    raise StoreError("store_error", "unexpected orders response")
-                found = [o for o in body if isinstance(o, Mapping)]
-            matching = [
-                o
-                for o in found
-                if (not number or str(o.get("number", o.get("id"))) == number)
-                and (not mail or str((o.get("billing") or {}).get("email", "")).lower() == mail)
             ]
-            return [woo_order(o) for o in matching][:limit]
         search = f"name:#{number}" if number else f'email:"{mail}"'
         data = await self._shopify(creds, SHOPIFY_ORDERS_QUERY, {"first": limit, "query": search}, deadline)
-        nodes = [
-            n
+        return [
+            shopify_order(n)
             for n in _nodes(data.get("orders"))
-            if (not number or str(n.get("name", "")).lstrip("#") == number)
-            and (not mail or str(n.get("email") or "").lower() == mail)
+            if (
+                same_order_number(n.get("name"), number)
+                if number
+                else str(n.get("email") or "").lower() == mail
+            )
         ]
-        return [shopify_order(n) for n in nodes][:limit]
 
 
 def _decode(response: OutboundResponse) -> Any:
     status = response.status_code
     if status in (401, 403):
-        raise StoreError("unauthorized", f"store answered {status}")
+        raise StoreError("unauthorized", f"store answered {status}", _error_code(response.content))
     if status == 404:
         raise StoreError("not_found", "store answered 404")
     if not 200 <= status < 300:
@@ -448,3 +564,12 @@ def _decode(response: OutboundResponse) -> Any:
         return json.loads(response.content)
     except ValueError as exc:
         raise StoreError("store_error", "store answered with something other than JSON") from exc
+
+
+def _error_code(content: bytes) -> str | None:
+    """WooCommerce's (WP REST) error body ``{"code", "message", "data": {"status"}}`` → its code."""
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _str(body.get("code")) if isinstance(body, Mapping) else None

@@ -125,7 +125,9 @@ async def test_unknown_conversation_or_no_store(harness: Harness, stores: Stores
 
 
 async def test_woocommerce_orders_by_number_and_by_email(harness: Harness, stores: Stores) -> None:
-    conversation_id = await place_call(harness, woo_credentials(stores.woo_url))
+    conversation_id = await place_call(
+        harness, woo_credentials(stores.woo_url), customer=CustomerInfo(email="jane@example.com")
+    )
     by_number = await harness.tool(
         "ecommerce/orders", {"conversation_id": conversation_id, "order_number": "#1001"}
     )
@@ -143,7 +145,8 @@ async def test_woocommerce_orders_by_number_and_by_email(harness: Harness, store
         "Order 1001 is processing (3 items, total 45.00 EUR), tracking number 1Z999"
         in by_number.json()["message"]
     )
-    assert stores.woo.requests[0]["path"] == "/wp-json/wc/v3/orders/1001"
+    assert stores.woo.requests[0]["path"] == "/wp-json/wc/v3/orders"
+    assert stores.woo.requests[0]["query"] == {"search": "1001", "per_page": "20"}
     by_email = await harness.tool(
         "ecommerce/orders", {"conversation_id": conversation_id, "email": "BOB@example.com"}
     )
@@ -159,7 +162,7 @@ async def test_woocommerce_orders_by_number_and_by_email(harness: Harness, store
 async def test_shopify_orders(harness: Harness, stores: Stores) -> None:
     conversation_id = await place_call(harness, shopify_credentials(stores.shopify_url))
     response = await harness.tool(
-        "ecommerce/orders", {"conversation_id": conversation_id, "order_number": "1001"}
+        "ecommerce/orders", {"conversation_id": conversation_id, "order_number": "1001", "postcode": "94103"}
     )
     assert response.json()["orders"] == [
         {

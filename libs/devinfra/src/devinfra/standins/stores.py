@@ -1,6 +1,18 @@
 """Local stand-ins for a WooCommerce store (REST v3) and a Shopify store (Admin GraphQL), plus a
 canary listener that must never be contacted. They follow the documented request/response shapes,
-reject wrong credentials, and can be switched into failure modes by the tests."""
+reject wrong credentials, and can be switched into failure modes by the tests.
+
+Quirks of real shops they keep:
+- WooCommerce answers 401 `woocommerce_rest_authentication_error` to wrong keys, and 401
+  `woocommerce_rest_cannot_view` to a request that reached it without credentials — what a host that
+  strips the Authorization header (`StoreState.strips_authorization`) turns valid keys into. Keys as
+  `consumer_key`/`consumer_secret` query parameters count over https only, as in WooCommerce.
+- WooCommerce order numbers are not ids (sequential-numbering plugins): `GET orders/<id>` takes the
+  id, and `search=` matches the number as well as ids, e-mails, phones, postcodes and item names.
+- Shopify's GraphQL cost bucket (`StoreState.bucket_*`): a query costing more than the bucket holds
+  gets HTTP 200 with `errors[].extensions.code == "THROTTLED"` and the bucket in
+  `extensions.cost.throttleStatus`; it refills continuously at `restore_rate` points per second.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -33,11 +46,45 @@ class StoreState:
     retry_after: str = "1"
     slow_s: float = 5.0
     redirect_to: str = ""
+    # WooCommerce behind a host that drops the Authorization header before PHP sees it.
+    strips_authorization: bool = False
+    # Shopify's GraphQL cost bucket (points; points per second) and what one query costs.
+    bucket_max: float = 1000.0
+    bucket_available: float = 1000.0
+    restore_rate: float = 50.0
+    query_cost: int = 10
+    bucket_at: float = field(default_factory=time.monotonic)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.mode, self.retry_after, self.redirect_to = "ok", "1", ""
+        self.strips_authorization = False
+        self.set_bucket(available=1000.0, maximum=1000.0, restore_rate=50.0)
+        self.query_cost = 10
         self.requests.clear()
+
+    def set_bucket(self, *, available: float, maximum: float = 1000.0, restore_rate: float = 50.0) -> None:
+        self.bucket_max, self.bucket_available, self.restore_rate = maximum, available, restore_rate
+        self.bucket_at = time.monotonic()
+
+    def take_from_bucket(self, cost: int) -> bool:
+        """Refill by the time passed, then take `cost` points if the bucket holds them."""
+        now = time.monotonic()
+        self.bucket_available = min(
+            self.bucket_max, self.bucket_available + (now - self.bucket_at) * self.restore_rate
+        )
+        self.bucket_at = now
+        if self.bucket_available < cost:
+            return False
+        self.bucket_available -= cost
+        return True
+
+    def throttle_status(self) -> dict[str, float]:
+        return {
+            "maximumAvailable": self.bucket_max,
+            "currentlyAvailable": round(self.bucket_available, 1),
+            "restoreRate": self.restore_rate,
+        }
 
 
 PRODUCTS: list[dict[str, Any]] = [
@@ -91,14 +138,22 @@ PRODUCTS: list[dict[str, Any]] = [
     },
 ]
 
+# Sequential numbering: order numbers are not the internal ids. The order with id 1001 is #1046,
+# and #1001 is id 1187; order #1050's billing postcode and phone contain "1001" (search finds it).
 WOO_ORDERS: list[dict[str, Any]] = [
     {
-        "id": 1001,
+        "id": 1187,
         "number": "1001",
         "status": "processing",
         "currency": "EUR",
         "total": "45.00",
-        "billing": {"email": "jane@example.com", "first_name": "Jane"},
+        "billing": {
+            "first_name": "Jane",
+            "email": "Jane@Example.com",
+            "phone": "(415) 555-0100",
+            "postcode": "SW1A 1AA",
+            "country": "GB",
+        },
         "line_items": [{"name": "Blue Mug", "quantity": 2}, {"name": "Jasmine Tea", "quantity": 1}],
         "meta_data": [
             {
@@ -111,13 +166,38 @@ WOO_ORDERS: list[dict[str, Any]] = [
         ],
     },
     {
-        "id": 1002,
+        "id": 1188,
         "number": "1002",
         "status": "completed",
         "currency": "EUR",
         "total": "10.00",
-        "billing": {"email": "bob@example.com"},
+        "billing": {"email": "bob@example.com", "phone": "", "postcode": "75001", "country": "FR"},
         "line_items": [{"name": "Red Mug", "quantity": 1}],
+        "meta_data": [],
+    },
+    {
+        "id": 1001,
+        "number": "1046",
+        "status": "on-hold",
+        "currency": "EUR",
+        "total": "99.00",
+        "billing": {"email": "carol@example.com", "phone": "", "postcode": "10115", "country": "DE"},
+        "line_items": [{"name": "Secret Mug", "quantity": 1}],
+        "meta_data": [],
+    },
+    {
+        "id": 1190,
+        "number": "1050",
+        "status": "processing",
+        "currency": "USD",
+        "total": "30.00",
+        "billing": {
+            "email": "dan@example.com",
+            "phone": "212-555-1001",
+            "postcode": "10010",
+            "country": "US",
+        },
+        "line_items": [{"name": "Mug Rack", "quantity": 1}],
         "meta_data": [],
     },
 ]
@@ -126,6 +206,8 @@ SHOPIFY_ORDERS: list[dict[str, Any]] = [
     {
         "name": "#1001",
         "email": "jane@example.com",
+        "phone": "+14155550100",
+        "billingAddress": {"zip": "94103", "phone": "+1 415-555-0100"},
         "displayFinancialStatus": "PAID",
         "displayFulfillmentStatus": "FULFILLED",
         "totalPriceSet": {"shopMoney": {"amount": "45.0", "currencyCode": "USD"}},
@@ -133,8 +215,32 @@ SHOPIFY_ORDERS: list[dict[str, Any]] = [
         "fulfillments": [
             {"trackingInfo": [{"company": "UPS", "number": "1Z111", "url": "https://ups.example/1Z111"}]}
         ],
-    }
+    },
+    {
+        "name": "#1002",
+        "email": "bob@example.com",
+        "phone": None,
+        "billingAddress": {"zip": "10001", "phone": None},
+        "displayFinancialStatus": "PAID",
+        "displayFulfillmentStatus": "UNFULFILLED",
+        "totalPriceSet": {"shopMoney": {"amount": "10.0", "currencyCode": "USD"}},
+        "lineItems": {"edges": [{"node": {"name": "Red Mug", "quantity": 1}}]},
+        "fulfillments": [],
+    },
 ]
+
+
+def _woo_search_matches(order: dict[str, Any], term: str) -> bool:
+    """WooCommerce's order search: the number (sequential-numbering plugins register it), the id,
+    billing e-mail, phone, postcode and names, and the items' names — substrings, any case."""
+    billing = order["billing"]
+    fields = [
+        order["number"],
+        str(order["id"]),
+        *(str(billing.get(k) or "") for k in ("email", "phone", "postcode", "first_name")),
+        *(item["name"] for item in order["line_items"]),
+    ]
+    return any(term in f.lower() for f in fields)
 
 
 async def _apply_mode(state: StoreState, request: Request, unauthorized: Response) -> Response | None:
@@ -179,9 +285,35 @@ def woo_app(state: StoreState) -> FastAPI:
         401,
     )
 
-    def authorized(request: Request) -> bool:
-        expected = "Basic " + base64.b64encode(f"{WOO_KEY}:{WOO_SECRET}".encode()).decode()
-        return request.headers.get("authorization") == expected
+    def invalid(what: str) -> JSONResponse:
+        return JSONResponse(
+            {
+                "code": "woocommerce_rest_authentication_error",
+                "message": f"Consumer {what} is invalid.",
+                "data": {"status": 401},
+            },
+            401,
+        )
+
+    def refused(request: Request) -> Response | None:
+        """None when authenticated (as WC_REST_Authentication::perform_basic_authentication)."""
+        key = secret = None
+        header = "" if state.strips_authorization else request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                key, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                return cannot_view
+        elif request.url.scheme == "https":  # query-string keys are read over SSL only
+            key = request.query_params.get("consumer_key")
+            secret = request.query_params.get("consumer_secret")
+        if not key or not secret:
+            return cannot_view  # nobody logged in: the permission check refuses
+        if key != WOO_KEY:
+            return invalid("key")
+        if secret != WOO_SECRET:
+            return invalid("secret")
+        return None
 
     def page(items: list[dict[str, Any]], per_page: int) -> JSONResponse:
         total = len(items)
@@ -194,8 +326,8 @@ def woo_app(state: StoreState) -> FastAPI:
     async def products(request: Request) -> Response:
         if (early := await _apply_mode(state, request, cannot_view)) is not None:
             return early
-        if not authorized(request):
-            return cannot_view
+        if (denied := refused(request)) is not None:
+            return denied
         search = request.query_params.get("search", "").lower()
         status = request.query_params.get("status", "any")
         per_page = int(request.query_params.get("per_page", "10"))
@@ -208,18 +340,18 @@ def woo_app(state: StoreState) -> FastAPI:
     async def orders(request: Request) -> Response:
         if (early := await _apply_mode(state, request, cannot_view)) is not None:
             return early
-        if not authorized(request):
-            return cannot_view
+        if (denied := refused(request)) is not None:
+            return denied
         search = request.query_params.get("search", "").lower()
-        found = [o for o in WOO_ORDERS if search in o["number"] or search in o["billing"]["email"]]
+        found = [o for o in WOO_ORDERS if _woo_search_matches(o, search)]
         return page(found, int(request.query_params.get("per_page", "10")))
 
     @app.get("/wp-json/wc/v3/orders/{order_id}")
     async def order(order_id: str, request: Request) -> Response:
         if (early := await _apply_mode(state, request, cannot_view)) is not None:
             return early
-        if not authorized(request):
-            return cannot_view
+        if (denied := refused(request)) is not None:
+            return denied
         for o in WOO_ORDERS:
             if str(o["id"]) == order_id:
                 return JSONResponse(o)
@@ -261,6 +393,32 @@ def shopify_app(state: StoreState) -> FastAPI:
             return invalid
         payload = await request.json()
         state.requests[-1]["graphql"] = payload
+        if not state.take_from_bucket(state.query_cost):
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "Throttled",
+                            "extensions": {
+                                "code": "THROTTLED",
+                                "documentation": "https://shopify.dev/api/usage/rate-limits",
+                            },
+                        }
+                    ],
+                    "extensions": {
+                        "cost": {
+                            "requestedQueryCost": state.query_cost,
+                            "actualQueryCost": None,
+                            "throttleStatus": state.throttle_status(),
+                        }
+                    },
+                }
+            )
+        cost = {
+            "requestedQueryCost": state.query_cost,
+            "actualQueryCost": state.query_cost,
+            "throttleStatus": state.throttle_status(),
+        }
         query, variables = payload.get("query", ""), payload.get("variables") or {}
         first = int(variables.get("first", 10))
         search = str(variables.get("query", ""))
@@ -270,7 +428,7 @@ def shopify_app(state: StoreState) -> FastAPI:
                 p for p in PRODUCTS if p["status"] == "publish" and all(t in p["name"].lower() for t in terms)
             ]
             edges = [{"node": _shopify_product(p)} for p in found[:first]]
-            return JSONResponse({"data": {"products": {"edges": edges}}, "extensions": {"cost": {}}})
+            return JSONResponse({"data": {"products": {"edges": edges}}, "extensions": {"cost": cost}})
         if "orders(" in query:
             name = re.search(r"name:(#?\w+)", search)
             email = re.search(r'email:"?([^"\s]+)"?', search)
@@ -278,18 +436,28 @@ def shopify_app(state: StoreState) -> FastAPI:
                 o
                 for o in SHOPIFY_ORDERS
                 if (name is None or o["name"] == name.group(1))
-                and (email is None or o["email"] == email.group(1))
+                and (email is None or o["email"].lower() == email.group(1).lower())
             ]
-            return JSONResponse({"data": {"orders": {"edges": [{"node": o} for o in found[:first]]}}})
+            edges = [{"node": o} for o in found[:first]]
+            return JSONResponse({"data": {"orders": {"edges": edges}}, "extensions": {"cost": cost}})
         return JSONResponse({"errors": [{"message": "unsupported query"}]})
 
     return app
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI, *, tls: tuple[Path, Path] | None = None, name: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` on 127.0.0.1; its URL names it `name`. `tls`: (certificate, key) PEM files → https."""
     host, port = "127.0.0.1", free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -299,7 +467,7 @@ def serve(app: FastAPI) -> Iterator[str]:
             raise RuntimeError("stand-in did not start")
         time.sleep(0.01)
     try:
-        yield f"http://{host}:{port}"
+        yield f"{'https' if tls else 'http'}://{name}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=5)
