@@ -517,6 +517,7 @@ NOT_VERIFIED_MESSAGE = (
 )
 MIN_PHONE_DIGITS = 7
 _NOT_DIGIT = re.compile(r"\D")
+_TRUNK_NOTE = re.compile(r"\(\s*0\s*\)")  # the "(0)" of "+44 (0)20 …": dialled nationally only
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
 
@@ -536,9 +537,9 @@ def same_email(a: str | None, b: str | None) -> bool:
 
 def same_phone(a: str | None, b: str | None) -> bool:
     """The same number however it is written: ``+1 (415) 555-0100`` = ``415.555.0100``, ``+44 20
-    7946 0958`` = ``020 7946 0958``. Digits only, without the international ``00`` or national
-    trunk ``0`` prefixes; one must end with the other, and that one has at least 7 digits."""
-    x, y = (_NOT_DIGIT.sub("", p or "").lstrip("0") for p in (a, b))
+    7946 0958`` = ``020 7946 0958`` = ``+44 (0)20 7946 0958``. Digits only, without the international
+    ``00`` or national trunk ``0`` prefixes; one must end with the other, which has at least 7 digits."""
+    x, y = (_NOT_DIGIT.sub("", _TRUNK_NOTE.sub("", p or "")).lstrip("0") for p in (a, b))
     short, long = sorted((x, y), key=len)
     return len(short) >= MIN_PHONE_DIGITS and long.endswith(short)
 

@@ -2,8 +2,8 @@
 SNI, the certificate check and the Host header use the store's name.
 
 A real TLS listener on 127.0.0.1 (certificates from a throwaway CA) records the SNI and the Host
-header of each request. The stand-in stores elsewhere are plain http, so this is where https is
-exercised end to end.
+header of each request. The stand-in stores run over https too in test_store_lookups.py (query-key
+fallback); here the guard itself is exercised end to end.
 """
 
 from __future__ import annotations

@@ -117,3 +117,98 @@ def test_credentials_parsing_and_search_terms() -> None:
     assert stores.search_terms('mug" OR title:* (x)') == "mug OR title x"
     assert stores.order_name('#10-01"') == "10-01"
     assert stores.retry_after_s("2", 0) == 2.0 and stores.retry_after_s("soon", 0) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("+14155550100", "(415) 555-0100"),
+        ("+1 415 555 0100", "415.555.0100"),
+        ("+442079460958", "020 7946 0958"),
+        ("0044 20 7946 0958", "+44 (0)20 7946 0958"),
+        ("+44 (0) 20 7946 0958", "020 7946 0958"),
+    ],
+)
+def test_same_phone_however_written(a: str, b: str) -> None:
+    assert domain.same_phone(a, b) and domain.same_phone(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [("+14155550100", "+14155550199"), ("+14155550100", "0100"), ("", ""), (None, "+1415")]
+)
+def test_different_or_too_short_phones(a: str | None, b: str | None) -> None:
+    assert not domain.same_phone(a, b)
+
+
+def test_same_email_and_postcode() -> None:
+    assert domain.same_email(" Jane@Example.COM ", "jane@example.com")
+    assert not domain.same_email("jane@example.com", "jane@example.org")
+    assert not domain.same_email(None, None) and not domain.same_email("", "")
+    assert domain.same_postcode("sw1a1aa", "SW1A 1AA") and domain.same_postcode("SW1A-1AA", "sw1a 1aa")
+    assert domain.same_postcode("94103", "94103-1234") and not domain.same_postcode("94103", "94104-1234")
+    assert not domain.same_postcode("SW1A 1AB", "SW1A 1AA") and not domain.same_postcode(" ", " ")
+
+
+def test_an_order_matches_its_caller_by_any_one_contact() -> None:
+    order = ("Jane@Example.com", "(415) 555-0100", "SW1A 1AA")
+    assert domain.order_matches_caller(domain.Caller(session_email="jane@example.com"), *order)
+    assert domain.order_matches_caller(domain.Caller(session_phone="+14155550100"), *order)
+    assert domain.order_matches_caller(domain.Caller(given_email="JANE@example.com"), *order)
+    assert domain.order_matches_caller(domain.Caller(given_postcode="sw1a1aa"), *order)
+    assert not domain.order_matches_caller(domain.Caller(), *order)
+    assert not domain.order_matches_caller(domain.Caller(given_postcode="sw1a1aa"), "a@b.c", None, None)
+
+
+def test_order_numbers_as_callers_say_them() -> None:
+    assert (
+        stores.order_name("#1001") == "1001" == stores.order_name("Order 1001") == stores.order_name(" 1001 ")
+    )
+    assert stores.order_name("INV-1001") == "INV-1001"
+    assert stores.same_order_number("#1001", "1001") and stores.same_order_number("inv-1001", "INV-1001")
+    assert not stores.same_order_number("11001", "1001") and not stores.same_order_number(None, "1001")
+
+
+@pytest.mark.parametrize(
+    ("cost", "wait"),
+    [
+        (
+            {
+                "requestedQueryCost": 10,
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 50.0},
+            },
+            0.2,
+        ),
+        (
+            {
+                "requestedQueryCost": 10,
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 25, "restoreRate": 50.0},
+            },
+            0.0,
+        ),
+        (
+            {
+                "requestedQueryCost": 2000,
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 50.0},
+            },
+            None,
+        ),
+        (
+            {
+                "requestedQueryCost": 10,
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 0},
+            },
+            None,
+        ),
+        ({"requestedQueryCost": 10}, None),
+        (
+            {
+                "requestedQueryCost": "10",
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 50.0},
+            },
+            None,
+        ),
+    ],
+)
+def test_throttle_wait_from_the_cost_bucket(cost: dict[str, object], wait: float | None) -> None:
+    assert stores.throttle_wait_s({"cost": cost}) == wait
+    assert stores.throttle_wait_s(None) is None

@@ -54,6 +54,7 @@ class StoreState:
     restore_rate: float = 50.0
     query_cost: int = 10
     bucket_at: float = field(default_factory=time.monotonic)
+    pending_bucket: tuple[float, float, float] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
@@ -64,12 +65,16 @@ class StoreState:
         self.requests.clear()
 
     def set_bucket(self, *, available: float, maximum: float = 1000.0, restore_rate: float = 50.0) -> None:
-        self.bucket_max, self.bucket_available, self.restore_rate = maximum, available, restore_rate
-        self.bucket_at = time.monotonic()
+        """The bucket as the NEXT query finds it (so a test does not depend on how long it takes to
+        send that query); from then on it refills with time."""
+        self.pending_bucket = (available, maximum, restore_rate)
 
     def take_from_bucket(self, cost: int) -> bool:
         """Refill by the time passed, then take `cost` points if the bucket holds them."""
         now = time.monotonic()
+        if self.pending_bucket is not None:
+            self.bucket_available, self.bucket_max, self.restore_rate = self.pending_bucket
+            self.pending_bucket, self.bucket_at = None, now
         self.bucket_available = min(
             self.bucket_max, self.bucket_available + (now - self.bucket_at) * self.restore_rate
         )
