@@ -154,7 +154,7 @@ async def test_shopify_session_phone_matches_in_another_format(harness: Harness,
 @pytest.mark.parametrize(
     ("tool", "asked", "answer"),
     [
-        ("ecommerce/products", {"query": "blue"}, {"products": [{"name": "Blue Mug"}]}),
+        ("ecommerce/products", {"query": "blue m"}, {"products": [{"name": "Blue Mug"}]}),  # not cached
         (
             "ecommerce/orders",
             {"order_number": "1001", "postcode": "94103"},
