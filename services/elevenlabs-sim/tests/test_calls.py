@@ -441,3 +441,30 @@ async def test_reset_cancels_calls_and_env_settings(
     settings = SimSettings()
     assert (settings.max_concurrent_calls, settings.call_duration_ms, settings.webhook_retries) == (3, 250, 1)
     assert (settings.ring_ms, settings.refuse_number_suffix) == (200, "0000")
+
+
+async def test_sip_trunk_import_validates_trunk_configs_against_the_spec(
+    calls_client: httpx.AsyncClient,
+) -> None:
+    body = {
+        "provider": "sip_trunk",
+        "phone_number": "+390620199200",
+        "label": "ACL line",
+        "inbound_trunk_config": {"allowed_addresses": ["203.0.113.0/24"], "media_encryption": "required"},
+        "outbound_trunk_config": {"address": "sip.carrier.example", "enabled_codecs": ["PCMU/8000"]},
+    }
+    r = await calls_client.post("/v1/convai/phone-numbers", json=body)
+    assert r.status_code == 200, r.text
+    phone = (await calls_client.get(f"/v1/convai/phone-numbers/{r.json()['phone_number_id']}")).json()
+    assert phone["inbound_trunk"]["allowed_addresses"] == ["203.0.113.0/24"]
+    assert phone["inbound_trunk"]["media_encryption"] == "required"
+    assert phone["outbound_trunk"]["enabled_codecs"] == ["PCMU/8000"]
+
+    for bad in (
+        {"inbound_trunk_config": {"credentials": {"password": "pw"}}},  # username is required
+        {"inbound_trunk_config": {"media_encryption": "sometimes"}},
+        {"outbound_trunk_config": {"address": "h", "enabled_codecs": ["OPUS/48000"]}},
+        {"outbound_trunk_config": {"transport": "tls"}},  # address is required
+    ):
+        r = await calls_client.post("/v1/convai/phone-numbers", json=body | bad)
+        assert r.status_code == 422, (bad, r.text)

@@ -165,3 +165,45 @@ def test_committed_spec_subset_is_current() -> None:
     full = json.loads(source.read_text("utf-8"))
     expected = extract_spec.render(extract_spec.extract(full, extract_spec.served_operations()))
     assert extract_spec.SUBSET_PATH.read_text("utf-8") == expected, "re-run scripts/extract_spec.py"
+
+
+async def test_fault_after_performs_the_request_then_answers_the_fault(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/_sim/faults",
+        json={"method": "POST", "path_regex": "^/v1/convai/tools$", "status": 500, "after": True},
+    )
+    r = await client.post("/v1/convai/tools", json={"tool_config": WEBHOOK_TOOL})
+    assert r.status_code == 500
+    assert r.json()["detail"]["status"] == "internal_server_error"
+    assert (await client.get("/_sim/state")).json()["tools"] == 1  # created all the same
+
+    # "created, then time out": the answer comes only after the delay
+    await client.post(
+        "/_sim/faults", json={"path_regex": "knowledge-base/text", "delay_ms": 150, "after": True}
+    )
+    started = time.monotonic()
+    r = await client.post("/v1/convai/knowledge-base/text", json={"text": "slow"})
+    assert r.status_code == 200 and time.monotonic() - started >= 0.14
+    assert (await client.get("/_sim/state")).json()["knowledge_base"] == 1
+
+
+async def test_fault_after_still_requires_auth(client: httpx.AsyncClient) -> None:
+    await client.post("/_sim/faults", json={"path_regex": "tools", "status": 500, "after": True})
+    r = await client.post(
+        "/v1/convai/tools", json={"tool_config": WEBHOOK_TOOL}, headers={"xi-api-key": "no"}
+    )
+    assert r.status_code == 401
+    assert (await client.get("/_sim/state")).json()["tools"] == 0
+
+
+async def test_workspace_webhook_delete(client: httpx.AsyncClient) -> None:
+    settings = {"auth_type": "hmac", "name": "n", "webhook_url": "https://sb.example/hook"}
+    webhook_id = (await client.post("/v1/workspace/webhooks", json={"settings": settings})).json()[
+        "webhook_id"
+    ]
+    await client.patch("/v1/convai/settings", json={"webhooks": {"post_call_webhook_id": webhook_id}})
+    r = await client.delete(f"/v1/workspace/webhooks/{webhook_id}")
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    assert (await client.get("/v1/workspace/webhooks")).json()["webhooks"] == []
+    assert (await client.get("/v1/convai/settings")).json()["webhooks"]["post_call_webhook_id"] is None
+    assert (await client.delete(f"/v1/workspace/webhooks/{webhook_id}")).status_code == 404

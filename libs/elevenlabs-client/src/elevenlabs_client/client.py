@@ -3,6 +3,13 @@
 Built on httpx rather than the official `elevenlabs` SDK on purpose: we need exact control of
 retries (honouring `Retry-After` / `retry-after-ms`, bounded by our settings), one error type
 mapped to the statuses our API reports, and correlation headers on every call.
+
+Retry policy. ElevenLabs has no idempotency keys, so a POST (every POST creates something or
+places a call) is retried only when it certainly had no effect: a 429 (refused), or a connection
+that could not be opened (nothing was sent). After a timeout, a connection lost once the request
+was sent, or a 408/5xx answer, its outcome is unknown: the client raises `OutcomeUnknownError`
+instead of retrying, and the caller looks the resource up before creating again
+(`ElevenLabsClient.create_once`). GET, PATCH and DELETE are idempotent and retried on all of these.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import json as jsonlib
 import math
 import random
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -23,7 +31,13 @@ from bus.context import CORRELATION_HEADER, current_correlation_id
 log = structlog.get_logger("elevenlabs")
 
 _RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+# Statuses after which a non-idempotent request is known to have had no effect.
+_REFUSED_STATUSES = frozenset({429})
+# Transport failures that happen before any byte of the request is sent.
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NON_IDEMPOTENT_METHODS = frozenset({"POST"})
 JSON = dict[str, Any]
+T = TypeVar("T")
 
 
 class UpstreamError(Exception):
@@ -34,6 +48,25 @@ class UpstreamError(Exception):
         self.status_code = status_code
         self.error = error
         self.detail = detail
+
+
+class OutcomeUnknownError(UpstreamError):
+    """A non-idempotent request (a POST) may or may not have taken effect upstream.
+
+    Raised, never retried, when the request was sent and then timed out, lost its connection, or
+    got a 408/5xx answer: ElevenLabs may have created the resource (or placed the call) anyway.
+    Look the result up by something the request carried (a tag, a name, a secret name, a dynamic
+    variable) before acting again; `ElevenLabsClient.create_once` does this for creates.
+
+    Reported to callers like any unavailability: `status_code` 502, `error` "ElevenLabs
+    unavailable"; `method`, `path` and `cause` say which request and what happened.
+    """
+
+    def __init__(self, method: str, path: str, cause: str) -> None:
+        super().__init__(502, "ElevenLabs unavailable", f"Outcome of {method} {path} unknown: {cause}")
+        self.method = method
+        self.path = path
+        self.cause = cause
 
 
 def retry_after_seconds(headers: httpx.Headers, *, now: float | None = None) -> float | None:
@@ -117,10 +150,13 @@ class ElevenLabsClient:
         data: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
+        """One call with bounded retries; raises `UpstreamError`, or `OutcomeUnknownError` for a
+        POST whose effect is unknown (see the module docstring)."""
         headers = {"xi-api-key": self.api_key, "Accept": "application/json"}
         if correlation_id := current_correlation_id():
             headers[CORRELATION_HEADER] = correlation_id
         url = f"{self.base_url}{path}"
+        idempotent = method.upper() not in _NON_IDEMPOTENT_METHODS
         attempt = 0
         while True:
             try:
@@ -135,6 +171,9 @@ class ElevenLabsClient:
                     timeout=self.timeout_s,
                 )
             except httpx.TransportError as exc:
+                if not idempotent and not isinstance(exc, _NOT_SENT_ERRORS):
+                    log.warning("elevenlabs.outcome_unknown", method=method, path=path, error=repr(exc))
+                    raise OutcomeUnknownError(method, path, repr(exc)) from exc
                 if attempt >= self.max_retries:
                     raise UpstreamError(502, "ElevenLabs unavailable", repr(exc)) from exc
                 delay = self._backoff(attempt, None)
@@ -142,15 +181,47 @@ class ElevenLabsClient:
             else:
                 if response.is_success:
                     return response
+                status = response.status_code
                 retry_after = retry_after_seconds(response.headers)
-                if response.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
+                if not idempotent and status in _RETRY_STATUSES and status not in _REFUSED_STATUSES:
+                    log.warning("elevenlabs.outcome_unknown", method=method, path=path, status=status)
+                    raise OutcomeUnknownError(method, path, f"upstream status {status}")
+                if status not in _RETRY_STATUSES or attempt >= self.max_retries:
                     raise _map_error(response, retry_after)
                 delay = self._backoff(attempt, retry_after)
-                log.warning(
-                    "elevenlabs.retry", method=method, path=path, status=response.status_code, delay_s=delay
-                )
+                log.warning("elevenlabs.retry", method=method, path=path, status=status, delay_s=delay)
             attempt += 1
             await asyncio.sleep(delay)  # backoff before the next attempt
+
+    async def create_once(
+        self,
+        create: Callable[[], Awaitable[T]],
+        find: Callable[[], Awaitable[T | None]],
+        *,
+        what: str,
+    ) -> T:
+        """Run a non-idempotent `create`, recovering by lookup when its outcome is unknown.
+
+        After an `OutcomeUnknownError` it backs off (the lost request may still be running
+        upstream), then calls `find`: a resource found is the one the lost request created and is
+        returned; none found means nothing was created, so `create` runs again. At most
+        `max_retries` repeats (the lookup always runs), then the last `OutcomeUnknownError` is raised. `find` must only
+        match what this very operation could have created (a tag, a per-command name...).
+        """
+        attempt = 0
+        while True:
+            try:
+                return await create()
+            except OutcomeUnknownError as exc:
+                await asyncio.sleep(self._backoff(attempt, None))
+                found = await find()
+                if found is not None:
+                    log.info("elevenlabs.outcome_unknown.found", what=what, path=exc.path)
+                    return found
+                log.warning("elevenlabs.outcome_unknown.not_created", what=what, path=exc.path)
+                if attempt >= self.max_retries:
+                    raise
+            attempt += 1
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -306,6 +377,16 @@ class ElevenLabsClient:
         """Answers `{webhook_id, webhook_secret}`; the secret signs every delivery (HMAC)."""
         body = {"settings": {"auth_type": "hmac", "name": name, "webhook_url": webhook_url}}
         return await self._json("POST", "/v1/workspace/webhooks", json=body)
+
+    async def list_workspace_webhooks(self) -> list[JSON]:
+        """Every workspace webhook: `{webhook_id, name, webhook_url, created_at_unix, usage, ...}`
+        (never the secret)."""
+        body = await self._json("GET", "/v1/workspace/webhooks", params={"include_usages": "true"})
+        webhooks = body.get("webhooks", [])
+        return list(webhooks) if isinstance(webhooks, list) else []
+
+    async def delete_workspace_webhook(self, webhook_id: str) -> None:
+        await self.request("DELETE", f"/v1/workspace/webhooks/{webhook_id}")
 
     async def update_convai_settings(self, body: JSON) -> JSON:
         return await self._json("PATCH", "/v1/convai/settings", json=body)

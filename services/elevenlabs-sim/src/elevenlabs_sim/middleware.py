@@ -1,6 +1,10 @@
 """ASGI middleware in front of every ``/v1`` route: request log, latency, injected faults, auth,
 random failures — in that order, so an injected fault wins over auth and even a rejected request
 shows up in the log. ``/_sim`` paths bypass all of it.
+
+A fault with ``after`` lets the handler run first (the resource is created), then delays and/or
+replaces its answer: "created, then 500" or "created, then time out" (a delay longer than the
+client's timeout), the cases where a client cannot know whether its POST took effect.
 """
 
 from __future__ import annotations
@@ -65,13 +69,32 @@ class SimMiddleware:
             await send(message)
 
         response = await self._preflight(scope)
+        if isinstance(response, Fault):
+            await self._perform_then_fault(response, scope, replay, send_and_record)
+            return
         if response is not None:
             await response(scope, replay, send_and_record)
             return
         await self.app(scope, replay, send_and_record)
 
-    async def _preflight(self, scope: Scope) -> JSONResponse | None:
-        """A response to send instead of running the handler, or None to run it."""
+    async def _perform_then_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        if fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault.status is not None:
+            await _fault_response(fault)(scope, receive, send)
+            return
+        for message in held:
+            await send(message)
+
+    async def _preflight(self, scope: Scope) -> JSONResponse | Fault | None:
+        """A response to send instead of running the handler, an ``after`` fault to apply once the
+        handler ran, or None to run it."""
         state = self.state
         settings = state.settings
         if settings.latency_ms or settings.latency_jitter_ms:
@@ -82,10 +105,12 @@ class SimMiddleware:
         if fault is not None:
             fault.remaining -= 1
             state.faults = [f for f in state.faults if f.remaining > 0]
-            if fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault.status is not None:
-                return _fault_response(fault)
+            if not fault.after:
+                if fault.delay_ms:
+                    await asyncio.sleep(fault.delay_ms / 1000)
+                if fault.status is not None:
+                    return _fault_response(fault)
+                fault = None
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if headers.get("xi-api-key") != settings.api_key:
@@ -95,7 +120,7 @@ class SimMiddleware:
             if state.rng.random() < 0.5:
                 return _error(429, "system_busy", _DEFAULT_FAULT_DETAIL[429][1], {"Retry-After": "1"})
             return _error(503, "service_unavailable", _DEFAULT_FAULT_DETAIL[503][1])
-        return None
+        return fault  # an `after` fault, applied once the handler ran
 
     async def _log(self, scope: Scope, body: bytes) -> dict[str, Any]:
         headers = {

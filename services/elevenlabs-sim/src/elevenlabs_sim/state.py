@@ -50,6 +50,9 @@ class Fault:
     retry_after: float | None
     delay_ms: int | None
     body: Any
+    # "after": the handler runs first (the resource is created), then the delay and the fault
+    # replace its answer: the "did my POST take effect?" case of a lost or failed response.
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0:
@@ -67,6 +70,7 @@ class Fault:
             "retry_after": self.retry_after,
             "delay_ms": self.delay_ms,
             "body": self.body,
+            "after": self.after,
         }
 
 

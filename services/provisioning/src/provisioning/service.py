@@ -4,7 +4,9 @@ ElevenLabs has no idempotency keys, so every command runs in three steps:
 1. a short transaction records a `started` attempt (or finds the earlier one: a redelivery of a
    finished command does nothing; a `started` one means an earlier delivery may have created the
    resource before crashing, so we *recover*: look it up upstream before creating again);
-2. the ElevenLabs calls, outside any transaction;
+2. the ElevenLabs calls, outside any transaction; a create whose answer is lost (timeout, 5xx:
+   `OutcomeUnknownError`) is recovered the same way, by the same lookup
+   (`ElevenLabsClient.create_once`), never by a blind second POST;
 3. one transaction: inbox claim, attempt finished, local records, and exactly one outcome event
    (the success event or `CommandFailed`) written to the outbox.
 """
@@ -54,6 +56,7 @@ from provisioning.uow import UnitOfWork
 log = structlog.get_logger("provisioning.service")
 
 _E = TypeVar("_E", bound=Event)
+_R = TypeVar("_R")
 
 # KB documents carry their creation time; allow for clock skew between us and ElevenLabs.
 _KB_RECOVERY_SKEW_S = 5
@@ -127,6 +130,21 @@ class ProvisioningService:
             await uow.publish(outcome.event, key=outcome.key)
         log.info("provisioning.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
 
+    async def _adopt_or_create(
+        self,
+        attempt: Attempt,
+        create: Callable[[], Awaitable[_R]],
+        find: Callable[[], Awaitable[_R | None]],
+        *,
+        what: str,
+    ) -> _R:
+        """The one recovery path: after a crash (`attempt.recovering`) or a lost answer
+        (`OutcomeUnknownError`), `find` looks up what this command may already have created
+        before anything is created again."""
+        if attempt.recovering and (found := await find()) is not None:
+            return found
+        return await self.elevenlabs.create_once(create, find, what=what)
+
     @staticmethod
     def _event(command: Command, event_type: type[_E], **fields: Any) -> _E:
         return event_type(correlation_id=command.correlation_id, causation_id=command.message_id, **fields)
@@ -136,8 +154,12 @@ class ProvisioningService:
     async def create_webhook_tool(self, command: CreateWebhookTool) -> None:
         async def action(attempt: Attempt) -> Outcome:
             config = domain.webhook_tool_config(command)
-            tool = await self._find_custom_tool(config) if attempt.recovering else None
-            tool = tool or await self.elevenlabs.create_tool(config)
+            tool = await self._adopt_or_create(
+                attempt,
+                lambda: self.elevenlabs.create_tool(config),
+                lambda: self._find_custom_tool(config),
+                what="tool",
+            )
             record = domain.tool_record(tool, "webhook", int(time.time()))
             event = self._event(command, ToolCreated, tool=record)
             return Outcome(event=event, key=record.tool_id, resource_id=record.tool_id)
@@ -215,8 +237,20 @@ class ProvisioningService:
         if secret_id is None:
             secret_key = self._settings.switchboard_secret_key.get_secret_value()
             token = domain.tool_token(secret_key, route, nonce)
-            secret_id = str((await self.elevenlabs.create_secret(name, token))["secret_id"])
-        return await self.elevenlabs.create_tool(config(secret_id)), True
+
+            async def create_secret() -> str:
+                return str((await self.elevenlabs.create_secret(name, token))["secret_id"])
+
+            secret_id = await self.elevenlabs.create_once(
+                create_secret, lambda: self._find_secret(name), what="secret"
+            )
+        found_secret_id = secret_id
+        tool = await self.elevenlabs.create_once(
+            lambda: self.elevenlabs.create_tool(config(found_secret_id)),
+            lambda: self._find_tool_with_secret(tool_name, found_secret_id),
+            what="tool",
+        )
+        return tool, True
 
     async def _find_secret(self, name: str) -> str | None:
         secrets = await self.elevenlabs.list_secrets()
@@ -333,10 +367,12 @@ class ProvisioningService:
             name = domain.document_name(
                 command.name, command.source_type, command.text, command.url, command.file_name
             )
-            found = (
-                await self._find_document(name, command.source_type, attempt) if attempt.recovering else None
+            document_id = await self._adopt_or_create(
+                attempt,
+                await self._document_upload(command, name),
+                lambda: self._find_document(name, command.source_type, attempt),
+                what="knowledge base document",
             )
-            document_id = found or await self._create_document(command, name)
             record = domain.document_record(
                 await self.elevenlabs.get_kb_document(document_id), command.source_type
             )
@@ -359,26 +395,34 @@ class ProvisioningService:
                 return str(doc["id"])
         return None
 
-    async def _create_document(self, command: CreateKnowledgeDocument, name: str) -> str:
+    async def _document_upload(
+        self, command: CreateKnowledgeDocument, name: str
+    ) -> Callable[[], Awaitable[str]]:
+        """The document's create call, ready to (re)run: inputs checked, any file downloaded once."""
         folder = command.parent_folder_id
-        if command.source_type == "text":
-            if not command.text:
-                raise CommandError(422, "Validation error", "text is required when source_type is text")
-            created = await self.elevenlabs.create_kb_text(command.text, name, folder)
-        elif command.source_type == "url":
-            if not command.url:
-                raise CommandError(422, "Validation error", "url is required when source_type is url")
-            created = await self.elevenlabs.create_kb_url(command.url, name, folder)
-        else:
-            content = await self._download(command)
-            created = await self.elevenlabs.create_kb_file(
-                content,
-                command.file_name or name,
-                command.file_content_type or "application/octet-stream",
-                name,
-                folder,
-            )
-        return str(created["id"])
+        source = command.source_type
+        if source == "text" and not command.text:
+            raise CommandError(422, "Validation error", "text is required when source_type is text")
+        if source == "url" and not command.url:
+            raise CommandError(422, "Validation error", "url is required when source_type is url")
+        content = await self._download(command) if source not in ("text", "url") else b""
+
+        async def upload() -> str:
+            if source == "text":
+                created = await self.elevenlabs.create_kb_text(command.text or "", name, folder)
+            elif source == "url":
+                created = await self.elevenlabs.create_kb_url(command.url or "", name, folder)
+            else:
+                created = await self.elevenlabs.create_kb_file(
+                    content,
+                    command.file_name or name,
+                    command.file_content_type or "application/octet-stream",
+                    name,
+                    folder,
+                )
+            return str(created["id"])
+
+        return upload
 
     async def _download(self, command: CreateKnowledgeDocument) -> bytes:
         """Fetch the claim-checked upload from the gateway: bounded size, checksum verified."""
@@ -453,8 +497,12 @@ class ProvisioningService:
     async def create_agent(self, command: CreateAgent) -> None:
         async def action(attempt: Attempt) -> Outcome:
             body = domain.agent_create_body(command, await self._locators(command.knowledge_base_ids))
-            agent_id = await self._find_agent(command) if attempt.recovering else None
-            agent_id = agent_id or await self.elevenlabs.create_agent(body)
+            agent_id = await self._adopt_or_create(
+                attempt,
+                lambda: self.elevenlabs.create_agent(body),
+                lambda: self._find_agent(command),
+                what="agent",
+            )
             record = domain.agent_record(await self.elevenlabs.get_agent(agent_id))
             event = self._event(command, AgentCreated, agent=record)
             return Outcome(event=event, key=record.agent_id, resource_id=record.agent_id)

@@ -4,7 +4,8 @@ ElevenLabs has no idempotency keys, so every command that calls it runs in three
 1. a short transaction records a `started` attempt (or finds the earlier one: a redelivery of a
    finished command does nothing; a `started` one means an earlier delivery may already have acted
    upstream, so we *recover*: look the result up upstream instead of acting again);
-2. the ElevenLabs calls, outside any transaction;
+2. the ElevenLabs calls, outside any transaction; an import whose answer is lost (timeout, 5xx:
+   `OutcomeUnknownError`) is recovered by the same lookup, never by a blind second POST;
 3. one transaction: inbox claim, attempt finished, local rows, and exactly one outcome event
    (the success event, `CommandFailed`, or `CallDialFailed` for PlaceCall) written to the outbox.
 
@@ -179,16 +180,19 @@ class TelephonyService:
     async def _import(
         self, command: Command, attempt: Attempt, body: JSON, provider: str, phone_number: str
     ) -> Outcome:
-        phone_id: str | None = None
-        if attempt.recovering:
+        async def find() -> str | None:
             for phone in await self.elevenlabs.list_phone_numbers():
                 if domain.same_number(phone, phone_number, provider):
-                    phone_id = str(phone["phone_number_id"])
-                    log.info("telephony.phone_number.adopted", phone_number_id=phone_id)
-                    break
+                    log.info("telephony.phone_number.adopted", phone_number_id=phone["phone_number_id"])
+                    return str(phone["phone_number_id"])
+            return None
+
+        phone_id = await find() if attempt.recovering else None
         if phone_id is None:
-            try:
-                phone_id = await self.elevenlabs.create_phone_number(body)
+            try:  # a lost answer is recovered by the same lookup, never by a blind second import
+                phone_id = await self.elevenlabs.create_once(
+                    lambda: self.elevenlabs.create_phone_number(body), find, what="phone number"
+                )
             except UpstreamError as exc:
                 secrets = domain.secrets_in(body)
                 raise UpstreamError(exc.status_code, exc.error, domain.redact(exc.detail, secrets)) from None

@@ -394,6 +394,22 @@ def post_call_webhook_url(public_url: str) -> str:
     return f"{public_url.strip().rstrip('/')}/{POST_CALL_ROUTE}"
 
 
+def lost_registration(hook: Mapping[str, Any], webhook_url: str, since_unix: int) -> bool:
+    """Is this listed workspace webhook one a registration just created and lost the answer of?
+
+    Ours (name and URL), created since the registration began, and not in use: a webhook the
+    ConvAI settings point at is an earlier, completed registration.
+    """
+    created = hook.get("created_at_unix")
+    return (
+        hook.get("name") == WEBHOOK_NAME
+        and hook.get("webhook_url") == webhook_url
+        and isinstance(created, int)
+        and created >= since_unix
+        and not hook.get("usage")
+    )
+
+
 def convai_webhook_settings(webhook_id: str) -> JSON:
     return {
         "webhooks": {

@@ -35,7 +35,7 @@ from contracts.webhooks import PostCallWebhookReceived, PostCallWebhookRegistere
 from elevenlabs_client import ElevenLabsClient, UpstreamError
 from tool_webhooks import domain, metrics
 from tool_webhooks import stores as stores_mod
-from tool_webhooks.domain import CommandError
+from tool_webhooks.domain import JSON, CommandError
 from tool_webhooks.models import CONSUMER, POST_CALL_CONSUMER, PROJECTION_CONSUMER
 from tool_webhooks.settings import Settings
 from tool_webhooks.spool import SpooledBody
@@ -43,6 +43,9 @@ from tool_webhooks.stores import StoreClient
 from tool_webhooks.uow import UnitOfWork
 
 log = structlog.get_logger("tool_webhooks.service")
+
+# Workspace webhooks carry their creation time; allow for clock skew between us and ElevenLabs.
+_WEBHOOK_RECOVERY_SKEW_S = 5
 
 # Rows deleted per transaction by retention: short transactions on tables tool calls read.
 PRUNE_BATCH = 500
@@ -188,7 +191,7 @@ class WebhookService:
         secret_key = self._settings.switchboard_secret_key.get_secret_value()
         domain.fernet(secret_key)  # fail before touching ElevenLabs when the key is missing
         webhook_url = domain.post_call_webhook_url(public_url)
-        created = await self.elevenlabs.create_workspace_webhook(domain.WEBHOOK_NAME, webhook_url)
+        created = await self._create_webhook(webhook_url)
         webhook_id, secret = created.get("webhook_id"), created.get("webhook_secret")
         if not isinstance(webhook_id, str) or not isinstance(secret, str) or not secret:
             raise CommandError(502, "ElevenLabs unavailable", "Webhook created without id or secret")
@@ -213,6 +216,27 @@ class WebhookService:
             )
         log.info("tool_webhooks.webhook.registered", webhook_id=webhook_id, webhook_url=webhook_url)
         return Registration(webhook_id, webhook_url)
+
+    async def _create_webhook(self, webhook_url: str) -> JSON:
+        """`{webhook_id, webhook_secret}` of a new workspace webhook; exactly one is left upstream.
+
+        ElevenLabs shows the signing secret only in the create answer, so a webhook whose answer
+        was lost (`OutcomeUnknownError`) is of no use: it is deleted, then created again.
+        """
+        since = int(time.time()) - _WEBHOOK_RECOVERY_SKEW_S
+
+        async def delete_lost() -> JSON | None:
+            for hook in await self.elevenlabs.list_workspace_webhooks():
+                if domain.lost_registration(hook, webhook_url, since):
+                    await self.elevenlabs.delete_workspace_webhook(str(hook["webhook_id"]))
+                    log.warning("tool_webhooks.webhook.lost_answer_deleted", webhook_id=hook["webhook_id"])
+            return None
+
+        return await self.elevenlabs.create_once(
+            lambda: self.elevenlabs.create_workspace_webhook(domain.WEBHOOK_NAME, webhook_url),
+            delete_lost,
+            what="workspace webhook",
+        )
 
     async def handle_register_command(self, command: RegisterPostCallWebhook) -> None:
         """`RegisterPostCallWebhook` from the bus: exactly one outcome event per command."""

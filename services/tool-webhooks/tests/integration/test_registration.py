@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -115,3 +116,34 @@ def test_cli_registers_and_never_prints_the_secret(settings: Settings) -> None:
     assert lines["webhook_url"] == "https://cli.example/api/v1/webhook/elevenlabs/post-call"
     assert lines["webhook_id"]
     assert "secret" not in done.stdout.lower() and "secret" not in done.stderr.lower()
+
+
+@pytest.mark.parametrize("lost_answer", [{"status": 500}, {"delay_ms": 5000}], ids=["500", "timeout"])
+async def test_registration_whose_answer_is_lost_leaves_exactly_one_webhook(
+    harness: Harness, lost_answer: dict[str, Any]
+) -> None:
+    """Created, then 500 / time out: the secret is lost with the answer, so the orphan is deleted
+    and the webhook created again; one webhook upstream, the one recorded (issue 10 §1)."""
+    client = harness.container.elevenlabs
+    public_url = f"https://sb-{uuid.uuid4().hex[:8]}.example/api/v1"
+    await harness.sim.post(
+        "/_sim/faults",
+        json={"method": "POST", "path_regex": "^/v1/workspace/webhooks$", "after": True, **lost_answer},
+    )
+    # the defaults (these tests set no retries and a long timeout), so a lost answer can be re-created
+    original = client.timeout_s, client.max_retries
+    client.timeout_s, client.max_retries = 2.0, 1
+    try:
+        command = RegisterPostCallWebhook(public_url=public_url, correlation_id=uuid.uuid4().hex)
+        await harness.publish(command)
+        event = await harness.wait_for(causation_id=command.message_id)
+    finally:
+        client.timeout_s, client.max_retries = original
+
+    assert event["type"] == "post_call_webhook.registered", event
+    ours = [w for w in await client.list_workspace_webhooks() if w["webhook_url"] == event["webhook_url"]]
+    assert [w["webhook_id"] for w in ours] == [event["webhook_id"]]
+    convai = (await harness.sim.get("/v1/convai/settings")).json()["webhooks"]
+    assert convai["post_call_webhook_id"] == event["webhook_id"]
+    row = await _row(harness, event["webhook_id"])
+    assert domain.decrypt_secret(SECRET_KEY, row.secret_encrypted)

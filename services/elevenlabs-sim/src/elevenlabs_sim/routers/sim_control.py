@@ -22,6 +22,10 @@ class FaultSpec(BaseModel):
     retry_after: float | None = Field(default=None, ge=0)
     delay_ms: int | None = Field(default=None, ge=0)
     body: Any = None
+    after: bool = Field(
+        default=False,
+        description="Perform the request first, then delay and/or answer `status` instead of its answer.",
+    )
 
     @field_validator("path_regex")
     @classmethod
@@ -57,6 +61,7 @@ async def add_fault(spec: FaultSpec, state: State) -> dict[str, Any]:
         retry_after=spec.retry_after,
         delay_ms=spec.delay_ms,
         body=spec.body,
+        after=spec.after,
     )
     state.faults.append(fault)
     return {"queued": fault.describe()}

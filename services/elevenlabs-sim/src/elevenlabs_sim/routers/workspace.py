@@ -1,7 +1,7 @@
 """Workspace webhooks (``/v1/workspace/webhooks``) and ConvAI settings (``/v1/convai/settings``).
 
 The webhook secret is kept so the later post-call webhook sender can sign deliveries with it.
-PATCH of the settings deep-merges into the stored settings; pointing
+DELETE removes a webhook (and unhooks it from the settings). PATCH of the settings deep-merges into the stored settings; pointing
 ``webhooks.post_call_webhook_id`` at an unknown webhook gives 404 ``webhook_not_found``.
 """
 
@@ -54,6 +54,16 @@ async def create_webhook(body: JsonBody, state: State) -> dict[str, Any]:
 @webhooks_router.get("")
 async def list_webhooks(state: State, include_usages: bool = False) -> dict[str, Any]:
     return {"webhooks": [_webhook_response(state, r) for r in state.workspace_webhooks.values()]}
+
+
+@webhooks_router.delete("/{webhook_id}")
+async def delete_webhook(webhook_id: str, state: State) -> dict[str, Any]:
+    if state.workspace_webhooks.delete(webhook_id) is None:
+        raise not_found("webhook", "Webhook not found")
+    webhooks = state.convai_settings.get("webhooks") or {}
+    if webhooks.get("post_call_webhook_id") == webhook_id:
+        webhooks["post_call_webhook_id"] = None
+    return {"status": "ok"}
 
 
 @settings_router.get("")
