@@ -30,16 +30,43 @@ class SipCredentials(_Value):
     password_encrypted: str | None = Field(default=None, description="Fernet token of the SIP password.")
 
 
-class TrunkConfig(_Value):
-    """Inbound or outbound SIP trunk configuration (api-v1.md 8.2)."""
+MediaCodec = Literal["G722/8000", "PCMU/8000", "PCMA/8000"]
 
-    address: str | None = Field(default=None, description="Hostname or IP the SIP INVITE is sent to.")
-    transport: Literal["auto", "udp", "tcp", "tls"] | None = Field(default=None, description="SIP transport.")
+
+class TrunkConfig(_Value):
+    """Inbound or outbound SIP trunk configuration (api-v1.md 8.2).
+
+    One shape for both directions; which fields each direction takes is ElevenLabs' rule
+    (`InboundSIPTrunkConfigRequestModel` / `OutboundSIPTrunkConfigRequestModel` of the official
+    OpenAPI spec), enforced by the gateway and again by telephony's payload builder.
+    """
+
+    address: str | None = Field(
+        default=None, description="Outbound: hostname or IP the SIP INVITE is sent to."
+    )
+    transport: Literal["auto", "udp", "tcp", "tls"] | None = Field(
+        default=None, description="Outbound: SIP transport."
+    )
     media_encryption: Literal["disabled", "allowed", "required"] | None = Field(
         default=None, description="Media encryption policy."
     )
-    headers: dict[str, str] | None = Field(default=None, description="Custom SIP X-* headers.")
+    headers: dict[str, str] | None = Field(default=None, description="Outbound: custom SIP X-* headers.")
     credentials: SipCredentials | None = Field(default=None, description="Digest credentials.")
+    allowed_addresses: list[str] | None = Field(
+        default=None, description="Inbound: the carrier's IP addresses or CIDR blocks (ACL authentication)."
+    )
+    allowed_numbers: list[str] | None = Field(
+        default=None, description="Inbound: phone numbers allowed to use the trunk."
+    )
+    remote_domains: list[str] | None = Field(
+        default=None, description="Inbound: domains of remote SIP servers, to validate TLS certificates."
+    )
+    attributes_to_headers: dict[str, str] | None = Field(
+        default=None, description="Dynamic variable name to SIP header name."
+    )
+    enabled_codecs: list[MediaCodec] | None = Field(
+        default=None, description="Outbound: codecs offered in the SDP (empty: all supported)."
+    )
 
 
 class PhoneNumberRecord(_Value):
@@ -85,6 +112,7 @@ class ImportSipTrunkNumber(Command):
     label: str = Field(description="Display name.")
     supports_inbound: bool = Field(default=True, description="Enable inbound calls.")
     supports_outbound: bool = Field(default=True, description="Enable outbound calls.")
+    agent_id: str | None = Field(default=None, description="Agent answering inbound calls, if any.")
     outbound_trunk_config: TrunkConfig | None = Field(default=None, description="Outbound trunk.")
     inbound_trunk_config: TrunkConfig | None = Field(default=None, description="Inbound trunk.")
 

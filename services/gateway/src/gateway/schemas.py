@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from contracts.provisioning import ToolParameter
 
@@ -81,31 +82,103 @@ class TwilioNumberRequest(BaseModel):
     token: str = Field(min_length=1, max_length=500)
 
 
+# SIP trunks: the fields and rules of ElevenLabs' `InboundSIPTrunkConfigRequestModel` and
+# `OutboundSIPTrunkConfigRequestModel` (official OpenAPI spec). Unknown fields are refused, never
+# dropped: ElevenLabs would ignore them without a word.
+
+ELEVENLABS_SIP_HOST = "sip.rtc.elevenlabs.io"
+"""ElevenLabs' inbound SIP endpoint (api-v1.md 8.2): where the carrier sends calls, not a setting."""
+
+MediaEncryption = Literal["disabled", "allowed", "required"]
+_Strict = ConfigDict(extra="forbid")
+
+
+def _no_control_chars(values: dict[str, str] | None) -> dict[str, str] | None:
+    for name, value in (values or {}).items():
+        if any(c in name + value for c in "\r\n\0"):
+            raise ValueError("SIP header names and values may not contain CR, LF or NUL")
+    return values
+
+
 class SipCredentialsIn(BaseModel):
-    username: str | None = Field(default=None, max_length=500)
+    model_config = _Strict
+
+    username: str = Field(min_length=1, max_length=500, description="SIP digest username (required).")
     password: str | None = Field(default=None, max_length=500)
 
 
-class TrunkConfigIn(BaseModel):
-    address: str | None = Field(default=None, max_length=500)
-    transport: Literal["auto", "udp", "tcp", "tls"] | None = None
-    media_encryption: Literal["disabled", "allowed", "required"] | None = None
-    headers: dict[str, str] | None = None
+class InboundTrunkConfigIn(BaseModel):
+    model_config = _Strict
+
+    address: str | None = Field(
+        default=None,
+        max_length=500,
+        description=f"Informational only: ElevenLabs' inbound endpoint ({ELEVENLABS_SIP_HOST}:5060).",
+    )
+    allowed_addresses: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=100, description="The carrier's IP addresses or CIDR blocks."
+    )
+    allowed_numbers: list[Annotated[str, Field(max_length=32)]] | None = Field(default=None, max_length=1000)
+    media_encryption: MediaEncryption | None = None
     credentials: SipCredentialsIn | None = None
+    remote_domains: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, max_length=100
+    )
+    attributes_to_headers: dict[str, str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outbound_only(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in ("transport", "headers", "enabled_codecs"):
+                if value.get(name) is not None:
+                    raise ValueError(f"{name} applies to outbound_trunk_config only")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _elevenlabs_endpoint(cls, value: str | None) -> str | None:
+        host = (value or "").strip().lower().removeprefix("sip:").split(";")[0].split(":")[0]
+        if value is not None and host != ELEVENLABS_SIP_HOST:
+            raise ValueError(
+                f"an inbound trunk has no address of its own (calls arrive at {ELEVENLABS_SIP_HOST}); "
+                "list the carrier's addresses in allowed_addresses"
+            )
+        return value
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _ip_or_cidr(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR block: {item!r}") from None
+        return value
+
+    _attributes = field_validator("attributes_to_headers")(_no_control_chars)
+
+
+class OutboundTrunkConfigIn(BaseModel):
+    model_config = _Strict
+
+    address: str = Field(min_length=1, max_length=500)
+    transport: Literal["auto", "udp", "tcp", "tls"] | None = None
+    media_encryption: MediaEncryption | None = None
+    headers: dict[str, str] | None = None
+    attributes_to_headers: dict[str, str] | None = None
+    credentials: SipCredentialsIn | None = None
+    enabled_codecs: list[Literal["G722/8000", "PCMU/8000", "PCMA/8000"]] | None = None
 
     @field_validator("headers")
     @classmethod
     def _x_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for name, header_value in (value or {}).items():
+        for name in value or {}:
             if not name.lower().startswith("x-"):
                 raise ValueError(f"custom SIP headers must start with X- (got {name!r})")
-            if any(c in name + header_value for c in "\r\n\0"):
-                raise ValueError("SIP header names and values may not contain CR, LF or NUL")
-        return value
+        return _no_control_chars(value)
 
-
-class OutboundTrunkConfigIn(TrunkConfigIn):
-    address: str = Field(min_length=1, max_length=500)
+    _attributes = field_validator("attributes_to_headers")(_no_control_chars)
 
 
 class SipTrunkNumberRequest(BaseModel):
@@ -114,8 +187,9 @@ class SipTrunkNumberRequest(BaseModel):
     provider: Literal["sip_trunk"] = "sip_trunk"
     supports_inbound: bool = True
     supports_outbound: bool = True
+    agent_id: str | None = Field(default=None, min_length=1)
     outbound_trunk_config: OutboundTrunkConfigIn
-    inbound_trunk_config: TrunkConfigIn | None = None
+    inbound_trunk_config: InboundTrunkConfigIn | None = None
 
 
 class UpdatePhoneNumberRequest(BaseModel):

@@ -55,11 +55,39 @@ def twilio_import_body(command: ImportTwilioNumber, decrypt: Decrypt) -> JSON:
     }
 
 
-def trunk_body(config: TrunkConfig | None, decrypt: Decrypt) -> JSON | None:
+# Which trunk fields each direction takes: the official OpenAPI spec's
+# `InboundSIPTrunkConfigRequestModel` and `OutboundSIPTrunkConfigRequestModel` (credentials apart).
+INBOUND_TRUNK_FIELDS = frozenset(
+    {"allowed_addresses", "allowed_numbers", "media_encryption", "remote_domains", "attributes_to_headers"}
+)
+OUTBOUND_TRUNK_FIELDS = frozenset(
+    {"address", "transport", "media_encryption", "headers", "attributes_to_headers", "enabled_codecs"}
+)
+
+
+def trunk_body(config: TrunkConfig | None, decrypt: Decrypt, *, inbound: bool) -> JSON | None:
+    """One direction's trunk config for ElevenLabs, every field carried.
+
+    Raises `CommandError` 422 for a field the direction does not take (ElevenLabs would ignore it
+    without a word) or credentials without a username (ElevenLabs requires one).
+    """
     if config is None:
         return None
-    body = without_none(config.model_dump(exclude={"credentials"}))
+    allowed = INBOUND_TRUNK_FIELDS if inbound else OUTBOUND_TRUNK_FIELDS
+    given = without_none(config.model_dump(exclude={"credentials"}))
+    direction = "inbound" if inbound else "outbound"
+    if unsupported := sorted(set(given) - allowed):
+        raise CommandError(
+            422, "Validation error", f"{direction}_trunk_config does not take: {', '.join(unsupported)}"
+        )
+    if not inbound and not config.address:
+        raise CommandError(422, "Validation error", "outbound_trunk_config.address is required")
+    body = dict(given)
     if config.credentials is not None:
+        if not config.credentials.username:
+            raise CommandError(
+                422, "Validation error", f"{direction}_trunk_config.credentials needs a username"
+            )
         password = config.credentials.password_encrypted
         body["credentials"] = without_none(
             {"username": config.credentials.username, "password": decrypt(password) if password else None}
@@ -68,7 +96,10 @@ def trunk_body(config: TrunkConfig | None, decrypt: Decrypt) -> JSON | None:
 
 
 def sip_import_body(command: ImportSipTrunkNumber, decrypt: Decrypt) -> JSON:
-    """`POST /v1/convai/phone-numbers` body for a SIP trunk number; passwords decrypted only here."""
+    """`POST /v1/convai/phone-numbers` body for a SIP trunk number; passwords decrypted only here.
+
+    Shape: the official spec's `CreateSIPTrunkPhoneNumberRequestV2`.
+    """
     return without_none(
         {
             "provider": "sip_trunk",
@@ -76,8 +107,9 @@ def sip_import_body(command: ImportSipTrunkNumber, decrypt: Decrypt) -> JSON:
             "label": command.label,
             "supports_inbound": command.supports_inbound,
             "supports_outbound": command.supports_outbound,
-            "inbound_trunk_config": trunk_body(command.inbound_trunk_config, decrypt),
-            "outbound_trunk_config": trunk_body(command.outbound_trunk_config, decrypt),
+            "agent_id": command.agent_id,
+            "inbound_trunk_config": trunk_body(command.inbound_trunk_config, decrypt, inbound=True),
+            "outbound_trunk_config": trunk_body(command.outbound_trunk_config, decrypt, inbound=False),
         }
     )
 

@@ -66,7 +66,7 @@ def test_sip_import_body_decrypts_passwords_and_drops_none() -> None:
 
 def test_sip_credentials_without_password_send_only_the_username() -> None:
     config = TrunkConfig(credentials=SipCredentials(username="bob"))
-    assert domain.trunk_body(config, _decrypt) == {"credentials": {"username": "bob"}}
+    assert domain.trunk_body(config, _decrypt, inbound=True) == {"credentials": {"username": "bob"}}
 
 
 def test_patch_body_has_only_present_fields() -> None:

@@ -20,8 +20,9 @@ from gateway.errors import BadRequest
 from gateway.models import Agent, PhoneNumber
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import (
+    InboundTrunkConfigIn,
+    OutboundTrunkConfigIn,
     SipTrunkNumberRequest,
-    TrunkConfigIn,
     TwilioNumberRequest,
     UpdatePhoneNumberRequest,
 )
@@ -50,23 +51,27 @@ async def import_twilio_number(body: TwilioNumberRequest, service: Service) -> J
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS))
 
 
-def _trunk(config: TrunkConfigIn | None, secret_key: str) -> TrunkConfig | None:
+def _trunk(
+    config: InboundTrunkConfigIn | OutboundTrunkConfigIn | None, secret_key: str
+) -> TrunkConfig | None:
+    """The command's trunk config: every field carried, the password encrypted.
+
+    An inbound `address` is not carried: it can only name ElevenLabs' own endpoint (the schema
+    refuses anything else) and ElevenLabs has no such setting.
+    """
     if config is None:
         return None
+    fields = config.model_dump(exclude={"credentials"}, exclude_none=True)
+    if isinstance(config, InboundTrunkConfigIn):
+        fields.pop("address", None)
     credentials = None
-    if config.credentials is not None and config.credentials.username:
+    if config.credentials is not None:
         password = config.credentials.password
         credentials = SipCredentials(
             username=config.credentials.username,
             password_encrypted=domain.encrypt(secret_key, password) if password else None,
         )
-    return TrunkConfig(
-        address=config.address,
-        transport=config.transport,
-        media_encryption=config.media_encryption,
-        headers=config.headers,
-        credentials=credentials,
-    )
+    return TrunkConfig(**fields, credentials=credentials)
 
 
 @router.post("/phone-numbers/sip-trunk", tags=["phone-numbers"])
@@ -77,6 +82,7 @@ async def import_sip_trunk_number(body: SipTrunkNumberRequest, service: Service)
         label=body.label,
         supports_inbound=body.supports_inbound,
         supports_outbound=body.supports_outbound,
+        agent_id=body.agent_id,
         outbound_trunk_config=_trunk(body.outbound_trunk_config, key),
         inbound_trunk_config=_trunk(body.inbound_trunk_config, key),
     )
