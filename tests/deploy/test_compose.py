@@ -51,7 +51,10 @@ REQUIRED_METRICS = (
     "switchboard_message_handle_seconds",
     "switchboard_messages_dead_lettered_total",
     "switchboard_outbox_relayed_total",
+    "switchboard_outbox_relay_failures_total",
+    "switchboard_outbox_oldest_age_seconds",
     "switchboard_calls_placed_total",
+    "switchboard_campaign_attempts_dispatched_total",
     "switchboard_campaigns_running",
     "switchboard_emails_sent_total",
     "switchboard_emails_failed_total",
@@ -383,6 +386,56 @@ def test_grafana_is_provisioned_with_the_dashboard():
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == uid, panel["title"]
+
+
+METRIC_DEFINITION = re.compile(r'(?:Counter|Gauge|Histogram|Summary)\(\s*"(switchboard_[a-z0-9_]+)"')
+PROMQL_METRIC = re.compile(r"\b(switchboard_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\b")
+
+
+def _defined_metrics() -> dict[str, list[str]]:
+    """Every metric name our code defines → the files defining it."""
+    found: dict[str, list[str]] = {}
+    for path in [*ROOT.glob("libs/*/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+        for name in METRIC_DEFINITION.findall(path.read_text()):
+            found.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_one_metric_name_has_one_definition():
+    """A name defined by two services is summed by every panel and alert into one meaningless figure."""
+    defined = _defined_metrics()
+    assert "switchboard_calls_placed_total" in defined
+    twice = {name: files for name, files in defined.items() if len(files) > 1}
+    assert not twice, f"metric names defined more than once: {twice}"
+
+
+def test_alert_rules_are_loaded_and_use_metrics_the_code_exports(services):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in services["prometheus"]["volumes"]
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    # The wedges an operator must see within minutes: outbox not draining, rows dropped, dead letters.
+    wanted = {"OutboxStuck", "OutboxRelayFailing", "OutboxMessageDropped", "MessagesDeadLettered"}
+    assert wanted <= set(alerts)
+    defined = _defined_metrics()
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        assert rule["annotations"]["summary"], name
+        used = set(PROMQL_METRIC.findall(rule["expr"]))
+        assert all(m in defined for m in used), f"{name} uses a metric nothing exports: {used - set(defined)}"
+        assert rule["expr"].count("(") == rule["expr"].count(")"), name
+    assert "switchboard_outbox_oldest_age_seconds" in alerts["OutboxStuck"]["expr"]
+    assert "switchboard_messages_dead_lettered_total" in alerts["MessagesDeadLettered"]["expr"]
+
+
+def test_dashboard_panels_use_metrics_the_code_exports():
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "switchboard.json").read_text())
+    defined = _defined_metrics()
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            used = set(PROMQL_METRIC.findall(target["expr"]))
+            assert all(m in defined for m in used), f"{panel['title']}: {used - set(defined)}"
 
 
 # ---------------------------------------------------------------------------------------- images

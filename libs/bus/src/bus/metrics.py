@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HANDLED = Counter(
     "switchboard_messages_handled_total",
@@ -16,9 +16,22 @@ HANDLE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DEAD_LETTERED = Counter(
-    "switchboard_messages_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic"]
+    "switchboard_messages_dead_lettered_total",
+    "Messages sent to a dead-letter topic, by the topic they came from and why (x-reason).",
+    ["service", "topic", "reason"],
 )
 RELAYED = Counter("switchboard_outbox_relayed_total", "Outbox rows published to Kafka.", ["service", "topic"])
+RELAY_FAILED = Counter(
+    "switchboard_outbox_relay_failures_total",
+    "Outbox publish failures: transient (the row is retried) or permanent (the row is dropped and "
+    "its operation failed).",
+    ["service", "topic", "kind"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "switchboard_outbox_oldest_age_seconds",
+    "Age of the oldest outbox row not yet published to Kafka (0 when the outbox is empty).",
+    ["service"],
+)
 PRUNED = Counter(
     "switchboard_rows_pruned_total",
     "Rows deleted because they outlived their retention.",

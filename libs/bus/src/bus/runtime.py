@@ -13,35 +13,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+)
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream_outbox import ExponentialRetry, OutboxBroker, OutboxMessage
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
+from bus.limits import check_fits
 from bus.periodic import Periodic
 from bus.settings import BusSettings
 from bus.tracing import TRACE_HEADERS, attached, current_trace_headers
 from contracts.base import Message
-from contracts.topics import dead_letter
+from contracts.topics import DEAD_LETTER_SUFFIX, dead_letter
 
 log = structlog.get_logger("bus")
 
 Handler = Callable[[Any], Awaitable[None]]
+#: Called when the relay gives up on an outbox row for good: (topic, message headers, error).
+RelayFailureHook = Callable[[str, dict[str, str], BaseException], Awaitable[None]]
+
+#: Errors after which publishing the same record again can never succeed: the relay stops retrying
+#: the row (aiokafka raises MessageSizeTooLargeError itself over `max_request_size`).
+PERMANENT_PUBLISH_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+)
+#: What a dead letter's headers may add to the original record (error, trace, origin): the producer
+#: accepts this much over BUS_MAX_MESSAGE_BYTES, and the broker's limit is checked against both.
+DEAD_LETTER_HEADROOM_BYTES = 16 * 1024
+# Original headers kept on a dead letter only up to this size (a poison message may carry huge ones).
+_MAX_KEPT_HEADER_BYTES = 8 * 1024
+_BUS_HEADERS = frozenset({"message_id", "type", "version", "correlation_id", "causation_id"})
 
 _RELAY_QUEUE = "kafka-relay"
 _TOPIC_HEADER = "x-topic"
@@ -75,24 +104,48 @@ class Bus:
         self.settings = settings
         self.service = service
         self._engine = engine
+        self._outbox_table = outbox_table
         self._inbox = inbox_table
+        self._relay_failure_hooks: list[RelayFailureHook] = []
         self._inbox_retention: Periodic | None = None
         if inbox_table is not None and settings.bus_inbox_retention_hours > 0:
             self._inbox_retention = Periodic(
                 "bus.inbox_retention", settings.bus_retention_interval_s, self._prune_expired_inbox
             )
+        self._outbox_age = Periodic(
+            "bus.outbox_age", settings.bus_outbox_age_interval_s, self.measure_outbox_age
+        )
+        # FastStream's own lines (per message at DEBUG; consumer and publish errors at ERROR) go
+        # through the service's structured logging instead of nowhere.
+        broker_log = logging.getLogger("bus.faststream")
         self.kafka = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=service,
             acks="all",
             enable_idempotence=settings.kafka_enable_idempotence,
+            # Room for a dead letter's headers on top of the largest message we let in.
+            max_request_size=max(1024 * 1024, settings.bus_max_message_bytes + DEAD_LETTER_HEADROOM_BYTES),
             graceful_timeout=15.0,
-            logger=None,
+            logger=broker_log,
+            log_level=logging.DEBUG,
             # Spans for every publish and consume, linked through Kafka headers (W3C traceparent).
             middlewares=[KafkaTelemetryMiddleware()],
         )
-        self.outbox = OutboxBroker(engine, outbox_table=outbox_table, graceful_timeout=15.0, logger=None)
+        self.outbox = OutboxBroker(
+            engine,
+            outbox_table=outbox_table,
+            graceful_timeout=15.0,
+            logger=broker_log,
+            log_level=logging.DEBUG,
+        )
         self._register_relay()
+
+    def on_relay_failure(self, hook: RelayFailureHook) -> None:
+        """Run `hook(topic, headers, error)` when the relay drops a row it can never publish.
+
+        The hook runs before the row is deleted; if it raises, the row is retried later.
+        """
+        self._relay_failure_hooks.append(hook)
 
     # ---- producing ---------------------------------------------------------------------------
 
@@ -105,8 +158,16 @@ class Bus:
         )
         if key is not None:
             headers[_KEY_HEADER] = key
+        body = message.model_dump_json().encode()
+        # Refused here, in the writer's transaction, rather than retried for ever by the relay.
+        check_fits(
+            body,
+            headers,  # our routing headers (topic, key) travel as the key and topic: counted generously
+            limit=self.settings.bus_max_message_bytes,
+            what=f"{message.type} message",
+        )
         await self.outbox.publish(
-            message.model_dump_json().encode(),
+            body,
             queue=_RELAY_QUEUE,
             session=session,
             headers=headers,
@@ -145,11 +206,53 @@ class Bus:
                 for k, v in headers.items()
                 if k in {"message_id", "type", "version", "correlation_id", "causation_id"}
             }
-            with attached(trace_headers):  # continue the trace of the transaction that wrote the row
-                await self.publish_now(
-                    topic, bytes(message.body), key=key.encode() if key else None, headers=headers
+            bind_correlation_id(headers.get("correlation_id"))
+            try:
+                with attached(trace_headers):  # continue the trace of the transaction that wrote the row
+                    await self.publish_now(
+                        topic, bytes(message.body), key=key.encode() if key else None, headers=headers
+                    )
+            except PERMANENT_PUBLISH_ERRORS as exc:
+                await self._relay_gave_up(topic, headers, len(message.body), exc)
+                return  # acked: the row is deleted, never retried
+            except Exception as exc:
+                metrics.RELAY_FAILED.labels(self.service, topic, "transient").inc()
+                log.warning(
+                    "bus.outbox.relay_failed",
+                    topic=topic,
+                    message_id=headers.get("message_id"),
+                    type=headers.get("type"),
+                    error=repr(exc),
+                    will_retry=True,
                 )
+                raise  # nacked: the row is retried with backoff
             metrics.RELAYED.labels(self.service, topic).inc()
+
+    async def _relay_gave_up(
+        self, topic: str, headers: dict[str, str], size: int, exc: BaseException
+    ) -> None:
+        log.error(
+            "bus.outbox.relay_dropped",
+            topic=topic,
+            message_id=headers.get("message_id"),
+            type=headers.get("type"),
+            bytes=size,
+            limit=self.settings.bus_max_message_bytes,
+            error=repr(exc),
+        )
+        for hook in self._relay_failure_hooks:
+            await hook(topic, headers, exc)
+        metrics.RELAY_FAILED.labels(self.service, topic, "permanent").inc()
+
+    async def measure_outbox_age(self) -> float:
+        """Set and return the age in seconds of the oldest outbox row not yet relayed (0 when empty)."""
+        async with self._engine.connect() as connection:
+            oldest = await connection.scalar(
+                select(func.extract("epoch", func.now() - func.min(self._outbox_table.c.created_at)))
+            )
+        age = max(0.0, float(oldest or 0.0))
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(age)
+        return age
 
     # ---- consuming ---------------------------------------------------------------------------
 
@@ -161,15 +264,20 @@ class Bus:
         *,
         group_id: str | None = "",
         from_latest: bool = False,
+        unknown_types: UnknownTypes | None = None,
     ) -> None:
         """Handle every message of `topic` whose `type` is in `schema` (a discriminated union).
 
         `group_id=""` means the service's consumer group; `None` means no group (every replica
-        sees every message, e.g. for request/reply). Unknown message types are skipped so newer
-        producers never break older consumers. A handler failure is retried with backoff
-        `BUS_MAX_ATTEMPTS` times, then the message goes to `<topic>.dlq` with the error.
+        sees every message, e.g. for request/reply). A handler failure is retried with backoff
+        `BUS_MAX_ATTEMPTS` times, then the message goes to `<topic>.dlq` with the error. A message
+        that cannot be decoded or routed (not UTF-8 JSON, not an object, no string `type`, fields
+        the schema refuses) goes to `<topic>.dlq` at once with the reason in `x-reason`, and the
+        partition moves on. See `UnknownTypes` for a well-formed message of a type not in `schema`.
         """
-        self.subscribe_many({topic: schema}, handler, group_id=group_id, from_latest=from_latest)
+        self.subscribe_many(
+            {topic: schema}, handler, group_id=group_id, from_latest=from_latest, unknown_types=unknown_types
+        )
 
     def subscribe_many(
         self,
@@ -178,18 +286,21 @@ class Bus:
         *,
         group_id: str | None = "",
         from_latest: bool = False,
+        unknown_types: UnknownTypes | None = None,
     ) -> None:
         """Like `subscribe`, for several topics served by ONE consumer (each with its schema).
 
         Each consumer polls the broker on its own, so a service that listens to many topics
         with the same handler should use one consumer for them.
         """
-        adapters: dict[str, tuple[TypeAdapter[Any], set[str]]] = {}
+        routes: dict[str, _Route] = {}
         for topic, schema in schemas.items():
             adapter: TypeAdapter[Any] = TypeAdapter(schema)
-            adapters[self.settings.topic(topic)] = (adapter, _literal_types(adapter))
+            routes[self.settings.topic(topic)] = _Route(
+                adapter, _literal_types(adapter), unknown_types or default_unknown_types(topic)
+            )
         subscriber = self.kafka.subscriber(
-            *adapters,
+            *routes,
             group_id=self.service if group_id == "" else group_id,
             auto_offset_reset="latest" if from_latest else "earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -197,35 +308,30 @@ class Bus:
             heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             no_reply=True,
+            # Bytes in, bytes out: decoding is ours, so bad bytes reach the dead-letter path
+            # instead of raising inside FastStream and being redelivered for ever.
+            parser=_tolerant_parser,
+            decoder=_raw_body,
         )
 
         @subscriber
         async def consume(body: Any, msg: KafkaMessage) -> None:
             record: Any = msg.raw_message
-            adapter, known_types = adapters[record.topic]
-            await self._consume(record.topic, msg, adapter, known_types, handler)
+            await self._consume(record.topic, msg, routes[record.topic], handler)
 
-    async def _consume(
-        self,
-        topic: str,
-        msg: KafkaMessage,
-        adapter: TypeAdapter[Any],
-        known_types: set[str],
-        handler: Handler,
-    ) -> None:
-        raw: bytes = msg.body
-        headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in (msg.headers or {}).items()}
+    async def _consume(self, topic: str, msg: KafkaMessage, route: _Route, handler: Handler) -> None:
+        raw: bytes = msg.body or b""
+        headers = {k: str(v) for k, v in (msg.headers or {}).items()}
         bind_correlation_id(headers.get("correlation_id"))
-        msg_type = headers.get("type") or _peek_type(raw)
-        if msg_type not in known_types:
-            log.debug("bus.message.skipped", topic=topic, type=msg_type)
+        try:
+            message = route.decode(raw)
+        except Unroutable as exc:
+            if exc.reason == "type-unknown" and route.unknown_types == "skip":
+                log.debug("bus.message.skipped", topic=topic, type=exc.detail)
+                return
+            await self._unroutable(topic, msg, raw, headers, exc)
             return
         started = time.perf_counter()
-        try:
-            message = adapter.validate_json(raw)
-        except ValidationError as exc:
-            await self._dead_letter(topic, msg, raw, headers, exc, attempts=0)
-            return
         bind_correlation_id(message.correlation_id or headers.get("correlation_id"))
         structlog.contextvars.bind_contextvars(message_id=message.message_id, message_type=message.type)
         try:
@@ -236,7 +342,9 @@ class Bus:
                     raise
                 except Exception as exc:
                     if attempt == self.settings.bus_max_attempts:
-                        await self._dead_letter(topic, msg, raw, headers, exc, attempts=attempt)
+                        await self._dead_letter(
+                            topic, msg, raw, headers, exc, attempts=attempt, reason="handler-failed"
+                        )
                         return
                     delay = self.settings.bus_retry_backoff_ms / 1000 * 2 ** (attempt - 1)
                     log.warning(
@@ -250,6 +358,24 @@ class Bus:
             metrics.HANDLE_SECONDS.labels(self.service, topic).observe(time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("message_id", "message_type")
 
+    async def _unroutable(
+        self, topic: str, msg: KafkaMessage, raw: bytes, headers: dict[str, str], exc: Unroutable
+    ) -> None:
+        if topic.endswith(DEAD_LETTER_SUFFIX):
+            # Never dead-letter a dead letter: it is already where an operator looks.
+            record: Any = msg.raw_message
+            log.error(
+                "bus.dead_letter.unreadable",
+                topic=topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=exc.reason,
+                error=exc.detail,
+            )
+            metrics.HANDLED.labels(self.service, topic, "?", "unreadable").inc()
+            return
+        await self._dead_letter(topic, msg, raw, headers, exc, attempts=0, reason=exc.reason)
+
     async def _dead_letter(
         self,
         topic: str,
@@ -259,10 +385,25 @@ class Bus:
         exc: BaseException,
         *,
         attempts: int,
+        reason: str,
     ) -> None:
         record: Any = msg.raw_message  # a ConsumerRecord: subscribers here are never batch
-        log.error("bus.message.dead_lettered", topic=topic, attempts=attempts, error=repr(exc))
-        dlq_headers = headers | {
+        log.error(
+            "bus.message.dead_lettered",
+            topic=topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            attempts=attempts,
+            error=repr(exc)[:500],
+        )
+        kept = {k: v for k, v in headers.items() if not k.startswith("x-")}
+        if sum(len(k) + len(v) for k, v in kept.items()) > _MAX_KEPT_HEADER_BYTES:
+            # A poison message's huge headers would not fit next to ours: keep the bus's own, bounded.
+            kept = {k: v[:200] for k, v in kept.items() if k in _BUS_HEADERS}
+            kept["x-headers-dropped"] = "true"
+        dlq_headers = kept | {
+            "x-reason": reason,
             "x-error": repr(exc)[:2000],
             "x-error-trace": "".join(traceback.format_exception(exc))[-4000:],
             "x-original-topic": topic,
@@ -273,8 +414,8 @@ class Bus:
         }
         # Publishing directly (not via the outbox): the offset is committed only after this returns.
         await self.publish_now(dead_letter(topic), raw, key=record.key, headers=dlq_headers)
-        metrics.DEAD_LETTERED.labels(self.service, topic).inc()
-        metrics.HANDLED.labels(self.service, topic, headers.get("type", "?"), "dead_lettered").inc()
+        metrics.DEAD_LETTERED.labels(self.service, topic, reason).inc()
+        metrics.HANDLED.labels(self.service, topic, headers.get("type", "?")[:100], "dead_lettered").inc()
 
     # ---- retention ---------------------------------------------------------------------------
 
@@ -330,15 +471,64 @@ class Bus:
         finally:
             await admin.close()
 
+    async def check_broker_limit(self, topics: list[str] | None = None) -> int | None:
+        """The smallest record size the broker (and `topics`) accept, checked against ours.
+
+        Reads `message.max.bytes` of every broker and `max.message.bytes` of each topic (Kafka
+        DescribeConfigs). Raises `RuntimeError` when BUS_MAX_MESSAGE_BYTES plus a dead letter's
+        headroom exceeds it: messages we accept would be refused by the broker for ever. None
+        when the broker reports no limit (the embedded Tansu broker reports no configs).
+        """
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            cluster = await admin.describe_cluster()
+            resources = [
+                ConfigResource(ConfigResourceType.BROKER, str(b["node_id"])) for b in cluster["brokers"]
+            ]
+            resources += [
+                ConfigResource(ConfigResourceType.TOPIC, self.settings.topic(t)) for t in topics or ()
+            ]
+            limits: list[int] = []
+            for resource in resources:
+                responses = await admin.describe_configs([resource])
+                for response in responses:
+                    for *_, entries in response.resources:
+                        for name, value, *_ in entries:
+                            if name in {"message.max.bytes", "max.message.bytes"} and value:
+                                limits.append(int(value))
+        finally:
+            await admin.close()
+        broker_limit = min(limits) if limits else None
+        needed = self.settings.bus_max_message_bytes + DEAD_LETTER_HEADROOM_BYTES
+        if broker_limit is None:
+            log.info("bus.broker_limit.unknown", our_limit=self.settings.bus_max_message_bytes)
+        elif needed > broker_limit:
+            raise RuntimeError(
+                f"BUS_MAX_MESSAGE_BYTES={self.settings.bus_max_message_bytes} (+{DEAD_LETTER_HEADROOM_BYTES} "
+                f"for dead-letter headers) exceeds the broker's limit of {broker_limit} bytes "
+                "(message.max.bytes / max.message.bytes): lower it or raise the broker's"
+            )
+        else:
+            log.info(
+                "bus.broker_limit.ok",
+                broker_limit=broker_limit,
+                our_limit=self.settings.bus_max_message_bytes,
+            )
+        return broker_limit
+
     async def start(self, topics: list[str] | None = None) -> None:
         if topics:
             await self.ensure_topics(topics)
+        await self.check_broker_limit(topics)
         await self.kafka.start()
         await self.outbox.start()
         if self._inbox_retention is not None:
             self._inbox_retention.start()
+        self._outbox_age.start()
 
     async def stop(self) -> None:
+        await self._outbox_age.stop()
         if self._inbox_retention is not None:
             await self._inbox_retention.stop()  # a prune cut short just leaves rows for next time
         # Stop intake first; in-flight handlers finish and commit offsets (graceful_timeout).
@@ -352,12 +542,73 @@ class Bus:
             return False
 
 
-def _peek_type(raw: bytes) -> str | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value.get("type") if isinstance(value, dict) else None
+UnknownTypes = Literal["skip", "dead_letter"]
+"""What a subscription does with a well-formed message whose `type` its schema does not know.
+
+`skip` (events topics): many services read one events topic, each for a few types, and a newer
+producer must not break an older reader. `dead_letter` (commands topics): a commands topic has one
+reader that must know every command; an unknown one cannot be routed and would otherwise leave its
+sender waiting for ever, so it goes to `<topic>.dlq` (replay it once the reader knows the type).
+"""
+
+
+def default_unknown_types(topic: str) -> UnknownTypes:
+    """`dead_letter` for a `*.commands` topic, `skip` for any other (events, dead-letter topics)."""
+    return "dead_letter" if topic.endswith(".commands") else "skip"
+
+
+class Unroutable(Exception):
+    """A message that cannot be decoded or routed; `reason` is the short code in `x-reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True)
+class _Route:
+    adapter: TypeAdapter[Any]
+    known_types: set[str]
+    unknown_types: UnknownTypes
+
+    def decode(self, raw: bytes) -> Any:
+        """The message `raw` holds, or `Unroutable` saying why not."""
+        if not raw:
+            raise Unroutable("empty", "the record has no value (empty or a tombstone)")
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise Unroutable("not-utf8", str(exc)[:500]) from None
+        except ValueError as exc:  # json.JSONDecodeError, and the recursion limits of deep nesting
+            raise Unroutable("not-json", str(exc)[:500]) from None
+        except RecursionError:
+            raise Unroutable("not-json", "nested too deeply") from None
+        if not isinstance(value, dict):
+            raise Unroutable("not-an-object", f"the JSON is a {type(value).__name__}, not an object")
+        if "type" not in value:
+            raise Unroutable("type-missing", "the object has no `type`")
+        msg_type = value["type"]
+        if not isinstance(msg_type, str):
+            raise Unroutable("type-invalid", f"`type` is a {type(msg_type).__name__}, not a string")
+        if msg_type not in self.known_types:
+            raise Unroutable("type-unknown", msg_type[:200])
+        try:
+            return self.adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise Unroutable("schema-invalid", str(exc)[:2000]) from None
+
+
+async def _tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser, given headers it can read: not UTF-8 → replaced, no value → empty."""
+    headers = [
+        (str(k), (v or b"").decode("utf-8", errors="replace").encode()) for k, v in (record.headers or ())
+    ]
+    return await original(dataclasses.replace(record, headers=headers))
+
+
+async def _raw_body(msg: Any) -> Any:
+    return msg.body
 
 
 def _literal_types(adapter: TypeAdapter[Any]) -> set[str]:

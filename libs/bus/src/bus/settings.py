@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bus.limits import DEFAULT_MAX_MESSAGE_BYTES
+
 
 class BusSettings(BaseSettings):
     """Environment variables shared by all services (no prefix: they are deployment-wide)."""
@@ -30,6 +32,13 @@ class BusSettings(BaseSettings):
     bus_inbox_retention_hours: int = Field(default=336, ge=0, alias="BUS_INBOX_RETENTION_HOURS")
     # How often each service deletes rows past their retention (its inbox, and its own tables).
     bus_retention_interval_s: float = Field(default=3600, gt=0, alias="BUS_RETENTION_INTERVAL_S")
+    # Largest message (serialized body and headers) a producer may write; bigger writes are refused
+    # up front (bus.limits). Checked at start against the broker's message.max.bytes.
+    bus_max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, alias="BUS_MAX_MESSAGE_BYTES"
+    )
+    # How often each service measures its oldest unrelayed outbox row (switchboard_outbox_oldest_age_seconds).
+    bus_outbox_age_interval_s: float = Field(default=15.0, gt=0, alias="BUS_OUTBOX_AGE_INTERVAL_S")
     otel_traces_exporter: str = Field(
         default="none",
         alias="OTEL_TRACES_EXPORTER",

@@ -1,8 +1,9 @@
 """Prometheus metrics of the campaigns service.
 
-They live in their own registry (served next to the default one by `/metrics`): telephony also
-exports `switchboard_calls_placed_total` (calls ElevenLabs accepted), and both services must be
-importable into one process (the integration tests) without a duplicate-timeseries error.
+They live in their own registry (served next to the default one by `/metrics`), so that every
+service can be imported into one process (the integration tests) without a duplicate-timeseries
+error. One metric name has one meaning: calls ElevenLabs accepted are telephony's
+`switchboard_calls_placed_total`; what campaigns counts is attempts it dispatched.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 CAMPAIGNS_RUNNING = Gauge("switchboard_campaigns_running", "Campaigns in status running.", registry=REGISTRY)
-CALLS_PLACED = Counter(
-    "switchboard_calls_placed_total",
+ATTEMPTS_DISPATCHED = Counter(
+    "switchboard_campaign_attempts_dispatched_total",
     "Campaign call attempts dispatched (PlaceCall commands committed).",
     registry=REGISTRY,
 )

@@ -748,7 +748,7 @@ class CampaignService:
                     dialled_now += 1
                 await self._maybe_complete(uow, campaign, now)
             placed += dialled_now
-            metrics.CALLS_PLACED.inc(dialled_now)
+            metrics.ATTEMPTS_DISPATCHED.inc(dialled_now)
             if dialled_now == len(due):
                 return placed
         return placed

@@ -91,4 +91,4 @@ async def test_health_and_metrics(harness: Harness) -> None:
         assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": True, "database": True}
         metrics = (await client.get("/metrics")).text
         assert "switchboard_campaigns_running" in metrics
-        assert "switchboard_calls_placed_total" in metrics
+        assert "switchboard_campaign_attempts_dispatched_total" in metrics

@@ -17,10 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
 from bus.heap import freeze_startup_heap
+from bus.limits import MessageTooLarge
 from bus.ops import ops_router
 from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
-from gateway.errors import ApiError
+from gateway.errors import ApiError, PayloadTooLarge
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.settings import VERSION
 
@@ -81,6 +82,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(MessageTooLarge)
+    async def too_large(_: Request, exc: MessageTooLarge) -> JSONResponse:
+        # The command would not fit on the bus (BUS_MAX_MESSAGE_BYTES): refused before it is queued.
+        return JSONResponse(PayloadTooLarge("Payload too large", str(exc)).body(), status_code=413)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

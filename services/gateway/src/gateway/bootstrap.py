@@ -64,6 +64,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
 
     service = GatewayService(settings, uow, waiter)
     handlers.subscribe(bus, service)
+    bus.on_relay_failure(service.relay_failed)
     return Container(
         settings=settings,
         engine=engine,

@@ -13,6 +13,7 @@ import structlog
 
 from bus import metrics
 from bus.context import current_correlation_id
+from bus.limits import is_too_large
 from contracts import topics
 from contracts.base import Command, Event
 from contracts.campaigns import (
@@ -417,6 +418,35 @@ class GatewayService:
                 if command_type is not None and domain.concludes(event.type, command_type):
                     outcome = domain.outcome_of(event, command_type)
                     await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
+
+    async def relay_failed(self, topic: str, headers: dict[str, str], exc: BaseException) -> None:
+        """A command the outbox relay can never publish: fail its operation (or its leading command's).
+
+        `headers` are the message's bus headers (`message_id`, `causation_id` for a follower such as
+        a campaign's further recipient chunk). Anything else the relay drops has no operation.
+        """
+        too_large = is_too_large(exc)
+        async with self.uow() as uow:
+            for op_id in filter(None, (headers.get("message_id"), headers.get("causation_id"))):
+                command_type = await uow.operations.pending_type(op_id)
+                if command_type is None:
+                    continue
+                error = "Payload too large" if too_large else "Internal server error"
+                await uow.operations.complete(
+                    op_id,
+                    413 if too_large else 500,
+                    {
+                        "success": False,
+                        "error": error,
+                        "detail": f"The {command_type} command could not be delivered to its service: "
+                        + (
+                            "it is over the message broker's size limit"
+                            if too_large
+                            else f"the message broker refused it ({type(exc).__name__})"
+                        ),
+                    },
+                )
+                return
 
     async def command_dead_lettered(self, command: Command) -> None:
         """A command its service could not handle at all: fail its operation instead of leaving it pending."""

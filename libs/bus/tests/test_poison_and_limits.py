@@ -1,0 +1,402 @@
+"""Poison messages, size limits, relay failures and dead-letter replay on the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
+from pydantic import Field
+from sqlalchemy import MetaData, Table, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus import dlq
+from bus.db import make_engine, make_sessionmaker
+from bus.inbox import claim
+from bus.limits import MessageTooLarge, check_fits, fits, message_size
+from bus.runtime import Bus
+from bus.settings import BusSettings
+from bus.tables import make_bus_tables
+from contracts.base import Command
+from devinfra.broker import create_topics_async
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 30.0
+
+
+class DoThing(Command):
+    type: Literal["test.do"] = "test.do"
+    count: int = 0
+    text: str = ""
+
+
+class OtherThing(Command):
+    type: Literal["test.other"] = "test.other"
+
+
+TestCommand = Annotated[DoThing | OtherThing, Field(discriminator="type")]
+
+
+async def until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        held = check()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)  # polling with a deadline
+
+
+@dataclass
+class Env:
+    engine: AsyncEngine
+    outbox: Table
+    inbox: Table
+    settings: BusSettings
+    topic: str  # logical name (a commands topic)
+    handled: list[Any] = field(default_factory=list)
+
+    @property
+    def full_topic(self) -> str:
+        return self.settings.topic(self.topic)
+
+
+@pytest.fixture
+async def env(
+    database_url: str, kafka_bootstrap_servers: str, kafka_client_env: dict[str, str], topic_prefix: str
+) -> AsyncIterator[Env]:
+    name = f"poison_{uuid.uuid4().hex[:8]}"
+    outbox, inbox_table = make_bus_tables(MetaData(schema=name))
+    engine = make_engine(database_url, pool_size=4)
+    async with engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        await connection.run_sync(inbox_table.metadata.create_all)
+    settings = BusSettings.model_validate(
+        {
+            **kafka_client_env,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+            "KAFKA_TOPIC_PREFIX": topic_prefix,
+            "BUS_RETRY_BACKOFF_MS": 10,
+            "BUS_MAX_ATTEMPTS": 2,
+        }
+    )
+    topic = f"{name}.commands"
+    # One partition: every message below queues behind the one before it.
+    await create_topics_async(
+        kafka_bootstrap_servers, [settings.topic(topic), settings.topic(topic) + ".dlq"], 1
+    )
+    try:
+        yield Env(engine, outbox, inbox_table, settings, topic)
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        await engine.dispose()
+
+
+def make_bus(env: Env, handler: Callable[[Any], Awaitable[None]] | None = None) -> Bus:
+    bus = Bus(
+        env.settings,
+        service=f"poison-{uuid.uuid4().hex[:6]}",
+        engine=env.engine,
+        outbox_table=env.outbox,
+        inbox_table=env.inbox,
+    )
+
+    async def record(message: Any) -> None:
+        env.handled.append(message)
+
+    bus.subscribe(env.topic, TestCommand, handler or record)
+    return bus
+
+
+async def read_all(bootstrap: str, topic: str, at_least: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while len(records) < at_least:
+            assert time.monotonic() < deadline, f"{topic}: {len(records)} of {at_least} records"
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def good(n: int) -> bytes:
+    return DoThing(count=n).model_dump_json().encode()
+
+
+# (bad value, extra headers, expected x-reason). Each is followed on the same partition by a good one.
+POISON: list[tuple[str, bytes | None, list[tuple[str, bytes | None]], str]] = [
+    ("not JSON", b"hello, world", [], "not-json"),
+    (
+        "JSON under a JSON content type that is not JSON",
+        b"{oops",
+        [("content-type", b"application/json")],
+        "not-json",
+    ),
+    ("empty value", b"", [], "empty"),
+    ("tombstone (null value)", None, [], "empty"),
+    ("JSON array", b"[1, 2, 3]", [], "not-an-object"),
+    ("JSON string", b'"test.do"', [], "not-an-object"),
+    ("JSON null", b"null", [], "not-an-object"),
+    ("type is a list (the issue's example)", b'{"type": ["x"]}', [], "type-invalid"),
+    ("type is a number", b'{"type": 5}', [], "type-invalid"),
+    ("type is null", b'{"type": null}', [], "type-invalid"),
+    ("type is an object", b'{"type": {"a": 1}}', [], "type-invalid"),
+    ("no type", b'{"message_id": "m1", "count": 1}', [], "type-missing"),
+    ("unknown type on a commands topic", b'{"type": "test.nope"}', [], "type-unknown"),
+    ("known type, field of the wrong type", b'{"type": "test.do", "count": "lots"}', [], "schema-invalid"),
+    ("known type, message_id not a string", b'{"type": "test.do", "message_id": [1]}', [], "schema-invalid"),
+    ("invalid UTF-8", b'\xff\xfe{"type": "test.do"}', [], "not-utf8"),
+    ("nested too deeply", b"[" * 100_000 + b"]" * 100_000, [], "not-json"),
+    (
+        "huge headers",
+        b'{"type": ["x"]}',
+        [("junk", b"x" * 300_000), ("message_id", b"y" * 5000)],
+        "type-invalid",
+    ),
+    ("header not UTF-8", b'{"type": 7}', [("type", b"\xff\xfe"), ("correlation_id", None)], "type-invalid"),
+]
+
+
+async def test_every_poison_shape_reaches_the_dlq_and_the_partition_moves_on(env: Env) -> None:
+    bus = make_bus(env)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=env.settings.kafka_bootstrap_servers, max_request_size=4_000_000
+    )
+    await producer.start()
+    try:
+        for n, (_, value, headers, _) in enumerate(POISON):
+            await producer.send_and_wait(env.full_topic, value, key=b"same-key", headers=headers)
+            await producer.send_and_wait(env.full_topic, good(n), key=b"same-key")
+        # A good message whose headers are not UTF-8 is handled all the same.
+        await producer.send_and_wait(env.full_topic, good(len(POISON)), headers=[("x", b"\xff"), ("y", None)])
+    finally:
+        await producer.stop()
+    await bus.start()
+    try:
+        await until(lambda: len(env.handled) == len(POISON) + 1, "every good message behind the poison")
+        assert [m.count for m in env.handled] == list(range(len(POISON) + 1))
+        letters = await read_all(env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", len(POISON))
+    finally:
+        await bus.stop()
+    assert len(letters) == len(POISON)
+    for letter, (what, value, _, reason) in zip(letters, POISON, strict=True):
+        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in letter.headers}
+        assert headers["x-reason"] == reason, what
+        assert headers["x-original-topic"] == env.full_topic, what
+        assert headers["x-error"], what
+        assert letter.value == (value or b""), what  # the original bytes, for inspection and replay
+        assert sum(len(k) + len(v or b"") for k, v in letter.headers) < 20_000, what  # huge headers dropped
+    dead = REGISTRY.get_sample_value(
+        "switchboard_messages_dead_lettered_total",
+        {"service": bus.service, "topic": env.full_topic, "reason": "type-invalid"},
+    )
+    assert dead == 6
+
+
+async def test_an_unknown_type_on_an_events_topic_is_skipped_not_dead_lettered(env: Env) -> None:
+    events = env.topic.replace(".commands", ".events")
+    await create_topics_async(env.settings.kafka_bootstrap_servers, [env.settings.topic(events)], 1)
+    bus = Bus(env.settings, service="skip-test", engine=env.engine, outbox_table=env.outbox)
+
+    async def record(message: Any) -> None:
+        env.handled.append(message)
+
+    bus.subscribe(events, TestCommand, record)
+    producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.settings.topic(events), b'{"type": "someone.elses"}')
+        await producer.send_and_wait(env.settings.topic(events), b'{"type": ["x"]}')
+        await producer.send_and_wait(env.settings.topic(events), good(1))
+    finally:
+        await producer.stop()
+    await bus.start()
+    try:
+        await until(lambda: len(env.handled) == 1, "the good event")
+    finally:
+        await bus.stop()
+    letters = await read_all(env.settings.kafka_bootstrap_servers, env.settings.topic(events) + ".dlq", 1)
+    assert [dict(r.headers)["x-reason"] for r in letters] == [b"type-invalid"]  # not the unknown type
+
+
+def test_the_size_check_measures_body_and_headers_against_the_limit() -> None:
+    assert message_size(b"x" * 1000, {"type": "a.b"}) == 1000 + 4 + 3 + 512
+    assert fits(b"x" * 1000, limit=1512)
+    assert not fits(b"x" * 1001, limit=1512)
+    assert not fits(b"x" * 1000, {"k": "v"}, limit=1512)  # headers count
+    with pytest.raises(MessageTooLarge) as refused:
+        check_fits(b"x" * 2_000_000, limit=1_000_000, what="agent.create message")
+    assert refused.value.size == 2_000_512 and refused.value.limit == 1_000_000
+    assert "1000000 bytes" in str(refused.value) and "BUS_MAX_MESSAGE_BYTES" in str(refused.value)
+
+
+async def outbox_rows(env: Env) -> int:
+    async with env.engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(env.outbox)) or 0)
+
+
+async def test_an_oversize_message_is_refused_before_it_reaches_the_outbox(env: Env) -> None:
+    bus = make_bus(env)
+    sessions = make_sessionmaker(env.engine)
+    limit = env.settings.bus_max_message_bytes
+    with pytest.raises(MessageTooLarge):
+        async with sessions() as session, session.begin():
+            await bus.publish_later(session, env.topic, DoThing(text="x" * limit))
+    assert await outbox_rows(env) == 0
+    async with sessions() as session, session.begin():  # just under the limit still travels
+        await bus.publish_later(session, env.topic, DoThing(text="x" * (limit - 2000)))
+    assert await outbox_rows(env) == 1
+
+
+async def test_a_row_the_broker_can_never_take_is_dropped_logged_counted_and_reported(env: Env) -> None:
+    """Before: the relay retried it for ever, silently, and everything after it waited."""
+    bus = make_bus(env)
+    failures: list[tuple[str, dict[str, str], BaseException]] = []
+
+    async def on_failure(topic: str, headers: dict[str, str], exc: BaseException) -> None:
+        failures.append((topic, headers, exc))
+
+    bus.on_relay_failure(on_failure)
+    sessions = make_sessionmaker(env.engine)
+    big = DoThing(text="x" * 1_200_000, correlation_id="corr-big")
+    async with sessions() as session, session.begin():
+        # Written past the size check (as by an older release, or with a higher limit then).
+        await bus.outbox.publish(
+            big.model_dump_json().encode(),
+            queue="kafka-relay",
+            session=session,
+            headers={"x-topic": env.full_topic, "message_id": big.message_id, "type": big.type},
+        )
+        await bus.publish_later(session, env.topic, DoThing(count=7))
+    age = await bus.measure_outbox_age()
+    assert age >= 0.0
+    await bus.start()
+    try:
+        await until(lambda: [m.count for m in env.handled] == [7], "the message behind the oversize one")
+        await until(lambda: len(failures) == 1, "the relay failure hook")
+        await until(lambda: _is_zero(outbox_rows(env)), "an empty outbox")
+        assert await bus.measure_outbox_age() == 0.0
+    finally:
+        await bus.stop()
+    topic, headers, exc = failures[0]
+    assert topic == env.full_topic and headers["message_id"] == big.message_id
+    assert "MessageSizeTooLarge" in type(exc).__name__
+    permanent = REGISTRY.get_sample_value(
+        "switchboard_outbox_relay_failures_total",
+        {"service": bus.service, "topic": env.full_topic, "kind": "permanent"},
+    )
+    assert permanent == 1
+
+
+async def _is_zero(rows: Awaitable[int]) -> bool:
+    return await rows == 0
+
+
+async def test_the_outbox_age_gauge_shows_an_unrelayed_row(env: Env) -> None:
+    bus = make_bus(env)  # not started: nothing relays
+    sessions = make_sessionmaker(env.engine)
+    assert await bus.measure_outbox_age() == 0.0
+    async with sessions() as session, session.begin():
+        await session.execute(text("SELECT 1"))
+        await bus.publish_later(session, env.topic, DoThing(count=1))
+    async with env.engine.begin() as connection:
+        await connection.execute(
+            env.outbox.update().values(created_at=func.now() - text("interval '90 seconds'"))
+        )
+    assert await bus.measure_outbox_age() >= 90
+    gauge = REGISTRY.get_sample_value("switchboard_outbox_oldest_age_seconds", {"service": bus.service})
+    assert gauge is not None and gauge >= 90
+
+
+async def test_the_broker_limit_check_reads_the_broker_config(env: Env) -> None:
+    bus = make_bus(env)
+    # The embedded broker (Tansu) reports no size configs: nothing to compare, start goes on.
+    limit = await bus.check_broker_limit([env.topic])
+    assert limit is None or limit >= env.settings.bus_max_message_bytes
+
+
+async def test_dead_letters_are_listed_shown_and_replayed_through_the_inbox(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = True
+    sessions = make_sessionmaker(env.engine)
+
+    async def handler(message: Any) -> None:
+        if broken:
+            raise RuntimeError("downstream is down")
+        async with sessions() as session, session.begin():
+            if await claim(session, env.inbox, "dlq-test", message.message_id):
+                env.handled.append(message)
+
+    bus = make_bus(env, handler)
+    producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap_servers)
+    await producer.start()
+    message = DoThing(count=42, correlation_id="corr-42")
+    try:
+        await producer.send_and_wait(
+            env.full_topic,
+            message.model_dump_json().encode(),
+            key=b"k",
+            headers=[("message_id", message.message_id.encode()), ("type", b"test.do")],
+        )
+    finally:
+        await producer.stop()
+    await bus.start()
+    try:
+        dlq_topic = env.topic + ".dlq"
+        letters: list[dlq.DeadLetter] = []
+
+        async def dead_lettered() -> bool:
+            letters[:] = await dlq.DeadLetters(env.settings).read(dlq_topic)
+            return len(letters) == 1
+
+        await until(dead_lettered, "the dead letter")
+        assert letters[0].headers["x-reason"] == "handler-failed"
+
+        assert await dlq.main(["list"], env.settings) == 0
+        assert f"1  {env.full_topic}.dlq" in capsys.readouterr().out
+        assert await dlq.main(["list", dlq_topic], env.settings) == 0
+        listed = json.loads(capsys.readouterr().out.splitlines()[0])
+        assert listed["reason"] == "handler-failed" and listed["message_id"] == message.message_id
+        assert await dlq.main(["show", dlq_topic, listed["position"]], env.settings) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert json.loads(shown["body"])["count"] == 42
+        assert shown["headers"]["x-error"].startswith("RuntimeError")
+        assert await dlq.main(["show", dlq_topic, "0:999"], env.settings) == 1
+
+        broken = False
+        assert await dlq.main(["replay", dlq_topic, listed["position"]], env.settings) == 0
+        await until(lambda: len(env.handled) == 1, "the replayed message")
+        assert env.handled[0].message_id == message.message_id
+        # A second replay reaches the handler again, and the inbox makes it a no-op.
+        assert await dlq.main(["replay", dlq_topic, "--all"], env.settings) == 0
+        await until(
+            lambda: (
+                REGISTRY.get_sample_value(
+                    "switchboard_messages_handled_total",
+                    {"service": bus.service, "topic": env.full_topic, "type": "test.do", "outcome": "ok"},
+                )
+                == 2
+            ),
+            "the second replay handled",
+        )
+        assert len(env.handled) == 1
+    finally:
+        await bus.stop()
