@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -138,3 +139,35 @@ async def test_create_once_gives_up_after_max_retries(
     with pytest.raises(OutcomeUnknownError):
         await client.create_once(lambda: client.create_tool(TOOL), find, what="tool")
     assert len(await _posts(sim, "/v1/convai/tools")) == 3  # 1 + max_retries, each after a lookup
+
+
+async def test_connection_lost_after_sending_is_outcome_unknown_and_get_is_retried() -> None:
+    """A server that reads the whole request, then drops the connection without answering."""
+    received: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ),
+            0,
+        )
+        received.append(head.split(b"\r\n")[0] + b" " + await reader.readexactly(length))
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, httpx.AsyncClient() as http:
+        client = ElevenLabsClient(
+            http, base_url=f"http://127.0.0.1:{port}", api_key="k", max_retries=2, initial_backoff_s=0.01
+        )
+        with pytest.raises(OutcomeUnknownError):
+            await client.create_agent({"name": "x"})
+        assert len(received) == 1  # sent once, never again
+        with pytest.raises(UpstreamError) as caught:
+            await client.get_agent("a")
+        assert not isinstance(caught.value, OutcomeUnknownError)
+        assert len(received) == 1 + 3  # an idempotent GET is retried

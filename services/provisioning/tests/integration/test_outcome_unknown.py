@@ -12,6 +12,7 @@ import pytest
 from contracts.provisioning import (
     CreateAgent,
     CreateEcommerceTools,
+    CreateEmailTemplate,
     CreateKnowledgeDocument,
     CreateWebhookTool,
 )
@@ -103,18 +104,53 @@ async def test_secret_and_secured_tool(
     assert len(await harness.requests("POST", "/v1/convai/tools")) == 2
 
 
+@pytest.mark.parametrize("source_type", ["text", "url", "file"])
 async def test_knowledge_document(
-    harness: Harness, container: Container, lost_answer: dict[str, Any]
+    harness: Harness,
+    container: Container,
+    lost_answer: dict[str, Any],
+    source_type: str,
+    file_server: tuple[str, dict[str, bytes]],
 ) -> None:
-    command = CreateKnowledgeDocument(source_type="text", name=_name("lost-doc"), text="Opening hours: 9-5.")
-    await _lose_answer(harness, "/v1/convai/knowledge-base/text", lost_answer)
+    name = _name("lost-doc")
+    base, files = file_server
+    files[f"/uploads/{name}.txt"] = b"Opening hours: 9-5."
+    command = CreateKnowledgeDocument(
+        source_type=source_type,
+        name=name,
+        text="Opening hours: 9-5.",
+        url="https://acme.example/hours",
+        file_url=f"{base}/uploads/{name}.txt",
+        file_name=f"{name}.txt",
+        file_content_type="text/plain",
+    )
+    path = f"/v1/convai/knowledge-base/{source_type}"
+    await _lose_answer(harness, path, lost_answer)
 
     event = await harness.one(command)
 
     assert event["type"] == "knowledge_document.created", event
-    upstream = await container.elevenlabs.list_kb_documents(search=command.name)
+    upstream = await container.elevenlabs.list_kb_documents(search=name)
     assert [d["id"] for d in upstream] == [event["document"]["document_id"]]
-    assert len(await harness.requests("POST", "/v1/convai/knowledge-base/text")) == 1
+    assert len(await harness.requests("POST", path)) == 1
+
+
+async def test_email_template(harness: Harness, container: Container, lost_answer: dict[str, Any]) -> None:
+    command = CreateEmailTemplate(
+        name=_name("lost_template").replace("-", "_"),
+        description="Send the confirmation.",
+        subject_template="Confirmed",
+        body_template="Dear {{customer_name}}, confirmed.",
+        webhook_base_url="https://sb.example/api/v1",
+    )
+    await _lose_answer(harness, "/v1/convai/tools", lost_answer)
+
+    event = await harness.one(command)
+
+    assert event["type"] == "email_template.created", event
+    upstream = await container.elevenlabs.list_tools(search=command.name)
+    assert [t["id"] for t in upstream] == [event["tool"]["tool_id"]]
+    assert len(await harness.requests("POST", "/v1/convai/tools")) == 1
 
 
 async def test_nothing_created_is_created_once_more(harness: Harness, container: Container) -> None:
