@@ -268,11 +268,31 @@ async def _run(state: SimState, tracker: CallTracker, record: Record, entry: JSO
             {
                 "agent_id": record.data["agent_id"],
                 "conversation_id": record.id,
-                "full_audio": base64.b64encode(_FAKE_AUDIO).decode(),
+                "full_audio": base64.b64encode(_fake_audio(state.config.audio_bytes)).decode(),
             },
         )
     finally:
         _end_call(tracker, entry)
+
+
+def _fake_audio(size: int) -> bytes:
+    if size <= len(_FAKE_AUDIO):
+        return _FAKE_AUDIO
+    frames = bytes(range(256)) * (size // 256 + 1)
+    return (_FAKE_AUDIO + frames)[:size]
+
+
+def _padding_turns(count: int, duration: int) -> list[JSON]:
+    """A long conversation's middle: `count` turns of about 2 KB each, user and agent in turn."""
+    line = "Could you go over the details once more, please? I want to be sure I have them right. "
+    return [
+        {
+            "role": "user" if i % 2 == 0 else "agent",
+            "message": f"[{i}] " + line * 23,
+            "time_in_call_secs": min(i, duration),
+        }
+        for i in range(count)
+    ]
 
 
 def _fail(record: Record, entry: JSON, outcome: Outcome) -> None:
@@ -344,6 +364,7 @@ def _complete(state: SimState, record: Record, outcome: Outcome, first: str, too
         data["transcript"] = [
             {"role": "agent", "message": first, "time_in_call_secs": 0},
             *tool_turns,
+            *_padding_turns(state.config.transcript_padding_turns, duration),
             {
                 "role": "user",
                 "message": "Yes, that works for me.",
@@ -434,8 +455,8 @@ async def _deliver_event(
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
     # post_call_audio arrives with ``transfer-encoding: chunked`` upstream.
-    for start in range(0, len(body), 64):
-        yield body[start : start + 64]
+    for start in range(0, len(body), 16 * 1024):
+        yield body[start : start + 16 * 1024]
 
 
 async def send_delivery(

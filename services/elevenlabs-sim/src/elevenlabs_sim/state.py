@@ -128,6 +128,10 @@ class RuntimeConfig:
     invoke_tools: bool = True
     # Forced values of LLM-filled tool parameters: "<param>" or "<tool name>.<param>" → value.
     tool_value_overrides: dict[str, Any] = field(default_factory=dict)
+    # A long call: this many extra turns (about 2 KB each) in an answered call's transcript.
+    transcript_padding_turns: int = 0
+    # Size of the MP3 whose base64 is post_call_audio's `full_audio` (0: a few bytes).
+    audio_bytes: int = 0
 
     @classmethod
     def from_settings(cls, settings: SimSettings) -> RuntimeConfig:

@@ -150,6 +150,20 @@ class Call(_Projected, Base):
     ended_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class CallTranscriptPart(Base):
+    """One part of a call's transcript (`PostCallTranscriptPart`). Apart from `calls`: a part may
+    arrive before its call is projected, and a whole transcript can be megabytes. Parts are
+    immutable (a delivery is published once), so a redelivered part changes nothing."""
+
+    __tablename__ = "call_transcript_parts"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    part_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part_count: Mapped[int] = mapped_column(Integer)
+    turn_count: Mapped[int] = mapped_column(Integer)
+    transcript_json: Mapped[str] = mapped_column(Text)
+
+
 class CustomerSession(_Projected, Base):
     __tablename__ = "customer_sessions"
 

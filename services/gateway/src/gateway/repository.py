@@ -13,6 +13,7 @@ from sqlalchemy.sql.dml import Delete
 from gateway.models import (
     Agent,
     Call,
+    CallTranscriptPart,
     Campaign,
     CampaignRecipient,
     CustomerSession,
@@ -111,6 +112,43 @@ class ReadModels:
         pk = model.__mapper__.primary_key[0]
         rows = await self.session.scalars(select(pk).where(pk.in_(ids), model.deleted.is_(False)))
         return set(rows.all())
+
+
+class Transcripts:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_part(
+        self, conversation_id: str, part_index: int, part_count: int, turn_count: int, transcript_json: str
+    ) -> None:
+        await self.session.execute(
+            insert(CallTranscriptPart)
+            .values(
+                conversation_id=conversation_id,
+                part_index=part_index,
+                part_count=part_count,
+                turn_count=turn_count,
+                transcript_json=transcript_json,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def text(self, conversation_id: str) -> str | None:
+        """The transcript's JSON text once every part is here, else None."""
+        rows = (
+            await self.session.execute(
+                select(
+                    CallTranscriptPart.part_index,
+                    CallTranscriptPart.part_count,
+                    CallTranscriptPart.transcript_json,
+                )
+                .where(CallTranscriptPart.conversation_id == conversation_id)
+                .order_by(CallTranscriptPart.part_index)
+            )
+        ).all()
+        if not rows or [r.part_index for r in rows] != list(range(rows[0].part_count)):
+            return None
+        return "".join(r.transcript_json for r in rows)
 
 
 class Operations:

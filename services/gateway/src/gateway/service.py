@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,6 +52,7 @@ from contracts.telephony import (
     PhoneNumberRecord,
     PhoneNumberUpdated,
 )
+from contracts.webhooks import PostCallTranscriptPart
 from gateway import domain
 from gateway.domain import Outcome
 from gateway.errors import NotFound
@@ -264,6 +267,16 @@ class GatewayService:
             raise NotFound(f"{not_found}: {resource_id}")
         return row
 
+    async def transcript(self, conversation_id: str) -> list[dict[str, Any]] | None:
+        """The call's turns `[{role, message, time_in_call_secs}]` once all parts arrived, else None."""
+        async with self.uow() as uow:
+            text = await uow.transcripts.text(conversation_id)
+        if text is None:
+            return None
+        # Off the event loop: a transcript can be megabytes.
+        turns: list[dict[str, Any]] = await asyncio.to_thread(json.loads, text)
+        return turns
+
     async def page(
         self, model: type[Any], cursor: str | None, page_size: int, filters: dict[str, Any] | None = None
     ) -> tuple[list[Any], str | None]:
@@ -358,6 +371,14 @@ class GatewayService:
                         await rm.upsert(
                             CustomerSession, _session_row(call.conversation_id, call.customer_info, at), at
                         )
+                case PostCallTranscriptPart() as part:
+                    await uow.transcripts.add_part(
+                        part.conversation_id,
+                        part.part_index,
+                        part.part_count,
+                        part.turn_count,
+                        part.transcript_json,
+                    )
                 case CallStatusChanged() as change:
                     await rm.update_if_newer(
                         Call,

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bus.uow import TransactionScope
 from gateway.models import inbox
-from gateway.repository import IdempotencyKeys, Operations, ReadModels, Recipients, Uploads
+from gateway.repository import IdempotencyKeys, Operations, ReadModels, Recipients, Transcripts, Uploads
 
 
 class UnitOfWork(TransactionScope):
@@ -17,6 +17,7 @@ class UnitOfWork(TransactionScope):
     uploads: Uploads
     idempotency: IdempotencyKeys
     recipients: Recipients
+    transcripts: Transcripts
     inbox_table = inbox
 
     def _open(self, session: AsyncSession) -> None:
@@ -25,3 +26,4 @@ class UnitOfWork(TransactionScope):
         self.uploads = Uploads(session)
         self.idempotency = IdempotencyKeys(session)
         self.recipients = Recipients(session)
+        self.transcripts = Transcripts(session)

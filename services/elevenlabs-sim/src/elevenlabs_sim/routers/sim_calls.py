@@ -28,6 +28,8 @@ class ConfigPatch(BaseModel):
     answered_outcome: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    transcript_padding_turns: int | None = Field(default=None, ge=0)
+    audio_bytes: int | None = Field(default=None, ge=0)
     webhook_events: list[str] | None = None
     invoke_tools: bool | None = None
     tool_value_overrides: dict[str, Any] | None = None

@@ -117,4 +117,7 @@ async def list_calls(
 
 @router.get("/calls/{conversation_id}", tags=["calls"])
 async def get_call(conversation_id: str, service: Service) -> dict[str, Any]:
-    return call_view(await service.get(Call, conversation_id, "Call not found"))
+    """One call, with its `transcript` (`[{role, message, time_in_call_secs}]`, or null until the
+    post-call webhook's transcript has arrived whole)."""
+    call = await service.get(Call, conversation_id, "Call not found")
+    return {**call_view(call), "transcript": await service.transcript(conversation_id)}
