@@ -205,8 +205,9 @@ class ElevenLabsClient:
         After an `OutcomeUnknownError` it backs off (the lost request may still be running
         upstream), then calls `find`: a resource found is the one the lost request created and is
         returned; none found means nothing was created, so `create` runs again. At most
-        `max_retries` repeats (the lookup always runs), then the last `OutcomeUnknownError` is raised. `find` must only
-        match what this very operation could have created (a tag, a per-command name...).
+        `max_retries` repeats (the lookup always runs), then the last `OutcomeUnknownError` is
+        raised. `find` must only match what this very operation could have created (a tag, a
+        per-command name...).
         """
         attempt = 0
         while True:
