@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import email.errors
+import email.header
 import email.policy
 import email.utils
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 from email_validator import EmailNotValidError, validate_email
@@ -16,7 +21,18 @@ UNKNOWN_AFTER_RESTART = "delivery outcome unknown after a restart; not resent"
 UNKNOWN_AFTER_HANDOFF = "delivery outcome unknown: no answer after the message was handed over; not resent"
 MAX_ERROR_CHARS = 1000
 
-_FORBIDDEN = ("\r", "\n", "\x00")
+# The header names a built message has, in order: anything else in the serialised bytes means a
+# value escaped its header (e.g. a Reply-To: smuggled in through an encoded line break).
+EXPECTED_HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+)
 
 
 class EmailError(Exception):
@@ -46,14 +62,47 @@ class OutgoingEmail:
     wire: bytes
 
 
+def _unsafe_char(c: str) -> bool:
+    """Control characters (CR, LF, NUL, VT, FF, NEL...; tab is folding whitespace) and the Unicode
+    line/paragraph separators U+2028/U+2029: each can end a header line somewhere along the way."""
+    return c != "\t" and unicodedata.category(c) in ("Cc", "Zl", "Zp")
+
+
 def has_forbidden_chars(value: str) -> bool:
-    """CR, LF or NUL in a header value could start a new header (e.g. `Bcc:`): never allowed."""
-    return any(c in value for c in _FORBIDDEN)
+    """A header value is unsafe if it, or the text of any RFC 2047 encoded-word in it, has a control
+    character or line separator: `=?UTF-8?Q?=0D=0A?=Reply-To: x` is a line break once decoded, and
+    Python's folder writes it out raw on versions without the fix for CVE-2024-6923. Checked here so
+    the defence does not depend on the interpreter's patch level."""
+    if any(_unsafe_char(c) for c in value):
+        return True
+    if "=?" not in value:
+        return False
+    try:
+        decoded = _decoded_words(value)
+    except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):
+        return True  # cannot tell what it decodes to: not sent
+    return any(_unsafe_char(c) for c in decoded)
+
+
+def _decoded_words(value: str) -> str:
+    """The RFC 2047-decoded text of `value`. Each encoded chunk is given both in its declared charset
+    (UTF-7 spells CR `+AA0-`) and byte for byte (latin-1), so neither an unknown charset nor
+    undecodable bytes can hide a line break."""
+    text: list[str] = []
+    for chunk, charset in email.header.decode_header(value):
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        text.append(chunk.decode("latin-1"))
+        # An unknown charset: the byte-for-byte form above is what is checked.
+        with contextlib.suppress(LookupError):
+            text.append(chunk.decode(charset or "ascii", errors="replace"))
+    return "".join(text)
 
 
 def check_header(field: str, value: str | None) -> None:
     if value is not None and has_forbidden_chars(value):
-        raise invalid(f"{field} contains a line break or NUL character")
+        raise invalid(f"{field} contains a line break or control character")
 
 
 def check_address(field: str, value: str) -> str:
@@ -95,6 +144,7 @@ def build_email(
         wire = message.as_bytes()  # serialised here, so a transport never meets a bad message
     except (ValueError, TypeError, IndexError) as exc:  # the stdlib's own header checks
         raise invalid(f"message could not be built: {exc}") from None
+    check_wire(wire)
     return OutgoingEmail(
         from_email=sender,
         to_email=recipient,
@@ -109,7 +159,8 @@ def build_email(
 def _mime(command: SendEmail, sender: str, recipient: str, now: datetime) -> EmailMessage:
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = sender
-    message["To"] = email.utils.formataddr((command.to_name, recipient)) if command.to_name else recipient
+    local, _, domain = recipient.rpartition("@")
+    message["To"] = Address(display_name=command.to_name or "", username=local, domain=domain)
     message["Subject"] = command.subject
     message["Date"] = email.utils.format_datetime(now)
     message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2])
@@ -118,6 +169,28 @@ def _mime(command: SendEmail, sender: str, recipient: str, now: datetime) -> Ema
         command.body, charset="utf-8", cte=None if command.body.isascii() else "quoted-printable"
     )
     return message
+
+
+def header_names(wire: bytes) -> list[str]:
+    """The names of the header fields in serialised message bytes, in order (folded lines joined)."""
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    names: list[str] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            continue  # a continuation of the previous field
+        names.append(line.split(b":", 1)[0].decode("ascii", errors="replace"))
+    return names
+
+
+def check_wire(wire: bytes) -> None:
+    """The serialised message has exactly the expected header fields and no stray CR or LF in its
+    header block: the last line of defence, whatever the stdlib's folder did."""
+    head, separator, _ = wire.partition(b"\r\n\r\n")
+    stray = head.replace(b"\r\n", b"")
+    if not separator or b"\r" in stray or b"\n" in stray or b"\x00" in head:
+        raise invalid("message could not be built: malformed header block")
+    if tuple(header_names(wire)) != EXPECTED_HEADERS:
+        raise invalid("message could not be built: unexpected header fields")
 
 
 def api_payload(outgoing: OutgoingEmail) -> dict[str, str | None]:

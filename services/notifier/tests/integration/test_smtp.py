@@ -235,3 +235,62 @@ async def test_smtp_auth_logs_in_and_never_leaks_the_password(
     assert password not in await harness.table_text()
     captured = capsys.readouterr()
     assert password not in captured.out + captured.err
+
+
+ATTACKER = "billing@attacker.example"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"subject": f"your order =?UTF-8?Q?=0D=0A?=Reply-To: {ATTACKER}"},
+        {"subject": f"your order =?utf-8?b?DQo=?=Reply-To: {ATTACKER}"},
+        {"subject": f"your order \rReply-To: {ATTACKER}"},
+        {"subject": f"your order \nReply-To: {ATTACKER}"},
+        {"subject": f"your order \u2028Reply-To: {ATTACKER}"},
+        {"subject": f"your order \u2029Reply-To: {ATTACKER}"},
+        {"subject": f"your order \x00Reply-To: {ATTACKER}"},
+        {"to_name": f"Ana =?UTF-8?Q?=0D=0A?=Reply-To: {ATTACKER}"},
+        {"to_name": f"Ana =?utf-8?b?DQo=?=Reply-To: {ATTACKER}"},
+        {"to_name": f"Ana \u2028Reply-To: {ATTACKER}"},
+        {"to_name": f"Ana \x00Reply-To: {ATTACKER}"},
+    ],
+    ids=[
+        "subject-q-crlf",
+        "subject-b-crlf",
+        "subject-cr",
+        "subject-lf",
+        "subject-u2028",
+        "subject-u2029",
+        "subject-nul",
+        "to_name-q-crlf",
+        "to_name-b-crlf",
+        "to_name-u2028",
+        "to_name-nul",
+    ],
+)
+async def test_encoded_line_breaks_never_become_a_header(harness: Harness, fields: dict[str, str]) -> None:
+    """CVE-2024-6923's shape: an encoded-word that decodes to CRLF must not add a Reply-To, on any
+    Python patch level (the check is ours, not the stdlib's)."""
+    command = email(**fields)
+    before = len(harness.smtp.received)
+    event = await harness.one(command)
+    arrived = harness.smtp.received[before:]  # this command's message (if any) and the marker
+    assert all(received.message["Reply-To"] is None for received in arrived)
+    assert all(ATTACKER.encode() not in received.data for received in arrived)
+    assert harness.smtp.to(command.to_email) == []
+    assert event["type"] == "email.failed" and event["permanent"] is True
+
+
+async def test_unicode_display_name_arrives_encoded_and_decodes_back(harness: Harness) -> None:
+    command = email(to_name="Zoë Ünal", subject="Ihre Bestellung für Zoë Ünal")
+    event = await harness.one(command)
+    assert event["type"] == "email.sent"
+    [received] = harness.smtp.to(command.to_email)
+    head = received.data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    assert f"To: =?utf-8?q?Zo=C3=AB_=C3=9Cnal?= <{command.to_email}>".encode() in head
+    [address] = received.message["To"].addresses
+    assert (address.display_name, address.addr_spec) == ("Zoë Ünal", command.to_email)
+    assert received.message["Subject"] == "Ihre Bestellung für Zoë Ünal"
+    assert domain.header_names(received.data) == list(domain.EXPECTED_HEADERS)

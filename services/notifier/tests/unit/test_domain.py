@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
@@ -135,3 +137,64 @@ def test_backoff_is_exponential_capped_and_honours_retry_after() -> None:
 def test_redact() -> None:
     assert domain.redact("key=s3cret!", ["s3cret"]) == "key=***!"
     assert len(domain.redact("x" * 5000, [])) == domain.MAX_ERROR_CHARS
+
+
+ATTACK = "your order =?UTF-8?Q?=0D=0A?=Reply-To: billing@attacker.example"
+# Each is a line break or control character once RFC 2047-decoded, or raw.
+UNSAFE_VALUES = [
+    ATTACK,
+    "your order =?utf-8?b?DQo=?=Reply-To: billing@attacker.example",
+    "your order =?utf-8?q?=0A?= Reply-To: billing@attacker.example",
+    "your order =?iso-8859-1?q?=0D?= x",
+    "your order =?utf-7?q?+AA0-?= x",  # CR in UTF-7, no 0x0D byte anywhere
+    "your order =?x-unknown?q?=0A?= x",
+    "your order =?utf-8?q?=00?= x",
+    "your order =?utf-8?q?=E2=80=A8?= x",  # U+2028, encoded
+    "a\rb",
+    "a\nb",
+    "a\u2028Reply-To: billing@attacker.example",
+    "a\u2029b",
+    "a\x00b",
+    "a\x0bb",
+    "a\x85b",
+]
+
+
+@pytest.mark.parametrize("field", ["subject", "to_name"])
+@pytest.mark.parametrize("value", UNSAFE_VALUES)
+def test_line_breaks_raw_or_encoded_are_refused_in_every_header(field: str, value: str) -> None:
+    with pytest.raises(EmailError) as exc:
+        domain.build_email(_command(**{field: value}), "d@acme.example")
+    assert exc.value.permanent and field in exc.value.error
+
+
+@pytest.mark.parametrize("value", ["=?utf-8?q?caf=C3=A9?= ok", "Tab\tok", "Zoë Ünal", "50% =? off"])
+def test_encoded_words_and_tabs_without_line_breaks_are_sent(value: str) -> None:
+    out = domain.build_email(_command(subject=value, to_name=value), "d@acme.example")
+    assert domain.header_names(out.wire) == list(domain.EXPECTED_HEADERS)
+
+
+def test_serialised_headers_are_checked_whatever_the_stdlib_folder_did() -> None:
+    """The last line of defence, independent of `check_header`: on a Python without the fix for
+    CVE-2024-6923 the folder writes the decoded CRLF out raw, and `check_wire` refuses the result."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = "d@acme.example"
+    message["To"] = "ana@example.com"
+    message["Subject"] = "x"
+    message["Reply-To"] = "billing@attacker.example"
+    message.set_content("hi")
+    with pytest.raises(EmailError):
+        domain.check_wire(message.as_bytes())
+    with pytest.raises(EmailError):
+        domain.check_wire(b"From: a@b.c\r\nSubject: x\nReply-To: e@f.g\r\n\r\nbody")
+    good = domain.build_email(_command(), "d@acme.example").wire
+    domain.check_wire(good)
+
+
+def test_unicode_display_name_is_encoded_and_decodes_back() -> None:
+    out = domain.build_email(_command(to_name="Zoë Ünal", to_email="zoe@example.com"), "d@acme.example")
+    assert out.wire.isascii()
+    assert b"To: =?utf-8?q?Zo=C3=AB_=C3=9Cnal?= <zoe@example.com>\r\n" in out.wire
+    parsed = message_from_bytes(out.wire, policy=policy.default)
+    [address] = parsed["To"].addresses
+    assert (address.display_name, address.addr_spec) == ("Zoë Ünal", "zoe@example.com")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email.errors
+import email.header
 import hashlib
 import hmac
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -587,7 +590,7 @@ def order_matches_caller(
 # ---- e-mail tool --------------------------------------------------------------------------------
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?")  # the opening of an RFC 2047 encoded-word
 
 
 @dataclass(frozen=True)
@@ -638,8 +641,52 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 
 def render_subject(template: str, values: Mapping[str, str]) -> str:
-    """One line: line breaks (from the template or any value) become spaces."""
-    return " ".join(_LINE_BREAKS.sub(" ", render(template, values)).split())
+    """One line: line breaks and control characters (from the template or any value, raw or inside
+    an RFC 2047 encoded-word) become spaces."""
+    return header_text(render(template, values))
+
+
+_ENCODED_WORD_ROUNDS = 3
+
+
+def header_text(value: str) -> str:
+    """A caller's words made safe for one header line. Encoded-words (`=?UTF-8?Q?=0D=0A?=`) are
+    decoded to the text they stand for, since mail programs would decode them too, and that text is
+    then flattened: CR/LF, NUL, other controls and U+2028/U+2029 become spaces. What still looks like
+    an encoded-word after a few rounds (nested encodings) is broken up. The notifier checks again."""
+    for _ in range(_ENCODED_WORD_ROUNDS):
+        if not _ENCODED_WORD.search(value):
+            break
+        value = _flatten(_decode_words(value))
+    value = _flatten(value)
+    return value.replace("=?", "= ?") if _ENCODED_WORD.search(value) else value
+
+
+def _decode_words(value: str) -> str:
+    try:
+        parts = email.header.decode_header(value)
+    except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):
+        return value.replace("=?", "= ?")
+    text: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        try:
+            text.append(chunk.decode(charset or "ascii", errors="replace"))
+        except LookupError:  # an unknown charset: byte for byte, so no line break can hide
+            text.append(chunk.decode("latin-1"))
+    # decode_header drops the whitespace between an encoded-word and plain text: join with spaces.
+    return " ".join(t.strip() for t in text)
+
+
+def _flatten(value: str) -> str:
+    cleaned = "".join(" " if _control(c) else c for c in value)
+    return " ".join(cleaned.split())
+
+
+def _control(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
 
 
 def placeholder_values(
@@ -681,4 +728,4 @@ def sent_message(template_id: str, to_email: str) -> str:
 
 
 def one_line(value: str | None) -> str | None:
-    return " ".join(_LINE_BREAKS.sub(" ", value).split()) if value else value
+    return header_text(value) if value else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any
 
@@ -174,6 +175,38 @@ async def test_header_injection_cannot_add_a_subject_line(harness: Harness) -> N
     assert "\r" not in subject and "\n" not in subject
     assert subject == "Appointment Confirmed - Monday Bcc: victim@evil.example at 9 X-Injected: 1"
     assert "\n" not in command["to_name"]
+
+
+@pytest.mark.parametrize(
+    ("date", "name"),
+    [
+        (
+            "your order =?UTF-8?Q?=0D=0A?=Reply-To: billing@attacker.example",
+            "Eve =?utf-8?b?DQo=?=Bcc: x@evil.example",
+        ),
+        ("your order =?utf-8?b?DQo=?=Reply-To: billing@attacker.example", "Eve\u2028Bcc: x@evil.example"),
+        ("your order \x00\u2029Reply-To: billing@attacker.example", "Eve\u2029Bcc: x@evil.example"),
+    ],
+    ids=["q-crlf", "b-crlf", "separators-nul"],
+)
+async def test_encoded_line_breaks_from_the_caller_are_flattened(
+    harness: Harness, date: str, name: str
+) -> None:
+    """CVE-2024-6923's shape: an encoded-word that decodes to CRLF is read as its text, on one line."""
+    template_id = await create_template(harness)
+    conversation_id = await place_call(
+        harness, None, customer=CustomerInfo(name=name, email="eve@example.com")
+    )
+    response = await harness.tool(
+        f"email/{template_id}", {"conversation_id": conversation_id, "date": date, "time": "9"}
+    )
+    assert response.json()["success"] is True
+    command = await harness.wait_command(conversation_id=conversation_id)
+    for value in (command["subject"], command["to_name"]):
+        assert "=?" not in value
+        assert not any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)
+    assert command["subject"] == "Appointment Confirmed - your order Reply-To: billing@attacker.example at 9"
+    assert command["to_name"].startswith("Eve ") and command["to_name"].endswith("x@evil.example")
 
 
 async def test_template_syntax_is_not_evaluated(harness: Harness) -> None:

@@ -33,6 +33,28 @@ def test_render_is_plain_substitution() -> None:
     assert domain.render_subject("Hi {{date}}\r\n", {"date": "a\r\nBcc: x\u2028y"}) == "Hi a Bcc: x y"
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (
+            "your order =?UTF-8?Q?=0D=0A?=Reply-To: b@attacker.example",
+            "your order Reply-To: b@attacker.example",
+        ),
+        ("a =?utf-8?b?DQo=?=Reply-To: b@attacker.example", "a Reply-To: b@attacker.example"),
+        ("a =?x-unknown?q?=0A?= b", "a b"),
+        ("a =?utf-8?q?=3D=3Futf-8=3Fb=3FDQo=3D=3F=3D?= b", "a b"),  # an encoded-word inside one
+        ("a\rb\nc\x00d\x0be\u2028f\u2029g\x85h", "a b c d e f g h"),
+        ("=?utf-8?q?caf=C3=A9?= ok", "café ok"),
+        ("Zoë Ünal", "Zoë Ünal"),
+        ("50% =? off", "50% =? off"),
+    ],
+)
+def test_header_text_flattens_raw_and_encoded_line_breaks(value: str, text: str) -> None:
+    assert domain.header_text(value) == text
+    assert domain.render_subject("{{v}}", {"v": value}) == text
+    assert domain.one_line(value) == text
+
+
 def test_placeholders_and_parameters() -> None:
     params = domain.template_params([{"name": "date", "required": True}, {"name": "n"}, {"bad": 1}])
     values = domain.parameter_values(params, {"date": 5, "n": " ", "other": "x"})
