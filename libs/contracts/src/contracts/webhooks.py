@@ -45,7 +45,7 @@ class PostCallTranscriptPart(Event):
     A transcript can be megabytes, more than one Kafka message may hold, so it travels in parts:
     `transcript_json` of parts 0..`part_count`-1 concatenated in order is the compact JSON array of
     turns `[{"role": "user"|"agent", "message": str|null, "time_in_call_secs": number|null}]`.
-    Each part is at most 256 KiB of JSON. `message_id` is derived from (conversation, part), so a
+    Each part is at most 256 KiB of JSON (less when BUS_MAX_MESSAGE_BYTES is lower). `message_id` is derived from (conversation, part), so a
     replayed delivery deduplicates.
     """
 

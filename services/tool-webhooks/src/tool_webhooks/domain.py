@@ -283,6 +283,13 @@ def received_event(
 
 # Kafka refuses messages over ~1 MiB: a transcript travels in parts of at most this much JSON.
 TRANSCRIPT_PART_BYTES = 256 * 1024
+# Room left in a bus message for a part's other fields and headers.
+_PART_HEADROOM_BYTES = 8 * 1024
+
+
+def transcript_part_bytes(bus_max_message_bytes: int) -> int:
+    """JSON bytes per transcript part: 256 KiB, less when BUS_MAX_MESSAGE_BYTES is set lower."""
+    return max(min(TRANSCRIPT_PART_BYTES, bus_max_message_bytes - _PART_HEADROOM_BYTES), 1024)
 
 
 def transcript_turns(data: Mapping[str, Any]) -> list[JSON]:
@@ -335,7 +342,7 @@ def transcript_part_message_id(conversation_id: str, part_index: int) -> str:
 
 
 def transcript_parts(
-    envelope: Envelope, *, correlation_id: str | None = None
+    envelope: Envelope, *, max_part_bytes: int = TRANSCRIPT_PART_BYTES, correlation_id: str | None = None
 ) -> list[PostCallTranscriptPart]:
     """The transcript of a `post_call_transcription` as events (none when it has no turns)."""
     conversation_id = envelope.data.get("conversation_id")
@@ -344,7 +351,7 @@ def transcript_parts(
     turns = transcript_turns(envelope.data)
     if not turns:
         return []
-    slices = transcript_slices(turns)
+    slices = transcript_slices(turns, max_part_bytes)
     return [
         PostCallTranscriptPart(
             message_id=transcript_part_message_id(conversation_id, index),

@@ -77,6 +77,11 @@ class KeptDeliveryRepository:
         result: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return result
 
+    async def prune(self, received_before: datetime, limit: int) -> int:
+        return await _delete_oldest(
+            self.session, KeptDelivery.id, KeptDelivery.received_at, received_before, limit
+        )
+
 
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -26,6 +26,7 @@ from cachetools import TTLCache
 
 from bus import metrics as bus_metrics
 from bus.context import current_correlation_id
+from bus.limits import MessageTooLarge
 from contracts import topics
 from contracts.base import CommandFailed, Event
 from contracts.notifier import SendEmail
@@ -129,12 +130,15 @@ class WebhookService:
         assert isinstance(event, PostCallWebhookReceived)
         # Never log the body: transcripts are personal data.
         bound = log.bind(webhook_type=read.envelope.type, conversation_id=event.conversation_id)
-        async with self._uow() as uow:
-            if not await uow.claim(event.message_id, POST_CALL_CONSUMER):
-                bound.info("tool_webhooks.post_call.duplicate")
-                return "duplicate"
-            for message in read.events:
-                await uow.publish(message, key=event.conversation_id)
+        try:
+            async with self._uow() as uow:
+                if not await uow.claim(event.message_id, POST_CALL_CONSUMER):
+                    bound.info("tool_webhooks.post_call.duplicate")
+                    return "duplicate"
+                for message in read.events:
+                    await uow.publish(message, key=event.conversation_id)
+        except MessageTooLarge as exc:  # e.g. huge data collection results: nothing was written
+            return await self._keep(body, str(exc))
         bound.info(
             "tool_webhooks.post_call.accepted",
             message_id=event.message_id,
@@ -157,7 +161,11 @@ class WebhookService:
             raise domain.MalformedPayload(f"A {head.type} body over {limit} bytes")
         envelope = domain.parse_envelope(body.head(limit))
         received = domain.received_event(envelope, received_at=received_at, correlation_id=correlation_id)
-        parts = domain.transcript_parts(envelope, correlation_id=correlation_id)
+        parts = domain.transcript_parts(
+            envelope,
+            max_part_bytes=domain.transcript_part_bytes(self._settings.bus_max_message_bytes),
+            correlation_id=correlation_id,
+        )
         return _Read(envelope, [received, *parts])
 
     async def _keep(self, body: SpooledBody, reason: str) -> ReceiveOutcome:
@@ -390,8 +398,9 @@ class ToolService:
 
     async def prune_expired(self, now: datetime | None = None) -> dict[str, int]:
         """Delete conversations and customer sessions untouched for TOOL_WEBHOOKS_CONVERSATION_
-        RETENTION_HOURS, and e-mail invocations older than that and than their dedupe window (so a
-        repeat within the window is still recognised); rows deleted per table."""
+        RETENTION_HOURS, kept deliveries received before that, and e-mail invocations older than that
+        and than their dedupe window (so a repeat within the window is still recognised); rows
+        deleted per table."""
         hours = self._settings.conversation_retention_hours
         if not hours:
             return {}
@@ -415,6 +424,8 @@ class ToolService:
             "email_invocations": await self._prune_in_batches(
                 lambda uow: uow.invocations.prune(invocation_cutoff, PRUNE_BATCH)
             ),
+            # Transcripts are personal data: an unreadable delivery is kept as long as call data.
+            "kept_deliveries": await self._prune_in_batches(lambda uow: uow.kept.prune(cutoff, PRUNE_BATCH)),
         }
         for table, rows in pruned.items():
             if rows:

@@ -253,3 +253,27 @@ async def test_types_we_do_not_know_are_200_and_ignored(harness: Harness, client
         )
         assert (response.status_code, response.json()) == (200, {"status": "ignored"})
         assert not await harness.claimed(domain.post_call_message_id(kind, conversation_id))
+
+
+async def test_an_outcome_too_big_for_one_bus_message_is_kept_not_a_500(
+    harness: Harness, client: httpx.AsyncClient
+) -> None:
+    """Megabytes in a data-collection result: the event cannot travel, so the delivery is kept."""
+    conversation_id = _conv()
+    payload = long_transcript(conversation_id, turns=2, message_bytes=10)
+    payload["data"]["analysis"]["data_collection_results"] = {
+        "notes": {"data_collection_id": "notes", "value": "n" * (2 * MiB)}
+    }
+    body = json.dumps(payload).encode()
+    response = await client.post(
+        PATH, content=body, headers={domain.SIGNATURE_HEADER: sign_pieces(iter([body]))}
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "kept"})
+    assert not await harness.claimed(domain.post_call_message_id("post_call_transcription", conversation_id))
+    async with harness.container.engine.connect() as connection:
+        reason = (
+            await connection.execute(
+                select(KeptDelivery.reason).where(KeptDelivery.sha256 == hashlib.sha256(body).hexdigest())
+            )
+        ).scalar_one()
+    assert "BUS_MAX_MESSAGE_BYTES" in reason

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from devinfra.standins.stores import WOO_KEY, WOO_SECRET
 from tool_webhooks import domain
 from tool_webhooks.bootstrap import Container
-from tool_webhooks.models import Conversation, CustomerSession, EmailInvocation
+from tool_webhooks.models import Conversation, CustomerSession, EmailInvocation, KeptDelivery
 
 from .conftest import Stores
 
@@ -89,9 +89,29 @@ async def test_prune_deletes_old_call_data_and_keeps_recent(container: Container
         ],
     )
 
+    await _insert(
+        container,
+        KeptDelivery,
+        [
+            {
+                "reason": "r",
+                "size_bytes": 1,
+                "sha256": f"{tag}-kept-{age}-".ljust(64, "0"),
+                "truncated": False,
+                "body": b"x",
+                "correlation_id": None,
+                "received_at": _ago(hours=age),
+            }
+            for age in (200, 2)
+        ],
+    )
+
     pruned = await container.tools.prune_expired()
 
     assert min(pruned.values()) >= 1
+    assert await _present(
+        container, KeptDelivery.sha256, [f"{tag}-kept-{age}-".ljust(64, "0") for age in (200, 2)]
+    ) == {f"{tag}-kept-2-".ljust(64, "0")}
     assert await _present(container, Conversation.conversation_id, [old, recent]) == {recent}
     assert await _present(container, CustomerSession.conversation_id, [old, recent]) == {recent}
     assert await _present(container, EmailInvocation.key_hash, [f"{tag}-inv-old", f"{tag}-inv-recent"]) == {

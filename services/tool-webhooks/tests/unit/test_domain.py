@@ -290,3 +290,15 @@ def test_secret_round_trip(key: str) -> None:
 def test_fernet_key_is_used_as_is() -> None:
     key = Fernet.generate_key()
     assert Fernet(key).decrypt(domain.encrypt_secret(key.decode(), "s").encode()) == b"s"
+
+
+def test_transcript_parts_shrink_with_the_bus_limit() -> None:
+    assert domain.transcript_part_bytes(1_000_000) == domain.TRANSCRIPT_PART_BYTES
+    assert domain.transcript_part_bytes(100_000) == 100_000 - 8 * 1024
+    turns = [{"role": "user", "message": "x" * 1000, "time_in_call_secs": i} for i in range(300)]
+    body = json.dumps(
+        {"type": "post_call_transcription", "data": {"conversation_id": "c", "transcript": turns}}
+    )
+    parts = domain.transcript_parts(domain.parse_envelope(body.encode()), max_part_bytes=50_000)
+    assert len(parts) >= 6
+    assert all(len(p.model_dump_json().encode()) < 50_000 + 1024 for p in parts)
