@@ -22,7 +22,9 @@ from devinfra.standins.stores import StoreState, serve, woo_app
 database_url, topic_prefix = isolated("e2e")
 
 API_KEY = "e2e-key"
-REPLY_TIMEOUT_S = 3
+# The production default: on a loaded machine a write can take seconds, and a shorter wait turned
+# plain 200 answers into 202s (a flake). The slow-upstream test delays past it instead.
+REPLY_TIMEOUT_S = 10
 
 
 SERVICES = [
@@ -87,6 +89,8 @@ def stack(
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "SWITCHBOARD_API_KEYS": f"{API_KEY},second-key",
         "GATEWAY_REPLY_TIMEOUT_S": str(REPLY_TIMEOUT_S),
+        # Longer than the slow-upstream fault (REPLY_TIMEOUT_S + 1.5 s), so it is slow, not a timeout.
+        "PROVISIONING_UPSTREAM_TIMEOUT_S": str(REPLY_TIMEOUT_S * 3),
         "KB_MAX_UPLOAD_BYTES": str(64 * 1024),
         "TELEPHONY_RECONCILE_AFTER_S": "3",
         "TELEPHONY_RECONCILE_INTERVAL_S": "1",
@@ -109,11 +113,7 @@ def stack(
         st.start(SERVICES)
         # ElevenLabs (the simulator) delivers post-call webhooks to tool-webhooks, signed with the
         # secret that registration stored: the same path a user takes with a public URL.
-        with httpx.Client(base_url=st.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=30) as client:
-            registered = client.post(
-                "/api/v1/admin/webhooks/post-call", json={"public_url": f"{st.url('tool-webhooks')}/api/v1"}
-            )
-            assert registered.status_code == 200, registered.text
+        st.register_post_call_webhook(API_KEY)
         yield st
 
 

@@ -148,7 +148,8 @@ def test_pause_resume_and_do_not_call(api: httpx.Client, sim: httpx.Client, line
             "call_name": "paused",
             **line,
             "recipients": [{"phone_number": n} for n in numbers],
-            "scheduled_time_unix": int(time.time()) + 2,
+            # Late enough that the pause lands before the campaign could finish on a loaded machine.
+            "scheduled_time_unix": int(time.time()) + 6,
         },
     ).json()
     paused = api.post(f"/api/v1/batch-calling/{job['id']}/pause")

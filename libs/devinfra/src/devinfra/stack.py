@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import secrets
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .broker import TANSU_CLIENT_ENV, EmbeddedBroker, free_port, port_is_free, start_tansu
 from .postgres import EmbeddedPostgres, create_database, start_embedded_postgres
@@ -289,6 +293,36 @@ class Stack:
         except (TimeoutError, RuntimeError) as exc:
             raise StackError(str(exc)) from exc
 
+    def register_post_call_webhook(self, api_key: str, timeout: float | None = None) -> str:
+        """Have ElevenLabs (in sandbox mode: the simulator) deliver post-call webhooks to this
+        stack's tool-webhooks, the way a user registers a public URL: ``POST
+        /api/v1/admin/webhooks/post-call`` on the gateway with ``api_key``. Returns the webhook URL.
+
+        Raises StackError if it is refused or has no outcome within ``timeout`` seconds (default:
+        the stack's ``ready_timeout``); an answer of 202 is followed through its operation.
+        """
+        deadline = time.monotonic() + (self.ready_timeout if timeout is None else timeout)
+        gateway = self.url("gateway")
+        status, body = _request_json(
+            "POST",
+            f"{gateway}/api/v1/admin/webhooks/post-call",
+            api_key,
+            {"public_url": f"{self.url('tool-webhooks')}/api/v1"},
+            deadline,
+        )
+        if status == 202:  # slower than GATEWAY_REPLY_TIMEOUT_S: the operation tells the outcome
+            status_url = f"{gateway}{body['status_url']}"
+            while status == 202:
+                if time.monotonic() > deadline:
+                    raise StackError(f"registering the post-call webhook got no outcome: {body}")
+                time.sleep(0.2)
+                _, operation = _request_json("GET", status_url, api_key, None, deadline)
+                if operation.get("status") != "pending":
+                    status, body = int(operation["status_code"]), dict(operation["result"])
+        if status != 200:
+            raise StackError(f"registering the post-call webhook failed with HTTP {status}: {body}")
+        return str(body["webhook_url"])
+
     def process(self, name: str) -> ManagedProcess:
         return self.supervisor.get(name)
 
@@ -326,6 +360,26 @@ class Stack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _request_json(
+    method: str, url: str, api_key: str, payload: dict[str, Any] | None, deadline: float
+) -> tuple[int, dict[str, Any]]:
+    """One JSON request to a loopback service; (status, body) for any HTTP answer."""
+    request = urllib.request.Request(  # noqa: S310 - our own loopback URL
+        url,
+        method=method,
+        data=None if payload is None else json.dumps(payload).encode(),
+        headers={"X-API-Key": api_key, "Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    try:
+        with opener.open(request, timeout=max(1.0, deadline - time.monotonic())) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise StackError(f"{method} {url} failed: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- `up`
@@ -410,7 +464,8 @@ def up(settings: StackSettings | None = None) -> int:
         if services and not settings.ELEVENLABS_API_KEY and SIM not in services:
             services = [SIM, *services]
         started = stack.start(services)
-        _print_summary(stack, started, env, api_key_generated)
+        webhook = _register_sandbox_webhook(stack, started, env)
+        _print_summary(stack, started, env, api_key_generated, webhook)
         stack.supervise()
     except KeyboardInterrupt:
         print("\n[stack] stopping...", flush=True)
@@ -430,7 +485,26 @@ def up(settings: StackSettings | None = None) -> int:
     return 0  # pragma: no cover - supervise() only returns by raising
 
 
-def _print_summary(stack: Stack, started: list[str], env: Mapping[str, str], show_key: bool) -> None:
+def _register_sandbox_webhook(stack: Stack, started: list[str], env: Mapping[str, str]) -> str | None:
+    """In sandbox mode the stack knows both ends of post-call webhooks (the simulator and
+    tool-webhooks), so it registers them: calls and campaigns then finish in seconds instead of
+    waiting for reconciliation. Returns the webhook URL, or None (not sandbox, or it failed: said)."""
+    if not {SIM, "gateway", "tool-webhooks"} <= set(started):
+        return None
+    try:
+        return stack.register_post_call_webhook(env["SWITCHBOARD_API_KEYS"].split(",")[0])
+    except StackError as exc:
+        _note(
+            f"WARNING: post-call webhooks are not registered ({exc}); calls will stay in progress until"
+            " reconciliation. Retry: POST /api/v1/admin/webhooks/post-call"
+            f' {{"public_url": "{stack.url("tool-webhooks")}/api/v1"}}'
+        )
+        return None
+
+
+def _print_summary(
+    stack: Stack, started: list[str], env: Mapping[str, str], show_key: bool, webhook: str | None
+) -> None:
     lines = ["", "Switchboard is up:"]
     for name in started:
         svc = _BY_NAME[name]
@@ -451,6 +525,8 @@ def _print_summary(stack: Stack, started: list[str], env: Mapping[str, str], sho
         ]
     if SIM in started:
         lines += ["", "SANDBOX MODE: ElevenLabs is the local simulator; no real call is placed."]
+        if webhook:
+            lines.append(f"  post-call webhooks: simulator -> {webhook} (registered)")
     lines += ["", "Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 

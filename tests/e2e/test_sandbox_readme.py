@@ -1,0 +1,157 @@
+"""Sandbox mode works out of the box (issue 11): `make up` with no ElevenLabs key, then the README's
+own "Try it" commands, run as written. The call and the campaign must finish within seconds, which
+only a registered post-call webhook makes happen: without it they stay in progress until
+reconciliation, TELEPHONY_RECONCILE_AFTER_S (600 s) later."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devinfra.broker import free_port
+from devinfra.postgres import create_database, drop_database
+from devinfra.stack import SERVICES
+from tests.e2e.conftest import poll
+
+README = Path(__file__).parents[2] / "README.md"
+READY = "Ctrl-C stops everything"
+FINISHED = ("completed", "failed", "busy", "no_answer", "voicemail", "cancelled")
+
+
+def readme_blocks(after: str) -> list[str]:
+    """The ```bash blocks of the README that follow the line starting with ``after``."""
+    text = README.read_text()
+    section = text[text.index(after) :]
+    section = section[: section.index("\n## ")]
+    return re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+
+
+class MakeUp:
+    """`python -m devinfra.stack up` (what `make up` runs) in ``home``; its output kept and drained."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devinfra.stack", "up"],
+            cwd=home,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if READY in line:
+                self.ready.set()
+        self.ready.set()  # exited: stop waiting
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def make_up(
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap_servers: str,
+    kafka_client_env: dict[str, str],
+    postgres_server_url: str,
+) -> Iterator[tuple[MakeUp, dict[str, int], Path]]:
+    home = tmp_path_factory.mktemp("newcomer")
+    database = f"sb_test_sandbox_{uuid.uuid4().hex[:12]}"
+    ports = {svc.port_env: free_port() for svc in SERVICES}  # never the defaults a real `make up` holds
+    unset = ("ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL", "SWITCHBOARD_API_KEYS", "SWITCHBOARD_SECRET_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in unset and not k.startswith("DEVSTACK_")}
+    env.update(
+        DEVSTACK_DIR=str(home / ".devstack"),
+        # The session's broker and database server instead of embedded ones (their own tests cover
+        # those); everything else as a newcomer's `make up` has it, reconciliation delay included.
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap_servers,
+        KAFKA_TOPIC_PREFIX=f"t{uuid.uuid4().hex[:8]}.sandbox.",
+        DATABASE_URL=create_database(postgres_server_url, database),
+        DEVSTACK_READY_TIMEOUT="300",  # per service: a shared machine can be slow to migrate
+        **kafka_client_env,
+        **{name: str(port) for name, port in ports.items()},
+    )
+    up = MakeUp(home, env)
+    try:
+        up.ready.wait(900)
+        assert up.proc.poll() is None and READY in up.output, up.output[-5000:]
+        yield up, ports, home
+    finally:
+        up.stop()
+        (home / "make-up.log").write_text(up.output)  # for a failure's post-mortem
+        drop_database(postgres_server_url, database)
+
+
+@pytest.mark.timeout(1500)  # the whole stack starts inside it; a shared machine can be slow
+def test_the_readme_sandbox_example_finishes_its_call_and_campaign(
+    make_up: tuple[MakeUp, dict[str, int], Path],
+) -> None:
+    up, ports, home = make_up
+    tool_webhooks = f"http://127.0.0.1:{ports['TOOL_WEBHOOKS_PORT']}/api/v1"
+    assert f"post-call webhooks: simulator -> {tool_webhooks}/webhook/elevenlabs/post-call (registered)" in (
+        up.output
+    ), up.output[-3000:]
+
+    gateway = f"127.0.0.1:{ports['GATEWAY_PORT']}"
+    setup, _reads = readme_blocks("Try it (sandbox mode)")
+    script = setup.replace("localhost:8000", gateway) + 'printf "\\nCALL=%s JOB=%s\\n" "$CALL" "$JOB"\n'
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=home, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    ids = re.search(r"^CALL=(\S+) JOB=(\S+)$", ran.stdout, flags=re.MULTILINE)
+    assert ids is not None, ran.stdout
+    call_id, job_id = ids.groups()
+    assert job_id.startswith("batch_"), ran.stdout
+
+    key = (home / ".devstack" / "api-key").read_text().strip()
+    with httpx.Client(base_url=f"http://{gateway}/api/v1", headers={"X-API-Key": key}, timeout=10) as api:
+
+        def finished(path: str) -> dict[str, Any]:
+            """The resource once it is final. Seconds, not the 600 s of reconciliation; the
+            deadline is wide for a loaded machine."""
+            seen: list[dict[str, Any]] = [{}]
+
+            def check() -> dict[str, Any] | None:
+                seen[0] = api.get(path).json()
+                return seen[0] if seen[0].get("status") in FINISHED else None
+
+            try:
+                return dict(poll(check, timeout=180))
+            except AssertionError as exc:
+                raise AssertionError(f"{path} is not finished: {seen[0]}") from exc
+
+        call = finished(f"/calls/{call_id}")
+        assert call["status"] == "completed" and call["summary"], call
+        job = finished(f"/batch-calling/{job_id}")
+        assert job["status"] == "completed" and job["total_calls_finished"] == 4, job
+        calls = api.get(f"/batch-calling/{job_id}/calls").json()["calls"]
+        assert sorted(c["status"] for c in calls) == ["completed"] * 4, calls
