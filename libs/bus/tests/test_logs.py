@@ -1,0 +1,68 @@
+"""No secret in our logs: a real uvicorn server's access log, httpx's request lines and structlog
+events carry a signed URL's `sig` (and the other secret query parameters) only as REDACTED."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from bus.logs import SECRET_QUERY_PARAMS, redact_query
+
+SECRET = "canary-5ec7e7-value"
+
+# Runs in its own interpreter: configure_logging sets process-wide logging.
+SCRIPT = textwrap.dedent(
+    """
+    import socket, threading, time
+    import httpx, structlog, uvicorn
+    from bus.logs import configure_logging
+
+    configure_logging("logs-test")
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        structlog.get_logger("t").info("t.request", url=f"/x?{scope['query_string'].decode()}")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    query = "&".join(f"{name}={SECRET}" for name in NAMES)
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/api/v1/uploads/doc?a=1&{query}",
+        headers={"X-API-Key": SECRET, "X-Switchboard-Tool-Token": SECRET},
+    )
+    assert response.status_code == 200
+    server.should_exit = True
+    """
+)
+
+
+def test_secret_query_parameters_never_reach_the_logs() -> None:
+    script = f"SECRET = {SECRET!r}\nNAMES = {list(SECRET_QUERY_PARAMS)!r}\n{SCRIPT}"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    logs = result.stdout + result.stderr
+    access = [line for line in logs.splitlines() if "uvicorn.access" in line]
+    assert access and "/api/v1/uploads/doc?a=1&sig=REDACTED" in access[0]
+    assert "HTTP Request: GET" in logs and "t.request" in logs  # httpx's and our own lines were written
+    assert SECRET not in logs
+
+
+def test_redact_query_keeps_everything_else() -> None:
+    assert redact_query("GET /a?sig=s1&b=2;token=t#f") == "GET /a?sig=REDACTED&b=2;token=REDACTED#f"
+    assert redact_query("/o?Consumer_Secret=cs_1&keyword=k&monkey=1") == (
+        "/o?Consumer_Secret=REDACTED&keyword=k&monkey=1"
+    )
+    assert redact_query("no query here: sig=1") == "no query here: sig=1"
