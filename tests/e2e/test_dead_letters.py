@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts import topics
 from contracts.provisioning import CreateAgent
@@ -45,3 +45,66 @@ def test_dead_lettered_command_fails_its_operation(api: httpx.Client, stack: Sta
     assert done["status"] == "failed"
     assert done["status_code"] == 500
     assert done["result"]["success"] is False
+
+
+def test_a_poison_message_on_a_public_commands_topic_never_wedges_its_partition(
+    api: httpx.Client, stack: Stack
+) -> None:
+    """The issue's example: `{"type": ["x"]}` produced raw onto the campaigns commands topic looped
+    for ever and everything behind it on that partition waited. Now it is dead-lettered with its
+    reason and a write queued behind it on every partition completes."""
+    env = stack.env
+    topic = env["KAFKA_TOPIC_PREFIX"] + topics.CAMPAIGN_COMMANDS
+    marker = uuid.uuid4().hex
+
+    async def poison_every_partition() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+        await producer.start()
+        try:
+            partitions = sorted(await producer.partitions_for(topic))
+            for partition in partitions:
+                await producer.send_and_wait(
+                    topic, b'{"type": ["x"]}', partition=partition, headers=[("marker", marker.encode())]
+                )
+            return len(partitions)
+        finally:
+            await producer.stop()
+
+    count = asyncio.run(poison_every_partition())
+    # Do-not-call writes go to the campaigns commands topic, keyed by number: spread over partitions.
+    numbers = [f"+1415555{1000 + i:04d}" for i in range(3 * count)]
+    for number in numbers:
+        added = api.post("/api/v1/do-not-call", json={"phone_number": number, "reason": "poison test"})
+        if added.status_code == 202:
+            op_url = added.json()["status_url"]
+            added = poll(
+                lambda url=op_url: (r := api.get(url).json())["status"] != "pending" and r, timeout=60
+            )
+            assert added["status"] == "succeeded", added
+        else:
+            assert added.status_code in (200, 201), added.text
+
+    async def dead_letters() -> list[dict[str, str]]:
+        consumer = AIOKafkaConsumer(
+            topics.dead_letter(topic),
+            bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        found: list[dict[str, str]] = []
+        try:
+            for batch in (await consumer.getmany(timeout_ms=2000)).values():
+                for record in batch:
+                    headers = {k: (v or b"").decode() for k, v in record.headers}
+                    if headers.get("marker") == marker:
+                        found.append(headers)
+        finally:
+            await consumer.stop()
+        return found
+
+    letters = poll(
+        lambda: (found := asyncio.run(dead_letters())) and len(found) == count and found, timeout=60
+    )
+    assert {h["x-reason"] for h in letters} == {"type-invalid"}
+    assert {h["x-failed-by"] for h in letters} == {"campaigns"}

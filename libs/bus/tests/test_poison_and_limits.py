@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bus import dlq
 from bus.db import make_engine, make_sessionmaker
 from bus.inbox import claim
-from bus.limits import MessageTooLarge, check_fits, fits, message_size
+from bus.limits import MessageTooLarge, check_fits, fits, message_size, pack_to_fit
 from bus.runtime import Bus
 from bus.settings import BusSettings
 from bus.tables import make_bus_tables
@@ -400,3 +400,12 @@ async def test_dead_letters_are_listed_shown_and_replayed_through_the_inbox(
         assert len(env.handled) == 1
     finally:
         await bus.stop()
+
+
+def test_pack_to_fit_keeps_order_and_bounds_bytes_and_count() -> None:
+    assert pack_to_fit([], budget=10, max_items=3) == []
+    assert pack_to_fit([4, 4, 4, 4], budget=10, max_items=3) == [range(0, 2), range(2, 4)]
+    assert pack_to_fit([1] * 7, budget=100, max_items=3) == [range(0, 3), range(3, 6), range(6, 7)]
+    # An item over the budget gets a run of its own (the producer's size check then refuses it).
+    assert pack_to_fit([3, 50, 3], budget=10, max_items=10) == [range(0, 1), range(1, 2), range(2, 3)]
+    assert pack_to_fit([10, 10], budget=10, max_items=10) == [range(0, 1), range(1, 2)]

@@ -14,7 +14,7 @@ that the broker accepts at least that much.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 
@@ -73,3 +73,28 @@ def is_too_large(exc: BaseException) -> bool:
     return isinstance(
         exc, MessageTooLarge | MessageSizeTooLargeError | RecordListTooLargeError | RecordTooLargeError
     )
+
+
+#: What a bus message's headers (ids, type, trace context, routing) take at most, for packing.
+HEADERS_ALLOWANCE_BYTES = 1024
+
+
+def pack_to_fit(item_sizes: Sequence[int], *, budget: int, max_items: int) -> list[range]:
+    """Split items, in order, into consecutive runs of at most `max_items` whose sizes sum to at
+    most `budget` bytes: for carrying a long list in several messages (chunked by bytes).
+
+    `budget` is what one message leaves for the items: `limit - HEADERS_ALLOWANCE_BYTES -
+    RECORD_OVERHEAD_BYTES - <the message without items>`; an item's size is its serialized JSON
+    plus one for the comma. A single item over the budget gets a run of its own (the producer's
+    `check_fits` then refuses it). Returns index ranges into the list.
+    """
+    runs: list[range] = []
+    start, used = 0, 0
+    for index, size in enumerate(item_sizes):
+        if index > start and (used + size > budget or index - start >= max_items):
+            runs.append(range(start, index))
+            start, used = index, 0
+        used += size
+    if start < len(item_sizes):
+        runs.append(range(start, len(item_sizes)))
+    return runs

@@ -198,8 +198,13 @@ class Bus:
         )
         async def relay(body: Any, message: OutboxMessage = Context("message")) -> None:
             headers = {k: str(v) for k, v in (message.headers or {}).items()}
-            topic = headers.pop(_TOPIC_HEADER)
+            topic = headers.pop(_TOPIC_HEADER, "")
             key = headers.pop(_KEY_HEADER, None)
+            if not topic:  # not written by publish_later: no retry will ever find where it goes
+                await self._relay_gave_up(
+                    "?", headers, len(message.body), ValueError("outbox row without x-topic")
+                )
+                return
             trace_headers = {k: v for k, v in headers.items() if k in TRACE_HEADERS}
             headers = {
                 k: v

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from contracts.provisioning import CreateAgent
 from gateway import handlers
 from gateway.app import create_app
 from gateway.bootstrap import Container, bootstrap
-from gateway.models import Agent, Operation, outbox
+from gateway.models import Agent, Operation, PhoneNumber, outbox
 from gateway.settings import Settings
 
 from .conftest import API_KEY
@@ -130,3 +131,85 @@ async def test_a_command_the_relay_can_never_publish_fails_its_operation(
     assert op["status"] == "failed" and op["status_code"] == 413
     assert op["result"]["success"] is False and op["result"]["error"] == "Payload too large"
     assert "agent.create" in op["result"]["detail"] and "size limit" in op["result"]["detail"]
+
+
+async def _agent_and_number(container: Container) -> None:
+    now = datetime.now(UTC)
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            insert(Agent)
+            .values(
+                agent_id="agent_big",
+                name="big",
+                conversation_config={},
+                platform_settings={},
+                tags=[],
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await connection.execute(
+            insert(PhoneNumber)
+            .values(
+                phone_number_id="pn_big",
+                phone_number="+14155550100",
+                label="big",
+                provider="twilio",
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+
+
+def _submission(recipients: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "call_name": "big",
+        "agent_id": "agent_big",
+        "phone_number_id": "pn_big",
+        "recipients": recipients,
+    }
+
+
+async def test_recipients_with_long_variables_are_chunked_by_bytes_not_refused(container: Container) -> None:
+    """1000 recipients of 3 KB each (3 MB) travel as several messages that each fit the bus."""
+    await _agent_and_number(container)
+    app = create_app(container)
+    recipients = [
+        {"phone_number": f"+1415555{i:04d}", "dynamic_variables": {"notes": f"{i:04d}" + "n" * 3000}}
+        for i in range(1000)
+    ]
+    before = await _count(container, outbox)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as api:
+        response = await api.post(
+            "/api/v1/batch-calling/submit", json=_submission(recipients), headers=HEADERS
+        )
+    assert response.status_code == 202, response.text[:500]
+    async with container.engine.connect() as connection:
+        rows = (await connection.execute(select(outbox.c.payload).order_by(outbox.c.id).offset(before))).all()
+    messages = [json.loads(row.payload) for row in rows]
+    limit = container.settings.bus_max_message_bytes
+    assert len(messages) >= 4  # 3 MB cannot travel in fewer than four 1 MB messages
+    assert all(len(row.payload) < limit for row in rows)
+    assert messages[0]["type"] == "campaign.submit" and messages[0]["recipient_chunks"] == len(messages)
+    assert [m.get("chunk_index") for m in messages[1:]] == list(range(1, len(messages)))
+    carried = [r["dynamic_variables"]["notes"][:4] for m in messages for r in m["recipients"]]
+    assert carried == [f"{i:04d}" for i in range(1000)]  # every recipient once, in order
+
+
+async def test_one_recipient_too_large_for_any_message_is_refused_with_413(container: Container) -> None:
+    await _agent_and_number(container)
+    app = create_app(container)
+    recipients = [
+        {"phone_number": "+14155550001"},
+        {"phone_number": "+14155550002", "dynamic_variables": {"notes": "n" * 1_100_000}},
+    ]
+    operations = await _count(container, Operation)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as api:
+        response = await api.post(
+            "/api/v1/batch-calling/submit", json=_submission(recipients), headers=HEADERS
+        )
+    assert response.status_code == 413, response.text[:500]
+    assert "BUS_MAX_MESSAGE_BYTES" in response.json()["detail"]
+    assert await _count(container, Operation) == operations

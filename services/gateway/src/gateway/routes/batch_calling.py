@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 
+from bus.limits import HEADERS_ALLOWANCE_BYTES, RECORD_OVERHEAD_BYTES, pack_to_fit
 from contracts import topics
 from contracts.campaigns import (
     AddCampaignRecipients,
@@ -48,6 +49,19 @@ def job_view(c: Campaign) -> dict[str, Any]:
         "last_updated_at_unix": c.last_updated_at_unix,
         "retry_count": c.retry_count,
     }
+
+
+def _chunks(
+    recipients: list[CampaignRecipient], command: SubmitCampaign, max_items: int, limit: int
+) -> list[list[CampaignRecipient]]:
+    """Recipients in chunks of at most `max_items` (BATCH_CHUNK_SIZE) that each fit one bus message
+    (BUS_MAX_MESSAGE_BYTES): long dynamic variables make smaller chunks, never a refused campaign."""
+    envelope = len(command.model_dump_json().encode())  # the first chunk travels with the submission
+    budget = limit - RECORD_OVERHEAD_BYTES - HEADERS_ALLOWANCE_BYTES - envelope
+    sizes = [len(r.model_dump_json().encode()) + 1 for r in recipients]
+    return [
+        recipients[run.start : run.stop] for run in pack_to_fit(sizes, budget=budget, max_items=max_items)
+    ]
 
 
 def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
@@ -91,8 +105,6 @@ async def submit(body: BatchSubmitRequest, service: Service) -> JSONResponse:
     phone = await service.get(PhoneNumber, body.phone_number_id, "Phone number not found")
     recipients = _recipients(body)
     campaign_id = f"batch_{uuid.uuid4().hex}"
-    size = service.settings.batch_chunk_size
-    chunks = [recipients[i : i + size] for i in range(0, len(recipients), size)]
     credentials = body.ecommerce_credentials
     command = SubmitCampaign(
         campaign_id=campaign_id,
@@ -100,8 +112,8 @@ async def submit(body: BatchSubmitRequest, service: Service) -> JSONResponse:
         agent_id=body.agent_id,
         phone_number_id=body.phone_number_id,
         phone_provider=phone.provider,
-        recipients=chunks[0],
-        recipient_chunks=len(chunks),
+        recipients=[],
+        recipient_chunks=1,
         scheduled_time_unix=body.scheduled_time_unix,
         timezone=body.timezone,
         retry_count=body.retry_count,
@@ -114,6 +126,10 @@ async def submit(body: BatchSubmitRequest, service: Service) -> JSONResponse:
         ),
         sender_email=body.sender_email,
     )
+    chunks = _chunks(
+        recipients, command, service.settings.batch_chunk_size, service.settings.bus_max_message_bytes
+    )
+    command = command.model_copy(update={"recipients": chunks[0], "recipient_chunks": len(chunks)})
     followers = [
         AddCampaignRecipients(campaign_id=campaign_id, chunk_index=i, recipients=chunk)
         for i, chunk in enumerate(chunks[1:], start=1)
