@@ -184,6 +184,8 @@ def parse_envelope(body: bytes | str) -> Envelope:
 # Strings longer than this are left out when skimming (a post_call_audio's base64 `full_audio`).
 SKIM_MAX_STRING_BYTES = 4096
 _STRING_STOP = re.compile(rb'["\\]')
+# A whole string token, escapes included (matched in C: most strings end in the chunk they start in).
+_STRING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 class TooLargeToSkim(Exception):
@@ -222,6 +224,12 @@ def skim(chunks: Iterable[bytes], *, max_bytes: int, max_string_bytes: int = SKI
                     raise TooLargeToSkim
                 if j < 0:
                     break
+                token = _STRING_TOKEN.match(chunk, j)
+                if token is not None:  # the whole string is in this chunk
+                    end = token.end()
+                    out += chunk[j:end] if end - j - 2 <= max_string_bytes else b"null"
+                    i = end
+                    continue
                 in_string, dropped, i = True, False, j + 1
                 text.clear()
             elif escaped:  # the byte after a backslash belongs to the string, whatever it is
