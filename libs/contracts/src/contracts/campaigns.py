@@ -9,6 +9,7 @@ campaign starts once every chunk has arrived, so no message has to hold 100,000 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,8 +27,51 @@ RecipientStatus = Literal[
     "voicemail",
     "cancelled",
     "skipped_dnc",
+    "skipped_duplicate",
 ]
 RETRYABLE_OUTCOMES: frozenset[str] = frozenset({"no_answer", "busy", "failed", "voicemail"})
+
+
+# IANA areas whose zones are places (tzdata's regional files). Everything else is refused as a
+# campaign `timezone`: abbreviations and POSIX rules (EST, EST5EDT, PST8PDT, GMT, CET), fixed
+# offsets (Etc/GMT+5: never any daylight saving) and legacy aliases (US/Eastern, Japan), which never
+# equal the region names libphonenumber gives for a number.
+REGION_AREAS = frozenset(
+    {
+        "Africa",
+        "America",
+        "Antarctica",
+        "Arctic",
+        "Asia",
+        "Atlantic",
+        "Australia",
+        "Europe",
+        "Indian",
+        "Pacific",
+    }
+)
+EXPLICIT_UTC = "UTC"
+
+
+def time_zone_problem(name: str) -> str | None:
+    """Why `name` cannot be a campaign `timezone`, or None when it can.
+
+    Accepted: an IANA region ("Area/Location", e.g. America/New_York, Australia/Perth) known to the
+    zone database (tzdata), and exactly "UTC": an explicit "no region"; it is never one of a number's
+    zones, so it only acts as the zone of numbers whose location is unknown, which is the default.
+    """
+    area = name.split("/", 1)[0]
+    if name != EXPLICIT_UTC and (area not in REGION_AREAS or "/" not in name):
+        return (
+            f"{name!r} is not an IANA region: abbreviations, fixed offsets and legacy aliases "
+            "(EST, GMT, Etc/GMT+5, EST5EDT, US/Eastern) do not follow a place's daylight saving; "
+            "use a region such as America/New_York or Australia/Perth"
+        )
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"Unknown time zone {name!r}: use an IANA region such as America/New_York"
+    return None
 
 
 class _Value(BaseModel):
@@ -107,7 +151,12 @@ class SubmitCampaign(Command):
     recipient_chunks: int = Field(default=1, ge=1, description="Chunks in total, this one included.")
     scheduled_time_unix: int | None = Field(default=None, description="Start time; now when absent.")
     timezone: str | None = Field(
-        default=None, description="IANA time zone for the schedule (e.g. America/New_York)."
+        default=None,
+        description=(
+            "IANA region (e.g. America/New_York; see `time_zone_problem`). A number whose region "
+            "spans several zones is called in this zone when it is one of them, else only while "
+            "the calling window is open in all of them."
+        ),
     )
     retry_count: int = Field(default=0, ge=0, le=5, description="Retries per recipient.")
     retry_delays: RetryDelays | None = Field(default=None, description="Delay before a retry, per outcome.")
@@ -207,6 +256,17 @@ class CampaignRecipientUpdated(Event):
     retry_count: int = Field(default=0, description="Retries made so far.")
     next_attempt_at_unix: int | None = Field(
         default=None, description="When it will be dialled next, if waiting."
+    )
+    time_zones: list[str] = Field(
+        default_factory=list,
+        description=(
+            "IANA zones whose local time the calling window was applied in: one, or every zone of "
+            "the number's region (the window must be open in all of them)."
+        ),
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the recipient is failed or skipped (e.g. the duplicate's first position).",
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus.tables import make_bus_tables
@@ -121,7 +121,9 @@ class Recipient(Base):
     name: Mapped[str | None] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(Text)
     dynamic_variables: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    time_zone: Mapped[str] = mapped_column(String(100))
+    # The zones the calling window applies in (domain.recipient_time_zones): one, or all of the
+    # number's zones when the campaign's zone is not among them.
+    time_zones: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     retries: Mapped[int] = mapped_column(Integer, default=0)
@@ -162,6 +164,18 @@ class Attempt(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     dialed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignNumber(Base):
+    """Which recipient of a campaign may dial a number: claimed by its first dial. The primary key
+    is the rule "one person, one call" per campaign, whatever path a duplicate took (chunks in any
+    order, Kafka producers, campaigns that were in flight before duplicates were skipped)."""
+
+    __tablename__ = "campaign_numbers"
+
+    campaign_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recipient_pk: Mapped[int] = mapped_column(BigInteger)
 
 
 class DoNotCall(Base):

@@ -16,6 +16,7 @@ from campaigns.models import (
     AttemptStatus,
     Campaign,
     CampaignChunk,
+    CampaignNumber,
     DispatchState,
     DoNotCall,
     PhoneNumberProvider,
@@ -124,8 +125,10 @@ class RecipientRepository:
 
     async def finalize(self, campaign_id: str, chunks: int) -> tuple[int, int]:
         """All chunks are in: drop recipients of chunks beyond the declared count, assign 0-based
-        positions (chunk order, then order within the chunk) and default ids (r<position>), mark
-        repeated recipient ids failed. Returns (total, already final). Runs once per campaign."""
+        positions (chunk order, then order within the chunk) and default ids (r<position>), mark a
+        number's later occurrences `skipped_duplicate` (numbers are E.164 already, so equal strings
+        are the same number), then repeated recipient ids failed. Returns (total, already final).
+        Runs once per campaign."""
         await self.session.execute(
             delete(Recipient).where(Recipient.campaign_id == campaign_id, Recipient.chunk_index >= chunks)
         )
@@ -134,10 +137,28 @@ class RecipientRepository:
                 """
                 UPDATE campaigns.recipients AS r
                 SET position = s.pos,
-                    recipient_id = COALESCE(r.given_recipient_id, 'r' || s.pos::text)
+                    recipient_id = s.rid,
+                    status = CASE WHEN s.n > 1 THEN 'skipped_duplicate' ELSE r.status END,
+                    reason = CASE WHEN s.n > 1
+                        THEN 'Same phone number as recipient ' || s.first_rid
+                             || ' (position ' || s.first_pos::text || '): dialled once'
+                        ELSE r.reason END,
+                    next_attempt_at = CASE WHEN s.n > 1 THEN NULL ELSE r.next_attempt_at END
                 FROM (
-                    SELECT id, (row_number() OVER (ORDER BY chunk_index, chunk_offset)) - 1 AS pos
-                    FROM campaigns.recipients WHERE campaign_id = :c
+                    SELECT id, pos, rid,
+                           row_number() OVER w AS n,
+                           first_value(pos) OVER w AS first_pos,
+                           first_value(rid) OVER w AS first_rid
+                    FROM (
+                        SELECT id, phone_number, p.pos,
+                               COALESCE(given_recipient_id, 'r' || p.pos::text) AS rid
+                        FROM (
+                            SELECT id, phone_number, given_recipient_id,
+                                   (row_number() OVER (ORDER BY chunk_index, chunk_offset)) - 1 AS pos
+                            FROM campaigns.recipients WHERE campaign_id = :c
+                        ) AS p
+                    ) AS q
+                    WINDOW w AS (PARTITION BY phone_number ORDER BY pos)
                 ) AS s
                 WHERE r.id = s.id
                 """
@@ -170,10 +191,13 @@ class RecipientRepository:
         return int(row[0]), int(row[1])
 
     async def final_at_submit(self, campaign_id: str) -> Sequence[Recipient]:
-        """Recipients rejected on arrival (invalid number, duplicate id), for their events."""
+        """Recipients rejected on arrival (invalid number, duplicate id or number), for their events."""
         result = await self.session.scalars(
             select(Recipient)
-            .where(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.FAILED)
+            .where(
+                Recipient.campaign_id == campaign_id,
+                Recipient.status.in_([RecipientStatus.FAILED, RecipientStatus.SKIPPED_DUPLICATE]),
+            )
             .order_by(Recipient.position)
         )
         return result.all()
@@ -211,6 +235,24 @@ class RecipientRepository:
             .values(status=status, reason=reason, next_attempt_at=None)
         )
         return int(cast(CursorResult[Any], result).rowcount)
+
+
+class CampaignNumberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, campaign_id: str, phone_number: str, recipient_pk: int) -> int:
+        """The recipient (pk) that may dial this number in this campaign: `recipient_pk` if it is
+        the first to ask (or asked before), else the one that did."""
+        stmt = insert(CampaignNumber).values(
+            campaign_id=campaign_id, phone_number=phone_number, recipient_pk=recipient_pk
+        )
+        # DO UPDATE with the current value so RETURNING gives the owner in one round trip.
+        owner = stmt.on_conflict_do_update(
+            index_elements=[CampaignNumber.campaign_id, CampaignNumber.phone_number],
+            set_={"recipient_pk": CampaignNumber.recipient_pk},
+        ).returning(CampaignNumber.recipient_pk)
+        return int((await self.session.execute(owner)).scalar_one())
 
 
 class AttemptRepository:

@@ -14,8 +14,12 @@ calling window only moves its `next_attempt_at`; an upstream 429 puts it back to
 Recipient events: the initial `scheduled` state is implied by `campaign.updated`
 (`total_calls_scheduled`), and recipients cancelled in bulk by a cancel (or a campaign that could
 not run) are implied by the campaign's status: `campaign.recipient_updated` is emitted from
-`dialing` onwards, plus for recipients rejected on arrival (invalid number, duplicate id) and
-`skipped_dnc`.
+`dialing` onwards, plus for recipients rejected on arrival (invalid number, duplicate id or
+number), `skipped_dnc`, `skipped_duplicate` and recipients deferred by their calling window.
+
+One person, one call: a number already in the campaign is `skipped_duplicate` when all chunks are
+in, and a dial first claims (campaign, number) in `campaign_numbers`, so no second recipient of a
+number is ever dialled, whatever order or path its rows came by.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from contracts.campaigns import (
     ResumeCampaign,
     RetryDelays,
     SubmitCampaign,
+    time_zone_problem,
 )
 from contracts.telephony import (
     FINAL_CALL_STATUSES,
@@ -130,6 +135,8 @@ class CampaignService:
             outcome=recipient.outcome,
             retry_count=recipient.retries,
             next_attempt_at_unix=int(next_at.timestamp()) if next_at else None,
+            time_zones=list(recipient.time_zones or []),
+            reason=recipient.reason,
             correlation_id=cause.correlation_id if cause else campaign.correlation_id,
             causation_id=cause.message_id if cause else None,
         )
@@ -188,7 +195,7 @@ class CampaignService:
                     "name": recipient.name,
                     "email": recipient.email,
                     "dynamic_variables": recipient.dynamic_variables,
-                    "time_zone": domain.number_time_zone(number, fallback_zone) if number else "UTC",
+                    "time_zones": list(domain.recipient_time_zones(number, fallback_zone)) if number else [],
                     "status": status,
                     "reason": reason,
                 }
@@ -240,6 +247,10 @@ class CampaignService:
         cid = command.campaign_id
         async with self._uow() as uow:
             if not await uow.claim(command.message_id):
+                return
+            zone_problem = time_zone_problem(command.timezone) if command.timezone else None
+            if zone_problem:
+                await self._failed(uow, command, cid, 422, zone_problem)
                 return
             await uow.chunks.lock(cid)
             delays = command.retry_delays or RetryDelays()
@@ -732,17 +743,39 @@ class CampaignService:
                         campaign.progress_dirty = True
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
-                    at = domain.next_dial_time(now, window, recipient.time_zone)
+                    at = domain.next_dial_time(now, window, recipient.time_zones)
                     if at is None:
+                        assert window is not None
                         recipient.status = RecipientStatus.FAILED
-                        recipient.reason = "The calling window never opens"
+                        recipient.reason = domain.never_open_reason(window, recipient.time_zones)
                         recipient.next_attempt_at = None
                         campaign.total_finished += 1
                         campaign.progress_dirty = True
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
                     if at > now:
+                        # Reported (with its zones), so a recipient waiting for its local hours is
+                        # visibly waiting; once per closed window, as it is not due again before.
                         recipient.next_attempt_at = at
+                        await self._emit_recipient(uow, campaign, recipient)
+                        continue
+                    owner = await uow.numbers.claim(
+                        campaign.campaign_id, recipient.phone_number, recipient.id
+                    )
+                    if owner != recipient.id:
+                        recipient.status = RecipientStatus.SKIPPED_DUPLICATE
+                        recipient.reason = (
+                            "Same phone number as another recipient of the campaign: dialled once"
+                        )
+                        recipient.next_attempt_at = None
+                        campaign.total_finished += 1
+                        campaign.progress_dirty = True
+                        log.warning(
+                            "campaigns.recipient.duplicate_number",
+                            campaign_id=campaign.campaign_id,
+                            recipient_id=recipient.recipient_id,
+                        )
+                        await self._emit_recipient(uow, campaign, recipient)
                         continue
                     await self._dial(uow, campaign, recipient, provider or "twilio", now)
                     dialled_now += 1

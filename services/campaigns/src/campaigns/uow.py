@@ -8,6 +8,7 @@ from bus.uow import TransactionScope
 from campaigns.models import CONSUMER, inbox
 from campaigns.repository import (
     AttemptRepository,
+    CampaignNumberRepository,
     CampaignRepository,
     ChunkRepository,
     DispatchStateRepository,
@@ -26,6 +27,7 @@ class UnitOfWork(TransactionScope):
     chunks: ChunkRepository
     recipients: RecipientRepository
     attempts: AttemptRepository
+    numbers: CampaignNumberRepository
     do_not_call: DoNotCallRepository
     dispatch: DispatchStateRepository
     phone_numbers: PhoneNumberRepository
@@ -38,6 +40,7 @@ class UnitOfWork(TransactionScope):
         self.chunks = ChunkRepository(session)
         self.recipients = RecipientRepository(session)
         self.attempts = AttemptRepository(session)
+        self.numbers = CampaignNumberRepository(session)
         self.do_not_call = DoNotCallRepository(session)
         self.dispatch = DispatchStateRepository(session)
         self.phone_numbers = PhoneNumberRepository(session)

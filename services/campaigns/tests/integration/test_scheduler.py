@@ -67,7 +67,7 @@ async def test_closed_calling_window_defers_to_the_next_local_opening(harness: H
     expected = domain.next_dial_time(datetime.now(UTC), window, "America/Los_Angeles")
     assert expected is not None
     for row in rows:
-        assert row.status == "scheduled" and row.time_zone == "America/Los_Angeles"
+        assert row.status == "scheduled" and row.time_zones == ["America/Los_Angeles"]
         assert row.next_attempt_at is not None
         assert abs((row.next_attempt_at - expected).total_seconds()) < 120
     assert (await harness.stats())["total_dials"] == 0

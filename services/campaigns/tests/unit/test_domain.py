@@ -20,10 +20,39 @@ def test_valid_e164_numbers_pass_and_invalid_ones_get_a_reason() -> None:
 
 
 def test_time_zone_comes_from_the_number_with_fallbacks() -> None:
-    assert domain.number_time_zone("+14155550123", None) == "America/Los_Angeles"
-    assert domain.number_time_zone("+442079460123", None) == "Europe/London"
-    assert domain.number_time_zone("+80012345678", "Europe/Paris") == "Europe/Paris"
-    assert domain.number_time_zone("+80012345678", "Not/AZone") == "UTC"
+    assert domain.recipient_time_zones("+14155550123", None) == ("America/Los_Angeles",)
+    assert domain.recipient_time_zones("+442079460123", None) == ("Europe/London",)
+    assert domain.recipient_time_zones("+80012345678", "Europe/Paris") == ("Europe/Paris",)
+    assert domain.recipient_time_zones("+80012345678", "Not/AZone") == ("UTC",)
+    assert domain.recipient_time_zones("+80012345678", None) == ("UTC",)
+
+
+PERTH_LANDLINE = "+61892001234"  # libphonenumber: ('Australia/Adelaide', 'Australia/Perth')
+SYDNEY_LANDLINE = "+61292001234"
+
+
+def test_a_number_spanning_zones_keeps_all_of_them_unless_the_campaign_zone_is_one() -> None:
+    assert domain.recipient_time_zones(PERTH_LANDLINE, None) == ("Australia/Adelaide", "Australia/Perth")
+    assert domain.recipient_time_zones(PERTH_LANDLINE, "Australia/Perth") == ("Australia/Perth",)
+    assert domain.recipient_time_zones(PERTH_LANDLINE, "Australia/Adelaide") == ("Australia/Adelaide",)
+    # A campaign zone that is not one of the number's: the number's zones rule.
+    assert domain.recipient_time_zones(PERTH_LANDLINE, "Australia/Sydney") == (
+        "Australia/Adelaide",
+        "Australia/Perth",
+    )
+    assert domain.recipient_time_zones(SYDNEY_LANDLINE, "Australia/Perth") == ("Australia/Sydney",)
+    # Alaska (+1 907: Anchorage and Adak), Newfoundland/Labrador (+1 709), Russian mobiles.
+    assert domain.recipient_time_zones("+19075550101", None) == ("America/Adak", "America/Anchorage")
+    assert domain.recipient_time_zones("+17095550101", "America/St_Johns") == ("America/St_Johns",)
+    assert len(domain.recipient_time_zones("+79161234567", None)) > 10
+    # Single-zone neighbours: Indiana and Arizona area codes, Canadian numbers.
+    assert domain.recipient_time_zones("+13175550101", None) == ("America/New_York",)
+    assert domain.recipient_time_zones("+16025550101", "America/New_York") == ("America/Phoenix",)
+    assert domain.recipient_time_zones("+14165550101", None) == ("America/Toronto",)
+    assert domain.recipient_time_zones("+16045550101", None) == ("America/Vancouver",)
+    toll_free = domain.recipient_time_zones("+18005550101", None)
+    assert "America/New_York" in toll_free and "Pacific/Honolulu" in toll_free
+    assert domain.recipient_time_zones("+18005550101", "America/Chicago") == ("America/Chicago",)
 
 
 def test_attempt_message_id_is_deterministic_and_distinct_per_attempt() -> None:
@@ -98,6 +127,98 @@ def test_window_in_another_zone_and_never_opening() -> None:
     assert domain.next_dial_time(now, window, "Europe/London") == now
     assert domain.next_dial_time(now, CallingWindow(start="09:00", end="17:00", days=[]), NY) is None
     assert domain.next_dial_time(now, CallingWindow(start="9am", end="17:00"), NY) is None
+
+
+NINE_TO_EIGHT = CallingWindow(start="09:00", end="20:00")
+PERTH_ZONES = ("Australia/Adelaide", "Australia/Perth")
+
+
+def test_perth_is_not_called_at_nine_in_adelaide() -> None:
+    # Summer: Adelaide is UTC+10:30 (ACDT), Perth UTC+8. 09:00 Adelaide = 06:30 Perth.
+    nine_adelaide = _utc(2026, 1, 14, 22, 30)
+    nine_perth = _utc(2026, 1, 15, 1, 0)
+    assert domain.next_dial_time(nine_adelaide, NINE_TO_EIGHT, PERTH_ZONES) == nine_perth
+    assert domain.next_dial_time(nine_perth, NINE_TO_EIGHT, PERTH_ZONES) == nine_perth
+    # The window closes at the earliest closing: 20:00 Adelaide = 17:30 Perth (09:30 UTC).
+    assert domain.next_dial_time(_utc(2026, 1, 15, 9, 29), NINE_TO_EIGHT, PERTH_ZONES) == _utc(
+        2026, 1, 15, 9, 29
+    )
+    assert domain.next_dial_time(_utc(2026, 1, 15, 9, 30), NINE_TO_EIGHT, PERTH_ZONES) == _utc(
+        2026, 1, 16, 1, 0
+    )
+    # The campaign said Perth: 09:00 Perth exactly, until 20:00 Perth.
+    perth = ("Australia/Perth",)
+    assert domain.next_dial_time(nine_adelaide, NINE_TO_EIGHT, perth) == nine_perth
+    assert domain.next_dial_time(_utc(2026, 1, 15, 11, 59), NINE_TO_EIGHT, perth) == _utc(2026, 1, 15, 11, 59)
+
+
+def test_perth_and_adelaide_intersection_follows_adelaide_dst() -> None:
+    # Winter (ACST, UTC+9:30): 20:00 Adelaide = 18:30 Perth = 10:30 UTC.
+    assert domain.next_dial_time(_utc(2026, 7, 15, 10, 29), NINE_TO_EIGHT, PERTH_ZONES) == _utc(
+        2026, 7, 15, 10, 29
+    )
+    assert domain.next_dial_time(_utc(2026, 7, 15, 10, 30), NINE_TO_EIGHT, PERTH_ZONES) == _utc(
+        2026, 7, 16, 1, 0
+    )
+    # Adelaide's DST starts Sun 2026-10-04 02:00: Saturday's window closes at 10:30 UTC, Sunday's at 09:30.
+    assert domain.next_dial_time(_utc(2026, 10, 3, 10, 0), NINE_TO_EIGHT, PERTH_ZONES) == _utc(
+        2026, 10, 3, 10, 0
+    )
+    assert domain.next_dial_time(_utc(2026, 10, 4, 10, 0), NINE_TO_EIGHT, PERTH_ZONES) == _utc(
+        2026, 10, 5, 1, 0
+    )
+
+
+def test_us_zones_from_new_york_to_los_angeles_share_a_window() -> None:
+    zones = (
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Phoenix",
+        "America/Los_Angeles",
+    )
+    # Opens 09:00 Los Angeles (17:00 UTC in winter), closes 20:00 New York (01:00 UTC).
+    assert domain.next_dial_time(_utc(2026, 1, 14, 14, 0), NINE_TO_EIGHT, zones) == _utc(2026, 1, 14, 17, 0)
+    assert domain.next_dial_time(_utc(2026, 1, 15, 0, 59), NINE_TO_EIGHT, zones) == _utc(2026, 1, 15, 0, 59)
+    assert domain.next_dial_time(_utc(2026, 1, 15, 1, 0), NINE_TO_EIGHT, zones) == _utc(2026, 1, 15, 17, 0)
+    # Summer: Phoenix keeps UTC-7 (no DST) and so opens at 16:00 UTC like Los Angeles (PDT).
+    assert domain.next_dial_time(_utc(2026, 7, 14, 14, 0), NINE_TO_EIGHT, zones) == _utc(2026, 7, 14, 16, 0)
+
+
+def test_weekdays_apply_per_zone_across_the_date_line() -> None:
+    monday_only = CallingWindow(start="09:00", end="20:00", days=[0])
+    # Guam's Monday and Pago Pago's Monday never overlap (21 h apart).
+    assert (
+        domain.next_dial_time(_utc(2026, 1, 14, 0, 0), monday_only, ("Pacific/Guam", "Pacific/Pago_Pago"))
+        is None
+    )
+    assert domain.next_dial_time(_utc(2026, 1, 14, 0, 0), monday_only, ("Pacific/Guam",)) == _utc(
+        2026, 1, 18, 23, 0
+    )
+
+
+def test_an_empty_intersection_never_opens_and_says_why() -> None:
+    narrow = CallingWindow(start="09:00", end="10:00")
+    zones = ("Australia/Perth", "Australia/Sydney")
+    assert domain.next_dial_time(_utc(2026, 1, 14, 0, 0), narrow, zones) is None
+    reason = domain.never_open_reason(narrow, zones)
+    assert "Australia/Perth" in reason and "Australia/Sydney" in reason and "timezone" in reason
+    # Toll-free +1 800 spans Guam to Pago Pago: 09:00-20:00 everywhere at once only in a
+    # 30-minute winter slot (23:00-23:30 UTC) and never in summer (Bermuda and St John's on DST).
+    toll_free = domain.recipient_time_zones("+18005550101", None)
+    assert domain.next_dial_time(_utc(2026, 1, 14, 12, 0), NINE_TO_EIGHT, toll_free) == _utc(
+        2026, 1, 14, 23, 0
+    )
+    assert domain.next_dial_time(_utc(2026, 1, 14, 23, 30), NINE_TO_EIGHT, toll_free) == _utc(
+        2026, 1, 15, 23, 0
+    )
+    assert domain.next_dial_time(_utc(2026, 7, 14, 12, 0), NINE_TO_EIGHT, toll_free) is None
+
+
+def test_whole_day_windows_in_several_zones_are_always_open() -> None:
+    always = CallingWindow(start="00:00", end="00:00")
+    now = _utc(2026, 3, 8, 7, 30)  # the US spring-forward night
+    assert domain.next_dial_time(now, always, ("America/New_York", "Australia/Perth")) == now
 
 
 # ---- retries ------------------------------------------------------------------------------------

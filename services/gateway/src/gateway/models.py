@@ -256,6 +256,10 @@ class CampaignRecipient(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Zones the calling window applies in, and why a recipient failed or was skipped: from the
+    # recipient's events (empty / null until the campaigns service reports it).
+    time_zones: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_campaign_recipients_campaign_position", "campaign_id", "position"),)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from contracts.campaigns import time_zone_problem
 from contracts.provisioning import ToolParameter
 
 
@@ -315,14 +315,9 @@ class BatchSubmitRequest(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name like America/New_York)"
-            ) from None
+        problem = time_zone_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 

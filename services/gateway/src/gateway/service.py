@@ -425,6 +425,8 @@ class GatewayService:
                             "duration_seconds": r.duration_seconds,
                             "outcome": r.outcome,
                             "retry_count": r.retry_count,
+                            "time_zones": r.time_zones,
+                            "reason": r.reason,
                         },
                         at,
                     )

@@ -68,6 +68,7 @@ def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
     """Validated recipients, or a 422 listing every bad one by index."""
     problems: list[dict[str, Any]] = []
     seen_ids: set[str] = set()
+    first_index: dict[str, int] = {}
     out: list[CampaignRecipient] = []
     for index, r in enumerate(body.recipients):
         try:
@@ -75,6 +76,19 @@ def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
         except ApiError:
             problems.append({"index": index, "phone_number": r.phone_number, "error": domain.E164_ERROR})
             continue
+        # One person, one call: the same number twice would be dialled twice.
+        if number in first_index:
+            first = first_index[number]
+            problems.append(
+                {
+                    "index": index,
+                    "phone_number": r.phone_number,
+                    "error": f"duplicate phone number: the same number as index {first}",
+                    "duplicate_of": first,
+                }
+            )
+            continue
+        first_index[number] = index
         recipient_id = r.id or f"r{index}"
         if recipient_id in seen_ids:
             problems.append(
@@ -201,6 +215,7 @@ CallStatus = Literal[
     "voicemail",
     "cancelled",
     "skipped_dnc",
+    "skipped_duplicate",
 ]
 
 
@@ -223,6 +238,8 @@ async def job_calls(
             "duration_seconds": r.duration_seconds,
             "outcome": r.outcome,
             "retry_count": r.retry_count,
+            "time_zones": r.time_zones,
+            "reason": r.reason,
         }
         for r in rows
     ]
