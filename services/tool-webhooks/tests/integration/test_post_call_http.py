@@ -3,6 +3,7 @@ delivery is never refused, whatever its size, shape or type; only a bad signatur
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gc
 import hashlib
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tool_webhooks import domain
+from tool_webhooks import domain, metrics
 from tool_webhooks.models import KeptDelivery
 
 from .conftest import CONFIGURED_SECRET, Harness
@@ -277,3 +278,23 @@ async def test_an_outcome_too_big_for_one_bus_message_is_kept_not_a_500(
             )
         ).scalar_one()
     assert "BUS_MAX_MESSAGE_BYTES" in reason
+
+
+async def test_a_sender_that_hangs_up_mid_body_has_no_effect_and_no_500(http_url: str) -> None:
+    """A body cut short is not a delivery: nothing is written, the request ends cleanly."""
+    disconnected = metrics.POST_CALL_WEBHOOKS.labels("disconnected")
+    before = disconnected._value.get()
+    host, port = http_url.removeprefix("http://").split("/")[0].split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: 100000\r\n{domain.SIGNATURE_HEADER}: t={int(time.time())},v0={'0' * 64}\r\n\r\n"
+    )
+    writer.write(head.encode() + b'{"type": "post_call_transcription", "da')
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    deadline = time.monotonic() + 30
+    while disconnected._value.get() == before:
+        assert time.monotonic() < deadline, "the server never noticed the hang-up"
+        await asyncio.sleep(0.05)  # polling with a deadline
