@@ -172,6 +172,9 @@ POISON: list[tuple[str, bytes | None, list[tuple[str, bytes | None]], str]] = [
         "type-invalid",
     ),
     ("header not UTF-8", b'{"type": 7}', [("type", b"\xff\xfe"), ("correlation_id", None)], "type-invalid"),
+    # At the broker's limit: no room for the dead letter's headers, then not even for a few.
+    ("1 MB of garbage", b"\xff" * 1_047_000, [], "not-utf8"),
+    ("1 MiB of garbage", b"{" * 1_048_450, [], "not-json"),
 ]
 
 
@@ -199,6 +202,9 @@ async def test_every_poison_shape_reaches_the_dlq_and_the_partition_moves_on(env
             )
         finally:
             await bus.stop()
+    at_limit = dict(letters[-1].headers)
+    assert "x-error-trace" not in at_limit  # no room for all our headers, nor for the whole body:
+    assert at_limit["x-body-truncated"] == b"500000 of 1048450 bytes"  # its head, and the partition moves on
     logged = [line for line in logs if line["event"] == "bus.message.dead_lettered"]
     assert [line["reason"] for line in logged] == [reason for *_, reason in POISON]
     assert all(line["log_level"] == "error" and line["topic"] == env.full_topic for line in logged)
@@ -208,7 +214,10 @@ async def test_every_poison_shape_reaches_the_dlq_and_the_partition_moves_on(env
         assert headers["x-reason"] == reason, what
         assert headers["x-original-topic"] == env.full_topic, what
         assert headers["x-error"], what
-        assert letter.value == (value or b""), what  # the original bytes, for inspection and replay
+        if "x-body-truncated" in headers:  # too big to carry with any header: its head
+            assert value and len(value) == 1_048_450 and value.startswith(letter.value), what
+        else:
+            assert letter.value == (value or b""), what  # the original bytes, for inspection and replay
         assert sum(len(k) + len(v or b"") for k, v in letter.headers) < 20_000, what  # huge headers dropped
     dead = REGISTRY.get_sample_value(
         "switchboard_messages_dead_lettered_total",

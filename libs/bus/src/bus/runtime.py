@@ -71,6 +71,17 @@ DEAD_LETTER_HEADROOM_BYTES = 16 * 1024
 # Original headers kept on a dead letter only up to this size (a poison message may carry huge ones).
 _MAX_KEPT_HEADER_BYTES = 8 * 1024
 _BUS_HEADERS = frozenset({"message_id", "type", "version", "correlation_id", "causation_id"})
+_ESSENTIAL_DLQ_HEADERS = frozenset(
+    {
+        "x-reason",
+        "x-error",
+        "x-original-topic",
+        "x-original-partition",
+        "x-original-offset",
+        "x-attempts",
+        "x-failed-by",
+    }
+)
 
 _RELAY_QUEUE = "kafka-relay"
 _TOPIC_HEADER = "x-topic"
@@ -367,9 +378,11 @@ class Bus:
         self, topic: str, msg: KafkaMessage, raw: bytes, headers: dict[str, str], exc: Unroutable
     ) -> None:
         if topic.endswith(DEAD_LETTER_SUFFIX):
-            # Never dead-letter a dead letter: it is already where an operator looks.
+            # Never dead-letter a dead letter: it is already where an operator looks, and the
+            # service that put it there logged and counted it (a poison command reaches the
+            # gateway's dead-letter reader this way: expected, hence info).
             record: Any = msg.raw_message
-            log.error(
+            log.info(
                 "bus.dead_letter.unreadable",
                 topic=topic,
                 partition=record.partition,
@@ -418,7 +431,20 @@ class Bus:
             "x-failed-by": self.service,
         }
         # Publishing directly (not via the outbox): the offset is committed only after this returns.
-        await self.publish_now(dead_letter(topic), raw, key=record.key, headers=dlq_headers)
+        try:
+            await self.publish_now(dead_letter(topic), raw, key=record.key, headers=dlq_headers)
+        except PERMANENT_PUBLISH_ERRORS:
+            # A record already at the broker's limit has no room for our headers: keep the origin
+            # and the reason, and if even that is too big, the head of the body, so the partition
+            # still moves on (the full record stays readable at its original offset until retention).
+            essential = {k: v for k, v in dlq_headers.items() if k in _ESSENTIAL_DLQ_HEADERS}
+            essential["x-error"] = essential["x-error"][:300]
+            try:
+                await self.publish_now(dead_letter(topic), raw, key=record.key, headers=essential)
+            except PERMANENT_PUBLISH_ERRORS:
+                head = raw[: self.settings.bus_max_message_bytes // 2]
+                essential["x-body-truncated"] = f"{len(head)} of {len(raw)} bytes"
+                await self.publish_now(dead_letter(topic), head, key=record.key, headers=essential)
         metrics.DEAD_LETTERED.labels(self.service, topic, reason).inc()
         metrics.HANDLED.labels(self.service, topic, headers.get("type", "?")[:100], "dead_lettered").inc()
 
