@@ -134,8 +134,9 @@ def upstream_requests(sim: httpx.Client, path: str = "", method: str | None = No
     return list(sim.get("/_sim/requests", params=params).json()["requests"])
 
 
-def poll(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    """Return check()'s first truthy value, failing after `timeout` seconds."""
+def poll(check: Callable[[], Any], timeout: float = 90.0, interval: float = 0.1) -> Any:
+    """Return check()'s first truthy value, failing after `timeout` seconds (a deadline only: wide,
+    since the machine running the suite may be loaded; it costs nothing when the check passes)."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -204,7 +204,7 @@ def test_lost_webhook_is_resolved_by_reconciliation(
     )
     cid = response.json()["conversation_id"]
     call = poll(
-        lambda: (c := api.get(f"/api/v1/calls/{cid}").json()).get("status") == "completed" and c, timeout=60
+        lambda: (c := api.get(f"/api/v1/calls/{cid}").json()).get("status") == "completed" and c, timeout=120
     )
     assert call["outcome"] == "appointment_confirmed"
     assert sim.get("/_sim/webhooks/deliveries", params={"conversation_id": cid}).json()["deliveries"] == []

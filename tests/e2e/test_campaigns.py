@@ -31,7 +31,7 @@ def line(api: httpx.Client) -> dict[str, str]:
     return {"agent_id": agent, "phone_number_id": number}
 
 
-def _wait_final(api: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+def _wait_final(api: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
     return dict(
         poll(
             lambda: (

@@ -103,7 +103,7 @@ def test_complete_flow(
     cid = call.json()["conversation_id"]
 
     # The call completes after ElevenLabs (the simulator) called all three tools.
-    poll(lambda: api.get(f"/api/v1/calls/{cid}").json().get("status") == "completed", timeout=60)
+    poll(lambda: api.get(f"/api/v1/calls/{cid}").json().get("status") == "completed")
     calls = sim.get("/_sim/tool-calls", params={"conversation_id": cid}).json()["tool_calls"]
     by_name: dict[str, Any] = {c["tool_name"]: c for c in calls}
     assert set(by_name) == {"get_products", "get_orders", "confirm_appointment"}
@@ -116,7 +116,7 @@ def test_complete_flow(
     assert "/wp-json/wc/v3/products" in paths and any(p.startswith("/wp-json/wc/v3/orders") for p in paths)
 
     # The e-mail reached the SMTP server once, rendered, from the call's sender_email.
-    poll(lambda: any(m[1] == ["john@example.com"] for m in mailbox.messages), timeout=30)
+    poll(lambda: any(m[1] == ["john@example.com"] for m in mailbox.messages))
     sent = [m for m in mailbox.messages if m[1] == ["john@example.com"]]
     assert len(sent) == 1
     sender, recipients, raw = sent[0]

@@ -41,7 +41,7 @@ def test_dead_lettered_command_fails_its_operation(api: httpx.Client, stack: Sta
 
     asyncio.run(arrange())
     op_url = f"/api/v1/operations/{command.message_id}"
-    done = poll(lambda: (r := api.get(op_url).json())["status"] != "pending" and r, timeout=30)
+    done = poll(lambda: (r := api.get(op_url).json())["status"] != "pending" and r)
     assert done["status"] == "failed"
     assert done["status_code"] == 500
     assert done["result"]["success"] is False
