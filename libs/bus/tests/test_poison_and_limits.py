@@ -442,3 +442,31 @@ def test_pack_to_fit_keeps_order_and_bounds_bytes_and_count() -> None:
     # An item over the budget gets a run of its own (the producer's size check then refuses it).
     assert pack_to_fit([3, 50, 3], budget=10, max_items=10) == [range(0, 1), range(1, 2), range(2, 3)]
     assert pack_to_fit([10, 10], budget=10, max_items=10) == [range(0, 1), range(1, 2)]
+
+
+async def test_a_handler_whose_output_cannot_fit_is_dead_lettered_at_once(env: Env) -> None:
+    sessions = make_sessionmaker(env.engine)
+    calls: list[int] = []
+
+    async def handler(message: Any) -> None:
+        calls.append(message.count)
+        async with sessions() as session, session.begin():
+            await bus.publish_later(session, env.topic, DoThing(text="x" * 2_000_000))
+
+    bus = make_bus(env, handler)
+    producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.full_topic, good(5))
+    finally:
+        await producer.stop()
+    await bus.start()
+    try:
+        (letter,) = await read_all(env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", 1)
+    finally:
+        await bus.stop()
+    headers = dict(letter.headers)
+    assert headers["x-reason"] == b"too-large" and headers["x-attempts"] == b"1"
+    assert b"BUS_MAX_MESSAGE_BYTES" in headers["x-error"]
+    assert calls == [5]  # not retried: it would be just as big every time
+    assert await outbox_rows(env) == 0

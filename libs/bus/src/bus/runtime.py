@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
-from bus.limits import check_fits
+from bus.limits import MessageTooLarge, check_fits
 from bus.periodic import Periodic
 from bus.settings import BusSettings
 from bus.tracing import TRACE_HEADERS, attached, current_trace_headers
@@ -356,6 +356,12 @@ class Bus:
                     await handler(message)
                 except asyncio.CancelledError:
                     raise
+                except MessageTooLarge as exc:
+                    # What the handler wants to publish will be just as big next time: no retries.
+                    await self._dead_letter(
+                        topic, msg, raw, headers, exc, attempts=attempt, reason="too-large"
+                    )
+                    return
                 except Exception as exc:
                     if attempt == self.settings.bus_max_attempts:
                         await self._dead_letter(

@@ -42,26 +42,23 @@ async def _count(container: Container, what: Any) -> int:
         ("POST", "/api/v1/agents", {"name": "big", "first_message": "é" * 600_000}),  # 1.2 MB of UTF-8
         ("PATCH", "/api/v1/agents/agent_big/prompt", {"system_prompt": "x" * 2_000_000}),
         ("POST", "/api/v1/knowledge-base/text", {"text": "x" * 1_500_000, "name": "big"}),
+        (
+            "POST",
+            "/api/v1/phone-numbers/twilio/outbound-call",
+            {
+                "agent_id": "agent_big",
+                "agent_phone_number_id": "pn_big",
+                "to_number": "+14155550123",
+                "dynamic_variables": {f"v{i}": "d" * 10_000 for i in range(120)},
+            },
+        ),
     ],
 )
 async def test_a_write_too_large_for_the_bus_is_refused_with_413(
     container: Container, method: str, path: str, body: dict[str, Any]
 ) -> None:
     app = create_app(container)  # lifespan not run: only the request path is exercised
-    async with container.engine.begin() as connection:  # the agent the PATCH updates
-        await connection.execute(
-            insert(Agent)
-            .values(
-                agent_id="agent_big",
-                name="big",
-                conversation_config={},
-                platform_settings={},
-                tags=[],
-                created_at_unix=0,
-                last_event_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing()
-        )
+    await _agent_and_number(container)  # what the PATCH and the call refer to
     operations, rows = await _count(container, Operation), await _count(container, outbox)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as api:
         response = await api.request(method, path, json=body, headers=HEADERS)
