@@ -190,6 +190,23 @@ class RecipientRepository:
         ).one()
         return int(row[0]), int(row[1])
 
+    async def waiting_before_submit(self, campaign_id: str) -> Sequence[tuple[int, str]]:
+        """(pk, number) of scheduled recipients of chunks that arrived before the submit (stored
+        without the campaign's zone)."""
+        result = await self.session.execute(
+            select(Recipient.id, Recipient.phone_number).where(
+                Recipient.campaign_id == campaign_id,
+                Recipient.chunk_index > 0,
+                Recipient.status == RecipientStatus.SCHEDULED,
+            )
+        )
+        return [(int(pk), str(number)) for pk, number in result.all()]
+
+    async def set_time_zones(self, zones_by_pk: list[dict[str, Any]]) -> None:
+        """Bulk update by primary key: [{"id": pk, "time_zones": [...]}, ...]."""
+        if zones_by_pk:
+            await self.session.execute(update(Recipient), zones_by_pk)
+
     async def final_at_submit(self, campaign_id: str) -> Sequence[Recipient]:
         """Recipients rejected on arrival (invalid number, duplicate id or number), for their events."""
         result = await self.session.scalars(

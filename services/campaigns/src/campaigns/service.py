@@ -226,6 +226,18 @@ class CampaignService:
             await uow.recipients.add_many(rows)
         return True
 
+    async def _apply_campaign_zone(self, uow: UnitOfWork, campaign: Campaign) -> None:
+        """Chunks that came before the submit were stored without the campaign's zone."""
+        early = await uow.recipients.waiting_before_submit(campaign.campaign_id)
+        size = self._settings.insert_batch_size
+        for start in range(0, len(early), size):
+            await uow.recipients.set_time_zones(
+                [
+                    {"id": pk, "time_zones": list(domain.recipient_time_zones(number, campaign.timezone))}
+                    for pk, number in early[start : start + size]
+                ]
+            )
+
     async def _finalize_if_complete(
         self, uow: UnitOfWork, campaign: Campaign, now: datetime, cause: Message
     ) -> None:
@@ -291,6 +303,8 @@ class CampaignService:
                 await self._emit_campaign(uow, campaign, now, command)
                 return
             await self._store_chunk(uow, cid, 0, command.recipients, campaign)
+            if campaign.timezone:
+                await self._apply_campaign_zone(uow, campaign)
             await self._finalize_if_complete(uow, campaign, now, command)
             await self._emit_campaign(uow, campaign, now, command)
             if campaign.ready and self._is_due(campaign, now):

@@ -229,3 +229,26 @@ async def test_a_duplicate_still_scheduled_from_before_the_rule_is_not_dialled(h
     assert done["total_calls_finished"] == 2 and done["total_calls_dispatched"] == 1
     assert harness.final_states(command.campaign_id)["r1"] == "skipped_duplicate"
     assert (await harness.stats())["dials_by_number"][number] == 1
+
+
+async def test_the_campaign_zone_applies_to_a_chunk_that_came_before_the_submit(harness: Harness) -> None:
+    early, first = _australian("+618920"), _australian("+618920")
+    command = _submit(
+        harness,
+        [CampaignRecipient(phone_number=first)],
+        recipient_chunks=2,
+        timezone="Australia/Perth",
+        scheduled_time_unix=int(datetime.now(UTC).timestamp()) + 3600,
+    )
+    chunk = AddCampaignRecipients(
+        campaign_id=command.campaign_id, chunk_index=1, recipients=[CampaignRecipient(phone_number=early)]
+    )
+    await harness.publish(chunk, key=command.campaign_id)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "pending")
+    assert [r.time_zones for r in await _rows(harness, command.campaign_id)] == [
+        ["Australia/Perth"],
+        ["Australia/Perth"],
+    ]
+    await harness.publish(CancelCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "cancelled")
