@@ -22,6 +22,7 @@ from bus.ops import ops_router
 from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
 from gateway.errors import ApiError, PayloadTooLarge
+from gateway.guard import RequestGuard
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.settings import VERSION
 
@@ -71,6 +72,8 @@ def create_app(container: Container) -> FastAPI:
             container.uow, container.settings.api_key_list, container.settings.idempotency_window
         )
     )
+    # Outside the idempotency middleware (which reads the body), inside the correlation one.
+    app.add_middleware(RequestGuard, settings=container.settings)
     _install_middleware(app)
     _install_ops_routes(app, container)
     # A server span per request; the trace continues over Kafka (see bus.tracing).

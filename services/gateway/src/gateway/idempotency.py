@@ -12,7 +12,6 @@ the new request is neither answered from the old operation nor dropped as a rede
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.errors import ApiError, BadRequest, Conflict, Unprocessable
+from gateway.guard import api_key_valid, presented_api_key
 from gateway.uow import UnitOfWork
 
 HEADER = "Idempotency-Key"
@@ -29,15 +29,6 @@ HEADER = "Idempotency-Key"
 STALE_AFTER = timedelta(seconds=60)
 
 command_id_for_request: ContextVar[str | None] = ContextVar("command_id_for_request", default=None)
-
-
-def presented_api_key(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-
-
-def api_key_valid(presented: str, keys: list[str]) -> bool:
-    return bool(presented) and any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys)
 
 
 def _sha(*parts: bytes) -> str:
@@ -58,12 +49,12 @@ class IdempotencyMiddleware:
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         header = request.headers.get(HEADER)
-        presented = presented_api_key(request)
+        presented = presented_api_key(request.headers)
         if (
             request.method != "POST"
             or header is None
             or not request.url.path.startswith("/api/v1/")
-            or not api_key_valid(presented, self.api_keys)  # the route answers 401; nothing to remember
+            or not api_key_valid(presented, self.api_keys)  # gateway.guard answered 401 already
         ):
             return await call_next(request)
         try:

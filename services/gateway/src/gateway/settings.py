@@ -25,10 +25,13 @@ class Settings(BusSettings):
     secret_key: str = Field(default="", alias="SWITCHBOARD_SECRET_KEY")
     reply_timeout_s: float = Field(default=10.0, alias="GATEWAY_REPLY_TIMEOUT_S")
     kb_max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="KB_MAX_UPLOAD_BYTES")
+    # Every request body (gateway.guard); uploads and batch submissions have their own caps.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, alias="GATEWAY_MAX_BODY_BYTES")
     batch_max_recipients: int = Field(
         default=1000, ge=1, alias="BATCH_MAX_RECIPIENTS", description="Recipients per REST submission."
     )
     batch_chunk_size: int = Field(default=1000, ge=1, alias="BATCH_CHUNK_SIZE")
+    batch_max_body_bytes_setting: int | None = Field(default=None, ge=1024, alias="BATCH_MAX_BODY_BYTES")
     upload_url_ttl_s: int = Field(default=3600, alias="GATEWAY_UPLOAD_URL_TTL_S")
     # ---- retention (run every BUS_RETENTION_INTERVAL_S) ---------------------------------------
     # Also the replay window: a retry with the same Idempotency-Key after this long is a new request.
@@ -43,6 +46,18 @@ class Settings(BusSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def batch_max_body_bytes(self) -> int:
+        """Largest batch submission body (bytes): BATCH_MAX_BODY_BYTES, else 8 KiB per recipient.
+
+        The gateway chunks recipients to fit bus messages (bus.limits.pack_to_fit), so a submission is
+        bounded only here: a recipient's number, name, e-mail and id take well under 1 KiB, leaving
+        about 7 KiB of dynamic variables each; 64 KiB for the rest of the submission.
+        """
+        if self.batch_max_body_bytes_setting is not None:
+            return self.batch_max_body_bytes_setting
+        return max(self.max_body_bytes, self.batch_max_recipients * 8 * 1024 + 64 * 1024)
 
     @property
     def idempotency_window(self) -> timedelta:

@@ -29,6 +29,9 @@ def settings(database_url: str, topic_prefix: str) -> Settings:
             "SWITCHBOARD_SECRET_KEY": "gateway-test-secret",
             # No service answers commands here: a write answers 202 with its operation at once.
             "GATEWAY_REPLY_TIMEOUT_S": 0.05,
+            # Bodies past the bus's limit reach the routes, so its check (the second gate) is tested;
+            # test_request_guard tests the body cap (the first) at its default.
+            "GATEWAY_MAX_BODY_BYTES": 4 * 1024 * 1024,
         }
     )
     upgrade(MIGRATIONS, settings.database_url)
