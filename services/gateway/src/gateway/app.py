@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
@@ -93,12 +94,17 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
-            for err in exc.errors()
-        ]
         return JSONResponse(
-            {"success": False, "error": "Validation error", "detail": "; ".join(problems)}, status_code=422
+            {"success": False, "error": "Validation error", "detail": _problems(exc.errors())},
+            status_code=422,
+        )
+
+    @app.exception_handler(ValidationError)
+    async def model_error(_: Request, exc: ValidationError) -> JSONResponse:
+        # A body model built inside a route from form fields (knowledge-base/ingest): the same 422.
+        return JSONResponse(
+            {"success": False, "error": "Validation error", "detail": _problems(exc.errors())},
+            status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -117,6 +123,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             },
             status_code=500,
         )
+
+
+def _problems(errors: Sequence[Any]) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in errors
+    )
 
 
 def _install_middleware(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ import hmac
 import io
 import json
 import re
+import struct
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -81,13 +82,25 @@ def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
 
 
+MAX_POSITION = 2**63 - 1  # positions are PostgreSQL bigints
+_MAX_CURSOR_CHARS = 32  # base64 of a 19-digit position is 26 characters
+
+
 def decode_cursor(cursor: str | None) -> int | None:
+    """The position after which a page starts; `BadRequest` for anything `encode_cursor` did not
+    make: bad base64, not plain ASCII digits, or beyond a bigint (never a database error)."""
     if not cursor:
         return None
+    bad = BadRequest("Invalid cursor", "Pass the cursor value returned by the previous page")
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise bad
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("Invalid cursor", "Pass the cursor value returned by the previous page") from None
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error):
+        raise bad from None
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_POSITION:
+        raise bad
+    return int(text)
 
 
 # ---- knowledge-base uploads ------------------------------------------------------------------
@@ -113,7 +126,7 @@ def detect_upload_type(file_name: str, content: bytes, max_bytes: int) -> str:
     if ext not in ALLOWED_UPLOADS:
         raise UnsupportedMediaType("Unsupported file type", "Supported types: PDF, TXT, MD, DOCX")
     ok = {
-        ".pdf": lambda: content.startswith(b"%PDF-"),
+        ".pdf": lambda: _is_pdf(content),
         ".docx": lambda: _is_docx(content),
         ".txt": lambda: _is_text(content),
         ".md": lambda: _is_text(content),
@@ -135,14 +148,45 @@ def _is_text(content: bytes) -> bool:
     return True
 
 
+def _is_pdf(content: bytes) -> bool:
+    """A PDF header and an end-of-file marker near the end (a truncated upload has none)."""
+    return content.startswith(b"%PDF-") and b"%%EOF" in content[-2048:]
+
+
+# Whatever zipfile raises on a damaged or exotic archive: corrupt or cut-off directories
+# (BadZipFile, struct/EOF/OS errors), a declared zip version or compression method it lacks
+# (NotImplementedError), encryption (RuntimeError), odd names (UnicodeDecodeError, ValueError).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+    EOFError,
+    struct.error,
+)
+
+
 def _is_docx(content: bytes) -> bool:
+    """A readable Word archive: a `word/document.xml` entry that is neither encrypted nor declared
+    larger than any upload could hold (a zip bomb), in a method zipfile can inflate."""
     if not content.startswith(b"PK\x03\x04"):
         return False
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            return "word/document.xml" in archive.namelist()
-    except zipfile.BadZipFile:
+            document = archive.getinfo("word/document.xml")
+            if document.flag_bits & 0x1 or document.file_size > _MAX_DOCX_XML_BYTES:
+                return False
+            with archive.open(document) as stream:  # checks the method and the local header
+                stream.read(1)
+    except KeyError:  # no document.xml
         return False
+    except _ZIP_ERRORS:
+        return False
+    return True
+
+
+_MAX_DOCX_XML_BYTES = 512 * 1024 * 1024
 
 
 def sign_upload(secret_key: str, upload_id: str, expires_unix: int) -> str:

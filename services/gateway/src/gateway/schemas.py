@@ -3,19 +3,58 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import idna
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from contracts.campaigns import time_zone_problem
 from contracts.provisioning import ToolParameter
 
+MAX_URL_CHARS = 2048
+
 
 def _http_url(value: str) -> str:
+    """An absolute http(s) URL with a host that IDNA can encode and a valid port, at most
+    MAX_URL_CHARS long, without whitespace or control characters. Raises ValueError (a 422)."""
     value = value.strip()
-    if not value.startswith(("http://", "https://")) or len(value) < 10:
+    if len(value) > MAX_URL_CHARS:
+        raise ValueError(f"must be at most {MAX_URL_CHARS} characters")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not value.lower().startswith(("http://", "https://")):
         raise ValueError("must be an http(s) URL")
+    host = parts.hostname
+    if not host:
+        raise ValueError("must name a host")
+    _ = parts.port  # ValueError for a port that is not a number in 0-65535
+    if ":" in host:  # an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise ValueError("has a host name that is not valid") from None
+    elif not _valid_host_name(host.rstrip(".")):
+        raise ValueError("has a host name that is not valid")
     return value
+
+
+_ASCII_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")  # `_`: Docker names
+
+
+def _valid_host_name(host: str) -> bool:
+    """DNS-shaped: labels of 1-63 characters, 253 in all; non-ASCII (IDN) and `xn--` labels must
+    survive IDNA 2008 (UTS 46) encoding and decoding."""
+    try:
+        ascii_host = host if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
+        if any(label.lower().startswith("xn--") for label in ascii_host.split(".")):
+            idna.decode(ascii_host)
+    except (idna.IDNAError, UnicodeError):
+        return False
+    labels = ascii_host.split(".")
+    return len(ascii_host) <= 253 and all(_ASCII_LABEL.match(label) for label in labels)
 
 
 class EcommerceToolsRequest(BaseModel):

@@ -1,0 +1,32 @@
+"""An unexpected exception in any route answers 500 in the contract's format, without a trace."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.bootstrap import Container
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+
+async def test_an_unexpected_exception_is_a_500_in_the_contract_format(container: Container) -> None:
+    app = create_app(container)  # lifespan not run: only the request path is exercised
+
+    @app.get("/api/v1/_test/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom: internal-detail-canary")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        response = await client.get("/api/v1/_test/boom", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 500
+    assert response.json() == {
+        "success": False,
+        "error": "Internal server error",
+        "detail": "See the server logs for this request",
+    }
+    assert "internal-detail-canary" not in response.text and "Traceback" not in response.text
