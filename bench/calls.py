@@ -26,9 +26,7 @@ def main() -> None:
         sim = httpx.Client(
             base_url=stack.url("elevenlabs-sim"), headers={"xi-api-key": "sim-key"}, timeout=30
         )
-        api.post(
-            "/api/v1/admin/webhooks/post-call", json={"public_url": f"{stack.url('tool-webhooks')}/api/v1"}
-        )
+        stack.register_post_call_webhook(API_KEY)
         # Placement is measured while no call ends (no webhooks competing for the 2 cores); the lag
         # phase below then uses short calls.
         sim.post(

@@ -43,9 +43,7 @@ def main() -> None:
     with running_stack(SERVICES, env) as stack:
         api = httpx.Client(base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=300)
         sim = httpx.Client(base_url=stack.url("elevenlabs-sim"), timeout=30)
-        api.post(
-            "/api/v1/admin/webhooks/post-call", json={"public_url": f"{stack.url('tool-webhooks')}/api/v1"}
-        )
+        stack.register_post_call_webhook(API_KEY)
         sim.post(
             "/_sim/config",
             json={
