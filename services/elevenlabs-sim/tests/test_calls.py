@@ -340,7 +340,7 @@ async def test_concurrency_limit_429_and_stats(calls_client: httpx.AsyncClient) 
     assert (await _dial(c, "twilio", agent_id, twilio_id, "+15550000011")).status_code == 200
     assert (await _dial(c, "sip", agent_id, sip_id, "+15550000012")).status_code == 200
     r = await _dial(c, "twilio", agent_id, twilio_id, "+15550000013")
-    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    assert r.status_code == 429 and "retry-after" not in r.headers
     assert r.json()["detail"]["status"] == "too_many_concurrent_requests"
     stats = (await c.get("/_sim/calls/stats")).json()
     assert stats["in_progress"] == 2 and stats["rate_limited"] == 1

@@ -15,6 +15,11 @@ from contracts.base import Command, CommandFailed, Event
 
 CallStatus = Literal["dialing", "in_progress", "completed", "no_answer", "busy", "failed", "voicemail"]
 FINAL_CALL_STATUSES: frozenset[str] = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
+Refusal = Literal["configuration", "recipient"]
+_REFUSAL_DESCRIPTION = (
+    "Set when the carrier refused the call: `configuration` (our credentials, trial account or "
+    "permissions: every dial will fail alike) or `recipient` (this number cannot be called: do not retry)."
+)
 
 # ---- value objects -------------------------------------------------------------------------
 
@@ -249,6 +254,7 @@ class CallDialFailed(Event):
     campaign_id: str | None = Field(default=None, description="Campaign, if any.")
     recipient_id: str | None = Field(default=None, description="Campaign recipient, if any.")
     attempt: int | None = Field(default=None, description="Attempt number, if any.")
+    refusal: Refusal | None = Field(default=None, description=_REFUSAL_DESCRIPTION)
 
 
 class CallStatusChanged(Event):
@@ -265,6 +271,7 @@ class CallStatusChanged(Event):
     campaign_id: str | None = Field(default=None, description="Campaign, if any.")
     recipient_id: str | None = Field(default=None, description="Campaign recipient, if any.")
     attempt: int | None = Field(default=None, description="Attempt number, if any.")
+    refusal: Refusal | None = Field(default=None, description=_REFUSAL_DESCRIPTION)
 
 
 class CustomerSessionStored(Event):

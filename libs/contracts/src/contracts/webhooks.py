@@ -32,6 +32,17 @@ class PostCallWebhookReceived(Event):
     failure_reason: str | None = Field(
         default=None, description="call_initiation_failure: busy, no-answer or unknown."
     )
+    carrier: Literal["sip", "twilio"] | None = Field(
+        default=None, description="call_initiation_failure: metadata.type, whose carrier answered."
+    )
+    sip_status_code: int | None = Field(
+        default=None,
+        description="call_initiation_failure: the SIP final response (SIP `sip_status_code`, Twilio `SipResponseCode`).",
+    )
+    carrier_call_status: str | None = Field(
+        default=None,
+        description="call_initiation_failure: Twilio `CallStatus` (busy, no-answer, failed, canceled).",
+    )
     call_successful: str | None = Field(default=None, description="analysis.call_successful.")
     transcript_summary: str | None = Field(default=None, description="analysis.transcript_summary.")
     data_collection: dict[str, Any] = Field(

@@ -5,7 +5,15 @@ from elevenlabs_client.client import (
     ElevenLabsClient,
     OutcomeUnknownError,
     UpstreamError,
+    retry_after_from_detail,
     retry_after_seconds,
 )
 
-__all__ = ["JSON", "ElevenLabsClient", "OutcomeUnknownError", "UpstreamError", "retry_after_seconds"]
+__all__ = [
+    "JSON",
+    "ElevenLabsClient",
+    "OutcomeUnknownError",
+    "UpstreamError",
+    "retry_after_from_detail",
+    "retry_after_seconds",
+]

@@ -19,6 +19,7 @@ import email.utils
 import json as jsonlib
 import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -90,6 +91,15 @@ def retry_after_seconds(headers: httpx.Headers, *, now: float | None = None) -> 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+_RETRY_AFTER_DETAIL = re.compile(r"Retry after (\d+(?:\.\d+)?) seconds")
+
+
+def retry_after_from_detail(detail: str | None) -> float | None:
+    """The delay a 429 `UpstreamError`'s detail names ("... Retry after 3 seconds")."""
+    match = _RETRY_AFTER_DETAIL.search(detail or "")
+    return float(match.group(1)) if match else None
+
+
 def _detail_text(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -101,6 +111,19 @@ def _detail_text(response: httpx.Response) -> str:
     return detail if isinstance(detail, str) else jsonlib.dumps(detail)
 
 
+def _reason_text(response: httpx.Response) -> str:
+    """`{"detail": {"status": "system_busy", "message": "..."}}` → "system_busy: ..."."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or f"Upstream status {response.status_code}"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict) and isinstance(detail.get("status"), str):
+        message = detail.get("message")
+        return f"{detail['status']}: {message}" if isinstance(message, str) else str(detail["status"])
+    return _detail_text(response)
+
+
 def _map_error(response: httpx.Response, retry_after: float | None) -> UpstreamError:
     status = response.status_code
     if status == 404:
@@ -110,7 +133,12 @@ def _map_error(response: httpx.Response, retry_after: float | None) -> UpstreamE
     if status in (401, 403):
         return UpstreamError(401, "Authentication failed", _detail_text(response))
     if status == 429:
-        return UpstreamError(429, "Rate limit exceeded", f"Retry after {math.ceil(retry_after or 0)} seconds")
+        # Keep ElevenLabs' reason (system_busy vs too_many_concurrent_requests: retry soon vs fewer
+        # calls at once) and always name a positive delay: it does not always send Retry-After.
+        wait = max(1, math.ceil(retry_after or 0))
+        return UpstreamError(
+            429, "Rate limit exceeded", f"{_reason_text(response)}. Retry after {wait} seconds"
+        )
     if status >= 500:
         return UpstreamError(502, "ElevenLabs unavailable", f"Upstream status {status}")
     return UpstreamError(status, "Upstream request failed", _detail_text(response))

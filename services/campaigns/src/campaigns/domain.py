@@ -259,6 +259,12 @@ def could_not_run(dials_accepted: int, fatal_dial_failures: int, threshold: int)
     return dials_accepted == 0 and fatal_dial_failures >= threshold
 
 
+def configuration_refused(refusals_in_a_row: int, threshold: int) -> bool:
+    """A campaign fails once `threshold` consecutive outcomes were carrier refusals blaming our
+    configuration (bad credentials, trial account, permissions): no further dial can succeed."""
+    return refusals_in_a_row >= threshold
+
+
 # ---- AIMD throttle on upstream 429 --------------------------------------------------------------
 
 

@@ -85,6 +85,8 @@ class Campaign(Base):
     recent_outcomes: Mapped[str] = mapped_column(String(1000), default="")
     dials_accepted: Mapped[int] = mapped_column(Integer, default=0)
     fatal_dial_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Carrier refusals blaming our configuration (credentials, trial account, permissions) in a row.
+    configuration_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_dirty: Mapped[bool] = mapped_column(Boolean, default=False)
     last_emitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     correlation_id: Mapped[str | None] = mapped_column(String(200))

@@ -502,12 +502,23 @@ class CampaignService:
             if event.status_code == domain.RATE_LIMITED:
                 await self._rate_limited(uow, campaign, attempt, recipient, now, event)
             else:
-                if event.status_code in domain.FATAL_DIAL_STATUS_CODES:
+                if event.status_code in domain.FATAL_DIAL_STATUS_CODES and event.refusal is None:
                     campaign.fatal_dial_failures += 1
                 reason = f"{event.status_code} {event.error}"
+                if event.refusal is not None and event.detail:
+                    reason = f"{event.error}: {event.detail}"
                 await self._finish_attempt(
-                    uow, campaign, attempt, recipient, now, event, call_status="failed", reason=reason
+                    uow,
+                    campaign,
+                    attempt,
+                    recipient,
+                    now,
+                    event,
+                    call_status="failed",
+                    reason=reason,
+                    retryable=event.refusal is None,
                 )
+                await self._count_refusal(uow, campaign, now, event.refusal, reason)
                 if campaign.status in _ACTIVE and domain.could_not_run(
                     campaign.dials_accepted, campaign.fatal_dial_failures, self._settings.fatal_dial_failures
                 ):
@@ -536,9 +547,32 @@ class CampaignService:
             recipient.duration_seconds = event.duration_seconds
             recipient.outcome = event.outcome
             await self._finish_attempt(
-                uow, campaign, attempt, recipient, now, event, call_status=event.status, reason=event.reason
+                uow,
+                campaign,
+                attempt,
+                recipient,
+                now,
+                event,
+                call_status=event.status,
+                reason=event.reason,
+                retryable=event.refusal is None,
             )
+            await self._count_refusal(uow, campaign, now, event.refusal, event.reason)
         self.wake.set()
+
+    async def _count_refusal(
+        self, uow: UnitOfWork, campaign: Campaign, now: datetime, refusal: str | None, reason: str | None
+    ) -> None:
+        """A run of carrier refusals that blame our configuration fails the campaign: every further
+        dial would be refused alike. Any other outcome ends the run."""
+        if refusal != "configuration":
+            campaign.configuration_refusals = 0
+            return
+        campaign.configuration_refusals += 1
+        if campaign.status in _ACTIVE and domain.configuration_refused(
+            campaign.configuration_refusals, self._settings.configuration_refusals
+        ):
+            await self._fail_campaign(uow, campaign, now, reason or "The carrier refused the calls")
 
     async def _rate_limited(
         self,
@@ -609,9 +643,10 @@ class CampaignService:
         *,
         call_status: str,
         reason: str | None,
+        retryable: bool = True,
     ) -> None:
         """Record an attempt's outcome: retry later or finish the recipient; counters, auto-pause
-        and completion in the same transaction."""
+        and completion in the same transaction. A carrier refusal is not `retryable`."""
         attempt.status = AttemptStatus.ENDED
         attempt.call_status = call_status
         attempt.reason = reason
@@ -623,7 +658,7 @@ class CampaignService:
             campaign.retry_count,
             RetryDelays.model_validate(campaign.retry_delays),
             delay_scale=self._settings.retry_delay_scale,
-            may_retry=campaign.status in _ACTIVE,
+            may_retry=retryable and campaign.status in _ACTIVE,
         )
         recipient.reason = reason
         if decision.retry_in_s is None:

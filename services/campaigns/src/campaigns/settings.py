@@ -21,6 +21,13 @@ class Settings(BusSettings):
     failure_window: int = Field(default=20, ge=1, alias="CAMPAIGNS_FAILURE_WINDOW")
     failure_pause_ratio: float = Field(default=0.8, ge=0, le=1, alias="CAMPAIGNS_FAILURE_PAUSE_RATIO")
     fatal_dial_failures: int = Field(default=3, ge=1, alias="CAMPAIGNS_FATAL_DIAL_FAILURES")
+    configuration_refusals: int = Field(
+        default=3,
+        ge=1,
+        alias="CAMPAIGNS_CONFIGURATION_REFUSALS",
+        description="Consecutive carrier refusals that blame our configuration (bad Twilio credentials, trial "
+        "account, geo permissions, SIP 401/403/407) after which the campaign fails instead of dialling on.",
+    )
     progress_interval_s: float = Field(default=1.0, ge=0, alias="CAMPAIGNS_PROGRESS_INTERVAL_S")
     insert_batch_size: int = Field(default=1000, ge=1, alias="CAMPAIGNS_INSERT_BATCH_SIZE")
     dispatch_batch_size: int = Field(default=100, ge=1, alias="CAMPAIGNS_DISPATCH_BATCH_SIZE")

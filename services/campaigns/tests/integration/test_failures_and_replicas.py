@@ -92,3 +92,52 @@ async def test_health_and_metrics(harness: Harness) -> None:
         metrics = (await client.get("/metrics")).text
         assert "switchboard_campaigns_running" in metrics
         assert "switchboard_campaign_attempts_dispatched_total" in metrics
+
+
+AUTHENTICATE = "HTTP 401 error: Unable to create record: Authenticate"
+
+
+async def test_configuration_refusals_fail_the_campaign_after_three(harness: Harness) -> None:
+    """Bad Twilio credentials: every dial is refused alike. Three refusals in a row fail the
+    campaign with the carrier's message (before: each recipient retried, ~20 refusals, then a pause)."""
+    await harness.configure(dial_refusals={harness.phone_number_id: AUTHENTICATE})
+    numbers = [new_number("1") for _ in range(12)]
+    command = _submit(harness, numbers, concurrency_limit=1, retry_count=2)
+    await harness.publish(command, key=command.campaign_id)
+    failed = await harness.wait_status(command.campaign_id, "failed")
+    assert failed["status_reason"] and AUTHENTICATE in failed["status_reason"]
+    assert failed["total_calls_finished"] == 12
+    stats = await harness.stats()
+    assert stats["carrier_refused"] == 3 and stats["total_dials"] == 0
+
+
+async def test_configuration_refusals_that_are_not_in_a_row_do_not_fail_it(harness: Harness) -> None:
+    # SIP 403 Forbidden (our trunk's configuration) from the carrier, after ringing; answered calls between.
+    refused = [new_number("1") for _ in range(4)]
+    answered = [new_number("1") for _ in range(2)]
+    numbers = [refused[0], refused[1], answered[0], refused[2], refused[3], answered[1]]
+    await harness.configure(carrier_answers={n: {"sip_status_code": 403} for n in refused})
+    command = _submit(harness, numbers, concurrency_limit=1, retry_count=2)
+    await harness.publish(command, key=command.campaign_id)
+    done = await harness.wait_status(command.campaign_id, "completed", deadline_s=60)
+    assert done["total_calls_finished"] == 6
+    stats = await harness.stats()
+    assert all(stats["dials_by_number"][n] == 1 for n in numbers)  # a refusal is not retried
+
+
+async def test_the_carriers_answer_decides_busy_retry_or_final_failure(harness: Harness) -> None:
+    busy, gone = new_number("1"), new_number("1")
+    # The issue's example: failure_reason "unknown" with SIP 486 Busy Here is busy (retried with the
+    # busy delay), SIP 404 is a number that cannot be called (failed once, not retried).
+    await harness.configure(carrier_answers={busy: {"sip_status_code": 486}, gone: {"sip_status_code": 404}})
+    command = _submit(harness, [busy, gone], retry_count=1)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "completed", deadline_s=60)
+    stats = await harness.stats()
+    assert (stats["dials_by_number"][busy], stats["dials_by_number"][gone]) == (2, 1)
+    finals = {
+        e["to_number"]: e["status"]
+        for e in harness.events
+        if e.get("type") == "campaign.recipient_updated" and e["campaign_id"] == command.campaign_id
+    }
+    assert finals == {busy: "busy", gone: "failed"}

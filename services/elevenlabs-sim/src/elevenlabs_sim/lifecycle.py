@@ -64,6 +64,9 @@ _DEFAULT_FIRST_MESSAGE = "Hello! How can I help you today?"
 _FAKE_AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00simulated-audio"
 
 
+_CARRIER_FAILURE = Outcome("failed", answered=False, failure_reason="unknown")
+
+
 def outcome_for(to_number: str) -> Outcome:
     return OUTCOMES.get(to_number[-1:], _COMPLETED)
 
@@ -74,6 +77,32 @@ def _substitute(text: str, variables: dict[str, Any]) -> str:
         return str(variables[name]) if name in variables else match.group(0)
 
     return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", repl, text)
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-]+)\s*\}\}")
+
+
+def missing_variables(agent: Record, client_data: JSON) -> str | None:
+    """ElevenLabs' reason for failing a conversation whose agent needs variables nobody supplied,
+    e.g. "Missing required dynamic variables in first message: {'order_id'}"; None when all are there.
+    Supplied = the call's dynamic variables plus the agent's placeholder defaults; system__ ones are
+    always there. Tools' variables are checked last ("in tools")."""
+    config = (agent.data.get("conversation_config") or {}).get("agent") or {}
+    defaults = (config.get("dynamic_variables") or {}).get("dynamic_variable_placeholders") or {}
+    supplied = set(client_data.get("dynamic_variables") or {}) | set(defaults)
+    override = ((client_data.get("conversation_config_override") or {}).get("agent") or {}).get(
+        "first_message"
+    )
+    places = [
+        ("first message", str(override or config.get("first_message") or "")),
+        ("prompt", str((config.get("prompt") or {}).get("prompt") or "")),
+    ]
+    for where, text in places:
+        names = {n for n in _PLACEHOLDER.findall(text) if not n.startswith("system__")} - supplied
+        if names:
+            listed = ", ".join(repr(name) for name in sorted(names))  # Python's set repr, as upstream
+            return f"Missing required dynamic variables in {where}: {{{listed}}}"
+    return None
 
 
 def _first_message(agent: Record, client_data: JSON) -> str:
@@ -146,7 +175,8 @@ def start_call(
 ) -> tuple[str, str]:
     """Create the conversation, log the dial and spawn the lifecycle; returns (conversation_id, call id)."""
     to_number: str = body["to_number"]
-    outcome = outcome_for(to_number)
+    carrier = state.config.carrier_answers.get(to_number)
+    outcome = _CARRIER_FAILURE if carrier is not None else outcome_for(to_number)
     conversation_id = state.new_id("conv")
     call_id = state.new_call_sid() if provider == "twilio" else state.new_sip_call_id()
     client_data: JSON = copy.deepcopy(body.get("conversation_initiation_client_data") or {})
@@ -183,6 +213,7 @@ def start_call(
             "phone_number_id": phone.id,
             "to_number": to_number,
             "outcome": outcome.name,
+            "carrier": carrier,
         },
     }
     record = state.add(state.conversations, conversation_id, data)
@@ -239,7 +270,19 @@ async def _run(state: SimState, tracker: CallTracker, record: Record, entry: JSO
             )
             return
         agent = state.agents.get(record.data["agent_id"])
-        first = _first_message(agent, record.data["conversation_initiation_client_data"]) if agent else ""
+        client_data = record.data["conversation_initiation_client_data"]
+        missing = missing_variables(agent, client_data) if agent else None
+        if missing is not None:
+            # The phone rang and was answered; the conversation cannot start.
+            _end_call(tracker, entry)
+            record.data["metadata"]["termination_reason"] = missing
+            record.data["metadata"]["error"] = {"code": 1008, "reason": missing}
+            _set_status(record, entry, "failed")
+            await _deliver_event(
+                state, tracker, record, "post_call_transcription", conversation_response(record)
+            )
+            return
+        first = _first_message(agent, client_data) if agent else ""
         entry["answered_at"] = time.time()
         record.data["metadata"]["accepted_time_unix_secs"] = int(entry["answered_at"])
         record.data["transcript"] = [{"role": "agent", "message": first, "time_in_call_secs": 0}]
@@ -296,16 +339,45 @@ def _padding_turns(count: int, duration: int) -> list[JSON]:
 
 
 def _fail(record: Record, entry: JSON, outcome: Outcome) -> None:
+_SIP_PHRASES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    480: "Temporarily Unavailable",
+    484: "Address Incomplete",
+    486: "Busy Here",
+    487: "Request Terminated",
+    500: "Server Internal Error",
+    503: "Service Unavailable",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+}
+
+
+def _failure_details(record: Record, outcome: Outcome) -> tuple[str, str, int, str]:
+    """(failure_reason, Twilio CallStatus, SIP status code, SIP reason phrase) of a failed call."""
     reason = outcome.failure_reason or "unknown"
-    _, sip_code, sip_reason = _FAILURES[reason]
+    carrier = record.data["sim"].get("carrier")
+    if carrier is None:
+        return (reason, *_FAILURES[reason])
+    code = int(carrier["sip_status_code"])
+    call_status = carrier.get("call_status") or "failed"
+    return reason, call_status, code, _SIP_PHRASES.get(code, "Unknown")
+
+
+def _fail(record: Record, entry: JSON, outcome: Outcome) -> None:
+    reason, _, sip_code, sip_reason = _failure_details(record, outcome)
     record.data["metadata"]["termination_reason"] = f"Call initiation failed: {reason}"
     record.data["metadata"]["error"] = {"code": sip_code, "reason": sip_reason}
     _set_status(record, entry, "failed")
 
 
 def _failure_data(record: Record, outcome: Outcome) -> JSON:
-    reason = outcome.failure_reason or "unknown"
-    call_status, sip_code, sip_reason = _FAILURES[reason]
+    reason, call_status, sip_code, sip_reason = _failure_details(record, outcome)
     sim = record.data["sim"]
     phone_call = record.data["metadata"]["phone_call"]
     metadata: JSON

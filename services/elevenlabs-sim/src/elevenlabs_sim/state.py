@@ -132,6 +132,12 @@ class RuntimeConfig:
     transcript_padding_turns: int = 0
     # Size of the MP3 whose base64 is post_call_audio's `full_audio` (0: a few bytes).
     audio_bytes: int = 0
+    # Carrier refusals of a dial (200 ``success: false`` with this message), keyed by the calling
+    # ``agent_phone_number_id`` (e.g. bad Twilio credentials) or the ``to_number``.
+    dial_refusals: dict[str, str] = field(default_factory=dict)
+    # Calls to these numbers ring, then fail with ``failure_reason: "unknown"`` and this carrier
+    # answer in the ``call_initiation_failure`` metadata: {"sip_status_code": 486, "call_status": "failed"}.
+    carrier_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: SimSettings) -> RuntimeConfig:

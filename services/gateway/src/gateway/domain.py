@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import re
 import struct
 import zipfile
@@ -44,6 +45,7 @@ from contracts.telephony import (
     PhoneNumberUpdated,
 )
 from contracts.webhooks import PostCallWebhookRegistered
+from elevenlabs_client import retry_after_from_detail
 from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 # ---- phone numbers and secrets ---------------------------------------------------------------
@@ -213,6 +215,13 @@ class Outcome:
     @property
     def succeeded(self) -> bool:
         return self.status_code < 400
+
+
+def retry_after_s(body: dict[str, Any]) -> int:
+    """Whole seconds to wait after a 429 outcome: the figure its detail names, at least 1."""
+    detail = body.get("detail")
+    asked = retry_after_from_detail(detail if isinstance(detail, str) else None) or 0.0
+    return max(1, math.ceil(asked))
 
 
 def agent_view(agent: AgentRecord) -> dict[str, Any]:

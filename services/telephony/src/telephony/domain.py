@@ -7,12 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import elevenlabs_client
 from contracts.telephony import (
     FINAL_CALL_STATUSES,
     ImportSipTrunkNumber,
     ImportTwilioNumber,
     PhoneNumberRecord,
     PlaceCall,
+    Refusal,
     TrunkConfig,
     UpdatePhoneNumber,
 )
@@ -30,11 +32,14 @@ NO_RESULT_REASON = "no result from ElevenLabs"
 class CommandError(Exception):
     """A command cannot be carried out; becomes `CommandFailed` (or `CallDialFailed`)."""
 
-    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, error: str, detail: str | None = None, *, refusal: Refusal | None = None
+    ) -> None:
         super().__init__(f"{status_code} {error}: {detail}")
         self.status_code = status_code
         self.error = error
         self.detail = detail
+        self.refusal = refusal
 
 
 def without_none(values: Mapping[str, Any]) -> JSON:
@@ -204,15 +209,108 @@ class Dialled:
 
 
 def dial_result(response: Mapping[str, Any]) -> Dialled:
-    """The accepted dial, or `CommandError(502)` when ElevenLabs answered `success: false`."""
+    """The accepted dial, or `CommandError` when ElevenLabs answered `success: false`: 422 when the
+    carrier refused it for a reason `carrier_refusal` recognises (the caller must fix something),
+    else 502 (we cannot tell, so it may be transient)."""
     conversation_id = response.get("conversation_id")
     if not response.get("success") or not conversation_id:
-        raise CommandError(502, "Call could not be placed", str(response.get("message") or "") or None)
+        message = str(response.get("message") or "") or None
+        refusal = carrier_refusal(message)
+        if refusal == "configuration":
+            raise CommandError(422, "Carrier refused the call", message, refusal=refusal)
+        if refusal == "recipient":
+            raise CommandError(422, "Carrier refused the number", message, refusal=refusal)
+        raise CommandError(502, "Call could not be placed", message)
     return Dialled(
         conversation_id=str(conversation_id),
         call_sid=response.get("callSid") or response.get("call_sid"),
         sip_call_id=response.get("sip_call_id"),
     )
+
+
+# Twilio REST error codes (https://www.twilio.com/docs/api/errors) that ElevenLabs passes on in a
+# refused dial's `message`, e.g. "HTTP 401 error: Unable to create record: Authenticate".
+_TWILIO_CONFIGURATION_CODES = frozenset(
+    {
+        20003,  # Authenticate: wrong account SID / auth token
+        20005,  # Account not active
+        20008,  # Test credentials cannot do this
+        21210,  # 'From' phone number not verified
+        21212,  # Invalid 'From' number (caller id)
+        21213,  # 'From' phone number is required
+        21215,  # Geo permissions: account not authorised to call this country/number
+        21219,  # Trial account: 'To' number not verified
+        21220,  # Invalid call state (account-level)
+        32205,  # SIP trunk: 'From' number not registered with the trunk
+    }
+)
+_TWILIO_RECIPIENT_CODES = frozenset(
+    {
+        13223,  # Dial: invalid phone number format
+        13224,  # Dial: Twilio does not support calling this number or the number is invalid
+        13225,  # Dial: forbidden phone number (blocked destination)
+        13227,  # Dial: no international authorisation for this number's high-risk range
+        21211,  # Invalid 'To' phone number
+        21214,  # 'To' phone number cannot be reached
+        21216,  # Call blocked: premium-rate or high-cost number
+        21217,  # Phone number does not appear to be valid
+        21401,  # Invalid phone number
+        21407,  # This phone number type does not support voice
+    }
+)
+_CONFIGURATION_WORDS = (
+    "authenticate",
+    "authentication",
+    "credentials",
+    "http 401",
+    "http 403",
+    "unverified",
+    "not verified",
+    "trial account",
+    "geo permission",
+    "geographic permission",
+    "international permission",
+    "not authorized to call",
+    "not authorised to call",
+    "'from' number",
+    "'from' phone number",
+    "caller id",
+)
+_RECIPIENT_WORDS = (
+    "invalid 'to'",
+    "'to' number",
+    "'to' phone number",
+    "not a valid phone number",
+    "invalid phone number",
+    "cannot be reached",
+    "does not support calling this number",
+)
+_TWILIO_CODE = re.compile(r"(?<![\d+])(\d{5})(?!\d)")
+_SIP_CODE = re.compile(r"sip[^0-9]{0,40}([1-6]\d\d)(?!\d)", re.IGNORECASE)
+
+
+def carrier_refusal(message: str | None) -> Refusal | None:
+    """Whom a refused dial's message blames: `configuration` (credentials, trial account, permissions:
+    the same for every number), `recipient` (this number), or None when it does not say.
+
+    Twilio error codes decide first, then a SIP status in the text (RFC 3261, `sip_refusal`), then
+    Twilio's wording; a 5-digit run inside a phone number is not taken for a code.
+    """
+    text = message or ""
+    for match in _TWILIO_CODE.finditer(text):
+        code = int(match.group(1))
+        if code in _TWILIO_CONFIGURATION_CODES:
+            return "configuration"
+        if code in _TWILIO_RECIPIENT_CODES:
+            return "recipient"
+    if (sip := _SIP_CODE.search(text)) is not None and (refusal := sip_refusal(int(sip.group(1)))):
+        return refusal
+    lowered = text.lower()
+    if any(word in lowered for word in _CONFIGURATION_WORDS):
+        return "configuration"
+    if any(word in lowered for word in _RECIPIENT_WORDS):
+        return "recipient"
+    return None
 
 
 def attempt_id_of(conversation: Mapping[str, Any]) -> str | None:
@@ -232,13 +330,9 @@ def adopted(conversation: Mapping[str, Any]) -> Dialled:
     )
 
 
-_RETRY_AFTER = re.compile(r"Retry after (\d+(?:\.\d+)?) seconds")
-
-
 def retry_after_from_detail(detail: str | None) -> float | None:
     """The delay the elevenlabs client put in a 429 error's detail."""
-    match = _RETRY_AFTER.search(detail or "")
-    return float(match.group(1)) if match else None
+    return elevenlabs_client.retry_after_from_detail(detail)
 
 
 # ---- call status --------------------------------------------------------------------------------
@@ -251,20 +345,65 @@ class FinalStatus:
     outcome: str | None = None
     summary: str | None = None
     reason: str | None = None
+    refusal: Refusal | None = None
 
 
 def _mentions_voicemail(value: object) -> bool:
     return value is not None and "voicemail" in str(value).lower()
 
 
-def initiation_failure_status(failure_reason: str | None) -> str:
-    """`call_initiation_failure`: busy → busy, no-answer → no_answer, anything else → failed."""
+# SIP final responses (RFC 3261 section 21) as a call outcome, for `call_initiation_failure` webhooks
+# whose `failure_reason` is "unknown": the carrier's answer is in their metadata.
+_SIP_BUSY = frozenset({486, 600, 603})  # Busy Here, Busy Everywhere, Decline
+_SIP_NO_ANSWER = frozenset({408, 480, 487})  # Request Timeout, Temporarily Unavailable, Request Terminated
+_SIP_RECIPIENT = frozenset(
+    {404, 410, 484, 485, 604}
+)  # Not Found, Gone, Address Incomplete, Ambiguous, Does Not Exist Anywhere
+_SIP_CONFIGURATION = frozenset({401, 403, 407})  # Unauthorized, Forbidden, Proxy Authentication Required
+
+# Twilio `CallStatus` values of a call that never connected.
+_TWILIO_STATUSES = {"busy": "busy", "no-answer": "no_answer", "canceled": "no_answer", "failed": "failed"}
+
+
+def sip_refusal(code: int | None) -> Refusal | None:
+    """A SIP status that blames our trunk configuration or the dialled number (never retried)."""
+    if code in _SIP_CONFIGURATION:
+        return "configuration"
+    if code in _SIP_RECIPIENT:
+        return "recipient"
+    return None
+
+
+@dataclass(frozen=True)
+class InitiationFailure:
+    status: str
+    refusal: Refusal | None = None
+
+
+def initiation_failure(
+    failure_reason: str | None, sip_status_code: int | None = None, carrier_call_status: str | None = None
+) -> InitiationFailure:
+    """`call_initiation_failure` → busy, no_answer or failed (with whom a refusal blames).
+
+    ElevenLabs' `failure_reason` (busy / no-answer) decides when it says; for "unknown" the carrier's
+    answer does: Twilio's `CallStatus` (busy, no-answer; canceled = the ringing was given up), then
+    the SIP status (Twilio's `SipResponseCode` or the SIP trunk's `sip_status_code`): 486/600/603 busy,
+    408/480/487 no answer, 404/410/484/485/604 a number that cannot be called, 401/403/407 our
+    configuration; anything else failed.
+    """
     reason = (failure_reason or "").strip().lower().replace("_", "-").replace(" ", "-")
     if reason == "busy":
-        return "busy"
+        return InitiationFailure("busy")
     if reason == "no-answer":
-        return "no_answer"
-    return "failed"
+        return InitiationFailure("no_answer")
+    twilio = _TWILIO_STATUSES.get((carrier_call_status or "").strip().lower())
+    if twilio in ("busy", "no_answer"):
+        return InitiationFailure(twilio)
+    if sip_status_code in _SIP_BUSY:
+        return InitiationFailure("busy")
+    if sip_status_code in _SIP_NO_ANSWER:
+        return InitiationFailure("no_answer")
+    return InitiationFailure("failed", sip_refusal(sip_status_code))
 
 
 def transcription_status(
@@ -287,10 +426,12 @@ def _outcome(data_collection: Mapping[str, Any], call_successful: str | None) ->
 
 def status_from_webhook(event: PostCallWebhookReceived) -> FinalStatus:
     if event.webhook_type == "call_initiation_failure":
+        failure = initiation_failure(event.failure_reason, event.sip_status_code, event.carrier_call_status)
         return FinalStatus(
-            status=initiation_failure_status(event.failure_reason),
+            status=failure.status,
             duration_seconds=event.call_duration_secs,
-            reason=event.failure_reason,
+            reason=_initiation_reason(event),
+            refusal=failure.refusal,
         )
     return FinalStatus(
         status=transcription_status(
@@ -301,6 +442,16 @@ def status_from_webhook(event: PostCallWebhookReceived) -> FinalStatus:
         summary=event.transcript_summary,
         reason=event.termination_reason,
     )
+
+
+def _initiation_reason(event: PostCallWebhookReceived) -> str | None:
+    """E.g. "unknown (SIP 486)" or "unknown (Twilio busy, SIP 486)": the carrier's answer kept."""
+    carrier = [f"Twilio {event.carrier_call_status}"] if event.carrier_call_status else []
+    if event.sip_status_code is not None:
+        carrier.append(f"SIP {event.sip_status_code}")
+    if not carrier:
+        return event.failure_reason
+    return f"{event.failure_reason or 'unknown'} ({', '.join(carrier)})"
 
 
 def _failure_from_termination(termination_reason: str | None) -> str:

@@ -46,7 +46,9 @@ from contracts.telephony import (
 )
 from contracts.webhooks import PostCallWebhookReceived
 from elevenlabs_client import ElevenLabsClient, UpstreamError
+from elevenlabs_client import dynamic_variables as variables
 from telephony import domain, metrics
+from telephony.agent_configs import AgentConfigs
 from telephony.domain import JSON, CommandError
 from telephony.models import AttemptStatus, Call
 from telephony.settings import Settings
@@ -100,6 +102,7 @@ class TelephonyService:
         # a 5xx could ring the same person twice. Only 429 (refused, nobody rang) is retried here.
         self._dialer = dialer
         self._settings = settings
+        self._agents = AgentConfigs(elevenlabs, settings.agent_cache_ttl_s)
         key = settings.switchboard_secret_key.get_secret_value()
         self._fernet = fernet_for(key) if key else None
 
@@ -269,6 +272,7 @@ class TelephonyService:
                 campaign_id=command.campaign_id,
                 recipient_id=command.recipient_id,
                 attempt=command.attempt,
+                refusal=getattr(exc, "refusal", None),
             )
 
         async def action(attempt: Attempt) -> Outcome:
@@ -287,10 +291,21 @@ class TelephonyService:
                 # No conversation carries this attempt: the dial never reached ElevenLabs, so
                 # placing it now is its first and only dial (not a blind redial).
                 log.warning("telephony.call.never_placed_dialling_now")
+            await self._check_variables(command)
             dialled = await self._dial(command, attempt.started_at)
             return self._placed(command, dialled)
 
         await self._run(command, action, failure)
+
+    async def _check_variables(self, command: PlaceCall) -> None:
+        """422 before anything rings when the agent needs variables the call does not give (else
+        ElevenLabs fails the conversation after the phone rang)."""
+        config = await self._agents.get(command.agent_id)
+        missing = config.missing(command.dynamic_variables, command.first_message) if config else []
+        if missing:
+            raise CommandError(
+                422, "Missing dynamic variables", variables.missing_message(missing), refusal="recipient"
+            )
 
     async def _dial(self, command: PlaceCall, started_at: datetime) -> domain.Dialled:
         body = domain.call_body(command)
@@ -487,6 +502,7 @@ class TelephonyService:
             campaign_id=call.campaign_id,
             recipient_id=call.recipient_id,
             attempt=call.attempt,
+            refusal=final.refusal,
         )
         await uow.publish(changed, key=call.conversation_id)
         metrics.CALLS_ENDED.labels(final.status, source).inc()

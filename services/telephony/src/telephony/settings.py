@@ -30,3 +30,10 @@ class Settings(BusSettings):
     reconcile_after_s: float = Field(default=600.0, ge=0, alias="TELEPHONY_RECONCILE_AFTER_S")
     reconcile_give_up_s: float = Field(default=7200.0, ge=0, alias="TELEPHONY_RECONCILE_GIVE_UP_S")
     reconcile_batch_size: int = Field(default=50, ge=1, alias="TELEPHONY_RECONCILE_BATCH_SIZE")
+    agent_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        alias="TELEPHONY_AGENT_CACHE_TTL_S",
+        description="How long an agent's config (and its tools) fetched to check a call's dynamic variables "
+        "is reused; 0 fetches it for every call.",
+    )

@@ -137,6 +137,68 @@ def test_dial_result_reads_camel_case_call_sid_and_refusals() -> None:
     )
 
 
+# Refused dials as ElevenLabs answers them: Twilio's REST error passed on in `message`.
+_CONFIGURATION_REFUSALS = [
+    "HTTP 401 error: Unable to create record: Authenticate",  # the example: bad Twilio credentials
+    "HTTP 400 error: Unable to create record: The number +15550001111 is unverified. Trial accounts "
+    "cannot call unverified numbers; verify +15550001111 at twilio.com/user/account/phone-numbers/verified",
+    "HTTP 400 error: Unable to create record: Account not authorized to call +8821234567. Perhaps you need "
+    "to enable some international permissions: https://www.twilio.com/console/voice/calls/geo-permissions",
+    "Twilio error 21219: 'To' number not verified",
+    "Twilio error 21215: Geo Permission configuration is not permitting call",
+    "Twilio error 21212: Invalid 'From' Number",
+    "Failed to create SIP participant: sip status 403 Forbidden",
+    "SIP call failed with status code 407",
+]
+_RECIPIENT_REFUSALS = [
+    "HTTP 400 error: Unable to create record: The 'To' number +1555000 is not a valid phone number.",
+    "HTTP 400 error: Unable to create record: Invalid 'To' Phone Number: +1555000",
+    "Twilio error 21211",
+    "Error 13224: Twilio does not support calling this number or the number is invalid",
+    "Twilio error 21214: 'To' phone number cannot be reached",
+    "Failed to create SIP participant: sip status 404 Not Found",
+    "SIP status code 484 Address Incomplete",
+    "SIP 604 Does Not Exist Anywhere",
+]
+_UNCLASSIFIED_REFUSALS = [
+    "nope",
+    "",
+    "Internal error while placing the call",
+    "HTTP 500 error: Unable to create record: Internal Server Error",
+    "Failed to create SIP participant: sip status 503 Service Unavailable",
+    # A 5-digit run inside a phone number is not a Twilio error code.
+    "Failed to initiate call to +1212115550000: the number cannot be dialled",
+]
+
+
+@pytest.mark.parametrize("message", _CONFIGURATION_REFUSALS)
+def test_refusals_that_blame_our_configuration_are_a_client_error(message: str) -> None:
+    assert domain.carrier_refusal(message) == "configuration"
+    with pytest.raises(domain.CommandError) as refused:
+        domain.dial_result({"success": False, "message": message, "conversation_id": None, "callSid": None})
+    assert (refused.value.status_code, refused.value.error) == (422, "Carrier refused the call")
+    assert (refused.value.detail, refused.value.refusal) == (message, "configuration")
+
+
+@pytest.mark.parametrize("message", _RECIPIENT_REFUSALS)
+def test_refusals_that_blame_the_number_are_the_recipients(message: str) -> None:
+    assert domain.carrier_refusal(message) == "recipient"
+    with pytest.raises(domain.CommandError) as refused:
+        domain.dial_result(
+            {"success": False, "message": message, "conversation_id": None, "sip_call_id": None}
+        )
+    assert (refused.value.status_code, refused.value.error) == (422, "Carrier refused the number")
+    assert (refused.value.detail, refused.value.refusal) == (message, "recipient")
+
+
+@pytest.mark.parametrize("message", _UNCLASSIFIED_REFUSALS)
+def test_refusals_we_cannot_attribute_stay_a_bad_gateway(message: str) -> None:
+    assert domain.carrier_refusal(message) is None
+    with pytest.raises(domain.CommandError) as refused:
+        domain.dial_result({"success": False, "message": message, "conversation_id": None, "callSid": None})
+    assert (refused.value.status_code, refused.value.refusal) == (502, None)
+
+
 def test_attempt_id_and_adoption_from_a_conversation() -> None:
     conversation = {
         "conversation_id": "c1",
@@ -150,6 +212,7 @@ def test_attempt_id_and_adoption_from_a_conversation() -> None:
 
 def test_retry_after_is_read_from_the_client_detail() -> None:
     assert domain.retry_after_from_detail("Retry after 3 seconds") == 3.0
+    assert domain.retry_after_from_detail("system_busy: try later. Retry after 2 seconds") == 2.0
     assert domain.retry_after_from_detail(None) is None
 
 
@@ -166,6 +229,62 @@ def test_call_initiation_failure(failure_reason: str | None, status: str) -> Non
     )
     assert final.status == status
     assert final.reason == failure_reason
+    assert final.refusal is None
+
+
+@pytest.mark.parametrize(
+    ("carrier", "sip", "call_status", "status", "refusal", "reason"),
+    [
+        # The example: SIP 486 Busy Here behind failure_reason "unknown".
+        ("sip", 486, None, "busy", None, "unknown (SIP 486)"),
+        ("sip", 600, None, "busy", None, "unknown (SIP 600)"),
+        ("sip", 603, None, "busy", None, "unknown (SIP 603)"),
+        ("sip", 480, None, "no_answer", None, "unknown (SIP 480)"),
+        ("sip", 408, None, "no_answer", None, "unknown (SIP 408)"),
+        ("sip", 487, None, "no_answer", None, "unknown (SIP 487)"),
+        ("sip", 404, None, "failed", "recipient", "unknown (SIP 404)"),
+        ("sip", 484, None, "failed", "recipient", "unknown (SIP 484)"),
+        ("sip", 410, None, "failed", "recipient", "unknown (SIP 410)"),
+        ("sip", 604, None, "failed", "recipient", "unknown (SIP 604)"),
+        ("sip", 401, None, "failed", "configuration", "unknown (SIP 401)"),
+        ("sip", 403, None, "failed", "configuration", "unknown (SIP 403)"),
+        ("sip", 407, None, "failed", "configuration", "unknown (SIP 407)"),
+        ("sip", 500, None, "failed", None, "unknown (SIP 500)"),
+        ("sip", 503, None, "failed", None, "unknown (SIP 503)"),
+        ("twilio", None, "busy", "busy", None, "unknown (Twilio busy)"),
+        ("twilio", None, "no-answer", "no_answer", None, "unknown (Twilio no-answer)"),
+        ("twilio", None, "canceled", "no_answer", None, "unknown (Twilio canceled)"),
+        ("twilio", 486, "failed", "busy", None, "unknown (Twilio failed, SIP 486)"),
+        ("twilio", 404, "failed", "failed", "recipient", "unknown (Twilio failed, SIP 404)"),
+        ("twilio", 403, "failed", "failed", "configuration", "unknown (Twilio failed, SIP 403)"),
+        ("twilio", None, "failed", "failed", None, "unknown (Twilio failed)"),
+    ],
+)
+def test_call_initiation_failure_follows_the_carrier(
+    carrier: str, sip: int | None, call_status: str | None, status: str, refusal: str | None, reason: str
+) -> None:
+    final = domain.status_from_webhook(
+        _webhook(
+            webhook_type="call_initiation_failure",
+            failure_reason="unknown",
+            carrier=carrier,
+            sip_status_code=sip,
+            carrier_call_status=call_status,
+        )
+    )
+    assert (final.status, final.refusal, final.reason) == (status, refusal, reason)
+
+
+def test_elevenlabs_failure_reason_wins_over_the_carrier_code() -> None:
+    final = domain.status_from_webhook(
+        _webhook(
+            webhook_type="call_initiation_failure",
+            failure_reason="no-answer",
+            carrier="sip",
+            sip_status_code=486,
+        )
+    )
+    assert (final.status, final.refusal) == ("no_answer", None)
 
 
 @pytest.mark.parametrize(

@@ -272,6 +272,7 @@ def received_event(
         raise MalformedPayload("Missing data.conversation_id")
     metadata = _dict(data.get("metadata"))
     analysis = _dict(data.get("analysis"))
+    carrier = carrier_answer(metadata) if envelope.type == "call_initiation_failure" else CarrierAnswer()
     return PostCallWebhookReceived(
         message_id=post_call_message_id(envelope.type, conversation_id),
         correlation_id=correlation_id,
@@ -283,6 +284,9 @@ def received_event(
         call_duration_secs=_int(metadata.get("call_duration_secs")),
         termination_reason=_str(metadata.get("termination_reason")),
         failure_reason=_str(data.get("failure_reason")),
+        carrier=carrier.carrier,
+        sip_status_code=carrier.sip_status_code,
+        carrier_call_status=carrier.call_status,
         call_successful=_str(analysis.get("call_successful")),
         transcript_summary=_str(analysis.get("transcript_summary")),
         data_collection=data_collection(analysis.get("data_collection_results")),
@@ -372,6 +376,31 @@ def transcript_parts(
         )
         for index, piece in enumerate(slices)
     ]
+@dataclass(frozen=True)
+class CarrierAnswer:
+    carrier: Literal["sip", "twilio"] | None = None
+    sip_status_code: int | None = None
+    call_status: str | None = None
+
+
+def carrier_answer(metadata: Mapping[str, Any]) -> CarrierAnswer:
+    """The carrier's answer in a `call_initiation_failure`'s metadata: `{"type": "sip", "body":
+    {"sip_status_code": 486, ...}}` or `{"type": "twilio", "body": {"CallStatus": "busy",
+    "SipResponseCode": "486", ...}}` (Twilio's status-callback form fields, so numbers are strings).
+    Only these fields are kept: the bodies also hold phone numbers and account ids."""
+    body = _dict(metadata.get("body"))
+    kind = metadata.get("type")
+    if kind == "sip":
+        return CarrierAnswer("sip", _code(body.get("sip_status_code")))
+    if kind == "twilio":
+        return CarrierAnswer("twilio", _code(body.get("SipResponseCode")), _str(body.get("CallStatus")))
+    return CarrierAnswer()
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return _int(value)
 
 
 def data_collection(results: Any) -> JSON:

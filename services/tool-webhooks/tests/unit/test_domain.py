@@ -122,6 +122,9 @@ def test_transcription_mapping() -> None:
         "call_duration_secs": 42,
         "termination_reason": "end_call tool was called.",
         "failure_reason": None,
+        "carrier": None,
+        "sip_status_code": None,
+        "carrier_call_status": None,
         "call_successful": "success",
         "transcript_summary": "Summary.",
         "data_collection": {"outcome": "booked", "count": 3, "broken": None},
@@ -154,6 +157,37 @@ def test_call_initiation_failure_mapping() -> None:
     assert event.message_id == domain.post_call_message_id("call_initiation_failure", "conv_2")
     assert event.message_id != domain.post_call_message_id("post_call_transcription", "conv_2")
     assert len(event.message_id) == 32
+    assert (event.carrier, event.sip_status_code, event.carrier_call_status) == ("sip", 486, None)
+
+
+def _initiation_failure(metadata: object) -> bytes:
+    data = {"agent_id": "a", "conversation_id": "c", "failure_reason": "unknown", "metadata": metadata}
+    return json.dumps({"type": "call_initiation_failure", "event_timestamp": NOW, "data": data}).encode()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        # Twilio status-callback form fields are strings.
+        (
+            {
+                "type": "twilio",
+                "body": {"CallStatus": "busy", "SipResponseCode": "486", "To": "+15550001111"},
+            },
+            ("twilio", 486, "busy"),
+        ),
+        ({"type": "twilio", "body": {"CallStatus": "no-answer"}}, ("twilio", None, "no-answer")),
+        ({"type": "sip", "body": {"sip_status_code": 404, "error_reason": "Not Found"}}, ("sip", 404, None)),
+        ({"type": "sip", "body": {"sip_status_code": "603"}}, ("sip", 603, None)),
+        ({"type": "sip", "body": {"sip_status_code": "abc"}}, ("sip", None, None)),
+        ({"type": "exotel", "body": {}}, (None, None, None)),
+        ("not a dict", (None, None, None)),
+    ],
+)
+def test_carrier_answer_of_initiation_failures(metadata: object, expected: tuple[object, ...]) -> None:
+    event = domain.received_event(domain.parse_envelope(_initiation_failure(metadata)))
+    assert (event.carrier, event.sip_status_code, event.carrier_call_status) == expected
+    assert "+15550001111" not in event.model_dump_json()  # the bodies' phone numbers are not kept
 
 
 @pytest.mark.parametrize(

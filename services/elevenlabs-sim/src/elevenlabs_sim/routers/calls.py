@@ -8,9 +8,13 @@ Approximations (upstream's behaviour for failed dials is unconfirmed; these are 
   ``to_number`` that is not E.164 (``+`` then 2..15 digits) → 422 with ``loc ["body","to_number"]``.
 * A dial the provider refuses is 200 with ``success: false`` and null ids (``callSid`` /
   ``sip_call_id``): this happens when ``to_number`` ends in ``refuse_number_suffix`` (default
-  "0000"; settable via ``POST /_sim/config``). No conversation is created.
+  "0000"; settable via ``POST /_sim/config``), and with the carrier's own message when
+  ``dial_refusals`` names the calling ``agent_phone_number_id`` or the ``to_number`` (e.g.
+  "HTTP 401 error: Unable to create record: Authenticate" for bad Twilio credentials: ElevenLabs
+  passes Twilio's REST error on). No conversation is created.
 * With ``max_concurrent_calls`` > 0, a dial while that many calls are ringing or talking → 429
-  ``{"detail":{"status":"too_many_concurrent_requests",...}}`` with ``Retry-After: 1``.
+  ``{"detail":{"status":"too_many_concurrent_requests",...}}`` without ``Retry-After`` (ElevenLabs
+  is not known to send one); an injected 429 fault is ``system_busy`` (the platform, not our plan).
 * Everything after the dial (ringing, outcome by last digit, webhooks) is in ``lifecycle.py``.
 """
 
@@ -71,7 +75,6 @@ def _dial(state: SimState, body: dict[str, Any], provider: str, id_key: str) -> 
                 }
             },
             status_code=429,
-            headers={"Retry-After": "1"},
         )
     if config.refuse_number_suffix and to_number.endswith(config.refuse_number_suffix):
         tracker.refusals.append({**refusal, "reason": "refused"})
@@ -81,6 +84,10 @@ def _dial(state: SimState, body: dict[str, Any], provider: str, id_key: str) -> 
             "conversation_id": None,
             id_key: None,
         }
+    message = config.dial_refusals.get(phone.id) or config.dial_refusals.get(to_number)
+    if message is not None:
+        tracker.refusals.append({**refusal, "reason": "carrier"})
+        return {"success": False, "message": message, "conversation_id": None, id_key: None}
     conversation_id, call_id = lifecycle.start_call(
         state, provider=provider, agent=agent, phone=phone, body=body
     )

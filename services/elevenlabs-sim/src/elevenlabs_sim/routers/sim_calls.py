@@ -16,6 +16,13 @@ from elevenlabs_sim.routers.phone_numbers import get_phone_record, phone_secrets
 router = APIRouter(prefix="/_sim", tags=["simulator control"])
 
 
+class CarrierAnswer(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    sip_status_code: int = Field(ge=100, le=699)
+    call_status: str | None = None  # Twilio CallStatus; default: derived from the SIP code
+
+
 class ConfigPatch(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -33,6 +40,8 @@ class ConfigPatch(BaseModel):
     webhook_events: list[str] | None = None
     invoke_tools: bool | None = None
     tool_value_overrides: dict[str, Any] | None = None
+    dial_refusals: dict[str, str] | None = None
+    carrier_answers: dict[str, CarrierAnswer] | None = None
 
 
 @router.get("/config")
@@ -46,8 +55,10 @@ async def patch_config(patch: ConfigPatch, state: State) -> dict[str, Any]:
     # tool_value_overrides (which is replaced as a whole, not merged).
     for key in patch.model_fields_set:
         value = getattr(patch, key)
-        if key == "tool_value_overrides" and value is None:
+        if key in {"tool_value_overrides", "dial_refusals", "carrier_answers"} and value is None:
             value = {}
+        elif key == "carrier_answers":
+            value = {number: answer.model_dump() for number, answer in value.items()}
         elif value is None and key not in {"webhook_url", "webhook_secret", "webhook_events"}:
             continue
         setattr(state.config, key, value)
@@ -78,6 +89,7 @@ async def call_stats(state: State) -> dict[str, Any]:
         "in_progress": tracker.in_progress,
         "total_dials": sum(tracker.dials_by_number.values()),
         "refused": sum(1 for r in tracker.refusals if r["reason"] == "refused"),
+        "carrier_refused": sum(1 for r in tracker.refusals if r["reason"] == "carrier"),
         "rate_limited": sum(1 for r in tracker.refusals if r["reason"] == "too_many_concurrent_requests"),
     }
 

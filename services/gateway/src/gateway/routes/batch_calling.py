@@ -4,6 +4,7 @@ resume and a do-not-call list. The orchestrator is the campaigns service; this i
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
@@ -22,11 +23,13 @@ from contracts.campaigns import (
     RetryDelays,
     SubmitCampaign,
 )
+from elevenlabs_client import dynamic_variables as variables
 from gateway import domain
 from gateway.errors import ApiError, Unprocessable
-from gateway.models import Agent, Campaign, DoNotCall, PhoneNumber
+from gateway.models import Agent, Campaign, DoNotCall, PhoneNumber, Tool
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import BatchSubmitRequest, DoNotCallRequest
+from gateway.service import GatewayService
 from gateway.uow import UnitOfWork
 
 router = api_router()
@@ -64,8 +67,9 @@ def _chunks(
     ]
 
 
-def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
-    """Validated recipients, or a 422 listing every bad one by index."""
+def _recipients(body: BatchSubmitRequest, needs: AgentNeeds) -> list[CampaignRecipient]:
+    """Validated recipients, or a 422 listing every bad one by index (bad number, duplicate id, or
+    dynamic variables the agent needs that neither the recipient nor the agent's defaults give)."""
     problems: list[dict[str, Any]] = []
     seen_ids: set[str] = set()
     first_index: dict[str, int] = {}
@@ -89,6 +93,16 @@ def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
             )
             continue
         first_index[number] = index
+        if missing := variables.unmet(needs.required, r.dynamic_variables, needs.defaults):
+            problems.append(
+                {
+                    "index": index,
+                    "phone_number": r.phone_number,
+                    "error": f"Missing dynamic variables: {', '.join(missing)}",
+                    "missing_dynamic_variables": missing,
+                }
+            )
+            continue
         recipient_id = r.id or f"r{index}"
         if recipient_id in seen_ids:
             problems.append(
@@ -110,14 +124,32 @@ def _recipients(body: BatchSubmitRequest) -> list[CampaignRecipient]:
     return out
 
 
+@dataclass(frozen=True)
+class AgentNeeds:
+    required: set[str]
+    defaults: dict[str, Any]
+
+
+async def _needs(agent: Agent, service: GatewayService) -> AgentNeeds:
+    """What the agent's config (the read model: ElevenLabs' GET agent answer) and its known tools
+    need; telephony checks again against ElevenLabs right before each dial."""
+    config = {"conversation_config": agent.conversation_config}
+    tools = [
+        tool.tool_config
+        for tool_id in variables.tool_ids(config)
+        if (tool := await service.find(Tool, tool_id)) is not None
+    ]
+    return AgentNeeds(variables.required(config, tools), variables.defaults(config))
+
+
 @router.post("/batch-calling/submit", tags=["batch-calling"])
 async def submit(body: BatchSubmitRequest, service: Service) -> JSONResponse:
     limit = service.settings.batch_max_recipients
     if len(body.recipients) > limit:
         raise Unprocessable("Too many recipients", f"At most {limit} recipients per submission")
-    await service.get(Agent, body.agent_id, "Agent not found")
+    agent = await service.get(Agent, body.agent_id, "Agent not found")
     phone = await service.get(PhoneNumber, body.phone_number_id, "Phone number not found")
-    recipients = _recipients(body)
+    recipients = _recipients(body, await _needs(agent, service))
     campaign_id = f"batch_{uuid.uuid4().hex}"
     credentials = body.ecommerce_credentials
     command = SubmitCampaign(

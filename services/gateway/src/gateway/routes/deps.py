@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from gateway.domain import Outcome
+from gateway.domain import Outcome, retry_after_s
 from gateway.service import GatewayService
 
 
@@ -26,4 +26,8 @@ def api_router() -> APIRouter:
 
 
 def respond(outcome: Outcome) -> JSONResponse:
-    return JSONResponse(outcome.body, status_code=outcome.status_code)
+    headers = None
+    if outcome.status_code == 429:
+        # A client that honours Retry-After waits as long as ElevenLabs asked (at least a second).
+        headers = {"Retry-After": str(retry_after_s(outcome.body))}
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
