@@ -478,15 +478,26 @@ def status_from_conversation(conversation: Mapping[str, Any]) -> FinalStatus | N
     termination = metadata.get("termination_reason") or None
     duration = metadata.get("call_duration_secs")
     final = transcription_status(status, termination, data_collection)
+    refusal: Refusal | None = None
     if final == "failed" and not analysis:
         final = _failure_from_termination(termination)
+        if final == "failed":
+            # A call that never connected may carry the carrier's SIP answer as `metadata.error.code`.
+            failure = initiation_failure(None, _sip_code(metadata.get("error")))
+            final, refusal = failure.status, failure.refusal
     return FinalStatus(
         status=final,
         duration_seconds=int(duration) if duration is not None else None,
         outcome=_outcome(data_collection, analysis.get("call_successful")),
         summary=analysis.get("transcript_summary"),
         reason=termination,
+        refusal=refusal,
     )
+
+
+def _sip_code(error: object) -> int | None:
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 699 else None
 
 
 def reconcile_decision(

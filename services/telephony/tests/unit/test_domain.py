@@ -353,6 +353,27 @@ def test_conversation_status_mapping() -> None:
         assert final is not None and final.status == status
 
 
+@pytest.mark.parametrize(
+    ("error", "status", "refusal"),
+    [
+        ({"code": 486, "reason": "Busy Here"}, "busy", None),
+        ({"code": 480, "reason": "Temporarily Unavailable"}, "no_answer", None),
+        ({"code": 404, "reason": "Not Found"}, "failed", "recipient"),
+        ({"code": 403, "reason": "Forbidden"}, "failed", "configuration"),
+        ({"code": 500, "reason": "Server Internal Error"}, "failed", None),
+        ({"code": 1008, "reason": "Missing required dynamic variables"}, "failed", None),
+        (None, "failed", None),
+    ],
+)
+def test_reconciliation_reads_the_carriers_answer_of_a_call_that_never_connected(
+    error: dict | None, status: str, refusal: str | None
+) -> None:
+    conversation = _conversation("failed", "Call initiation failed: unknown")
+    conversation["metadata"]["error"] = error
+    final = domain.status_from_conversation(conversation)
+    assert final is not None and (final.status, final.refusal) == (status, refusal)
+
+
 def test_reconcile_decision_gives_up_only_after_the_limit() -> None:
     running = _conversation("in-progress")
     assert domain.reconcile_decision(running, age_s=100, give_up_s=7200) is None
