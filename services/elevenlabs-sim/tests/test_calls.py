@@ -429,6 +429,7 @@ async def test_reset_cancels_calls_and_env_settings(
         "in_progress": 0,
         "total_dials": 0,
         "refused": 0,
+        "carrier_refused": 0,
         "rate_limited": 0,
     }
     config = (await c.get("/_sim/config")).json()

@@ -376,6 +376,8 @@ def transcript_parts(
         )
         for index, piece in enumerate(slices)
     ]
+
+
 @dataclass(frozen=True)
 class CarrierAnswer:
     carrier: Literal["sip", "twilio"] | None = None

@@ -185,7 +185,7 @@ def _initiation_failure(metadata: object) -> bytes:
     ],
 )
 def test_carrier_answer_of_initiation_failures(metadata: object, expected: tuple[object, ...]) -> None:
-    event = domain.received_event(domain.parse_envelope(_initiation_failure(metadata)))
+    event = domain.received_event(domain.parse_envelope(_initiation_failure(metadata)), received_at=NOW)
     assert (event.carrier, event.sip_status_code, event.carrier_call_status) == expected
     assert "+15550001111" not in event.model_dump_json()  # the bodies' phone numbers are not kept
 
