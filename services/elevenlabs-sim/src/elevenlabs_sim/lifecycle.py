@@ -338,7 +338,6 @@ def _padding_turns(count: int, duration: int) -> list[JSON]:
     ]
 
 
-def _fail(record: Record, entry: JSON, outcome: Outcome) -> None:
 _SIP_PHRASES = {
     401: "Unauthorized",
     403: "Forbidden",
