@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import io
 import json
 import math
@@ -189,19 +187,6 @@ def _is_docx(content: bytes) -> bool:
 
 
 _MAX_DOCX_XML_BYTES = 512 * 1024 * 1024
-
-
-def sign_upload(secret_key: str, upload_id: str, expires_unix: int) -> str:
-    msg = f"upload|{upload_id}|{expires_unix}".encode()
-    return hmac.new(secret_key.encode(), msg, hashlib.sha256).hexdigest()
-
-
-def verify_upload_signature(
-    secret_key: str, upload_id: str, expires_unix: int, sig: str, now_unix: int
-) -> bool:
-    if now_unix > expires_unix:
-        return False
-    return hmac.compare_digest(sign_upload(secret_key, upload_id, expires_unix), sig)
 
 
 # ---- outcome events → HTTP responses ---------------------------------------------------------

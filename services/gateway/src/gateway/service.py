@@ -16,6 +16,7 @@ import structlog
 from bus import metrics
 from bus.context import current_correlation_id
 from bus.limits import is_too_large
+from bus.secrets import upload_url, verify_upload_signature
 from contracts import topics
 from contracts.base import Command, Event
 from contracts.campaigns import (
@@ -191,19 +192,16 @@ class GatewayService:
                 )
             )
         expires = int(time.time()) + self.settings.upload_url_ttl_s
-        sig = domain.sign_upload(self.settings.secret_key, upload_id, expires)
         return CreateKnowledgeDocument(
             source_type="file",
-            file_url=f"{self.settings.upload_base_url}/internal/uploads/{upload_id}?expires={expires}&sig={sig}",
+            file_url=upload_url(self.settings.upload_base_url, self.settings.secret_key, upload_id, expires),
             file_name=file_name,
             file_content_type=content_type,
             file_sha256=digest,
         )
 
     async def upload(self, upload_id: str, expires: int, sig: str) -> Upload:
-        if not domain.verify_upload_signature(
-            self.settings.secret_key, upload_id, expires, sig, int(time.time())
-        ):
+        if not verify_upload_signature(self.settings.secret_key, upload_id, expires, sig, int(time.time())):
             raise NotFound("Upload not found")
         async with self.uow() as uow:
             upload = await uow.uploads.get(upload_id)

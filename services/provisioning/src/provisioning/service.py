@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
+from bus.secrets import UploadUrlRefused, check_upload_url
 from contracts.base import Command, CommandFailed, Event, utcnow
 from contracts.provisioning import (
     AgentCreated,
@@ -425,15 +426,31 @@ class ProvisioningService:
         return upload
 
     async def _download(self, command: CreateKnowledgeDocument) -> bytes:
-        """Fetch the claim-checked upload from the gateway: bounded size, checksum verified."""
+        """Fetch the claim-checked upload from the gateway: bounded size, checksum verified.
+
+        Only a live upload URL the gateway signed (bus.secrets.check_upload_url) is fetched: anyone who
+        can publish a command could otherwise make us fetch internal URLs and store them upstream.
+        """
         if not command.file_url:
             raise CommandError(422, "Validation error", "file_url is required when source_type is file")
+        try:
+            check_upload_url(
+                command.file_url,
+                base_url=self._settings.gateway_base_url,
+                secret_key=self._settings.switchboard_secret_key.get_secret_value(),
+                now_unix=int(time.time()),
+            )
+        except UploadUrlRefused as exc:
+            log.warning("provisioning.upload_url_refused", reason=str(exc))
+            raise CommandError(
+                422, "Upload URL refused", f"file_url is not a signed upload URL of the gateway: {exc}"
+            ) from exc
         limit = self._settings.kb_file_max_bytes
         chunks: list[bytes] = []
         size = 0
         try:
             async with self._http.stream(
-                "GET", command.file_url, timeout=self._settings.upstream_timeout_s
+                "GET", command.file_url, timeout=self._settings.upstream_timeout_s, follow_redirects=False
             ) as response:
                 if response.status_code in (403, 404, 410):
                     raise CommandError(

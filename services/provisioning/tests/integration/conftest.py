@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from bus.runtime import message_headers
+from bus.secrets import upload_url
 from contracts import topics
 from contracts.base import Command
 from contracts.provisioning import DeleteTool
@@ -24,6 +26,8 @@ from provisioning.settings import Settings
 # This suite runs its own provisioning instance(s): own database and topics.
 database_url, topic_prefix = isolated("provisioning")
 
+SECRET_KEY = "test-secret-key"
+
 pytestmark = pytest.mark.integration
 
 
@@ -34,12 +38,15 @@ def sim_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(request: pytest.FixtureRequest, sim_url: str) -> Settings:
+def settings(
+    request: pytest.FixtureRequest, sim_url: str, file_server: tuple[str, dict[str, bytes]]
+) -> Settings:
     values: dict[str, Any] = {
         **service_env(request),
+        "GATEWAY_INTERNAL_URL": file_server[0],  # the stand-in gateway serves the staged uploads
         "ELEVENLABS_BASE_URL": sim_url,
         "ELEVENLABS_API_KEY": "sim-key",
-        "SWITCHBOARD_SECRET_KEY": "test-secret-key",
+        "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
         "PROVISIONING_UPSTREAM_INITIAL_BACKOFF_S": 0.05,
         "PROVISIONING_UPSTREAM_MAX_BACKOFF_S": 1.0,
     }
@@ -100,12 +107,19 @@ async def harness(_harness: Harness) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture(scope="session")
-def file_server() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Stands in for the gateway's signed upload URL: serves bytes registered by path."""
+def file_server_hits() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope="session")
+def file_server(file_server_hits: list[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Stands in for the gateway's upload URLs (GATEWAY_INTERNAL_URL): serves bytes registered by path
+    (`/internal/uploads/<id>`; `signed_upload_url` makes the URL), records every path asked for."""
     files: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            file_server_hits.append(self.path)
             body = files.get(self.path.split("?", 1)[0])
             if body is None:
                 self.send_response(404)
@@ -126,3 +140,8 @@ def file_server() -> Iterator[tuple[str, dict[str, bytes]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}", files
     finally:
         server.shutdown()
+
+
+def signed_upload_url(base: str, upload_id: str, *, ttl_s: int = 3600) -> str:
+    """The URL the gateway would put in the command for `upload_id` (signed, expiring in `ttl_s`)."""
+    return upload_url(base, SECRET_KEY, upload_id, int(time.time()) + ttl_s)

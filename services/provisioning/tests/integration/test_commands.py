@@ -20,7 +20,7 @@ from contracts.provisioning import (
 )
 from provisioning import domain
 
-from .conftest import Harness
+from .conftest import Harness, signed_upload_url
 
 pytestmark = pytest.mark.integration
 
@@ -101,11 +101,11 @@ async def test_knowledge_documents_and_agent_lifecycle(
 
     base, files = file_server
     content = b"Product catalogue\nWidget: 10 EUR\n"
-    files["/uploads/cat.txt"] = content
+    files["/internal/uploads/cat"] = content
     upload = await harness.one(
         CreateKnowledgeDocument(
             source_type="file",
-            file_url=f"{base}/uploads/cat.txt?sig=abc",
+            file_url=signed_upload_url(base, "cat"),
             file_name="catalogue.txt",
             file_content_type="text/plain",
             file_sha256=hashlib.sha256(content).hexdigest(),
@@ -118,7 +118,7 @@ async def test_knowledge_documents_and_agent_lifecycle(
     bad_sum = await harness.one(
         CreateKnowledgeDocument(
             source_type="file",
-            file_url=f"{base}/uploads/cat.txt",
+            file_url=signed_upload_url(base, "cat"),
             file_name="catalogue.txt",
             file_sha256="0" * 64,
             correlation_id=_cid(),

@@ -19,7 +19,7 @@ from contracts.provisioning import (
 from provisioning import domain
 from provisioning.bootstrap import Container
 
-from .conftest import Harness
+from .conftest import Harness, signed_upload_url
 
 pytestmark = pytest.mark.integration
 
@@ -114,13 +114,13 @@ async def test_knowledge_document(
 ) -> None:
     name = _name("lost-doc")
     base, files = file_server
-    files[f"/uploads/{name}.txt"] = b"Opening hours: 9-5."
+    files[f"/internal/uploads/{name}"] = b"Opening hours: 9-5."
     command = CreateKnowledgeDocument(
         source_type=source_type,
         name=name,
         text="Opening hours: 9-5.",
         url="https://acme.example/hours",
-        file_url=f"{base}/uploads/{name}.txt",
+        file_url=signed_upload_url(base, name),
         file_name=f"{name}.txt",
         file_content_type="text/plain",
     )
