@@ -14,6 +14,8 @@ from contracts.campaigns import time_zone_problem
 from contracts.provisioning import ToolParameter
 
 MAX_URL_CHARS = 2048
+# 9999-12-31T23:59:59Z, the last second `datetime` can represent.
+LAST_UNIX_SECOND = 253_402_300_799
 
 
 def _http_url(value: str) -> str:
@@ -341,7 +343,9 @@ class BatchSubmitRequest(BaseModel):
     agent_id: str = Field(min_length=1)
     phone_number_id: str = Field(min_length=1)
     recipients: list[RecipientIn] = Field(min_length=1)
-    scheduled_time_unix: int | None = Field(default=None, ge=0)
+    # Bounded by the last second datetime can hold (9999-12-31T23:59:59Z): beyond it a campaign could
+    # not be stored (bigint) or scheduled, and a client's typo must be a 422, not a dead letter and a 500.
+    scheduled_time_unix: int | None = Field(default=None, ge=0, le=LAST_UNIX_SECOND)
     timezone: str | None = None
     retry_count: int = Field(default=0, ge=0, le=5)
     ecommerce_credentials: EcommerceCredentials | None = None

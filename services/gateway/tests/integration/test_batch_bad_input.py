@@ -1,0 +1,62 @@
+"""A campaign submission a client got wrong is a 422 before anything is published: a scheduled time
+past what can be stored reached the campaigns service as a poison command (dead letter, 500)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.bootstrap import Container
+from gateway.schemas import LAST_UNIX_SECOND
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def _submission(**extra: Any) -> dict[str, Any]:
+    # An unknown agent: a body that passes validation reaches the route and answers 404, so a 422
+    # proves the body itself was refused.
+    return {
+        "call_name": "c",
+        "agent_id": "agent_missing",
+        "phone_number_id": "phnum_missing",
+        "recipients": [{"phone_number": "+14155552672"}],
+        **extra,
+    }
+
+
+async def _post(container: Container, body: dict[str, Any]) -> httpx.Response:
+    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        return await client.post("/api/v1/batch-calling/submit", json=body, headers={"X-API-Key": API_KEY})
+
+
+@pytest.mark.parametrize(
+    "scheduled",
+    [
+        99_999_999_999_999_999_999_999,  # the typo found by hand: beyond bigint, a dead letter and a 500
+        2**63,  # one past bigint
+        2**63 - 1,  # fits bigint, but no datetime
+        LAST_UNIX_SECOND + 1,
+        -1,
+    ],
+)
+async def test_a_scheduled_time_that_cannot_be_a_date_is_422(container: Container, scheduled: int) -> None:
+    response = await _post(container, _submission(scheduled_time_unix=scheduled))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["success"] is False and body["error"] == "Validation error"
+    assert "scheduled_time_unix" in body["detail"]
+
+
+@pytest.mark.parametrize("scheduled", [0, 1_795_995_385, LAST_UNIX_SECOND])
+async def test_a_scheduled_time_within_the_calendar_reaches_the_route(
+    container: Container, scheduled: int
+) -> None:
+    response = await _post(container, _submission(scheduled_time_unix=scheduled))
+    assert response.status_code == 404, response.text  # validated; the unknown agent answers
+    assert response.json()["error"] == "Agent not found: agent_missing"
