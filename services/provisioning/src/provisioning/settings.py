@@ -22,13 +22,11 @@ class Settings(BusSettings):
         default=0.5, ge=0, alias="PROVISIONING_UPSTREAM_INITIAL_BACKOFF_S"
     )
     kb_file_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0, alias="PROVISIONING_KB_FILE_MAX_BYTES")
-    # The only origin a knowledge-base file is fetched from (the gateway's signed upload URLs); read
-    # with the same names and default as the gateway's own settings.
-    gateway_internal_url: str | None = Field(default=None, alias="GATEWAY_INTERNAL_URL")
-    gateway_host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
-    gateway_port: int = Field(default=8000, alias="GATEWAY_PORT")
+    # The only origin a knowledge-base file is fetched from (the gateway's signed upload URLs). The
+    # default is the gateway's own default address; `make up` and the test stack set it.
+    gateway_internal_url: str = Field(default="http://127.0.0.1:8000", alias="GATEWAY_INTERNAL_URL")
     tool_auth_header: str = Field(default="X-Switchboard-Tool-Token", alias="TOOL_AUTH_HEADER")
 
     @property
     def gateway_base_url(self) -> str:
-        return (self.gateway_internal_url or f"http://{self.gateway_host}:{self.gateway_port}").rstrip("/")
+        return self.gateway_internal_url.rstrip("/")
