@@ -198,3 +198,14 @@ def test_unicode_display_name_is_encoded_and_decodes_back() -> None:
     parsed = message_from_bytes(out.wire, policy=policy.default)
     [address] = parsed["To"].addresses
     assert (address.display_name, address.addr_spec) == ("Zoë Ünal", "zoe@example.com")
+
+
+@pytest.mark.parametrize("field", ["from_email", "to_email"])
+@pytest.mark.parametrize(
+    "value",
+    ["=?utf-8?b?DQo=?=@example.com", "a=?utf-8?q?=0D=0A?=b@example.com", "ana@example.com\u2028"],
+)
+def test_addresses_with_encoded_or_unicode_line_breaks_are_refused(field: str, value: str) -> None:
+    with pytest.raises(EmailError) as exc:
+        domain.build_email(_command(**{field: value}), "d@acme.example")
+    assert exc.value.permanent
