@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bus.kafka_security import kafka_client_kwargs
 from bus.settings import BusSettings
 from contracts.topics import DEAD_LETTER_SUFFIX
 
@@ -67,7 +68,7 @@ class DeadLetters:
 
     async def topics(self) -> dict[str, int]:
         """Every dead-letter topic under the prefix → how many records it holds."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(self.settings))
         await admin.start()
         try:
             names = sorted(
@@ -77,7 +78,7 @@ class DeadLetters:
             )
         finally:
             await admin.close()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None)
+        consumer = AIOKafkaConsumer(**kafka_client_kwargs(self.settings), group_id=None)
         await consumer.start()
         try:
             counts = {}
@@ -97,7 +98,7 @@ class DeadLetters:
         """Every record of `topic` (a dead-letter topic), in partition and offset order."""
         name = self.full_name(topic)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_client_kwargs(self.settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -133,7 +134,7 @@ class DeadLetters:
 
     async def replay(self, letters: Sequence[DeadLetter]) -> list[str]:
         """Publish each dead letter again to its original topic; the positions replayed."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(**kafka_client_kwargs(self.settings), acks="all")
         await producer.start()
         try:
             done = []

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
+from bus.kafka_security import kafka_client_kwargs, kafka_security
 from bus.limits import MessageTooLarge, check_fits
 from bus.periodic import Periodic
 from bus.settings import BusSettings
@@ -131,6 +132,7 @@ class Bus:
         broker_log = logging.getLogger("bus.faststream")
         self.kafka = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=kafka_security(settings),  # TLS/SASL of managed Kafka (KAFKA_SECURITY_PROTOCOL)
             client_id=service,
             acks="all",
             enable_idempotence=settings.kafka_enable_idempotence,
@@ -487,7 +489,7 @@ class Bus:
         never race topic auto-creation. Production clusters may pre-create them instead."""
         full = [self.settings.topic(n) for n in names]
         full += [dead_letter(t) for t in full]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(self.settings))
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -516,7 +518,7 @@ class Bus:
         headroom exceeds it: messages we accept would be refused by the broker for ever. None
         when the broker reports no limit (the embedded Tansu broker reports no configs).
         """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(self.settings))
         await admin.start()
         try:
             cluster = await admin.describe_cluster()

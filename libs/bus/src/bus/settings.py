@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -18,6 +20,18 @@ class BusSettings(BaseSettings):
     )
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic_prefix: str = Field(default="", alias="KAFKA_TOPIC_PREFIX")
+    # Managed Kafka: TLS and/or SASL for every client (bus.kafka_security builds the options).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: str | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
+    kafka_ssl_certfile: str | None = Field(default=None, alias="KAFKA_SSL_CERTFILE")
+    kafka_ssl_keyfile: str | None = Field(default=None, alias="KAFKA_SSL_KEYFILE")
     # Real Kafka needs >= 6000 ms sessions; the embedded test broker wants ~2000/300 (see README).
     kafka_session_timeout_ms: int = Field(default=10_000, alias="KAFKA_SESSION_TIMEOUT_MS")
     kafka_heartbeat_interval_ms: int = Field(default=3_000, alias="KAFKA_HEARTBEAT_INTERVAL_MS")
@@ -46,6 +60,52 @@ class BusSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_json: bool = Field(default=True, alias="LOG_JSON")
+
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes `${KAFKA_SASL_MECHANISM:-}` through as an empty string.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_coherent(self) -> Self:
+        """Refuse at start a combination that would connect without what it names (credentials
+        sent in clear to a TLS-less broker, SASL settings silently ignored, a key without its cert)."""
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        tls = {
+            "KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+        }
+        if protocol.startswith("SASL_"):
+            if missing := [name for name, value in sasl.items() if not value]:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        elif present := [name for name, value in sasl.items() if value]:
+            raise ValueError(
+                f"{', '.join(present)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL"
+                " (use SASL_SSL, or SASL_PLAINTEXT)"
+            )
+        if not protocol.endswith("SSL") and (present := [name for name, value in tls.items() if value]):
+            raise ValueError(
+                f"{', '.join(present)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS"
+                " (use SSL or SASL_SSL)"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (client certificate)")
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}{name}"
