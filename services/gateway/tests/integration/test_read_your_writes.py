@@ -12,10 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
+from contracts.campaigns import CampaignSnapshot, CampaignUpdated
 from contracts.telephony import CallPlaced, CustomerInfo, CustomerSessionStored
 from gateway.app import create_app
 from gateway.bootstrap import Container
-from gateway.models import Operation
+from gateway.models import CampaignRecipient, Operation
 
 from .conftest import API_KEY
 
@@ -101,3 +102,51 @@ async def test_a_call_without_customer_info_has_no_session(
     assert (await container.service.operation_outcome(op_id)) is not None
     assert (await api.get(f"/api/v1/calls/{placed.conversation_id}")).status_code == 200
     assert (await api.get(f"/api/v1/email-templates/sessions/{placed.conversation_id}")).status_code == 404
+
+
+@pytest.mark.parametrize("command_type", ["campaign.submit", "campaign.cancel"])
+async def test_a_campaign_write_answers_with_the_campaign_and_its_recipients_readable(
+    container: Container, api: httpx.AsyncClient, command_type: str
+) -> None:
+    """The submission staged its recipients (scheduled); a cancel closes the waiting ones in the
+    transaction that answers it, so its caller never sees a cancelled campaign with live recipients."""
+    campaign_id = f"batch_{uuid.uuid4().hex}"
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            insert(CampaignRecipient),
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "recipient_id": f"r{i}",
+                    "position": i,
+                    "to_number": f"+1415555012{i}",
+                    "status": "scheduled",
+                    "retry_count": 0,
+                }
+                for i in range(3)
+            ],
+        )
+    op_id = await _pending(container, command_type)
+    status = "pending" if command_type == "campaign.submit" else "cancelled"
+    snapshot = CampaignSnapshot(
+        campaign_id=campaign_id,
+        name="Reminders",
+        agent_id="agent_1",
+        phone_number_id="phnum_1",
+        phone_provider="twilio",
+        status=status,
+        created_at_unix=1_780_000_000,
+        retry_count=0,
+        total_calls_scheduled=3,
+        total_calls_dispatched=0,
+        total_calls_finished=0,
+        last_updated_at_unix=1_780_000_000,
+    )
+    await container.service.project(CampaignUpdated(causation_id=op_id, campaign=snapshot))
+
+    outcome = await container.service.operation_outcome(op_id)
+    assert outcome is not None and outcome.status_code == 200, outcome
+    job = await api.get(f"/api/v1/batch-calling/{campaign_id}")
+    assert job.status_code == 200 and job.json()["status"] == status, job.text
+    calls = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
+    assert [c["status"] for c in calls] == ["scheduled" if status == "pending" else "cancelled"] * 3
