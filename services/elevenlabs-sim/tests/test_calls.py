@@ -469,3 +469,67 @@ async def test_sip_trunk_import_validates_trunk_configs_against_the_spec(
     ):
         r = await calls_client.post("/v1/convai/phone-numbers", json=body | bad)
         assert r.status_code == 422, (bad, r.text)
+
+
+async def test_carrier_refusals_answers_and_missing_variables(
+    calls_client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    c = calls_client
+    await _register_webhook(c, receiver.url, ["transcript", "call_initiation_failure"])
+    agent_id = await _agent(c)
+    twilio_id, sip_id = await _numbers(c)
+    authenticate = "HTTP 401 error: Unable to create record: Authenticate"
+    await c.post(
+        "/_sim/config",
+        json={
+            "dial_refusals": {twilio_id: authenticate},
+            "carrier_answers": {
+                "+15558881001": {"sip_status_code": 486},
+                "+15558881002": {"sip_status_code": 404, "call_status": "failed"},
+            },
+        },
+    )
+    refused = (await _dial(c, "twilio", agent_id, twilio_id, "+15558881000")).json()
+    assert refused == {"success": False, "message": authenticate, "conversation_id": None, "callSid": None}
+    assert (await c.get("/_sim/calls/stats")).json()["carrier_refused"] == 1
+    await c.post("/_sim/config", json={"dial_refusals": None})
+
+    sip = (await _dial(c, "sip", agent_id, sip_id, "+15558881001")).json()["conversation_id"]
+    twilio = (await _dial(c, "twilio", agent_id, twilio_id, "+15558881002")).json()["conversation_id"]
+    await wait_until(lambda: _count(receiver, 2))
+    sip_data = receiver.for_conversation(sip)[0]["json"]["data"]
+    assert sip_data["failure_reason"] == "unknown"
+    assert sip_data["metadata"]["type"] == "sip"
+    assert (sip_data["metadata"]["body"]["sip_status_code"], sip_data["metadata"]["body"]["sip_status"]) == (
+        486,
+        "Busy Here",
+    )
+    twilio_body = receiver.for_conversation(twilio)[0]["json"]["data"]["metadata"]["body"]
+    assert (twilio_body["CallStatus"], twilio_body["SipResponseCode"]) == ("failed", "404")
+
+    # An agent needing a variable nobody supplies: the phone rings, then the conversation fails.
+    r = await c.patch(
+        f"/v1/convai/agents/{agent_id}",
+        json={
+            "conversation_config": {
+                "agent": {"first_message": "Hi {{customer_name}}, about order {{order_id}}"}
+            }
+        },
+    )
+    assert r.status_code == 200, r.text
+    cid = (
+        await _dial(
+            c,
+            "sip",
+            agent_id,
+            sip_id,
+            "+15558881003",
+            conversation_initiation_client_data={"dynamic_variables": {"customer_name": "Ana"}},
+        )
+    ).json()["conversation_id"]
+    await wait_until(lambda: _count(receiver, 3))
+    failed = receiver.for_conversation(cid)[0]["json"]
+    assert failed["type"] == "post_call_transcription" and failed["data"]["status"] == "failed"
+    assert failed["data"]["metadata"]["termination_reason"] == (
+        "Missing required dynamic variables in first message: {'order_id'}"
+    )
