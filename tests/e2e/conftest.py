@@ -95,6 +95,8 @@ def stack(
         "TELEPHONY_RECONCILE_AFTER_S": "3",
         "TELEPHONY_RECONCILE_INTERVAL_S": "1",
         "TELEPHONY_RECOVERY_SETTLE_S": "1",
+        # A worker silent this long loses the attempts it owns (as long as the consumer session).
+        "TELEPHONY_OWNER_TIMEOUT_S": "2",
         "ELEVENLABS_SIM_CALL_DURATION_MS": "300",
         "ELEVENLABS_SIM_RING_MS": "100",
         "CAMPAIGNS_RETRY_DELAY_SCALE": "0.002",

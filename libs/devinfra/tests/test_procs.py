@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +59,24 @@ def test_kill_and_restart() -> None:
         assert second.env is not None
         assert second.env["X_DEVINFRA"] == "1"
     assert pid_gone(second.pid)
+
+
+def _state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2]
+
+
+def test_pause_freezes_resume_thaws_and_a_paused_child_still_stops_gracefully() -> None:
+    with Supervisor() as sup:
+        proc = sup.start("frozen", ["sleep", "300"], output=False)
+        sup.pause("frozen")
+        wait_until(lambda: _state(proc.pid) == "T", 5, "stopped")
+        assert proc.running() and sup.unexpected_exits() == []
+        sup.resume("frozen")
+        wait_until(lambda: _state(proc.pid) == "S", 5, "running again")
+        sup.pause("frozen")
+        wait_until(lambda: _state(proc.pid) == "T", 5, "stopped again")
+        assert sup.stop("frozen", timeout=5) == -signal.SIGTERM  # not left to the SIGKILL fallback
 
 
 def test_unexpected_exit_is_reported() -> None:

@@ -504,8 +504,18 @@ class Supervisor:
         self._expected_exit.add(name)
         self._procs[name].signal(sig)
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP ``name``'s process group, like an OS or a GC stall freezing a worker: it keeps its
+        sockets open but answers nothing until :meth:`resume`."""
+        self._procs[name].signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT ``name``'s process group: it carries on where it stopped."""
+        self._procs[name].signal(signal.SIGCONT)
+
     def stop(self, name: str, timeout: float = 5.0) -> int | None:
         self._expected_exit.add(name)
+        self._procs[name].signal(signal.SIGCONT)  # a paused child would ignore the stop signal
         return self._procs[name].stop(timeout)
 
     def restart(self, name: str, timeout: float = 5.0) -> ManagedProcess:
@@ -538,6 +548,8 @@ class Supervisor:
 
     def terminate_all(self, timeout: float = 5.0) -> None:
         self._expected_exit.update(self._procs)
+        for proc in self._procs.values():
+            proc.signal(signal.SIGCONT)  # a paused child would ignore the stop signal
         terminate_all(timeout, list(self._procs.values()))
 
 

@@ -332,6 +332,13 @@ class Stack:
         """Send ``sig`` to a service's process group (its exit then counts as expected)."""
         self.supervisor.kill(name, sig)
 
+    def pause(self, name: str) -> None:
+        """Freeze a service (SIGSTOP): alive, sockets open, silent. :meth:`resume` thaws it."""
+        self.supervisor.pause(name)
+
+    def resume(self, name: str) -> None:
+        self.supervisor.resume(name)
+
     def restart(self, name: str, *, wait: bool = True) -> None:
         """Stop the service if it still runs, start it again with the same env, wait until ready."""
         self.supervisor.restart(name, self.stop_timeout)

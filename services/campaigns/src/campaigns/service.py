@@ -6,7 +6,7 @@ Never dial twice: a recipient is dialled only from `scheduled`, in the same tran
 it to `dialing` and inserts the attempt row (unique per campaign/recipient/attempt); the PlaceCall
 `message_id` is derived from (campaign, recipient, attempt), and telephony dials each message id at
 most once. An attempt without an outcome is never redialled here; after CAMPAIGNS_ATTEMPT_TIMEOUT_S
-it is recorded as failed ("no outcome").
+it is recorded as failed ("no outcome") and not retried: the call may have been placed.
 
 Never skip: every recipient stays `scheduled` until it is dialled or reaches a final state; a
 calling window only moves its `next_attempt_at`; an upstream 429 puts it back to wait.
@@ -907,8 +907,18 @@ class CampaignService:
                     attempt.reason = "no outcome"
                     attempt.finished_at = now
                     continue
+                # Its outcome is unknown, not a failure: the call may have been placed, so it is
+                # never retried as a new attempt (that could ring the person twice).
                 await self._finish_attempt(
-                    uow, campaign, attempt, recipient, now, None, call_status="failed", reason="no outcome"
+                    uow,
+                    campaign,
+                    attempt,
+                    recipient,
+                    now,
+                    None,
+                    call_status="failed",
+                    reason="no outcome",
+                    retryable=False,
                 )
 
     async def _emit_progress(self, now: datetime) -> None:

@@ -76,10 +76,15 @@ async def test_closed_calling_window_defers_to_the_next_local_opening(harness: H
     assert cancelled["total_calls_finished"] == 2
 
 
-async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(harness: Harness) -> None:
+@pytest.mark.parametrize("retry_count", [0, 2])
+async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(
+    harness: Harness, retry_count: int
+) -> None:
+    # Even with retries left: an attempt with no outcome may have rung the person, so it is not a
+    # failure to retry as a new attempt.
     await harness.configure(call_duration_ms=20_000)
     number = new_number("1")
-    command = _submit(harness, [number], retry_count=0)
+    command = _submit(harness, [number], retry_count=retry_count)
     await harness.publish(command, key=command.campaign_id)
     await harness.wait_for(
         lambda e: (

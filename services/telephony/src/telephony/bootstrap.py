@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bus import migrate
+from bus import migrate, ownership
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from elevenlabs_client import ElevenLabsClient
@@ -87,7 +87,16 @@ def bootstrap(
     elevenlabs = _client(http, settings, max_retries=settings.upstream_max_retries)
     # Outbound-call POSTs are never retried by the client (see TelephonyService._dial).
     dialer = _client(http, settings, max_retries=0)
-    service = TelephonyService(lambda: UnitOfWork(sessionmaker, bus), elevenlabs, dialer, settings)
+    service = TelephonyService(
+        lambda: UnitOfWork(sessionmaker, bus),
+        elevenlabs,
+        dialer,
+        settings,
+        own=lambda message_id: ownership.acquire(
+            engine, f"telephony:attempt:{message_id}", lease_s=settings.owner_timeout_s
+        ),
+        owned_uow=lambda owned: UnitOfWork(owned, bus),
+    )
     handlers.register(bus, service)
     return Container(
         settings=settings,

@@ -9,21 +9,32 @@ ElevenLabs has no idempotency keys, so every command that calls it runs in three
 3. one transaction: inbox claim, attempt finished, local rows, and exactly one outcome event
    (the success event, `CommandFailed`, or `CallDialFailed` for PlaceCall) written to the outbox.
 
-PlaceCall never dials twice: a recovering attempt only looks the conversation up (by the
-`switchboard_attempt_id` dynamic variable) and adopts it, or reports the outcome as unknown.
+The three steps run while the handler owns the attempt (`bus.ownership`: a PostgreSQL lock that
+ends when the worker dies or stays silent longer than `TELEPHONY_OWNER_TIMEOUT_S`). A second
+delivery waits while the first handler lives, so recovery only starts once the earlier owner is
+gone; a paused owner that wakes up finds it lost the attempt before it acts upstream, and its
+outcome commits in the owned transaction or not at all.
+
+PlaceCall never dials twice: a recovering attempt, or a dial whose outcome is unknown (timeout,
+reset, 5xx), looks the conversation up (by the `switchboard_attempt_id` dynamic variable) after the
+settle time and adopts it; only "no conversation carries this attempt" lets it dial, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 from cryptography.fernet import InvalidToken
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bus.ownership import Ownership, OwnershipLost
 from bus.secrets import fernet_for
 from contracts.base import Command, CommandFailed, Event, utcnow
 from contracts.telephony import (
@@ -45,7 +56,7 @@ from contracts.telephony import (
     UpdatePhoneNumber,
 )
 from contracts.webhooks import PostCallWebhookReceived
-from elevenlabs_client import ElevenLabsClient, UpstreamError
+from elevenlabs_client import ElevenLabsClient, OutcomeUnknownError, UpstreamError
 from elevenlabs_client import dynamic_variables as variables
 from telephony import domain, metrics
 from telephony.agent_configs import AgentConfigs
@@ -60,6 +71,8 @@ _E = TypeVar("_E", bound=Event)
 
 # Conversations carry their start time; allow for clock skew between us and ElevenLabs.
 _CALL_RECOVERY_SKEW_S = 60
+# Times a handler starts over after losing ownership of its attempt before the bus retries it.
+_OWNERSHIP_ROUNDS = 3
 
 
 class UpstreamLookupFailed(Exception):
@@ -79,10 +92,12 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Attempt:
-    """Step-1 result handed to a use case: is this a recovery, and since when."""
+    """Step-1 result handed to a use case: is this a recovery, since when, and our ownership
+    (`owner.ensure()` right before every upstream side effect)."""
 
     recovering: bool
     started_at: datetime
+    owner: Ownership
 
 
 Failure = Callable[[CommandError | UpstreamError], Event]
@@ -95,8 +110,13 @@ class TelephonyService:
         elevenlabs: ElevenLabsClient,
         dialer: ElevenLabsClient,
         settings: Settings,
+        *,
+        own: Callable[[str], AbstractAsyncContextManager[Ownership]],
+        owned_uow: Callable[[async_sessionmaker[AsyncSession]], UnitOfWork],
     ) -> None:
         self._uow = uow
+        self._own = own
+        self._owned_uow = owned_uow
         self.elevenlabs = elevenlabs
         # Dials go through a client that never retries by itself: a retried POST after a timeout or
         # a 5xx could ring the same person twice. Only 429 (refused, nobody rang) is retried here.
@@ -114,31 +134,52 @@ class TelephonyService:
         action: Callable[[Attempt], Awaitable[Outcome]],
         failure: Failure | None = None,
     ) -> None:
-        async with self._uow() as uow:
-            row, created = await uow.attempts.start(command.message_id, command.type)
-            status, started_at = row.status, row.started_at
-        if status != AttemptStatus.STARTED:
-            log.info("telephony.command.redelivered", status=status)
-            return
-        if not created:
-            log.warning("telephony.command.recovering", started_at=started_at.isoformat())
-        try:
-            outcome = await action(Attempt(recovering=not created, started_at=started_at))
-            final = AttemptStatus.SUCCEEDED
-        except (CommandError, UpstreamError) as exc:
-            log.info("telephony.command.failed", status_code=exc.status_code, error=exc.error)
-            event = failure(exc) if failure else self._failed(command, exc)
-            outcome = Outcome(event=event, key=command.message_id)
-            final = AttemptStatus.FAILED
-        async with self._uow() as uow:
-            if not await uow.claim(command.message_id):
+        for _ in range(_OWNERSHIP_ROUNDS):
+            try:
+                await self._run_owned(command, action, failure)
                 return
-            await uow.attempts.finish(command.message_id, final, outcome.resource_id, utcnow())
-            for write in outcome.local:
-                await write(uow)
-            await uow.publish(outcome.event, key=outcome.key)
-            for extra, key in outcome.extra:
-                await uow.publish(extra, key=key)
+            except OwnershipLost:
+                # We were silent too long (paused, starved): another worker may own the attempt now.
+                # Start over: wait for the lock, then find what the new owner did (or recover).
+                log.warning("telephony.command.ownership_lost")
+        raise OwnershipLost(command.message_id)
+
+    async def _run_owned(
+        self,
+        command: Command,
+        action: Callable[[Attempt], Awaitable[Outcome]],
+        failure: Failure | None,
+    ) -> None:
+        # The whole handler owns the attempt: a second delivery waits here while we live, and our
+        # outcome commits in the owned transaction (see bus.ownership), never after we lost it.
+        async with self._own(command.message_id) as owner:
+            async with self._uow() as uow:
+                row, created = await uow.attempts.start(command.message_id, command.type)
+                status, started_at = row.status, row.started_at
+            if status != AttemptStatus.STARTED:
+                log.info("telephony.command.redelivered", status=status)
+                return
+            if not created:
+                # We hold the lock, so the earlier owner is gone: it crashed or was paused too long.
+                log.warning("telephony.command.recovering", started_at=started_at.isoformat())
+            try:
+                await owner.ensure()
+                outcome = await action(Attempt(recovering=not created, started_at=started_at, owner=owner))
+                final = AttemptStatus.SUCCEEDED
+            except (CommandError, UpstreamError) as exc:
+                log.info("telephony.command.failed", status_code=exc.status_code, error=exc.error)
+                event = failure(exc) if failure else self._failed(command, exc)
+                outcome = Outcome(event=event, key=command.message_id)
+                final = AttemptStatus.FAILED
+            async with self._owned_uow(await owner.sessionmaker()) as uow:
+                if not await uow.claim(command.message_id):
+                    return
+                await uow.attempts.finish(command.message_id, final, outcome.resource_id, utcnow())
+                for write in outcome.local:
+                    await write(uow)
+                await uow.publish(outcome.event, key=outcome.key)
+                for extra, key in outcome.extra:
+                    await uow.publish(extra, key=key)
         log.info("telephony.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
 
     def _failed(self, command: Command, exc: CommandError | UpstreamError) -> CommandFailed:
@@ -277,14 +318,10 @@ class TelephonyService:
 
         async def action(attempt: Attempt) -> Outcome:
             if attempt.recovering:
-                # We crashed around the dial. Ask ElevenLabs before anything else: a conversation
-                # tagged with this attempt means the call went out, and it is adopted, never redialled.
-                found = await self._find_call(command, attempt.started_at)
-                settle = self._settings.recovery_settle_s - (utcnow() - attempt.started_at).total_seconds()
-                if found is None and settle > 0:
-                    # A dial in flight when we crashed may not be visible upstream yet.
-                    await asyncio.sleep(settle)
-                    found = await self._find_call(command, attempt.started_at)
+                # The earlier owner may have dialled before it died or was paused. Ask ElevenLabs
+                # before anything else: a conversation tagged with this attempt means the call went
+                # out, and it is adopted, never redialled.
+                found = await self._settled_find(command, attempt, attempt.owner.acquired_at)
                 if found is not None:
                     log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
                     return self._placed(command, found)
@@ -292,7 +329,7 @@ class TelephonyService:
                 # placing it now is its first and only dial (not a blind redial).
                 log.warning("telephony.call.never_placed_dialling_now")
             await self._check_variables(command)
-            dialled = await self._dial(command, attempt.started_at)
+            dialled = await self._dial(command, attempt)
             return self._placed(command, dialled)
 
         await self._run(command, action, failure)
@@ -307,7 +344,14 @@ class TelephonyService:
                 422, "Missing dynamic variables", variables.missing_message(missing), refusal="recipient"
             )
 
-    async def _dial(self, command: PlaceCall, started_at: datetime) -> domain.Dialled:
+    async def _dial(self, command: PlaceCall, attempt: Attempt) -> domain.Dialled:
+        """Place the call, or raise why nobody was called.
+
+        429 is a refusal (nobody rang): retried after the backoff it asks for. A dial whose outcome
+        is unknown (timeout, reset, 5xx) is never reported as a failure, which campaigns would retry
+        as a new attempt: ElevenLabs is asked after the settle time, and only "no conversation
+        carries this attempt" lets it be placed again, once.
+        """
         body = domain.call_body(command)
         dial = (
             self._dialer.twilio_outbound_call
@@ -315,24 +359,53 @@ class TelephonyService:
             else self._dialer.sip_trunk_outbound_call
         )
         retries = 0
+        unknown = 0
         while True:
+            # A worker that was paused past its lease learns it here, before the POST leaves.
+            await attempt.owner.ensure()
             try:
                 response = await dial(body)
             except UpstreamError as exc:
                 if exc.status_code == 429 and retries < self._settings.upstream_max_retries:
-                    await asyncio.sleep(self._backoff(retries, exc.detail))  # rate-limit backoff
+                    delay = self._backoff(retries, exc.detail)
+                    log.info("telephony.call.rate_limited", retry_in_s=delay, retries=retries)
+                    await asyncio.sleep(delay)  # rate-limit backoff
                     retries += 1
                     continue
-                if exc.status_code == 502:
-                    # Timeout or 5xx: ElevenLabs may have dialled anyway. Look before reporting.
-                    try:
-                        found = await self._find_call(command, started_at)
-                    except UpstreamLookupFailed:
-                        found = None
-                    if found is not None:
-                        return found
-                raise
+                if not isinstance(exc, OutcomeUnknownError):
+                    raise
+                unknown += 1
+                log.warning("telephony.call.outcome_unknown", status_code=exc.status_code, detail=exc.detail)
+                found = await self._settled_find(command, attempt, time.monotonic())
+                if found is not None:
+                    log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
+                    return found
+                if unknown > 1:
+                    # Asked twice and twice proven absent: nobody was called, a definite failure.
+                    raise UpstreamError(
+                        502,
+                        "Call could not be placed",
+                        f"ElevenLabs did not answer the dial twice ({exc.detail}); no call was placed",
+                    ) from exc
+                log.warning("telephony.call.never_placed_dialling_again")
+                continue
             return domain.dial_result(response)
+
+    async def _settled_find(
+        self, command: PlaceCall, attempt: Attempt, since: float
+    ) -> domain.Dialled | None:
+        """The attempt's conversation, asked now and, if absent, once more when a dial that may
+        still be in flight had the settle time to show up, counted from `since` (monotonic): when
+        we became the owner (the last moment an earlier owner could have sent one) or when our own
+        dial failed."""
+        found = await self._find_call(command, attempt.started_at)
+        if found is not None:
+            return found
+        settle = self._settings.recovery_settle_s - (time.monotonic() - since)
+        if settle > 0:
+            await attempt.owner.ensure()
+            await asyncio.sleep(settle)  # a dial in flight shows up upstream within the settle time
+        return await self._find_call(command, attempt.started_at)
 
     def _backoff(self, retries: int, detail: str | None) -> float:
         s = self._settings

@@ -27,6 +27,14 @@ class Settings(BusSettings):
         description="After a crash, how long an attempt must have existed before 'no conversation upstream' "
         "is taken to mean the dial never reached ElevenLabs (a dial in flight at the crash shows up by then).",
     )
+    owner_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        alias="TELEPHONY_OWNER_TIMEOUT_S",
+        description="A command's handler owns its attempt through a PostgreSQL lock kept alive by a "
+        "heartbeat; a worker silent this long (paused, stalled, cut off) loses it, so a second "
+        "delivery may recover, and it checks before every dial that it still owns the attempt.",
+    )
     reconcile_after_s: float = Field(default=600.0, ge=0, alias="TELEPHONY_RECONCILE_AFTER_S")
     reconcile_give_up_s: float = Field(default=7200.0, ge=0, alias="TELEPHONY_RECONCILE_GIVE_UP_S")
     reconcile_batch_size: int = Field(default=50, ge=1, alias="TELEPHONY_RECONCILE_BATCH_SIZE")

@@ -199,23 +199,65 @@ async def test_started_attempt_whose_call_went_out_is_adopted(
     assert [r.conversation_id for r in rows] == [dialled["conversation_id"]]
 
 
-async def test_server_error_on_dial_is_not_retried(
+async def _dial_requests(harness: Harness) -> list[dict]:
+    return list(
+        (await harness.sim_get("/_sim/requests", method="POST", path="/v1/convai/twilio/outbound-call"))[
+            "requests"
+        ]
+    )
+
+
+@pytest.mark.parametrize("status", [503, 500, 504, 408])
+async def test_dial_with_unknown_outcome_is_looked_up_then_placed_once(
+    harness: Harness, agent_id: str, twilio_phone_id: str, status: int
+) -> None:
+    # A 5xx does not say whether ElevenLabs dialled. It is neither retried blindly nor reported as a
+    # failure (campaigns would dial the person again as a new attempt): ElevenLabs is asked after
+    # the settle time, and only when no conversation carries the attempt is it placed, once.
+    path = "^/v1/convai/twilio/outbound-call$"
+    fault = {"method": "POST", "path_regex": path, "status": status, "count": 1}
+    (await harness.sim.post("/_sim/faults", json=fault)).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    event = await harness.one(command)
+    assert event["type"] == "call.placed"
+    assert await harness.dials(command.to_number) == 1
+    posts = await _dial_requests(harness)
+    assert [r["status"] for r in posts] == [status, 200]
+    lookups = (await harness.sim_get("/_sim/requests", method="GET", path="/v1/convai/conversations"))[
+        "requests"
+    ]
+    user_id = domain.attempt_user_id(command.message_id)
+    mine = [r["id"] for r in lookups if r["query"].get("user_id") == user_id]
+    assert mine and all(posts[0]["id"] < i < posts[1]["id"] for i in mine)
+
+
+async def test_dial_unknown_twice_and_absent_upstream_is_call_dial_failed(
     harness: Harness, agent_id: str, twilio_phone_id: str
 ) -> None:
     path = "^/v1/convai/twilio/outbound-call$"
-    (
-        await harness.sim.post(
-            "/_sim/faults", json={"method": "POST", "path_regex": path, "status": 503, "count": 1}
-        )
-    ).raise_for_status()
+    fault = {"method": "POST", "path_regex": path, "status": 503, "count": 2}
+    (await harness.sim.post("/_sim/faults", json=fault)).raise_for_status()
     command = _call(agent_id, twilio_phone_id)
     event = await harness.one(command)
     assert (event["type"], event["status_code"], event["error"]) == (
         "call.dial_failed",
         502,
-        "ElevenLabs unavailable",
+        "Call could not be placed",
     )
-    requests = (
-        await harness.sim_get("/_sim/requests", method="POST", path="/v1/convai/twilio/outbound-call")
-    )["requests"]
-    assert len(requests) == 1
+    assert [r["status"] for r in await _dial_requests(harness)] == [503, 503]
+    assert await harness.dials(command.to_number) == 0
+
+
+async def test_dial_placed_but_answered_5xx_is_adopted_not_redialled(
+    harness: Harness, agent_id: str, twilio_phone_id: str
+) -> None:
+    # ElevenLabs placed the call, then the answer was lost (a 500 after the work was done).
+    path = "^/v1/convai/twilio/outbound-call$"
+    fault = {"method": "POST", "path_regex": path, "status": 500, "count": 1, "after": True}
+    (await harness.sim.post("/_sim/faults", json=fault)).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    event = await harness.one(command)
+    assert event["type"] == "call.placed"
+    calls = (await harness.sim_get("/_sim/calls", to_number=command.to_number))["calls"]
+    assert [c["conversation_id"] for c in calls] == [event["conversation_id"]]
+    assert [r["status"] for r in await _dial_requests(harness)] == [500]
