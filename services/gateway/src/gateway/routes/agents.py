@@ -6,14 +6,35 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from bus.limits import check_fits, message_size
 from contracts.provisioning import CreateAgent, DeleteAgent, UpdateAgent
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, NotFound, PayloadTooLarge
 from gateway.models import Agent, KnowledgeDocument, Tool
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import CreateAgentRequest, UpdateAgentRequest, UpdatePromptRequest
 from gateway.service import GatewayService
 
 router = api_router()
+
+#: Room the agent's event needs beyond our command: provisioning publishes the agent as ElevenLabs
+#: reads it back (its defaults added: 4.6 KB in the simulator, tens of KB upstream). A command that
+#: fits but leaves no room created the agent upstream, then dead-lettered its too-large event (500).
+AGENT_READBACK_BYTES = 64 * 1024
+
+
+def _leaves_room_for_readback(command: CreateAgent | UpdateAgent, service: GatewayService) -> None:
+    """413 before anything is queued when the agent's read-back event could not fit the bus."""
+    body = command.model_dump_json().encode()
+    # Over the bus limit itself: the bus's own refusal (names the limit), as for any other write.
+    check_fits(body, limit=service.settings.bus_max_message_bytes, what=f"{command.type} message")
+    limit = service.settings.bus_max_message_bytes - AGENT_READBACK_BYTES
+    size = message_size(body)
+    if size > limit:
+        raise PayloadTooLarge(
+            "Payload too large",
+            f"The agent's texts take {size} bytes; at most {limit} fit, since the agent as ElevenLabs "
+            f"returns it must fit one bus message (BUS_MAX_MESSAGE_BYTES minus {AGENT_READBACK_BYTES})",
+        )
 
 
 async def _check_references(service: GatewayService, tool_ids: list[str], document_ids: list[str]) -> None:
@@ -28,7 +49,9 @@ async def _check_references(service: GatewayService, tool_ids: list[str], docume
 @router.post("/agents", tags=["agents"])
 async def create_agent(body: CreateAgentRequest, service: Service) -> JSONResponse:
     await _check_references(service, body.tool_ids, body.knowledge_base_ids)
-    return respond(await service.execute(CreateAgent(**body.model_dump())))
+    command = CreateAgent(**body.model_dump())
+    _leaves_room_for_readback(command, service)
+    return respond(await service.execute(command))
 
 
 @router.get("/agents", tags=["agents"])
@@ -55,7 +78,9 @@ async def update_agent(agent_id: str, body: UpdateAgentRequest, service: Service
     await service.get(Agent, agent_id, "Agent not found")
     if body.name is None and body.conversation_config is None:
         raise BadRequest("Nothing to update", "Provide name and/or conversation_config")
-    return respond(await service.execute(UpdateAgent(agent_id=agent_id, **body.model_dump()), key=agent_id))
+    command = UpdateAgent(agent_id=agent_id, **body.model_dump())
+    _leaves_room_for_readback(command, service)
+    return respond(await service.execute(command, key=agent_id))
 
 
 @router.patch("/agents/{agent_id}/prompt", tags=["agents"])
@@ -68,7 +93,9 @@ async def update_agent_prompt(agent_id: str, body: UpdatePromptRequest, service:
             "Provide any of first_message, language, system_prompt, tool_ids, knowledge_base_ids",
         )
     await _check_references(service, body.tool_ids or [], body.knowledge_base_ids or [])
-    return respond(await service.execute(UpdateAgent(agent_id=agent_id, **fields), key=agent_id))
+    command = UpdateAgent(agent_id=agent_id, **fields)
+    _leaves_room_for_readback(command, service)
+    return respond(await service.execute(command, key=agent_id))
 
 
 @router.delete("/agents/{agent_id}", tags=["agents"])
