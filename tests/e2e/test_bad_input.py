@@ -210,10 +210,15 @@ def test_bad_cursor_on_a_job_s_calls_is_4xx(api: httpx.Client) -> None:
 
 
 def test_a_valid_cursor_still_pages(api: httpx.Client) -> None:
-    """The biggest position a cursor can name is fine (an empty page), so is another list's cursor."""
+    """Pages run newest first (a cursor names the position the next page starts below): the biggest
+    position a cursor can name is fine (the newest rows), position 1 leaves nothing below it, and
+    another list's cursor is fine too."""
     page = api.get("/api/v1/agents", params={"cursor": _b64(str(2**63 - 1))})
     assert page.status_code == 200, page.text
-    assert page.json()["agents"] == []
+    assert isinstance(page.json()["agents"], list)
+    bottom = api.get("/api/v1/agents", params={"cursor": _b64("1")})
+    assert bottom.status_code == 200, bottom.text
+    assert bottom.json()["agents"] == []
     assert api.get("/api/v1/tools", params={"cursor": _b64("1")}).status_code == 200
 
 
