@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,24 +99,30 @@ def test_a_paused_worker_in_its_429_backoff_does_not_dial_after_its_successor_di
     a_log_start = a_log.stat().st_size
     _fault(sim, status=429, retry_after=8, count=1)
 
-    # Only replica A ("telephony") runs, so it takes the command.
-    with httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=30) as caller:
-        placed = caller.post(
+    # Only replica A ("telephony") runs, so it takes the command. The request is sent from another
+    # thread: its answer waits for the outcome, and A must be frozen while it sleeps in its backoff.
+    with (
+        httpx.Client(base_url=str(api.base_url), headers=api.headers, timeout=120) as caller,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        placed = pool.submit(
+            caller.post,
             "/api/v1/phone-numbers/twilio/outbound-call",
             json={"agent_id": agent, "agent_phone_number_id": phone, "to_number": number},
         )
-    assert placed.status_code in (200, 202), placed.text
-    poll(lambda: _faults_left(sim) == 0, timeout=60, interval=0.05)  # A got its 429: it sleeps 8 s
-    stack.pause("telephony")
+        poll(lambda: _faults_left(sim) == 0, timeout=60, interval=0.02)  # A got its 429: it sleeps 8 s
+        stack.pause("telephony")
     b: Replica | None = None
     try:
+        assert _dials(sim, number) == 0, "A was frozen too late (after its backoff): the machine is too slow"
+        assert placed.result().status_code in (200, 202), placed.result().text
         b = _start_replica(stack, log_dir, "telephony", "telephony", "TELEPHONY_PORT")
         # B gets the partition once A's session expired, and the attempt once A's lock is gone.
         poll(lambda: _dials(sim, number) >= 1, timeout=90, interval=0.1)
         stack.resume("telephony")
 
         def a_gave_up_or_dialled() -> bool:
-            return _dials(sim, number) >= 2 or "bus.ownership.lost" in a_log.read_text()[a_log_start:]
+            return _dials(sim, number) >= 2 or b"bus.ownership.lost" in a_log.read_bytes()[a_log_start:]
 
         poll(a_gave_up_or_dialled, timeout=60, interval=0.1)  # A woke up and decided
     finally:
