@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: up test lint fmt sync bench
+.PHONY: up test test-pauses lint fmt sync bench
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -23,6 +23,11 @@ up: .venv/.synced
 
 test: .venv/.synced
 	$(UV) run --no-sync pytest -q
+
+# The SIGSTOP/SIGCONT fault tests, one pytest session each (see tests/e2e/conftest.py: pause_tests).
+test-pauses: .venv/.synced
+	SWITCHBOARD_PAUSE_TESTS=1 $(UV) run --no-sync pytest -q -s tests/e2e/test_pause_faults.py
+	SWITCHBOARD_PAUSE_TESTS=1 $(UV) run --no-sync pytest -q -s tests/e2e/test_pause_campaign_faults.py
 
 lint: .venv/.synced
 	$(UV) run --no-sync ruff check .

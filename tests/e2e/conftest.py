@@ -147,3 +147,13 @@ def poll(check: Callable[[], Any], timeout: float = 90.0, interval: float = 0.1)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# The pause fault tests run apart, one pytest session each (`make test-pauses`): after a stack's
+# workers were paused past their session timeout, the embedded broker's consumer group was seen
+# holding a stale member, so that later joins and the surviving consumer stalled for minutes and
+# every test after them on the shared stack failed. Open: whether real Kafka shows it too.
+pause_tests = pytest.mark.skipif(
+    os.environ.get("SWITCHBOARD_PAUSE_TESTS") != "1",
+    reason="pause fault tests run apart: make test-pauses (SWITCHBOARD_PAUSE_TESTS=1)",
+)

@@ -17,9 +17,11 @@ import pytest
 
 from devinfra.procs import wait_for_http
 from devinfra.stack import Stack
-from tests.e2e.conftest import poll
+from tests.e2e.conftest import pause_tests, poll
 from tests.e2e.test_campaign_faults import _all_calls
 from tests.e2e.test_pause_faults import _answer, _fault, _faults_left, _start_replica, sim_config_restored
+
+pytestmark = pause_tests
 
 __all__ = ["sim_config_restored"]
 

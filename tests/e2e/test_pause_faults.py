@@ -21,7 +21,9 @@ import pytest
 from devinfra.broker import free_port
 from devinfra.procs import wait_for_http
 from devinfra.stack import Stack
-from tests.e2e.conftest import poll
+from tests.e2e.conftest import pause_tests, poll
+
+pytestmark = pause_tests
 
 DIAL_PATH = "^/v1/convai/twilio/outbound-call$"
 
