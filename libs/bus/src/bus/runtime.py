@@ -319,7 +319,9 @@ class Bus:
             )
         subscriber = self.kafka.subscriber(
             *routes,
-            group_id=self.service if group_id == "" else group_id,
+            # The prefix names the consumer group too: deployments (and test sessions) sharing a
+            # cluster must never share a group, or one's stale member stalls the other's joins.
+            group_id=self.settings.topic(self.service) if group_id == "" else group_id,
             auto_offset_reset="latest" if from_latest else "earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
