@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
-import phonenumbers
-from phonenumbers import timezone as phone_timezone
-
-from contracts.campaigns import RETRYABLE_OUTCOMES, CallingWindow, RetryDelays
+from contracts.calling import never_open_reason as never_open_reason
+from contracts.calling import next_dial_time as next_dial_time
+from contracts.calling import normalize_number as normalize_number
+from contracts.calling import number_time_zones as number_time_zones
+from contracts.calling import recipient_time_zones as recipient_time_zones
+from contracts.campaigns import RETRYABLE_OUTCOMES, RetryDelays
 
 
 class CampaignStatus:
@@ -60,144 +60,8 @@ def attempt_message_id(campaign_id: str, recipient_id: str, attempt: int) -> str
     return uuid.uuid5(_ATTEMPT_NAMESPACE, f"{campaign_id}\x00{recipient_id}\x00{attempt}").hex
 
 
-# ---- numbers ------------------------------------------------------------------------------------
-
-
-def normalize_number(raw: str) -> tuple[str | None, str | None]:
-    """(E.164 number, None) when `raw` is a valid E.164 number, else (None, reason)."""
-    if not raw.startswith("+"):
-        return None, "Phone number must be E.164 (+CountryCode...)"
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return None, "Phone number could not be parsed"
-    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if formatted != raw or not phonenumbers.is_valid_number(parsed):
-        return None, "Invalid phone number"
-    return formatted, None
-
-
-def number_time_zones(e164: str) -> tuple[str, ...]:
-    """Every IANA zone libphonenumber gives for the number's region (several when the region spans
-    zones: +61 8 is Adelaide and Perth, +1 800 is all of NANP); () when unknown (e.g. +800)."""
-    try:
-        zones = phone_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
-    except phonenumbers.NumberParseException:
-        return ()
-    return tuple(z for z in zones if z != "Etc/Unknown" and _zone(z) is not None)
-
-
-def recipient_time_zones(e164: str, campaign_zone: str | None) -> tuple[str, ...]:
-    """The zones a recipient's calling window is applied in.
-
-    The campaign's zone when it is one of the number's zones (the submitter knows where their
-    customers are); else every zone of the number (the window must be open in all of them); a number
-    with no known zone uses the campaign's zone, else UTC.
-    """
-    zones = number_time_zones(e164)
-    if campaign_zone and campaign_zone in zones:
-        return (campaign_zone,)
-    if zones:
-        return zones
-    if campaign_zone and _zone(campaign_zone) is not None:
-        return (campaign_zone,)
-    return ("UTC",)
-
-
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-# ---- calling windows ----------------------------------------------------------------------------
-
-Interval = tuple[datetime, datetime]
-
-
-def _hhmm(value: str) -> time:
-    hours, minutes = value.split(":")
-    return time(int(hours), int(minutes))
-
-
-def _openings(now: datetime, start: time, end: time, days: set[int], zone: ZoneInfo) -> list[Interval]:
-    """The window's [opening, closing) intervals in one zone (UTC) from two days before `now` to
-    ten days after (every local date near `now` in any zone, plus a full week ahead)."""
-    today = now.astimezone(UTC).date()
-    out: list[Interval] = []
-    for offset in range(-2, 11):
-        day = today + timedelta(days=offset)
-        if day.weekday() not in days:
-            continue
-        close_day = day if start < end else day + timedelta(days=1)
-        opening = datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
-        closing = datetime.combine(close_day, end, tzinfo=zone).astimezone(UTC)
-        if out and opening <= out[-1][1]:  # a whole-day window on consecutive days: one interval
-            out[-1] = (out[-1][0], max(out[-1][1], closing))
-        else:
-            out.append((opening, closing))
-    return out
-
-
-def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if start < end:
-            out.append((start, end))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
-def next_dial_time(
-    now: datetime, window: CallingWindow | None, zones: str | Sequence[str]
-) -> datetime | None:
-    """When a recipient whose calling window applies in `zones` may be dialled: `now` if the
-    window is open in every zone, else the next moment it is (UTC); None if that never happens
-    within a week (no allowed day, a malformed window, or zones too far apart for the window, e.g.
-    09:00-10:00 in both Perth and Sydney).
-
-    The window is [start, end) in local wall-clock time, opening on an allowed weekday (0 = Monday);
-    start > end crosses midnight (the part after midnight belongs to the day it opened); start == end
-    means the whole day. Several zones: it opens at the latest of their openings and closes at the
-    earliest closing. Local times are resolved with zoneinfo, so DST shifts are honoured.
-    """
-    if window is None:
-        return now
-    try:
-        start, end = _hhmm(window.start), _hhmm(window.end)
-    except ValueError:
-        return None
-    days = {d % 7 for d in window.days}
-    if not days:
-        return None
-    names = [zones] if isinstance(zones, str) else list(zones)
-    open_in_all: list[Interval] | None = None
-    for name in names or ["UTC"]:
-        intervals = _openings(now, start, end, days, _zone(name) or ZoneInfo("UTC"))
-        open_in_all = intervals if open_in_all is None else _intersect(open_in_all, intervals)
-    for opening, closing in open_in_all or []:
-        if opening <= now < closing:
-            return now
-        if opening > now:
-            return opening
-    return None
-
-
-def never_open_reason(window: CallingWindow, zones: Sequence[str]) -> str:
-    """The recipient-facing reason when `next_dial_time` is None."""
-    if len(zones) > 1:
-        return (
-            f"The calling window {window.start}-{window.end} is never open in all of the number's "
-            f"time zones at once ({', '.join(zones)}); give the campaign a timezone that is one of them"
-        )
-    return "The calling window never opens"
-
+# ---- numbers, zones and calling windows: the shared rules (contracts.calling) ------------------
+# Re-exported: the gateway previews a submission with the very rules the scheduler applies.
 
 # ---- outcomes and retries -----------------------------------------------------------------------
 

@@ -13,10 +13,10 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-import phonenumbers
-
 from bus.secrets import fernet_for
+from contracts import calling
 from contracts.base import CommandFailed, Event
+from contracts.calling import E164_ERROR as E164_ERROR
 from contracts.campaigns import CampaignSnapshot, CampaignUpdated, DoNotCallAdded, DoNotCallRemoved
 from contracts.provisioning import (
     AgentCreated,
@@ -48,23 +48,10 @@ from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, Unsupport
 
 # ---- phone numbers and secrets ---------------------------------------------------------------
 
-E164_ERROR = "Invalid phone number format. Must be E.164 (e.g., +14155551234)"
-
 
 def e164(number: str) -> str:
-    """The number if it is a valid E.164 phone number, else the spec's 422."""
-    if not number.startswith("+"):
-        raise Unprocessable(E164_ERROR, f"Got {number!r}")
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        raise Unprocessable(E164_ERROR, f"Got {number!r}") from None
-    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if (
-        not phonenumbers.is_possible_number(parsed)
-        or not phonenumbers.is_valid_number(parsed)
-        or formatted != number
-    ):
+    """The number if it is a valid E.164 phone number, else the spec's 422 (contracts.calling)."""
+    if not isinstance(calling.read_number(number), calling.Number) or number.strip() != number:
         raise Unprocessable(E164_ERROR, f"Got {number!r}")
     return number
 
