@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    """An engine keeping up to ``pool_size`` idle connections and opening ``max_overflow`` more
+    under load. PostgreSQL's own cap (max_connections, 100 by default) is shared by every replica
+    of every service on the server, so these are settings (DATABASE_POOL_SIZE/MAX_OVERFLOW)."""
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

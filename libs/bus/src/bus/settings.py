@@ -18,6 +18,9 @@ class BusSettings(BaseSettings):
     database_url: str = Field(
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard", alias="DATABASE_URL"
     )
+    # Per process: idle connections kept, and extra ones opened under load (see bus.db.make_engine).
+    database_pool_size: int = Field(default=10, ge=1, alias="DATABASE_POOL_SIZE")
+    database_max_overflow: int = Field(default=10, ge=0, alias="DATABASE_MAX_OVERFLOW")
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic_prefix: str = Field(default="", alias="KAFKA_TOPIC_PREFIX")
     # Managed Kafka: TLS and/or SASL for every client (bus.kafka_security builds the options).

@@ -597,7 +597,9 @@ def wait_for_http(
                     return
                 last = f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
+            # The body says which check failed (a readiness 503 names them): keep it for the error.
+            body = exc.read(300).decode("utf-8", "replace").strip()
+            last = f"HTTP {exc.code} {body}".strip()
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
         if time.monotonic() >= deadline:

@@ -210,6 +210,9 @@ class Stack:
             env["ELEVENLABS_BASE_URL"] = self.url(SIM)
             env["ELEVENLABS_API_KEY"] = SANDBOX_API_KEY
             env["ELEVENLABS_SIM_API_KEY"] = SANDBOX_API_KEY
+        # Seven services (more with replicas) share one PostgreSQL server, whose max_connections is
+        # often the default 100: keep few idle connections each; load still opens the overflow.
+        env.setdefault("DATABASE_POOL_SIZE", "2")
         # Provisioning fetches uploads only from the gateway's origin: tell every service where it is.
         env.setdefault("GATEWAY_INTERNAL_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
         if not env.get("SWITCHBOARD_SECRET_KEY"):

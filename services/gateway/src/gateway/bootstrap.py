@@ -54,7 +54,11 @@ class Container:
 
 def bootstrap(settings: Settings | None = None) -> Container:
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     sessions = make_sessionmaker(engine)
     bus = Bus(settings, service="gateway", engine=engine, outbox_table=outbox, inbox_table=inbox)
     waiter = OperationWaiter(settings.database_url)

@@ -73,7 +73,11 @@ def run_migrations(settings: Settings) -> None:
 
 def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClient | None = None) -> Container:
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     sessionmaker = make_sessionmaker(engine)
     bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
