@@ -38,7 +38,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream_outbox import ExponentialRetry, OutboxBroker, OutboxMessage
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bus import inbox, metrics
@@ -164,8 +164,37 @@ class Bus:
 
     async def publish_later(
         self, session: AsyncSession, topic: str, message: Message, *, key: str | None = None
+    ) -> int:
+        """Queue `message` for `topic` in the caller's transaction; it is sent once that commits.
+        Returns the queued row's id (for `replace_queued`)."""
+        body, headers = self._outgoing(topic, message, key)
+        row_id = await self.outbox.publish(
+            body,
+            queue=_RELAY_QUEUE,
+            session=session,
+            headers=headers,
+            correlation_id=message.correlation_id,
+        )
+        assert row_id is not None  # None only for a timer_id conflict; we never pass one
+        return row_id
+
+    async def replace_queued(
+        self, session: AsyncSession, row_id: int, topic: str, message: Message, *, key: str | None = None
     ) -> None:
-        """Queue `message` for `topic` in the caller's transaction; it is sent once that commits."""
+        """Replace, in the same still-open transaction, a message queued by `publish_later`.
+
+        For a leading message whose content is known only after its followers were queued (a
+        campaign's chunk count once its file has been read): it keeps its place, so it is still
+        relayed before them. The relay never sees the first version: it reads committed rows only.
+        """
+        body, headers = self._outgoing(topic, message, key)
+        await session.execute(
+            update(self._outbox_table)
+            .where(self._outbox_table.c.id == row_id)
+            .values(payload=body, headers=headers)
+        )
+
+    def _outgoing(self, topic: str, message: Message, key: str | None) -> tuple[bytes, dict[str, str]]:
         headers = (
             message_headers(message) | current_trace_headers() | {_TOPIC_HEADER: self.settings.topic(topic)}
         )
@@ -179,13 +208,7 @@ class Bus:
             limit=self.settings.bus_max_message_bytes,
             what=f"{message.type} message",
         )
-        await self.outbox.publish(
-            body,
-            queue=_RELAY_QUEUE,
-            session=session,
-            headers=headers,
-            correlation_id=message.correlation_id,
-        )
+        return body, headers
 
     async def publish_now(
         self, topic: str, body: bytes, *, key: bytes | None, headers: dict[str, str]

@@ -11,7 +11,8 @@ it. This pure ASGI middleware answers first:
   as it passes the cap, and the application sees the client as gone.
 
 Caps (bytes): `GATEWAY_MAX_BODY_BYTES` for every route, `KB_MAX_UPLOAD_BYTES` plus room for the
-multipart framing for the knowledge-base uploads, `BATCH_MAX_BODY_BYTES` for batch submissions.
+multipart framing for the knowledge-base uploads, `BATCH_MAX_BODY_BYTES` for JSON batch submissions
+and validations, `BATCH_FILE_MAX_BYTES` for the same routes given a spreadsheet (multipart).
 The bus's own message limit (`bus.limits`, `BUS_MAX_MESSAGE_BYTES`) is the second gate.
 """
 
@@ -30,7 +31,7 @@ PROTECTED_PREFIX = "/api/v1/"
 # Multipart boundaries, part headers and the small form fields (name, parent_folder_id) around a file.
 MULTIPART_ROOM = 64 * 1024
 UPLOAD_ROUTES = ("/api/v1/knowledge-base/file", "/api/v1/knowledge-base/ingest")
-BATCH_ROUTES = ("/api/v1/batch-calling/submit",)
+BATCH_ROUTES = ("/api/v1/batch-calling/submit", "/api/v1/batch-calling/validate")
 
 
 def presented_api_key(headers: Mapping[str, str]) -> str:
@@ -42,12 +43,14 @@ def api_key_valid(presented: str, keys: list[str]) -> bool:
     return bool(presented) and any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys)
 
 
-def body_cap(settings: Settings, path: str) -> tuple[int, str]:
+def body_cap(settings: Settings, path: str, content_type: str = "") -> tuple[int, str]:
     """(the largest body in bytes a request to `path` may send, the setting that says so)."""
     normalised = path.rstrip("/")
     if normalised in UPLOAD_ROUTES:
         return settings.kb_max_upload_bytes + MULTIPART_ROOM, "KB_MAX_UPLOAD_BYTES"
     if normalised in BATCH_ROUTES:
+        if content_type.lower().startswith("multipart/form-data"):
+            return settings.batch_file_max_bytes, "BATCH_FILE_MAX_BYTES"
         return settings.batch_max_body_bytes, "BATCH_MAX_BODY_BYTES"
     return settings.max_body_bytes, "GATEWAY_MAX_BODY_BYTES"
 
@@ -94,7 +97,7 @@ class RequestGuard:
         ):
             await _answer(send, 401, "Authentication failed", "Missing or invalid API key")
             return
-        cap, setting = body_cap(self.settings, path)
+        cap, setting = body_cap(self.settings, path, headers.get("content-type", ""))
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             await _answer(send, *_too_large(cap, setting))

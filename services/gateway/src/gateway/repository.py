@@ -113,6 +113,28 @@ class ReadModels:
         rows = await self.session.scalars(select(pk).where(pk.in_(ids), model.deleted.is_(False)))
         return set(rows.all())
 
+    async def do_not_call(self, numbers: list[str]) -> dict[str, str | None]:
+        """The listed numbers among `numbers` (E.164), with the reason each was listed."""
+        if not numbers:
+            return {}
+        rows = await self.session.execute(
+            select(DoNotCall.phone_number, DoNotCall.reason).where(
+                DoNotCall.phone_number.in_(numbers), DoNotCall.deleted.is_(False)
+            )
+        )
+        return {number: reason for number, reason in rows.all()}
+
+    async def call_seconds(self, agent_id: str | None) -> tuple[float | None, int]:
+        """(mean duration in seconds, how many) of the finished calls with a duration, of one
+        agent or (None) of all."""
+        query = select(func.avg(Call.duration_seconds), func.count(Call.duration_seconds)).where(
+            Call.duration_seconds.is_not(None), Call.duration_seconds > 0, Call.deleted.is_(False)
+        )
+        if agent_id is not None:
+            query = query.where(Call.agent_id == agent_id)
+        mean, count = (await self.session.execute(query)).one()
+        return (float(mean) if mean is not None else None), int(count)
+
 
 class Transcripts:
     def __init__(self, session: AsyncSession) -> None:

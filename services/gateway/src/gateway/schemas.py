@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import idna
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from contracts.calling import region_problem
 from contracts.campaigns import time_zone_problem
 from contracts.provisioning import ToolParameter
 
@@ -338,11 +339,13 @@ class RetryDelaysIn(BaseModel):
     voicemail: int = Field(default=1800, ge=0, le=86_400)
 
 
-class BatchSubmitRequest(BaseModel):
+class BatchOptions(BaseModel):
+    """A submission without its recipients: the JSON body's other fields, or the form fields
+    that come with a spreadsheet (`file`)."""
+
     call_name: str = Field(min_length=1, max_length=1000)
     agent_id: str = Field(min_length=1)
     phone_number_id: str = Field(min_length=1)
-    recipients: list[RecipientIn] = Field(min_length=1)
     # Bounded by the last second datetime can hold (9999-12-31T23:59:59Z): beyond it a campaign could
     # not be stored (bigint) or scheduled, and a client's typo must be a 422, not a dead letter and a 500.
     scheduled_time_unix: int | None = Field(default=None, ge=0, le=LAST_UNIX_SECOND)
@@ -354,6 +357,13 @@ class BatchSubmitRequest(BaseModel):
     concurrency_limit: int | None = Field(default=None, ge=1, le=1000)
     retry_delays: RetryDelaysIn | None = None
     calling_window: CallingWindowIn | None = None
+    default_region: str | None = Field(
+        default=None,
+        description=(
+            "ISO 3166-1 region (e.g. US) whose national formats, such as (415) 555-0103, are read "
+            "as numbers of that region and turned into E.164. Without it numbers must be E.164."
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -362,6 +372,18 @@ class BatchSubmitRequest(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        problem = region_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class BatchSubmitRequest(BatchOptions):
+    recipients: list[RecipientIn] = Field(min_length=1)
 
 
 class DoNotCallRequest(BaseModel):

@@ -107,14 +107,17 @@ class GatewayService:
         key: str | None = None,
         topic: str = topics.PROVISIONING_COMMANDS,
         followers: Sequence[Command] = (),
-        stage: Callable[[UnitOfWork], Awaitable[None]] | None = None,
+        stage: Callable[[UnitOfWork, Command], Awaitable[Command | None]] | None = None,
     ) -> Outcome:
         """Publish `command` (with its pending operation, atomically) and answer with its outcome.
 
         Under an Idempotency-Key the command id is derived from the key, so a retry after a crash
         finds the same operation and never publishes a second, different command. `followers` are
         published after it in the same transaction (e.g. a campaign's further recipient chunks);
-        `stage` writes whatever else must commit with the command.
+        `stage(uow, command)` writes whatever else must commit with the command (it may publish
+        followers itself, caused by `command`: `update_for_follower`) and may return the command's
+        final version (same id), which replaces it in the outbox, still ahead of its followers.
+        Nothing is written when `stage` raises.
         """
         update: dict[str, Any] = {"correlation_id": current_correlation_id()}
         if (derived := command_id_for_request.get()) is not None:
@@ -125,13 +128,14 @@ class GatewayService:
         try:
             async with self.uow() as uow:
                 if await uow.operations.add_pending_once(op_id, command.type):
-                    await uow.publish(command, key or op_id, topic=topic)
+                    queued = await uow.publish(command, key or op_id, topic=topic)
                     for follower in followers:
                         await uow.publish(
                             follower.model_copy(update=update_for_follower(command)), key, topic=topic
                         )
-                    if stage is not None:
-                        await stage(uow)
+                    if stage is not None and (final := await stage(uow, command)) is not None:
+                        final = final.model_copy(update=update | {"message_id": op_id})
+                        await uow.replace_queued(queued, final, key or op_id, topic=topic)
             deadline = time.monotonic() + self.settings.reply_timeout_s
             while True:
                 remaining = deadline - time.monotonic()

@@ -32,6 +32,16 @@ class Settings(BusSettings):
     )
     batch_chunk_size: int = Field(default=1000, ge=1, alias="BATCH_CHUNK_SIZE")
     batch_max_body_bytes_setting: int | None = Field(default=None, ge=1024, alias="BATCH_MAX_BODY_BYTES")
+    # Spreadsheet submissions (multipart `file`): streamed in chunks, so far larger than JSON ones.
+    batch_file_max_rows: int = Field(default=100_000, ge=1, alias="BATCH_FILE_MAX_ROWS")
+    batch_file_max_bytes_setting: int | None = Field(default=None, ge=1024, alias="BATCH_FILE_MAX_BYTES")
+    # Per-row lines in a submission's or validation's answer (problems, recipients); counts are whole.
+    batch_report_rows: int = Field(default=1000, ge=0, alias="BATCH_REPORT_ROWS")
+    # The estimate of /batch-calling/validate: the campaigns service's concurrency (same variables)
+    # and the call length assumed before any call has finished.
+    campaigns_default_concurrency: int = Field(default=10, ge=1, alias="CAMPAIGNS_DEFAULT_CONCURRENCY")
+    campaigns_global_concurrency: int = Field(default=50, ge=1, alias="CAMPAIGNS_GLOBAL_CONCURRENCY")
+    batch_assumed_call_s: float = Field(default=60.0, gt=0, alias="BATCH_ASSUMED_CALL_S")
     upload_url_ttl_s: int = Field(default=3600, alias="GATEWAY_UPLOAD_URL_TTL_S")
     # ---- retention (run every BUS_RETENTION_INTERVAL_S) ---------------------------------------
     # Also the replay window: a retry with the same Idempotency-Key after this long is a new request.
@@ -58,6 +68,15 @@ class Settings(BusSettings):
         if self.batch_max_body_bytes_setting is not None:
             return self.batch_max_body_bytes_setting
         return max(self.max_body_bytes, self.batch_max_recipients * 8 * 1024 + 64 * 1024)
+
+    @property
+    def batch_file_max_bytes(self) -> int:
+        """Largest spreadsheet upload (bytes, multipart framing included): BATCH_FILE_MAX_BYTES,
+        else 512 bytes per row (BATCH_FILE_MAX_ROWS) + 64 KiB: ~49 MiB for 100,000 rows. A CSV row of
+        a number, a name, an e-mail and a few variables takes 60-200 bytes; XLSX is compressed."""
+        if self.batch_file_max_bytes_setting is not None:
+            return self.batch_file_max_bytes_setting
+        return max(self.max_body_bytes, self.batch_file_max_rows * 512 + 64 * 1024)
 
     @property
     def idempotency_window(self) -> timedelta:

@@ -3,34 +3,28 @@ resume and a do-not-call list. The orchestrator is the campaigns service; this i
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
-from bus.limits import HEADERS_ALLOWANCE_BYTES, RECORD_OVERHEAD_BYTES, pack_to_fit
 from contracts import topics
-from contracts.campaigns import (
-    AddCampaignRecipients,
-    AddDoNotCall,
-    CallingWindow,
-    CampaignRecipient,
-    CancelCampaign,
-    PauseCampaign,
-    RemoveDoNotCall,
-    ResumeCampaign,
-    RetryDelays,
-    SubmitCampaign,
-)
-from elevenlabs_client import dynamic_variables as variables
+from contracts.campaigns import AddDoNotCall, CancelCampaign, PauseCampaign, RemoveDoNotCall, ResumeCampaign
 from gateway import domain
-from gateway.errors import ApiError, Unprocessable
-from gateway.models import Agent, Campaign, DoNotCall, PhoneNumber, Tool
+from gateway.batch import BatchCalling, Submission, sheet_error
+from gateway.errors import Unprocessable
+from gateway.intake import json_entries
+from gateway.models import Agent, Campaign, DoNotCall
 from gateway.routes.deps import PageSize, Service, api_router, respond
-from gateway.schemas import BatchSubmitRequest, DoNotCallRequest
-from gateway.service import GatewayService
-from gateway.uow import UnitOfWork
+from gateway.schemas import BatchOptions, BatchSubmitRequest, DoNotCallRequest
+from gateway.spreadsheets import SheetError, open_sheet
 
 router = api_router()
 
@@ -54,152 +48,139 @@ def job_view(c: Campaign) -> dict[str, Any]:
     }
 
 
-def _chunks(
-    recipients: list[CampaignRecipient], command: SubmitCampaign, max_items: int, limit: int
-) -> list[list[CampaignRecipient]]:
-    """Recipients in chunks of at most `max_items` (BATCH_CHUNK_SIZE) that each fit one bus message
-    (BUS_MAX_MESSAGE_BYTES): long dynamic variables make smaller chunks, never a refused campaign."""
-    envelope = len(command.model_dump_json().encode())  # the first chunk travels with the submission
-    budget = limit - RECORD_OVERHEAD_BYTES - HEADERS_ALLOWANCE_BYTES - envelope
-    sizes = [len(r.model_dump_json().encode()) + 1 for r in recipients]
-    return [
-        recipients[run.start : run.stop] for run in pack_to_fit(sizes, budget=budget, max_items=max_items)
-    ]
+# A spreadsheet's other form fields that hold JSON objects.
+_JSON_FIELDS = ("ecommerce_credentials", "retry_delays", "calling_window")
 
 
-def _recipients(body: BatchSubmitRequest, needs: AgentNeeds) -> list[CampaignRecipient]:
-    """Validated recipients, or a 422 listing every bad one by index (bad number, duplicate id, or
-    dynamic variables the agent needs that neither the recipient nor the agent's defaults give)."""
-    problems: list[dict[str, Any]] = []
-    seen_ids: set[str] = set()
-    first_index: dict[str, int] = {}
-    out: list[CampaignRecipient] = []
-    for index, r in enumerate(body.recipients):
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema with its `$defs` references inlined (for `openapi_extra`, which has no
+    components of its own)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return dict(walk(schema))
+
+
+def _form_schema() -> dict[str, Any]:
+    schema = _inline(BatchOptions.model_json_schema())
+    for name in _JSON_FIELDS:
+        schema["properties"][name] = {"type": "string", "description": "A JSON object (see the JSON body)."}
+    schema["properties"]["file"] = {
+        "type": "string",
+        "format": "binary",
+        "description": "CSV (UTF-8, comma, semicolon or tab) or XLSX: a phone_number column (or phone, "
+        "number, to_number, mobile), optional name, email, id; other columns are dynamic variables.",
+    }
+    schema["required"] = [*schema.get("required", []), "file"]
+    return schema
+
+
+SUBMISSION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _inline(BatchSubmitRequest.model_json_schema())},
+            "multipart/form-data": {"schema": _form_schema()},
+        },
+    }
+}
+
+
+def _validation_error(errors: list[dict[str, Any]]) -> RequestValidationError:
+    return RequestValidationError([e | {"loc": ("body", *e["loc"])} for e in errors])
+
+
+def _options(data: dict[str, Any]) -> BatchOptions:
+    try:
+        return BatchOptions.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error([dict(e) for e in exc.errors()]) from None
+
+
+@asynccontextmanager
+async def submission_of(request: Request) -> AsyncIterator[Submission]:
+    """The submission a request carries: a JSON body, or a multipart form with a spreadsheet
+    `file` and the other fields as form fields (objects as JSON text). 422 in the error format
+    for a body that is neither or a field that is wrong."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=50)
         try:
-            number = domain.e164(r.phone_number)
-        except ApiError:
-            problems.append({"index": index, "phone_number": r.phone_number, "error": domain.E164_ERROR})
-            continue
-        # One person, one call: the same number twice would be dialled twice.
-        if number in first_index:
-            first = first_index[number]
-            problems.append(
-                {
-                    "index": index,
-                    "phone_number": r.phone_number,
-                    "error": f"duplicate phone number: the same number as index {first}",
-                    "duplicate_of": first,
-                }
-            )
-            continue
-        first_index[number] = index
-        if missing := variables.unmet(needs.required, r.dynamic_variables, needs.defaults):
-            problems.append(
-                {
-                    "index": index,
-                    "phone_number": r.phone_number,
-                    "error": f"Missing dynamic variables: {', '.join(missing)}",
-                    "missing_dynamic_variables": missing,
-                }
-            )
-            continue
-        recipient_id = r.id or f"r{index}"
-        if recipient_id in seen_ids:
-            problems.append(
-                {"index": index, "phone_number": r.phone_number, "error": "duplicate recipient id"}
-            )
-            continue
-        seen_ids.add(recipient_id)
-        out.append(
-            CampaignRecipient(
-                recipient_id=recipient_id,
-                phone_number=number,
-                name=r.name,
-                email=r.email,
-                dynamic_variables=r.dynamic_variables,
-            )
-        )
-    if problems:
-        raise Unprocessable("Invalid recipients", problems)
-    return out
+            file = form.get("file")
+            if not isinstance(file, UploadFile):
+                raise Unprocessable("Validation error", "file: a CSV or XLSX spreadsheet is required")
+            fields: dict[str, Any] = {}
+            for name, value in form.multi_items():
+                if name == "file" or not isinstance(value, str) or value == "":
+                    continue
+                if name in _JSON_FIELDS:
+                    try:
+                        fields[name] = json.loads(value)
+                    except ValueError:
+                        raise _validation_error(
+                            [{"loc": (name,), "msg": "must be a JSON object", "type": "json_invalid"}]
+                        ) from None
+                else:
+                    fields[name] = value
+            options = _options(fields)
+            try:
+                sheet = await asyncio.to_thread(open_sheet, file.file, file.filename or "")
+            except SheetError as exc:
+                raise sheet_error(exc) from None
+            try:
+                yield Submission(options, sheet.entries(), "file", blank_rows=lambda: sheet.blank_rows)
+            finally:
+                sheet.close()
+        finally:
+            await form.close()
+        return
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        raise _validation_error(
+            [{"loc": (), "msg": "the body is not JSON", "type": "json_invalid"}]
+        ) from None
+    if not isinstance(data, dict):
+        raise _validation_error([{"loc": (), "msg": "the body must be a JSON object", "type": "dict_type"}])
+    items = data.pop("recipients", None)
+    errors: list[dict[str, Any]] = []
+    try:
+        options = BatchOptions.model_validate(data)
+    except ValidationError as exc:
+        errors += [dict(e) for e in exc.errors()]
+    if not isinstance(items, list) or not items:
+        msg = "Field required" if items is None else "must be a non-empty list of recipients"
+        errors.append({"loc": ("recipients",), "msg": msg, "type": "missing"})
+    if errors:
+        raise _validation_error(errors)
+    assert isinstance(items, list)
+    yield Submission(options, json_entries(items), "json", size=len(items))
 
 
-@dataclass(frozen=True)
-class AgentNeeds:
-    required: set[str]
-    defaults: dict[str, Any]
+@router.post("/batch-calling/submit", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
+async def submit(request: Request, service: Service) -> JSONResponse:
+    """Submit a campaign: a JSON body (api-v1.md 10.1) or a spreadsheet (`multipart/form-data`:
+    `file` plus the other fields). Answers the job with a `report`: counts, each recipient's
+    number as read and the zones its calling window applies in, do-not-call matches. Problems are
+    a 422 naming each recipient (`index`) or spreadsheet row and column, all at once."""
+    async with submission_of(request) as submission:
+        return respond(await BatchCalling(service).submit(submission))
 
 
-async def _needs(agent: Agent, service: GatewayService) -> AgentNeeds:
-    """What the agent's config (the read model: ElevenLabs' GET agent answer) and its known tools
-    need; telephony checks again against ElevenLabs right before each dial."""
-    config = {"conversation_config": agent.conversation_config}
-    tools = [
-        tool.tool_config
-        for tool_id in variables.tool_ids(config)
-        if (tool := await service.find(Tool, tool_id)) is not None
-    ]
-    return AgentNeeds(variables.required(config, tools), variables.defaults(config))
-
-
-@router.post("/batch-calling/submit", tags=["batch-calling"])
-async def submit(body: BatchSubmitRequest, service: Service) -> JSONResponse:
-    limit = service.settings.batch_max_recipients
-    if len(body.recipients) > limit:
-        raise Unprocessable("Too many recipients", f"At most {limit} recipients per submission")
-    agent = await service.get(Agent, body.agent_id, "Agent not found")
-    phone = await service.get(PhoneNumber, body.phone_number_id, "Phone number not found")
-    recipients = _recipients(body, await _needs(agent, service))
-    campaign_id = f"batch_{uuid.uuid4().hex}"
-    credentials = body.ecommerce_credentials
-    command = SubmitCampaign(
-        campaign_id=campaign_id,
-        call_name=body.call_name,
-        agent_id=body.agent_id,
-        phone_number_id=body.phone_number_id,
-        phone_provider=phone.provider,
-        recipients=[],
-        recipient_chunks=1,
-        scheduled_time_unix=body.scheduled_time_unix,
-        timezone=body.timezone,
-        retry_count=body.retry_count,
-        retry_delays=RetryDelays(**body.retry_delays.model_dump()) if body.retry_delays else None,
-        concurrency_limit=body.concurrency_limit,
-        calling_window=CallingWindow(**body.calling_window.model_dump()) if body.calling_window else None,
-        ecommerce_platform=credentials.platform if credentials else None,
-        ecommerce_credentials_encrypted=(
-            domain.encrypt(service.settings.secret_key, credentials.model_dump()) if credentials else None
-        ),
-        sender_email=body.sender_email,
-    )
-    chunks = _chunks(
-        recipients, command, service.settings.batch_chunk_size, service.settings.bus_max_message_bytes
-    )
-    command = command.model_copy(update={"recipients": chunks[0], "recipient_chunks": len(chunks)})
-    followers = [
-        AddCampaignRecipients(campaign_id=campaign_id, chunk_index=i, recipients=chunk)
-        for i, chunk in enumerate(chunks[1:], start=1)
-    ]
-
-    async def stage_recipients(uow: UnitOfWork) -> None:
-        await uow.recipients.add_scheduled(
-            [
-                {
-                    "campaign_id": campaign_id,
-                    "recipient_id": r.recipient_id,
-                    "position": position,
-                    "to_number": r.phone_number,
-                    "status": "scheduled",
-                    "retry_count": 0,
-                }
-                for position, r in enumerate(recipients)
-            ]
-        )
-
-    outcome = await service.execute(
-        command, topic=topics.CAMPAIGN_COMMANDS, key=campaign_id, followers=followers, stage=stage_recipients
-    )
-    return respond(outcome)
+@router.post("/batch-calling/validate", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
+async def validate(request: Request, service: Service) -> dict[str, Any]:
+    """The same input as submit; nothing is created. Answers `valid`, `counts`, `problems`,
+    `recipients` (number as read, zones), `do_not_call`, `time_zones` and an `estimate` of the
+    campaign's duration from its concurrency, calling window and the average call time so far."""
+    async with submission_of(request) as submission:
+        return await BatchCalling(service).validate(submission)
 
 
 JobStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]

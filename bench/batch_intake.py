@@ -1,0 +1,107 @@
+"""Accepting a 100,000-recipient campaign: by spreadsheet (CSV upload) and by JSON.
+
+For each: the time from sending the request to the answer (the campaign stored by the campaigns
+service with its first chunk, every chunk queued), the gateway's peak resident memory during the
+request (VmHWM, reset before each one through /proc/PID/clear_refs) and its resident memory before,
+then how much later the orchestrator held every recipient. The campaign is scheduled for tomorrow:
+accepted, not dialled.
+
+    uv run python bench/batch_intake.py [--rows 100000] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import httpx
+from _harness import API_KEY, numbers, running_stack
+
+SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "campaigns", "gateway"]
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux >= 4.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    env = {
+        "BATCH_MAX_RECIPIENTS": str(args.rows),  # the JSON route's limit (1,000 by default)
+        "BATCH_FILE_MAX_ROWS": str(args.rows),
+        "GATEWAY_REPLY_TIMEOUT_S": "120",
+    }
+    with running_stack(SERVICES, env) as stack:
+        api = httpx.Client(base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=600)
+        agent = api.post("/api/v1/agents", json={"name": "Bench"}).json()["agent_id"]
+        number = api.post(
+            "/api/v1/phone-numbers",
+            json={"phone_number": "+14155551234", "label": "bench", "sid": "AC" + "1" * 32, "token": "t"},
+        ).json()["phone_number_id"]
+        gateway = stack.process("gateway").pid
+        tomorrow = str(int(time.time()) + 86_400)
+        fields = {"call_name": "accept", "agent_id": agent, "phone_number_id": number}
+
+        def csv_request() -> httpx.Response:
+            rows = numbers(args.rows)
+            body = "phone_number,customer_name,city\n" + "".join(
+                f"{n},Customer {i},San Francisco\n" for i, n in enumerate(rows)
+            )
+            return api.post(
+                "/api/v1/batch-calling/submit",
+                files={"file": ("customers.csv", body.encode(), "text/csv")},
+                data=fields | {"scheduled_time_unix": tomorrow},
+            )
+
+        def json_request() -> httpx.Response:
+            payload = fields | {
+                "scheduled_time_unix": int(tomorrow),
+                "recipients": [
+                    {
+                        "phone_number": n,
+                        "dynamic_variables": {"customer_name": f"Customer {i}", "city": "San Francisco"},
+                    }
+                    for i, n in enumerate(numbers(args.rows))
+                ],
+            }
+            return api.post(
+                "/api/v1/batch-calling/submit",
+                content=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+
+        print(f"Accepting {args.rows} recipients, 2 cores, every service on this machine")
+        for label, send in (("CSV upload", csv_request), ("JSON body", json_request)) * args.runs:
+            before = _status_kib(gateway, "VmRSS")
+            _reset_peak(gateway)
+            t0 = time.perf_counter()
+            response = send()
+            took = time.perf_counter() - t0
+            peak = _status_kib(gateway, "VmHWM")
+            assert response.status_code == 200, response.text[:500]
+            job_id = response.json()["id"]
+            t1 = time.perf_counter()
+            while api.get(f"/api/v1/batch-calling/{job_id}").json().get("total_calls_scheduled") != args.rows:
+                time.sleep(0.25)  # until the orchestrator has every chunk
+            whole = time.perf_counter() - t1
+            print(
+                f"  {label:10}  answered in {took:5.2f} s   gateway RSS {before / 1024:6.1f} MiB before, "
+                f"peak {peak / 1024:6.1f} MiB   orchestrator had every recipient {whole:5.1f} s later"
+            )
+            api.post(f"/api/v1/batch-calling/{job_id}/cancel")
+
+
+if __name__ == "__main__":
+    main()

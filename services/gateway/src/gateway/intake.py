@@ -1,0 +1,336 @@
+"""Checking a campaign's recipients as a stream (no I/O): JSON items or spreadsheet rows in,
+chunks of valid recipients out, every problem kept (the first `max_listed` listed, all counted).
+
+A recipient is refused for: a number that is not E.164 (or, with `default_region`, not a valid
+number of that region: national formats are read and shown with what they became), the same number
+as an earlier recipient (both named), an e-mail that is not one, a recipient id used twice, or
+dynamic variables its agent needs that neither the recipient nor the agent's defaults give. Chunks
+are at most `chunk_size` recipients whose JSON fits `budget` bytes (one bus message each: see
+`bus.limits.pack_to_fit`); a recipient that alone exceeds the budget stops the intake
+(`RecipientTooLarge`: 413, as any write too large for the bus).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
+from contracts.calling import Number, open_intervals, read_number, zones_for
+from contracts.campaigns import CallingWindow, CampaignRecipient
+from elevenlabs_client import dynamic_variables as variables
+from gateway.schemas import RecipientIn
+from gateway.spreadsheets import Entry
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
+_RECIPIENT: TypeAdapter[RecipientIn] = TypeAdapter(RecipientIn)
+
+
+class RecipientTooLarge(Exception):
+    """One recipient alone is more than a bus message can carry (a 413, like any write that
+    cannot travel: the rest of the submission is not read)."""
+
+    def __init__(self, ref: dict[str, Any], size: int, budget: int) -> None:
+        where = f"row {ref['row']}" if "row" in ref else f"recipient {ref.get('index')}"
+        super().__init__(
+            f"The {where} takes {size} bytes, more than one message can carry "
+            f"({budget} bytes with the submission; BUS_MAX_MESSAGE_BYTES)"
+        )
+
+
+@dataclass(frozen=True)
+class AgentNeeds:
+    """Dynamic variables the agent's prompt, first message and tools use, and its defaults."""
+
+    required: set[str]
+    defaults: dict[str, Any]
+
+
+@dataclass
+class Accepted:
+    """A valid recipient: where it came from, what was given, what it became, its report line."""
+
+    ref: dict[str, Any]
+    given: str
+    recipient: CampaignRecipient
+    time_zones: tuple[str, ...]
+    size: int  # bytes of its JSON in a chunk
+    listed: dict[str, Any] | None  # its line in the answer's `recipients`, if within the list cap
+
+
+def json_entries(items: list[Any]) -> Iterator[Entry]:
+    """Entries of a JSON submission's `recipients` (`ref` = `{"index"}`, 0-based)."""
+    for index, item in enumerate(items):
+        ref = {"index": index}
+        try:
+            r = _RECIPIENT.validate_python(item)
+        except ValidationError as exc:
+            given = item.get("phone_number") if isinstance(item, dict) else None
+            yield Entry(
+                ref=ref,
+                phone=None,
+                phone_ref={},
+                readable=False,
+                problems=[
+                    ref
+                    | ({"phone_number": given} if isinstance(given, str) else {})
+                    | {
+                        "field": ".".join(str(p) for p in err["loc"]) or "recipient",
+                        "error": err["msg"],
+                    }
+                    for err in exc.errors()
+                ],
+            )
+            continue
+        yield Entry(
+            ref=ref,
+            phone=r.phone_number,
+            phone_ref={},
+            name=r.name,
+            email=r.email,
+            recipient_id=r.id,
+            variables=dict(r.dynamic_variables),
+        )
+
+
+@dataclass
+class Intake:
+    """The running check of one submission. Feed it with `chunks(entries)`; read the counts,
+    `problems` and `report()` as it goes or afterwards."""
+
+    needs: AgentNeeds
+    default_region: str | None
+    campaign_zone: str | None
+    chunk_size: int
+    budget: int
+    max_listed: int
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    problem_count: int = 0  # problems found, listed or not
+    rows: int = 0  # recipients read (blank spreadsheet rows excluded)
+    accepted: int = 0
+    converted: int = 0
+    duplicates: int = 0
+    listed: list[dict[str, Any]] = field(default_factory=list)
+    zone_counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    _first: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _ids: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def _problem(self, problem: dict[str, Any]) -> None:
+        self.problem_count += 1
+        if len(self.problems) < self.max_listed:
+            self.problems.append(problem)
+
+    def check(self, item: Entry) -> Accepted | None:
+        """The recipient `item` gives, or None after recording each of its problems."""
+        self.rows += 1
+        found = len(item.problems)
+        for problem in item.problems:
+            self._problem(problem)
+        if not item.readable:
+            return None
+        ref = item.ref
+        in_file = "row" in ref
+        number: Number | None = None
+        if item.phone is not None:
+            read = read_number(item.phone, self.default_region)
+            if isinstance(read, str):
+                found += 1
+                self._problem(ref | item.phone_ref | self._value(item.phone, in_file) | {"error": read})
+            else:
+                number = read
+                first = self._first.get(number.e164)
+                if first is not None:
+                    found += 1
+                    self.duplicates += 1
+                    where = f"row {first['row']}" if in_file else f"index {first['index']}"
+                    self._problem(
+                        ref
+                        | item.phone_ref
+                        | self._value(item.phone, in_file)
+                        | {
+                            "error": f"duplicate phone number: the same number as {where}",
+                            ("duplicate_of_row" if in_file else "duplicate_of"): first[
+                                "row" if in_file else "index"
+                            ],
+                        }
+                    )
+                else:
+                    self._first[number.e164] = ref
+        if item.email is not None and in_file:  # a JSON recipient's e-mail was checked with its schema
+            try:
+                _EMAIL.validate_python(item.email)
+            except ValidationError:
+                found += 1
+                self._problem(
+                    ref | {"header": "email", "value": item.email, "error": "Not an e-mail address"}
+                )
+        if missing := variables.unmet(self.needs.required, item.variables, self.needs.defaults):
+            found += 1
+            self._problem(
+                ref
+                | ({} if in_file or item.phone is None else {"phone_number": item.phone})
+                | {
+                    "error": f"Missing dynamic variables: {', '.join(missing)}",
+                    "missing_dynamic_variables": missing,
+                }
+            )
+        recipient_id = item.recipient_id or (f"row{ref['row']}" if in_file else f"r{ref['index']}")
+        if recipient_id in self._ids:
+            found += 1
+            other = self._ids[recipient_id]
+            self._problem(
+                ref
+                | ({} if in_file or item.phone is None else {"phone_number": item.phone})
+                | {
+                    "error": "duplicate recipient id"
+                    + (f": the same id as row {other['row']}" if in_file and "row" in other else ""),
+                    "id": recipient_id,
+                }
+            )
+        else:
+            self._ids[recipient_id] = ref
+        if found or number is None:
+            return None
+        recipient = CampaignRecipient(
+            recipient_id=recipient_id,
+            phone_number=number.e164,
+            name=item.name,
+            email=item.email,
+            dynamic_variables=item.variables,
+        )
+        zones = zones_for(number.zones, self.campaign_zone)
+        size = len(recipient.model_dump_json()) + 1  # and its comma in the list
+        return Accepted(item.ref, item.phone or "", recipient, zones, size, None)
+
+    @staticmethod
+    def _value(given: str, in_file: bool) -> dict[str, Any]:
+        return {"value": given} if in_file else {"phone_number": given}
+
+    def chunks(self, entries: Iterator[Entry]) -> Iterator[list[Accepted]]:
+        """The valid recipients of `entries` in chunks that each fit one bus message."""
+        chunk: list[Accepted] = []
+        used = 0
+        for item in entries:
+            accepted = self.check(item)
+            if accepted is None:
+                continue
+            if accepted.size > self.budget:
+                raise RecipientTooLarge(accepted.ref, accepted.size, self.budget)
+            self.accepted += 1
+            self.zone_counts[accepted.time_zones] += 1
+            e164 = accepted.recipient.phone_number
+            if accepted.given.strip() != e164:
+                self.converted += 1
+            if len(self.listed) < self.max_listed:
+                line = accepted.ref | {"phone_number": e164, "time_zones": list(accepted.time_zones)}
+                if accepted.given != e164:
+                    line["given"] = accepted.given
+                self.listed.append(line)
+                accepted.listed = line
+            if chunk and (used + accepted.size > self.budget or len(chunk) >= self.chunk_size):
+                yield chunk
+                chunk, used = [], 0
+            chunk.append(accepted)
+            used += accepted.size
+        if chunk:
+            yield chunk
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows": self.rows,
+            "recipients": self.accepted,
+            "problems": self.problem_count,
+            "converted": self.converted,
+            "duplicates": self.duplicates,
+        }
+
+    def time_zones(self) -> list[dict[str, Any]]:
+        """How many recipients are called in each set of zones, largest first."""
+        return [
+            {"time_zones": list(zones), "recipients": count}
+            for zones, count in self.zone_counts.most_common()
+        ]
+
+
+# ---- how long a campaign takes ------------------------------------------------------------------
+
+ESTIMATE_WEEKS = 53
+ESTIMATE_ASSUMES = (
+    "each recipient is called once and every call lasts the average call time, with as many calls "
+    "in flight as the concurrency allows whenever a recipient's calling window is open; retries, "
+    "unanswered calls, ringing and the time between calls are not counted"
+)
+
+
+def estimate(
+    groups: Counter[tuple[str, ...]],
+    *,
+    concurrency: int,
+    call_s: float,
+    start: datetime,
+    window: CallingWindow | None,
+) -> dict[str, Any]:
+    """How long calling `groups` (recipients per set of zones their window applies in) takes.
+
+    A fluid model: `concurrency` lines each finish a call every `call_s` seconds while at least one
+    recipient whose window is open waits; recipients whose window opens soonest-closing first.
+    Windows are followed for ESTIMATE_WEEKS weeks; recipients whose window never opens in all of
+    their zones at once are `not_callable` (the campaign fails them, see `never_open_reason`).
+    """
+    total = sum(groups.values())
+    rate = concurrency / call_s  # recipients per second while any open one waits
+    out: dict[str, Any] = {"recipients": total, "starts_at_unix": int(start.timestamp())}
+    if total == 0:
+        return out | {"finishes_at_unix": int(start.timestamp()), "duration_seconds": 0, "not_callable": 0}
+    if window is None:
+        seconds = max(call_s, total / rate)
+        return out | {
+            "finishes_at_unix": int(start.timestamp() + seconds),
+            "duration_seconds": round(seconds),
+            "not_callable": 0,
+        }
+    openings: dict[tuple[str, ...], list[tuple[datetime, datetime]]] = {
+        zones: list(open_intervals(start, window, zones, weeks=ESTIMATE_WEEKS)) for zones in groups
+    }
+    remaining = {zones: float(n) for zones, n in groups.items() if openings[zones]}
+    not_callable = total - int(sum(remaining.values()))
+    bounds = sorted({t for spans in openings.values() for span in spans for t in span})
+    finished: datetime | None = start if not remaining else None
+    cursor = {zones: 0 for zones in remaining}
+    for begin, end in itertools.pairwise(bounds):
+        if finished is not None:
+            break
+        open_now: list[tuple[datetime, tuple[str, ...]]] = []
+        for zones in remaining:
+            spans = openings[zones]
+            while cursor[zones] < len(spans) and spans[cursor[zones]][1] <= begin:
+                cursor[zones] += 1
+            if cursor[zones] < len(spans) and spans[cursor[zones]][0] <= begin and remaining[zones] > 0:
+                open_now.append((spans[cursor[zones]][1], zones))
+        waiting = sum(remaining[z] for _, z in open_now)
+        if not waiting:
+            continue
+        capacity = rate * (end - begin).total_seconds()
+        open_zones = {z for _, z in open_now}
+        if capacity >= waiting and all(remaining[z] == 0 or z in open_zones for z in remaining):
+            finished = begin + timedelta(seconds=waiting / rate)
+        for _, zones in sorted(open_now):
+            served = min(capacity, remaining[zones])
+            remaining[zones] -= served
+            capacity -= served
+    if finished is not None:
+        finished = max(finished, start + timedelta(seconds=call_s))
+    return out | {
+        "finishes_at_unix": int(finished.timestamp()) if finished else None,
+        "duration_seconds": round((finished - start).total_seconds()) if finished else None,
+        "not_callable": not_callable,
+    }

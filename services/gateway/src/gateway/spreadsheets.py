@@ -1,0 +1,411 @@
+"""Recipient spreadsheets (CSV and XLSX) read the way ElevenLabs' batch calling reads them, as a
+stream of rows: the file is never held whole (CSV is decoded and parsed line by line from the
+spooled upload; XLSX is read with openpyxl in read-only mode, its rows streamed from the sheet's XML).
+
+Columns (ElevenLabs, "Batch calling": a `phone_number` column is mandatory, every other column is
+passed to the call as a dynamic variable):
+
+- the phone column: `phone_number`, or one of the usual names `phone`, `number`, `to_number`,
+  `mobile` (case, spaces and hyphens ignored: "Phone Number" is `phone_number`);
+- optional `name`, `email`, `id`: the recipient's name, e-mail (for e-mail templates) and id;
+- `language`, `first_message`, `system_prompt`, `voice_id` are ElevenLabs' per-call override
+  columns; campaigns here carry no overrides, so such a column is refused (rename it to use it as
+  a dynamic variable) rather than silently sent as a variable;
+- every other column is a dynamic variable named by its header as written; an empty cell gives no
+  variable (the agent's default, if any, applies).
+
+Real exports: UTF-8 with or without a byte-order mark (UTF-16 with one, as Excel's "Unicode text"),
+comma, semicolon (Excel in many locales) or tab delimiters (sniffed from the header), quoted cells
+with line breaks, blank rows anywhere (skipped, yet counted, so row numbers match the spreadsheet:
+the header is row 1). A number a spreadsheet turned into scientific notation (`1.41555501E+10`)
+has lost digits: it is an error naming the row, never a guess.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import IO, Any
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+
+PHONE_HEADERS = ("phone_number", "phone", "number", "to_number", "mobile")
+FIELD_HEADERS = ("name", "email", "id")
+# ElevenLabs' batch calling reads these columns as conversation overrides, not variables.
+OVERRIDE_HEADERS = ("language", "first_message", "system_prompt", "voice_id")
+DELIMITERS = (",", ";", "\t")
+# Excel's last row: a sheet claiming more is not a spreadsheet export.
+MAX_SHEET_ROWS = 1_048_576
+MAX_COLUMNS = 500
+# XLSX parts are XML, compressed ~10-20x; a part declaring far more than that is a zip bomb.
+XLSX_INFLATION = 100
+
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+Value = str | int | float | bool
+
+
+class SheetError(Exception):
+    """The file as a whole cannot be read (not a spreadsheet, no header, no phone column...).
+
+    `problems` name the columns involved, in the error format's detail shape.
+    """
+
+    def __init__(self, error: str, problems: list[dict[str, Any]], *, status_code: int = 422) -> None:
+        super().__init__(error)
+        self.error = error
+        self.problems = problems
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Column:
+    index: int
+    header: str  # as written (trimmed)
+
+    @property
+    def letter(self) -> str:
+        return str(get_column_letter(self.index + 1))
+
+    def ref(self) -> dict[str, Any]:
+        return {"column": self.letter, "header": self.header}
+
+
+@dataclass
+class Entry:
+    """One recipient as given, before its number is checked: where it came from (`ref`: `{"row"}`
+    for a spreadsheet, `{"index"}` for JSON), the phone text and where it sits, the optional fields
+    and dynamic variables, and problems its cells already have."""
+
+    ref: dict[str, Any]
+    phone: str | None
+    phone_ref: dict[str, Any]
+    name: str | None = None
+    email: str | None = None
+    recipient_id: str | None = None
+    variables: dict[str, Value] = field(default_factory=dict)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    readable: bool = True  # False: its fields could not be read at all (checked no further)
+
+
+@dataclass(frozen=True)
+class Layout:
+    phone: Column
+    name: Column | None
+    email: Column | None
+    recipient_id: Column | None
+    variables: tuple[Column, ...]
+    unnamed: tuple[int, ...]  # columns without a header: must stay empty
+
+
+def _key(header: str) -> str:
+    return re.sub(r"[\s\-]+", "_", header.strip().lower())
+
+
+def layout(headers: list[str]) -> Layout:
+    """Which column is what, or a `SheetError` naming every bad header at once."""
+    problems: list[dict[str, Any]] = []
+    columns = [Column(i, h.strip()) for i, h in enumerate(headers)]
+    while columns and not columns[-1].header:  # trailing delimiters of an export
+        columns.pop()
+    if len(columns) > MAX_COLUMNS:
+        raise SheetError("Too many columns", [{"error": f"At most {MAX_COLUMNS} columns"}])
+    phones = [c for c in columns if _key(c.header) in PHONE_HEADERS]
+    fields: dict[str, Column] = {}
+    variables: list[Column] = []
+    seen: dict[str, Column] = {}
+    for column in columns:
+        if not column.header:
+            continue
+        key = _key(column.header)
+        special = key in PHONE_HEADERS or key in FIELD_HEADERS or key in OVERRIDE_HEADERS
+        name = key if special else column.header
+        if name in seen:
+            problems.append(
+                column.ref()
+                | {
+                    "row": 1,
+                    "error": f"The same column twice: {column.header!r} is column {seen[name].letter} too",
+                }
+            )
+            continue
+        seen[name] = column
+        if key in OVERRIDE_HEADERS:
+            problems.append(
+                column.ref()
+                | {
+                    "row": 1,
+                    "error": (
+                        f"{column.header!r} is an ElevenLabs override column (language, first_message, "
+                        "system_prompt, voice_id); campaigns do not override the agent: rename the "
+                        "column to pass it as a dynamic variable"
+                    ),
+                }
+            )
+        elif key in FIELD_HEADERS:
+            fields[key] = column
+        elif key not in PHONE_HEADERS:
+            variables.append(column)
+    if not phones:
+        problems.append(
+            {
+                "row": 1,
+                "error": "No phone number column: name one phone_number (or phone, number, to_number, mobile)",
+                "headers": [c.header for c in columns],
+            }
+        )
+    elif len(phones) > 1:
+        problems.append(
+            {
+                "row": 1,
+                "error": "More than one phone number column: "
+                + ", ".join(f"{c.header!r} (column {c.letter})" for c in phones),
+            }
+        )
+    if problems:
+        raise SheetError("Invalid spreadsheet header", problems)
+    return Layout(
+        phone=phones[0],
+        name=fields.get("name"),
+        email=fields.get("email"),
+        recipient_id=fields.get("id"),
+        variables=tuple(variables),
+        unnamed=tuple(c.index for c in columns if not c.header),
+    )
+
+
+# ---- cells ----------------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    """A cell as text: numbers as a spreadsheet shows them without formatting, dates as ISO 8601."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value).strip()
+
+
+def _variable(value: object) -> Value | None:
+    """A cell as a dynamic variable value (None when empty): text trimmed, numbers and booleans
+    kept as they are (XLSX), dates as ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    text = _text(value)
+    return text or None
+
+
+def _phone(value: object, column: Column) -> str | dict[str, Any]:
+    """The phone cell's text, or the problem with it."""
+    if isinstance(value, bool | datetime | date | time | timedelta):
+        return column.ref() | {"value": _text(value), "error": "Not a phone number"}
+    if isinstance(value, float) and not value.is_integer():
+        return column.ref() | {"value": repr(value), "error": "Not a phone number"}
+    text = _text(value)
+    if _SCIENTIFIC.match(text.replace(" ", "")):
+        return column.ref() | {
+            "value": text,
+            "error": (
+                f"The number was turned into scientific notation ({text}) by a spreadsheet and its "
+                "last digits are lost: format the column as text, enter the numbers again and export"
+            ),
+        }
+    return text
+
+
+def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Entry | None:
+    """The recipient of one data row (`row`: its spreadsheet row number), None for a blank row."""
+    if not any(_text(c) for c in cells):
+        return None
+    width = len(cells)
+
+    def cell(column: Column | None) -> object:
+        return cells[column.index] if column is not None and column.index < width else None
+
+    item = Entry(ref={"row": row}, phone=None, phone_ref=shape.phone.ref())
+    phone = _phone(cell(shape.phone), shape.phone)
+    if isinstance(phone, dict):
+        item.problems.append({"row": row} | phone)
+    else:
+        item.phone = phone
+    item.name = _text(cell(shape.name)) or None
+    item.email = _text(cell(shape.email)) or None
+    item.recipient_id = _text(cell(shape.recipient_id)) or None
+    for column in shape.variables:
+        value = _variable(cell(column))
+        if value is not None:
+            item.variables[column.header] = value
+    last = max((c.index for c in (shape.phone, *shape.variables)), default=0)
+    for other in (shape.name, shape.email, shape.recipient_id):
+        last = max(last, other.index if other else 0)
+    stray = [i for i in shape.unnamed if i < width and _text(cells[i])]
+    stray += [i for i in range(last + 1, width) if i not in shape.unnamed and _text(cells[i])]
+    for index in sorted(set(stray)):
+        letter = str(get_column_letter(index + 1))
+        item.problems.append(
+            {
+                "row": row,
+                "column": letter,
+                "value": _text(cells[index]),
+                "error": "A value in a column without a header",
+            }
+        )
+    return item
+
+
+# ---- files ----------------------------------------------------------------------------------------
+
+
+class Sheet:
+    """A recipient spreadsheet being read: its `layout` (from the header row) and its `entries`,
+    one per non-blank data row, read lazily. `blank_rows` counts the blank rows skipped so far.
+    Close it (or use `with`) to release an XLSX workbook."""
+
+    def __init__(self, shape: Layout, rows: Iterator[tuple[int, Any]], closer: Any = None) -> None:
+        self.layout = shape
+        self._rows = rows
+        self._closer = closer
+        self.blank_rows = 0
+
+    def entries(self) -> Iterator[Entry]:
+        for number, cells in self._rows:
+            if number > MAX_SHEET_ROWS:
+                raise SheetError(
+                    "Too many rows", [{"row": number, "error": f"A sheet has at most {MAX_SHEET_ROWS} rows"}]
+                )
+            item = entry(number, cells, self.layout)
+            if item is None:
+                self.blank_rows += 1
+            else:
+                yield item
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
+
+    def __enter__(self) -> Sheet:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def open_sheet(file: IO[bytes], file_name: str) -> Sheet:
+    """Open an uploaded recipient file, judged by its content (XLSX is a zip; anything else must
+    be delimited text). Raises `SheetError` (422, or 415 for a legacy binary .xls)."""
+    head = file.read(8)
+    file.seek(0)
+    if head.startswith(b"PK\x03\x04"):
+        return _open_xlsx(file)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: Excel 97-2003 .xls
+        raise SheetError(
+            "Unsupported file type",
+            [
+                {
+                    "error": f"{file_name or 'The file'} is a legacy Excel (.xls) workbook: save it as .xlsx or CSV"
+                }
+            ],
+            status_code=415,
+        )
+    return _open_csv(file)
+
+
+def _open_csv(file: IO[bytes]) -> Sheet:
+    head = file.read(4)
+    file.seek(0)
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
+    text = io.TextIOWrapper(file, encoding=encoding, errors="strict", newline="")
+    # The first lines decide the delimiter: the one that splits the header into most columns.
+    try:
+        sample = list(itertools.islice(text, 20))
+    except UnicodeDecodeError:
+        raise _not_utf8(1) from None
+    first = "".join(sample).lstrip("\ufeff")
+    if not first.strip():
+        raise SheetError("Empty file", [{"error": "The file has no header row and no data"}])
+    widths = {d: len(next(csv.reader(io.StringIO(first), delimiter=d), [])) for d in DELIMITERS}
+    delimiter = max(DELIMITERS, key=lambda d: widths[d])  # ties: the earlier (comma)
+    sample[0] = sample[0].lstrip("\ufeff")
+    records = csv.reader(itertools.chain(sample, text), delimiter=delimiter, strict=False)
+    try:
+        headers = next(records)
+    except csv.Error as exc:
+        raise SheetError("Unreadable CSV", [{"row": 1, "error": str(exc)}]) from None
+    shape = layout(headers)
+
+    def rows() -> Iterator[tuple[int, Any]]:
+        number = 1
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise _not_utf8(number + 1) from None
+            except csv.Error as exc:
+                raise SheetError("Unreadable CSV", [{"row": number + 1, "error": str(exc)}]) from None
+            number += 1
+            yield number, record
+
+    return Sheet(shape, rows(), closer=text.detach)
+
+
+def _not_utf8(row: int) -> SheetError:
+    return SheetError(
+        "The file is not UTF-8 text",
+        [{"row": row, "error": "Save the sheet as CSV UTF-8 (or as .xlsx) and upload it again"}],
+    )
+
+
+def _open_xlsx(file: IO[bytes]) -> Sheet:
+    size = file.seek(0, io.SEEK_END)
+    file.seek(0)
+    try:
+        with zipfile.ZipFile(file) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise SheetError("Unreadable XLSX", [{"error": f"Not a readable .xlsx workbook ({exc})"}]) from None
+    if inflated > max(size, 1024 * 1024) * XLSX_INFLATION:
+        raise SheetError("Unreadable XLSX", [{"error": "The workbook inflates far beyond its size"}])
+    file.seek(0)
+    try:
+        # read_only: rows stream from the sheet's XML; data_only: a formula's last computed value.
+        workbook = load_workbook(file, read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        sheet.reset_dimensions()  # exporters often write a wrong <dimension>: read every row
+        rows = sheet.iter_rows(values_only=True)
+        headers = next(rows, None)
+    except SheetError:
+        raise
+    except Exception as exc:  # openpyxl raises many kinds on damaged workbooks
+        raise SheetError(
+            "Unreadable XLSX", [{"error": f"Not a readable .xlsx workbook ({type(exc).__name__})"}]
+        ) from None
+    if headers is None or not any(_text(h) for h in headers):
+        workbook.close()
+        raise SheetError("Empty file", [{"row": 1, "error": "The first sheet has no header row"}])
+    try:
+        shape = layout([_text(h) for h in headers])
+    except SheetError:
+        workbook.close()
+        raise
+    return Sheet(shape, enumerate(rows, start=2), closer=workbook.close)

@@ -1,0 +1,474 @@
+"""Campaigns from spreadsheets (issue 13, "Spreadsheets in"): CSV bytes written the way Excel and
+Google Sheets export them, XLSX written with openpyxl, through the gateway's real request path on
+real PostgreSQL. No campaigns service runs here: a submission answers 202 with its report, and what
+it queued for the campaigns service is read from the outbox, in the order the relay sends it."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+
+from gateway.app import create_app
+from gateway.bootstrap import Container
+from gateway.guard import body_cap
+from gateway.models import Agent, Call, CampaignRecipient, DoNotCall, PhoneNumber, outbox
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+AGENT = "agent_sheets"
+PHONE = "pn_sheets"
+FIELDS = {"call_name": "Reminders", "agent_id": AGENT, "phone_number_id": PHONE}
+OPT_OUT = "+14155550188"  # on the do-not-call list
+
+
+@pytest.fixture
+async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    now = datetime.now(UTC)
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            insert(Agent)
+            .values(
+                agent_id=AGENT,
+                name="Sheets",
+                # The agent's first message needs {{customer_name}}.
+                conversation_config={"agent": {"first_message": "Hello {{customer_name}}"}},
+                platform_settings={},
+                tags=[],
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await connection.execute(
+            insert(PhoneNumber)
+            .values(
+                phone_number_id=PHONE,
+                phone_number="+14155550100",
+                label="sheets",
+                provider="twilio",
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await connection.execute(
+            insert(DoNotCall)
+            .values(phone_number=OPT_OUT, reason="asked not to be called", added_at_unix=0, last_event_at=now)
+            .on_conflict_do_nothing()
+        )
+        await connection.execute(delete(outbox))
+    app = create_app(container)  # lifespan not run: only the request path is exercised
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers={"X-API-Key": API_KEY}, timeout=60
+    ) as client:
+        yield client
+
+
+async def _queued(container: Container) -> list[dict[str, Any]]:
+    """The commands queued for the campaigns service, in relay order."""
+    async with container.engine.connect() as connection:
+        rows = await connection.execute(
+            select(outbox.c.payload).order_by(outbox.c.next_attempt_at, outbox.c.id)
+        )
+        return [json.loads(bytes(payload)) for (payload,) in rows.all()]
+
+
+def _upload(path: str, content: bytes, name: str = "list.csv", **fields: Any) -> dict[str, Any]:
+    data = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in (FIELDS | fields).items()}
+    return {"files": {"file": (name, content, "application/octet-stream")}, "data": data}
+
+
+async def _post(
+    api: httpx.AsyncClient, path: str, content: bytes, name: str = "list.csv", **fields: Any
+) -> httpx.Response:
+    return await api.post(f"/api/v1/batch-calling/{path}", **_upload(path, content, name, **fields))
+
+
+def _numbers(count: int) -> list[str]:
+    base = uuid.uuid4().int % 700 + 200
+    return [f"+1415{base:03d}{i:04d}" for i in range(count)]
+
+
+# ---- Excel: BOM, semicolons, CRLF, quoted line breaks, trailing empty rows ------------------------
+
+
+def _excel_csv(rows: list[list[str]]) -> bytes:
+    """What Excel's "CSV UTF-8" writes in a semicolon locale: a BOM, `;`, CRLF, quotes only where
+    needed, and the rows of cells once formatted but left empty as `;;;`."""
+
+    def cell(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"' if any(c in value for c in ';"\r\n') else value
+
+    lines = [";".join(cell(v) for v in row) for row in rows]
+    return "\ufeff".encode() + "\r\n".join([*lines, ";;;", ";;;", ""]).encode()
+
+
+async def test_an_excel_semicolon_csv_is_submitted_with_its_variables(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    ana, ben = _numbers(2)
+    content = _excel_csv(
+        [
+            ["Phone Number", "customer_name", "address", "Name"],
+            [ana, "Ana", "1 Main St\r\nApt 4", "Ana Alves"],
+            [ben, "Ben; Jr.", 'The "Old" Mill', ""],
+        ]
+    )
+    response = await _post(api, "submit", content)
+    assert response.status_code in (200, 202), response.text
+    report = response.json()["report"]
+    assert report["counts"] | {} == {
+        "rows": 2,
+        "recipients": 2,
+        "problems": 0,
+        "converted": 0,
+        "duplicates": 0,
+        "do_not_call": 0,
+        "blank_rows": 2,
+    }
+    assert [(r["row"], r["phone_number"], r["time_zones"]) for r in report["recipients"]] == [
+        (2, ana, ["America/Los_Angeles"]),
+        (3, ben, ["America/Los_Angeles"]),
+    ]
+    [submit] = await _queued(container)
+    assert submit["type"] == "campaign.submit" and submit["recipient_chunks"] == 1
+    assert submit["recipients"] == [
+        {
+            "recipient_id": "row2",
+            "phone_number": ana,
+            "name": "Ana Alves",
+            "email": None,
+            # The header as written; the quoted line break kept inside the value.
+            "dynamic_variables": {"customer_name": "Ana", "address": "1 Main St\r\nApt 4"},
+        },
+        {
+            "recipient_id": "row3",
+            "phone_number": ben,
+            "name": None,
+            "email": None,
+            "dynamic_variables": {"customer_name": "Ben; Jr.", "address": 'The "Old" Mill'},
+        },
+    ]
+    # The gateway's own list of the campaign's recipients is written with it.
+    async with container.engine.connect() as connection:
+        staged = await connection.execute(
+            select(CampaignRecipient.to_number, CampaignRecipient.status)
+            .where(CampaignRecipient.campaign_id == submit["campaign_id"])
+            .order_by(CampaignRecipient.position)
+        )
+        assert staged.all() == [(ana, "scheduled"), (ben, "scheduled")]
+
+
+async def test_every_problem_names_its_row_and_column_at_once(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    ana, ben = _numbers(2)
+    content = _excel_csv(
+        [
+            ["phone", "customer_name", "email", ""],
+            [ana, "Ana", "ana@example.com", ""],
+            ["1.41555501E+10", "Sci", "", ""],  # Excel turned the number into scientific notation
+            ["(415) 555-0103", "Nat", "", ""],  # national: strict by default
+            [ben, "", "not-an-address", ""],  # no customer_name, bad e-mail
+            [ana, "Ana again", "", "stray"],  # duplicate of row 2, a value without a header
+        ]
+    )
+    for path in ("submit", "validate"):
+        response = await _post(api, path, content)
+        body = response.json()
+        problems = body["detail"] if path == "submit" else body["problems"]
+        assert [(p["row"], p.get("column")) for p in problems] == [
+            (3, "A"),
+            (4, "A"),
+            (5, None),  # the e-mail: header named
+            (5, None),  # the missing variable
+            (6, "D"),
+            (6, "A"),
+        ], problems
+        assert "scientific notation (1.41555501E+10)" in problems[0]["error"]
+        assert problems[0]["header"] == "phone" and problems[0]["value"] == "1.41555501E+10"
+        assert "E.164" in problems[1]["error"] and "default_region" in problems[1]["error"]
+        assert problems[2]["header"] == "email" and problems[2]["value"] == "not-an-address"
+        assert problems[3]["missing_dynamic_variables"] == ["customer_name"]
+        assert problems[4]["error"] == "A value in a column without a header"
+        assert problems[5]["duplicate_of_row"] == 2 and "row 2" in problems[5]["error"]
+        if path == "submit":
+            assert response.status_code == 422
+            assert body["success"] is False and body["error"] == "Invalid recipients"
+        else:
+            assert response.status_code == 200
+            assert body["valid"] is False and body["counts"]["problems"] == 6
+            assert body["counts"]["recipients"] == 1  # only row 2 would be called
+    assert await _queued(container) == []  # nothing was created
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("name,customer_name\n", "No phone number column"),
+        ("phone,mobile,customer_name\n", "More than one phone number column"),
+        ("phone,customer_name,first_message\n", "override column"),
+        ("phone,customer_name,Customer_Name,customer_name\n", "The same column twice"),
+    ],
+)
+async def test_header_problems_are_refused_before_any_row(
+    api: httpx.AsyncClient, container: Container, header: str, problem: str
+) -> None:
+    response = await _post(api, "submit", (header + "+14155550101,Ana,x,y\n").encode())
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "Invalid spreadsheet header"
+    assert problem in body["detail"][0]["error"] and body["detail"][0]["row"] == 1
+    assert await _queued(container) == []
+
+
+async def test_header_aliases_are_read_whatever_their_case(api: httpx.AsyncClient) -> None:
+    for header in ("phone_number", "Phone", "NUMBER", "to_number", "Mobile", "phone number", "Phone-Number"):
+        [number] = _numbers(1)
+        response = await _post(api, "validate", f"{header},customer_name\n{number},Ana\n".encode())
+        assert response.json()["valid"] is True, (header, response.text)
+
+
+# ---- Google Sheets and XLSX; national numbers with default_region ---------------------------------
+
+
+async def test_national_numbers_become_e164_with_a_default_region_and_show_what_they_became(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    # Google Sheets: no BOM, commas, LF line ends, every cell quoted only when needed.
+    content = (
+        b'phone,customer_name\n(415) 555-0103,Ana\n"+1 (415) 555-0104",Ben\n4155550105,Cy\n+14155550106,Di\n'
+    )
+    strict = await _post(api, "validate", content)
+    assert [p["row"] for p in strict.json()["problems"]] == [2, 3, 4]
+    response = await _post(api, "submit", content, default_region="US")
+    assert response.status_code in (200, 202), response.text
+    report = response.json()["report"]
+    assert report["counts"]["converted"] == 3
+    assert [(r["row"], r.get("given"), r["phone_number"]) for r in report["recipients"]] == [
+        (2, "(415) 555-0103", "+14155550103"),
+        (3, "+1 (415) 555-0104", "+14155550104"),
+        (4, "4155550105", "+14155550105"),
+        (5, None, "+14155550106"),
+    ]
+    [submit] = await _queued(container)
+    assert [r["phone_number"] for r in submit["recipients"]] == [f"+1415555010{i}" for i in (3, 4, 5, 6)]
+
+
+async def test_an_unknown_default_region_is_a_validation_error(api: httpx.AsyncClient) -> None:
+    response = await _post(api, "validate", b"phone,customer_name\n4155550105,Cy\n", default_region="USA")
+    assert response.status_code == 422
+    assert response.json()["error"] == "Validation error" and "default_region" in response.json()["detail"]
+
+
+def _xlsx(rows: list[list[Any]]) -> bytes:
+    """An Excel workbook as openpyxl writes it: numbers stay numbers, dates are dates."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+async def test_an_xlsx_workbook_with_numeric_phone_cells_and_typed_values(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    content = _xlsx(
+        [
+            ["Mobile", "customer_name", "visits", "vip", "due", "email"],
+            [4155550111, "Ana", 3, True, date(2026, 2, 1), "ana@example.com"],
+            ["(415) 555-0112", "Ben", 2.5, False, None, None],
+            [None, None, None, None, None, None],  # a blank row in the middle: skipped, counted
+            [14155550113, "Cy", None, None, None, None],
+        ]
+    )
+    response = await _post(api, "submit", content, name="list.xlsx", default_region="US")
+    assert response.status_code in (200, 202), response.text
+    report = response.json()["report"]
+    assert report["counts"]["recipients"] == 3 and report["counts"]["blank_rows"] == 1
+    assert [(r["row"], r["given"], r["phone_number"]) for r in report["recipients"]] == [
+        (2, "4155550111", "+14155550111"),
+        (3, "(415) 555-0112", "+14155550112"),
+        (5, "14155550113", "+14155550113"),
+    ]
+    [submit] = await _queued(container)
+    ana, ben, cy = submit["recipients"]
+    assert ana["email"] == "ana@example.com"
+    assert ana["dynamic_variables"] == {
+        "customer_name": "Ana",
+        "visits": 3,
+        "vip": True,
+        "due": "2026-02-01T00:00:00",
+    }
+    assert ben["dynamic_variables"] == {"customer_name": "Ben", "visits": 2.5, "vip": False}
+    assert cy["recipient_id"] == "row5"
+
+
+async def test_a_legacy_xls_and_a_non_utf8_csv_are_refused_with_a_way_out(api: httpx.AsyncClient) -> None:
+    xls = await _post(api, "submit", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512, name="old.xls")
+    assert xls.status_code == 415 and ".xlsx" in xls.json()["detail"][0]["error"]
+    latin1 = await _post(api, "submit", "phone,customer_name\n+14155550101,Jos\xe9\n".encode("latin-1"))
+    assert latin1.status_code == 422 and latin1.json()["error"] == "The file is not UTF-8 text"
+    broken = await _post(api, "submit", b"PK\x03\x04 not really a zip", name="list.xlsx")
+    assert broken.status_code == 422 and broken.json()["error"] == "Unreadable XLSX"
+    empty = await _post(api, "submit", b"")
+    assert empty.status_code == 422 and empty.json()["error"] == "Empty file"
+    header_only = await _post(api, "submit", b"phone,customer_name\r\n")
+    assert header_only.status_code == 422 and header_only.json()["error"] == "No recipients"
+
+
+# ---- do-not-call, zones, estimate --------------------------------------------------------------
+
+
+async def test_validate_reports_do_not_call_zones_and_an_estimate_and_creates_nothing(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    async with container.engine.begin() as connection:
+        await connection.execute(delete(Call).where(Call.agent_id == AGENT))
+    content = (
+        "phone,customer_name\n"
+        f"{OPT_OUT},Opted Out\n"
+        "+61892001234,Perth\n"  # libphonenumber: Adelaide and Perth
+        "+442079460123,London\n"
+        "+14155550121,SF\n"
+    ).encode()
+    window = {"start": "09:00", "end": "17:00", "days": [0, 1, 2, 3, 4]}
+    response = await _post(
+        api, "validate", content, timezone="Australia/Perth", calling_window=window, concurrency_limit=1
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["valid"] is True and body["counts"]["do_not_call"] == 1
+    assert body["do_not_call"] == [{"row": 2, "phone_number": OPT_OUT, "reason": "asked not to be called"}]
+    zones = {r["row"]: r["time_zones"] for r in body["recipients"]}
+    assert zones == {
+        2: ["America/Los_Angeles"],
+        3: ["Australia/Perth"],  # the campaign's zone is one of the number's
+        4: ["Europe/London"],
+        5: ["America/Los_Angeles"],
+    }
+    assert body["recipients"][0]["do_not_call"] is True
+    estimate = body["estimate"]
+    assert estimate["recipients"] == 3  # the opted-out number is skipped
+    assert estimate["concurrency"] == 1 and estimate["not_callable"] == 0
+    assert estimate["average_call_seconds"] == container.settings.batch_assumed_call_s
+    assert estimate["average_call_source"].startswith("assumed")
+    # Three calls of a minute each, one at a time, in windows of three zones: at least 3 minutes,
+    # at most the week it takes every zone's weekday window to come round.
+    assert 180 <= estimate["duration_seconds"] <= 8 * 86_400
+    assert estimate["finishes_at_unix"] - estimate["starts_at_unix"] == estimate["duration_seconds"]
+    assert await _queued(container) == []
+
+    # Once calls have finished, their average replaces the assumption.
+    async with container.engine.begin() as connection:
+        for seconds in (100, 200):
+            await connection.execute(
+                insert(Call).values(
+                    conversation_id=f"conv_{uuid.uuid4().hex}",
+                    provider="twilio",
+                    agent_id=AGENT,
+                    phone_number_id=PHONE,
+                    to_number="+14155550199",
+                    status="completed",
+                    duration_seconds=seconds,
+                    placed_at_unix=0,
+                    last_event_at=datetime.now(UTC),
+                )
+            )
+    again = (await _post(api, "validate", content, concurrency_limit=3)).json()["estimate"]
+    assert again["average_call_seconds"] == 150 and "2 finished calls" in again["average_call_source"]
+    assert again["duration_seconds"] == 150  # three calls at once, no window
+
+
+async def test_submit_reports_do_not_call_matches_the_campaign_will_skip(api: httpx.AsyncClient) -> None:
+    response = await _post(
+        api, "submit", f"phone,customer_name\n{OPT_OUT},Opted Out\n+14155550122,Ok\n".encode()
+    )
+    assert response.status_code in (200, 202), response.text
+    report = response.json()["report"]
+    assert report["counts"]["do_not_call"] == 1 and report["counts"]["recipients"] == 2
+    assert report["do_not_call"] == [{"row": 2, "phone_number": OPT_OUT, "reason": "asked not to be called"}]
+
+
+# ---- many rows: chunks, in order; the JSON path shares it ---------------------------------------
+
+
+async def test_a_long_file_goes_out_in_chunks_behind_its_submit(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    numbers = _numbers(2_500)
+    content = ("phone,customer_name\n" + "".join(f"{n},N{i}\n" for i, n in enumerate(numbers))).encode()
+    response = await _post(api, "submit", content)
+    assert response.status_code in (200, 202), response.text
+    assert len(response.json()["report"]["recipients"]) == container.settings.batch_report_rows
+    queued = await _queued(container)
+    assert [m["type"] for m in queued] == [
+        "campaign.submit",
+        "campaign.add_recipients",
+        "campaign.add_recipients",
+    ]
+    submit, *followers = queued
+    assert submit["recipient_chunks"] == 3
+    assert [f["chunk_index"] for f in followers] == [1, 2]
+    assert all(f["causation_id"] == submit["message_id"] for f in followers)
+    sent = [r["phone_number"] for m in queued for r in m["recipients"]]
+    assert sent == numbers
+
+
+async def test_json_recipients_keep_their_index_based_problems(api: httpx.AsyncClient) -> None:
+    body = FIELDS | {
+        "recipients": [
+            {"phone_number": "+14155550131", "dynamic_variables": {"customer_name": "A"}},
+            {"phone_number": "(415) 555-0132", "dynamic_variables": {"customer_name": "B"}},
+            {"phone_number": "+14155550131", "dynamic_variables": {"customer_name": "C"}},
+            {"phone_number": "+14155550133", "email": "nope", "dynamic_variables": {"customer_name": "D"}},
+        ]
+    }
+    response = await api.post("/api/v1/batch-calling/submit", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert [(p["index"], p.get("duplicate_of"), p.get("field")) for p in detail] == [
+        (1, None, None),
+        (2, 0, None),
+        (3, None, "email"),
+    ]
+    converted = await api.post("/api/v1/batch-calling/validate", json=body | {"default_region": "US"})
+    lines = converted.json()["recipients"]
+    assert lines[1] == {
+        "index": 1,
+        "phone_number": "+14155550132",
+        "given": "(415) 555-0132",
+        "time_zones": ["America/Los_Angeles"],
+    }
+
+
+def test_a_spreadsheet_upload_has_its_own_body_cap(container: Container) -> None:
+    settings = container.settings
+    path = "/api/v1/batch-calling/submit"
+    assert body_cap(settings, path, "application/json") == (
+        settings.batch_max_body_bytes,
+        "BATCH_MAX_BODY_BYTES",
+    )
+    cap, setting = body_cap(settings, path, "multipart/form-data; boundary=x")
+    assert setting == "BATCH_FILE_MAX_BYTES" and cap == settings.batch_file_max_bytes
+    assert cap > 100_000 * 80  # a 100,000-row file of numbers, names and a few variables
+    assert (
+        body_cap(settings, "/api/v1/batch-calling/validate", "multipart/form-data")[1]
+        == "BATCH_FILE_MAX_BYTES"
+    )
