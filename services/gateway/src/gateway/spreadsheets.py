@@ -32,6 +32,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import IO, Any
 
 from openpyxl import load_workbook
@@ -105,6 +106,16 @@ class Layout:
     recipient_id: Column | None
     variables: tuple[Column, ...]
     unnamed: tuple[int, ...]  # columns without a header: must stay empty
+
+    @cached_property
+    def last(self) -> int:
+        """The index of the last column with a header."""
+        named = (self.phone, self.name, self.email, self.recipient_id, *self.variables)
+        return max(c.index for c in named if c is not None)
+
+    @cached_property
+    def phone_ref(self) -> dict[str, Any]:  # shared by every entry: never mutated
+        return self.phone.ref()
 
 
 def _key(header: str) -> str:
@@ -232,43 +243,53 @@ def _phone(value: object, column: Column) -> str | dict[str, Any]:
     return text
 
 
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Entry | None:
     """The recipient of one data row (`row`: its spreadsheet row number), None for a blank row."""
-    if not any(_text(c) for c in cells):
+    if all(_blank(c) for c in cells):
         return None
     width = len(cells)
 
     def cell(column: Column | None) -> object:
         return cells[column.index] if column is not None and column.index < width else None
 
-    item = Entry(ref={"row": row}, phone=None, phone_ref=shape.phone.ref())
+    item = Entry(ref={"row": row}, phone=None, phone_ref=shape.phone_ref)
     phone = _phone(cell(shape.phone), shape.phone)
     if isinstance(phone, dict):
         item.problems.append({"row": row} | phone)
     else:
         item.phone = phone
-    item.name = _text(cell(shape.name)) or None
-    item.email = _text(cell(shape.email)) or None
-    item.recipient_id = _text(cell(shape.recipient_id)) or None
+    if shape.name is not None:
+        item.name = _text(cell(shape.name)) or None
+    if shape.email is not None:
+        item.email = _text(cell(shape.email)) or None
+    if shape.recipient_id is not None:
+        item.recipient_id = _text(cell(shape.recipient_id)) or None
+    variables = item.variables
     for column in shape.variables:
-        value = _variable(cell(column))
-        if value is not None:
-            item.variables[column.header] = value
-    last = max((c.index for c in (shape.phone, *shape.variables)), default=0)
-    for other in (shape.name, shape.email, shape.recipient_id):
-        last = max(last, other.index if other else 0)
-    stray = [i for i in shape.unnamed if i < width and _text(cells[i])]
-    stray += [i for i in range(last + 1, width) if i not in shape.unnamed and _text(cells[i])]
-    for index in sorted(set(stray)):
-        letter = str(get_column_letter(index + 1))
-        item.problems.append(
-            {
-                "row": row,
-                "column": letter,
-                "value": _text(cells[index]),
-                "error": "A value in a column without a header",
-            }
-        )
+        if column.index < width:
+            value = cells[column.index]
+            if isinstance(value, str):  # CSV: every cell
+                if text := value.strip():
+                    variables[column.header] = text
+            elif (typed := _variable(value)) is not None:
+                variables[column.header] = typed
+    if width > shape.last or shape.unnamed:
+        stray = [
+            i for i in (*shape.unnamed, *range(shape.last + 1, width)) if i < width and not _blank(cells[i])
+        ]
+        for index in sorted(set(stray)):
+            item.problems.append(
+                {
+                    "row": row,
+                    "column": str(get_column_letter(index + 1)),
+                    "value": _text(cells[index]),
+                    "error": "A value in a column without a header",
+                }
+            )
     return item
 
 
