@@ -13,6 +13,7 @@ are at most `chunk_size` recipients whose JSON fits `budget` bytes (one bus mess
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -286,18 +287,25 @@ def estimate(
     Windows are followed for ESTIMATE_WEEKS weeks; recipients whose window never opens in all of
     their zones at once are `not_callable` (the campaign fails them, see `never_open_reason`).
     """
+    start = start.replace(microsecond=0)
     total = sum(groups.values())
     rate = concurrency / call_s  # recipients per second while any open one waits
     out: dict[str, Any] = {"recipients": total, "starts_at_unix": int(start.timestamp())}
-    if total == 0:
-        return out | {"finishes_at_unix": int(start.timestamp()), "duration_seconds": 0, "not_callable": 0}
-    if window is None:
-        seconds = max(call_s, total / rate)
+
+    def ending(finished: datetime | None, not_callable: int) -> dict[str, Any]:
+        if finished is None:
+            return out | {"finishes_at_unix": None, "duration_seconds": None, "not_callable": not_callable}
+        seconds = math.ceil((finished - start).total_seconds())
         return out | {
-            "finishes_at_unix": int(start.timestamp() + seconds),
-            "duration_seconds": round(seconds),
-            "not_callable": 0,
+            "finishes_at_unix": out["starts_at_unix"] + seconds,
+            "duration_seconds": seconds,
+            "not_callable": not_callable,
         }
+
+    if total == 0:
+        return ending(start, 0)
+    if window is None:
+        return ending(start + timedelta(seconds=max(call_s, total / rate)), 0)
     openings: dict[tuple[str, ...], list[tuple[datetime, datetime]]] = {
         zones: list(open_intervals(start, window, zones, weeks=ESTIMATE_WEEKS)) for zones in groups
     }
@@ -329,8 +337,4 @@ def estimate(
             capacity -= served
     if finished is not None:
         finished = max(finished, start + timedelta(seconds=call_s))
-    return out | {
-        "finishes_at_unix": int(finished.timestamp()) if finished else None,
-        "duration_seconds": round((finished - start).total_seconds()) if finished else None,
-        "not_callable": not_callable,
-    }
+    return ending(finished, not_callable)
