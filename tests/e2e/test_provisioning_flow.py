@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import upstream_requests
 
@@ -270,3 +271,16 @@ def test_correlation_id_reaches_elevenlabs(api: httpx.Client, sim: httpx.Client)
         r for r in upstream_requests(sim, "/v1/convai/knowledge-base/text") if r["json"]["name"] == "corr"
     ]
     assert sent[-1]["headers"]["x-correlation-id"] == "corr-e2e-1"
+
+
+@pytest.mark.parametrize(
+    "presented",
+    ["c" * 129, "corr id with spaces", "<script>", "ünïcode", "-leading-dash", "a" * 8192],
+)
+def test_an_unusable_correlation_id_is_replaced_not_carried(api: httpx.Client, presented: str) -> None:
+    """A caller's id travels into every log line, Kafka header and event of the work: one too long or
+    strange is replaced by a fresh one rather than kept (and never a 4xx/5xx for it)."""
+    response = api.get("/api/v1/agents", headers={"X-Correlation-ID": presented.encode().decode("latin-1")})
+    assert response.status_code == 200, response.text
+    bound = response.headers["X-Correlation-ID"]
+    assert bound != presented and len(bound) == 32 and bound.isalnum(), bound
