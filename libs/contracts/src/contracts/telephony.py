@@ -272,6 +272,13 @@ class CallStatusChanged(Event):
     recipient_id: str | None = Field(default=None, description="Campaign recipient, if any.")
     attempt: int | None = Field(default=None, description="Attempt number, if any.")
     refusal: Refusal | None = Field(default=None, description=_REFUSAL_DESCRIPTION)
+    to_number: str | None = Field(default=None, description="Dialled number (E.164).")
+    agent_id: str | None = Field(default=None, description="Agent that talked.")
+    phone_number_id: str | None = Field(default=None, description="Calling number's id.")
+    started_at_unix: int | None = Field(default=None, description="When the dial was accepted, unix seconds.")
+    ended_at_unix: int | None = Field(
+        default=None, description="When the final status was recorded, unix seconds."
+    )
 
 
 class CustomerSessionStored(Event):

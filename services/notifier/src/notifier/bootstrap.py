@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import migrate
 from bus.db import make_engine, make_sessionmaker
+from bus.outbound import OutboundClient, parse_allow_hosts
+from bus.periodic import Periodic
 from bus.runtime import Bus
 from contracts import topics
 from notifier import handlers
@@ -18,6 +22,7 @@ from notifier.service import NotifierService
 from notifier.settings import Settings
 from notifier.transports import Transport, make_transport
 from notifier.uow import UnitOfWork
+from notifier.webhook_service import Dispatcher, WebhookService
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,13 +36,27 @@ class Container:
     http: httpx.AsyncClient
     transport: Transport
     service: NotifierService
+    webhooks: WebhookService
+    dispatcher: Dispatcher
+    webhook_retention: Periodic
     owns_http: bool
 
     async def start(self) -> None:
-        await self.bus.start([topics.NOTIFIER_COMMANDS, topics.NOTIFIER_EVENTS])
+        await self.bus.start(
+            [
+                topics.NOTIFIER_COMMANDS,
+                topics.NOTIFIER_EVENTS,
+                topics.TELEPHONY_EVENTS,
+                topics.CAMPAIGN_EVENTS,
+            ]
+        )
+        self.dispatcher.start()
+        self.webhook_retention.start()
 
     async def stop(self) -> None:
-        """Stop intake (in-flight handlers finish), then release connections."""
+        """Stop intake (in-flight handlers and sends finish), then release connections."""
+        await self.webhook_retention.stop()
+        await self.dispatcher.stop()
         await self.bus.stop()
         if self.owns_http:
             await self.http.aclose()
@@ -54,7 +73,9 @@ def bootstrap(
     *,
     http_client: httpx.AsyncClient | None = None,
     transport: Transport | None = None,
+    webhook_clock: Callable[[], datetime] | None = None,
 ) -> Container:
+    """`webhook_clock` replaces the webhook rules' clock (tests of the retry and disable rules)."""
     settings = settings or Settings()
     engine = make_engine(
         settings.database_url,
@@ -66,7 +87,15 @@ def bootstrap(
     http = http_client or httpx.AsyncClient()
     transport = transport or make_transport(settings, http)
     service = NotifierService(lambda: UnitOfWork(sessionmaker, bus), transport, settings)
-    handlers.register(bus, service)
+    outbound = OutboundClient(
+        http,
+        allow_http=False,  # per request: http only to hosts on OUTBOUND_ALLOW_HOSTS
+        allow_hosts=parse_allow_hosts(settings.outbound_allow_hosts),
+        max_response_bytes=settings.webhooks_max_response_bytes,
+    )
+    webhooks = WebhookService(lambda: UnitOfWork(sessionmaker, bus), outbound, settings, clock=webhook_clock)
+    dispatcher = Dispatcher(webhooks, settings)
+    handlers.register(bus, service, webhooks)
     return Container(
         settings=settings,
         engine=engine,
@@ -75,5 +104,10 @@ def bootstrap(
         http=http,
         transport=transport,
         service=service,
+        webhooks=webhooks,
+        dispatcher=dispatcher,
+        webhook_retention=Periodic(
+            "notifier.webhook_retention", settings.bus_retention_interval_s, webhooks.prune
+        ),
         owns_http=http_client is None,
     )

@@ -37,6 +37,26 @@ class Settings(BusSettings):
     backoff_s: float = Field(default=0.5, ge=0, alias="NOTIFIER_BACKOFF_S")
     max_backoff_s: float = Field(default=30.0, ge=0, alias="NOTIFIER_MAX_BACKOFF_S")
 
+    # Webhooks to the customer's systems (README "Webhooks").
+    secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
+    outbound_allow_hosts: str = Field(default="", alias="OUTBOUND_ALLOW_HOSTS")
+    webhooks_timeout_s: float = Field(default=10.0, gt=0, alias="WEBHOOKS_TIMEOUT_S")
+    webhooks_retry_base_s: float = Field(default=30.0, gt=0, alias="WEBHOOKS_RETRY_BASE_S")
+    webhooks_retry_max_s: float = Field(default=3600.0, gt=0, alias="WEBHOOKS_RETRY_MAX_S")
+    webhooks_retry_window_s: float = Field(default=86400.0, gt=0, alias="WEBHOOKS_RETRY_WINDOW_S")
+    webhooks_disable_after_failures: int = Field(default=10, ge=1, alias="WEBHOOKS_DISABLE_AFTER_FAILURES")
+    webhooks_disable_after_s: float = Field(default=43200.0, ge=0, alias="WEBHOOKS_DISABLE_AFTER_S")
+    webhooks_concurrency: int = Field(default=10, ge=1, alias="WEBHOOKS_CONCURRENCY")
+    webhooks_poll_interval_s: float = Field(default=1.0, gt=0, alias="WEBHOOKS_POLL_INTERVAL_S")
+    webhooks_max_response_bytes: int = Field(default=65536, ge=1024, alias="WEBHOOKS_MAX_RESPONSE_BYTES")
+    webhooks_retention_hours: float = Field(default=168.0, ge=0, alias="WEBHOOKS_RETENTION_HOURS")
+
+    @property
+    def webhooks_lease_s(self) -> float:
+        """How long a claimed delivery is this worker's: its request's timeout plus room to record
+        the answer. A worker silent longer (paused, cut off) loses it to the next claim."""
+        return self.webhooks_timeout_s + 30.0
+
     def secrets(self) -> list[str]:
         """Configured secret values, to redact from any error text we keep or emit."""
         values = [self.smtp_password.get_secret_value(), self.email_api_key.get_secret_value()]

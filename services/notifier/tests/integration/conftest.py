@@ -34,6 +34,8 @@ database_url, topic_prefix = isolated("notifier")
 pytestmark = pytest.mark.integration
 
 DEFAULT_SENDER = "noreply@switchboard.example.com"
+WEBHOOK_SECRET_KEY = "k9Yq0cVfQ3dM8r2tLw5xZ1bN7pH4sJ6gA0eU3iO9yT8="
+WEBHOOK_TIMEOUT_S = 1.0
 API_KEY = "api-key-canary-5f1e"
 
 
@@ -182,6 +184,14 @@ def settings(request: pytest.FixtureRequest, smtp_server: tuple[RecordingHandler
         "SMTP_TIMEOUT_S": 5,
         "DEFAULT_SENDER_EMAIL": DEFAULT_SENDER,
         "NOTIFIER_BACKOFF_S": 0.05,
+        # Webhooks: the local receiver is on loopback (allowlisted, so http too); seconds, not hours.
+        "SWITCHBOARD_SECRET_KEY": WEBHOOK_SECRET_KEY,
+        "OUTBOUND_ALLOW_HOSTS": "127.0.0.1",
+        "WEBHOOKS_TIMEOUT_S": WEBHOOK_TIMEOUT_S,
+        "WEBHOOKS_RETRY_BASE_S": 0.2,
+        "WEBHOOKS_RETRY_MAX_S": 2,
+        "WEBHOOKS_RETRY_WINDOW_S": 600,
+        "WEBHOOKS_POLL_INTERVAL_S": 0.1,
     }
     return prepared(
         Settings.model_validate(values),
@@ -189,6 +199,8 @@ def settings(request: pytest.FixtureRequest, smtp_server: tuple[RecordingHandler
         topics.NOTIFIER_COMMANDS,
         topics.NOTIFIER_EVENTS,
         topics.dead_letter(topics.NOTIFIER_COMMANDS),
+        topics.TELEPHONY_EVENTS,
+        topics.CAMPAIGN_EVENTS,
     )
 
 

@@ -552,10 +552,11 @@ class TelephonyService:
         causation_id: str | None,
     ) -> None:
         """Move `call` to its final status and emit `CallStatusChanged` in the same transaction."""
+        ended_at = utcnow()
         await uow.calls.set_status(
             call.conversation_id,
             status=final.status,
-            ended_at=utcnow(),
+            ended_at=ended_at,
             duration_seconds=final.duration_seconds,
             outcome=final.outcome,
             summary=final.summary,
@@ -576,6 +577,11 @@ class TelephonyService:
             recipient_id=call.recipient_id,
             attempt=call.attempt,
             refusal=final.refusal,
+            to_number=call.to_number,
+            agent_id=call.agent_id,
+            phone_number_id=call.phone_number_id,
+            started_at_unix=int(call.placed_at.timestamp()),
+            ended_at_unix=int(ended_at.timestamp()),
         )
         await uow.publish(changed, key=call.conversation_id)
         metrics.CALLS_ENDED.labels(final.status, source).inc()

@@ -118,6 +118,14 @@ async def test_post_call_webhooks_set_the_final_status_once(
             f"rec-{digit}",
             1,
         )
+        # What a webhook receiver needs about the call, without asking for it (issue 13).
+        assert (change["to_number"], change["agent_id"], change["phone_number_id"]) == (
+            event["to_number"],
+            agent_id,
+            twilio_phone_id,
+        )
+        assert change["started_at_unix"] == event["placed_at_unix"]
+        assert change["ended_at_unix"] >= change["started_at_unix"]
     completed = _changes(harness, placed["0"]["conversation_id"])[0]
     assert completed["outcome"] == "appointment_confirmed"
     assert completed["summary"] and completed["duration_seconds"] is not None
@@ -190,3 +198,8 @@ async def test_reconciliation_gives_up_on_a_call_without_result(
         "reconciliation",
     )
     assert change["campaign_id"] == "camp-lost"
+    assert (change["to_number"], change["agent_id"], change["phone_number_id"]) == (
+        "+15550000001",
+        "agent_x",
+        "phnum_x",
+    )

@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import migrate
 from bus.db import make_engine, make_sessionmaker
+from bus.outbound import OutboundClient
 from bus.periodic import Periodic
 from bus.runtime import Bus
 from contracts import topics
 from elevenlabs_client import ElevenLabsClient
 from tool_webhooks import handlers
 from tool_webhooks.models import CONSUMER, inbox, outbox
-from tool_webhooks.outbound import OutboundClient
 from tool_webhooks.service import ToolService, WebhookService
 from tool_webhooks.settings import Settings
 from tool_webhooks.stores import StoreClient

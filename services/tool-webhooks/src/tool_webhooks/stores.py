@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from cachetools import TTLCache
 
-from tool_webhooks.outbound import OutboundClient, OutboundFailed, OutboundRefused, OutboundResponse
+from bus.outbound import OutboundClient, OutboundFailed, OutboundRefused, OutboundResponse
 
 Platform = Literal["woocommerce", "shopify"]
 JSON = dict[str, Any]

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bus.outbound import OutboundClient, OutboundFailed
 from devinfra.standins.tls import Pki, make_pki
-from tool_webhooks.outbound import OutboundClient, OutboundFailed
 
 pytestmark = pytest.mark.integration
 

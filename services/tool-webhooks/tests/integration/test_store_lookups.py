@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from bus.outbound import OutboundClient
 from contracts.telephony import CustomerInfo
 from devinfra.standins.stores import WOO_KEY, WOO_SECRET, StoreState, serve, woo_app
 from devinfra.standins.tls import leaf_files, make_pki
 from tool_webhooks import domain
-from tool_webhooks.outbound import OutboundClient
 from tool_webhooks.stores import StoreClient, StoreCredentials, StoreError
 
 from .conftest import Harness, Stores

@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
+from bus.outbound import OutboundRefused, check_url, forbidden_address
 from provisioning.domain import tool_token
 from tool_webhooks import domain, stores
-from tool_webhooks.outbound import OutboundRefused, check_url, forbidden_address
 
 KEY = "deployment-secret"
 

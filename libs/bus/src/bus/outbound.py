@@ -1,17 +1,18 @@
-"""The one way this service talks to a store: an SSRF guard in front of every outbound request.
+"""The one way a service talks to a URL a caller gave us: an SSRF guard in front of every request.
 
-Store base URLs come from callers of our API, so a URL is untrusted until:
-- its scheme is https (http only with ALLOW_HTTP_STORES=true) and it embeds no credentials;
+Used by tool-webhooks (store base URLs) and the notifier (webhook target URLs); the gateway checks
+a target with `check_target` before accepting it. Such URLs are untrusted until:
+- its scheme is https (http only when the caller allows it) and it embeds no credentials;
 - its host resolves (ONCE, getaddrinfo) only to public addresses: loopback, private, link-local,
   multicast, reserved, unspecified, shared (CGNAT), cloud metadata, IPv6 ULA/link-local and IPv4
   addresses embedded in IPv6 (mapped, compatible, 6to4, NAT64) are refused — unless `host[:port]`
   is on the OUTBOUND_ALLOW_HOSTS deployment allowlist;
 then the request connects to that PINNED address (no second lookup, so no DNS rebinding), with the
 original name in the Host header and as TLS SNI / certificate name. Redirects are never followed
-(a 3xx is a store error), responses are capped (streamed) and every step is bounded by the caller's
+(a 3xx is an error), responses are capped (streamed) and every step is bounded by the caller's
 deadline.
 
-Query strings carry secrets and personal data here (WooCommerce keys when a host strips the
+Query strings carry secrets and personal data (WooCommerce keys when a host strips the
 Authorization header, a caller's e-mail as a search term), so the URL httpx logs for each request
 ("HTTP Request: GET …" at INFO) is written without its query string.
 """
@@ -72,7 +73,7 @@ class OutboundResponse:
 
 
 def forbidden_address(ip: IPAddress) -> bool:
-    """True for every address a store must never resolve to (see the module docstring)."""
+    """True for every address a caller's URL must never resolve to (see the module docstring)."""
     if ip in _METADATA:
         return True
     if isinstance(ip, ipaddress.IPv6Address):
@@ -145,8 +146,59 @@ def check_url(url: str, *, allow_http: bool) -> SplitResult:
     return parts
 
 
+def parse_allow_hosts(raw: str) -> frozenset[str]:
+    """OUTBOUND_ALLOW_HOSTS (comma-separated `host` or `host:port`, IPv6 in brackets) as a set."""
+    return frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
+def allowlisted(allow_hosts: frozenset[str], host: str, port: int) -> bool:
+    """True when `host` (any port) or `host:port` is on the allowlist."""
+    name = host.lower()
+    bracketed = f"[{name}]" if ":" in name else name
+    return name in allow_hosts or f"{bracketed}:{port}" in allow_hosts
+
+
+async def resolve_public(host: str, port: int, deadline: float, *, allow_hosts: frozenset[str]) -> IPAddress:
+    """Resolve once; every address must pass (unless allowlisted); the first one is pinned.
+    `deadline` is event-loop time. Raises `OutboundRefused` or `OutboundFailed("timeout")`."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP),
+            timeout=max(deadline - loop.time(), 0.001),
+        )
+    except TimeoutError as exc:
+        raise OutboundFailed("timeout", "name resolution timed out") from exc
+    except (OSError, UnicodeError) as exc:
+        raise OutboundRefused("host does not resolve") from exc
+    addresses: list[IPAddress] = []
+    for family, _, _, _, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        addresses.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
+    if not addresses:
+        raise OutboundRefused("host does not resolve")
+    if not allowlisted(allow_hosts, host, port) and any(forbidden_address(a) for a in addresses):
+        raise OutboundRefused("host resolves to a forbidden address")
+    return addresses[0]
+
+
+async def check_target(url: str, *, allow_http: bool, allow_hosts: frozenset[str], timeout_s: float) -> None:
+    """What `OutboundClient.request` would refuse before connecting, checked now (a caller giving a
+    URL to be used later gets the refusal at once). Raises `OutboundRefused`; a resolution that
+    times out is `OutboundRefused` too (the URL cannot be shown to be safe)."""
+    parts = check_url(url, allow_http=allow_http)
+    assert parts.hostname is not None  # check_url guarantees it
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    loop = asyncio.get_running_loop()
+    try:
+        await resolve_public(parts.hostname, port, loop.time() + timeout_s, allow_hosts=allow_hosts)
+    except OutboundFailed as exc:
+        raise OutboundRefused("host did not resolve in time") from exc
+
+
 class OutboundClient:
-    """Every store request goes through `request`; nothing else in the service opens sockets to stores."""
+    """Every request to a caller's URL goes through `request`; nothing else opens sockets to them."""
 
     def __init__(
         self,
@@ -164,32 +216,10 @@ class OutboundClient:
         redact_http_logs()
 
     def _allowlisted(self, host: str, port: int) -> bool:
-        name = host.lower()
-        bracketed = f"[{name}]" if ":" in name else name
-        return name in self._allow_hosts or f"{bracketed}:{port}" in self._allow_hosts
+        return allowlisted(self._allow_hosts, host, port)
 
     async def _resolve(self, host: str, port: int, deadline: float) -> IPAddress:
-        """Resolve once; every address must pass (unless allowlisted); the first one is pinned."""
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP),
-                timeout=max(deadline - loop.time(), 0.001),
-            )
-        except TimeoutError as exc:
-            raise OutboundFailed("timeout", "name resolution timed out") from exc
-        except (OSError, UnicodeError) as exc:
-            raise OutboundRefused("host does not resolve") from exc
-        addresses: list[IPAddress] = []
-        for family, _, _, _, sockaddr in infos:
-            if family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            addresses.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
-        if not addresses:
-            raise OutboundRefused("host does not resolve")
-        if not self._allowlisted(host, port) and any(forbidden_address(a) for a in addresses):
-            raise OutboundRefused("host resolves to a forbidden address")
-        return addresses[0]
+        return await resolve_public(host, port, deadline, allow_hosts=self._allow_hosts)
 
     async def request(
         self,
@@ -200,10 +230,16 @@ class OutboundClient:
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         auth: tuple[str, str] | None = None,
+        allow_http: bool | None = None,
     ) -> OutboundResponse:
-        """One guarded request, finished (body read) before `deadline` (event-loop time)."""
-        parts = check_url(url, allow_http=self._allow_http)
+        """One guarded request, finished (body read) before `deadline` (event-loop time).
+
+        `content` sends these exact bytes (e.g. a signed body); `allow_http` overrides the client's
+        setting for this request. Raises `OutboundRefused` before connecting, `OutboundFailed` after.
+        """
+        parts = check_url(url, allow_http=self._allow_http if allow_http is None else allow_http)
         host = parts.hostname
         assert host is not None  # check_url guarantees it
         scheme = parts.scheme.lower()
@@ -230,6 +266,7 @@ class OutboundClient:
             # request under the first host's TLS name.
             headers={**(headers or {}), **_basic(auth), "Host": host_header, "Connection": "close"},
             json=json,
+            content=content,
             timeout=httpx.Timeout(remaining),
             extensions={"sni_hostname": host},
         )
@@ -238,7 +275,9 @@ class OutboundClient:
                 response = await self._http.send(request, stream=True, follow_redirects=False)
                 try:
                     if 300 <= response.status_code < 400:
-                        raise OutboundFailed("redirect", f"store answered {response.status_code}")
+                        raise OutboundFailed(
+                            "redirect", f"answered {response.status_code} (redirects are not followed)"
+                        )
                     declared = response.headers.get("content-length")
                     if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
                         raise OutboundFailed("too_large", "response exceeds the size cap")
@@ -252,9 +291,9 @@ class OutboundClient:
                 finally:
                     await response.aclose()
         except TimeoutError as exc:
-            raise OutboundFailed("timeout", "store did not answer in time") from exc
+            raise OutboundFailed("timeout", "no answer in time") from exc
         except httpx.TimeoutException as exc:
-            raise OutboundFailed("timeout", "store did not answer in time") from exc
+            raise OutboundFailed("timeout", "no answer in time") from exc
         except httpx.HTTPError as exc:
             raise OutboundFailed("unreachable", type(exc).__name__) from exc
         return OutboundResponse(response.status_code, response.headers, b"".join(chunks))

@@ -1,0 +1,489 @@
+"""Signed webhooks to a real local receiver: failures (503, a timeout) then 200, the signature checked
+as a receiver would; leases across workers; a worker that loses its state; disable and re-enable;
+resend by hand; delete."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bus.secrets import fernet_for
+from contracts import topics
+from contracts.base import Command
+from contracts.campaigns import CampaignSnapshot, CampaignUpdated
+from contracts.notifier import (
+    CreateWebhookSubscription,
+    DeleteWebhookSubscription,
+    EnableWebhookSubscription,
+    ResendWebhookDelivery,
+)
+from contracts.telephony import CallStatusChanged
+from devinfra.bus_harness import BusHarness, wait_until
+from notifier.bootstrap import Container, bootstrap
+from notifier.models import WebhookDelivery
+from notifier.uow import UnitOfWork
+from notifier.webhook_service import WebhookService
+
+from .conftest import WEBHOOK_SECRET_KEY, WEBHOOK_TIMEOUT_S, Harness
+
+pytestmark = pytest.mark.integration
+
+
+# ---- a real receiver, verifying like the README's example ----------------------------------------
+
+
+def receiver_verifies(secret: str, header: str, raw_body: bytes, tolerance_s: int = 300) -> bool:
+    """The README's receiver check, written out independently of the notifier's code."""
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    timestamp, given = parts["t"], parts["v1"]
+    if abs(time.time() - int(timestamp)) > tolerance_s:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def json(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+@dataclass
+class Receiver:
+    """Answers each path from its script (a status, or "timeout": no answer for longer than the
+    notifier waits), then 200. Records every request as it arrived."""
+
+    base_url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    received: list[Received] = field(default_factory=list)
+    scripts: dict[str, list[tuple[int | str, dict[str, str]]]] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def at(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.path == path]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    recv = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with recv.lock:
+                recv.received.append(Received(self.path, dict(self.headers.items()), body, time.time()))
+                script = recv.scripts.get(self.path)
+                answer, headers = script.pop(0) if script else (200, {})
+            if answer == "timeout":
+                recv.release.wait(WEBHOOK_TIMEOUT_S * 3)  # longer than the notifier waits
+                return
+            payload = json.dumps({"received": True, "status": answer}).encode()
+            self.send_response(int(answer))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    recv.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield recv
+    finally:
+        recv.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+
+async def command(harness: Harness, cmd: Command) -> dict[str, Any]:
+    """The one outcome of a webhook command."""
+    await harness.publish(cmd, key="webhooks")  # type: ignore[arg-type]
+    return await harness.wait_for(lambda e: e.get("causation_id") == cmd.message_id, what=cmd.type)
+
+
+async def subscribe(harness: Harness, receiver: Receiver, *types: str) -> tuple[str, str, str]:
+    """(subscription id, its secret, its receiver path)."""
+    secret = "whsec_" + uuid.uuid4().hex
+    sid = "whk_" + uuid.uuid4().hex
+    path = f"/hooks/{sid}"
+    event = await command(
+        harness,
+        CreateWebhookSubscription(
+            subscription_id=sid,
+            url=receiver.url(path),
+            event_types=list(types or ("call.finished",)),  # type: ignore[arg-type]
+            signing_secret_encrypted=fernet_for(WEBHOOK_SECRET_KEY).encrypt(secret.encode()).decode(),
+            correlation_id=uuid.uuid4().hex,
+        ),
+    )
+    assert event["type"] == "webhook_subscription.updated"
+    assert event["subscription"]["status"] == "active"
+    return sid, secret, path
+
+
+def finished_call(conversation_id: str | None = None, **fields: Any) -> CallStatusChanged:
+    values: dict[str, Any] = {
+        "conversation_id": conversation_id or f"conv_{uuid.uuid4().hex[:12]}",
+        "status": "completed",
+        "duration_seconds": 61,
+        "outcome": "appointment_confirmed",
+        "to_number": "+14155550123",
+        "agent_id": "agent_1",
+        "phone_number_id": "phnum_1",
+        "started_at_unix": 1700000000,
+        "ended_at_unix": 1700000061,
+    }
+    return CallStatusChanged(**(values | fields))
+
+
+async def publish_event(harness: Harness, event: Any, topic: str) -> None:
+    await BusHarness.publish(harness, event, topic=topic, key=getattr(event, "conversation_id", "k"))
+
+
+def deliveries(harness: Harness, sid: str) -> list[dict[str, Any]]:
+    return harness.matching(type="webhook_delivery.updated", subscription_id=sid)
+
+
+async def delivery_rows(container: Container, sid: str) -> list[WebhookDelivery]:
+    async with container.sessionmaker() as session:
+        result = await session.execute(select(WebhookDelivery).where(WebhookDelivery.subscription_id == sid))
+        return list(result.scalars())
+
+
+@pytest.fixture
+async def paused_dispatcher(container: Container) -> AsyncIterator[None]:
+    """The service's own dispatcher stopped for a test that drives workers by hand."""
+    await container.dispatcher.stop()
+    try:
+        yield
+    finally:
+        container.dispatcher.start()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def worker(container: Container, clock: Clock, **settings: Any) -> WebhookService:
+    """Another worker on the same database: its own state, its own clock."""
+    return WebhookService(
+        lambda: UnitOfWork(container.sessionmaker, container.bus),
+        container.webhooks._outbound,
+        container.settings.model_copy(update=settings),
+        clock=clock,
+    )
+
+
+# ---- tests -----------------------------------------------------------------------------------------
+
+
+async def test_503_then_a_timeout_then_200_delivers_the_same_signed_event(
+    harness: Harness, receiver: Receiver
+) -> None:
+    sid, secret, path = await subscribe(harness, receiver)
+    receiver.scripts[path] = [(503, {"Retry-After": "1"}), ("timeout", {})]
+    call = finished_call()
+    await publish_event(harness, call, topics.TELEPHONY_EVENTS)
+
+    done = await harness.wait_for(
+        lambda e: (
+            e["type"] == "webhook_delivery.updated"
+            and e["subscription_id"] == sid
+            and e["status"] == "delivered"
+        ),
+        what="delivered",
+    )
+    requests = receiver.at(path)
+    assert len(requests) == 3
+    bodies = {r.body for r in requests}
+    assert len(bodies) == 1  # the very same bytes every time
+    for number, request in enumerate(requests, start=1):
+        assert receiver_verifies(secret, request.headers["Switchboard-Signature"], request.body)
+        assert request.headers["Switchboard-Event-Id"] == request.json["id"] == done["event_id"]
+        assert request.headers["Switchboard-Delivery-Attempt"] == str(number)
+        assert request.headers["Content-Type"] == "application/json"
+    body = requests[0].json
+    assert body["type"] == "call.finished"
+    assert body["data"]["conversation_id"] == call.conversation_id
+    assert (body["data"]["to_number"], body["data"]["status"], body["data"]["duration_seconds"]) == (
+        "+14155550123",
+        "completed",
+        61,
+    )
+    assert not receiver_verifies(
+        "whsec_wrong", requests[0].headers["Switchboard-Signature"], requests[0].body
+    )
+
+    first, second, third = deliveries(harness, sid)
+    assert first["last_attempt"]["status_code"] == 503 and first["status"] == "pending"
+    assert '"status": 503' in first["last_attempt"]["response_excerpt"]
+    # Retry-After: 1 was honoured.
+    assert first["next_attempt_at_unix"] >= first["last_attempt"]["started_at_ms"] // 1000 + 1
+    assert requests[1].at - requests[0].at >= 1.0
+    assert second["last_attempt"]["status_code"] is None
+    assert second["last_attempt"]["error"].startswith("timeout")
+    assert second["last_attempt"]["duration_ms"] >= WEBHOOK_TIMEOUT_S * 1000 * 0.9
+    assert third["last_attempt"]["status_code"] == 200 and third["attempts"] == 3
+    assert third["next_attempt_at_unix"] is None
+
+    # The same call told again (a redelivery, or reconciliation after the webhook): nothing new.
+    await publish_event(harness, finished_call(call.conversation_id), topics.TELEPHONY_EVENTS)
+    marker = finished_call()
+    await publish_event(harness, marker, topics.TELEPHONY_EVENTS)
+    await wait_until(
+        lambda: any(r.json["data"]["conversation_id"] == marker.conversation_id for r in receiver.at(path)),
+        "marker",
+    )
+    assert len([r for r in receiver.at(path) if r.json["id"] == done["event_id"]]) == 3
+
+
+async def test_a_worker_that_loses_its_state_mid_retry_loses_nothing(
+    harness: Harness, receiver: Receiver, container: Container
+) -> None:
+    """The delivery waits in the database: a new worker (a restarted process) sends it."""
+    sid, secret, path = await subscribe(harness, receiver)
+    receiver.scripts[path] = [(503, {"Retry-After": "2"})]
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await harness.wait_for(
+        lambda e: e["type"] == "webhook_delivery.updated" and e["subscription_id"] == sid,
+        what="first attempt",
+    )
+    await container.dispatcher.stop()  # the process "dies" between attempts
+    restarted = bootstrap(container.settings)
+    try:
+        restarted.dispatcher.start()  # a fresh process: only the database carries over
+        done = await harness.wait_for(
+            lambda e: (
+                e["type"] == "webhook_delivery.updated"
+                and e["subscription_id"] == sid
+                and e["status"] == "delivered"
+            ),
+            what="delivered after the restart",
+        )
+    finally:
+        await restarted.dispatcher.stop()
+        await restarted.engine.dispose()
+        await restarted.http.aclose()
+        container.dispatcher.start()
+    assert done["attempts"] == 2
+    assert [r.headers["Switchboard-Delivery-Attempt"] for r in receiver.at(path)] == ["1", "2"]
+    assert all(
+        receiver_verifies(secret, r.headers["Switchboard-Signature"], r.body) for r in receiver.at(path)
+    )
+
+
+async def test_a_stalled_worker_that_wakes_up_sends_nothing_twice(
+    harness: Harness, receiver: Receiver, container: Container, paused_dispatcher: None
+) -> None:
+    sid, _, path = await subscribe(harness, receiver)
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await wait_until(lambda: _has_rows(container, sid), "queued")
+    clock_a, clock_b = Clock(), Clock()
+    a, b = worker(container, clock_a), worker(container, clock_b)
+    [held_by_a] = [c for c in await a.claim(50) if c.subscription_id == sid]
+    assert [c for c in await b.claim(50) if c.subscription_id == sid] == []  # leased: B skips it
+    clock_b.now += timedelta(seconds=container.settings.webhooks_lease_s + 1)  # A stalls past its lease
+    [taken_by_b] = [c for c in await b.claim(50) if c.subscription_id == sid]
+    await b.deliver(taken_by_b)
+    assert len(receiver.at(path)) == 1
+    await a.deliver(held_by_a)  # A wakes up: its lease is gone, so it neither sends nor records
+    assert len(receiver.at(path)) == 1
+    [row] = await delivery_rows(container, sid)
+    assert (row.status, row.attempts) == ("delivered", 1)
+
+
+async def _has_rows(container: Container, sid: str) -> bool:
+    return bool(await delivery_rows(container, sid))
+
+
+async def test_a_failing_subscription_is_disabled_holds_its_deliveries_and_is_re_enabled(
+    harness: Harness, receiver: Receiver, container: Container, paused_dispatcher: None
+) -> None:
+    sid, secret, path = await subscribe(harness, receiver)
+    receiver.scripts[path] = [(500, {})] * 50
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await wait_until(lambda: _has_rows(container, sid), "queued")
+    clock = Clock()
+    # The default rule (10 failures over 12 h) scaled down to the suite's 10-minute retry window.
+    w = worker(container, clock, webhooks_disable_after_s=300)
+    rule = w.disable_rule
+    for attempt in range(1, rule.failures + 1):
+        claimed = [c for c in await w.claim(50) if c.subscription_id == sid]
+        assert len(claimed) == 1, f"attempt {attempt}: {await delivery_rows(container, sid)}"
+        await w.deliver(claimed[0])
+        clock.now += timedelta(seconds=rule.after_s / (rule.failures - 1) + 3)  # past the next retry
+        disabled = harness.matching(
+            lambda e: (
+                e["type"] == "webhook_subscription.updated"
+                and e["subscription"]["subscription_id"] == sid
+                and e["subscription"]["status"] == "disabled"
+            )
+        )
+        if attempt < rule.failures:
+            assert not disabled, f"disabled after {attempt} failures"
+    event = await harness.wait_for(
+        lambda e: (
+            e["type"] == "webhook_subscription.updated"
+            and e["subscription"]["subscription_id"] == sid
+            and e["subscription"]["status"] == "disabled"
+        ),
+        what="disabled",
+    )
+    assert "consecutive failed attempts" in event["subscription"]["disabled_reason"]
+    clock.now += timedelta(days=1)
+    assert [c for c in await w.claim(50) if c.subscription_id == sid] == []  # held while disabled
+
+    # While disabled, a new event is not queued for it.
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    receiver.scripts[path] = []  # the receiver is fixed
+    enabled = await command(harness, EnableWebhookSubscription(subscription_id=sid))
+    assert enabled["subscription"]["status"] == "active"
+    assert enabled["subscription"]["consecutive_failures"] == 0
+    container.dispatcher.start()
+    done = await harness.wait_for(
+        lambda e: (
+            e["type"] == "webhook_delivery.updated"
+            and e["subscription_id"] == sid
+            and e["status"] == "delivered"
+        ),
+        what="held delivery sent after re-enabling",
+    )
+    assert done["attempts"] == rule.failures + 1
+    assert len(await delivery_rows(container, sid)) == 1
+    assert receiver_verifies(
+        secret, receiver.at(path)[-1].headers["Switchboard-Signature"], receiver.at(path)[-1].body
+    )
+
+
+async def test_a_delivery_is_resent_by_hand(harness: Harness, receiver: Receiver) -> None:
+    sid, _, path = await subscribe(harness, receiver)
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    done = await harness.wait_for(
+        lambda e: (
+            e["type"] == "webhook_delivery.updated"
+            and e["subscription_id"] == sid
+            and e["status"] == "delivered"
+        ),
+        what="delivered",
+    )
+    queued = await command(
+        harness, ResendWebhookDelivery(subscription_id=sid, delivery_id=done["delivery_id"])
+    )
+    assert (queued["type"], queued["status"], queued["last_attempt"]) == (
+        "webhook_delivery.updated",
+        "pending",
+        None,
+    )
+    again = await harness.wait_for(
+        lambda e: (
+            e["type"] == "webhook_delivery.updated"
+            and e["delivery_id"] == done["delivery_id"]
+            and e["attempts"] == 2
+        ),
+        what="resent",
+    )
+    assert again["status"] == "delivered" and again["last_attempt"]["manual"] is True
+    first, second = receiver.at(path)
+    assert first.body == second.body and second.headers["Switchboard-Delivery-Attempt"] == "2"
+
+    unknown = await command(harness, ResendWebhookDelivery(subscription_id=sid, delivery_id="dlv_nope"))
+    assert (unknown["type"], unknown["status_code"]) == ("command.failed", 404)
+
+
+async def test_campaign_status_changes_and_end_are_delivered_once_each(
+    harness: Harness, receiver: Receiver
+) -> None:
+    _, _, path = await subscribe(harness, receiver, "campaign.status_changed", "campaign.finished")
+    campaign_id = "batch_" + uuid.uuid4().hex
+    for status, finished in [("running", 0), ("running", 1), ("paused", 1), ("running", 2), ("completed", 4)]:
+        snapshot = CampaignSnapshot(
+            campaign_id=campaign_id,
+            name="Reminders",
+            agent_id="agent_1",
+            phone_number_id="phnum_1",
+            status=status,  # type: ignore[arg-type]
+            created_at_unix=1700000000,
+            retry_count=0,
+            total_calls_scheduled=4,
+            total_calls_dispatched=finished,
+            total_calls_finished=finished,
+            last_updated_at_unix=1700000000 + finished,
+        )
+        update = CampaignUpdated(campaign=snapshot)
+        await BusHarness.publish(harness, update, topic=topics.CAMPAIGN_EVENTS, key=campaign_id)  # type: ignore[arg-type]
+        await BusHarness.publish(
+            harness, update, topic=topics.CAMPAIGN_EVENTS, key=campaign_id
+        )  # redelivered
+    await wait_until(lambda: len(receiver.at(path)) >= 5, "five webhooks")
+    got = [
+        (r.json["type"], r.json["data"]["status"], r.json["data"]["previous_status"])
+        for r in receiver.at(path)
+    ]
+    assert sorted(got, key=str) == sorted(
+        [
+            ("campaign.status_changed", "running", None),
+            ("campaign.status_changed", "paused", "running"),
+            ("campaign.status_changed", "running", "paused"),
+            ("campaign.status_changed", "completed", "running"),
+            ("campaign.finished", "completed", "running"),
+        ],
+        key=str,
+    )
+
+
+async def test_delete_stops_deliveries_and_unknown_ids_are_404(harness: Harness, receiver: Receiver) -> None:
+    sid, _, path = await subscribe(harness, receiver)
+    deleted = await command(harness, DeleteWebhookSubscription(subscription_id=sid))
+    assert deleted["type"] == "webhook_subscription.deleted"
+    again = await command(harness, DeleteWebhookSubscription(subscription_id=sid))
+    assert (again["type"], again["status_code"]) == ("command.failed", 404)
+    missing = await command(harness, EnableWebhookSubscription(subscription_id="whk_missing"))
+    assert (missing["type"], missing["status_code"]) == ("command.failed", 404)
+    _, _, other_path = await subscribe(harness, receiver)
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await wait_until(lambda: len(receiver.at(other_path)) == 1, "the live subscription's delivery")
+    assert receiver.at(path) == []
+
+
+async def test_the_signing_secret_is_stored_and_sent_only_encrypted(
+    harness: Harness, receiver: Receiver
+) -> None:
+    _, secret, _ = await subscribe(harness, receiver)
+    assert secret not in await harness.table_text()
+    assert all(secret not in json.dumps(e) for e in harness.events)
