@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import idna
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from contracts.calling import region_problem
 from contracts.campaigns import time_zone_problem
@@ -58,6 +59,18 @@ def _valid_host_name(host: str) -> bool:
         return False
     labels = ascii_host.split(".")
     return len(ascii_host) <= 253 and all(_ASCII_LABEL.match(label) for label in labels)
+
+
+#: A conversation variable's value as ElevenLabs takes it (string, number, integer or boolean:
+#: ConversationInitiationClientDataRequest in the official OpenAPI). Python's JSON reader accepts
+#: NaN and 1e999 (infinity), which are not JSON and cannot be sent on: refused here.
+def _finite(value: str | int | float | bool) -> str | int | float | bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and infinity are not JSON)")
+    return value
+
+
+DynamicValue = Annotated[str | int | float | bool, AfterValidator(_finite)]
 
 
 class EcommerceToolsRequest(BaseModel):
@@ -271,7 +284,7 @@ class OutboundCallRequest(BaseModel):
     agent_phone_number_id: str = Field(min_length=1)
     to_number: str
     first_message: str | None = Field(default=None, max_length=5000)
-    dynamic_variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    dynamic_variables: dict[str, DynamicValue] = Field(default_factory=dict)
     ecommerce_credentials: EcommerceCredentials | None = None
     customer_info: CustomerInfoIn | None = None
     sender_email: EmailStr | None = None
@@ -322,7 +335,7 @@ class RecipientIn(BaseModel):
     phone_number: str
     name: str | None = Field(default=None, max_length=500)
     email: EmailStr | None = None
-    dynamic_variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    dynamic_variables: dict[str, DynamicValue] = Field(default_factory=dict)
     id: str | None = Field(default=None, max_length=200)
 
 

@@ -60,3 +60,28 @@ async def test_a_scheduled_time_within_the_calendar_reaches_the_route(
     response = await _post(container, _submission(scheduled_time_unix=scheduled))
     assert response.status_code == 404, response.text  # validated; the unknown agent answers
     assert response.json()["error"] == "Agent not found: agent_missing"
+
+
+async def _post_raw(container: Container, path: str, raw: bytes) -> httpx.Response:
+    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        return await client.post(
+            path, content=raw, headers={"X-API-Key": API_KEY, "Content-Type": "application/json"}
+        )
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999"])
+async def test_a_dynamic_variable_that_is_not_a_json_number_is_422(
+    container: Container, value: bytes
+) -> None:
+    """Python reads NaN and 1e999 (infinity) as floats; neither is JSON, so neither can go on to
+    ElevenLabs (serialised as null, the variable silently lost). Refused with the field named.
+    (A campaign's recipients: tests/unit/test_intake.py.)"""
+    raw = (
+        b'{"agent_id": "agent_missing", "agent_phone_number_id": "phnum_missing", '
+        b'"to_number": "+14155552672", "dynamic_variables": {"total": %s}}'
+    ) % value
+    response = await _post_raw(container, "/api/v1/phone-numbers/twilio/outbound-call", raw)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["success"] is False and "dynamic_variables" in body["detail"], body
