@@ -24,10 +24,9 @@ up: .venv/.synced
 test: .venv/.synced
 	$(UV) run --no-sync pytest -q
 
-# The SIGSTOP/SIGCONT fault tests, one pytest session each (see tests/e2e/conftest.py: pause_tests).
+# The SIGSTOP/SIGCONT fault tests alone, their figures printed (`make test` runs them too).
 test-pauses: .venv/.synced
-	SWITCHBOARD_PAUSE_TESTS=1 $(UV) run --no-sync pytest -q -s tests/e2e/test_pause_faults.py
-	SWITCHBOARD_PAUSE_TESTS=1 $(UV) run --no-sync pytest -q -s tests/e2e/test_pause_campaign_faults.py
+	$(UV) run --no-sync pytest -q -s tests/e2e/test_pause_faults.py tests/e2e/test_pause_campaign_faults.py
 
 lint: .venv/.synced
 	$(UV) run --no-sync ruff check .

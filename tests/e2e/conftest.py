@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from devinfra.broker import free_port
+from devinfra.postgres import create_database, drop_database
 from devinfra.pytest_plugin import isolated
 from devinfra.stack import Stack
 from devinfra.standins.stores import StoreState, serve, woo_app
@@ -73,16 +76,20 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("service-logs")
 
 
-@pytest.fixture(scope="session")
-def stack(
+@contextmanager
+def running_stack(
+    *,
     kafka_bootstrap_servers: str,
     kafka_client_env: dict[str, str],
     topic_prefix: str,
     database_url: str,
     log_dir: Path,
-    smtp: tuple[int, Mailbox],
-    woo: tuple[str, StoreState],
+    smtp_port: int,
+    woo_url: str,
 ) -> Iterator[Stack]:
+    """The whole stack on its own database and topics, post-call webhook registered. Suites that
+    freeze or kill its workers run one of their own (see `private_stack`), so what their faults
+    leave behind in the broker's consumer groups never reaches the shared one."""
     env = {
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
@@ -103,10 +110,10 @@ def stack(
         "CAMPAIGNS_TICK_S": "0.1",
         "BATCH_MAX_RECIPIENTS": "1000",
         "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp[0]),
+        "SMTP_PORT": str(smtp_port),
         "DEFAULT_SENDER_EMAIL": SENDER_FALLBACK,
         # The store stand-in listens on loopback over http: allowed explicitly, like a private deployment.
-        "OUTBOUND_ALLOW_HOSTS": woo[0].removeprefix("http://"),
+        "OUTBOUND_ALLOW_HOSTS": woo_url.removeprefix("http://"),
         "ALLOW_HTTP_STORES": "true",
         "LOG_LEVEL": "INFO",
         **kafka_client_env,
@@ -120,6 +127,57 @@ def stack(
 
 
 @pytest.fixture(scope="session")
+def stack(
+    kafka_bootstrap_servers: str,
+    kafka_client_env: dict[str, str],
+    topic_prefix: str,
+    database_url: str,
+    log_dir: Path,
+    smtp: tuple[int, Mailbox],
+    woo: tuple[str, StoreState],
+) -> Iterator[Stack]:
+    with running_stack(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        kafka_client_env=kafka_client_env,
+        topic_prefix=topic_prefix,
+        database_url=database_url,
+        log_dir=log_dir,
+        smtp_port=smtp[0],
+        woo_url=woo[0],
+    ) as st:
+        yield st
+
+
+@contextmanager
+def private_stack(
+    label: str,
+    *,
+    kafka_bootstrap_servers: str,
+    kafka_client_env: dict[str, str],
+    postgres_server_url: str,
+    log_dir: Path,
+    smtp: tuple[int, Mailbox],
+    woo: tuple[str, StoreState],
+) -> Iterator[Stack]:
+    """A stack of the suite's own (own database, topics and so consumer groups), dropped after."""
+    name = f"sb_test_{label}_{uuid.uuid4().hex[:12]}"
+    url = create_database(postgres_server_url, name)
+    try:
+        with running_stack(
+            kafka_bootstrap_servers=kafka_bootstrap_servers,
+            kafka_client_env=kafka_client_env,
+            topic_prefix=f"t{uuid.uuid4().hex[:8]}.{label}.",
+            database_url=url,
+            log_dir=log_dir,
+            smtp_port=smtp[0],
+            woo_url=woo[0],
+        ) as st:
+            yield st
+    finally:
+        drop_database(postgres_server_url, name)
+
+
+@pytest.fixture(scope="session")
 def api(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=30) as client:
         yield client
@@ -129,6 +187,51 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
 def sim(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.url("elevenlabs-sim"), timeout=10) as client:
         yield client
+
+
+def own_stack(label: str) -> tuple[Any, Any, Any, Any]:
+    """`log_dir`, `stack`, `api` and `sim` fixtures for one test module, on a stack of its own
+    (`private_stack`). For suites that freeze (SIGSTOP) or kill the stack's workers: a member the
+    broker still counts in a consumer group after a pause must not stall the shared stack's groups.
+    In the module: ``log_dir, stack, api, sim = own_stack("pauses")``."""
+
+    @pytest.fixture(scope="module", name="log_dir")
+    def own_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return tmp_path_factory.mktemp(f"{label}-logs")
+
+    @pytest.fixture(scope="module", name="stack")
+    def own_stack_(
+        kafka_bootstrap_servers: str,
+        kafka_client_env: dict[str, str],
+        postgres_server_url: str,
+        log_dir: Path,
+        smtp: tuple[int, Mailbox],
+        woo: tuple[str, StoreState],
+    ) -> Iterator[Stack]:
+        with private_stack(
+            label,
+            kafka_bootstrap_servers=kafka_bootstrap_servers,
+            kafka_client_env=kafka_client_env,
+            postgres_server_url=postgres_server_url,
+            log_dir=log_dir,
+            smtp=smtp,
+            woo=woo,
+        ) as st:
+            yield st
+
+    @pytest.fixture(scope="module", name="api")
+    def own_api(stack: Stack) -> Iterator[httpx.Client]:
+        with httpx.Client(
+            base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=30
+        ) as client:
+            yield client
+
+    @pytest.fixture(scope="module", name="sim")
+    def own_sim(stack: Stack) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=stack.url("elevenlabs-sim"), timeout=10) as client:
+            yield client
+
+    return own_log_dir, own_stack_, own_api, own_sim
 
 
 def upstream_requests(sim: httpx.Client, path: str = "", method: str | None = None) -> list[dict[str, Any]]:
@@ -147,13 +250,3 @@ def poll(check: Callable[[], Any], timeout: float = 90.0, interval: float = 0.1)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
-
-
-# The pause fault tests run apart, one pytest session each (`make test-pauses`): after a stack's
-# workers were paused past their session timeout, the embedded broker's consumer group was seen
-# holding a stale member, so that later joins and the surviving consumer stalled for minutes and
-# every test after them on the shared stack failed. Open: whether real Kafka shows it too.
-pause_tests = pytest.mark.skipif(
-    os.environ.get("SWITCHBOARD_PAUSE_TESTS") != "1",
-    reason="pause fault tests run apart: make test-pauses (SWITCHBOARD_PAUSE_TESTS=1)",
-)

@@ -21,9 +21,10 @@ import pytest
 from devinfra.broker import free_port
 from devinfra.procs import wait_for_http
 from devinfra.stack import Stack
-from tests.e2e.conftest import pause_tests, poll
+from tests.e2e.conftest import own_stack, poll
 
-pytestmark = pause_tests
+# Its own stack: the workers it freezes must not leave stale members in the shared stack's groups.
+log_dir, stack, api, sim = own_stack("pauses")
 
 DIAL_PATH = "^/v1/convai/twilio/outbound-call$"
 
