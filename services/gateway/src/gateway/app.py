@@ -64,17 +64,14 @@ def create_app(container: Container) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = container.service
+    app.state.access = container.access
     for router in (*routes.ROUTERS, *routes.INTERNAL):
         app.include_router(router)
     _install_error_handlers(app)
     # Registered before the correlation middleware so that one wraps it (outermost runs first).
-    app.middleware("http")(
-        IdempotencyMiddleware(
-            container.uow, container.settings.api_key_list, container.settings.idempotency_window
-        )
-    )
+    app.middleware("http")(IdempotencyMiddleware(container.uow, container.settings.idempotency_window))
     # Outside the idempotency middleware (which reads the body), inside the correlation one.
-    app.add_middleware(RequestGuard, settings=container.settings)
+    app.add_middleware(RequestGuard, settings=container.settings, access=container.access)
     _install_middleware(app)
     _install_ops_routes(app, container)
     # A server span per request; the trace continues over Kafka (see bus.tracing).

@@ -14,7 +14,7 @@ from bus.periodic import Periodic
 from bus.runtime import Bus
 from gateway import handlers
 from gateway.models import inbox, outbox
-from gateway.service import GatewayService
+from gateway.service import AccessService, GatewayService
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
 from gateway.waiter import OperationWaiter
@@ -29,6 +29,7 @@ class Container:
     bus: Bus
     waiter: OperationWaiter
     service: GatewayService
+    access: AccessService
     http: httpx.AsyncClient
     uow: Callable[[], UnitOfWork]
     retention: Periodic
@@ -75,6 +76,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
         bus=bus,
         waiter=waiter,
         service=service,
+        access=AccessService(settings, uow),
         http=httpx.AsyncClient(timeout=5.0),
         uow=uow,
         retention=Periodic("gateway.retention", settings.bus_retention_interval_s, service.prune_expired),

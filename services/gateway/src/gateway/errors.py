@@ -28,6 +28,10 @@ class Unauthorized(ApiError):
     status_code = 401
 
 
+class Forbidden(ApiError):
+    status_code = 403
+
+
 class NotFound(ApiError):
     status_code = 404
 
@@ -46,3 +50,13 @@ class UnsupportedMediaType(ApiError):
 
 class Unprocessable(ApiError):
     status_code = 422
+
+
+class RateLimited(ApiError):
+    """429; `retry_after_s` (whole seconds, at least 1) becomes the `Retry-After` header."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__("Rate limit exceeded", detail)
+        self.retry_after_s = retry_after_s

@@ -1,11 +1,13 @@
-"""Authenticate, then cap the body: before routing, before FastAPI reads a byte of the body.
+"""Authenticate and authorise, then cap the body: before routing, before FastAPI reads a byte of it.
 
 FastAPI parses a JSON or multipart body before any dependency runs, so an API-key dependency would
 let an unauthenticated client make the gateway spool a multi-gigabyte upload to disk before refusing
 it. This pure ASGI middleware answers first:
 
-- `/api/v1/*` without a valid key (`Authorization: Bearer <key>` or `X-API-Key`): 401, the body unread
-  (the server stops reading and closes the connection after answering);
+- `/api/v1/*` without a valid key (`Authorization: Bearer <key>` or `X-API-Key`; a stored key or one
+  of SWITCHBOARD_API_KEYS, `AccessService.admit`): 401, the body unread (the server stops reading and
+  closes the connection after answering); a key whose scope is below the route's
+  (`gateway.access.ROUTE_SCOPES`): 403, unread too;
 - a declared `Content-Length` over the route's cap: 413 at once;
 - a streamed body (chunked, no `Content-Length`) is counted as the application reads it: 413 as soon
   as it passes the cap, and the application sees the client as gone.
@@ -18,14 +20,22 @@ The bus's own message limit (`bus.limits`, `BUS_MAX_MESSAGE_BYTES`) is the secon
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import ApiError
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.service import AccessService
+
+log = structlog.get_logger("gateway.guard")
 
 PROTECTED_PREFIX = "/api/v1/"
 # Multipart boundaries, part headers and the small form fields (name, parent_folder_id) around a file.
@@ -37,10 +47,6 @@ BATCH_ROUTES = ("/api/v1/batch-calling/submit", "/api/v1/batch-calling/validate"
 def presented_api_key(headers: Mapping[str, str]) -> str:
     auth = headers.get("authorization", "")
     return auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "")
-
-
-def api_key_valid(presented: str, keys: list[str]) -> bool:
-    return bool(presented) and any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys)
 
 
 def body_cap(settings: Settings, path: str, content_type: str = "") -> tuple[int, str]:
@@ -55,7 +61,13 @@ def body_cap(settings: Settings, path: str, content_type: str = "") -> tuple[int
     return settings.max_body_bytes, "GATEWAY_MAX_BODY_BYTES"
 
 
-async def _answer(send: Send, status: int, error: str, detail: str) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    error: str,
+    detail: object,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps({"success": False, "error": error, "detail": detail}).encode()
     await send(
         {
@@ -66,6 +78,7 @@ async def _answer(send: Send, status: int, error: str, detail: str) -> None:
                 (b"content-length", str(len(body)).encode()),
                 # The rest of the body is never read: the connection cannot carry another request.
                 (b"connection", b"close"),
+                *(extra_headers or []),
             ],
         }
     )
@@ -80,11 +93,15 @@ def _too_large(cap: int, setting: str) -> tuple[int, str, str]:
     )
 
 
+def is_protected(path: str) -> bool:
+    return path.startswith(PROTECTED_PREFIX) or path == PROTECTED_PREFIX.rstrip("/")
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, access: AccessService) -> None:
         self.app = app
         self.settings = settings
-        self.api_keys = settings.api_key_list
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,10 +109,7 @@ class RequestGuard:
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        if (path.startswith(PROTECTED_PREFIX) or path == PROTECTED_PREFIX.rstrip("/")) and not api_key_valid(
-            presented_api_key(headers), self.api_keys
-        ):
-            await _answer(send, 401, "Authentication failed", "Missing or invalid API key")
+        if is_protected(path) and not await self._admitted(scope, headers, send):
             return
         cap, setting = body_cap(self.settings, path, headers.get("content-type", ""))
         declared = headers.get("content-length", "")
@@ -103,6 +117,21 @@ class RequestGuard:
             await _answer(send, *_too_large(cap, setting))
             return
         await self._counted(scope, receive, send, cap, setting)
+
+    async def _admitted(self, scope: Scope, headers: Headers, send: Send) -> bool:
+        """Whether the request may go on; else its answer (401, 403, 503) was sent. The principal
+        goes into the request's state (`request.state.principal`)."""
+        try:
+            principal = await self.access.admit(presented_api_key(headers), scope["method"], scope["path"])
+        except ApiError as exc:
+            await _answer(send, exc.status_code, exc.error, exc.detail)
+            return False
+        except (SQLAlchemyError, OSError) as exc:  # the database is down: no key can be checked
+            log.warning("gateway.guard.keys_unavailable", error=type(exc).__name__)
+            await _answer(send, 503, "Service unavailable", "API keys cannot be checked; retry shortly")
+            return False
+        scope.setdefault("state", {})["principal"] = principal
+        return True
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send, cap: int, setting: str) -> None:
         received = 0

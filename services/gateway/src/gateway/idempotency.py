@@ -7,6 +7,8 @@ The command published for a keyed request gets a message id derived from the key
 its window, so even a request retried after a gateway crash publishes the same command, which its
 service deduplicates: a retried call request can never dial twice. A new window gets a new id, so
 the new request is neither answered from the old operation nor dropped as a redelivery.
+
+`POST /api/v1/api-keys` is never replayed: its answer holds a new key, which is never stored.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.errors import ApiError, BadRequest, Conflict, Unprocessable
-from gateway.guard import api_key_valid, presented_api_key
+from gateway.guard import presented_api_key
 from gateway.uow import UnitOfWork
 
 HEADER = "Idempotency-Key"
 # A keyed request still "in progress" after this long was abandoned (its gateway died): let a retry
 # take over. Safe because the retry publishes the same command id.
 STALE_AFTER = timedelta(seconds=60)
+
+# Routes whose answer holds a secret shown once (a new API key's): never kept for a replay.
+NEVER_STORED = frozenset({"/api/v1/api-keys"})
 
 command_id_for_request: ContextVar[str | None] = ContextVar("command_id_for_request", default=None)
 
@@ -40,9 +45,8 @@ def _sha(*parts: bytes) -> str:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, uow: Callable[[], UnitOfWork], api_keys: list[str], replay_window: timedelta) -> None:
+    def __init__(self, uow: Callable[[], UnitOfWork], replay_window: timedelta) -> None:
         self.uow = uow
-        self.api_keys = api_keys
         self.replay_window = replay_window
 
     async def __call__(
@@ -54,7 +58,8 @@ class IdempotencyMiddleware:
             request.method != "POST"
             or header is None
             or not request.url.path.startswith("/api/v1/")
-            or not api_key_valid(presented, self.api_keys)  # gateway.guard answered 401 already
+            or getattr(request.state, "principal", None) is None  # gateway.guard answered already
+            or request.url.path.rstrip("/") in NEVER_STORED
         ):
             return await call_next(request)
         try:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     Identity,
     Index,
     Integer,
@@ -271,3 +272,22 @@ class DoNotCall(_Projected, Base):
     phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     added_at_unix: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    """A stored API key (`gateway.access`): only the SHA-256 of the key is kept. A revoked key stays
+    listed with its `revoked_at`; `last_used_at` is written at most once per
+    GATEWAY_API_KEY_LAST_USED_RESOLUTION_S, not on every request."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(20))  # read | operator | admin
+    # Per-key override of GATEWAY_RATE_LIMIT_PER_S / _BURST; null: the settings' defaults.
+    rate_limit_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

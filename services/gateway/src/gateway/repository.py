@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, delete, func, select, text, update
+from sqlalchemy import CursorResult, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Delete
 
 from gateway.models import (
     Agent,
+    ApiKey,
     Call,
     CallTranscriptPart,
     Campaign,
@@ -360,3 +361,57 @@ class Recipients:
             query = query.where(CampaignRecipient.status == status)
         rows = list((await self.session.scalars(query)).all())
         return rows[:page_size], len(rows) > page_size
+
+
+class ApiKeys:
+    """Stored API keys (`gateway.access`); every request with one reads its row (no cache), so a
+    revocation holds on every replica from the next request on."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, key: ApiKey) -> None:
+        """Insert the key and load what the database filled in (`created_at`)."""
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)
+
+    async def active(self, key_id: str, last_used_resolution: timedelta) -> tuple[ApiKey, bool] | None:
+        """(the unrevoked key, whether its `last_used_at` is older than `last_used_resolution` by
+        the database's clock), or None."""
+        stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < func.now() - last_used_resolution)
+        row = (
+            await self.session.execute(
+                select(ApiKey, stale.label("stale")).where(
+                    ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)
+                )
+            )
+        ).first()
+        return None if row is None else (row[0], bool(row[1]))
+
+    async def touch(self, key_id: str, last_used_resolution: timedelta) -> None:
+        """Record a use, unless another request (or replica) recorded one within the resolution."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.key_id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < func.now() - last_used_resolution),
+            )
+            .values(last_used_at=func.now())
+        )
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        return await self.session.get(ApiKey, key_id, populate_existing=True)
+
+    async def listed(self) -> list[ApiKey]:
+        """Every stored key, revoked ones too, newest first."""
+        return list((await self.session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc()))).all())
+
+    async def revoke(self, key_id: str) -> ApiKey | None:
+        """Revoke the key (a second revocation keeps the first time); None when there is no such key."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+        return await self.get(key_id)

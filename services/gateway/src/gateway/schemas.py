@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -402,3 +403,44 @@ class BatchSubmitRequest(BatchOptions):
 class DoNotCallRequest(BaseModel):
     phone_number: str
     reason: str | None = Field(default=None, max_length=1000)
+
+
+# ---- API keys (beyond the spec; gateway.access) -----------------------------------------------
+
+
+class CreateApiKeyRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="What the key is for (shown in listings).")
+    scope: Literal["read", "operator", "admin"] = Field(
+        description="read: GET only; operator: everything but administration; admin: everything."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class ApiKeyView(BaseModel):
+    """A stored key as listed: never its secret."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key_id: str
+    prefix: str = Field(description="`sb_live_<key_id>`: how the key itself starts.")
+    name: str
+    scope: Literal["read", "operator", "admin"]
+    rate_limit_per_s: float | None
+    rate_limit_burst: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class CreatedApiKey(ApiKeyView):
+    api_key: str = Field(description="The key. Shown this once: only its SHA-256 is stored.")
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKeyView]

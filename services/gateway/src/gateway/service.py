@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -54,12 +55,14 @@ from contracts.telephony import (
     PhoneNumberUpdated,
 )
 from contracts.webhooks import PostCallTranscriptPart
-from gateway import domain
+from gateway import access, domain
+from gateway.access import Principal, Scope
 from gateway.domain import Outcome
-from gateway.errors import NotFound
+from gateway.errors import Forbidden, NotFound, Unauthorized
 from gateway.idempotency import command_id_for_request
 from gateway.models import (
     Agent,
+    ApiKey,
     Call,
     Campaign,
     CustomerSession,
@@ -86,6 +89,10 @@ UPLOAD_PRUNE_BATCH = 20
 # An upload URL's expiry is computed just after its row is written and replicas' clocks differ:
 # an upload is kept this much longer than its URL lives.
 UPLOAD_URL_SLACK = timedelta(minutes=10)
+
+
+# `last_used_at` is written at most this often per key: a request mostly reads its key's row only.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 class Accepted(Outcome):
@@ -595,3 +602,92 @@ def _tool_row(t: Any) -> dict[str, Any]:
         "tool_config": t.tool_config,
         "created_at_unix": t.created_at_unix,
     }
+
+
+class AccessService:
+    """API keys (`gateway.access`): create, list and revoke them; admit a request (who it is,
+    whether its key's scope allows the route). Keys from SWITCHBOARD_API_KEYS are admin keys."""
+
+    def __init__(self, settings: Settings, uow: Callable[[], UnitOfWork]) -> None:
+        self.settings = settings
+        self.uow = uow
+        self._env_keys = [key.encode() for key in settings.api_key_list]
+
+    async def admit(self, presented: str, method: str, path: str) -> Principal:
+        """The principal of a request to `method path` presenting `presented` (possibly "").
+
+        Raises Unauthorized (401) for a missing, unknown or revoked key, Forbidden (403) when the
+        key's scope is below the route's (`access.ROUTE_SCOPES`)."""
+        principal = await self._authenticate(presented)
+        if principal is None:
+            raise Unauthorized("Authentication failed", "Missing or invalid API key")
+        needed = access.required_scope(method, path)
+        if not access.allows(principal.scope, needed):
+            raise Forbidden(
+                "Insufficient scope",
+                f"{method} {path} needs an API key with the {needed} scope; this key has the {principal.scope}"
+                " scope",
+            )
+        return principal
+
+    async def _authenticate(self, presented: str) -> Principal | None:
+        if not presented:
+            return None
+        raw = presented.encode()
+        if any(hmac.compare_digest(raw, key) for key in self._env_keys):
+            return Principal(key_id=None, scope=Scope.ADMIN)
+        key_id = access.key_id_of(presented)
+        if key_id is None:  # not shaped like a stored key: no database read
+            return None
+        async with self.uow() as uow:
+            found = await uow.api_keys.active(key_id, LAST_USED_RESOLUTION)
+            if found is None or not hmac.compare_digest(found[0].secret_hash, access.hash_key(presented)):
+                return None
+            key, stale = found
+            if stale:
+                await uow.api_keys.touch(key_id, LAST_USED_RESOLUTION)
+        return Principal(key_id=key.key_id, scope=Scope(key.scope))
+
+    async def create_key(
+        self,
+        name: str,
+        scope: Scope,
+        *,
+        rate_limit_per_s: float | None = None,
+        rate_limit_burst: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """(the stored key, the key itself: shown to the caller once, never stored or logged)."""
+        new = access.generate_key()
+        row = ApiKey(
+            key_id=new.key_id,
+            secret_hash=new.secret_hash,
+            name=name,
+            scope=str(scope),
+            rate_limit_per_s=rate_limit_per_s,
+            rate_limit_burst=rate_limit_burst,
+        )
+        async with self.uow() as uow:
+            await uow.api_keys.add(row)
+        log.info("gateway.api_key.created", key_id=row.key_id, key_name=name, scope=str(scope))
+        return row, new.api_key
+
+    async def keys(self) -> list[ApiKey]:
+        async with self.uow() as uow:
+            return await uow.api_keys.listed()
+
+    async def key(self, key_id: str) -> ApiKey:
+        async with self.uow() as uow:
+            row = await uow.api_keys.get(key_id)
+        if row is None:
+            raise NotFound("API key not found", key_id)
+        return row
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke a stored key: every replica refuses it from its next request (401). Revoking a
+        revoked key changes nothing. Raises NotFound."""
+        async with self.uow() as uow:
+            row = await uow.api_keys.revoke(key_id)
+        if row is None:
+            raise NotFound("API key not found", key_id)
+        log.info("gateway.api_key.revoked", key_id=key_id)
+        return row

@@ -6,7 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bus.uow import TransactionScope
 from gateway.models import inbox
-from gateway.repository import IdempotencyKeys, Operations, ReadModels, Recipients, Transcripts, Uploads
+from gateway.repository import (
+    ApiKeys,
+    IdempotencyKeys,
+    Operations,
+    ReadModels,
+    Recipients,
+    Transcripts,
+    Uploads,
+)
 
 
 class UnitOfWork(TransactionScope):
@@ -18,6 +26,7 @@ class UnitOfWork(TransactionScope):
     idempotency: IdempotencyKeys
     recipients: Recipients
     transcripts: Transcripts
+    api_keys: ApiKeys
     inbox_table = inbox
 
     def _open(self, session: AsyncSession) -> None:
@@ -27,3 +36,4 @@ class UnitOfWork(TransactionScope):
         self.idempotency = IdempotencyKeys(session)
         self.recipients = Recipients(session)
         self.transcripts = Transcripts(session)
+        self.api_keys = ApiKeys(session)

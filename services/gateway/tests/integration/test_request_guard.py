@@ -1,4 +1,5 @@
-"""Authenticate first, cap every body, enforce the cap while streaming (issue 12, "Limits before work").
+"""Authenticate (and authorise) first, cap every body, enforce the cap while streaming (issue 12,
+"Limits before work").
 
 Over real HTTP: the gateway app under uvicorn on loopback, a raw socket client that keeps sending
 until the server answers, and a counter of the body bytes the server handed to the application.
@@ -20,8 +21,10 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.access import Scope as KeyScope
 from gateway.app import create_app
 from gateway.bootstrap import Container, bootstrap
+from gateway.service import AccessService
 from gateway.settings import Settings
 
 from .conftest import API_KEY
@@ -56,6 +59,7 @@ class Gateway:
     port: int
     counter: BodyCounter
     settings: Settings
+    access: AccessService
 
     @property
     def url(self) -> str:
@@ -76,7 +80,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         await asyncio.sleep(0.01)  # polling with a deadline
     try:
-        yield Gateway(sock.getsockname()[1], counter, box.settings)
+        yield Gateway(sock.getsockname()[1], counter, box.settings, box.access)
     finally:
         server.should_exit = True
         await task
@@ -169,6 +173,22 @@ async def test_an_unauthenticated_200_mb_upload_is_refused_before_it_is_read(
     }
     assert gateway.counter.read == 0  # the application never got a byte of the body
     assert sent < 32 * MIB  # the answer came while the client was still sending (socket buffers aside)
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+async def test_a_200_mb_upload_with_a_read_only_key_is_refused_403_before_it_is_read(
+    gateway: Gateway, chunked: bool
+) -> None:
+    """The scope is checked where the key is: before the body (issue 12, API keys)."""
+    _, read_key = await gateway.access.create_key("read-only", KeyScope.READ)
+    headers, opening, total = _multipart(200 * 1000 * 1000)
+    status, answer, sent = await _send(
+        gateway.port, UPLOAD, {**headers, "X-API-Key": read_key}, total, chunked=chunked, body=opening
+    )
+    assert status == 403
+    assert answer["success"] is False and answer["error"] == "Insufficient scope"
+    assert gateway.counter.read == 0
+    assert sent < 32 * MIB
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from gateway.routes import (
     admin,
     agents,
+    api_keys,
     batch_calling,
     calls,
     email_templates,
@@ -27,5 +28,6 @@ ROUTERS: list[APIRouter] = [
     batch_calling.router,
     operations.router,
     admin.router,
+    api_keys.router,
 ]
 INTERNAL: list[APIRouter] = [operations.internal]

@@ -1,4 +1,4 @@
-"""What every route shares: the service, page size, and answering an outcome."""
+"""What every route shares: the services, page size, and answering an outcome."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.domain import Outcome, retry_after_s
-from gateway.service import GatewayService
+from gateway.service import AccessService, GatewayService
 
 
 def get_service(request: Request) -> GatewayService:
@@ -16,7 +16,13 @@ def get_service(request: Request) -> GatewayService:
     return service
 
 
+def get_access(request: Request) -> AccessService:
+    access: AccessService = request.app.state.access
+    return access
+
+
 Service = Annotated[GatewayService, Depends(get_service)]
+Access = Annotated[AccessService, Depends(get_access)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
