@@ -53,6 +53,9 @@ class Principal:
 
     key_id: str | None
     scope: Scope
+    bucket: str  # its rate-limit bucket: the key id, or env:<digest of the key>
+    rate_per_s: float  # 0: unlimited
+    burst: int
 
 
 def generate_key() -> NewKey:

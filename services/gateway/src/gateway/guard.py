@@ -7,7 +7,8 @@ it. This pure ASGI middleware answers first:
 - `/api/v1/*` without a valid key (`Authorization: Bearer <key>` or `X-API-Key`; a stored key or one
   of SWITCHBOARD_API_KEYS, `AccessService.admit`): 401, the body unread (the server stops reading and
   closes the connection after answering); a key whose scope is below the route's
-  (`gateway.access.ROUTE_SCOPES`): 403, unread too;
+  (`gateway.access.ROUTE_SCOPES`): 403, unread too; a key past its rate limit: 429 with
+  `Retry-After`, unread;
 - a declared `Content-Length` over the route's cap: 413 at once;
 - a streamed body (chunked, no `Content-Length`) is counted as the application reads it: 413 as soon
   as it passes the cap, and the application sees the client as gone.
@@ -29,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, RateLimited
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,12 +120,15 @@ class RequestGuard:
         await self._counted(scope, receive, send, cap, setting)
 
     async def _admitted(self, scope: Scope, headers: Headers, send: Send) -> bool:
-        """Whether the request may go on; else its answer (401, 403, 503) was sent. The principal
+        """Whether the request may go on; else its answer (401, 403, 429, 503) was sent. The principal
         goes into the request's state (`request.state.principal`)."""
         try:
             principal = await self.access.admit(presented_api_key(headers), scope["method"], scope["path"])
         except ApiError as exc:
-            await _answer(send, exc.status_code, exc.error, exc.detail)
+            retry = (
+                [(b"retry-after", str(exc.retry_after_s).encode())] if isinstance(exc, RateLimited) else []
+            )
+            await _answer(send, exc.status_code, exc.error, exc.detail, retry)
             return False
         except (SQLAlchemyError, OSError) as exc:  # the database is down: no key can be checked
             log.warning("gateway.guard.keys_unavailable", error=type(exc).__name__)

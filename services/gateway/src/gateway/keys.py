@@ -1,7 +1,7 @@
 """`python -m gateway.keys`: create, list and revoke API keys from a shell, e.g. the first admin key
 of a deployment (then manage the others over REST, `/api/v1/api-keys`).
 
-    python -m gateway.keys create --name NAME --scope read|operator|admin
+    python -m gateway.keys create --name NAME --scope read|operator|admin [--rate-limit-per-s R] [--rate-limit-burst B]
     python -m gateway.keys list
     python -m gateway.keys revoke KEY_ID
 
@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create", help="create a key and print it (shown once)")
     create.add_argument("--name", required=True, help="what the key is for")
     create.add_argument("--scope", required=True, choices=[s.value for s in Scope])
+    create.add_argument(
+        "--rate-limit-per-s",
+        type=float,
+        help="requests per second on average (0: unlimited; default: settings)",
+    )
+    create.add_argument("--rate-limit-burst", type=int, help="requests at once (default: settings)")
     commands.add_parser("list", help="list stored keys (never their secret)")
     revoke = commands.add_parser("revoke", help="revoke a key at once, on every gateway replica")
     revoke.add_argument("key_id", help="the key's id (the hex digits after sb_live_)")
@@ -66,7 +72,17 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             if not name:
                 print("--name must not be blank", file=sys.stderr)
                 return 2
-            row, api_key = await access.create_key(name, Scope(args.scope))
+            if (args.rate_limit_per_s or 0) < 0 or (
+                args.rate_limit_burst is not None and args.rate_limit_burst < 1
+            ):
+                print("--rate-limit-per-s must be >= 0 and --rate-limit-burst >= 1", file=sys.stderr)
+                return 2
+            row, api_key = await access.create_key(
+                name,
+                Scope(args.scope),
+                rate_limit_per_s=args.rate_limit_per_s,
+                rate_limit_burst=args.rate_limit_burst,
+            )
             print(f"created {_line(row)}; the key follows, shown this once:", file=sys.stderr)
             print(api_key)
         elif args.command == "list":

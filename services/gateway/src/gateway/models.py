@@ -291,3 +291,15 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RateBucket(Base):
+    """One token bucket per API key (`repository.RateBuckets`). UNLOGGED: a write per request
+    without WAL; a PostgreSQL crash empties the table, so buckets start full again."""
+
+    __tablename__ = "rate_buckets"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    bucket: Mapped[str] = mapped_column(String(64), primary_key=True)  # key id, or env:<digest>
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select, text, update
+from sqlalchemy import CursorResult, DateTime, Float, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Delete
@@ -25,6 +25,7 @@ from gateway.models import (
     KnowledgeDocument,
     Operation,
     PhoneNumber,
+    RateBucket,
     Tool,
     Upload,
 )
@@ -415,3 +416,47 @@ class ApiKeys:
             .values(revoked_at=func.now())
         )
         return await self.get(key_id)
+
+
+def _bucket_statements() -> tuple[Any, Any]:
+    """(take, level): built once; each call only binds `bucket`, `rate`, `burst` and `at` (NULL: the
+    database's clock). A take is refused (no row returned) below one token, and then writes nothing."""
+    now = func.coalesce(bindparam("at", type_=DateTime(timezone=True)), func.now())
+    rate, burst = bindparam("rate", type_=Float), bindparam("burst", type_=Float)
+    elapsed = func.greatest(0.0, func.extract("epoch", now - RateBucket.refilled_at))
+    level = func.least(burst, RateBucket.tokens + elapsed * rate)
+    fresh = insert(RateBucket).values(bucket=bindparam("bucket"), tokens=burst - 1.0, refilled_at=now)
+    take = fresh.on_conflict_do_update(
+        index_elements=[RateBucket.bucket],
+        set_={"tokens": level - 1.0, "refilled_at": func.greatest(RateBucket.refilled_at, now)},
+        where=level >= 1.0,
+    ).returning(RateBucket.bucket)
+    return take, select(level).where(RateBucket.bucket == bindparam("bucket"))
+
+
+_TAKE, _LEVEL = _bucket_statements()
+
+
+class RateBuckets:
+    """Token buckets of API keys, one row each in an UNLOGGED table shared by every gateway replica:
+    a key's limit holds across replicas. A take is one atomic statement (the row's lock orders
+    concurrent requests), on the database's clock unless `at` is given. UNLOGGED: no WAL for a
+    write per request; after a PostgreSQL crash the buckets start full again."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def take(
+        self, bucket: str, rate_per_s: float, burst: int, *, at: datetime | None = None
+    ) -> float | None:
+        """Take a token: None when taken, else the seconds until the bucket holds one (nothing taken).
+
+        The bucket refills at `rate_per_s` tokens per second up to `burst`; a new bucket starts full."""
+        params = {"bucket": bucket, "rate": rate_per_s, "burst": float(burst), "at": at}
+        if (await self.session.execute(_TAKE, params)).first() is not None:
+            return None
+        held = await self.session.scalar(_LEVEL, params)
+        return (1.0 - float(held or 0.0)) / rate_per_s
+
+    async def forget(self, bucket: str) -> None:
+        await self.session.execute(delete(RateBucket).where(RateBucket.bucket == bucket))

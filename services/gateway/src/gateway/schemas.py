@@ -413,6 +413,14 @@ class CreateApiKeyRequest(BaseModel):
     scope: Literal["read", "operator", "admin"] = Field(
         description="read: GET only; operator: everything but administration; admin: everything."
     )
+    rate_limit_per_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Requests per second this key may make on average (0: unlimited); null: GATEWAY_RATE_LIMIT_PER_S.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="Requests this key may make at once; null: GATEWAY_RATE_LIMIT_BURST."
+    )
 
     @field_validator("name")
     @classmethod

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,7 +59,7 @@ from contracts.webhooks import PostCallTranscriptPart
 from gateway import access, domain
 from gateway.access import Principal, Scope
 from gateway.domain import Outcome
-from gateway.errors import Forbidden, NotFound, Unauthorized
+from gateway.errors import ApiError, Forbidden, NotFound, RateLimited, Unauthorized
 from gateway.idempotency import command_id_for_request
 from gateway.models import (
     Agent,
@@ -605,48 +606,94 @@ def _tool_row(t: Any) -> dict[str, Any]:
 
 
 class AccessService:
-    """API keys (`gateway.access`): create, list and revoke them; admit a request (who it is,
-    whether its key's scope allows the route). Keys from SWITCHBOARD_API_KEYS are admin keys."""
+    """API keys (`gateway.access`): create, list and revoke them; admit a request (who it is, whether
+    its key's scope allows the route, whether its rate limit does). Keys from SWITCHBOARD_API_KEYS
+    are admin keys with the default rate limit."""
 
     def __init__(self, settings: Settings, uow: Callable[[], UnitOfWork]) -> None:
         self.settings = settings
         self.uow = uow
         self._env_keys = [key.encode() for key in settings.api_key_list]
 
-    async def admit(self, presented: str, method: str, path: str) -> Principal:
-        """The principal of a request to `method path` presenting `presented` (possibly "").
+    async def admit(self, presented: str, method: str, path: str, *, at: datetime | None = None) -> Principal:
+        """The principal of a request to `method path` presenting `presented` (possibly ""), its
+        token taken from the key's bucket at `at` (default: the database's clock).
 
-        Raises Unauthorized (401) for a missing, unknown or revoked key, Forbidden (403) when the
-        key's scope is below the route's (`access.ROUTE_SCOPES`)."""
-        principal = await self._authenticate(presented)
-        if principal is None:
-            raise Unauthorized("Authentication failed", "Missing or invalid API key")
+        Raises Unauthorized (401) for a missing, unknown or revoked key; Forbidden (403) when the
+        key's scope is below the route's (`access.ROUTE_SCOPES`); RateLimited (429, with the whole
+        seconds until the bucket holds a token) when the key used up its rate limit. A stored key
+        costs one transaction (its row, its bucket); an env key only its bucket, nothing when
+        unlimited."""
         needed = access.required_scope(method, path)
-        if not access.allows(principal.scope, needed):
-            raise Forbidden(
-                "Insufficient scope",
-                f"{method} {path} needs an API key with the {needed} scope; this key has the {principal.scope}"
-                " scope",
-            )
+        env = self._env_principal(presented)
+        if env is None and access.key_id_of(presented) is None:  # no database read for garbage
+            raise Unauthorized("Authentication failed", "Missing or invalid API key")
+        if env is not None and env.rate_per_s == 0:
+            return env
+        async with self.uow() as uow:
+            principal = env or await self._stored_principal(uow, presented)
+            if principal is None:
+                refusal: ApiError | None = Unauthorized("Authentication failed", "Missing or invalid API key")
+            elif not access.allows(principal.scope, needed):
+                refusal = Forbidden(
+                    "Insufficient scope",
+                    f"{method} {path} needs an API key with the {needed} scope; this key has the"
+                    f" {principal.scope} scope",
+                )
+            else:
+                refusal = await self._rate_limited(uow, principal, at)
+        # Raised after the transaction: a refused request's key still counts as used.
+        if refusal is not None:
+            raise refusal
+        assert principal is not None
         return principal
 
-    async def _authenticate(self, presented: str) -> Principal | None:
-        if not presented:
-            return None
+    def _env_principal(self, presented: str) -> Principal | None:
         raw = presented.encode()
-        if any(hmac.compare_digest(raw, key) for key in self._env_keys):
-            return Principal(key_id=None, scope=Scope.ADMIN)
-        key_id = access.key_id_of(presented)
-        if key_id is None:  # not shaped like a stored key: no database read
+        if not raw or not any(hmac.compare_digest(raw, key) for key in self._env_keys):
             return None
-        async with self.uow() as uow:
-            found = await uow.api_keys.active(key_id, LAST_USED_RESOLUTION)
-            if found is None or not hmac.compare_digest(found[0].secret_hash, access.hash_key(presented)):
-                return None
-            key, stale = found
-            if stale:
-                await uow.api_keys.touch(key_id, LAST_USED_RESOLUTION)
-        return Principal(key_id=key.key_id, scope=Scope(key.scope))
+        return Principal(
+            key_id=None,
+            scope=Scope.ADMIN,
+            bucket=access.env_key_bucket(presented),
+            rate_per_s=self.settings.rate_limit_per_s,
+            burst=self.settings.rate_limit_burst,
+        )
+
+    async def _stored_principal(self, uow: UnitOfWork, presented: str) -> Principal | None:
+        key_id = access.key_id_of(presented)
+        if key_id is None:
+            return None
+        found = await uow.api_keys.active(key_id, LAST_USED_RESOLUTION)
+        if found is None or not hmac.compare_digest(found[0].secret_hash, access.hash_key(presented)):
+            return None
+        key, stale = found
+        if stale:
+            await uow.api_keys.touch(key_id, LAST_USED_RESOLUTION)
+        return Principal(
+            key_id=key.key_id,
+            scope=Scope(key.scope),
+            bucket=key.key_id,
+            rate_per_s=self.settings.rate_limit_per_s
+            if key.rate_limit_per_s is None
+            else key.rate_limit_per_s,
+            burst=self.settings.rate_limit_burst if key.rate_limit_burst is None else key.rate_limit_burst,
+        )
+
+    async def _rate_limited(
+        self, uow: UnitOfWork, principal: Principal, at: datetime | None
+    ) -> RateLimited | None:
+        if principal.rate_per_s == 0:
+            return None
+        wait_s = await uow.rate_buckets.take(principal.bucket, principal.rate_per_s, principal.burst, at=at)
+        if wait_s is None:
+            return None
+        retry_after = max(1, math.ceil(wait_s))
+        return RateLimited(
+            f"Retry after {retry_after} seconds: this API key may make {principal.rate_per_s:g} requests per"
+            f" second on average, {principal.burst} at once",
+            retry_after,
+        )
 
     async def create_key(
         self,
@@ -687,6 +734,7 @@ class AccessService:
         revoked key changes nothing. Raises NotFound."""
         async with self.uow() as uow:
             row = await uow.api_keys.revoke(key_id)
+            await uow.rate_buckets.forget(key_id)
         if row is None:
             raise NotFound("API key not found", key_id)
         log.info("gateway.api_key.revoked", key_id=key_id)

@@ -43,6 +43,10 @@ class Settings(BusSettings):
     campaigns_global_concurrency: int = Field(default=50, ge=1, alias="CAMPAIGNS_GLOBAL_CONCURRENCY")
     batch_assumed_call_s: float = Field(default=60.0, gt=0, alias="BATCH_ASSUMED_CALL_S")
     upload_url_ttl_s: int = Field(default=3600, alias="GATEWAY_UPLOAD_URL_TTL_S")
+    # ---- API keys: per-key token buckets, shared by every replica (PostgreSQL) ------------------
+    # A key's default; POST /api/v1/api-keys may override both per key. 0 requests/s: unlimited.
+    rate_limit_per_s: float = Field(default=50.0, ge=0, alias="GATEWAY_RATE_LIMIT_PER_S")
+    rate_limit_burst: int = Field(default=100, ge=1, alias="GATEWAY_RATE_LIMIT_BURST")
     # ---- retention (run every BUS_RETENTION_INTERVAL_S) ---------------------------------------
     # Also the replay window: a retry with the same Idempotency-Key after this long is a new request.
     idempotency_retention_hours: int = Field(default=24, ge=1, alias="GATEWAY_IDEMPOTENCY_RETENTION_HOURS")

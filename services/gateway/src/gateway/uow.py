@@ -10,6 +10,7 @@ from gateway.repository import (
     ApiKeys,
     IdempotencyKeys,
     Operations,
+    RateBuckets,
     ReadModels,
     Recipients,
     Transcripts,
@@ -27,6 +28,7 @@ class UnitOfWork(TransactionScope):
     recipients: Recipients
     transcripts: Transcripts
     api_keys: ApiKeys
+    rate_buckets: RateBuckets
     inbox_table = inbox
 
     def _open(self, session: AsyncSession) -> None:
@@ -37,3 +39,4 @@ class UnitOfWork(TransactionScope):
         self.recipients = Recipients(session)
         self.transcripts = Transcripts(session)
         self.api_keys = ApiKeys(session)
+        self.rate_buckets = RateBuckets(session)

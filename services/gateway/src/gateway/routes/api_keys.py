@@ -20,7 +20,12 @@ def _view(row: ApiKey) -> ApiKeyView:
 
 @router.post("/api-keys", tags=["api-keys"], status_code=201)
 async def create_api_key(body: CreateApiKeyRequest, access: Access) -> CreatedApiKey:
-    row, api_key = await access.create_key(body.name, Scope(body.scope))
+    row, api_key = await access.create_key(
+        body.name,
+        Scope(body.scope),
+        rate_limit_per_s=body.rate_limit_per_s,
+        rate_limit_burst=body.rate_limit_burst,
+    )
     return CreatedApiKey(**_view(row).model_dump(), api_key=api_key)
 
 
