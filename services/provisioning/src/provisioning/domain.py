@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from contracts.provisioning import (
     ToolRecord,
     UpdateAgent,
 )
+from elevenlabs_client.agents import deep_merge, prompt_fields
 
 JSON = dict[str, Any]
 
@@ -281,51 +281,9 @@ def kb_locator(document_id: str, name: str, type_: str) -> JSON:
     return {"type": type_, "name": name, "id": document_id, "usage_mode": "auto"}
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> JSON:
-    """`override` merged into a copy of `base`: objects merge recursively; lists and scalars replace."""
-    merged: JSON = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _prompt_fields(
-    *,
-    first_message: str | None,
-    language: str | None,
-    system_prompt: str | None,
-    tool_ids: list[str] | None,
-    knowledge_base: list[JSON] | None,
-    voice_id: str | None = None,
-) -> JSON:
-    agent: JSON = {}
-    if first_message is not None:
-        agent["first_message"] = first_message
-    if language is not None:
-        agent["language"] = language
-    prompt: JSON = {}
-    if system_prompt is not None:
-        prompt["prompt"] = system_prompt
-    if tool_ids is not None:
-        prompt["tool_ids"] = list(tool_ids)
-    if knowledge_base is not None:
-        prompt["knowledge_base"] = knowledge_base
-    if prompt:
-        agent["prompt"] = prompt
-    config: JSON = {}
-    if agent:
-        config["agent"] = agent
-    if voice_id is not None:
-        config["tts"] = {"voice_id": voice_id}
-    return config
-
-
 def agent_create_body(command: CreateAgent, knowledge_base: list[JSON]) -> JSON:
     """`POST /v1/convai/agents/create` body: simple fields, then the full-form config merged over."""
-    config = _prompt_fields(
+    config = prompt_fields(
         first_message=command.first_message,
         language=command.language,
         system_prompt=command.system_prompt,
@@ -349,7 +307,7 @@ def agent_patch_body(command: UpdateAgent, knowledge_base: list[JSON] | None) ->
     if command.name is not None:
         body["name"] = command.name
     config = deep_merge(command.conversation_config or {}, {})
-    shortcuts = _prompt_fields(
+    shortcuts = prompt_fields(
         first_message=command.first_message,
         language=command.language,
         system_prompt=command.system_prompt,

@@ -130,13 +130,6 @@ def test_agent_create_full_form_is_merged_over_simple_fields() -> None:
     assert config["tts"] == {"voice_id": "it_voice", "model_id": "eleven_flash_v2_5"}
 
 
-def test_deep_merge_merges_objects_and_replaces_lists() -> None:
-    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
-    merged = domain.deep_merge(base, {"a": {"c": [3]}, "e": 2})
-    assert merged == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
-    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # not mutated
-
-
 def test_agent_patch_contains_only_provided_fields() -> None:
     assert domain.agent_patch_body(UpdateAgent(agent_id="a1", name="New"), None) == {"name": "New"}
     body = domain.agent_patch_body(

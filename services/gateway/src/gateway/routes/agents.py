@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
 from bus.limits import check_fits, message_size
 from contracts.provisioning import CreateAgent, DeleteAgent, UpdateAgent
+from elevenlabs_client.agents import deep_merge, prompt_fields
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge
 from gateway.models import Agent, KnowledgeDocument, Tool
 from gateway.routes.deps import PageSize, Service, api_router, respond
@@ -34,6 +36,45 @@ def _leaves_room_for_readback(command: CreateAgent | UpdateAgent, service: Gatew
             "Payload too large",
             f"The agent's texts take {size} bytes; at most {limit} fit, since the agent as ElevenLabs "
             f"returns it must fit one bus message (BUS_MAX_MESSAGE_BYTES minus {AGENT_READBACK_BYTES})",
+        )
+
+
+#: Room the updated agent's event needs beyond the agent as the read model holds it (ElevenLabs'
+#: defaults are already in it): the event's envelope and knowledge-base locators for new ids.
+AGENT_UPDATE_MARGIN_BYTES = 16 * 1024
+
+
+def _update_leaves_room(current: Agent, command: UpdateAgent, service: GatewayService) -> None:
+    """413 before anything is queued when the agent after this change could not travel as one bus
+    message. ElevenLabs merges a PATCH into the stored agent (elevenlabs_client.agents), so a small
+    change to a large agent, or a large field added to another, makes an event larger than either:
+    such an update was applied upstream, then its event was refused and the read model kept the
+    old agent."""
+    _leaves_room_for_readback(command, service)
+    change = deep_merge(
+        command.conversation_config or {},
+        prompt_fields(
+            first_message=command.first_message,
+            language=command.language,
+            system_prompt=command.system_prompt,
+            tool_ids=command.tool_ids,
+            knowledge_base=None,  # locators come upstream; the margin covers them
+        ),
+    )
+    after = {
+        "name": command.name if command.name is not None else current.name,
+        "conversation_config": deep_merge(current.conversation_config, change),
+        "platform_settings": current.platform_settings,
+        "tags": current.tags,
+    }
+    size = message_size(json.dumps(after, separators=(",", ":")).encode())
+    limit = service.settings.bus_max_message_bytes - AGENT_UPDATE_MARGIN_BYTES
+    if size > limit:
+        raise PayloadTooLarge(
+            "Payload too large",
+            f"The agent after this change would take {size} bytes; at most {limit} fit, since the "
+            f"agent as ElevenLabs returns it must fit one bus message (BUS_MAX_MESSAGE_BYTES minus "
+            f"{AGENT_UPDATE_MARGIN_BYTES})",
         )
 
 
@@ -75,17 +116,17 @@ async def get_agent(agent_id: str, service: Service) -> dict[str, Any]:
 
 @router.patch("/agents/{agent_id}", tags=["agents"])
 async def update_agent(agent_id: str, body: UpdateAgentRequest, service: Service) -> JSONResponse:
-    await service.get(Agent, agent_id, "Agent not found")
+    current = await service.get(Agent, agent_id, "Agent not found")
     if body.name is None and body.conversation_config is None:
         raise BadRequest("Nothing to update", "Provide name and/or conversation_config")
     command = UpdateAgent(agent_id=agent_id, **body.model_dump())
-    _leaves_room_for_readback(command, service)
+    _update_leaves_room(current, command, service)
     return respond(await service.execute(command, key=agent_id))
 
 
 @router.patch("/agents/{agent_id}/prompt", tags=["agents"])
 async def update_agent_prompt(agent_id: str, body: UpdatePromptRequest, service: Service) -> JSONResponse:
-    await service.get(Agent, agent_id, "Agent not found")
+    current = await service.get(Agent, agent_id, "Agent not found")
     fields = body.model_dump(exclude_none=True)
     if not fields:
         raise BadRequest(
@@ -94,7 +135,7 @@ async def update_agent_prompt(agent_id: str, body: UpdatePromptRequest, service:
         )
     await _check_references(service, body.tool_ids or [], body.knowledge_base_ids or [])
     command = UpdateAgent(agent_id=agent_id, **fields)
-    _leaves_room_for_readback(command, service)
+    _update_leaves_room(current, command, service)
     return respond(await service.execute(command, key=agent_id))
 
 
