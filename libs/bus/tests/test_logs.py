@@ -66,3 +66,14 @@ def test_redact_query_keeps_everything_else() -> None:
         "/o?Consumer_Secret=REDACTED&keyword=k&monkey=1"
     )
     assert redact_query("no query here: sig=1") == "no query here: sig=1"
+
+
+def test_a_stored_api_keys_secret_is_redacted_wherever_it_appears() -> None:
+    key = "sb_live_0123456789abcdef_" + "Ab-_" * 10 + "xyz"
+    assert redact_query(f"presented {key} twice: {key}.") == (
+        "presented sb_live_0123456789abcdef_REDACTED twice: sb_live_0123456789abcdef_REDACTED."
+    )
+    assert redact_query(f"/a?api_key={key}&b=1") == "/a?api_key=REDACTED&b=1"
+    assert redact_query("sb_live_ alone, sb_live_0123456789abcdef_short") == (
+        "sb_live_ alone, sb_live_0123456789abcdef_short"
+    )

@@ -33,10 +33,16 @@ _SECRET_QUERY = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "REDACTED"
+# A stored API key (the gateway's `sb_live_<key_id>_<secret>`, gateway.access) wherever it appears: its
+# key id stays readable, its secret never reaches a log.
+_STORED_API_KEY = re.compile(r"(sb_live_[0-9a-f]{16}_)[A-Za-z0-9_-]{43}")
 
 
 def redact_query(text: str) -> str:
-    """`text` with the value of every secret query parameter (in any URL in it) replaced."""
+    """`text` with the value of every secret query parameter (in any URL in it) and the secret of
+    every stored API key replaced."""
+    if "sb_live_" in text:
+        text = _STORED_API_KEY.sub(rf"\g<1>{REDACTED}", text)
     return _SECRET_QUERY.sub(rf"\g<name>{REDACTED}", text) if "=" in text else text
 
 
