@@ -3,6 +3,7 @@ SIGTERM (the lifespan stops the bus, which lets in-flight handlers finish and co
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from bus.secrets import new_key
 from devinfra.broker import free_port
 from devinfra.postgres import create_database, drop_database
 
@@ -55,7 +58,7 @@ def test_main_migrates_serves_and_stops_on_sigterm(
         "KAFKA_TOPIC_PREFIX": f"entry{uuid.uuid4().hex[:6]}.",
         "ELEVENLABS_BASE_URL": "http://127.0.0.1:9",  # never called while idle
         "ELEVENLABS_API_KEY": "unused",
-        "SWITCHBOARD_SECRET_KEY": "entrypoint-test-key",
+        "SWITCHBOARD_SECRET_KEY": new_key(),
         "SWITCHBOARD_API_KEYS": "k",
         port_variable: str(port),
     }
@@ -87,3 +90,26 @@ def test_main_migrates_serves_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("module", [m for m, _ in SERVICES if m != "notifier"])  # the notifier holds no key
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [("", "SWITCHBOARD_SECRET_KEY is empty"), ("tooshort-0123", "SWITCHBOARD_SECRET_KEY is too short")],
+)
+def test_every_service_refuses_an_unusable_secret_key(module: str, key: str, reason: str) -> None:
+    settings = importlib.import_module(f"{module}.settings").Settings
+    with pytest.raises(ValidationError, match=reason) as refused:
+        settings.model_validate({"SWITCHBOARD_SECRET_KEY": key, "SWITCHBOARD_API_KEYS": "k"})
+    assert not key or key not in str(refused.value)
+
+
+def test_a_service_with_a_short_key_exits_before_touching_anything(own_database: str) -> None:
+    """Not even migrations run; the error names the setting, never its value."""
+    env = {**os.environ, "DATABASE_URL": own_database, "SWITCHBOARD_SECRET_KEY": "tooshort-0123"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate"], env=env, capture_output=True, timeout=60
+    )
+    stderr = done.stderr.decode()
+    assert done.returncode != 0 and "SWITCHBOARD_SECRET_KEY is too short" in stderr, stderr[-2000:]
+    assert "tooshort-0123" not in stderr

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import gateway
 import provisioning.bootstrap
 from bus.migrate import upgrade
+from bus.secrets import new_key
 from devinfra.postgres import create_database, drop_database
 from elevenlabs_sim.testing import run_in_thread
 from gateway.app import create_app
@@ -60,7 +61,7 @@ async def test_trace_id_crosses_gateway_kafka_and_provisioning(
             "KAFKA_TOPIC_PREFIX": f"{topic_prefix}trace.",
             "ELEVENLABS_BASE_URL": sim_url,
             "ELEVENLABS_API_KEY": "sim-key",
-            "SWITCHBOARD_SECRET_KEY": "trace-secret",
+            "SWITCHBOARD_SECRET_KEY": new_key(),
         }
         gw_settings = GatewaySettings.model_validate(common | {"SWITCHBOARD_API_KEYS": "k"})
         prov_settings = ProvisioningSettings.model_validate(common)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
-from bus.secrets import UploadUrlRefused, check_upload_url, upload_url
+from bus.secrets import Keyring, UploadUrlRefused, check_upload_url, new_key, upload_url
 
-KEY = "secret"
+KEY = Keyring(new_key())
 NOW = 1_800_000_000
 
 
 def _check(url: str, base: str = "http://gateway:8000") -> str:
-    return check_upload_url(url, base_url=base, secret_key=KEY, now_unix=NOW)
+    return check_upload_url(url, base_url=base, keyring=KEY, now_unix=NOW)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +41,7 @@ def test_a_signed_unexpired_url_under_the_gateway_is_accepted(base: str, signed_
         ("http://gateway:8000/secret", "upload path"),
         ("http://gateway:99999/secret", "not a URL"),
         (upload_url("http://gateway:8000", KEY, "a", NOW - 1), "expired"),
-        (upload_url("http://gateway:8000", "other-key", "a", NOW + 60), "bad signature"),
+        (upload_url("http://gateway:8000", Keyring(new_key()), "a", NOW + 60), "bad signature"),
         (upload_url("http://gateway:8000", KEY, "a", NOW + 60) + "&x=1", "exactly one"),
         (upload_url("http://gateway:8000", KEY, "a", NOW + 60) + "#frag", "upload path"),
     ],
@@ -48,7 +51,18 @@ def test_anything_else_is_refused_naming_why(url: str, reason: str) -> None:
         _check(url)
 
 
-def test_without_a_secret_key_nothing_is_accepted() -> None:
-    url = upload_url("http://gateway:8000", "", "a", NOW + 60)
-    with pytest.raises(UploadUrlRefused, match="SWITCHBOARD_SECRET_KEY"):
-        check_upload_url(url, base_url="http://gateway:8000", secret_key="", now_unix=NOW)
+def test_signed_under_a_previous_key_is_accepted_during_a_rotation() -> None:
+    old = new_key()
+    url = upload_url("http://gateway:8000", Keyring(old), "a", NOW + 60)
+    assert check_upload_url(
+        url, base_url="http://gateway:8000", keyring=Keyring(new_key(), [old]), now_unix=NOW
+    )
+
+
+def test_a_signature_with_the_key_itself_is_refused() -> None:
+    """The old code signed with SWITCHBOARD_SECRET_KEY as the HMAC key; only its subkey signs now."""
+    key = new_key()
+    raw = hmac.new(key.encode(), f"upload|a|{NOW + 60}".encode(), hashlib.sha256).hexdigest()
+    url = f"http://gateway:8000/internal/uploads/a?expires={NOW + 60}&sig={raw}"
+    with pytest.raises(UploadUrlRefused, match="bad signature"):
+        check_upload_url(url, base_url="http://gateway:8000", keyring=Keyring(key), now_unix=NOW)

@@ -13,7 +13,8 @@ from bus.limits import DEFAULT_MAX_MESSAGE_BYTES
 class BusSettings(BaseSettings):
     """Environment variables shared by all services (no prefix: they are deployment-wide)."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused setting must not print the others' values (keys, passwords).
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
     database_url: str = Field(
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard", alias="DATABASE_URL"

@@ -33,6 +33,8 @@ PASSTHROUGH_ENV: tuple[str, ...] = (
     "EMAIL_API_URL",
     "DEFAULT_SENDER_EMAIL",
     "SWITCHBOARD_SECRET_KEY",
+    "SWITCHBOARD_PREVIOUS_SECRET_KEYS",
+    "SWITCHBOARD_SECRET_SALT",
     "OUTBOUND_ALLOW_HOSTS",
     "LOG_LEVEL",
     "LOG_JSON",
@@ -84,6 +86,8 @@ class StackSettings(BaseSettings):
     EMAIL_API_URL: str | None = None
     DEFAULT_SENDER_EMAIL: str | None = None
     OUTBOUND_ALLOW_HOSTS: str | None = None
+    SWITCHBOARD_PREVIOUS_SECRET_KEYS: str | None = None
+    SWITCHBOARD_SECRET_SALT: str | None = None
     LOG_LEVEL: str | None = None
     LOG_JSON: str | None = None
 

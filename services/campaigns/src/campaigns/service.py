@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from bus.secrets import Undecryptable, column_context, message_context
 from campaigns import domain, metrics
 from campaigns.domain import CampaignStatus, RecipientStatus
 from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
@@ -281,7 +282,9 @@ class CampaignService:
                 concurrency_limit=command.concurrency_limit,
                 calling_window=command.calling_window.model_dump() if command.calling_window else None,
                 ecommerce_platform=command.ecommerce_platform,
-                ecommerce_credentials_encrypted=command.ecommerce_credentials_encrypted,
+                ecommerce_credentials_encrypted=self._rebind_credentials(
+                    command.ecommerce_credentials_encrypted, cid, to_row=True
+                ),
                 sender_email=command.sender_email,
                 recipient_chunks=command.recipient_chunks,
                 ready=False,
@@ -876,7 +879,9 @@ class CampaignService:
             dynamic_variables=recipient.dynamic_variables or {},
             customer_info=info,
             ecommerce_platform=campaign.ecommerce_platform,
-            ecommerce_credentials_encrypted=campaign.ecommerce_credentials_encrypted,
+            ecommerce_credentials_encrypted=self._rebind_credentials(
+                campaign.ecommerce_credentials_encrypted, campaign.campaign_id, to_row=False
+            ),
             sender_email=campaign.sender_email,
             campaign_id=campaign.campaign_id,
             recipient_id=recipient.recipient_id,
@@ -885,6 +890,24 @@ class CampaignService:
         )
         await uow.send_command(command, key=message_id)
         await self._emit_recipient(uow, campaign, recipient)
+
+    def _rebind_credentials(self, token: str | None, campaign_id: str, *, to_row: bool) -> str | None:
+        """Store credentials moved between the command field and the campaign's row (each ciphertext
+        is bound to where it lives; the clear value stays inside bus.secrets). None when no
+        configured key reads them: the calls then go without a store, as without credentials."""
+        if token is None:
+            return None
+        field, row = (
+            message_context("ecommerce_credentials_encrypted"),
+            column_context(Campaign.ecommerce_credentials_encrypted, campaign_id),
+        )
+        try:
+            return self._settings.keyring.rebind(
+                token, from_context=field if to_row else row, to_context=row if to_row else field
+            )
+        except Undecryptable:
+            log.warning("campaigns.store_credentials_undecryptable", campaign_id=campaign_id)
+            return None
 
     async def _time_out_attempts(self, now: datetime) -> None:
         cutoff = now - timedelta(seconds=self._settings.attempt_timeout_s)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bus.settings import BusSettings
+from bus.secrets import SecretKeySettings
 
 
-class Settings(BusSettings):
+class Settings(SecretKeySettings):
     """Environment variables read by the campaigns service (and nothing else reads any)."""
 
     host: str = Field(default="127.0.0.1", alias="CAMPAIGNS_HOST")

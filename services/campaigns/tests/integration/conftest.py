@@ -64,6 +64,7 @@ def _common(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "BUS_RETRY_BACKOFF_MS": 50,
+        "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
     }
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from bus.secrets import Undecryptable, column_context, message_context
+from campaigns.models import Campaign
 from contracts.campaigns import (
     AddCampaignRecipients,
     AddDoNotCall,
@@ -19,6 +23,7 @@ from contracts.campaigns import (
     ResumeCampaign,
     SubmitCampaign,
 )
+from tool_webhooks.models import Conversation
 
 from .conftest import FINAL, Harness, new_number
 
@@ -256,3 +261,49 @@ async def test_raw_json_from_a_plain_producer(harness: Harness) -> None:
     done = await harness.wait_status(campaign_id, "completed")
     assert done["total_calls_finished"] == 2 and done["phone_provider"] is None
     assert harness.final_states(campaign_id) == {"r0": "completed", "r1": "completed"}
+
+
+async def test_store_credentials_are_bound_to_each_row_they_are_kept_in(harness: Harness) -> None:
+    """Encrypted as the gateway does (bound to the command field), kept by campaigns bound to the
+    campaign's row, handed on bound to the field again, and kept by tool-webhooks bound to the
+    conversation's row: readable at each place, and only there."""
+    keyring = harness.settings.keyring
+    field = message_context("ecommerce_credentials_encrypted")
+    credentials = json.dumps({"platform": "shopify", "base_url": "https://shop.example", "access_token": "t"})
+    command = _submit(
+        harness,
+        [new_number("1")],
+        ecommerce_platform="shopify",
+        ecommerce_credentials_encrypted=keyring.encrypt(credentials, context=field),
+    )
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "completed")
+
+    async with harness.container.sessionmaker() as session:
+        campaign = await session.get(Campaign, command.campaign_id)
+    assert campaign is not None and campaign.ecommerce_credentials_encrypted is not None
+    kept = campaign.ecommerce_credentials_encrypted
+    row = column_context(Campaign.ecommerce_credentials_encrypted, command.campaign_id)
+    assert keyring.decrypt(kept, context=row) == credentials
+    with pytest.raises(Undecryptable):
+        keyring.decrypt(kept, context=field)
+
+    (conversation_id,) = {
+        e["conversation_id"] for e in harness.recipient_events(command.campaign_id) if e["conversation_id"]
+    }
+    deadline = time.monotonic() + 10
+    while True:  # tool-webhooks projects CallPlaced on its own schedule
+        async with harness.container.engine.connect() as connection:
+            stored = await connection.scalar(
+                select(Conversation.ecommerce_credentials_encrypted).where(
+                    Conversation.conversation_id == conversation_id
+                )
+            )
+        if stored is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)  # polling with a deadline
+    assert stored is not None and stored != kept
+    there = column_context(Conversation.ecommerce_credentials_encrypted, conversation_id)
+    assert keyring.decrypt(stored, context=there) == credentials
+    with pytest.raises(Undecryptable):
+        keyring.decrypt(stored, context=row)

@@ -158,7 +158,11 @@ class BatchCalling:
             else None,
             ecommerce_platform=credentials.platform if credentials else None,
             ecommerce_credentials_encrypted=(
-                domain.encrypt(self.settings.secret_key, credentials.model_dump()) if credentials else None
+                domain.encrypt(
+                    self.settings.keyring, credentials.model_dump(), "ecommerce_credentials_encrypted"
+                )
+                if credentials
+                else None
             ),
             sender_email=options.sender_email,
         )

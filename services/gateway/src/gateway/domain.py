@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from bus.secrets import fernet_for
+from bus.secrets import Keyring, message_context
 from contracts import calling
 from contracts.base import CommandFailed, Event
 from contracts.calling import E164_ERROR as E164_ERROR
@@ -56,10 +56,11 @@ def e164(number: str) -> str:
     return number
 
 
-def encrypt(secret_key: str, value: str | dict[str, Any]) -> str:
-    """Fernet token of a secret (a string, or a JSON object), for commands and storage."""
+def encrypt(keyring: Keyring, value: str | dict[str, Any], field: str) -> str:
+    """Ciphertext of a secret (a string, or a JSON object) for the command field named `field`
+    (bound to it: `bus.secrets.message_context`)."""
     plain = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return fernet_for(secret_key).encrypt(plain.encode()).decode()
+    return keyring.encrypt(plain, context=message_context(field))
 
 
 # ---- pagination ------------------------------------------------------------------------------

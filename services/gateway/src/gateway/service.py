@@ -206,14 +206,14 @@ class GatewayService:
         expires = int(time.time()) + self.settings.upload_url_ttl_s
         return CreateKnowledgeDocument(
             source_type="file",
-            file_url=upload_url(self.settings.upload_base_url, self.settings.secret_key, upload_id, expires),
+            file_url=upload_url(self.settings.upload_base_url, self.settings.keyring, upload_id, expires),
             file_name=file_name,
             file_content_type=content_type,
             file_sha256=digest,
         )
 
     async def upload(self, upload_id: str, expires: int, sig: str) -> Upload:
-        if not verify_upload_signature(self.settings.secret_key, upload_id, expires, sig, int(time.time())):
+        if not verify_upload_signature(self.settings.keyring, upload_id, expires, sig, int(time.time())):
             raise NotFound("Upload not found")
         async with self.uow() as uow:
             upload = await uow.uploads.get(upload_id)

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from bus.settings import BusSettings
+from bus.secrets import SecretKeySettings
 
 VERSION = "1.0.0"
 
 
-class Settings(BusSettings):
+class Settings(SecretKeySettings):
     api_keys: str = Field(default="", alias="SWITCHBOARD_API_KEYS", description="Comma-separated API keys.")
     host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
     port: int = Field(default=8000, alias="GATEWAY_PORT")
@@ -22,7 +22,6 @@ class Settings(BusSettings):
     )
     elevenlabs_api_key: str = Field(default="", alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
-    secret_key: str = Field(default="", alias="SWITCHBOARD_SECRET_KEY")
     reply_timeout_s: float = Field(default=10.0, alias="GATEWAY_REPLY_TIMEOUT_S")
     kb_max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="KB_MAX_UPLOAD_BYTES")
     # Every request body (gateway.guard); uploads and batch submissions have their own caps.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bus.migrate import upgrade
+from bus.secrets import new_key
 from devinfra.pytest_plugin import isolated
 from gateway.bootstrap import Container, bootstrap
 from gateway.settings import Settings
@@ -26,7 +27,7 @@ def settings(database_url: str, topic_prefix: str) -> Settings:
             "DATABASE_URL": database_url,
             "KAFKA_TOPIC_PREFIX": topic_prefix,
             "SWITCHBOARD_API_KEYS": API_KEY,
-            "SWITCHBOARD_SECRET_KEY": "gateway-test-secret",
+            "SWITCHBOARD_SECRET_KEY": new_key(),
             # No service answers commands here: a write answers 202 with its operation at once.
             "GATEWAY_REPLY_TIMEOUT_S": 0.05,
             # Bodies past the bus's limit reach the routes, so its check (the second gate) is tested;

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bus.secrets import Keyring
 from contracts.provisioning import (
     AgentRecord,
     CreateAgent,
@@ -42,16 +41,15 @@ class CommandError(Exception):
 # ---- tool-call authentication -----------------------------------------------------------------
 
 
-def tool_token(secret_key: str, route: str, nonce: str) -> str:
+def tool_token(keyring: Keyring, route: str, nonce: str) -> str:
     """The token ElevenLabs sends (as a workspace secret header) when it calls one of our webhooks.
 
-    Format ``v1.<nonce>.<hex HMAC-SHA256(key=SWITCHBOARD_SECRET_KEY, msg="<route>|<nonce>")>``.
+    Format ``v1.<nonce>.<hex HMAC-SHA256(key=the tool-token subkey, msg="<route>|<nonce>")>``.
     tool-webhooks verifies it by recomputing the MAC from the route it serves and the nonce in the
     token, so no token is stored anywhere but in the ElevenLabs secret. `route` is e.g.
     ``ecommerce/products``; `nonce` is the creating command's message_id.
     """
-    mac = hmac.new(secret_key.encode(), f"{route}|{nonce}".encode(), hashlib.sha256).hexdigest()
-    return f"v1.{nonce}.{mac}"
+    return f"v1.{nonce}.{keyring.sign('tool-token', f'{route}|{nonce}')}"
 
 
 def secret_name(purpose: str, nonce: str) -> str:

@@ -236,8 +236,7 @@ class ProvisioningService:
                 if tool is not None:
                     return tool, False
         if secret_id is None:
-            secret_key = self._settings.switchboard_secret_key.get_secret_value()
-            token = domain.tool_token(secret_key, route, nonce)
+            token = domain.tool_token(self._settings.keyring, route, nonce)
 
             async def create_secret() -> str:
                 return str((await self.elevenlabs.create_secret(name, token))["secret_id"])
@@ -437,7 +436,7 @@ class ProvisioningService:
             check_upload_url(
                 command.file_url,
                 base_url=self._settings.gateway_base_url,
-                secret_key=self._settings.switchboard_secret_key.get_secret_value(),
+                keyring=self._settings.keyring,
                 now_unix=int(time.time()),
             )
         except UploadUrlRefused as exc:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bus.runtime import message_headers
-from bus.secrets import upload_url
+from bus.secrets import Keyring, upload_url
 from contracts import topics
 from contracts.base import Command
 from contracts.provisioning import DeleteTool
@@ -26,7 +26,10 @@ from provisioning.settings import Settings
 # This suite runs its own provisioning instance(s): own database and topics.
 database_url, topic_prefix = isolated("provisioning")
 
-SECRET_KEY = "test-secret-key"
+# A passphrase: this suite runs the scrypt path of bus.secrets end to end.
+SECRET_KEY = "provisioning test passphrase"
+SECRET_SALT = "provisioning-tests-salt"
+KEYRING = Keyring(SECRET_KEY, salt=SECRET_SALT)
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +50,7 @@ def settings(
         "ELEVENLABS_BASE_URL": sim_url,
         "ELEVENLABS_API_KEY": "sim-key",
         "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
+        "SWITCHBOARD_SECRET_SALT": SECRET_SALT,
         "PROVISIONING_UPSTREAM_INITIAL_BACKOFF_S": 0.05,
         "PROVISIONING_UPSTREAM_MAX_BACKOFF_S": 1.0,
     }
@@ -144,4 +148,4 @@ def file_server(file_server_hits: list[str]) -> Iterator[tuple[str, dict[str, by
 
 def signed_upload_url(base: str, upload_id: str, *, ttl_s: int = 3600) -> str:
     """The URL the gateway would put in the command for `upload_id` (signed, expiring in `ttl_s`)."""
-    return upload_url(base, SECRET_KEY, upload_id, int(time.time()) + ttl_s)
+    return upload_url(base, KEYRING, upload_id, int(time.time()) + ttl_s)

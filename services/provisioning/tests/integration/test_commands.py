@@ -20,7 +20,7 @@ from contracts.provisioning import (
 )
 from provisioning import domain
 
-from .conftest import Harness, signed_upload_url
+from .conftest import KEYRING, Harness, signed_upload_url
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +45,7 @@ async def test_ecommerce_tools_are_created_with_secret_token_headers(harness: Ha
         domain.secret_name("products", command.message_id),
         domain.secret_name("orders", command.message_id),
     ]
-    assert secrets[0]["json"]["value"] == domain.tool_token(
-        "test-secret-key", "ecommerce/products", command.message_id
-    )
+    assert secrets[0]["json"]["value"] == domain.tool_token(KEYRING, "ecommerce/products", command.message_id)
     created = await harness.requests("POST", "/v1/convai/tools")
     assert len(created) == 2
     header = created[0]["json"]["tool_config"]["api_schema"]["request_headers"]["X-Switchboard-Tool-Token"]

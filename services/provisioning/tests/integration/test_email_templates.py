@@ -12,7 +12,7 @@ from provisioning import domain
 from provisioning.bootstrap import Container
 from provisioning.models import Attempt, AttemptStatus, EmailTemplate
 
-from .conftest import Harness
+from .conftest import KEYRING, Harness
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ async def test_create_makes_a_secret_authenticated_tool_and_emits_the_template(
     secrets = await harness.requests("POST", "/v1/convai/secrets")
     assert [r["json"]["name"] for r in secrets] == [domain.secret_name("email", command.message_id)]
     assert secrets[0]["json"]["value"] == domain.tool_token(
-        "test-secret-key", f"email/{command.name}", command.message_id
+        KEYRING, f"email/{command.name}", command.message_id
     )
 
     upstream = await container.elevenlabs.get_tool(tool["tool_id"])

@@ -20,7 +20,7 @@ import pytest
 from bus.secrets import sign_upload, upload_url
 from contracts.provisioning import CreateKnowledgeDocument
 
-from .conftest import SECRET_KEY, Harness, signed_upload_url
+from .conftest import KEYRING, Harness, signed_upload_url
 
 pytestmark = pytest.mark.integration
 
@@ -112,9 +112,9 @@ async def test_an_expired_or_tampered_upload_url_is_refused_and_never_fetched(
     base, files = file_server
     files["/internal/uploads/real"] = files["/internal/uploads/other"] = b"Opening hours: 9-5.\n"
     expires = int(time.time()) + 3600
-    sig = sign_upload(SECRET_KEY, "real", expires)
+    sig = sign_upload(KEYRING, "real", expires)
     url = {
-        "expired": upload_url(base, SECRET_KEY, "real", int(time.time()) - 5),
+        "expired": upload_url(base, KEYRING, "real", int(time.time()) - 5),
         "tampered-sig": f"{base}/internal/uploads/real?expires={expires}&sig={'0' * len(sig)}",
         "other-upload": f"{base}/internal/uploads/other?expires={expires}&sig={sig}",
         "later-expiry": f"{base}/internal/uploads/real?expires={expires + 86400}&sig={sig}",

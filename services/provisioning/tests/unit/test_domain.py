@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta, timezone
 
+from bus.secrets import Keyring, new_key
 from contracts.provisioning import (
     CreateAgent,
     CreateEmailTemplate,
@@ -18,12 +19,16 @@ from provisioning import domain
 
 
 def test_tool_token_is_recomputable_from_route_and_nonce() -> None:
-    token = domain.tool_token("s3cret", "ecommerce/products", "abc123")
+    key = new_key()
+    keyring = Keyring(key)
+    token = domain.tool_token(keyring, "ecommerce/products", "abc123")
     version, nonce, mac = token.split(".")
     assert (version, nonce) == ("v1", "abc123")
-    expected = hmac.new(b"s3cret", b"ecommerce/products|abc123", hashlib.sha256).hexdigest()
-    assert mac == expected
-    assert domain.tool_token("s3cret", "ecommerce/orders", "abc123") != token
+    assert keyring.verify("tool-token", "ecommerce/products|abc123", mac)
+    # signed with the tool-token subkey, not with the key itself nor the upload-URL subkey
+    assert mac != hmac.new(key.encode(), b"ecommerce/products|abc123", hashlib.sha256).hexdigest()
+    assert not keyring.verify("upload-url", "ecommerce/products|abc123", mac)
+    assert domain.tool_token(keyring, "ecommerce/orders", "abc123") != token
 
 
 def test_secret_name_uses_purpose_and_eight_nonce_chars() -> None:

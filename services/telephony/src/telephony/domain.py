@@ -21,7 +21,8 @@ from contracts.telephony import (
 from contracts.webhooks import PostCallWebhookReceived
 
 JSON = dict[str, Any]
-Decrypt = Callable[[str], str]
+# (ciphertext, the command field it came in) -> the secret; see `bus.secrets.message_context`.
+Decrypt = Callable[[str, str], str]
 
 ATTEMPT_VARIABLE = "switchboard_attempt_id"
 """Dynamic variable carrying the PlaceCall message id, so a restart can find the conversation."""
@@ -56,7 +57,7 @@ def twilio_import_body(command: ImportTwilioNumber, decrypt: Decrypt) -> JSON:
         "phone_number": command.phone_number,
         "label": command.label,
         "sid": command.sid,
-        "token": decrypt(command.token_encrypted),
+        "token": decrypt(command.token_encrypted, "token_encrypted"),
     }
 
 
@@ -95,7 +96,10 @@ def trunk_body(config: TrunkConfig | None, decrypt: Decrypt, *, inbound: bool) -
             )
         password = config.credentials.password_encrypted
         body["credentials"] = without_none(
-            {"username": config.credentials.username, "password": decrypt(password) if password else None}
+            {
+                "username": config.credentials.username,
+                "password": decrypt(password, "password_encrypted") if password else None,
+            }
         )
     return body
 

@@ -89,8 +89,7 @@ class Call(Base):
     attempt: Mapped[int | None] = mapped_column(Integer)
     sender_email: Mapped[str | None] = mapped_column(String(500))
     ecommerce_platform: Mapped[str | None] = mapped_column(String(20))
-    # Fernet ciphertext exactly as received; only tool-webhooks decrypts it.
-    ecommerce_credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    # No store credentials: they go on in CallPlaced as received (only tool-webhooks reads them).
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)

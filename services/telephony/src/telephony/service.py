@@ -31,11 +31,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
-from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bus.ownership import Ownership, OwnershipLost
-from bus.secrets import fernet_for
+from bus.secrets import Undecryptable, message_context
 from contracts.base import Command, CommandFailed, Event, utcnow
 from contracts.telephony import (
     CallDialFailed,
@@ -123,8 +122,6 @@ class TelephonyService:
         self._dialer = dialer
         self._settings = settings
         self._agents = AgentConfigs(elevenlabs, settings.agent_cache_ttl_s)
-        key = settings.switchboard_secret_key.get_secret_value()
-        self._fernet = fernet_for(key) if key else None
 
     # ---- the three steps ---------------------------------------------------------------------
 
@@ -196,13 +193,12 @@ class TelephonyService:
     def _event(command: Command, event_type: type[_E], **fields: Any) -> _E:
         return event_type(correlation_id=command.correlation_id, causation_id=command.message_id, **fields)
 
-    def _decrypt(self, token: str) -> str:
-        """Ciphertext → secret, only right before it is sent to ElevenLabs. Never logged."""
-        if self._fernet is None:
-            raise CommandError(500, "Secret key not configured", "SWITCHBOARD_SECRET_KEY is empty")
+    def _decrypt(self, token: str, field: str) -> str:
+        """Ciphertext of the command field `field` → secret, only right before it is sent to
+        ElevenLabs. Never logged."""
         try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except (InvalidToken, ValueError) as exc:
+            return self._settings.keyring.decrypt(token, context=message_context(field))
+        except Undecryptable as exc:
             raise CommandError(422, "Invalid encrypted secret", "A secret could not be decrypted") from exc
 
     # ---- phone numbers -----------------------------------------------------------------------
@@ -450,7 +446,6 @@ class TelephonyService:
                 attempt=command.attempt,
                 sender_email=command.sender_email,
                 ecommerce_platform=command.ecommerce_platform,
-                ecommerce_credentials_encrypted=command.ecommerce_credentials_encrypted,
                 placed_at=placed_at,
                 correlation_id=command.correlation_id,
             )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from bus.settings import BusSettings
+from bus.secrets import SecretKeySettings
 
 
-class Settings(BusSettings):
+class Settings(SecretKeySettings):
     """Environment variables read by the telephony service (and nothing else reads any)."""
 
     elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
-    switchboard_secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
     host: str = Field(default="127.0.0.1", alias="TELEPHONY_HOST")
     port: int = Field(default=8011, ge=0, le=65535, alias="TELEPHONY_PORT")
     upstream_timeout_s: float = Field(default=10.0, gt=0, alias="TELEPHONY_UPSTREAM_TIMEOUT_S")

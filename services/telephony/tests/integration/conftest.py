@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from bus.runtime import message_headers
+from bus.secrets import Keyring, message_context, new_key
 from contracts import topics
 from contracts.base import Message
 from contracts.telephony import DeleteCustomerSession
@@ -28,7 +28,7 @@ database_url, topic_prefix = isolated("telephony")
 
 pytestmark = pytest.mark.integration
 
-SECRET_KEY = Fernet.generate_key().decode()
+SECRET_KEY = new_key()
 RECONCILE_AFTER_S = 5.0
 
 
@@ -69,8 +69,9 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
         yield box
 
 
-def encrypt(secret: str) -> str:
-    return Fernet(SECRET_KEY.encode()).encrypt(secret.encode()).decode()
+def encrypt(secret: str, field: str = "token_encrypted") -> str:
+    """As the gateway does: bound to the command field the ciphertext travels in."""
+    return Keyring(SECRET_KEY).encrypt(secret, context=message_context(field))
 
 
 @dataclass(kw_only=True)

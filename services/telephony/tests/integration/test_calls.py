@@ -42,7 +42,7 @@ async def _call_row(container: Container, conversation_id: str) -> Call | None:
 async def test_twilio_call_with_first_message_variables_and_customer_session(
     harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
 ) -> None:
-    credentials = encrypt('{"consumer_key": "ck"}')
+    credentials = encrypt('{"consumer_key": "ck"}', "ecommerce_credentials_encrypted")
     command = _call(
         agent_id,
         twilio_phone_id,
@@ -78,11 +78,8 @@ async def test_twilio_call_with_first_message_variables_and_customer_session(
 
     row = await _call_row(container, placed["conversation_id"])
     assert row is not None
-    assert (row.status, row.attempt_id, row.ecommerce_credentials_encrypted) == (
-        "dialing",
-        command.message_id,
-        credentials,
-    )
+    assert (row.status, row.attempt_id) == ("dialing", command.message_id)
+    assert not hasattr(row, "ecommerce_credentials_encrypted")  # passed on, never kept
     async with container.sessionmaker() as session:
         customer = await session.get(CustomerSession, placed["conversation_id"])
     assert customer is not None and (customer.email, customer.sender_email) == (

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from bus.secrets import Keyring, message_context, new_key
 from contracts.telephony import (
     DeletePhoneNumber,
     ImportSipTrunkNumber,
@@ -69,10 +70,14 @@ async def test_import_sip_trunk_number_with_credentials(harness: Harness) -> Non
             transport="tls",
             media_encryption="required",
             headers={"X-Tenant": "acme"},
-            credentials=SipCredentials(username="alice", password_encrypted=encrypt(outbound_pw)),
+            credentials=SipCredentials(
+                username="alice", password_encrypted=encrypt(outbound_pw, "password_encrypted")
+            ),
         ),
         inbound_trunk_config=TrunkConfig(
-            credentials=SipCredentials(username="alice-in", password_encrypted=encrypt(inbound_pw))
+            credentials=SipCredentials(
+                username="alice-in", password_encrypted=encrypt(inbound_pw, "password_encrypted")
+            )
         ),
         correlation_id=_cid(),
     )
@@ -93,10 +98,17 @@ async def test_import_sip_trunk_number_with_credentials(harness: Harness) -> Non
     await _assert_nowhere_but_upstream(harness, inbound_pw, outbound_pw)
 
 
-async def test_undecryptable_secret_fails_the_command(harness: Harness) -> None:
-    command = ImportTwilioNumber(
-        phone_number=new_number("1"), label="x", sid="AC1", token_encrypted="not-a-fernet-token"
-    )
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-fernet-token",
+        encrypt("t", "password_encrypted"),  # made for another field
+        Keyring(new_key()).encrypt("t", context=message_context("token_encrypted")),  # another deployment
+    ],
+    ids=["garbage", "other-field", "other-key"],
+)
+async def test_undecryptable_secret_fails_the_command(harness: Harness, token: str) -> None:
+    command = ImportTwilioNumber(phone_number=new_number("1"), label="x", sid="AC1", token_encrypted=token)
     event = await harness.one(command)
     assert (event["type"], event["status_code"]) == ("command.failed", 422)
 

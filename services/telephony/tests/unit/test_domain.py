@@ -16,7 +16,7 @@ from contracts.webhooks import PostCallWebhookReceived
 from telephony import domain
 
 
-def _decrypt(token: str) -> str:
+def _decrypt(token: str, field: str) -> str:
     return f"plain({token})"
 
 

@@ -41,7 +41,7 @@ def _properties(spec: dict[str, Any], component: str) -> set[str]:
     return set(spec["components"]["schemas"][component]["properties"])
 
 
-def _decrypt(token: str) -> str:
+def _decrypt(token: str, field: str) -> str:
     return f"plain({token})"
 
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken
-
-from bus.secrets import fernet_for
+from bus.secrets import Keyring
 from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
 
 JSON = dict[str, Any]
@@ -469,26 +467,6 @@ def convai_webhook_settings(webhook_id: str) -> JSON:
     }
 
 
-def fernet(secret_key: str) -> Fernet:
-    """Fernet for SWITCHBOARD_SECRET_KEY: used as is when it is a Fernet key, else derived (SHA-256)."""
-    try:
-        return fernet_for(secret_key)
-    except ValueError as exc:
-        raise CommandError(500, "Configuration error", str(exc)) from exc
-
-
-def encrypt_secret(secret_key: str, secret: str) -> str:
-    return fernet(secret_key).encrypt(secret.encode()).decode()
-
-
-def decrypt_secret(secret_key: str, token: str) -> str | None:
-    """The clear secret, or None when the token was made with another key (key rotated)."""
-    try:
-        return fernet(secret_key).decrypt(token.encode()).decode()
-    except (InvalidToken, CommandError):
-        return None
-
-
 # ---- tool-call authentication -------------------------------------------------------------------
 
 TOOL_TOKEN_HEADER = "X-Switchboard-Tool-Token"  # noqa: S105 - a header name, not a secret
@@ -500,20 +478,20 @@ def email_route(template_id: str) -> str:
     return f"email/{template_id}"
 
 
-def tool_token_valid(secret_key: str, route: str, token: str | None) -> bool:
-    """True when `token` is ``v1.<nonce>.<hex HMAC-SHA256(key, "<route>|<nonce>")>`` for THIS route.
+def tool_token_valid(keyring: Keyring, route: str, token: str | None) -> bool:
+    """True when `token` is ``v1.<nonce>.<hex HMAC-SHA256(tool-token subkey, "<route>|<nonce>")>``
+    for THIS route, under any configured key.
 
     Provisioning mints the token (its `tool_token`); we recompute the MAC from the route being served
     and the nonce in the token, and compare in constant time. Nothing is stored.
     """
-    if not secret_key or not token:
+    if not token:
         return False
     version, sep, rest = token.strip().partition(".")
     nonce, sep2, mac = rest.rpartition(".")
     if version != "v1" or not sep or not sep2 or not nonce or len(nonce) > 200:
         return False
-    expected = hmac.new(secret_key.encode(), f"{route}|{nonce}".encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), mac.lower().encode("utf-8", "replace"))
+    return keyring.verify("tool-token", f"{route}|{nonce}", mac)
 
 
 # ---- spoken answers -----------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -22,17 +23,32 @@ from tool_webhooks.models import (
 )
 
 
+def _qualified(model: type[Any]) -> str:
+    table = model.__table__
+    return f"{table.schema}.{table.name}"
+
+
 class RegistrationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def add(
-        self, webhook_id: str, webhook_url: str, secret_encrypted: str, command_message_id: str | None
+        self,
+        webhook_id: str,
+        webhook_url: str,
+        encrypt: Callable[[int], str],
+        command_message_id: str | None,
     ) -> WebhookRegistration:
+        """A new registration; `encrypt(row id)` gives its secret's ciphertext, bound to the row."""
+        row_id = await self.session.scalar(
+            select(func.nextval(func.pg_get_serial_sequence(_qualified(WebhookRegistration), "id")))
+        )
+        assert isinstance(row_id, int)
         row = WebhookRegistration(
+            id=row_id,
             webhook_id=webhook_id,
             webhook_url=webhook_url,
-            secret_encrypted=secret_encrypted,
+            secret_encrypted=encrypt(row_id),
             command_message_id=command_message_id,
         )
         self.session.add(row)

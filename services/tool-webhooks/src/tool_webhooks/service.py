@@ -27,6 +27,7 @@ from cachetools import TTLCache
 from bus import metrics as bus_metrics
 from bus.context import current_correlation_id
 from bus.limits import MessageTooLarge
+from bus.secrets import Undecryptable, column_context, message_context
 from contracts import topics
 from contracts.base import CommandFailed, Event
 from contracts.notifier import SendEmail
@@ -37,7 +38,13 @@ from elevenlabs_client import ElevenLabsClient, UpstreamError
 from tool_webhooks import domain, metrics
 from tool_webhooks import stores as stores_mod
 from tool_webhooks.domain import JSON, CommandError
-from tool_webhooks.models import CONSUMER, POST_CALL_CONSUMER, PROJECTION_CONSUMER
+from tool_webhooks.models import (
+    CONSUMER,
+    POST_CALL_CONSUMER,
+    PROJECTION_CONSUMER,
+    Conversation,
+    WebhookRegistration,
+)
 from tool_webhooks.settings import Settings
 from tool_webhooks.spool import SpooledBody
 from tool_webhooks.stores import StoreClient
@@ -91,13 +98,11 @@ class WebhookService:
             secrets.append(configured)
         latest = await uow.registrations.latest()
         if latest is not None:
-            clear = domain.decrypt_secret(
-                self._settings.switchboard_secret_key.get_secret_value(), latest.secret_encrypted
-            )
-            if clear is None:
+            context = column_context(WebhookRegistration.secret_encrypted, latest.id)
+            try:
+                secrets.append(self._settings.keyring.decrypt(latest.secret_encrypted, context=context))
+            except Undecryptable:  # made with a key no longer configured, or moved from another row
                 log.warning("tool_webhooks.secret.undecryptable", webhook_id=latest.webhook_id)
-            else:
-                secrets.append(clear)
         return secrets
 
     async def signature_check(self, header: str | None) -> domain.SignatureCheck:
@@ -196,8 +201,6 @@ class WebhookService:
         With `command`, the inbox claim happens in the recording transaction; a command already
         handled by a concurrent delivery records nothing more (its registration stands).
         """
-        secret_key = self._settings.switchboard_secret_key.get_secret_value()
-        domain.fernet(secret_key)  # fail before touching ElevenLabs when the key is missing
         webhook_url = domain.post_call_webhook_url(public_url)
         created = await self._create_webhook(webhook_url)
         webhook_id, secret = created.get("webhook_id"), created.get("webhook_secret")
@@ -207,10 +210,13 @@ class WebhookService:
         async with self._uow() as uow:
             if command is not None and not await uow.claim(command.message_id):
                 return Registration(webhook_id, webhook_url)
+            keyring = self._settings.keyring
             await uow.registrations.add(
                 webhook_id,
                 webhook_url,
-                domain.encrypt_secret(secret_key, secret),
+                lambda row_id: keyring.encrypt(
+                    secret, context=column_context(WebhookRegistration.secret_encrypted, row_id)
+                ),
                 command.message_id if command else None,
             )
             await uow.publish(
@@ -318,7 +324,7 @@ class ToolService:
                     event.conversation_id,
                     agent_id=event.agent_id,
                     ecommerce_platform=event.ecommerce_platform,
-                    ecommerce_credentials_encrypted=event.ecommerce_credentials_encrypted,
+                    ecommerce_credentials_encrypted=self._stored_credentials(event),
                     sender_email=event.sender_email,
                 )
                 info = event.customer_info
@@ -358,10 +364,29 @@ class ToolService:
                 await uow.templates.delete(event.template_id)
         log.info("tool_webhooks.projection.applied", type=event.type)
 
+    def _stored_credentials(self, event: CallPlaced) -> str | None:
+        """The event's store credentials re-bound from its field to the conversation's row (the clear
+        value stays inside bus.secrets); None when no configured key reads them (no store then)."""
+        if not event.ecommerce_credentials_encrypted:
+            return None
+        try:
+            return self._settings.keyring.rebind(
+                event.ecommerce_credentials_encrypted,
+                from_context=message_context("ecommerce_credentials_encrypted"),
+                to_context=column_context(
+                    Conversation.ecommerce_credentials_encrypted, event.conversation_id
+                ),
+            )
+        except Undecryptable:
+            log.warning(
+                "tool_webhooks.store.credentials_undecryptable", conversation_id=event.conversation_id
+            )
+            return None
+
     # ---- e-commerce --------------------------------------------------------------------------
 
     def authorized(self, route: str, token: str | None) -> bool:
-        return domain.tool_token_valid(self._settings.switchboard_secret_key.get_secret_value(), route, token)
+        return domain.tool_token_valid(self._settings.keyring, route, token)
 
     async def _credentials(self, conversation_id: str) -> stores_mod.StoreCredentials | None:
         binding = self._bindings.get(conversation_id)
@@ -382,9 +407,11 @@ class ToolService:
             if not self._outlived(binding[2]):
                 self._bindings[conversation_id] = binding
         platform, token, _ = binding
-        # Decrypted here only, kept in memory for this lookup only.
-        clear = domain.decrypt_secret(self._settings.switchboard_secret_key.get_secret_value(), token)
-        if clear is None:
+        # Decrypted here only, kept in memory for this lookup only; only this row's ciphertext reads.
+        context = column_context(Conversation.ecommerce_credentials_encrypted, conversation_id)
+        try:
+            clear = self._settings.keyring.decrypt(token, context=context)
+        except Undecryptable:
             log.warning("tool_webhooks.store.credentials_undecryptable", conversation_id=conversation_id)
             return None
         return stores_mod.parse_credentials(platform, clear)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from bus.settings import BusSettings
+from bus.secrets import SecretKeySettings
 
 
-class Settings(BusSettings):
+class Settings(SecretKeySettings):
     """Environment variables read by the tool-webhooks service (and nothing else reads any)."""
 
     elevenlabs_api_key: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_API_KEY")
@@ -15,7 +15,6 @@ class Settings(BusSettings):
     # Optional: a secret configured by hand. The secret of the latest registration (stored encrypted)
     # is tried as well, so a re-registration never leaves a window where deliveries fail.
     elevenlabs_webhook_secret: SecretStr = Field(default=SecretStr(""), alias="ELEVENLABS_WEBHOOK_SECRET")
-    switchboard_secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
     host: str = Field(default="127.0.0.1", alias="TOOL_WEBHOOKS_HOST")
     port: int = Field(default=8001, ge=0, le=65535, alias="TOOL_WEBHOOKS_PORT")
     webhook_tolerance_past_s: int = Field(default=1800, ge=0, alias="WEBHOOK_TOLERANCE_PAST_S")

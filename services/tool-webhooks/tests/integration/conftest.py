@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from cryptography.fernet import Fernet
 from sqlalchemy import Table, select
 
 from bus.runtime import message_headers
+from bus.secrets import Keyring, new_key
 from contracts import topics
 from contracts.base import Message
 from devinfra.broker import free_port
@@ -37,7 +37,8 @@ database_url, topic_prefix = isolated("tool_webhooks")
 pytestmark = pytest.mark.integration
 
 CONFIGURED_SECRET = "wsec_configured_by_hand"
-SECRET_KEY = Fernet.generate_key().decode()
+SECRET_KEY = new_key()
+KEYRING = Keyring(SECRET_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +153,7 @@ class Harness(BusHarness[Message]):
         """POST to a tool endpoint with a token minted by provisioning's own `tool_token`."""
         sent = dict(headers or {})
         if token == "valid":
-            token = tool_token(SECRET_KEY, route, uuid.uuid4().hex)
+            token = tool_token(KEYRING, route, uuid.uuid4().hex)
         if token is not None:
             sent[domain.TOOL_TOKEN_HEADER] = token
         return await self.app.post(f"/api/v1/webhook/{route}", json=body, headers=sent)

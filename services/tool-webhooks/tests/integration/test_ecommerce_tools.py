@@ -8,7 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from bus.secrets import Keyring, message_context, new_key
 from contracts import topics
 from contracts.telephony import CallPlaced, CustomerInfo
 from devinfra.standins.stores import SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET
@@ -16,7 +18,7 @@ from provisioning.domain import tool_token
 from tool_webhooks import domain
 from tool_webhooks.models import Conversation
 
-from .conftest import SECRET_KEY, TOOL_BUDGET_S, Harness, Stores
+from .conftest import KEYRING, TOOL_BUDGET_S, Harness, Stores
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +44,11 @@ async def place_call(
         to_number="+14155550100",
         ecommerce_platform=credentials["platform"] if credentials else None,
         ecommerce_credentials_encrypted=(
-            domain.encrypt_secret(SECRET_KEY, json.dumps(credentials)) if credentials else None
+            KEYRING.encrypt(
+                json.dumps(credentials), context=message_context("ecommerce_credentials_encrypted")
+            )
+            if credentials
+            else None
         ),
         sender_email="shop@example.com",
         customer_info=customer,
@@ -122,6 +128,59 @@ async def test_unknown_conversation_or_no_store(harness: Harness, stores: Stores
         "error": "no_store",
     }
     assert stores.woo.requests == [] and stores.shopify.requests == []
+
+
+async def test_store_credentials_are_bound_to_their_conversation_row(
+    harness: Harness, stores: Stores
+) -> None:
+    """Copied into another conversation's row (someone with write access to the database), the
+    ciphertext does not decrypt there: that call has no store, and the store sees nothing."""
+    owner = await place_call(harness, woo_credentials(stores.woo_url))
+    other = await place_call(harness, None)
+    table = Conversation.__table__
+    row = await harness.row(table, conversation_id=owner)  # type: ignore[arg-type]
+    assert row is not None and row["ecommerce_credentials_encrypted"].startswith("sb2.")
+    async with harness.container.engine.begin() as connection:
+        await connection.execute(
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.conversation_id == other)
+            .values(
+                ecommerce_platform="woocommerce",
+                ecommerce_credentials_encrypted=row["ecommerce_credentials_encrypted"],
+            )
+        )
+
+    moved = await harness.tool("ecommerce/products", {"conversation_id": other, "query": "mug"})
+    assert moved.json()["error"] == "no_store"
+    assert stores.woo.requests == []
+    own = await harness.tool("ecommerce/products", {"conversation_id": owner, "query": "mug"})
+    assert own.json()["count"] == 3
+
+
+async def test_store_credentials_travel_bound_to_their_field(harness: Harness, stores: Stores) -> None:
+    """A ciphertext made for another field of a message (a Twilio token's) is no store credential."""
+    conversation_id = f"conv_{uuid.uuid4().hex[:12]}"
+    wrong_field = KEYRING.encrypt(
+        json.dumps(woo_credentials(stores.woo_url)), context=message_context("token_encrypted")
+    )
+    await harness.publish(
+        CallPlaced(
+            conversation_id=conversation_id,
+            provider="twilio",
+            agent_id="agent_1",
+            phone_number_id="phnum_1",
+            to_number="+14155550100",
+            ecommerce_platform="woocommerce",
+            ecommerce_credentials_encrypted=wrong_field,
+            placed_at_unix=int(time.time()),
+        ),
+        topics.TELEPHONY_EVENTS,
+        key=conversation_id,
+    )
+    row = await harness.wait_row(Conversation.__table__, conversation_id=conversation_id)  # type: ignore[arg-type]
+    assert row["ecommerce_credentials_encrypted"] is None
+    answer = await harness.tool("ecommerce/products", {"conversation_id": conversation_id, "query": "mug"})
+    assert answer.json()["error"] == "no_store" and stores.woo.requests == []
 
 
 async def test_woocommerce_orders_by_number_and_by_email(harness: Harness, stores: Stores) -> None:
@@ -274,13 +333,13 @@ async def test_missing_or_forged_tool_token_is_401_and_the_store_sees_nothing(
 ) -> None:
     conversation_id = await place_call(harness, woo_credentials(stores.woo_url))
     if token == "route-mismatch":  # a genuine token, but for the orders route
-        token = tool_token(SECRET_KEY, "ecommerce/orders", uuid.uuid4().hex)
+        token = tool_token(KEYRING, "ecommerce/orders", uuid.uuid4().hex)
     response = await harness.tool(
         "ecommerce/products", {"conversation_id": conversation_id, "query": "mug"}, token=token
     )
     assert response.status_code == 401
     assert response.json() == {"success": False, "error": "Unauthorized tool call"}
-    forged_key = tool_token("another-deployment-key", "ecommerce/products", "n1")
+    forged_key = tool_token(Keyring(new_key()), "ecommerce/products", "n1")
     other = await harness.tool("ecommerce/products", {"conversation_id": conversation_id}, token=forged_key)
     assert other.status_code == 401
     assert stores.woo.requests == []
@@ -306,7 +365,7 @@ async def test_odd_bodies_get_spoken_answers(harness: Harness, stores: Stores) -
     nested = await harness.app.post(
         "/api/v1/webhook/ecommerce/products",
         content=b"[" * 30000 + b"]" * 30000,
-        headers={domain.TOOL_TOKEN_HEADER: tool_token(SECRET_KEY, "ecommerce/products", "n")},
+        headers={domain.TOOL_TOKEN_HEADER: tool_token(KEYRING, "ecommerce/products", "n")},
     )
     assert nested.status_code == 400 and nested.json()["error"] == "bad_request"
     not_object = await harness.tool("ecommerce/orders", ["conversation_id"])

@@ -231,9 +231,9 @@ async def test_unknown_or_deleted_template_and_bad_tokens(harness: Harness) -> N
     body = {"conversation_id": conversation_id, "date": "Monday", "time": "9 AM"}
     from provisioning.domain import tool_token
 
-    from .conftest import SECRET_KEY
+    from .conftest import KEYRING
 
-    other_route = tool_token(SECRET_KEY, "email/another_template", "n")
+    other_route = tool_token(KEYRING, "email/another_template", "n")
     assert (await harness.tool(f"email/{template_id}", body, token=other_route)).status_code == 401
     assert (await harness.tool(f"email/{template_id}", body, token=None)).status_code == 401
 

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bus.secrets import column_context
 from contracts.webhooks import RegisterPostCallWebhook
 from tool_webhooks import domain
 from tool_webhooks.models import WebhookRegistration
 from tool_webhooks.settings import Settings
 
-from .conftest import SECRET_KEY, Harness
+from .conftest import KEYRING, SECRET_KEY, Harness
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,9 @@ async def test_register_command_stores_the_secret_encrypted_and_it_verifies(harn
     assert convai["events"] == ["transcript", "call_initiation_failure"]
 
     row = await _row(harness, webhook_id)
-    clear = domain.decrypt_secret(SECRET_KEY, row.secret_encrypted)
+    clear = KEYRING.decrypt(
+        row.secret_encrypted, context=column_context(WebhookRegistration.secret_encrypted, row.id)
+    )
     assert clear and clear not in row.secret_encrypted and clear not in json.dumps(event)
     assert row.command_message_id == command.message_id
 
@@ -146,4 +149,6 @@ async def test_registration_whose_answer_is_lost_leaves_exactly_one_webhook(
     convai = (await harness.sim.get("/v1/convai/settings")).json()["webhooks"]
     assert convai["post_call_webhook_id"] == event["webhook_id"]
     row = await _row(harness, event["webhook_id"])
-    assert domain.decrypt_secret(SECRET_KEY, row.secret_encrypted)
+    assert KEYRING.decrypt(
+        row.secret_encrypted, context=column_context(WebhookRegistration.secret_encrypted, row.id)
+    )

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
+from bus.secrets import column_context
 from devinfra.standins.stores import WOO_KEY, WOO_SECRET
-from tool_webhooks import domain
 from tool_webhooks.bootstrap import Container
 from tool_webhooks.models import Conversation, CustomerSession, EmailInvocation, KeptDelivery
 
@@ -44,12 +44,14 @@ def _conversation(
         "api_key": WOO_KEY,
         "api_secret": WOO_SECRET,
     }
-    secret = container.settings.switchboard_secret_key.get_secret_value()
+    context = column_context(Conversation.ecommerce_credentials_encrypted, conversation_id)
     return {
         "conversation_id": conversation_id,
         "agent_id": "agent",
         "ecommerce_platform": "woocommerce",
-        "ecommerce_credentials_encrypted": domain.encrypt_secret(secret, json.dumps(credentials)),
+        "ecommerce_credentials_encrypted": container.settings.keyring.encrypt(
+            json.dumps(credentials), context=context
+        ),
         "sender_email": None,
         "updated_at": updated,
     }

@@ -48,7 +48,11 @@ async def _place(
         customer_info=CustomerInfo(**customer.model_dump()) if customer else None,
         ecommerce_platform=credentials.platform if credentials else None,
         ecommerce_credentials_encrypted=(
-            domain.encrypt(service.settings.secret_key, credentials.model_dump()) if credentials else None
+            domain.encrypt(
+                service.settings.keyring, credentials.model_dump(), "ecommerce_credentials_encrypted"
+            )
+            if credentials
+            else None
         ),
         sender_email=body.sender_email,
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from bus.secrets import Keyring
 from contracts import topics
 from contracts.telephony import (
     DeletePhoneNumber,
@@ -46,13 +47,13 @@ async def import_twilio_number(body: TwilioNumberRequest, service: Service) -> J
         phone_number=domain.e164(body.phone_number),
         label=body.label,
         sid=body.sid,
-        token_encrypted=domain.encrypt(service.settings.secret_key, body.token),
+        token_encrypted=domain.encrypt(service.settings.keyring, body.token, "token_encrypted"),
     )
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS))
 
 
 def _trunk(
-    config: InboundTrunkConfigIn | OutboundTrunkConfigIn | None, secret_key: str
+    config: InboundTrunkConfigIn | OutboundTrunkConfigIn | None, keyring: Keyring
 ) -> TrunkConfig | None:
     """The command's trunk config: every field carried, the password encrypted.
 
@@ -69,14 +70,14 @@ def _trunk(
         password = config.credentials.password
         credentials = SipCredentials(
             username=config.credentials.username,
-            password_encrypted=domain.encrypt(secret_key, password) if password else None,
+            password_encrypted=domain.encrypt(keyring, password, "password_encrypted") if password else None,
         )
     return TrunkConfig(**fields, credentials=credentials)
 
 
 @router.post("/phone-numbers/sip-trunk", tags=["phone-numbers"])
 async def import_sip_trunk_number(body: SipTrunkNumberRequest, service: Service) -> JSONResponse:
-    key = service.settings.secret_key
+    key = service.settings.keyring
     command = ImportSipTrunkNumber(
         phone_number=domain.e164(body.phone_number),
         label=body.label,
