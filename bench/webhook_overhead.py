@@ -19,9 +19,9 @@ import uuid
 import httpx
 from _harness import HEADER, pct, quiet_collector, row, running_stack
 from aiokafka import AIOKafkaProducer
-from cryptography.fernet import Fernet
 
 from bus.runtime import message_headers
+from bus.secrets import Keyring, message_context, new_key
 from contracts import topics
 from contracts.telephony import CallPlaced
 from devinfra.broker import free_port
@@ -105,7 +105,8 @@ def main() -> None:
     store_url = f"http://127.0.0.1:{store_port}"
     try:
         wait_for_http(f"{store_url}/docs", timeout=20)
-        secret_key = Fernet.generate_key().decode()
+        secret_key = new_key()
+        keyring = Keyring(secret_key)
         env = {
             "SWITCHBOARD_SECRET_KEY": secret_key,
             "ELEVENLABS_API_KEY": "unused",
@@ -116,8 +117,9 @@ def main() -> None:
         }
         with running_stack(["tool-webhooks"], env) as stack:
             conversation_id = f"conv_bench_{uuid.uuid4().hex[:8]}"
-            credentials = Fernet(secret_key.encode()).encrypt(
-                f'{{"platform":"woocommerce","base_url":"{store_url}","api_key":"{WOO_KEY}","api_secret":"{WOO_SECRET}"}}'.encode()
+            credentials = keyring.encrypt(
+                f'{{"platform":"woocommerce","base_url":"{store_url}","api_key":"{WOO_KEY}","api_secret":"{WOO_SECRET}"}}',
+                context=message_context("ecommerce_credentials_encrypted"),
             )
             event = CallPlaced(
                 conversation_id=conversation_id,
@@ -126,7 +128,7 @@ def main() -> None:
                 phone_number_id="phnum_bench",
                 to_number="+14155550100",
                 ecommerce_platform="woocommerce",
-                ecommerce_credentials_encrypted=credentials.decode(),
+                ecommerce_credentials_encrypted=credentials,
                 placed_at_unix=int(time.time()),
             )
 
@@ -145,7 +147,7 @@ def main() -> None:
 
             asyncio.run(publish())
             tool_url = f"{stack.url('tool-webhooks')}/api/v1/webhook/ecommerce/products"
-            token = tool_token(secret_key, "ecommerce/products", "bench")
+            token = tool_token(keyring, "ecommerce/products", "bench")
             deadline = time.monotonic() + 30
             while (
                 "Mug"
