@@ -437,7 +437,7 @@ async def main(argv: Sequence[str] | None = None, settings: SecretKeySettings | 
     except ValueError as exc:  # pydantic's ValidationError: names the setting, never the value
         print(exc, file=sys.stderr)
         return 2
-    engine = make_engine(settings.database_url, pool_size=1)
+    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
     try:
         reports = await rotate(engine, settings.keyring, batch_size=args.batch_size, schemas=args.schema)
     finally:
