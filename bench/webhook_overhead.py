@@ -21,13 +21,13 @@ from _harness import HEADER, pct, quiet_collector, row, running_stack
 from aiokafka import AIOKafkaProducer
 
 from bus.runtime import message_headers
-from bus.secrets import Keyring, message_context, new_key
+from bus.secrets import Keyring, message_context, mint_tool_token, new_key
 from contracts import topics
+from contracts.provisioning import ToolCreated, ToolRecord, ToolToken
 from contracts.telephony import CallPlaced
 from devinfra.broker import free_port
 from devinfra.procs import wait_for_http
 from devinfra.standins.stores import WOO_KEY, WOO_SECRET
-from provisioning.domain import tool_token
 
 STAND_IN = (
     "import sys, uvicorn; from devinfra.standins.stores import StoreState, woo_app; "
@@ -132,22 +132,37 @@ def main() -> None:
                 placed_at_unix=int(time.time()),
             )
 
+            # the products tool, as provisioning announces it: tool-webhooks then accepts its token
+            tool = ToolCreated(
+                tool=ToolRecord(
+                    tool_id="tool_bench",
+                    name="get_products",
+                    purpose="ecommerce_products",
+                    created_at_unix=int(time.time()),
+                    token=ToolToken(token_id="bench", route="ecommerce/products", generation=1),  # noqa: S106 - an id
+                )
+            )
+
             async def publish() -> None:
                 producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"])
                 await producer.start()
                 try:
-                    await producer.send_and_wait(
-                        topics.TELEPHONY_EVENTS,
-                        event.model_dump_json().encode(),
-                        key=conversation_id.encode(),
-                        headers=[(k, v.encode()) for k, v in message_headers(event).items()],
-                    )
+                    for topic, message, key in (
+                        (topics.TELEPHONY_EVENTS, event, conversation_id),
+                        (topics.PROVISIONING_EVENTS, tool, "tool_bench"),
+                    ):
+                        await producer.send_and_wait(
+                            topic,
+                            message.model_dump_json().encode(),
+                            key=key.encode(),
+                            headers=[(k, v.encode()) for k, v in message_headers(message).items()],
+                        )
                 finally:
                     await producer.stop()
 
             asyncio.run(publish())
             tool_url = f"{stack.url('tool-webhooks')}/api/v1/webhook/ecommerce/products"
-            token = tool_token(keyring, "ecommerce/products", "bench")
+            token = mint_tool_token(keyring, "ecommerce/products", "bench", 1)
             deadline = time.monotonic() + 30
             while (
                 "Mug"
@@ -157,7 +172,7 @@ def main() -> None:
                     headers={"X-Switchboard-Tool-Token": token},
                 ).text
             ):
-                assert time.monotonic() < deadline, "tool-webhooks never learnt the conversation"
+                assert time.monotonic() < deadline, "tool-webhooks never learnt the conversation and the tool"
                 time.sleep(0.1)
             asyncio.run(measure(tool_url, store_url, token, conversation_id, args.rate, args.seconds))
     finally:

@@ -19,11 +19,15 @@ from bus.secrets import (
     Keyring,
     SecretKeyError,
     SecretKeySettings,
+    ToolTokenClaim,
     Undecryptable,
     message_context,
+    mint_tool_token,
     new_key,
+    read_tool_token,
     row_context,
     sign_upload,
+    v1_tool_token_valid,
 )
 
 OLD, NEW = new_key(), new_key()
@@ -192,3 +196,41 @@ def test_fernet_tokens_of_the_old_code_still_decrypt_anywhere_until_rotated() ->
     assert not Keyring(OLD).is_current(legacy)
     with pytest.raises(Undecryptable):
         Keyring(NEW).decrypt(legacy, context=ROW)
+
+
+# ---- tool tokens ----------------------------------------------------------------------------
+
+
+def test_a_tool_token_names_its_lineage_and_generation_and_is_signed_for_its_route() -> None:
+    keyring = Keyring(NEW, [OLD])
+    token = mint_tool_token(keyring, "ecommerce/orders", "cmd123", 2)
+    assert token.startswith("v2.cmd123.2.")
+    assert read_tool_token(keyring, "ecommerce/orders", token) == ToolTokenClaim("cmd123", 2)
+    assert read_tool_token(keyring, "ecommerce/orders", f"  {token}\n") == ToolTokenClaim("cmd123", 2)
+    signature = token.rsplit(".", 1)[1]
+    for other in (
+        read_tool_token(keyring, "ecommerce/products", token),  # another route
+        read_tool_token(keyring, "email/confirm", token),
+        read_tool_token(Keyring(new_key()), "ecommerce/orders", token),  # another deployment
+        read_tool_token(keyring, "ecommerce/orders", f"v2.cmd123.3.{signature}"),  # generation raised
+        read_tool_token(keyring, "ecommerce/orders", f"v2.cmd124.2.{signature}"),  # another lineage
+        read_tool_token(keyring, "ecommerce/orders", token[:-1]),
+        read_tool_token(keyring, "ecommerce/orders", None),
+        read_tool_token(keyring, "ecommerce/orders", "v2.cmd123.0." + signature),
+        read_tool_token(keyring, "ecommerce/orders", "v2.cmd123.²." + signature),
+    ):
+        assert other is None
+    # made under the previous key: still read while that key is listed
+    old_token = mint_tool_token(Keyring(OLD), "ecommerce/orders", "cmd123", 1)
+    assert read_tool_token(keyring, "ecommerce/orders", old_token) == ToolTokenClaim("cmd123", 1)
+    assert read_tool_token(Keyring(NEW), "ecommerce/orders", old_token) is None
+
+
+def test_version_1_tool_tokens_are_recognised_only_as_the_old_code_made_them() -> None:
+    old_code = hmac.new(OLD.encode(), b"ecommerce/orders|n1", hashlib.sha256).hexdigest()
+    token = f"v1.n1.{old_code}"
+    assert v1_tool_token_valid(Keyring(NEW, [OLD]), "ecommerce/orders", token)
+    assert not v1_tool_token_valid(Keyring(NEW, [OLD]), "ecommerce/products", token)
+    assert not v1_tool_token_valid(Keyring(NEW), "ecommerce/orders", token)
+    v2 = mint_tool_token(Keyring(OLD), "ecommerce/orders", "n1", 1)
+    assert not v1_tool_token_valid(Keyring(OLD), "ecommerce/orders", v2)

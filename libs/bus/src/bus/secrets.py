@@ -117,6 +117,7 @@ class _Key:
     kid: str
     subkeys: dict[Purpose, bytes]
     legacy: Fernet  # version-1 tokens: Fernet with the key as is, or SHA-256 of the passphrase
+    raw: bytes  # version-1 signatures: HMAC keyed by the setting's value itself
 
     @classmethod
     def derive(cls, value: str, salt: str) -> _Key:
@@ -132,7 +133,9 @@ class _Key:
             return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode()).derive(master)
 
         subkeys = {purpose: hkdf(f"switchboard/v2/{purpose}") for purpose in _PURPOSES}
-        return cls(kid=hkdf("switchboard/v2/key-id")[:4].hex(), subkeys=subkeys, legacy=legacy)
+        return cls(
+            kid=hkdf("switchboard/v2/key-id")[:4].hex(), subkeys=subkeys, legacy=legacy, raw=value.encode()
+        )
 
 
 def row_context(table: str, primary_key: str | int | Sequence[str | int], column: str) -> str:
@@ -217,10 +220,19 @@ class Keyring:
 
     def verify(self, purpose: Purpose, message: str, signature: str) -> bool:
         """True when `signature` is `sign(purpose, message)` under any configured key (constant time)."""
+        return self._verify([key.subkeys[purpose] for key in self._keys], message, signature)
+
+    def verify_v1(self, message: str, signature: str) -> bool:
+        """True when `signature` is a version-1 signature: HMAC-SHA256 keyed by a key setting's value
+        itself, as before subkeys (tool tokens of that time; accepted only while upgrading)."""
+        return self._verify([key.raw for key in self._keys], message, signature)
+
+    @staticmethod
+    def _verify(keys: list[bytes], message: str, signature: str) -> bool:
         given = signature.lower().encode("utf-8", "replace")
         found = False
-        for key in self._keys:
-            expected = hmac.new(key.subkeys[purpose], message.encode(), hashlib.sha256).hexdigest()
+        for key in keys:
+            expected = hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
             found |= hmac.compare_digest(expected.encode(), given)
         return found
 
@@ -319,6 +331,63 @@ def check_upload_url(url: str, *, base_url: str, keyring: Keyring, now_unix: int
     if not verify_upload_signature(keyring, upload_id, int(expires[0]), sig[0], now_unix):
         raise UploadUrlRefused("bad signature")
     return upload_id
+
+
+# ---- tool tokens --------------------------------------------------------------------------------
+# ElevenLabs sends a tool's token (held in a workspace secret that the tool's request header points
+# at) with every mid-call tool call. Provisioning mints it, tool-webhooks reads it: the signature
+# proves we made it for this route, the lineage and generation it names are then checked against
+# tool-webhooks' record of the tool (deleted? rotated past this generation?).
+
+TOOL_TOKEN_VERSION = "v2"  # noqa: S105 - a format version, not a secret
+_TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_GENERATION = re.compile(r"[1-9][0-9]{0,8}")
+
+
+@dataclass(frozen=True)
+class ToolTokenClaim:
+    """What a genuine tool token names: its tool's lineage (`token_id`) and `generation`."""
+
+    token_id: str
+    generation: int
+
+
+def _tool_token_message(route: str, token_id: str, generation: int) -> str:
+    return f"tool|{route}|{token_id}|{generation}"
+
+
+def mint_tool_token(keyring: Keyring, route: str, token_id: str, generation: int) -> str:
+    """``v2.<token_id>.<generation>.<hex HMAC-SHA256 of "tool|<route>|<token_id>|<generation>">``
+    under the current key's tool-token subkey. `route` is e.g. ``ecommerce/orders``."""
+    if not _TOKEN_ID.fullmatch(token_id) or not _GENERATION.fullmatch(str(generation)):
+        raise ValueError("token_id must be 1-100 of [A-Za-z0-9_-] and generation a positive integer")
+    signature = keyring.sign("tool-token", _tool_token_message(route, token_id, generation))
+    return f"{TOOL_TOKEN_VERSION}.{token_id}.{generation}.{signature}"
+
+
+def read_tool_token(keyring: Keyring, route: str, token: str | None) -> ToolTokenClaim | None:
+    """The claim of `token` when it is a v2 tool token signed (under any configured key) for
+    `route`; None for anything else. Says nothing about whether the tool still accepts it."""
+    parts = (token or "").strip().split(".")
+    if len(parts) != 4 or parts[0] != TOOL_TOKEN_VERSION:
+        return None
+    _, token_id, generation, signature = parts
+    if not _TOKEN_ID.fullmatch(token_id) or not _GENERATION.fullmatch(generation):
+        return None
+    if not keyring.verify("tool-token", _tool_token_message(route, token_id, int(generation)), signature):
+        return None
+    return ToolTokenClaim(token_id, int(generation))
+
+
+def v1_tool_token_valid(keyring: Keyring, route: str, token: str | None) -> bool:
+    """A version-1 token (``v1.<nonce>.<hex HMAC(key setting, "<route>|<nonce>")>``): bound to its
+    route only, never expiring, surviving its tool. Only for upgrading deployments whose tools still
+    send one (TOOL_WEBHOOKS_ACCEPT_V1_TOOL_TOKENS) until each tool's token is rotated."""
+    version, sep, rest = (token or "").strip().partition(".")
+    nonce, sep2, signature = rest.rpartition(".")
+    if version != "v1" or not sep or not sep2 or not nonce or len(nonce) > 200:
+        return False
+    return keyring.verify_v1(f"{route}|{nonce}", signature)
 
 
 # ---- re-encryption: `python -m bus.secrets rotate` ---------------------------------------------

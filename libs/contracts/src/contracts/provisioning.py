@@ -28,6 +28,22 @@ class ToolParameter(BaseModel):
     required: bool = Field(default=False, description="Whether the LLM must always provide it.")
 
 
+class ToolToken(BaseModel):
+    """Which token a tool sends to tool-webhooks: what the token names, never the token itself.
+
+    The token is ``v2.<token_id>.<generation>.<signature>`` (`bus.secrets.mint_tool_token`); a
+    rotation keeps `token_id` and adds one to `generation`.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    token_id: str = Field(description="The tool's token lineage, named in every token it is given.")
+    route: str = Field(description="The tool-webhooks route the tool calls, e.g. `ecommerce/orders`.")
+    generation: int = Field(
+        ge=1, description="The current token's generation: 1 at creation, +1 per rotation."
+    )
+
+
 class ToolRecord(BaseModel):
     """A workspace tool as Switchboard knows it."""
 
@@ -42,6 +58,9 @@ class ToolRecord(BaseModel):
     )
     tool_config: dict[str, Any] = Field(default_factory=dict, description="Tool config as read upstream.")
     created_at_unix: int = Field(description="Creation time, unix seconds.")
+    token: ToolToken | None = Field(
+        default=None, description="The token it sends to tool-webhooks (e-commerce and e-mail tools only)."
+    )
 
 
 class KnowledgeDocumentRecord(BaseModel):
@@ -123,6 +142,14 @@ class DeleteTool(Command):
     """Delete a workspace tool."""
 
     type: Literal["tool.delete"] = "tool.delete"
+    tool_id: str = Field(description="ElevenLabs tool id.")
+
+
+class RotateToolToken(Command):
+    """Give a tool that calls tool-webhooks a new token; the previous one keeps working for a grace
+    period (PROVISIONING_TOOL_TOKEN_GRACE_S), then tool-webhooks refuses it."""
+
+    type: Literal["tool.rotate_token"] = "tool.rotate_token"
     tool_id: str = Field(description="ElevenLabs tool id.")
 
 
@@ -214,6 +241,7 @@ ProvisioningCommand = Annotated[
     CreateWebhookTool
     | CreateEcommerceTools
     | DeleteTool
+    | RotateToolToken
     | CreateKnowledgeDocument
     | DeleteKnowledgeDocument
     | CreateAgent
@@ -247,6 +275,18 @@ class ToolDeleted(Event):
 
     type: Literal["tool.deleted"] = "tool.deleted"
     tool_id: str = Field(description="ElevenLabs tool id.")
+
+
+class ToolTokenRotated(Event):
+    """A tool sends a new token (its config upstream points at a new workspace secret)."""
+
+    type: Literal["tool.token_rotated"] = "tool.token_rotated"
+    tool_id: str = Field(description="ElevenLabs tool id.")
+    tool_config: dict[str, Any] = Field(description="Tool config as read upstream after the change.")
+    token: ToolToken = Field(description="The new token's lineage, route and generation.")
+    previous_valid_until_unix: int = Field(
+        description="Until when (unix seconds) the previous generation is still accepted."
+    )
 
 
 class KnowledgeDocumentCreated(Event):
@@ -304,6 +344,7 @@ ProvisioningEvent = Annotated[
     ToolCreated
     | EcommerceToolsCreated
     | ToolDeleted
+    | ToolTokenRotated
     | KnowledgeDocumentCreated
     | KnowledgeDocumentDeleted
     | AgentCreated

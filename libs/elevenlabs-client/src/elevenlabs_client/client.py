@@ -276,6 +276,10 @@ class ElevenLabsClient:
     async def get_tool(self, tool_id: str) -> JSON:
         return await self._json("GET", f"/v1/convai/tools/{tool_id}")
 
+    async def update_tool(self, tool_id: str, tool_config: JSON) -> JSON:
+        """Replace a tool's config (`PATCH /v1/convai/tools/{id}`); idempotent."""
+        return await self._json("PATCH", f"/v1/convai/tools/{tool_id}", json={"tool_config": tool_config})
+
     async def delete_tool(self, tool_id: str) -> None:
         await self.request("DELETE", f"/v1/convai/tools/{tool_id}", params={"force": "true"})
 
@@ -283,6 +287,10 @@ class ElevenLabsClient:
         return await self._json(
             "POST", "/v1/convai/secrets", json={"type": "new", "name": name, "value": value}
         )
+
+    async def delete_secret(self, secret_id: str) -> None:
+        """409 `secret_in_use` while a tool still points at it."""
+        await self.request("DELETE", f"/v1/convai/secrets/{secret_id}")
 
     async def list_secrets(self) -> list[JSON]:
         body = await self._json("GET", "/v1/convai/secrets")

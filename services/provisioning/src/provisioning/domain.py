@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bus.secrets import Keyring
 from contracts.provisioning import (
     AgentRecord,
     CreateAgent,
@@ -18,6 +17,7 @@ from contracts.provisioning import (
     TemplateParameter,
     ToolParameter,
     ToolRecord,
+    ToolToken,
     UpdateAgent,
 )
 from elevenlabs_client.agents import deep_merge, prompt_fields
@@ -41,20 +41,41 @@ class CommandError(Exception):
 # ---- tool-call authentication -----------------------------------------------------------------
 
 
-def tool_token(keyring: Keyring, route: str, nonce: str) -> str:
-    """The token ElevenLabs sends (as a workspace secret header) when it calls one of our webhooks.
+# The token ElevenLabs sends (from a workspace secret the tool's request header points at) when it
+# calls one of our webhooks: `bus.secrets.mint_tool_token`, naming the tool's lineage (`token_id`,
+# the creating command's message id) and generation (1, then +1 per rotation). tool-webhooks
+# checks the signature, then its record of the tool: deleted, or rotated past that generation.
 
-    Format ``v1.<nonce>.<hex HMAC-SHA256(key=the tool-token subkey, msg="<route>|<nonce>")>``.
-    tool-webhooks verifies it by recomputing the MAC from the route it serves and the nonce in the
-    token, so no token is stored anywhere but in the ElevenLabs secret. `route` is e.g.
-    ``ecommerce/products``; `nonce` is the creating command's message_id.
-    """
-    return f"v1.{nonce}.{keyring.sign('tool-token', f'{route}|{nonce}')}"
+# `purpose` in the names of the secrets a rotation creates (see `secret_name`).
+ROTATED_SHORT_NAME = "token"
 
 
 def secret_name(purpose: str, nonce: str) -> str:
     """Name of the workspace secret holding a tool token; unique per command, so recovery finds it."""
     return f"switchboard-tool-{purpose}-{nonce[:8]}"
+
+
+def tool_token_route(tool: JSON) -> str | None:
+    """The tool-webhooks route a tool calls (``ecommerce/orders``, ``email/<template>``): the part of
+    its URL after ``/webhook/``; None for a tool that calls anything else."""
+    url = str(((tool.get("tool_config") or {}).get("api_schema") or {}).get("url") or "")
+    _, found, route = url.partition("/webhook/")
+    route = route.split("?", 1)[0].strip("/")
+    if not found or not (route in (PRODUCTS_TOOL.route, ORDERS_TOOL.route) or route.startswith("email/")):
+        return None
+    return route
+
+
+def with_token_secret(tool: JSON, auth_header: str, secret_id: str) -> JSON:
+    """The tool's config with its token header pointing at `secret_id` (all else as it is)."""
+    config = copy.deepcopy(tool.get("tool_config") or {})
+    schema = config.setdefault("api_schema", {})
+    headers = {
+        k: v for k, v in (schema.get("request_headers") or {}).items() if k.lower() != auth_header.lower()
+    }
+    headers[auth_header] = {"secret_id": secret_id}
+    schema["request_headers"] = headers
+    return config
 
 
 # ---- e-commerce tools ---------------------------------------------------------------------------
@@ -321,7 +342,9 @@ def agent_patch_body(command: UpdateAgent, knowledge_base: list[JSON] | None) ->
 # ---- snapshots ----------------------------------------------------------------------------------
 
 
-def tool_record(response: JSON, purpose: str = "webhook", created_at_unix: int = 0) -> ToolRecord:
+def tool_record(
+    response: JSON, purpose: str = "webhook", created_at_unix: int = 0, token: ToolToken | None = None
+) -> ToolRecord:
     config = response.get("tool_config") or {}
     return ToolRecord.model_validate(
         {
@@ -332,6 +355,7 @@ def tool_record(response: JSON, purpose: str = "webhook", created_at_unix: int =
             "purpose": purpose,
             "tool_config": config,
             "created_at_unix": created_at_unix,
+            "token": token,
         }
     )
 

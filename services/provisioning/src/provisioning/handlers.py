@@ -18,6 +18,7 @@ from contracts.provisioning import (
     DeleteKnowledgeDocument,
     DeleteTool,
     ProvisioningCommand,
+    RotateToolToken,
     UpdateAgent,
 )
 from provisioning.service import ProvisioningService
@@ -28,6 +29,7 @@ def register(bus: Bus, service: ProvisioningService) -> None:
         CreateWebhookTool: service.create_webhook_tool,
         CreateEcommerceTools: service.create_ecommerce_tools,
         DeleteTool: service.delete_tool,
+        RotateToolToken: service.rotate_tool_token,
         CreateKnowledgeDocument: service.create_knowledge_document,
         DeleteKnowledgeDocument: service.delete_knowledge_document,
         CreateAgent: service.create_agent,

@@ -1,12 +1,12 @@
 """Tables of the `provisioning` schema: command attempts, known KB documents, e-mail templates,
-outbox and inbox."""
+tool tokens, outbox and inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, Text, func
+from sqlalchemy import DateTime, Integer, MetaData, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -76,3 +76,16 @@ class EmailTemplate(Base):
     parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     tool_id: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ToolToken(Base):
+    """What the token of each tool that calls tool-webhooks names (never the token: it lives only in
+    the tool's workspace secret upstream), so a rotation knows the lineage and next generation."""
+
+    __tablename__ = "tool_tokens"
+
+    tool_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(500))
+    generation: Mapped[int] = mapped_column(Integer)
+    secret_id: Mapped[str] = mapped_column(String(200))

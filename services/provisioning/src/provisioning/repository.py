@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.provisioning import EmailTemplateRecord
-from provisioning.models import Attempt, AttemptStatus, EmailTemplate, KnowledgeDocument
+from provisioning.models import Attempt, AttemptStatus, EmailTemplate, KnowledgeDocument, ToolToken
 
 
 class AttemptRepository:
@@ -88,3 +88,21 @@ class EmailTemplateRepository:
 
     async def remove(self, template_id: str) -> None:
         await self.session.execute(delete(EmailTemplate).where(EmailTemplate.template_id == template_id))
+
+
+class ToolTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def put(self, tool_id: str, token_id: str, route: str, generation: int, secret_id: str) -> None:
+        values = {"token_id": token_id, "route": route, "generation": generation, "secret_id": secret_id}
+        stmt = insert(ToolToken).values(tool_id=tool_id, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=[ToolToken.tool_id], set_=values)
+        )
+
+    async def get(self, tool_id: str) -> ToolToken | None:
+        return await self.session.get(ToolToken, tool_id, populate_existing=True)
+
+    async def remove(self, tool_id: str) -> None:
+        await self.session.execute(delete(ToolToken).where(ToolToken.tool_id == tool_id))

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from bus.secrets import UploadUrlRefused, check_upload_url
+from bus.secrets import UploadUrlRefused, check_upload_url, mint_tool_token
 from contracts.base import Command, CommandFailed, Event, utcnow
 from contracts.provisioning import (
     AgentCreated,
@@ -43,8 +43,12 @@ from contracts.provisioning import (
     EmailTemplateDeleted,
     KnowledgeDocumentCreated,
     KnowledgeDocumentDeleted,
+    RotateToolToken,
     ToolCreated,
     ToolDeleted,
+    ToolRecord,
+    ToolToken,
+    ToolTokenRotated,
     UpdateAgent,
 )
 from elevenlabs_client import ElevenLabsClient, UpstreamError
@@ -187,14 +191,18 @@ class ProvisioningService:
             try:
                 for spec in domain.ECOMMERCE_TOOLS:
                     tool = await self._ecommerce_tool(command, spec, attempt.recovering, created)
-                    records.append(domain.tool_record(tool, spec.purpose, int(time.time())))
+                    token = ToolToken(token_id=command.message_id, route=spec.route, generation=1)
+                    records.append(domain.tool_record(tool, spec.purpose, int(time.time()), token))
             except (CommandError, UpstreamError):
                 await self._delete_quietly(created)
                 raise
             products, orders = records
             event = self._event(command, EcommerceToolsCreated, products_tool=products, orders_tool=orders)
             return Outcome(
-                event=event, key=command.message_id, resource_id=f"{products.tool_id},{orders.tool_id}"
+                event=event,
+                key=command.message_id,
+                resource_id=f"{products.tool_id},{orders.tool_id}",
+                local=[self._remember_token(products), self._remember_token(orders)],
             )
 
         await self._run(command, action)
@@ -236,7 +244,7 @@ class ProvisioningService:
                 if tool is not None:
                     return tool, False
         if secret_id is None:
-            token = domain.tool_token(self._settings.keyring, route, nonce)
+            token = mint_tool_token(self._settings.keyring, route, nonce, 1)
 
             async def create_secret() -> str:
                 return str((await self.elevenlabs.create_secret(name, token))["secret_id"])
@@ -251,6 +259,88 @@ class ProvisioningService:
             what="tool",
         )
         return tool, True
+
+    def _remember_token(self, record: ToolRecord) -> Callable[[UnitOfWork], Awaitable[None]]:
+        """The local write recording what `record`'s token names (and its secret), for rotation."""
+        token = record.token
+        secret_id = domain.tool_secret_id(
+            {"tool_config": record.tool_config}, self._settings.tool_auth_header
+        )
+        assert token is not None and secret_id is not None
+
+        async def remember(uow: UnitOfWork) -> None:
+            await uow.tool_tokens.put(
+                record.tool_id, token.token_id, token.route, token.generation, secret_id
+            )
+
+        return remember
+
+    async def rotate_tool_token(self, command: RotateToolToken) -> None:
+        """A new token for a tool that calls tool-webhooks: minted (same lineage, next generation),
+        stored in a new workspace secret, the tool's header pointed at it, the old secret deleted.
+        tool-webhooks accepts the previous generation until `previous_valid_until_unix`."""
+
+        async def action(attempt: Attempt) -> Outcome:
+            header = self._settings.tool_auth_header
+            try:
+                tool = await self.elevenlabs.get_tool(command.tool_id)
+            except UpstreamError as exc:
+                if exc.status_code == 404:
+                    raise CommandError(404, f"Tool not found: {command.tool_id}", exc.detail) from exc
+                raise
+            route, old_secret_id = domain.tool_token_route(tool), domain.tool_secret_id(tool, header)
+            if route is None or old_secret_id is None:
+                raise CommandError(
+                    422,
+                    "Tool has no token",
+                    "Only the e-commerce and e-mail template tools carry a tool token",
+                )
+            async with self._uow() as uow:
+                known = await uow.tool_tokens.get(command.tool_id)
+            if known is not None and known.route == route:
+                token = ToolToken(token_id=known.token_id, route=route, generation=known.generation + 1)
+            else:  # a tool from before tokens were recorded: a lineage of its own from now on
+                token = ToolToken(token_id=command.message_id, route=route, generation=1)
+            name = domain.secret_name(domain.ROTATED_SHORT_NAME, command.message_id)
+            value = mint_tool_token(self._settings.keyring, route, token.token_id, token.generation)
+
+            async def create_secret() -> str:
+                return str((await self.elevenlabs.create_secret(name, value))["secret_id"])
+
+            secret_id = await self._adopt_or_create(
+                attempt, create_secret, lambda: self._find_secret(name), what="secret"
+            )
+            # PATCH is idempotent: a retry simply points the header at the same secret again.
+            updated = await self.elevenlabs.update_tool(
+                command.tool_id, domain.with_token_secret(tool, header, secret_id)
+            )
+            if old_secret_id != secret_id:
+                await self._delete_secret_quietly(old_secret_id)
+            valid_until = int(time.time()) + self._settings.tool_token_grace_s
+            record = domain.tool_record(updated, token=token)
+
+            async def remember(uow: UnitOfWork) -> None:
+                await uow.tool_tokens.put(command.tool_id, token.token_id, route, token.generation, secret_id)
+
+            event = self._event(
+                command,
+                ToolTokenRotated,
+                tool_id=command.tool_id,
+                tool_config=record.tool_config,
+                token=token,
+                previous_valid_until_unix=valid_until,
+            )
+            return Outcome(event=event, key=command.tool_id, resource_id=command.tool_id, local=[remember])
+
+        await self._run(command, action)
+
+    async def _delete_secret_quietly(self, secret_id: str) -> None:
+        """Best effort: the old token is refused after its grace period anyway; a secret left behind
+        holds nothing that still opens anything."""
+        try:
+            await self.elevenlabs.delete_secret(secret_id)
+        except UpstreamError as exc:
+            log.warning("provisioning.tool_token.old_secret_kept", secret_id=secret_id, error=exc.error)
 
     async def _find_secret(self, name: str) -> str | None:
         secrets = await self.elevenlabs.list_secrets()
@@ -274,8 +364,12 @@ class ProvisioningService:
     async def delete_tool(self, command: DeleteTool) -> None:
         async def action(attempt: Attempt) -> Outcome:
             await self._delete(attempt, self.elevenlabs.delete_tool(command.tool_id), "Tool", command.tool_id)
+
+            async def forget(uow: UnitOfWork) -> None:
+                await uow.tool_tokens.remove(command.tool_id)
+
             event = self._event(command, ToolDeleted, tool_id=command.tool_id)
-            return Outcome(event=event, key=command.tool_id, resource_id=command.tool_id)
+            return Outcome(event=event, key=command.tool_id, resource_id=command.tool_id, local=[forget])
 
         await self._run(command, action)
 
@@ -316,14 +410,20 @@ class ProvisioningService:
                 config,
             )
             created_at = utcnow()
-            tool_record = domain.tool_record(tool, "email", int(created_at.timestamp()))
+            token = ToolToken(token_id=command.message_id, route=domain.email_tool_route(name), generation=1)
+            tool_record = domain.tool_record(tool, "email", int(created_at.timestamp()), token)
             template = domain.email_template_record(command, tool_record.tool_id, created_at)
 
             async def remember(uow: UnitOfWork) -> None:
                 await uow.email_templates.add(template, created_at)
 
             event = self._event(command, EmailTemplateCreated, template=template, tool=tool_record)
-            return Outcome(event=event, key=name, resource_id=tool_record.tool_id, local=[remember])
+            return Outcome(
+                event=event,
+                key=name,
+                resource_id=tool_record.tool_id,
+                local=[remember, self._remember_token(tool_record)],
+            )
 
         await self._run(command, action)
 
@@ -354,6 +454,7 @@ class ProvisioningService:
 
             async def forget(uow: UnitOfWork) -> None:
                 await uow.email_templates.remove(template_id)
+                await uow.tool_tokens.remove(tool_id)
 
             event = self._event(command, EmailTemplateDeleted, template_id=template_id, tool_id=tool_id)
             return Outcome(event=event, key=template_id, resource_id=tool_id, local=[forget])

@@ -25,6 +25,9 @@ class Settings(SecretKeySettings):
     # default is the gateway's own default address; `make up` and the test stack set it.
     gateway_internal_url: str = Field(default="http://127.0.0.1:8000", alias="GATEWAY_INTERNAL_URL")
     tool_auth_header: str = Field(default="X-Switchboard-Tool-Token", alias="TOOL_AUTH_HEADER")
+    # After a rotation, how long tool-webhooks still accepts a tool's previous token: calls already
+    # under way with it (ElevenLabs read the secret before the switch) finish.
+    tool_token_grace_s: int = Field(default=300, ge=0, alias="PROVISIONING_TOOL_TOKEN_GRACE_S")
 
     @property
     def gateway_base_url(self) -> str:

@@ -7,7 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bus.uow import TransactionScope
 from contracts.topics import PROVISIONING_EVENTS
 from provisioning.models import CONSUMER, inbox
-from provisioning.repository import AttemptRepository, EmailTemplateRepository, KnowledgeDocumentRepository
+from provisioning.repository import (
+    AttemptRepository,
+    EmailTemplateRepository,
+    KnowledgeDocumentRepository,
+    ToolTokenRepository,
+)
 
 
 class UnitOfWork(TransactionScope):
@@ -16,6 +21,7 @@ class UnitOfWork(TransactionScope):
     attempts: AttemptRepository
     documents: KnowledgeDocumentRepository
     email_templates: EmailTemplateRepository
+    tool_tokens: ToolTokenRepository
     events_topic = PROVISIONING_EVENTS
     inbox_table = inbox
     consumer = CONSUMER
@@ -24,3 +30,4 @@ class UnitOfWork(TransactionScope):
         self.attempts = AttemptRepository(session)
         self.documents = KnowledgeDocumentRepository(session)
         self.email_templates = EmailTemplateRepository(session)
+        self.tool_tokens = ToolTokenRepository(session)

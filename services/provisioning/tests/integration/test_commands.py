@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from bus.secrets import mint_tool_token
 from contracts.provisioning import (
     CreateAgent,
     CreateEcommerceTools,
@@ -45,7 +46,14 @@ async def test_ecommerce_tools_are_created_with_secret_token_headers(harness: Ha
         domain.secret_name("products", command.message_id),
         domain.secret_name("orders", command.message_id),
     ]
-    assert secrets[0]["json"]["value"] == domain.tool_token(KEYRING, "ecommerce/products", command.message_id)
+    assert secrets[0]["json"]["value"] == mint_tool_token(
+        KEYRING, "ecommerce/products", command.message_id, 1
+    )
+    assert event["products_tool"]["token"] == {
+        "token_id": command.message_id,
+        "route": "ecommerce/products",
+        "generation": 1,
+    }
     created = await harness.requests("POST", "/v1/convai/tools")
     assert len(created) == 2
     header = created[0]["json"]["tool_config"]["api_schema"]["request_headers"]["X-Switchboard-Tool-Token"]

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from bus.secrets import mint_tool_token
 from contracts.provisioning import CreateEmailTemplate, DeleteEmailTemplate, TemplateParameter
 from elevenlabs_client import UpstreamError
 from provisioning import domain
@@ -76,8 +77,8 @@ async def test_create_makes_a_secret_authenticated_tool_and_emits_the_template(
     # the token lives only in the workspace secret the tool's header points at
     secrets = await harness.requests("POST", "/v1/convai/secrets")
     assert [r["json"]["name"] for r in secrets] == [domain.secret_name("email", command.message_id)]
-    assert secrets[0]["json"]["value"] == domain.tool_token(
-        KEYRING, f"email/{command.name}", command.message_id
+    assert secrets[0]["json"]["value"] == mint_tool_token(
+        KEYRING, f"email/{command.name}", command.message_id, 1
     )
 
     upstream = await container.elevenlabs.get_tool(tool["tool_id"])

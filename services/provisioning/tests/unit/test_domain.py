@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime, timedelta, timezone
 
-from bus.secrets import Keyring, new_key
+import pytest
+
 from contracts.provisioning import (
     CreateAgent,
     CreateEmailTemplate,
@@ -18,17 +17,39 @@ from contracts.provisioning import (
 from provisioning import domain
 
 
-def test_tool_token_is_recomputable_from_route_and_nonce() -> None:
-    key = new_key()
-    keyring = Keyring(key)
-    token = domain.tool_token(keyring, "ecommerce/products", "abc123")
-    version, nonce, mac = token.split(".")
-    assert (version, nonce) == ("v1", "abc123")
-    assert keyring.verify("tool-token", "ecommerce/products|abc123", mac)
-    # signed with the tool-token subkey, not with the key itself nor the upload-URL subkey
-    assert mac != hmac.new(key.encode(), b"ecommerce/products|abc123", hashlib.sha256).hexdigest()
-    assert not keyring.verify("upload-url", "ecommerce/products|abc123", mac)
-    assert domain.tool_token(keyring, "ecommerce/orders", "abc123") != token
+@pytest.mark.parametrize(
+    ("url", "route"),
+    [
+        ("https://x.example/api/v1/webhook/ecommerce/orders", "ecommerce/orders"),
+        ("https://x.example/api/v1/webhook/ecommerce/products/", "ecommerce/products"),
+        ("https://x.example/api/v1/webhook/email/confirm_appointment", "email/confirm_appointment"),
+        ("https://x.example/api/v1/webhook/inventory", None),  # a custom webhook tool
+        ("https://other.example/check", None),
+    ],
+)
+def test_the_route_a_tool_calls_is_read_from_its_url(url: str, route: str | None) -> None:
+    assert domain.tool_token_route({"tool_config": {"api_schema": {"url": url}}}) == route
+
+
+def test_a_new_token_secret_replaces_only_the_token_header() -> None:
+    tool = {
+        "tool_config": {
+            "name": "get_orders",
+            "api_schema": {
+                "url": "https://x.example/api/v1/webhook/ecommerce/orders",
+                "request_headers": {"x-switchboard-tool-token": {"secret_id": "old"}, "X-Other": "kept"},
+            },
+        }
+    }
+    config = domain.with_token_secret(tool, "X-Switchboard-Tool-Token", "new")
+    assert config["api_schema"]["request_headers"] == {
+        "X-Other": "kept",
+        "X-Switchboard-Tool-Token": {"secret_id": "new"},
+    }
+    assert config["name"] == "get_orders"
+    assert tool["tool_config"]["api_schema"]["request_headers"]["x-switchboard-tool-token"] == {
+        "secret_id": "old"
+    }
 
 
 def test_secret_name_uses_purpose_and_eight_nonce_chars() -> None:

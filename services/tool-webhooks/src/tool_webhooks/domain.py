@@ -11,10 +11,10 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from bus.secrets import Keyring
 from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
 
 JSON = dict[str, Any]
@@ -478,20 +478,33 @@ def email_route(template_id: str) -> str:
     return f"email/{template_id}"
 
 
-def tool_token_valid(keyring: Keyring, route: str, token: str | None) -> bool:
-    """True when `token` is ``v1.<nonce>.<hex HMAC-SHA256(tool-token subkey, "<route>|<nonce>")>``
-    for THIS route, under any configured key.
+TokenRefusal = Literal["missing", "invalid", "unknown_tool", "deleted", "superseded"]
 
-    Provisioning mints the token (its `tool_token`); we recompute the MAC from the route being served
-    and the nonce in the token, and compare in constant time. Nothing is stored.
+
+def tool_token_refusal(
+    generation: int,
+    *,
+    known_generation: int | None,
+    previous_valid_until: datetime | None,
+    deleted: bool,
+    now: datetime,
+) -> TokenRefusal | None:
+    """Why a genuine token (signed for this route, `bus.secrets.read_tool_token`) of `generation`
+    is refused, given what tool-webhooks knows of its tool; None when it is accepted.
+
+    Accepted: the current generation, a newer one (a rotation whose event has not arrived yet: only
+    provisioning can mint it), and the previous one until `previous_valid_until`. A tool never heard
+    of (no creation event) or deleted accepts nothing.
     """
-    if not token:
-        return False
-    version, sep, rest = token.strip().partition(".")
-    nonce, sep2, mac = rest.rpartition(".")
-    if version != "v1" or not sep or not sep2 or not nonce or len(nonce) > 200:
-        return False
-    return keyring.verify("tool-token", f"{route}|{nonce}", mac)
+    if known_generation is None:
+        return "deleted" if deleted else "unknown_tool"
+    if deleted:
+        return "deleted"
+    if generation >= known_generation:
+        return None
+    if generation == known_generation - 1 and previous_valid_until is not None and now < previous_valid_until:
+        return None
+    return "superseded"
 
 
 # ---- spoken answers -----------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from starlette.requests import ClientDisconnect
 from bus.context import CORRELATION_HEADER, bind_correlation_id
 from bus.runtime import Bus
 from contracts import topics
-from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
+from contracts.provisioning import (
+    EcommerceToolsCreated,
+    EmailTemplateCreated,
+    EmailTemplateDeleted,
+    ToolCreated,
+    ToolDeleted,
+    ToolTokenRotated,
+)
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import RegisterPostCallWebhook, WebhookCommand
 from tool_webhooks import domain, metrics
@@ -36,7 +43,15 @@ TOOL_MAX_BODY_BYTES = 64 * 1024
 TelephonyProjected = Annotated[
     CallPlaced | CustomerSessionStored | CustomerSessionDeleted, Field(discriminator="type")
 ]
-ProvisioningProjected = Annotated[EmailTemplateCreated | EmailTemplateDeleted, Field(discriminator="type")]
+ProvisioningProjected = Annotated[
+    EmailTemplateCreated
+    | EmailTemplateDeleted
+    | ToolCreated
+    | EcommerceToolsCreated
+    | ToolTokenRotated
+    | ToolDeleted,
+    Field(discriminator="type"),
+]
 
 try:
     SERVICE_VERSION = version("tool-webhooks")
@@ -72,7 +87,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-UNAUTHORIZED = {"success": False, "error": "Unauthorized tool call"}
+UNAUTHORIZED = {
+    "success": False,
+    "error": "Unauthorized tool call",
+    # One answer for every reason (missing, forged, another tool's, deleted, superseded): the
+    # reason is logged, not told to the caller.
+    "detail": "The tool token is missing, invalid, revoked or expired",
+}
 
 
 async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
@@ -98,17 +119,20 @@ def make_tool_router(tools: ToolService) -> APIRouter:
     """Mid-call tools. The token is checked before the body is read: a refused call has no effect."""
     router = APIRouter(prefix=API_PREFIX, tags=["tools"])
 
-    def refuse(tool: str) -> JSONResponse:
+    async def refused(tool: str, route: str, request: Request) -> JSONResponse | None:
+        reason = await tools.tool_token_refusal(route, request.headers.get(TOOL_TOKEN_HEADER))
+        if reason is None:
+            return None
         metrics.TOOL_CALLS.labels(tool, "unauthorized").inc()
-        log.warning("tool_webhooks.tool.unauthorized", tool=tool)
+        log.warning("tool_webhooks.tool.unauthorized", tool=tool, reason=reason)
         return JSONResponse(UNAUTHORIZED, status_code=401)
 
     @router.post("/ecommerce/products", response_model=None)
     async def products(request: Request) -> JSONResponse:
         """`get_products`: `{conversation_id, query?, limit?}` → products the agent can read out."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
-        if not tools.authorized(domain.PRODUCTS_ROUTE, request.headers.get(TOOL_TOKEN_HEADER)):
-            return refuse("products")
+        if (refusal := await refused("products", domain.PRODUCTS_ROUTE, request)) is not None:
+            return refusal
         body = await _tool_body(request)
         if isinstance(body, JSONResponse):
             return body
@@ -118,8 +142,8 @@ def make_tool_router(tools: ToolService) -> APIRouter:
     async def orders(request: Request) -> JSONResponse:
         """`get_orders`: `{conversation_id, order_number?, email?, postcode?}` → the caller's order status."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
-        if not tools.authorized(domain.ORDERS_ROUTE, request.headers.get(TOOL_TOKEN_HEADER)):
-            return refuse("orders")
+        if (refusal := await refused("orders", domain.ORDERS_ROUTE, request)) is not None:
+            return refusal
         body = await _tool_body(request)
         if isinstance(body, JSONResponse):
             return body
@@ -129,8 +153,8 @@ def make_tool_router(tools: ToolService) -> APIRouter:
     async def email(template_id: str, request: Request) -> JSONResponse:
         """An e-mail template's tool: its parameters + `conversation_id` → SendEmail (once)."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
-        if not tools.authorized(domain.email_route(template_id), request.headers.get(TOOL_TOKEN_HEADER)):
-            return refuse("email")
+        if (refusal := await refused("email", domain.email_route(template_id), request)) is not None:
+            return refusal
         body = await _tool_body(request)
         if isinstance(body, JSONResponse):
             return body
@@ -220,7 +244,14 @@ def register(bus: Bus, service: WebhookService, tools: ToolService) -> None:
         match message:
             case RegisterPostCallWebhook():
                 await service.handle_register_command(message)
-            case EmailTemplateCreated() | EmailTemplateDeleted():
+            case (
+                EmailTemplateCreated()
+                | EmailTemplateDeleted()
+                | ToolCreated()
+                | EcommerceToolsCreated()
+                | ToolTokenRotated()
+                | ToolDeleted()
+            ):
                 await tools.project_provisioning(message)
             case _:
                 await tools.project_telephony(message)

@@ -1,13 +1,23 @@
 """Tables of the `tool_webhooks` schema: webhook registrations, projections for the mid-call tools
-(conversations, customer sessions, e-mail templates), e-mail invocations, authentic post-call
-deliveries we could not read, outbox and inbox."""
+(conversations, customer sessions, e-mail templates, tool tokens), e-mail invocations, authentic
+post-call deliveries we could not read, outbox and inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, LargeBinary, MetaData, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,7 +52,7 @@ outbox, inbox = make_bus_tables(metadata)
 class WebhookRegistration(Base):
     """One row per registration of the workspace post-call webhook; the latest one is in use.
 
-    The signing secret is stored only as a Fernet token made with SWITCHBOARD_SECRET_KEY.
+    The signing secret is stored only as ciphertext (`bus.secrets`) bound to its row.
     """
 
     __tablename__ = "webhook_registrations"
@@ -58,8 +68,8 @@ class WebhookRegistration(Base):
 class Conversation(Base):
     """From `CallPlaced`: which store (if any) a conversation may query, and its sender address.
 
-    The store credentials stay the Fernet token telephony sent; they are decrypted only in memory,
-    only to query the store.
+    The store credentials are ciphertext bound to this row (re-bound from the event's field by
+    `bus.secrets`); they are decrypted only in memory, only to query the store.
     """
 
     __tablename__ = "conversations"
@@ -133,3 +143,23 @@ class KeptDelivery(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     correlation_id: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ToolTokenState(Base):
+    """From provisioning's tool events: which token generation each tool that calls us accepts.
+
+    A mid-call tool call is honoured only for a tool known here and not deleted, with the current
+    generation (or a newer one, minted by a rotation whose event is still on its way), or the
+    previous one until `previous_valid_until`. Deleted tools keep their row (`deleted_at`), so a
+    late creation event cannot bring their tokens back.
+    """
+
+    __tablename__ = "tool_tokens"
+    __table_args__ = (UniqueConstraint("token_id", "route"),)
+
+    tool_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token_id: Mapped[str | None] = mapped_column(String(200))
+    route: Mapped[str | None] = mapped_column(String(500))
+    generation: Mapped[int | None] = mapped_column(Integer)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

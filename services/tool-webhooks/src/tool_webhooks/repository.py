@@ -18,6 +18,7 @@ from tool_webhooks.models import (
     EmailInvocation,
     EmailTemplate,
     KeptDelivery,
+    ToolTokenState,
     WebhookRegistration,
     inbox,
 )
@@ -251,3 +252,48 @@ async def _delete_oldest(
         delete(key.class_).where(key.in_(oldest)), execution_options={"synchronize_session": False}
     )
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+class ToolTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def issued(
+        self, tool_id: str, token_id: str, route: str, generation: int, previous_valid_until: datetime | None
+    ) -> None:
+        """Record a tool's current token generation; never goes back to an older one (events of one
+        tool may arrive out of order) and never clears a deletion."""
+        values = {
+            "token_id": token_id,
+            "route": route,
+            "generation": generation,
+            "previous_valid_until": previous_valid_until,
+        }
+        statement = insert(ToolTokenState).values(tool_id=tool_id, **values)
+        table = ToolTokenState.__table__
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ToolTokenState.tool_id],
+                set_=values,
+                # a new lineage: a tool from before tokens were recorded, rotated for the first time
+                where=table.c.generation.is_(None)
+                | (table.c.generation < generation)
+                | (table.c.token_id != token_id),
+            )
+        )
+
+    async def deleted(self, tool_id: str, at: datetime) -> None:
+        """The tool is gone: none of its tokens opens anything any more (idempotent)."""
+        statement = insert(ToolTokenState).values(tool_id=tool_id, deleted_at=at)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ToolTokenState.tool_id],
+                set_={"deleted_at": func.coalesce(ToolTokenState.deleted_at, statement.excluded.deleted_at)},
+            )
+        )
+
+    async def find(self, token_id: str, route: str) -> ToolTokenState | None:
+        result = await self.session.scalars(
+            select(ToolTokenState).where(ToolTokenState.token_id == token_id, ToolTokenState.route == route)
+        )
+        return result.first()

@@ -27,11 +27,19 @@ from cachetools import TTLCache
 from bus import metrics as bus_metrics
 from bus.context import current_correlation_id
 from bus.limits import MessageTooLarge
-from bus.secrets import Undecryptable, column_context, message_context
+from bus.secrets import Undecryptable, column_context, message_context, read_tool_token, v1_tool_token_valid
 from contracts import topics
 from contracts.base import CommandFailed, Event
 from contracts.notifier import SendEmail
-from contracts.provisioning import EmailTemplateCreated, EmailTemplateDeleted
+from contracts.provisioning import (
+    EcommerceToolsCreated,
+    EmailTemplateCreated,
+    EmailTemplateDeleted,
+    ToolCreated,
+    ToolDeleted,
+    ToolToken,
+    ToolTokenRotated,
+)
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import PostCallWebhookReceived, PostCallWebhookRegistered, RegisterPostCallWebhook
 from elevenlabs_client import ElevenLabsClient, UpstreamError
@@ -59,6 +67,14 @@ _WEBHOOK_RECOVERY_SKEW_S = 5
 PRUNE_BATCH = 500
 
 ReceiveOutcome = Literal["accepted", "duplicate", "ignored", "kept"]
+ProvisioningProjected = (
+    EmailTemplateCreated
+    | EmailTemplateDeleted
+    | ToolCreated
+    | EcommerceToolsCreated
+    | ToolTokenRotated
+    | ToolDeleted
+)
 
 
 @dataclass(frozen=True)
@@ -348,21 +364,43 @@ class ToolService:
                 await uow.sessions.delete(event.conversation_id)
         log.info("tool_webhooks.projection.applied", type=event.type)
 
-    async def project_provisioning(self, event: EmailTemplateCreated | EmailTemplateDeleted) -> None:
+    async def project_provisioning(self, event: ProvisioningProjected) -> None:
+        """E-mail templates, and the token state of every tool that calls us (idempotent: inbox)."""
         async with self._uow() as uow:
             if not await uow.claim(event.message_id, PROJECTION_CONSUMER):
                 return
-            if isinstance(event, EmailTemplateCreated):
-                template = event.template
-                await uow.templates.upsert(
-                    template.template_id,
-                    template.subject_template,
-                    template.body_template,
-                    [p.model_dump() for p in template.parameters],
-                )
-            else:
-                await uow.templates.delete(event.template_id)
+            match event:
+                case EmailTemplateCreated(template=template, tool=tool):
+                    await uow.templates.upsert(
+                        template.template_id,
+                        template.subject_template,
+                        template.body_template,
+                        [p.model_dump() for p in template.parameters],
+                    )
+                    await self._token_issued(uow, tool.tool_id, tool.token)
+                case EmailTemplateDeleted(template_id=template_id, tool_id=tool_id):
+                    await uow.templates.delete(template_id)
+                    if tool_id is not None:
+                        await uow.tool_tokens.deleted(tool_id, event.occurred_at)
+                case ToolCreated(tool=tool):
+                    await self._token_issued(uow, tool.tool_id, tool.token)
+                case EcommerceToolsCreated(products_tool=products, orders_tool=orders):
+                    await self._token_issued(uow, products.tool_id, products.token)
+                    await self._token_issued(uow, orders.tool_id, orders.token)
+                case ToolTokenRotated(tool_id=tool_id, token=token, previous_valid_until_unix=until):
+                    await self._token_issued(uow, tool_id, token, datetime.fromtimestamp(until, UTC))
+                case ToolDeleted(tool_id=tool_id):
+                    await uow.tool_tokens.deleted(tool_id, event.occurred_at)
         log.info("tool_webhooks.projection.applied", type=event.type)
+
+    @staticmethod
+    async def _token_issued(
+        uow: UnitOfWork, tool_id: str, token: ToolToken | None, previous_valid_until: datetime | None = None
+    ) -> None:
+        if token is not None:  # custom webhook tools call their own URL, never us
+            await uow.tool_tokens.issued(
+                tool_id, token.token_id, token.route, token.generation, previous_valid_until
+            )
 
     def _stored_credentials(self, event: CallPlaced) -> str | None:
         """The event's store credentials re-bound from its field to the conversation's row (the clear
@@ -385,8 +423,29 @@ class ToolService:
 
     # ---- e-commerce --------------------------------------------------------------------------
 
-    def authorized(self, route: str, token: str | None) -> bool:
-        return domain.tool_token_valid(self._settings.keyring, route, token)
+    async def tool_token_refusal(self, route: str, token: str | None) -> domain.TokenRefusal | None:
+        """Why a mid-call tool call to `route` carrying `token` is refused; None when it may proceed.
+
+        The token must be signed for this route (`bus.secrets.read_tool_token`) and name a tool we
+        know, not deleted, at a generation it still accepts (`domain.tool_token_refusal`).
+        """
+        if not token:
+            return "missing"
+        keyring = self._settings.keyring
+        claim = read_tool_token(keyring, route, token)
+        if claim is None:
+            if self._settings.accept_v1_tool_tokens and v1_tool_token_valid(keyring, route, token):
+                return None
+            return "invalid"
+        async with self._uow() as uow:
+            state = await uow.tool_tokens.find(claim.token_id, route)
+        return domain.tool_token_refusal(
+            claim.generation,
+            known_generation=state.generation if state is not None else None,
+            previous_valid_until=state.previous_valid_until if state is not None else None,
+            deleted=state is not None and state.deleted_at is not None,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+        )
 
     async def _credentials(self, conversation_id: str) -> stores_mod.StoreCredentials | None:
         binding = self._bindings.get(conversation_id)

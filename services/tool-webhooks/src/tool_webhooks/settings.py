@@ -32,6 +32,9 @@ class Settings(SecretKeySettings):
     # ---- mid-call tools ----------------------------------------------------------------------
     # Overall deadline of one tool answer (store lookups incl. retries); ElevenLabs waits for it.
     tool_response_budget_s: float = Field(default=4.0, gt=0, alias="TOOL_RESPONSE_BUDGET_S")
+    # Upgrading from tokens of version 1 (route-bound only, never expiring, surviving their tool):
+    # accept them until every tool's token has been rotated (POST /api/v1/tools/{id}/rotate-token).
+    accept_v1_tool_tokens: bool = Field(default=False, alias="TOOL_WEBHOOKS_ACCEPT_V1_TOOL_TOKENS")
     tool_max_results: int = Field(default=3, ge=1, le=20, alias="TOOL_MAX_RESULTS")
     product_cache_ttl_s: float = Field(default=60.0, ge=0, alias="PRODUCT_CACHE_TTL_S")
     product_cache_max_entries: int = Field(default=1024, ge=1, alias="PRODUCT_CACHE_MAX_ENTRIES")

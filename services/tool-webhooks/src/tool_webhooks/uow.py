@@ -16,6 +16,7 @@ from tool_webhooks.repository import (
     InboxRepository,
     KeptDeliveryRepository,
     RegistrationRepository,
+    ToolTokenRepository,
 )
 
 
@@ -29,6 +30,7 @@ class UnitOfWork(TransactionScope):
     templates: EmailTemplateRepository
     invocations: EmailInvocationRepository
     kept: KeptDeliveryRepository
+    tool_tokens: ToolTokenRepository
     events_topic = WEBHOOK_EVENTS
     inbox_table = inbox_rows
     consumer = CONSUMER
@@ -41,3 +43,4 @@ class UnitOfWork(TransactionScope):
         self.templates = EmailTemplateRepository(session)
         self.invocations = EmailInvocationRepository(session)
         self.kept = KeptDeliveryRepository(session)
+        self.tool_tokens = ToolTokenRepository(session)

@@ -15,20 +15,20 @@ import uvicorn
 from sqlalchemy import Table, select
 
 from bus.runtime import message_headers
-from bus.secrets import Keyring, new_key
+from bus.secrets import Keyring, mint_tool_token, new_key
 from contracts import topics
 from contracts.base import Message
+from contracts.provisioning import ToolCreated, ToolRecord, ToolToken
 from devinfra.broker import free_port
 from devinfra.bus_harness import DEADLINE_S as DEADLINE_S  # the tests wait as long as the harness
 from devinfra.bus_harness import BusHarness, prepared, service_env, started, wait_for
 from devinfra.pytest_plugin import isolated
 from devinfra.standins.stores import Canary, StoreState, serve, shopify_app, woo_app
 from elevenlabs_sim.testing import run_in_thread
-from provisioning.domain import tool_token
 from tool_webhooks import domain
 from tool_webhooks.app import create_app
 from tool_webhooks.bootstrap import Container, bootstrap, run_migrations
-from tool_webhooks.models import POST_CALL_CONSUMER, inbox
+from tool_webhooks.models import POST_CALL_CONSUMER, ToolTokenState, inbox
 from tool_webhooks.settings import Settings
 
 # This suite runs its own tool-webhooks instance(s): own database and topics.
@@ -127,6 +127,8 @@ class Harness(BusHarness[Message]):
     sim: httpx.AsyncClient
     # SendEmail commands seen on the notifier commands topic.
     commands: list[dict[str, Any]] = field(default_factory=list)
+    # route -> a valid token of a tool created (by event) for that route
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def sinks(self) -> dict[str, list[dict[str, Any]]]:
         return {**super().sinks(), self.settings.topic(topics.NOTIFIER_COMMANDS): self.commands}
@@ -142,18 +144,36 @@ class Harness(BusHarness[Message]):
     ) -> httpx.Response:
         return await self.post(body, domain.sign(secret, body, int(time.time()) if at is None else at))
 
+    async def create_tool(self, route: str, *, tool_id: str | None = None) -> tuple[str, str, str]:
+        """A tool calling `route`, created as provisioning announces it (its event projected):
+        (tool id, token id, its generation-1 token)."""
+        tool_id = tool_id or f"tool_{uuid.uuid4().hex[:12]}"
+        token_id = uuid.uuid4().hex
+        record = ToolRecord(
+            tool_id=tool_id,
+            name=route.replace("/", "_"),
+            purpose="email" if route.startswith("email/") else "ecommerce_orders",
+            created_at_unix=int(time.time()),
+            token=ToolToken(token_id=token_id, route=route, generation=1),
+        )
+        await self.publish(ToolCreated(tool=record), topics.PROVISIONING_EVENTS, key=tool_id)
+        await self.wait_row(ToolTokenState.__table__, tool_id=tool_id, token_id=token_id)  # type: ignore[arg-type]
+        return tool_id, token_id, mint_tool_token(KEYRING, route, token_id, 1)
+
     async def tool(
         self,
         route: str,
         body: Any,
         *,
-        token: str | None = "valid",  # noqa: S107 - "valid" means: mint a real one here
+        token: str | None = "valid",  # noqa: S107 - "valid" means: a live tool's token
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """POST to a tool endpoint with a token minted by provisioning's own `tool_token`."""
+        """POST to a tool endpoint with the token of a live tool of that route (made once)."""
         sent = dict(headers or {})
         if token == "valid":
-            token = tool_token(KEYRING, route, uuid.uuid4().hex)
+            if route not in self.tokens:
+                self.tokens[route] = (await self.create_tool(route))[2]
+            token = self.tokens[route]
         if token is not None:
             sent[domain.TOOL_TOKEN_HEADER] = token
         return await self.app.post(f"/api/v1/webhook/{route}", json=body, headers=sent)

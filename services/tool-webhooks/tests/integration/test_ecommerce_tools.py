@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bus.secrets import Keyring, message_context, new_key
+from bus.secrets import Keyring, message_context, mint_tool_token, new_key
 from contracts import topics
 from contracts.telephony import CallPlaced, CustomerInfo
 from devinfra.standins.stores import SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET
-from provisioning.domain import tool_token
 from tool_webhooks import domain
 from tool_webhooks.models import Conversation
 
@@ -332,14 +331,19 @@ async def test_missing_or_forged_tool_token_is_401_and_the_store_sees_nothing(
     harness: Harness, stores: Stores, token: str | None
 ) -> None:
     conversation_id = await place_call(harness, woo_credentials(stores.woo_url))
-    if token == "route-mismatch":  # a genuine token, but for the orders route
-        token = tool_token(KEYRING, "ecommerce/orders", uuid.uuid4().hex)
+    if token == "route-mismatch":  # a live tool's token, but that tool calls the orders route
+        token = (await harness.create_tool("ecommerce/orders"))[2]
     response = await harness.tool(
         "ecommerce/products", {"conversation_id": conversation_id, "query": "mug"}, token=token
     )
     assert response.status_code == 401
-    assert response.json() == {"success": False, "error": "Unauthorized tool call"}
-    forged_key = tool_token(Keyring(new_key()), "ecommerce/products", "n1")
+    assert response.json() == {
+        "success": False,
+        "error": "Unauthorized tool call",
+        "detail": "The tool token is missing, invalid, revoked or expired",
+    }
+    _, token_id, _ = await harness.create_tool("ecommerce/products")
+    forged_key = mint_tool_token(Keyring(new_key()), "ecommerce/products", token_id, 1)
     other = await harness.tool("ecommerce/products", {"conversation_id": conversation_id}, token=forged_key)
     assert other.status_code == 401
     assert stores.woo.requests == []
@@ -365,7 +369,7 @@ async def test_odd_bodies_get_spoken_answers(harness: Harness, stores: Stores) -
     nested = await harness.app.post(
         "/api/v1/webhook/ecommerce/products",
         content=b"[" * 30000 + b"]" * 30000,
-        headers={domain.TOOL_TOKEN_HEADER: tool_token(KEYRING, "ecommerce/products", "n")},
+        headers={domain.TOOL_TOKEN_HEADER: (await harness.create_tool("ecommerce/products"))[2]},
     )
     assert nested.status_code == 400 and nested.json()["error"] == "bad_request"
     not_object = await harness.tool("ecommerce/orders", ["conversation_id"])

@@ -229,11 +229,7 @@ async def test_unknown_or_deleted_template_and_bad_tokens(harness: Harness) -> N
     template_id = await create_template(harness)
     conversation_id = await place_call(harness, None, customer=CustomerInfo(email="u@example.com"))
     body = {"conversation_id": conversation_id, "date": "Monday", "time": "9 AM"}
-    from provisioning.domain import tool_token
-
-    from .conftest import KEYRING
-
-    other_route = tool_token(KEYRING, "email/another_template", "n")
+    other_route = (await harness.create_tool("email/another_template"))[2]
     assert (await harness.tool(f"email/{template_id}", body, token=other_route)).status_code == 401
     assert (await harness.tool(f"email/{template_id}", body, token=None)).status_code == 401
 

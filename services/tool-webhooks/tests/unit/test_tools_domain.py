@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bus.outbound import OutboundRefused, check_url, forbidden_address
-from bus.secrets import Keyring, new_key
-from provisioning.domain import tool_token
 from tool_webhooks import domain, stores
 
-KEY = Keyring(new_key())
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def test_tool_token_is_bound_to_its_route_and_key() -> None:
-    token = tool_token(KEY, "email/confirm", "nonce-1")
-    assert domain.tool_token_valid(KEY, "email/confirm", token)
-    assert domain.tool_token_valid(KEY, "email/confirm", token.upper().replace("V1.NONCE-1", "v1.nonce-1"))
-    assert not domain.tool_token_valid(KEY, "email/other", token)
-    assert not domain.tool_token_valid(Keyring(new_key()), "email/confirm", token)
-    for bad in (None, "", "v1..", "v2.nonce-1." + token.rsplit(".", 1)[1], token[:-1], token + "0"):
-        assert not domain.tool_token_valid(KEY, "email/confirm", bad)
+@pytest.mark.parametrize(
+    ("generation", "known", "previous_until", "deleted", "refusal"),
+    [
+        (1, 1, None, False, None),  # the current token
+        (3, 2, None, False, None),  # newer: its rotation event is on its way
+        (1, 2, NOW + timedelta(seconds=1), False, None),  # the previous one, within its grace period
+        (1, 2, NOW, False, "superseded"),  # ... and at its end
+        (1, 2, None, False, "superseded"),
+        (1, 3, NOW + timedelta(hours=1), False, "superseded"),  # two rotations ago
+        (2, 2, None, True, "deleted"),
+        (1, None, None, True, "deleted"),  # deleted before its creation event arrived
+        (1, None, None, False, "unknown_tool"),
+    ],
+)
+def test_which_generations_a_tool_accepts(
+    generation: int, known: int | None, previous_until: datetime | None, deleted: bool, refusal: str | None
+) -> None:
+    assert (
+        domain.tool_token_refusal(
+            generation, known_generation=known, previous_valid_until=previous_until, deleted=deleted, now=NOW
+        )
+        == refusal
+    )
 
 
 def test_render_is_plain_substitution() -> None:
