@@ -31,6 +31,7 @@ from contracts.provisioning import (
     KnowledgeDocumentDeleted,
     ToolCreated,
     ToolDeleted,
+    ToolTokenRotated,
 )
 from contracts.telephony import (
     CallDialFailed,
@@ -254,6 +255,16 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
             return Outcome(200, {"products_tool_id": p.tool_id, "orders_tool_id": o.tool_id})
         case ToolDeleted(tool_id=tool_id):
             return Outcome(200, {"success": True, "message": f"Tool {tool_id} deleted successfully"})
+        case ToolTokenRotated(tool_id=tool_id, previous_valid_until_unix=until):
+            return Outcome(
+                200,
+                {
+                    "success": True,
+                    "message": f"Token of tool {tool_id} rotated",
+                    "tool_id": tool_id,
+                    "previous_token_valid_until_unix": until,
+                },
+            )
         case KnowledgeDocumentCreated(document=d):
             return Outcome(
                 200,

@@ -42,6 +42,7 @@ from contracts.provisioning import (
     KnowledgeDocumentDeleted,
     ToolCreated,
     ToolDeleted,
+    ToolTokenRotated,
 )
 from contracts.telephony import (
     FINAL_CALL_STATUSES,
@@ -338,6 +339,8 @@ class GatewayService:
                     await rm.upsert(Tool, _tool_row(o), at)
                 case ToolDeleted(tool_id=tool_id):
                     await rm.tombstone(Tool, tool_id, at)
+                case ToolTokenRotated(tool_id=tool_id, tool_config=config):
+                    await rm.update_if_newer(Tool, tool_id, {"tool_config": config}, at)
                 case KnowledgeDocumentCreated(document=d):
                     await rm.upsert(
                         KnowledgeDocument,

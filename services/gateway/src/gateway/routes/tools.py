@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool
+from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool, RotateToolToken
 from gateway.models import Tool
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import EcommerceToolsRequest, WebhookToolRequest
@@ -50,3 +50,12 @@ async def get_tool(tool_id: str, service: Service) -> dict[str, Any]:
 async def delete_tool(tool_id: str, service: Service) -> JSONResponse:
     await service.get(Tool, tool_id, "Tool not found")
     return respond(await service.execute(DeleteTool(tool_id=tool_id), key=tool_id))
+
+
+@router.post("/tools/{tool_id}/rotate-token", tags=["tools"])
+async def rotate_tool_token(tool_id: str, service: Service) -> JSONResponse:
+    """Beyond the spec: a new token for an e-commerce or e-mail template tool (its config upstream
+    points at a new workspace secret); the previous token keeps working for
+    PROVISIONING_TOOL_TOKEN_GRACE_S, then tool-webhooks refuses it. 422 for a tool without one."""
+    await service.get(Tool, tool_id, "Tool not found")
+    return respond(await service.execute(RotateToolToken(tool_id=tool_id), key=tool_id))
