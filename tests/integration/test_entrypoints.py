@@ -92,7 +92,7 @@ def test_main_migrates_serves_and_stops_on_sigterm(
             proc.wait()
 
 
-@pytest.mark.parametrize("module", [m for m, _ in SERVICES if m != "notifier"])  # the notifier holds no key
+@pytest.mark.parametrize("module", [m for m, _ in SERVICES])
 @pytest.mark.parametrize(
     ("key", "reason"),
     [("", "SWITCHBOARD_SECRET_KEY is empty"), ("tooshort-0123", "SWITCHBOARD_SECRET_KEY is too short")],

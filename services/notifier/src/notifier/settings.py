@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from bus.settings import BusSettings
+from bus.secrets import SecretKeySettings
 
 
-class Settings(BusSettings):
+class Settings(SecretKeySettings):
     """Environment variables read by the notifier (and nothing else reads any).
 
     `SMTP_PASSWORD` and `EMAIL_API_KEY` are `SecretStr`: they never appear in reprs or logs.
@@ -37,8 +37,8 @@ class Settings(BusSettings):
     backoff_s: float = Field(default=0.5, ge=0, alias="NOTIFIER_BACKOFF_S")
     max_backoff_s: float = Field(default=30.0, ge=0, alias="NOTIFIER_MAX_BACKOFF_S")
 
-    # Webhooks to the customer's systems (README "Webhooks").
-    secret_key: SecretStr = Field(default=SecretStr(""), alias="SWITCHBOARD_SECRET_KEY")
+    # Webhooks to the customer's systems (README "Webhooks"); their signing secrets are stored
+    # encrypted (SWITCHBOARD_SECRET_KEY, see bus.secrets).
     outbound_allow_hosts: str = Field(default="", alias="OUTBOUND_ALLOW_HOSTS")
     webhooks_timeout_s: float = Field(default=10.0, gt=0, alias="WEBHOOKS_TIMEOUT_S")
     webhooks_retry_base_s: float = Field(default=30.0, gt=0, alias="WEBHOOKS_RETRY_BASE_S")

@@ -27,11 +27,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import structlog
-from cryptography.fernet import InvalidToken
 from prometheus_client import Counter
 
 from bus.outbound import OutboundClient, OutboundFailed, OutboundRefused, allowlisted, parse_allow_hosts
-from bus.secrets import fernet_for
+from bus.secrets import Undecryptable, column_context, message_context
 from contracts.base import Command, CommandFailed, Event
 from contracts.campaigns import CampaignUpdated
 from contracts.notifier import (
@@ -176,13 +175,19 @@ class WebhookService:
         return sub
 
     async def _create(self, uow: UnitOfWork, command: CreateWebhookSubscription, now: datetime) -> None:
+        try:
+            stored_secret = self._stored_secret(command)
+        except Undecryptable:
+            detail = "The signing secret could not be decrypted"
+            await self._fail(uow, command, command.subscription_id, 422, "Invalid encrypted secret", detail)
+            return
         await uow.subscriptions.add(
             {
                 "subscription_id": command.subscription_id,
                 "url": command.url,
                 "event_types": list(dict.fromkeys(command.event_types)),
                 "description": command.description,
-                "signing_secret_encrypted": command.signing_secret_encrypted,
+                "signing_secret_encrypted": stored_secret,
                 "status": SubscriptionStatus.ACTIVE,
                 "consecutive_failures": 0,
                 "created_at": now,
@@ -310,12 +315,20 @@ class WebhookService:
                 now, limit, uuid.uuid4(), now + timedelta(seconds=self._settings.webhooks_lease_s)
             )
 
-    def _secret(self, claimed: ClaimedDelivery) -> str:
-        return (
-            fernet_for(self._settings.secret_key.get_secret_value())
-            .decrypt(claimed.signing_secret_encrypted.encode())
-            .decode()
+    def _stored_secret(self, command: CreateWebhookSubscription) -> str:
+        """The command's signing secret re-bound from its field to the subscription's row (the clear
+        value stays inside bus.secrets). Raises `Undecryptable`."""
+        return self._settings.keyring.rebind(
+            command.signing_secret_encrypted,
+            from_context=message_context("signing_secret_encrypted"),
+            to_context=column_context(WebhookSubscription.signing_secret_encrypted, command.subscription_id),
         )
+
+    def _secret(self, claimed: ClaimedDelivery) -> str:
+        """The subscription's signing secret; raises `Undecryptable` (a key no longer configured,
+        or a ciphertext moved from another row)."""
+        context = column_context(WebhookSubscription.signing_secret_encrypted, claimed.subscription_id)
+        return self._settings.keyring.decrypt(claimed.signing_secret_encrypted, context=context)
 
     async def deliver(self, claimed: ClaimedDelivery) -> None:
         """One attempt of a claimed delivery, then its record (only while the lease holds)."""
@@ -332,7 +345,7 @@ class WebhookService:
         error: str | None = None
         try:
             secret = self._secret(claimed)
-        except (InvalidToken, ValueError):
+        except Undecryptable:
             secret = None
             error = "signing secret cannot be decrypted with SWITCHBOARD_SECRET_KEY"
         if secret is not None:

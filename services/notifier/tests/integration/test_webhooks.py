@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bus.secrets import fernet_for
+from bus.secrets import Keyring, Undecryptable, column_context, message_context
 from contracts import topics
 from contracts.base import Command
 from contracts.campaigns import CampaignSnapshot, CampaignUpdated
@@ -32,7 +32,7 @@ from contracts.notifier import (
 from contracts.telephony import CallStatusChanged
 from devinfra.bus_harness import BusHarness, wait_until
 from notifier.bootstrap import Container, bootstrap
-from notifier.models import WebhookDelivery
+from notifier.models import WebhookDelivery, WebhookSubscription
 from notifier.uow import UnitOfWork
 from notifier.webhook_service import WebhookService
 
@@ -144,7 +144,9 @@ async def subscribe(harness: Harness, receiver: Receiver, *types: str) -> tuple[
             subscription_id=sid,
             url=receiver.url(path),
             event_types=list(types or ("call.finished",)),  # type: ignore[arg-type]
-            signing_secret_encrypted=fernet_for(WEBHOOK_SECRET_KEY).encrypt(secret.encode()).decode(),
+            signing_secret_encrypted=Keyring(WEBHOOK_SECRET_KEY).encrypt(
+                secret, context=message_context("signing_secret_encrypted")
+            ),
             correlation_id=uuid.uuid4().hex,
         ),
     )
@@ -487,3 +489,42 @@ async def test_the_signing_secret_is_stored_and_sent_only_encrypted(
     _, secret, _ = await subscribe(harness, receiver)
     assert secret not in await harness.table_text()
     assert all(secret not in json.dumps(e) for e in harness.events)
+
+
+async def test_the_stored_signing_secret_is_bound_to_its_subscription(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """Kept re-bound to the subscription's row: readable there only, not as the command's field nor
+    in another subscription's row; a command whose ciphertext is not the field's is refused."""
+    sid, secret, _ = await subscribe(harness, receiver)
+    other, _, _ = await subscribe(harness, receiver)
+    async with harness.container.sessionmaker() as session:
+        stored = (await session.get(WebhookSubscription, sid)).signing_secret_encrypted  # type: ignore[union-attr]
+    keyring = harness.settings.keyring
+    assert (
+        keyring.decrypt(stored, context=column_context(WebhookSubscription.signing_secret_encrypted, sid))
+        == secret
+    )
+    for context in (
+        message_context("signing_secret_encrypted"),
+        column_context(WebhookSubscription.signing_secret_encrypted, other),
+    ):
+        with pytest.raises(Undecryptable):
+            keyring.decrypt(stored, context=context)
+
+    wrong_field = keyring.encrypt(secret, context=message_context("token_encrypted"))
+    refused = await command(
+        harness,
+        CreateWebhookSubscription(
+            subscription_id="whk_" + uuid.uuid4().hex,
+            url=receiver.url("/hooks/refused"),
+            event_types=["call.finished"],
+            signing_secret_encrypted=wrong_field,
+            correlation_id=uuid.uuid4().hex,
+        ),
+    )
+    assert (refused["type"], refused["status_code"], refused["error"]) == (
+        "command.failed",
+        422,
+        "Invalid encrypted secret",
+    )

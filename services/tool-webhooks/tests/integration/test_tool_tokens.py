@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bus.outbound import OutboundClient
 from bus.secrets import mint_tool_token
 from contracts import topics
 from contracts.provisioning import (
@@ -29,7 +30,6 @@ from contracts.provisioning import (
 )
 from tool_webhooks.bootstrap import Container
 from tool_webhooks.models import PROJECTION_CONSUMER, ToolTokenState, inbox
-from tool_webhooks.outbound import OutboundClient
 from tool_webhooks.service import ToolService
 from tool_webhooks.settings import Settings
 from tool_webhooks.stores import StoreClient
