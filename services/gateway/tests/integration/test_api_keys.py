@@ -301,7 +301,12 @@ async def test_a_stored_key_gets_503_in_the_error_format_while_the_database_is_d
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        # the gateway's environment: its settings refuse to load without a usable key
+        "SWITCHBOARD_SECRET_KEY": settings.switchboard_secret_key.get_secret_value(),
+    }
     env.pop("SWITCHBOARD_API_KEYS", None)
     return subprocess.run(
         [sys.executable, "-m", "gateway.keys", *args], env=env, capture_output=True, text=True, timeout=120
