@@ -533,3 +533,38 @@ async def test_carrier_refusals_answers_and_missing_variables(
     assert failed["data"]["metadata"]["termination_reason"] == (
         "Missing required dynamic variables in first message: {'order_id'}"
     )
+
+
+async def test_the_analysis_answers_the_agents_evaluation_criteria_and_data_collection(
+    calls_client: httpx.AsyncClient,
+) -> None:
+    c = calls_client
+    r = await c.post(
+        "/v1/convai/agents/create",
+        json={
+            "name": "Analysed",
+            "conversation_config": {},
+            "platform_settings": {
+                "evaluation": {
+                    "criteria": [{"id": "goal", "name": "Goal", "conversation_goal_prompt": "Book"}]
+                },
+                "data_collection": {"visit_date": {"type": "string", "description": "The date booked"}},
+            },
+        },
+    )
+    assert r.status_code == 200, r.text
+    agent_id = r.json()["agent_id"]
+    twilio_id, _ = await _numbers(c)
+    cid = (await _dial(c, "twilio", agent_id, twilio_id, "+15558881230")).json()["conversation_id"]
+
+    async def done() -> bool:
+        return await _status(c, cid) in TERMINAL
+
+    await wait_until(done)
+    analysis = (await c.get(f"/v1/convai/conversations/{cid}")).json()["analysis"]
+    assert analysis["evaluation_criteria_results"] == {
+        "goal": {"criteria_id": "goal", "result": "success", "rationale": "Simulated as the call went."}
+    }
+    collected = analysis["data_collection_results"]
+    assert collected["visit_date"]["value"] == "visit_date of +15558881230"
+    assert collected["outcome"]["value"] == "appointment_confirmed"

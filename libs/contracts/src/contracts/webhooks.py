@@ -48,6 +48,12 @@ class PostCallWebhookReceived(Event):
     data_collection: dict[str, Any] = Field(
         default_factory=dict, description="analysis.data_collection_results as id -> value."
     )
+    evaluation_criteria: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "analysis.evaluation_criteria_results as id -> {result (success, failure or unknown), rationale}."
+        ),
+    )
 
 
 class PostCallTranscriptPart(Event):

@@ -447,18 +447,41 @@ def _complete(state: SimState, record: Record, outcome: Outcome, first: str, too
         value, successful = state.config.answered_outcome, "success"
         summary = f"The agent called the customer; outcome: {value}."
         title = "Outbound call"
+    # Like ElevenLabs: a result per evaluation criterion and per data collection item the agent
+    # defines (platform_settings.evaluation.criteria, platform_settings.data_collection).
+    agent = state.agents.get(data.get("agent_id") or "")
+    platform = (agent.data.get("platform_settings") or {}) if agent is not None else {}
+    criteria = (platform.get("evaluation") or {}).get("criteria") or []
+    collected = {
+        item_id: {
+            "data_collection_id": item_id,
+            "value": f"{item_id} of {data['sim']['to_number']}",
+            "json_schema": schema,
+            "rationale": "Simulated value named after the item and the dialled number.",
+        }
+        for item_id, schema in (platform.get("data_collection") or {}).items()
+    }
     data["analysis"] = {
         "call_successful": successful,
         "transcript_summary": summary,
         "call_summary_title": title,
-        "evaluation_criteria_results": {},
+        "evaluation_criteria_results": {
+            c["id"]: {
+                "criteria_id": c["id"],
+                "result": successful,
+                "rationale": "Simulated as the call went.",
+            }
+            for c in criteria
+            if isinstance(c, dict) and c.get("id")
+        },
         "data_collection_results": {
+            **collected,
             "outcome": {
                 "data_collection_id": "outcome",
                 "value": value,
                 "json_schema": {"type": "string", "description": "Outcome of the call"},
                 "rationale": "Simulated outcome chosen by the last digit of the dialled number.",
-            }
+            },
         },
     }
     data["has_audio"] = data["has_user_audio"] = data["has_response_audio"] = True

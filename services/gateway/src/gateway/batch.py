@@ -197,6 +197,9 @@ class BatchCalling:
                             "to_number": a.recipient.phone_number,
                             "status": "scheduled",
                             "retry_count": 0,
+                            "name": a.recipient.name,
+                            "email": a.recipient.email,
+                            "dynamic_variables": a.recipient.dynamic_variables,
                         }
                         for offset, a in enumerate(chunk)
                     ]

@@ -150,6 +150,9 @@ class Call(_Projected, Base):
     placed_at_unix: Mapped[int] = mapped_column(BigInteger)
     ended_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
+    # A recipient's attempts, in order (results of a campaign, page by page).
+    __table_args__ = (Index("ix_calls_campaign_recipient_attempt", "campaign_id", "recipient_id", "attempt"),)
+
 
 class CallTranscriptPart(Base):
     """One part of a call's transcript (`PostCallTranscriptPart`). Apart from `calls`: a part may
@@ -163,6 +166,23 @@ class CallTranscriptPart(Base):
     part_count: Mapped[int] = mapped_column(Integer)
     turn_count: Mapped[int] = mapped_column(Integer)
     transcript_json: Mapped[str] = mapped_column(Text)
+
+
+class CallAnalysis(Base):
+    """The post-call analysis ElevenLabs sent for a call (`post_call_transcription`'s `analysis`).
+    Apart from `calls`, like the transcript: the webhook may be projected before its call."""
+
+    __tablename__ = "call_analyses"
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    call_successful: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    transcript_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # id -> value
+    data_collection_results: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # id -> {result, rationale}
+    evaluation_criteria_results: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    termination_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    event_timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
 class CustomerSession(_Projected, Base):
@@ -262,8 +282,15 @@ class CampaignRecipient(Base):
     time_zones: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # As submitted (written by the gateway at submission; recipient events never change them).
+    name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    dynamic_variables: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
 
-    __table_args__ = (Index("ix_campaign_recipients_campaign_position", "campaign_id", "position"),)
+    __table_args__ = (
+        Index("ix_campaign_recipients_campaign_position", "campaign_id", "position"),
+        Index("ix_campaign_recipients_campaign_outcome", "campaign_id", "outcome"),
+    )
 
 
 class DoNotCall(_Projected, Base):

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, DateTime, Float, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    Float,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Delete
 
 from gateway.models import (
     Agent,
     ApiKey,
     Call,
+    CallAnalysis,
     CallTranscriptPart,
     Campaign,
     CampaignRecipient,
@@ -45,6 +60,8 @@ R = TypeVar(
 )
 
 OPERATIONS_CHANNEL = "gateway_operations"
+# Recipient rows per INSERT: 9 columns each stay under PostgreSQL's 32,767 bind parameters.
+_ROWS_PER_INSERT = 3000
 
 
 async def _delete_counted(session: AsyncSession, statement: Delete) -> int:
@@ -173,6 +190,19 @@ class Transcripts:
         if not rows or [r.part_index for r in rows] != list(range(rows[0].part_count)):
             return None
         return "".join(r.transcript_json for r in rows)
+
+
+class Analyses:
+    """Post-call analyses, one per conversation (a redelivered webhook changes nothing)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(CallAnalysis).values(**values).on_conflict_do_nothing())
+
+    async def get(self, conversation_id: str) -> CallAnalysis | None:
+        return await self.session.get(CallAnalysis, conversation_id)
 
 
 class Operations:
@@ -325,9 +355,11 @@ class Recipients:
         self.session = session
 
     async def add_scheduled(self, rows: list[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), 5000):
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
             await self.session.execute(
-                insert(CampaignRecipient).values(rows[start : start + 5000]).on_conflict_do_nothing()
+                insert(CampaignRecipient)
+                .values(rows[start : start + _ROWS_PER_INSERT])
+                .on_conflict_do_nothing()
             )
 
     async def upsert(self, values: dict[str, Any], event_at: datetime) -> None:
@@ -362,6 +394,105 @@ class Recipients:
             query = query.where(CampaignRecipient.status == status)
         rows = list((await self.session.scalars(query)).all())
         return rows[:page_size], len(rows) > page_size
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    """A recipient, its attempts (calls, in order) and the analysis of its last analysed call."""
+
+    recipient: CampaignRecipient
+    analysis: CallAnalysis | None
+    analysis_conversation_id: str | None
+    attempts: list[Call]
+
+
+class Results:
+    """A campaign's results, a keyset page at a time (by recipient position): a page costs two
+    queries whatever its size, so a 100,000-recipient export never holds more than one page."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(
+        self,
+        campaign_id: str,
+        *,
+        after_position: int | None,
+        page_size: int,
+        status: str | None = None,
+        outcome: str | None = None,
+    ) -> tuple[list[RecipientResult], bool]:
+        """(up to `page_size` recipients after `after_position` in submission order, has_more)."""
+        # The last attempt ElevenLabs analysed (a post_call_transcription): the last answered call.
+        last = (
+            select(CallAnalysis)
+            .join(Call, Call.conversation_id == CallAnalysis.conversation_id)
+            .where(
+                Call.campaign_id == CampaignRecipient.campaign_id,
+                Call.recipient_id == CampaignRecipient.recipient_id,
+            )
+            .order_by(Call.attempt.desc().nulls_last(), Call.placed_at_unix.desc())
+            .limit(1)
+            .lateral("last_analysis")
+        )
+        analysis = aliased(CallAnalysis, last)
+        query = (
+            select(CampaignRecipient, analysis)
+            .outerjoin(last, true())
+            .where(CampaignRecipient.campaign_id == campaign_id)
+            .order_by(CampaignRecipient.position)
+            .limit(page_size + 1)
+        )
+        if after_position is not None:
+            query = query.where(CampaignRecipient.position > after_position)
+        if status is not None:
+            query = query.where(CampaignRecipient.status == status)
+        if outcome is not None:
+            query = query.where(CampaignRecipient.outcome == outcome)
+        rows = (await self.session.execute(query)).all()
+        has_more = len(rows) > page_size
+        rows = rows[:page_size]
+        attempts: dict[str, list[Call]] = {}
+        if rows:
+            calls = await self.session.scalars(
+                select(Call)
+                .where(
+                    Call.campaign_id == campaign_id,
+                    Call.recipient_id.in_([r[0].recipient_id for r in rows]),
+                    Call.deleted.is_(False),
+                )
+                .order_by(Call.recipient_id, Call.attempt.nulls_last(), Call.placed_at_unix)
+            )
+            for call in calls:
+                attempts.setdefault(call.recipient_id or "", []).append(call)
+        return [
+            RecipientResult(
+                recipient=recipient,
+                analysis=found,
+                analysis_conversation_id=found.conversation_id if found is not None else None,
+                attempts=attempts.get(recipient.recipient_id, []),
+            )
+            for recipient, found in rows
+        ], has_more
+
+    async def data_collection_keys(self, campaign_id: str) -> list[str]:
+        """Every data collection id in the campaign's analyses, sorted (one index-driven pass)."""
+        keys = await self.session.scalars(
+            select(func.jsonb_object_keys(CallAnalysis.data_collection_results))
+            .join(Call, Call.conversation_id == CallAnalysis.conversation_id)
+            .where(Call.campaign_id == campaign_id)
+            .distinct()
+        )
+        return sorted(keys.all())
+
+    async def dynamic_variable_keys(self, campaign_id: str) -> list[str]:
+        """Every dynamic variable name the campaign's recipients were submitted with, sorted."""
+        keys = await self.session.scalars(
+            select(func.jsonb_object_keys(CampaignRecipient.dynamic_variables))
+            .where(CampaignRecipient.campaign_id == campaign_id)
+            .distinct()
+        )
+        return sorted(keys.all())
 
 
 class ApiKeys:

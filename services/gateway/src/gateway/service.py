@@ -9,7 +9,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,7 +56,7 @@ from contracts.telephony import (
     PhoneNumberRecord,
     PhoneNumberUpdated,
 )
-from contracts.webhooks import PostCallTranscriptPart
+from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
 from gateway import access, domain
 from gateway.access import Principal, Scope
 from gateway.domain import Outcome
@@ -66,6 +66,7 @@ from gateway.models import (
     Agent,
     ApiKey,
     Call,
+    CallAnalysis,
     Campaign,
     CustomerSession,
     DoNotCall,
@@ -76,6 +77,7 @@ from gateway.models import (
     Tool,
     Upload,
 )
+from gateway.repository import RecipientResult
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
 from gateway.waiter import OperationWaiter
@@ -315,6 +317,47 @@ class GatewayService:
             )
         return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
 
+    async def results_page(
+        self, campaign_id: str, cursor: str | None, page_size: int, status: str | None, outcome: str | None
+    ) -> tuple[list[RecipientResult], str | None]:
+        """A page of a campaign's per-recipient results (`Results.page`) and the next page's cursor."""
+        after = domain.decode_cursor(cursor)
+        async with self.uow() as uow:
+            rows, has_more = await uow.results.page(
+                campaign_id, after_position=after, page_size=page_size, status=status, outcome=outcome
+            )
+        next_cursor = rows[-1].recipient.position if has_more and rows else None
+        return rows, domain.encode_cursor(next_cursor) if next_cursor is not None else None
+
+    async def all_results(
+        self, campaign_id: str, status: str | None, outcome: str | None, page_size: int = 1000
+    ) -> AsyncIterator[list[RecipientResult]]:
+        """Every recipient's results, a page at a time, each page read in a short transaction of its
+        own (no transaction or connection held while the client reads)."""
+        after: int | None = None
+        while True:
+            async with self.uow() as uow:
+                rows, has_more = await uow.results.page(
+                    campaign_id, after_position=after, page_size=page_size, status=status, outcome=outcome
+                )
+            if rows:
+                yield rows
+            if not has_more or not rows:
+                return
+            after = rows[-1].recipient.position
+
+    async def result_columns(self, campaign_id: str) -> tuple[list[str], list[str]]:
+        """(data collection ids, dynamic variable names) of a campaign's export, each sorted."""
+        async with self.uow() as uow:
+            return (
+                await uow.results.data_collection_keys(campaign_id),
+                await uow.results.dynamic_variable_keys(campaign_id),
+            )
+
+    async def analysis(self, conversation_id: str) -> CallAnalysis | None:
+        async with self.uow() as uow:
+            return await uow.analyses.get(conversation_id)
+
     async def missing_ids(self, model: type[Any], ids: list[str]) -> list[str]:
         if not ids:
             return []
@@ -391,6 +434,18 @@ class GatewayService:
                         part.part_count,
                         part.turn_count,
                         part.transcript_json,
+                    )
+                case PostCallWebhookReceived(webhook_type="post_call_transcription") as hook:
+                    await uow.analyses.add(
+                        {
+                            "conversation_id": hook.conversation_id,
+                            "call_successful": hook.call_successful,
+                            "transcript_summary": hook.transcript_summary,
+                            "data_collection_results": hook.data_collection,
+                            "evaluation_criteria_results": hook.evaluation_criteria,
+                            "termination_reason": hook.termination_reason,
+                            "event_timestamp": hook.event_timestamp,
+                        }
                     )
                 case CallStatusChanged() as change:
                     await rm.update_if_newer(

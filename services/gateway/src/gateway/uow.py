@@ -7,12 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bus.uow import TransactionScope
 from gateway.models import inbox
 from gateway.repository import (
+    Analyses,
     ApiKeys,
     IdempotencyKeys,
     Operations,
     RateBuckets,
     ReadModels,
     Recipients,
+    Results,
     Transcripts,
     Uploads,
 )
@@ -26,7 +28,9 @@ class UnitOfWork(TransactionScope):
     uploads: Uploads
     idempotency: IdempotencyKeys
     recipients: Recipients
+    results: Results
     transcripts: Transcripts
+    analyses: Analyses
     api_keys: ApiKeys
     rate_buckets: RateBuckets
     inbox_table = inbox
@@ -37,6 +41,8 @@ class UnitOfWork(TransactionScope):
         self.uploads = Uploads(session)
         self.idempotency = IdempotencyKeys(session)
         self.recipients = Recipients(session)
+        self.results = Results(session)
         self.transcripts = Transcripts(session)
+        self.analyses = Analyses(session)
         self.api_keys = ApiKeys(session)
         self.rate_buckets = RateBuckets(session)

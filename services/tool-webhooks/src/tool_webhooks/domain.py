@@ -288,6 +288,7 @@ def received_event(
         call_successful=_str(analysis.get("call_successful")),
         transcript_summary=_str(analysis.get("transcript_summary")),
         data_collection=data_collection(analysis.get("data_collection_results")),
+        evaluation_criteria=evaluation_criteria(analysis.get("evaluation_criteria_results")),
     )
 
 
@@ -409,6 +410,19 @@ def data_collection(results: Any) -> JSON:
         return {}
     return {
         str(key): entry.get("value") if isinstance(entry, Mapping) else None for key, entry in results.items()
+    }
+
+
+def evaluation_criteria(results: Any) -> JSON:
+    """`{id: {criteria_id, result, rationale}}` → `{id: {result, rationale}}`; entries without a
+    dict become None."""
+    if not isinstance(results, Mapping):
+        return {}
+    return {
+        str(key): {"result": _str(entry.get("result")), "rationale": _str(entry.get("rationale"))}
+        if isinstance(entry, Mapping)
+        else None
+        for key, entry in results.items()
     }
 
 

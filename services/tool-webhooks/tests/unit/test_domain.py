@@ -96,6 +96,11 @@ def transcription(**data: object) -> bytes:
                 "count": {"value": 3},
                 "broken": "not-a-dict",
             },
+            "evaluation_criteria_results": {
+                "goal": {"criteria_id": "goal", "result": "success", "rationale": "Booked."},
+                "polite": {"criteria_id": "polite", "result": "unknown"},
+                "odd": 5,
+            },
         },
         "unknown_field": {"ignored": True},
     }
@@ -127,6 +132,11 @@ def test_transcription_mapping() -> None:
         "call_successful": "success",
         "transcript_summary": "Summary.",
         "data_collection": {"outcome": "booked", "count": 3, "broken": None},
+        "evaluation_criteria": {
+            "goal": {"result": "success", "rationale": "Booked."},
+            "polite": {"result": "unknown", "rationale": None},
+            "odd": None,
+        },
     }
 
 
@@ -135,6 +145,7 @@ def test_tolerant_mapping_of_odd_shapes() -> None:
     event = domain.received_event(domain.parse_envelope(body), received_at=NOW)
     assert (event.call_duration_secs, event.call_successful, event.conversation_status) == (None, None, None)
     assert event.data_collection == {}
+    assert event.evaluation_criteria == {}
 
 
 def test_call_initiation_failure_mapping() -> None:

@@ -11,13 +11,13 @@ from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from contracts import topics
 from contracts.campaigns import AddDoNotCall, CancelCampaign, PauseCampaign, RemoveDoNotCall, ResumeCampaign
-from gateway import domain
+from gateway import domain, results
 from gateway.batch import BatchCalling, Submission, sheet_error
 from gateway.errors import Unprocessable
 from gateway.intake import json_entries
@@ -232,31 +232,61 @@ CallStatus = Literal[
 ]
 
 
-@router.get("/batch-calling/{job_id}/calls", tags=["batch-calling"])
+def _wants_csv(request: Request) -> bool:
+    """Whether the client asked for CSV (`Accept: text/csv`) rather than JSON."""
+    accept = request.headers.get("accept", "").lower()
+    return "text/csv" in accept and "application/json" not in accept
+
+
+@router.get("/batch-calling/{job_id}/calls", tags=["batch-calling"], response_model=None)
 async def job_calls(
     job_id: str,
+    request: Request,
     service: Service,
     page_size: PageSize = 30,
     cursor: str | None = None,
     status: CallStatus | None = None,
-) -> dict[str, Any]:
+    outcome: str | None = None,
+) -> dict[str, Any] | StreamingResponse:
+    """Each recipient in submission order: api-v1.md 10.4's fields, then `recipient_id`, `position`,
+    `name`, `email`, `dynamic_variables`, `time_zones`, `reason`, every attempt (`attempts`:
+    attempt, to_number, status, conversation_id, started_at_unix, ended_at_unix, duration_seconds,
+    termination_reason) and the last answered call's post-call `analysis` (call_successful,
+    transcript_summary, data_collection_results, evaluation_criteria_results) or null. Filters:
+    `status`, `outcome` (exact). With `Accept: text/csv` the whole filtered campaign as CSV
+    (`calls.csv`)."""
+    if _wants_csv(request):
+        return await job_calls_csv(job_id, service, status, outcome)
     await service.get(Campaign, job_id, "Batch job not found")
-    rows, next_cursor = await service.recipients_page(job_id, cursor, page_size, status)
-    calls = [
-        {
-            "recipient_id": r.recipient_id,
-            "to_number": r.to_number,
-            "status": r.status,
-            "conversation_id": r.conversation_id,
-            "duration_seconds": r.duration_seconds,
-            "outcome": r.outcome,
-            "retry_count": r.retry_count,
-            "time_zones": r.time_zones,
-            "reason": r.reason,
-        }
-        for r in rows
-    ]
-    return {"calls": calls, "cursor": next_cursor}
+    rows, next_cursor = await service.results_page(job_id, cursor, page_size, status, outcome)
+    return {"calls": [results.recipient_view(r) for r in rows], "cursor": next_cursor}
+
+
+@router.get("/batch-calling/{job_id}/calls.csv", tags=["batch-calling"])
+async def job_calls_csv(
+    job_id: str, service: Service, status: CallStatus | None = None, outcome: str | None = None
+) -> StreamingResponse:
+    """Every recipient (filtered by `status`, `outcome`) as one CSV row, streamed a page at a time:
+    the fixed columns (`results.FIXED_COLUMNS`), then `data_collection.<id>` per data collection
+    id of the campaign's analyses and `dynamic_variables.<name>` per submitted variable."""
+    campaign = await service.get(Campaign, job_id, "Batch job not found")
+    collected, variables = await service.result_columns(job_id)
+    lines = results.csv_lines(
+        results.csv_header(collected, variables),
+        service.all_results(job_id, status, outcome),
+        collected,
+        variables,
+    )
+    return StreamingResponse(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_file_name(campaign.campaign_id)}.csv"'},
+    )
+
+
+def _file_name(job_id: str) -> str:
+    # Only characters that need no quoting in a Content-Disposition header.
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id)
 
 
 async def _control(

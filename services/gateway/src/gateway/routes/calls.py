@@ -11,6 +11,7 @@ from contracts.telephony import CustomerInfo, PlaceCall
 from gateway import domain
 from gateway.errors import Unprocessable
 from gateway.models import Agent, Call, PhoneNumber
+from gateway.results import analysis_view
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import OutboundCallRequest
 
@@ -122,6 +123,11 @@ async def list_calls(
 @router.get("/calls/{conversation_id}", tags=["calls"])
 async def get_call(conversation_id: str, service: Service) -> dict[str, Any]:
     """One call, with its `transcript` (`[{role, message, time_in_call_secs}]`, or null until the
-    post-call webhook's transcript has arrived whole)."""
+    post-call webhook's transcript has arrived whole) and its post-call `analysis` (call_successful,
+    transcript_summary, data_collection_results, evaluation_criteria_results; null until it came)."""
     call = await service.get(Call, conversation_id, "Call not found")
-    return {**call_view(call), "transcript": await service.transcript(conversation_id)}
+    return {
+        **call_view(call),
+        "transcript": await service.transcript(conversation_id),
+        "analysis": analysis_view(await service.analysis(conversation_id)),
+    }

@@ -1,0 +1,459 @@
+"""A campaign's results (issue 13, "Results out"): every attempt, the last answered call's post-call
+analysis, the submitted name, e-mail and dynamic variables, the zones; filters by status and
+outcome; CSV by `calls.csv` and by `Accept: text/csv`, paged so 100,000 recipients never sit in
+memory at once. Real PostgreSQL and the gateway's real request path; the events the other services
+would publish are handed to the projector, duplicated and out of order where that can happen."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
+from contracts.telephony import CallPlaced, CallStatusChanged
+from contracts.webhooks import PostCallWebhookReceived
+from gateway import results
+from gateway.app import create_app
+from gateway.bootstrap import Container
+from gateway.models import Agent, PhoneNumber, outbox
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+AGENT = "agent_results"
+PHONE = "pn_results"
+NOW = int(time.time())
+
+
+@pytest.fixture
+async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    now = datetime.now(UTC)
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            insert(Agent)
+            .values(
+                agent_id=AGENT,
+                name="Results",
+                conversation_config={"agent": {"first_message": "Hello"}},
+                platform_settings={},
+                tags=[],
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await connection.execute(
+            insert(PhoneNumber)
+            .values(
+                phone_number_id=PHONE,
+                phone_number="+14155550100",
+                label="results",
+                provider="twilio",
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+    app = create_app(container)  # lifespan not run: only the request path is exercised
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://gateway",
+        headers={"X-API-Key": API_KEY},
+        timeout=120,
+    ) as client:
+        yield client
+
+
+def _numbers(count: int) -> list[str]:
+    base = uuid.uuid4().int % 700 + 200
+    return [f"+1415{base:03d}{i:04d}" for i in range(count)]
+
+
+async def _submit(api: httpx.AsyncClient, container: Container, recipients: list[dict[str, Any]]) -> str:
+    """Submit through the real route; the campaign id is read from the command it queued."""
+    call_name = f"results {uuid.uuid4().hex[:8]}"
+    response = await api.post(
+        "/api/v1/batch-calling/submit",
+        json={"call_name": call_name, "agent_id": AGENT, "phone_number_id": PHONE, "recipients": recipients},
+    )
+    assert response.status_code in (200, 202), response.text
+    async with container.engine.connect() as connection:
+        payloads = (await connection.execute(select(outbox.c.payload))).scalars().all()
+    for payload in payloads:
+        command = json.loads(bytes(payload))
+        if command.get("type") == "campaign.submit" and command["call_name"] == call_name:
+            campaign_id: str = command["campaign_id"]
+            return campaign_id
+    raise AssertionError("no campaign.submit queued")
+
+
+def _at(seconds: int) -> dict[str, Any]:
+    return {"occurred_at": datetime.fromtimestamp(NOW, UTC) + timedelta(seconds=seconds)}
+
+
+def _campaign(campaign_id: str, total: int) -> CampaignUpdated:
+    return CampaignUpdated(
+        campaign=CampaignSnapshot(
+            campaign_id=campaign_id,
+            name="results",
+            agent_id=AGENT,
+            phone_number_id=PHONE,
+            status="running",
+            created_at_unix=NOW,
+            retry_count=2,
+            total_calls_scheduled=total,
+            total_calls_dispatched=total,
+            total_calls_finished=0,
+            last_updated_at_unix=NOW,
+        ),
+        **_at(0),
+    )
+
+
+def _recipient(
+    campaign_id: str, rid: str, position: int, number: str, **fields: Any
+) -> CampaignRecipientUpdated:
+    at = _at(fields.pop("after", 1))
+    return CampaignRecipientUpdated(
+        campaign_id=campaign_id,
+        recipient_id=rid,
+        position=position,
+        to_number=number,
+        time_zones=["America/Los_Angeles"],
+        **fields,
+        **at,
+    )
+
+
+def _placed(campaign_id: str, rid: str, number: str, attempt: int, conversation_id: str) -> CallPlaced:
+    return CallPlaced(
+        conversation_id=conversation_id,
+        provider="twilio",
+        agent_id=AGENT,
+        phone_number_id=PHONE,
+        to_number=number,
+        campaign_id=campaign_id,
+        recipient_id=rid,
+        attempt=attempt,
+        placed_at_unix=NOW + attempt * 100,
+        **_at(attempt * 100),
+    )
+
+
+def _ended(conversation_id: str, status: str, attempt: int, **fields: Any) -> CallStatusChanged:
+    return CallStatusChanged(
+        conversation_id=conversation_id,
+        status=status,  # type: ignore[arg-type]
+        **fields,
+        **_at(attempt * 100 + 60),
+    )
+
+
+def _analysis(conversation_id: str, **analysis: Any) -> PostCallWebhookReceived:
+    return PostCallWebhookReceived(
+        message_id=uuid.uuid4().hex,
+        webhook_type="post_call_transcription",
+        conversation_id=conversation_id,
+        agent_id=AGENT,
+        event_timestamp=NOW + 500,
+        conversation_status="done",
+        call_duration_secs=61,
+        termination_reason="end_call tool was called.",
+        **analysis,
+    )
+
+
+async def _two_attempts_then_booked(
+    api: httpx.AsyncClient, container: Container
+) -> tuple[str, list[str], dict[str, str]]:
+    """Ana: no answer, then answered and booked. Ben: answered, said no. Cy: still scheduled."""
+    ana, ben, cy = _numbers(3)
+    campaign_id = await _submit(
+        api,
+        container,
+        [
+            {
+                "phone_number": ana,
+                "name": "Ana Alves",
+                "email": "ana@example.com",
+                "dynamic_variables": {"customer_name": "Ana", "plan": "gold"},
+            },
+            {
+                "phone_number": ben,
+                "name": "Ben",
+                "dynamic_variables": {"customer_name": "Ben", "city": "Oslo"},
+            },
+            {"phone_number": cy},
+        ],
+    )
+    service = container.service
+    async with container.engine.connect() as connection:
+        ids = (
+            (
+                await connection.execute(
+                    text(
+                        "SELECT recipient_id FROM gateway.campaign_recipients WHERE campaign_id = :c ORDER BY position"
+                    ),
+                    {"c": campaign_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    rid = {"ana": ids[0], "ben": ids[1], "cy": ids[2]}
+    conv = {k: f"conv_{k}_{uuid.uuid4().hex[:8]}" for k in ("ana1", "ana2", "ben1")}
+    analysis_ana = _analysis(
+        conv["ana2"],
+        call_successful="success",
+        transcript_summary="Ana booked a visit.",
+        data_collection={"outcome": "booked", "visit_date": "2026-02-01"},
+        evaluation_criteria={"goal": {"result": "success", "rationale": "Booked."}},
+    )
+    events = [
+        _campaign(campaign_id, 3),
+        # The analysis may be projected before its call.
+        analysis_ana,
+        _placed(campaign_id, rid["ana"], ana, 1, conv["ana1"]),
+        _ended(conv["ana1"], "no_answer", 1, reason="no-answer"),
+        _placed(campaign_id, rid["ana"], ana, 2, conv["ana2"]),
+        _ended(
+            conv["ana2"],
+            "completed",
+            2,
+            duration_seconds=61,
+            outcome="booked",
+            reason="end_call tool was called.",
+        ),
+        _placed(campaign_id, rid["ben"], ben, 1, conv["ben1"]),
+        _ended(conv["ben1"], "completed", 1, duration_seconds=20, outcome="declined"),
+        _analysis(
+            conv["ben1"],
+            call_successful="failure",
+            transcript_summary="Ben declined.",
+            data_collection={"outcome": "declined", "callback": None},
+        ),
+        _recipient(
+            campaign_id,
+            rid["ana"],
+            0,
+            ana,
+            status="completed",
+            conversation_id=conv["ana2"],
+            duration_seconds=61,
+            outcome="booked",
+            retry_count=1,
+            after=300,
+        ),
+        _recipient(
+            campaign_id,
+            rid["ben"],
+            1,
+            ben,
+            status="completed",
+            conversation_id=conv["ben1"],
+            duration_seconds=20,
+            outcome="declined",
+            after=300,
+        ),
+    ]
+    for event in events:
+        await service.project(event)
+    # A redelivered webhook (same message) changes nothing.
+    await service.project(analysis_ana)
+    return campaign_id, [ana, ben, cy], conv
+
+
+async def test_each_recipient_shows_every_attempt_and_the_last_answered_calls_analysis(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    campaign_id, (ana, ben, cy), conv = await _two_attempts_then_booked(api, container)
+
+    response = await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")
+    assert response.status_code == 200, response.text
+    calls = response.json()["calls"]
+    assert [c["to_number"] for c in calls] == [ana, ben, cy]
+    first = calls[0]
+    # The spec's fields, as they were.
+    assert {
+        k: first[k]
+        for k in ("to_number", "status", "conversation_id", "duration_seconds", "outcome", "retry_count")
+    } == {
+        "to_number": ana,
+        "status": "completed",
+        "conversation_id": conv["ana2"],
+        "duration_seconds": 61,
+        "outcome": "booked",
+        "retry_count": 1,
+    }
+    assert (first["name"], first["email"]) == ("Ana Alves", "ana@example.com")
+    assert first["dynamic_variables"] == {"customer_name": "Ana", "plan": "gold"}
+    assert first["time_zones"] == ["America/Los_Angeles"]
+    assert first["attempts"] == [
+        {
+            "attempt": 1,
+            "to_number": ana,
+            "status": "no_answer",
+            "conversation_id": conv["ana1"],
+            "started_at_unix": NOW + 100,
+            "ended_at_unix": NOW + 160,
+            "duration_seconds": None,
+            "termination_reason": "no-answer",
+        },
+        {
+            "attempt": 2,
+            "to_number": ana,
+            "status": "completed",
+            "conversation_id": conv["ana2"],
+            "started_at_unix": NOW + 200,
+            "ended_at_unix": NOW + 260,
+            "duration_seconds": 61,
+            "termination_reason": "end_call tool was called.",
+        },
+    ]
+    assert first["analysis"] == {
+        "conversation_id": conv["ana2"],
+        "call_successful": "success",
+        "transcript_summary": "Ana booked a visit.",
+        "data_collection_results": {"outcome": "booked", "visit_date": "2026-02-01"},
+        "evaluation_criteria_results": {"goal": {"result": "success", "rationale": "Booked."}},
+    }
+    assert calls[1]["analysis"]["data_collection_results"] == {"outcome": "declined", "callback": None}
+    # Not called yet: no attempts, no analysis, its submission still shown.
+    assert (calls[2]["status"], calls[2]["attempts"], calls[2]["analysis"]) == ("scheduled", [], None)
+    assert calls[2]["dynamic_variables"] == {}
+
+    # The call itself shows the analysis too (the transcript has its own test).
+    call = (await api.get(f"/api/v1/calls/{conv['ana2']}")).json()
+    assert call["analysis"]["data_collection_results"]["visit_date"] == "2026-02-01"
+    assert (await api.get(f"/api/v1/calls/{conv['ana1']}")).json()["analysis"] is None
+
+
+async def test_results_filter_by_status_and_outcome_and_page_in_order(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    campaign_id, (ana, ben, cy), _ = await _two_attempts_then_booked(api, container)
+    url = f"/api/v1/batch-calling/{campaign_id}/calls"
+
+    async def numbers(**params: Any) -> list[str]:
+        response = await api.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return [c["to_number"] for c in response.json()["calls"]]
+
+    assert await numbers(outcome="booked") == [ana]
+    assert await numbers(outcome="declined") == [ben]
+    assert await numbers(outcome="no such outcome") == []
+    assert await numbers(status="completed") == [ana, ben]
+    assert await numbers(status="scheduled") == [cy]
+    assert await numbers(status="completed", outcome="declined") == [ben]
+
+    page = (await api.get(url, params={"page_size": 2})).json()
+    rest = (await api.get(url, params={"page_size": 2, "cursor": page["cursor"]})).json()
+    assert [c["to_number"] for c in page["calls"] + rest["calls"]] == [ana, ben, cy]
+    assert rest["cursor"] is None
+
+    bad = await api.get(url, params={"status": "booked"})
+    assert bad.status_code == 422 and bad.json()["success"] is False
+    missing = await api.get("/api/v1/batch-calling/batch_missing/calls.csv")
+    assert missing.status_code == 404 and missing.json()["success"] is False
+
+
+async def test_the_csv_has_a_row_per_recipient_and_a_column_per_data_collection_item(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    campaign_id, (ana, ben, cy), conv = await _two_attempts_then_booked(api, container)
+
+    response = await api.get(f"/api/v1/batch-calling/{campaign_id}/calls.csv")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert f'filename="{campaign_id}.csv"' in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0]) == [
+        *results.FIXED_COLUMNS,
+        "data_collection.callback",
+        "data_collection.outcome",
+        "data_collection.visit_date",
+        "dynamic_variables.city",
+        "dynamic_variables.customer_name",
+        "dynamic_variables.plan",
+    ]
+    assert [r["to_number"] for r in rows] == [ana, ben, cy]
+    assert {
+        k: rows[0][k] for k in ("name", "status", "outcome", "attempts", "conversation_id", "call_successful")
+    } == {
+        "name": "Ana Alves",
+        "status": "completed",
+        "outcome": "booked",
+        "attempts": "2",
+        "conversation_id": conv["ana2"],
+        "call_successful": "success",
+    }
+    assert (rows[0]["data_collection.visit_date"], rows[0]["dynamic_variables.plan"]) == (
+        "2026-02-01",
+        "gold",
+    )
+    assert (rows[1]["data_collection.visit_date"], rows[1]["dynamic_variables.city"]) == ("", "Oslo")
+    assert (rows[0]["started_at_unix"], rows[0]["termination_reason"]) == (
+        str(NOW + 200),
+        "end_call tool was called.",
+    )
+    assert rows[0]["time_zones"] == "America/Los_Angeles"
+    assert rows[2]["attempts"] == "0" and rows[2]["call_successful"] == ""
+
+    # The same by content negotiation on /calls, with the filters.
+    negotiated = await api.get(
+        f"/api/v1/batch-calling/{campaign_id}/calls",
+        params={"outcome": "declined"},
+        headers={"Accept": "text/csv"},
+    )
+    assert negotiated.headers["content-type"].startswith("text/csv")
+    assert [r["to_number"] for r in csv.DictReader(io.StringIO(negotiated.text))] == [ben]
+    # A browser's Accept (JSON among others) still gets JSON.
+    assert (
+        "calls"
+        in (
+            await api.get(
+                f"/api/v1/batch-calling/{campaign_id}/calls", headers={"Accept": "application/json, text/csv"}
+            )
+        ).json()
+    )
+
+
+async def test_a_100000_recipient_csv_is_read_a_page_at_a_time(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    campaign_id = f"batch_{uuid.uuid4().hex}"
+    total = 100_000
+    await container.service.project(_campaign(campaign_id, total))
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO gateway.campaign_recipients"
+                " (campaign_id, recipient_id, position, to_number, status, retry_count, dynamic_variables)"
+                " SELECT :c, 'r' || i, i, '+1415' || lpad(i::text, 7, '0'), 'scheduled', 0,"
+                " jsonb_build_object('n', i)"
+                " FROM generate_series(0, :n - 1) AS i"
+            ),
+            {"c": campaign_id, "n": total},
+        )
+    pages = [len(page) async for page in container.service.all_results(campaign_id, None, None)]
+    assert pages == [1000] * 100  # never more than a page in memory
+
+    response = await api.get(f"/api/v1/batch-calling/{campaign_id}/calls.csv")
+    assert response.status_code == 200
+    reader = csv.reader(io.StringIO(response.text))
+    header = next(reader)
+    assert header[-1] == "dynamic_variables.n"
+    positions = [int(row[1]) for row in reader]
+    assert positions == list(range(total))
