@@ -20,6 +20,7 @@ from devinfra.postgres import create_database, drop_database
 from devinfra.pytest_plugin import isolated
 from devinfra.stack import Stack
 from devinfra.standins.stores import StoreState, serve, woo_app
+from devinfra.standins.webhook_receiver import Receiver, serve_receiver
 
 # This suite runs its own e2e instance(s): own database and topics.
 database_url, topic_prefix = isolated("e2e")
@@ -72,6 +73,13 @@ def woo() -> Iterator[tuple[str, StoreState]]:
 
 
 @pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[Receiver]:
+    """A customer's webhook endpoint on loopback (allowlisted for the notifier like a private one)."""
+    with serve_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("service-logs")
 
@@ -86,6 +94,7 @@ def running_stack(
     log_dir: Path,
     smtp_port: int,
     woo_url: str,
+    webhook_receiver_url: str | None = None,
 ) -> Iterator[Stack]:
     """The whole stack on its own database and topics, post-call webhook registered. Suites that
     freeze or kill its workers run one of their own (see `private_stack`), so what their faults
@@ -113,7 +122,14 @@ def running_stack(
         "SMTP_PORT": str(smtp_port),
         "DEFAULT_SENDER_EMAIL": SENDER_FALLBACK,
         # The store stand-in listens on loopback over http: allowed explicitly, like a private deployment.
-        "OUTBOUND_ALLOW_HOSTS": woo_url.removeprefix("http://"),
+        "OUTBOUND_ALLOW_HOSTS": ",".join(
+            u.removeprefix("http://") for u in (woo_url, webhook_receiver_url) if u is not None
+        ),
+        # Webhooks retried in seconds, not hours; a receiver that hangs is given up on after 2 s.
+        "WEBHOOKS_TIMEOUT_S": "2",
+        "WEBHOOKS_RETRY_BASE_S": "0.5",
+        "WEBHOOKS_RETRY_MAX_S": "3",
+        "WEBHOOKS_POLL_INTERVAL_S": "0.2",
         "ALLOW_HTTP_STORES": "true",
         "LOG_LEVEL": "INFO",
         **kafka_client_env,
@@ -135,6 +151,7 @@ def stack(
     log_dir: Path,
     smtp: tuple[int, Mailbox],
     woo: tuple[str, StoreState],
+    webhook_receiver: Receiver,
 ) -> Iterator[Stack]:
     with running_stack(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
@@ -144,6 +161,7 @@ def stack(
         log_dir=log_dir,
         smtp_port=smtp[0],
         woo_url=woo[0],
+        webhook_receiver_url=webhook_receiver.base_url,
     ) as st:
         yield st
 

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import re
+import secrets
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from contracts import calling
 from contracts.base import CommandFailed, Event
 from contracts.calling import E164_ERROR as E164_ERROR
 from contracts.campaigns import CampaignSnapshot, CampaignUpdated, DoNotCallAdded, DoNotCallRemoved
+from contracts.notifier import (
+    WebhookDeliveryUpdated,
+    WebhookSubscriptionDeleted,
+    WebhookSubscriptionRecord,
+    WebhookSubscriptionUpdated,
+)
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
@@ -310,6 +317,12 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
             return Outcome(200, {"success": True, "message": f"Session {cid} deleted successfully"})
         case PostCallWebhookRegistered(webhook_id=wid, webhook_url=url):
             return Outcome(200, {"success": True, "webhook_id": wid, "webhook_url": url})
+        case WebhookSubscriptionUpdated(subscription=sub):
+            return Outcome(200, webhook_view(sub))
+        case WebhookSubscriptionDeleted(subscription_id=sid):
+            return Outcome(200, {"success": True, "message": f"Webhook {sid} deleted successfully"})
+        case WebhookDeliveryUpdated() as delivery:
+            return Outcome(200, delivery_view(delivery))
         case CommandFailed(status_code=code, error=error, detail=detail):
             body: dict[str, Any] = {"success": False, "error": error}
             if detail is not None:
@@ -384,4 +397,41 @@ def campaign_view(c: CampaignSnapshot) -> dict[str, Any]:
         "total_calls_scheduled": c.total_calls_scheduled,
         "total_calls_finished": c.total_calls_finished,
         "retry_count": c.retry_count,
+    }
+
+
+# ---- webhooks to the customer's systems ------------------------------------------------------
+
+
+def new_signing_secret() -> str:
+    """A webhook's signing secret: `whsec_` + 32 random bytes (urlsafe base64). Shown once."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def webhook_view(sub: WebhookSubscriptionRecord) -> dict[str, Any]:
+    """A webhook as the API shows it (never its secret)."""
+    return {
+        "webhook_id": sub.subscription_id,
+        "url": sub.url,
+        "event_types": list(sub.event_types),
+        "description": sub.description,
+        "status": sub.status,
+        "disabled_reason": sub.disabled_reason,
+        "consecutive_failures": sub.consecutive_failures,
+        "failing_since_unix": sub.failing_since_unix,
+        "created_at_unix": sub.created_at_unix,
+    }
+
+
+def delivery_view(d: WebhookDeliveryUpdated) -> dict[str, Any]:
+    """A delivery as the resend answers it (its attempts are listed by GET .../deliveries)."""
+    return {
+        "delivery_id": d.delivery_id,
+        "webhook_id": d.subscription_id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at_unix": d.next_attempt_at_unix,
+        "created_at_unix": d.created_at_unix,
     }

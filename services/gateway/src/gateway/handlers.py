@@ -7,7 +7,7 @@ from typing import Any
 from bus.runtime import Bus
 from contracts import topics
 from contracts.campaigns import CampaignCommand, CampaignEvent
-from contracts.notifier import NotifierEvent
+from contracts.notifier import NotifierCommand, NotifierEvent
 from contracts.provisioning import ProvisioningCommand, ProvisioningEvent
 from contracts.telephony import TelephonyCommand, TelephonyEvent
 from contracts.webhooks import WebhookCommand, WebhookEvent
@@ -26,6 +26,7 @@ COMMAND_TOPICS: tuple[tuple[str, Any], ...] = (
     (topics.TELEPHONY_COMMANDS, TelephonyCommand),
     (topics.WEBHOOK_COMMANDS, WebhookCommand),
     (topics.CAMPAIGN_COMMANDS, CampaignCommand),
+    (topics.NOTIFIER_COMMANDS, NotifierCommand),
 )
 
 

@@ -14,6 +14,7 @@ the new request is neither answered from the old operation nor dropped as a rede
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,28 @@ def _sha(*parts: bytes) -> str:
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+# Answer fields shown once and never stored: a replay answers them as null (a webhook's signing
+# secret is kept only encrypted, by the notifier; a lost one is replaced by a new webhook).
+NOT_REPLAYED_FIELDS = ("signing_secret",)
+
+
+def _without_secrets(body: bytes, content_type: str | None) -> bytes:
+    if not (content_type or "").startswith("application/json") or not any(
+        f.encode() in body for f in NOT_REPLAYED_FIELDS
+    ):
+        return body
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(parsed, dict):
+        return body
+    for name in NOT_REPLAYED_FIELDS:
+        if name in parsed:
+            parsed[name] = None
+    return json.dumps(parsed).encode()
 
 
 class IdempotencyMiddleware:
@@ -80,7 +103,8 @@ class IdempotencyMiddleware:
             if response.status_code >= 500:
                 await uow.idempotency.release(scope_key)  # a server failure may be retried with the same key
             else:
-                await uow.idempotency.finish(scope_key, response.status_code, body, response.media_type)
+                stored = _without_secrets(body, response.headers.get("content-type"))
+                await uow.idempotency.finish(scope_key, response.status_code, stored, response.media_type)
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return Response(
             body, status_code=response.status_code, headers=headers, media_type=response.media_type

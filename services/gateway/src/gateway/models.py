@@ -330,3 +330,55 @@ class RateBucket(Base):
     bucket: Mapped[str] = mapped_column(String(64), primary_key=True)  # key id, or env:<digest>
     tokens: Mapped[float] = mapped_column(Float)
     refilled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Webhook(_Projected, Base):
+    """A webhook subscription as the notifier reports it (beyond the spec: /api/v1/webhooks).
+    Holds no secret: the signing secret is shown once, in the create answer, and kept only
+    encrypted by the notifier."""
+
+    __tablename__ = "webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(JSONB)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at_unix: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event to one webhook, from the notifier's `webhook_delivery.updated` events."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at_unix: Mapped[int] = mapped_column(BigInteger)
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_position", "webhook_id", "position"),)
+
+
+class WebhookDeliveryAttempt(Base):
+    """One HTTP attempt of a delivery and what the receiver answered."""
+
+    __tablename__ = "webhook_delivery_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at_ms: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    manual: Mapped[bool] = mapped_column(default=False)

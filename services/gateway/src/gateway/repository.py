@@ -43,6 +43,9 @@ from gateway.models import (
     RateBucket,
     Tool,
     Upload,
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
 )
 
 R = TypeVar(
@@ -57,6 +60,7 @@ R = TypeVar(
     Email,
     Campaign,
     DoNotCall,
+    Webhook,
 )
 
 OPERATIONS_CHANNEL = "gateway_operations"
@@ -591,3 +595,55 @@ class RateBuckets:
 
     async def forget(self, bucket: str) -> None:
         await self.session.execute(delete(RateBucket).where(RateBucket.bucket == bucket))
+
+
+class WebhookDeliveries:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, values: dict[str, Any], event_at: datetime) -> None:
+        """Insert or update unless a newer event already shaped the row."""
+        stmt = insert(WebhookDelivery).values(**values, last_event_at=event_at)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["delivery_id"],
+            set_={**{k: stmt.excluded[k] for k in values if k != "delivery_id"}, "last_event_at": event_at},
+            where=WebhookDelivery.__table__.c.last_event_at <= event_at,
+        )
+        await self.session.execute(stmt)
+
+    async def add_attempt(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(WebhookDeliveryAttempt).values(**values).on_conflict_do_nothing())
+
+    async def get(self, delivery_id: str) -> WebhookDelivery | None:
+        return await self.session.get(WebhookDelivery, delivery_id)
+
+    async def page(
+        self, webhook_id: str, *, after_position: int | None, page_size: int, status: str | None
+    ) -> tuple[list[WebhookDelivery], bool]:
+        """Newest first; returns (rows, has_more)."""
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.webhook_id == webhook_id)
+            .order_by(WebhookDelivery.position.desc())
+            .limit(page_size + 1)
+        )
+        if status is not None:
+            query = query.where(WebhookDelivery.status == status)
+        if after_position is not None:
+            query = query.where(WebhookDelivery.position < after_position)
+        rows = list((await self.session.scalars(query)).all())
+        return rows[:page_size], len(rows) > page_size
+
+    async def attempts(self, delivery_ids: list[str]) -> dict[str, list[WebhookDeliveryAttempt]]:
+        """Every attempt of each delivery, in order."""
+        out: dict[str, list[WebhookDeliveryAttempt]] = {i: [] for i in delivery_ids}
+        if not delivery_ids:
+            return out
+        rows = await self.session.scalars(
+            select(WebhookDeliveryAttempt)
+            .where(WebhookDeliveryAttempt.delivery_id.in_(delivery_ids))
+            .order_by(WebhookDeliveryAttempt.delivery_id, WebhookDeliveryAttempt.attempt)
+        )
+        for row in rows:
+            out[row.delivery_id].append(row)
+        return out

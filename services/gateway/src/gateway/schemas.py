@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 
 from contracts.calling import region_problem
 from contracts.campaigns import time_zone_problem
+from contracts.notifier import WebhookEventType
 from contracts.provisioning import ToolParameter
 
 MAX_URL_CHARS = 2048
@@ -452,3 +453,18 @@ class CreatedApiKey(ApiKeyView):
 
 class ApiKeyList(BaseModel):
     api_keys: list[ApiKeyView]
+
+
+class WebhookCreateRequest(BaseModel):
+    """POST /api/v1/webhooks (beyond the spec)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Where deliveries are POSTed: https (http only to OUTBOUND_ALLOW_HOSTS).")
+    event_types: list[WebhookEventType] = Field(min_length=1, description="Event types to receive.")
+    description: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)

@@ -28,7 +28,13 @@ from contracts.campaigns import (
     DoNotCallAdded,
     DoNotCallRemoved,
 )
-from contracts.notifier import EmailFailed, EmailSent
+from contracts.notifier import (
+    EmailFailed,
+    EmailSent,
+    WebhookDeliveryUpdated,
+    WebhookSubscriptionDeleted,
+    WebhookSubscriptionUpdated,
+)
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
@@ -76,6 +82,9 @@ from gateway.models import (
     PhoneNumber,
     Tool,
     Upload,
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
 )
 from gateway.repository import RecipientResult
 from gateway.settings import Settings
@@ -358,6 +367,23 @@ class GatewayService:
         async with self.uow() as uow:
             return await uow.analyses.get(conversation_id)
 
+    async def webhook_deliveries(
+        self, webhook_id: str, cursor: str | None, page_size: int, status: str | None
+    ) -> tuple[list[tuple[WebhookDelivery, list[WebhookDeliveryAttempt]]], str | None]:
+        """A webhook's deliveries, newest first, each with every attempt."""
+        after = domain.decode_cursor(cursor)
+        async with self.uow() as uow:
+            rows, has_more = await uow.webhook_deliveries.page(
+                webhook_id, after_position=after, page_size=page_size, status=status
+            )
+            attempts = await uow.webhook_deliveries.attempts([r.delivery_id for r in rows])
+        next_cursor = domain.encode_cursor(rows[-1].position) if has_more and rows else None
+        return [(r, attempts[r.delivery_id]) for r in rows], next_cursor
+
+    async def webhook_delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        async with self.uow() as uow:
+            return await uow.webhook_deliveries.get(delivery_id)
+
     async def missing_ids(self, model: type[Any], ids: list[str]) -> list[str]:
         if not ids:
             return []
@@ -504,6 +530,18 @@ class GatewayService:
                     )
                 case DoNotCallRemoved(phone_number=number):
                     await rm.tombstone(DoNotCall, number, at)
+                case WebhookSubscriptionUpdated(subscription=sub):
+                    row = domain.webhook_view(sub)
+                    await rm.upsert(Webhook, row, at)
+                case WebhookSubscriptionDeleted(subscription_id=sid):
+                    await rm.tombstone(Webhook, sid, at)
+                case WebhookDeliveryUpdated() as d:
+                    view = domain.delivery_view(d)
+                    await uow.webhook_deliveries.upsert(view, at)
+                    if d.last_attempt is not None:
+                        await uow.webhook_deliveries.add_attempt(
+                            {"delivery_id": d.delivery_id, **d.last_attempt.model_dump()}
+                        )
             if event.causation_id:
                 command_type = await uow.operations.pending_type(event.causation_id)
                 if command_type is not None and domain.concludes(event.type, command_type):

@@ -22,6 +22,11 @@ class Settings(SecretKeySettings):
     )
     elevenlabs_api_key: str = Field(default="", alias="ELEVENLABS_API_KEY")
     elevenlabs_base_url: str = Field(default="https://api.elevenlabs.io", alias="ELEVENLABS_BASE_URL")
+    outbound_allow_hosts: str = Field(
+        default="",
+        alias="OUTBOUND_ALLOW_HOSTS",
+        description="host[:port] a webhook URL may name although private (and over http).",
+    )
     reply_timeout_s: float = Field(default=10.0, alias="GATEWAY_REPLY_TIMEOUT_S")
     kb_max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="KB_MAX_UPLOAD_BYTES")
     # Every request body (gateway.guard); uploads and batch submissions have their own caps.

@@ -17,6 +17,7 @@ from gateway.repository import (
     Results,
     Transcripts,
     Uploads,
+    WebhookDeliveries,
 )
 
 
@@ -33,6 +34,7 @@ class UnitOfWork(TransactionScope):
     analyses: Analyses
     api_keys: ApiKeys
     rate_buckets: RateBuckets
+    webhook_deliveries: WebhookDeliveries
     inbox_table = inbox
 
     def _open(self, session: AsyncSession) -> None:
@@ -46,3 +48,4 @@ class UnitOfWork(TransactionScope):
         self.analyses = Analyses(session)
         self.api_keys = ApiKeys(session)
         self.rate_buckets = RateBuckets(session)
+        self.webhook_deliveries = WebhookDeliveries(session)

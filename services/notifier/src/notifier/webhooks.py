@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from contracts.telephony import FINAL_CALL_STATUSES, CallStatusChanged
 
 SIGNATURE_HEADER = "Switchboard-Signature"
 SIGNATURE_SCHEME = "v1"
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 EXCERPT_CHARS = 500
 FINAL_CAMPAIGN_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # The recipient statuses after which nothing more happens to a recipient (`scheduled` covers a
@@ -37,11 +35,6 @@ FINAL_RECIPIENT_STATUSES = frozenset(
 
 _EVENT_NAMESPACE = uuid.UUID("3b0f8a52-7e0c-4f7e-9d1a-5c2b7f0e6a41")
 _DELIVERY_NAMESPACE = uuid.UUID("a7d4c1e9-2b3f-4c6d-8e5f-1a2b3c4d5e6f")
-
-
-def new_signing_secret() -> str:
-    """`whsec_` + 32 random bytes, urlsafe base64: shown once, then kept only encrypted."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 # ---- signing -------------------------------------------------------------------------------------

@@ -7,13 +7,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -31,6 +28,7 @@ from contracts.notifier import (
 )
 from contracts.telephony import CallStatusChanged
 from devinfra.bus_harness import BusHarness, wait_until
+from devinfra.standins.webhook_receiver import Receiver, serve_receiver
 from notifier.bootstrap import Container, bootstrap
 from notifier.models import WebhookDelivery, WebhookSubscription
 from notifier.uow import UnitOfWork
@@ -54,74 +52,10 @@ def receiver_verifies(secret: str, header: str, raw_body: bytes, tolerance_s: in
     return hmac.compare_digest(expected, given)
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    @property
-    def json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
-
-@dataclass
-class Receiver:
-    """Answers each path from its script (a status, or "timeout": no answer for longer than the
-    notifier waits), then 200. Records every request as it arrived."""
-
-    base_url: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    received: list[Received] = field(default_factory=list)
-    scripts: dict[str, list[tuple[int | str, dict[str, str]]]] = field(default_factory=dict)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def at(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.received if r.path == path]
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    recv = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with recv.lock:
-                recv.received.append(Received(self.path, dict(self.headers.items()), body, time.time()))
-                script = recv.scripts.get(self.path)
-                answer, headers = script.pop(0) if script else (200, {})
-            if answer == "timeout":
-                recv.release.wait(WEBHOOK_TIMEOUT_S * 3)  # longer than the notifier waits
-                return
-            payload = json.dumps({"received": True, "status": answer}).encode()
-            self.send_response(int(answer))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    recv.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_receiver(hang_s=WEBHOOK_TIMEOUT_S * 3) as recv:
         yield recv
-    finally:
-        recv.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -219,7 +153,7 @@ async def test_503_then_a_timeout_then_200_delivers_the_same_signed_event(
     harness: Harness, receiver: Receiver
 ) -> None:
     sid, secret, path = await subscribe(harness, receiver)
-    receiver.scripts[path] = [(503, {"Retry-After": "1"}), ("timeout", {})]
+    receiver.scripts[path] = [(503, {"Retry-After": "1"}), ("hang", {})]
     call = finished_call()
     await publish_event(harness, call, topics.TELEPHONY_EVENTS)
 

@@ -14,6 +14,7 @@ from gateway.routes import (
     phone_numbers,
     sessions,
     tools,
+    webhooks,
 )
 
 # sessions before any future /email-templates/{template_id} route, so "sessions" is not taken for an id.
@@ -29,5 +30,6 @@ ROUTERS: list[APIRouter] = [
     operations.router,
     admin.router,
     api_keys.router,
+    webhooks.router,
 ]
 INTERNAL: list[APIRouter] = [operations.internal]
