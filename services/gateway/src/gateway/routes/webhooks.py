@@ -90,7 +90,7 @@ async def create_webhook(body: WebhookCreateRequest, service: Service) -> JSONRe
         url=body.url,
         event_types=body.event_types,
         description=body.description,
-        signing_secret_encrypted=domain.encrypt(service.settings.secret_key, secret),
+        signing_secret_encrypted=domain.encrypt(service.settings.keyring, secret, "signing_secret_encrypted"),
     )
     outcome = await service.execute(command, topic=topics.NOTIFIER_COMMANDS, key=command.subscription_id)
     response = respond(outcome)

@@ -1,7 +1,7 @@
 """webhooks read models: subscriptions, deliveries and their attempts
 
-Revision ID: 0006_webhooks
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 11:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006_webhooks"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
