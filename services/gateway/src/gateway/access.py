@@ -134,6 +134,8 @@ ROUTE_SCOPES: Final[dict[str, Scope]] = {
     "GET /api/v1/batch-calling/{job_id}": READ,
     "GET /api/v1/batch-calling/{job_id}/calls": READ,
     "GET /api/v1/batch-calling/{job_id}/calls.csv": READ,
+    "GET /api/v1/batch-calling/events": READ,
+    "GET /api/v1/batch-calling/{job_id}/events": READ,
     "POST /api/v1/batch-calling/{job_id}/cancel": OPERATOR,
     "POST /api/v1/batch-calling/{job_id}/pause": OPERATOR,
     "POST /api/v1/batch-calling/{job_id}/resume": OPERATOR,

@@ -41,6 +41,7 @@ def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.waiter.start()
+        await container.changes.start()
         await container.bus.start(topics=handlers.topics_used())
         container.retention.start()
         freeze_startup_heap()
@@ -50,6 +51,7 @@ def create_app(container: Container) -> FastAPI:
         finally:
             await container.retention.stop()
             await container.bus.stop()
+            await container.changes.stop()
             await container.waiter.stop()
             await container.http.aclose()
             await container.engine.dispose()
@@ -65,6 +67,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.service = container.service
     app.state.access = container.access
+    app.state.changes = container.changes
     for router in (*routes.ROUTERS, *routes.INTERNAL):
         app.include_router(router)
     _install_error_handlers(app)

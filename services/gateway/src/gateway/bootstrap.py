@@ -13,6 +13,7 @@ from bus.db import make_engine, make_sessionmaker
 from bus.periodic import Periodic
 from bus.runtime import Bus
 from gateway import handlers
+from gateway.changes import ChangeListener
 from gateway.models import inbox, outbox
 from gateway.service import AccessService, GatewayService
 from gateway.settings import Settings
@@ -28,6 +29,7 @@ class Container:
     engine: AsyncEngine
     bus: Bus
     waiter: OperationWaiter
+    changes: ChangeListener
     service: GatewayService
     access: AccessService
     http: httpx.AsyncClient
@@ -75,6 +77,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
         engine=engine,
         bus=bus,
         waiter=waiter,
+        changes=ChangeListener(settings.database_url),
         service=service,
         access=AccessService(settings, uow),
         http=httpx.AsyncClient(timeout=5.0),

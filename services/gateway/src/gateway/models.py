@@ -293,6 +293,24 @@ class CampaignRecipient(Base):
     )
 
 
+class CampaignChange(Base):
+    """The ordered log of what the projection changed in campaigns and their recipients, written in
+    the projection's transaction: the live progress streams (`/batch-calling/events`) read it by
+    `change_id > Last-Event-ID`. Inserts are serialised (`Changes.append`), so ids become visible
+    in order and a reader never skips one still being committed. Pruned after
+    GATEWAY_CHANGE_RETENTION_HOURS."""
+
+    __tablename__ = "campaign_changes"
+
+    change_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # campaign | recipient
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_campaign_changes_campaign_change", "campaign_id", "change_id"),)
+
+
 class DoNotCall(_Projected, Base):
     __tablename__ = "do_not_call"
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -31,6 +32,7 @@ from gateway.models import (
     CallAnalysis,
     CallTranscriptPart,
     Campaign,
+    CampaignChange,
     CampaignRecipient,
     CustomerSession,
     DoNotCall,
@@ -64,6 +66,10 @@ R = TypeVar(
 )
 
 OPERATIONS_CHANNEL = "gateway_operations"
+# Notified (payload: the campaign id) when campaign changes commit; live progress streams listen.
+CHANGES_CHANNEL = "gateway_campaign_changes"
+# Serialises appends to the change log (any constant bigint, unique to this purpose).
+_CHANGES_LOCK = 0x5342_4348_414E_4745  # "SBCHANGE"
 # Recipient rows per INSERT: 9 columns each stay under PostgreSQL's 32,767 bind parameters.
 _ROWS_PER_INSERT = 3000
 
@@ -78,16 +84,17 @@ class ReadModels:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def upsert(self, model: type[R], values: dict[str, Any], event_at: datetime) -> None:
-        """Insert or update unless a newer event already shaped the row (projection is order-insensitive)."""
+    async def upsert(self, model: type[R], values: dict[str, Any], event_at: datetime) -> bool:
+        """Insert or update unless a newer event already shaped the row (projection is order-insensitive).
+        True when the row was written."""
         pk = model.__mapper__.primary_key[0].name
         stmt = insert(model).values(**values, last_event_at=event_at, deleted=False)
-        stmt = stmt.on_conflict_do_update(
+        upsert: Any = stmt.on_conflict_do_update(
             index_elements=[pk],
             set_={**{k: stmt.excluded[k] for k in values if k != pk}, "last_event_at": event_at},
             where=model.__table__.c.last_event_at < event_at,
-        )
-        await self.session.execute(stmt)
+        ).returning(literal_column("1"))
+        return (await self.session.execute(upsert)).first() is not None
 
     async def update_if_newer(
         self, model: type[R], resource_id: str, values: dict[str, Any], event_at: datetime
@@ -366,15 +373,16 @@ class Recipients:
                 .on_conflict_do_nothing()
             )
 
-    async def upsert(self, values: dict[str, Any], event_at: datetime) -> None:
+    async def upsert(self, values: dict[str, Any], event_at: datetime) -> bool:
+        """Insert or update unless a newer event already shaped the row; True when written."""
         stmt = insert(CampaignRecipient).values(**values, last_event_at=event_at)
         table = CampaignRecipient.__table__
-        stmt = stmt.on_conflict_do_update(
+        upsert: Any = stmt.on_conflict_do_update(
             index_elements=["campaign_id", "recipient_id"],
             set_={**{k: stmt.excluded[k] for k in values}, "last_event_at": event_at},
             where=(table.c.last_event_at.is_(None)) | (table.c.last_event_at < event_at),
-        )
-        await self.session.execute(stmt)
+        ).returning(literal_column("1"))
+        return (await self.session.execute(upsert)).first() is not None
 
     async def close_waiting(self, campaign_id: str, status: str, event_at: datetime) -> None:
         await self.session.execute(
@@ -497,6 +505,62 @@ class Results:
             .distinct()
         )
         return sorted(keys.all())
+
+
+class Changes:
+    """The campaign change log (`models.CampaignChange`) the live progress streams read."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def append(self, changes: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Append (campaign id, kind, payload) rows and notify, both at commit.
+
+        An identity's values are handed out at insert but become visible at commit, in any order:
+        a reader resuming from id 11 would skip 10 if 10 committed later. The transaction-scoped
+        lock makes appenders take ids and commit one after another, so ids become visible in
+        order; call this last in the transaction, so the lock is held only until its commit."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGES_LOCK})
+        await self.session.execute(
+            insert(CampaignChange).values(
+                [{"campaign_id": c, "kind": kind, "payload": payload} for c, kind, payload in changes]
+            )
+        )
+        for campaign_id in dict.fromkeys(c for c, _, _ in changes):
+            await self.session.execute(
+                text("SELECT pg_notify(:channel, :campaign)"),
+                {"channel": CHANGES_CHANNEL, "campaign": campaign_id},
+            )
+
+    async def after(self, change_id: int, campaign_id: str | None, limit: int) -> list[CampaignChange]:
+        """Up to `limit` changes with an id above `change_id`, of one campaign or (None) all, in order."""
+        query = (
+            select(CampaignChange)
+            .where(CampaignChange.change_id > change_id)
+            .order_by(CampaignChange.change_id)
+            .limit(limit)
+        )
+        if campaign_id is not None:
+            query = query.where(CampaignChange.campaign_id == campaign_id)
+        return list((await self.session.scalars(query)).all())
+
+    async def last_id(self) -> int:
+        """The newest change's id (0 when there is none): where a stream without Last-Event-ID starts."""
+        return int(
+            await self.session.scalar(select(func.coalesce(func.max(CampaignChange.change_id), 0))) or 0
+        )
+
+    async def prune(self, created_before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the oldest changes created before the cutoff."""
+        oldest = (
+            select(CampaignChange.change_id)
+            .where(CampaignChange.created_at < created_before)
+            .order_by(CampaignChange.change_id)
+            .limit(limit)
+        )
+        return await _delete_counted(
+            self.session, delete(CampaignChange).where(CampaignChange.change_id.in_(oldest))
+        )
 
 
 class ApiKeys:

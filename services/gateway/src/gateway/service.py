@@ -74,6 +74,7 @@ from gateway.models import (
     Call,
     CallAnalysis,
     Campaign,
+    CampaignChange,
     CustomerSession,
     DoNotCall,
     Email,
@@ -242,7 +243,9 @@ class GatewayService:
           middleware already treats them as new requests;
         - uploads older than GATEWAY_UPLOAD_RETENTION_HOURS and than the life of their signed URL
           (the only way to fetch one, so none an in-flight command can still use goes early);
-        - finished operations older than GATEWAY_OPERATION_RETENTION_HOURS; pending ones stay.
+        - finished operations older than GATEWAY_OPERATION_RETENTION_HOURS; pending ones stay;
+        - campaign changes (the live progress log) older than GATEWAY_CHANGE_RETENTION_HOURS: a
+          stream resuming from before then has missed what was pruned.
         """
         now = now or datetime.now(UTC)
         settings = self.settings
@@ -264,6 +267,11 @@ class GatewayService:
             finished_cutoff = now - timedelta(hours=settings.operation_retention_hours)
             pruned["operations"] = await self._prune_in_batches(
                 lambda uow, n: uow.operations.prune_finished(finished_cutoff, n), PRUNE_BATCH
+            )
+        if settings.change_retention_hours:
+            changes_cutoff = now - timedelta(hours=settings.change_retention_hours)
+            pruned["campaign_changes"] = await self._prune_in_batches(
+                lambda uow, n: uow.changes.prune(changes_cutoff, n), PRUNE_BATCH
             )
         for table, rows in pruned.items():
             if rows:
@@ -355,6 +363,17 @@ class GatewayService:
                 return
             after = rows[-1].recipient.position
 
+    async def changes_after(
+        self, change_id: int, campaign_id: str | None, limit: int = 500
+    ) -> list[CampaignChange]:
+        """The campaign changes after `change_id` (of one campaign, or all), oldest first."""
+        async with self.uow() as uow:
+            return await uow.changes.after(change_id, campaign_id, limit)
+
+    async def last_change_id(self) -> int:
+        async with self.uow() as uow:
+            return await uow.changes.last_id()
+
     async def result_columns(self, campaign_id: str) -> tuple[list[str], list[str]]:
         """(data collection ids, dynamic variable names) of a campaign's export, each sorted."""
         async with self.uow() as uow:
@@ -400,6 +419,8 @@ class GatewayService:
                 return
             at = event.occurred_at
             rm = uow.read_models
+            # What the live progress streams see, appended last (`Changes.append`).
+            changes: list[tuple[str, str, dict[str, Any]]] = []
             match event:
                 case ToolCreated(tool=t):
                     await rm.upsert(Tool, _tool_row(t), at)
@@ -503,12 +524,13 @@ class GatewayService:
                 case EmailSent() | EmailFailed() as mail:
                     await rm.upsert(Email, _email_row(mail, at), at)
                 case CampaignUpdated(campaign=c):
-                    await rm.upsert(Campaign, _campaign_row(c), at)
+                    if await rm.upsert(Campaign, _campaign_row(c), at):
+                        changes.append((c.campaign_id, "campaign", _campaign_change(c)))
                     if c.status in ("cancelled", "failed"):
                         # The orchestrator closes waiting recipients in bulk without an event each.
                         await uow.recipients.close_waiting(c.campaign_id, c.status, at)
                 case CampaignRecipientUpdated() as r:
-                    await uow.recipients.upsert(
+                    if await uow.recipients.upsert(
                         {
                             "campaign_id": r.campaign_id,
                             "recipient_id": r.recipient_id,
@@ -523,7 +545,8 @@ class GatewayService:
                             "reason": r.reason,
                         },
                         at,
-                    )
+                    ):
+                        changes.append((r.campaign_id, "recipient", _recipient_change(r)))
                 case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=added):
                     await rm.upsert(
                         DoNotCall, {"phone_number": number, "reason": reason, "added_at_unix": added}, at
@@ -547,6 +570,8 @@ class GatewayService:
                 if command_type is not None and domain.concludes(event.type, command_type):
                     outcome = domain.outcome_of(event, command_type)
                     await uow.operations.complete(event.causation_id, outcome.status_code, outcome.body)
+            if changes:
+                await uow.changes.append(changes)
 
     async def relay_failed(self, topic: str, headers: dict[str, str], exc: BaseException) -> None:
         """A command the outbox relay can never publish: fail its operation (or its leading command's).
@@ -655,6 +680,38 @@ def _campaign_row(c: CampaignSnapshot) -> dict[str, Any]:
         "total_calls_dispatched": c.total_calls_dispatched,
         "total_calls_finished": c.total_calls_finished,
         "last_updated_at_unix": c.last_updated_at_unix,
+    }
+
+
+def _campaign_change(c: CampaignSnapshot) -> dict[str, Any]:
+    """A `campaign` event of the live progress streams: the job's status and counters."""
+    return {
+        "id": c.campaign_id,
+        "name": c.name,
+        "status": c.status,
+        "status_reason": c.status_reason,
+        "total_calls_scheduled": c.total_calls_scheduled,
+        "total_calls_dispatched": c.total_calls_dispatched,
+        "total_calls_finished": c.total_calls_finished,
+        "last_updated_at_unix": c.last_updated_at_unix,
+    }
+
+
+def _recipient_change(r: CampaignRecipientUpdated) -> dict[str, Any]:
+    """A `recipient` event of the live progress streams: the recipient as `/calls` shows it."""
+    return {
+        "job_id": r.campaign_id,
+        "recipient_id": r.recipient_id,
+        "position": r.position,
+        "to_number": r.to_number,
+        "status": r.status,
+        "conversation_id": r.conversation_id,
+        "duration_seconds": r.duration_seconds,
+        "outcome": r.outcome,
+        "retry_count": r.retry_count,
+        "next_attempt_at_unix": r.next_attempt_at_unix,
+        "time_zones": r.time_zones,
+        "reason": r.reason,
     }
 
 

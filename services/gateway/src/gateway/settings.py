@@ -61,6 +61,12 @@ class Settings(SecretKeySettings):
     # 0 keeps them forever.
     operation_retention_hours: int = Field(default=168, ge=0, alias="GATEWAY_OPERATION_RETENTION_HOURS")
 
+    # Live progress (Server-Sent Events): how long the change log keeps a change (a client may
+    # resume with Last-Event-ID within this; 0 keeps them forever), and the seconds between the
+    # comment lines that keep an idle stream open through proxies.
+    change_retention_hours: int = Field(default=24, ge=0, alias="GATEWAY_CHANGE_RETENTION_HOURS")
+    sse_ping_s: float = Field(default=15.0, gt=0, alias="GATEWAY_SSE_PING_S")
+
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]

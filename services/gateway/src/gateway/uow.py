@@ -9,6 +9,7 @@ from gateway.models import inbox
 from gateway.repository import (
     Analyses,
     ApiKeys,
+    Changes,
     IdempotencyKeys,
     Operations,
     RateBuckets,
@@ -32,6 +33,7 @@ class UnitOfWork(TransactionScope):
     results: Results
     transcripts: Transcripts
     analyses: Analyses
+    changes: Changes
     api_keys: ApiKeys
     rate_buckets: RateBuckets
     webhook_deliveries: WebhookDeliveries
@@ -46,6 +48,7 @@ class UnitOfWork(TransactionScope):
         self.results = Results(session)
         self.transcripts = Transcripts(session)
         self.analyses = Analyses(session)
+        self.changes = Changes(session)
         self.api_keys = ApiKeys(session)
         self.rate_buckets = RateBuckets(session)
         self.webhook_deliveries = WebhookDeliveries(session)

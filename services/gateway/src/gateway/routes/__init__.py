@@ -12,6 +12,7 @@ from gateway.routes import (
     knowledge_base,
     operations,
     phone_numbers,
+    progress,
     sessions,
     tools,
     webhooks,
@@ -26,6 +27,8 @@ ROUTERS: list[APIRouter] = [
     email_templates.router,
     phone_numbers.router,
     calls.router,
+    # Before batch_calling: /batch-calling/events would otherwise match /batch-calling/{job_id}.
+    progress.router,
     batch_calling.router,
     operations.router,
     admin.router,

@@ -1,0 +1,102 @@
+"""Live progress of campaigns (beyond the spec): Server-Sent Events of the campaign change log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from gateway.changes import ChangeListener, change_event, stream_changes
+from gateway.errors import Unprocessable
+from gateway.models import Campaign
+from gateway.routes.deps import Service, api_router
+
+router = api_router()
+
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+AfterQuery = Annotated[
+    str | None,
+    Query(description="Resume after this event id (as the Last-Event-ID header; the header wins)."),
+]
+
+
+def _resume_from(header: str | None, query: str | None) -> int | None:
+    raw = header if header not in (None, "") else query
+    if raw in (None, ""):
+        return None
+    assert raw is not None
+    if not raw.strip().isdigit():
+        raise Unprocessable("Validation error", "Last-Event-ID: must be an event id this API sent")
+    return int(raw.strip())
+
+
+def progress_view(c: Campaign) -> dict[str, object]:
+    """The shape of a `campaign` event."""
+    return {
+        "id": c.campaign_id,
+        "name": c.name,
+        "status": c.status,
+        "status_reason": c.status_reason,
+        "total_calls_scheduled": c.total_calls_scheduled,
+        "total_calls_dispatched": c.total_calls_dispatched,
+        "total_calls_finished": c.total_calls_finished,
+        "last_updated_at_unix": c.last_updated_at_unix,
+    }
+
+
+def _response(request: Request, events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+    service = request.app.state.service
+    return EventSourceResponse(
+        events,
+        ping=service.settings.sse_ping_s,
+        # Proxies (nginx) must pass each event on at once, not buffer the stream.
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# Registered before /batch-calling/{job_id} (routes.ROUTERS): "events" is not a job id.
+@router.get("/batch-calling/events", tags=["batch-calling"], response_class=EventSourceResponse)
+async def all_campaign_events(
+    request: Request,
+    service: Service,
+    last_event_id: LastEventId = None,
+    after: AfterQuery = None,
+) -> EventSourceResponse:
+    """Server-Sent Events of every campaign: `campaign` (status and counters) and `recipient` (a
+    recipient's status, outcome, conversation) as they are projected. Each event's `id` is a
+    change id: reconnect with `Last-Event-ID` (browsers' EventSource does) to get every change
+    after it, none twice. Without one the stream starts with the next change. `: ping` comments
+    every GATEWAY_SSE_PING_S keep idle connections open."""
+    listener: ChangeListener = request.app.state.changes
+    start = _resume_from(last_event_id, after)
+    if start is None:
+        start = await service.last_change_id()
+    return _response(request, stream_changes(service, listener, None, start))
+
+
+@router.get("/batch-calling/{job_id}/events", tags=["batch-calling"], response_class=EventSourceResponse)
+async def campaign_events(
+    job_id: str,
+    request: Request,
+    service: Service,
+    last_event_id: LastEventId = None,
+    after: AfterQuery = None,
+) -> EventSourceResponse:
+    """Server-Sent Events of one campaign (as `/batch-calling/events`). Without Last-Event-ID the
+    stream opens with a `campaign` event of the job as it is now, whose id resumes after it."""
+    listener: ChangeListener = request.app.state.changes
+    start = _resume_from(last_event_id, after)
+    await service.get(Campaign, job_id, "Batch job not found")
+
+    async def events(after_id: int | None) -> AsyncIterator[ServerSentEvent]:
+        if after_id is None:
+            # The log position first, then the state: a change in between is sent again, never lost.
+            after_id = await service.last_change_id()
+            campaign = await service.get(Campaign, job_id, "Batch job not found")
+            yield change_event(after_id, "campaign", progress_view(campaign))
+        async for event in stream_changes(service, listener, job_id, after_id):
+            yield event
+
+    return _response(request, events(start))

@@ -1,0 +1,276 @@
+"""Live progress (issue 13): Server-Sent Events of campaign changes, read by a real HTTP client
+(httpx streaming) from the gateway served by uvicorn on a real socket, on real PostgreSQL. A client
+that disconnects and reconnects with Last-Event-ID gets every change it missed, none twice; the
+events the other services would publish are handed to the projector."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
+from devinfra.broker import free_port
+from gateway.app import create_app
+from gateway.bootstrap import Container
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@dataclass
+class Event:
+    id: str | None = None
+    event: str | None = None
+    data: str = ""
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def json(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.data)
+        return parsed
+
+
+async def events(response: httpx.Response) -> AsyncIterator[Event]:
+    """The events of a text/event-stream (the WHATWG parsing rules we need); comments included."""
+    current = Event()
+    async for line in response.aiter_lines():
+        if line == "":
+            if current.id is not None or current.event is not None or current.data or current.comments:
+                yield current
+            current = Event()
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "":
+            current.comments.append(value)
+        elif name == "id":
+            current.id = value
+        elif name == "event":
+            current.event = value
+        elif name == "data":
+            current.data = f"{current.data}\n{value}" if current.data else value
+
+
+@pytest.fixture
+async def server(container: Container) -> AsyncIterator[str]:
+    """The gateway on a real port (its bus is not started: nothing here needs Kafka)."""
+    await container.changes.start()
+    port = free_port()
+    app = create_app(container)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        await container.changes.stop()
+
+
+def _campaign(campaign_id: str, finished: int, seconds: int, status: str = "running") -> CampaignUpdated:
+    return CampaignUpdated(
+        campaign=CampaignSnapshot(
+            campaign_id=campaign_id,
+            name="live",
+            agent_id="agent_live",
+            phone_number_id="pn_live",
+            status=status,  # type: ignore[arg-type]
+            created_at_unix=int(T0.timestamp()),
+            retry_count=0,
+            total_calls_scheduled=10,
+            total_calls_dispatched=10,
+            total_calls_finished=finished,
+            last_updated_at_unix=int(T0.timestamp()) + seconds,
+        ),
+        occurred_at=T0 + timedelta(seconds=seconds),
+    )
+
+
+def _recipient(campaign_id: str, position: int, status: str, seconds: int) -> CampaignRecipientUpdated:
+    return CampaignRecipientUpdated(
+        campaign_id=campaign_id,
+        recipient_id=f"r{position}",
+        position=position,
+        to_number=f"+1415555{position:04d}",
+        status=status,  # type: ignore[arg-type]
+        outcome="booked" if status == "completed" else None,
+        occurred_at=T0 + timedelta(seconds=seconds),
+    )
+
+
+async def _take(stream: AsyncIterator[Event], count: int, *, within: float = 30) -> list[Event]:
+    """The next `count` events (pings skipped), or fail after `within` seconds."""
+    got: list[Event] = []
+    async with asyncio.timeout(within):
+        async for event in stream:
+            if event.event is None:
+                continue  # a heartbeat comment
+            got.append(event)
+            if len(got) == count:
+                return got
+    raise AssertionError(f"the stream ended after {len(got)} of {count} events")
+
+
+def _headers(**extra: str) -> dict[str, str]:
+    return {"X-API-Key": API_KEY, **extra}
+
+
+async def test_a_client_resuming_with_last_event_id_misses_nothing_and_gets_nothing_twice(
+    server: str, container: Container
+) -> None:
+    service = container.service
+    job = f"batch_{uuid.uuid4().hex}"
+    await service.project(_campaign(job, 0, 0))
+    url = f"{server}/api/v1/batch-calling/{job}/events"
+    projected: list[tuple[str, str]] = []  # (kind, what) in projection order
+
+    async def change(event: CampaignUpdated | CampaignRecipientUpdated) -> None:
+        await service.project(event)
+        if isinstance(event, CampaignUpdated):
+            projected.append(("campaign", str(event.campaign.total_calls_finished)))
+        else:
+            projected.append(("recipient", f"{event.recipient_id}:{event.status}"))
+
+    seen: list[Event] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream("GET", url, headers=_headers()) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            stream = events(response)
+            (opening,) = await _take(stream, 1)
+            assert (opening.event, opening.json["id"], opening.json["status"]) == ("campaign", job, "running")
+            for position in range(3):
+                await change(_recipient(job, position, "dialing", 10 + position))
+            await change(_campaign(job, 0, 20))
+            seen += await _take(stream, 4)
+        # Disconnected: the campaign goes on.
+        for position in range(3):
+            await change(_recipient(job, position, "completed", 30 + position))
+        await change(_campaign(job, 3, 40, "completed"))
+        last = seen[-1].id
+        assert last is not None
+        async with client.stream("GET", url, headers=_headers(**{"Last-Event-ID": last})) as response:
+            stream = events(response)
+            seen += await _take(stream, 4)
+            # And live again after the catch-up.
+            await change(_recipient(job, 9, "completed", 50))
+            seen += await _take(stream, 1)
+
+    received = [
+        ("campaign", str(e.json["total_calls_finished"]))
+        if e.event == "campaign"
+        else ("recipient", f"{e.json['recipient_id']}:{e.json['status']}")
+        for e in seen
+    ]
+    assert received == projected
+    ids = [int(e.id or 0) for e in seen]
+    assert ids == sorted(set(ids)), "ids strictly increase: nothing twice"
+    assert int(opening.id or 0) < ids[0]
+    assert seen[-1].json["outcome"] == "booked" and seen[-1].json["job_id"] == job
+
+
+async def test_the_all_campaigns_stream_sees_each_campaign_and_only_real_changes(
+    server: str, container: Container
+) -> None:
+    service = container.service
+    first, second = f"batch_{uuid.uuid4().hex}", f"batch_{uuid.uuid4().hex}"
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream("GET", f"{server}/api/v1/batch-calling/events", headers=_headers()) as response,
+    ):
+        assert response.status_code == 200
+        stream = events(response)
+        dialing = _recipient(first, 0, "dialing", 10)
+        await service.project(_campaign(first, 0, 0))
+        await service.project(dialing)
+        await service.project(dialing)  # redelivered: the projection already has it
+        await service.project(_recipient(first, 0, "scheduled", 5))  # older than what is shown
+        await service.project(_campaign(second, 0, 0))
+        got = await _take(stream, 3)
+    assert [(e.event, e.json.get("id") or e.json.get("job_id")) for e in got] == [
+        ("campaign", first),
+        ("recipient", first),
+        ("campaign", second),
+    ]
+    assert got[1].json["status"] == "dialing"
+
+
+async def test_concurrent_projections_reach_a_live_stream_in_id_order_all_of_them(
+    server: str, container: Container
+) -> None:
+    service = container.service
+    job = f"batch_{uuid.uuid4().hex}"
+    await service.project(_campaign(job, 0, 0))
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        client.stream("GET", f"{server}/api/v1/batch-calling/{job}/events", headers=_headers()) as response,
+    ):
+        stream = events(response)
+        await _take(stream, 1)
+        # Eight projections at a time, as the gateway's consumers project partitions side by side
+        # (a few connections: the test server is shared).
+        slots = asyncio.Semaphore(8)
+
+        async def project(position: int) -> None:
+            async with slots:
+                await service.project(_recipient(job, position, "dialing", 10))
+
+        await asyncio.gather(*(project(p) for p in range(60)))
+        got = await _take(stream, 60, within=60)
+    assert sorted(e.json["position"] for e in got) == list(range(60))
+    ids = [int(e.id or 0) for e in got]
+    assert ids == sorted(set(ids))
+
+
+async def test_idle_streams_get_heartbeats_and_bad_requests_get_the_error_format(
+    server: str, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(container.service.settings, "sse_ping_s", 0.2)
+    job = f"batch_{uuid.uuid4().hex}"
+    await container.service.project(_campaign(job, 0, 0))
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream(
+            "GET", f"{server}/api/v1/batch-calling/{job}/events", headers=_headers()
+        ) as response:
+            async with asyncio.timeout(30):
+                async for event in events(response):
+                    if event.event is None and event.comments:
+                        break  # a heartbeat comment arrived on an idle stream
+
+        unknown = await client.get(f"{server}/api/v1/batch-calling/batch_nope/events", headers=_headers())
+        assert unknown.status_code == 404 and unknown.json()["success"] is False
+        bad = await client.get(
+            f"{server}/api/v1/batch-calling/{job}/events", headers=_headers(**{"Last-Event-ID": "x1"})
+        )
+        assert bad.status_code == 422 and bad.json()["success"] is False
+        anonymous = await client.get(f"{server}/api/v1/batch-calling/events")
+        assert anonymous.status_code == 401 and anonymous.json()["success"] is False
+
+
+async def test_old_changes_are_pruned(container: Container) -> None:
+    job = f"batch_{uuid.uuid4().hex}"
+    await container.service.project(_campaign(job, 0, 0))
+    assert await container.service.changes_after(0, job)
+    pruned = await container.service.prune_expired(
+        datetime.now(UTC) + timedelta(hours=container.settings.change_retention_hours, minutes=1)
+    )
+    assert pruned["campaign_changes"] >= 1
+    assert await container.service.changes_after(0, job) == []
