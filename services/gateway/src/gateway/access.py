@@ -91,6 +91,7 @@ ROUTE_SCOPES: Final[dict[str, Scope]] = {
     "GET /api/v1/tools": READ,
     "GET /api/v1/tools/{tool_id}": READ,
     "DELETE /api/v1/tools/{tool_id}": OPERATOR,
+    "POST /api/v1/tools/{tool_id}/rotate-token": OPERATOR,  # as creating the tool
     # knowledge base
     "POST /api/v1/knowledge-base/text": OPERATOR,
     "POST /api/v1/knowledge-base/url": OPERATOR,
@@ -151,6 +152,15 @@ ROUTE_SCOPES: Final[dict[str, Scope]] = {
     "GET /api/v1/api-keys": ADMIN,
     "GET /api/v1/api-keys/{key_id}": ADMIN,
     "DELETE /api/v1/api-keys/{key_id}": ADMIN,
+    # webhooks to the customer's systems: reading them is reading call data; pointing, re-enabling
+    # or re-sending them decides where that data goes
+    "GET /api/v1/webhooks": READ,
+    "GET /api/v1/webhooks/{webhook_id}": READ,
+    "GET /api/v1/webhooks/{webhook_id}/deliveries": READ,
+    "POST /api/v1/webhooks": ADMIN,
+    "DELETE /api/v1/webhooks/{webhook_id}": ADMIN,
+    "POST /api/v1/webhooks/{webhook_id}/enable": ADMIN,
+    "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/resend": ADMIN,
 }
 
 

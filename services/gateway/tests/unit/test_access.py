@@ -42,6 +42,8 @@ def test_reads_are_read_writes_operator_and_administration_admin() -> None:
         method, path = route.split(" ", 1)
         if path.startswith(("/api/v1/admin/", "/api/v1/api-keys")):
             assert scope == ADMIN, route
+        elif path.startswith("/api/v1/webhooks") and method != "GET":
+            assert scope == ADMIN, route  # decides where call data is sent
         elif method == "GET":
             assert scope == READ, route
         else:
@@ -52,6 +54,9 @@ def test_reads_are_read_writes_operator_and_administration_admin() -> None:
     ("method", "path", "scope"),
     [
         ("POST", "/api/v1/admin/webhooks/post-call", ADMIN),  # re-points where transcripts go
+        ("POST", "/api/v1/webhooks", ADMIN),  # points call data at a customer's URL
+        ("GET", "/api/v1/webhooks/wh_1/deliveries", READ),
+        ("POST", "/api/v1/tools/tool_1/rotate-token", OPERATOR),
         ("POST", "/api/v1/batch-calling/submit", OPERATOR),  # literal, not /batch-calling/{job_id}
         ("GET", "/api/v1/email-templates/sessions", READ),
         ("HEAD", "/api/v1/agents", READ),
