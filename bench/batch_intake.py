@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _harness import API_KEY, numbers, running_stack
+from _harness import API_KEY, cpu_seconds, numbers, running_stack
 
 SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "campaigns", "gateway"]
 
@@ -33,12 +33,27 @@ def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux >= 4.0)
 
 
+def _children(pid: int) -> list[int]:
+    """The gateway's worker processes (BATCH_CHECK_PROCESSES): processes whose parent it is."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=None, help="BATCH_CHECK_PROCESSES")
     args = parser.parse_args()
     env = {
+        **({"BATCH_CHECK_PROCESSES": str(args.processes)} if args.processes is not None else {}),
         "BATCH_MAX_RECIPIENTS": str(args.rows),  # the JSON route's limit (1,000 by default)
         "BATCH_FILE_MAX_ROWS": str(args.rows),
         "GATEWAY_REPLY_TIMEOUT_S": "120",
@@ -83,13 +98,19 @@ def main() -> None:
             )
 
         print(f"Accepting {args.rows} recipients, 2 cores, every service on this machine")
+        workers = _children(gateway)
+        print(f"  the gateway reads numbers in {len(workers)} worker processes (BATCH_CHECK_PROCESSES)")
         for label, send in (("CSV upload", csv_request), ("JSON body", json_request)) * args.runs:
             before = _status_kib(gateway, "VmRSS")
-            _reset_peak(gateway)
+            for pid in (gateway, *workers):
+                _reset_peak(pid)
+            cpu_before = sum(cpu_seconds(pid) for pid in (gateway, *workers))
             t0 = time.perf_counter()
             response = send()
             took = time.perf_counter() - t0
+            cpu = sum(cpu_seconds(pid) for pid in (gateway, *workers)) - cpu_before
             peak = _status_kib(gateway, "VmHWM")
+            worker_peak = sum(_status_kib(pid, "VmHWM") for pid in workers)
             assert response.status_code == 200, response.text[:500]
             job_id = response.json()["id"]
             t1 = time.perf_counter()
@@ -97,8 +118,9 @@ def main() -> None:
                 time.sleep(0.25)  # until the orchestrator has every chunk
             whole = time.perf_counter() - t1
             print(
-                f"  {label:10}  answered in {took:5.2f} s   gateway RSS {before / 1024:6.1f} MiB before, "
-                f"peak {peak / 1024:6.1f} MiB   orchestrator had every recipient {whole:5.1f} s later"
+                f"  {label:10}  answered in {took:5.2f} s (gateway CPU {cpu:5.2f} s)   gateway RSS "
+                f"{before / 1024:6.1f} MiB before, peak {peak / 1024:6.1f} MiB (+ workers {worker_peak / 1024:5.1f} MiB)"
+                f"   orchestrator had every recipient {whole:5.1f} s later"
             )
             api.post(f"/api/v1/batch-calling/{job_id}/cancel")
 

@@ -5,6 +5,7 @@ reconciliation, TELEPHONY_RECONCILE_AFTER_S (600 s) later."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -122,7 +123,11 @@ def test_the_readme_sandbox_example_finishes_its_call_and_campaign(
 
     gateway = f"127.0.0.1:{ports['GATEWAY_PORT']}"
     setup, _reads = readme_blocks("Try it (sandbox mode)")
-    script = setup.replace("localhost:8000", gateway) + 'printf "\\nCALL=%s JOB=%s\\n" "$CALL" "$JOB"\n'
+    # The spreadsheet section's commands run after it, as written, with its variables.
+    [sheets] = readme_blocks("## Campaigns from spreadsheets")
+    script = (setup + 'printf "\\nCALL=%s JOB=%s\\n" "$CALL" "$JOB"\n' + sheets).replace(
+        "localhost:8000", gateway
+    ) + 'printf "\\nSHEET_JOB=%s\\n" "$SHEET_JOB"\n'
     ran = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=home, capture_output=True, text=True, timeout=120
     )
@@ -155,3 +160,13 @@ def test_the_readme_sandbox_example_finishes_its_call_and_campaign(
         assert job["status"] == "completed" and job["total_calls_finished"] == 4, job
         calls = api.get(f"/batch-calling/{job_id}/calls").json()["calls"]
         assert sorted(c["status"] for c in calls) == ["completed"] * 4, calls
+
+        # The spreadsheet: validated (a JSON answer, valid), then submitted; its two calls complete.
+        # curl -s prints answers back to back: the first JSON after the JOB line is the validation.
+        validated, _ = json.JSONDecoder().raw_decode(ran.stdout.split(f"JOB={job_id}\n", 1)[1])
+        assert validated["valid"] is True and validated["counts"]["converted"] == 2, validated
+        assert validated["estimate"]["recipients"] == 2, validated
+        sheet = re.search(r"^SHEET_JOB=(batch_\S+)$", ran.stdout, flags=re.MULTILINE)
+        assert sheet is not None, ran.stdout
+        sheet_job = finished(f"/batch-calling/{sheet.group(1)}")
+        assert sheet_job["status"] == "completed" and sheet_job["total_calls_finished"] == 2, sheet_job

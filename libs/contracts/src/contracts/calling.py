@@ -242,3 +242,8 @@ def never_open_reason(window: CallingWindow, zones: Sequence[str]) -> str:
             f"time zones at once ({', '.join(zones)}); give the campaign a timezone that is one of them"
         )
     return "The calling window never opens"
+
+
+def read_numbers(raws: list[str | None], default_region: str | None = None) -> list[Number | str | None]:
+    """`read_number` of each (None for None): one call per batch, for a worker process."""
+    return [None if raw is None else read_number(raw, default_region) for raw in raws]

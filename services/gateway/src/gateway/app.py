@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -44,12 +45,14 @@ def create_app(container: Container) -> FastAPI:
         await container.changes.start()
         await container.bus.start(topics=handlers.topics_used())
         container.retention.start()
+        await asyncio.to_thread(container.numbers.warm)
         freeze_startup_heap()
         log.info("gateway.started", port=container.settings.port)
         try:
             yield
         finally:
             await container.retention.stop()
+            await asyncio.to_thread(container.numbers.close)
             await container.bus.stop()
             await container.changes.stop()
             await container.waiter.stop()
@@ -68,6 +71,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.service = container.service
     app.state.access = container.access
     app.state.changes = container.changes
+    app.state.numbers = container.numbers
     for router in (*routes.ROUTERS, *routes.INTERNAL):
         app.include_router(router)
     _install_error_handlers(app)

@@ -37,6 +37,7 @@ from gateway.domain import Outcome
 from gateway.errors import ApiError, PayloadTooLarge, Unprocessable
 from gateway.intake import ESTIMATE_ASSUMES, Accepted, AgentNeeds, Intake, RecipientTooLarge, estimate
 from gateway.models import Agent, PhoneNumber, Tool
+from gateway.numbers import NumberReader
 from gateway.schemas import BatchOptions
 from gateway.service import GatewayService, update_for_follower
 from gateway.spreadsheets import Entry, SheetError
@@ -88,9 +89,10 @@ def _problems_detail(intake: Intake) -> list[dict[str, Any]]:
 class BatchCalling:
     """The use cases behind `POST /batch-calling/submit` and `/batch-calling/validate`."""
 
-    def __init__(self, service: GatewayService) -> None:
+    def __init__(self, service: GatewayService, numbers: NumberReader) -> None:
         self.service = service
         self.settings = service.settings
+        self.numbers = numbers
 
     async def _needs(self, agent: Agent) -> AgentNeeds:
         """What the agent's config (the read model: ElevenLabs' GET agent answer) and its known tools
@@ -183,7 +185,7 @@ class BatchCalling:
             first: list[CampaignRecipient] | None = None
             chunk_index = 0
             position = 0
-            async for chunk in _in_thread(intake.chunks(entries)):
+            async for chunk in _in_thread(intake.chunks(entries, self.numbers)):
                 listed = await uow.read_models.do_not_call([a.recipient.phone_number for a in chunk])
                 blocked_count += self._mark_do_not_call(chunk, listed, blocked)
                 if not intake.ok:
@@ -274,7 +276,7 @@ class BatchCalling:
         blocked_count = 0
         callable_groups: Counter[tuple[str, ...]] = Counter()
         async with self.service.uow() as uow:
-            async for chunk in _in_thread(intake.chunks(self._limited(submission))):
+            async for chunk in _in_thread(intake.chunks(self._limited(submission), self.numbers)):
                 listed = await uow.read_models.do_not_call([a.recipient.phone_number for a in chunk])
                 blocked_count += self._mark_do_not_call(chunk, listed, blocked)
                 callable_groups.update(a.time_zones for a in chunk if a.recipient.phone_number not in listed)

@@ -15,6 +15,7 @@ from bus.runtime import Bus
 from gateway import handlers
 from gateway.changes import ChangeListener
 from gateway.models import inbox, outbox
+from gateway.numbers import NumberReader
 from gateway.service import AccessService, GatewayService
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
@@ -35,6 +36,7 @@ class Container:
     http: httpx.AsyncClient
     uow: Callable[[], UnitOfWork]
     retention: Periodic
+    numbers: NumberReader
     _health: tuple[float, bool] = field(default=(0.0, False))
 
     async def elevenlabs_reachable(self) -> bool:
@@ -83,4 +85,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
         http=httpx.AsyncClient(timeout=5.0),
         uow=uow,
         retention=Periodic("gateway.retention", settings.bus_retention_interval_s, service.prune_expired),
+        numbers=NumberReader(settings.batch_check_processes),
     )

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from contracts.calling import Number, open_intervals, read_number, zones_for
 from contracts.campaigns import CallingWindow, CampaignRecipient
 from elevenlabs_client import dynamic_variables as variables
+from gateway.numbers import NumberReader, Read
 from gateway.schemas import RecipientIn
 from gateway.spreadsheets import Entry
 
@@ -130,8 +132,9 @@ class Intake:
         if len(self.problems) < self.max_listed:
             self.problems.append(problem)
 
-    def check(self, item: Entry) -> Accepted | None:
-        """The recipient `item` gives, or None after recording each of its problems."""
+    def check(self, item: Entry, read: Number | str | None) -> Accepted | None:
+        """The recipient `item` gives, or None after recording each of its problems. `read` is
+        `read_number(item.phone, default_region)` (None when it has no phone text)."""
         self.rows += 1
         found = len(item.problems)
         for problem in item.problems:
@@ -141,8 +144,7 @@ class Intake:
         ref = item.ref
         in_file = "row" in ref
         number: Number | None = None
-        if item.phone is not None:
-            read = read_number(item.phone, self.default_region)
+        if item.phone is not None and read is not None:
             if isinstance(read, str):
                 found += 1
                 self._problem(ref | item.phone_ref | self._value(item.phone, in_file) | {"error": read})
@@ -216,12 +218,32 @@ class Intake:
     def _value(given: str, in_file: bool) -> dict[str, Any]:
         return {"value": given} if in_file else {"phone_number": given}
 
-    def chunks(self, entries: Iterator[Entry]) -> Iterator[list[Accepted]]:
+    def _reads(self, entries: Iterator[Entry], reader: NumberReader | None) -> Iterator[tuple[Entry, Read]]:
+        """Each entry with its number read: by `reader`'s processes a batch at a time, as many
+        batches ahead as it has processes, else here."""
+        region = self.default_region
+        if reader is None or reader.processes == 0:
+            for item in entries:
+                yield item, (None if item.phone is None else read_number(item.phone, region))
+            return
+        pending: deque[tuple[list[Entry], Future[list[Read]]]] = deque()
+        while batch := list(itertools.islice(entries, self.chunk_size)):
+            pending.append((batch, reader.submit([item.phone for item in batch], region)))
+            if len(pending) > reader.processes:
+                done, numbers = pending.popleft()
+                yield from zip(done, numbers.result(), strict=True)
+        while pending:
+            done, numbers = pending.popleft()
+            yield from zip(done, numbers.result(), strict=True)
+
+    def chunks(
+        self, entries: Iterator[Entry], reader: NumberReader | None = None
+    ) -> Iterator[list[Accepted]]:
         """The valid recipients of `entries` in chunks that each fit one bus message."""
         chunk: list[Accepted] = []
         used = 0
-        for item in entries:
-            accepted = self.check(item)
+        for item, read in self._reads(entries, reader):
+            accepted = self.check(item, read)
             if accepted is None:
                 continue
             if accepted.size > self.budget:

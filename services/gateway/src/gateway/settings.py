@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from pydantic import Field
@@ -41,6 +42,10 @@ class Settings(SecretKeySettings):
     batch_file_max_bytes_setting: int | None = Field(default=None, ge=1024, alias="BATCH_FILE_MAX_BYTES")
     # Per-row lines in a submission's or validation's answer (problems, recipients); counts are whole.
     batch_report_rows: int = Field(default=1000, ge=0, alias="BATCH_REPORT_ROWS")
+    # Worker processes reading phone numbers of large submissions (gateway.numbers); 0: in-thread.
+    batch_check_processes: int = Field(
+        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)), ge=0, alias="BATCH_CHECK_PROCESSES"
+    )
     # The estimate of /batch-calling/validate: the campaigns service's concurrency (same variables)
     # and the call length assumed before any call has finished.
     campaigns_default_concurrency: int = Field(default=10, ge=1, alias="CAMPAIGNS_DEFAULT_CONCURRENCY")

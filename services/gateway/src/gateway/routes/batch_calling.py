@@ -22,7 +22,7 @@ from gateway.batch import BatchCalling, Submission, sheet_error
 from gateway.errors import Unprocessable
 from gateway.intake import json_entries
 from gateway.models import Agent, Campaign, DoNotCall
-from gateway.routes.deps import PageSize, Service, api_router, respond
+from gateway.routes.deps import Numbers, PageSize, Service, api_router, respond
 from gateway.schemas import BatchOptions, BatchSubmitRequest, DoNotCallRequest
 from gateway.spreadsheets import SheetError, open_sheet
 
@@ -165,22 +165,22 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
 
 
 @router.post("/batch-calling/submit", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
-async def submit(request: Request, service: Service) -> JSONResponse:
+async def submit(request: Request, service: Service, numbers: Numbers) -> JSONResponse:
     """Submit a campaign: a JSON body (api-v1.md 10.1) or a spreadsheet (`multipart/form-data`:
     `file` plus the other fields). Answers the job with a `report`: counts, each recipient's
     number as read and the zones its calling window applies in, do-not-call matches. Problems are
     a 422 naming each recipient (`index`) or spreadsheet row and column, all at once."""
     async with submission_of(request) as submission:
-        return respond(await BatchCalling(service).submit(submission))
+        return respond(await BatchCalling(service, numbers).submit(submission))
 
 
 @router.post("/batch-calling/validate", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
-async def validate(request: Request, service: Service) -> dict[str, Any]:
+async def validate(request: Request, service: Service, numbers: Numbers) -> dict[str, Any]:
     """The same input as submit; nothing is created. Answers `valid`, `counts`, `problems`,
     `recipients` (number as read, zones), `do_not_call`, `time_zones` and an `estimate` of the
     campaign's duration from its concurrency, calling window and the average call time so far."""
     async with submission_of(request) as submission:
-        return await BatchCalling(service).validate(submission)
+        return await BatchCalling(service, numbers).validate(submission)
 
 
 JobStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.domain import Outcome, retry_after_s
+from gateway.numbers import NumberReader
 from gateway.service import AccessService, GatewayService
 
 
@@ -23,6 +24,14 @@ def get_access(request: Request) -> AccessService:
 
 Service = Annotated[GatewayService, Depends(get_service)]
 Access = Annotated[AccessService, Depends(get_access)]
+
+
+def get_numbers(request: Request) -> NumberReader:
+    numbers: NumberReader = request.app.state.numbers
+    return numbers
+
+
+Numbers = Annotated[NumberReader, Depends(get_numbers)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
