@@ -99,7 +99,9 @@ def main() -> None:
 
         print(f"Accepting {args.rows} recipients, 2 cores, every service on this machine")
         workers = _children(gateway)
-        print(f"  the gateway reads numbers in {len(workers)} worker processes (BATCH_CHECK_PROCESSES)")
+        print(
+            f"  gateway child processes (number readers, BATCH_CHECK_PROCESSES, and multiprocessing's tracker): {len(workers)}"
+        )
         for label, send in (("CSV upload", csv_request), ("JSON body", json_request)) * args.runs:
             before = _status_kib(gateway, "VmRSS")
             for pid in (gateway, *workers):

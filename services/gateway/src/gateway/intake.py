@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -66,7 +66,7 @@ class Accepted:
     listed: dict[str, Any] | None  # its line in the answer's `recipients`, if within the list cap
 
 
-def json_entries(items: list[Any]) -> Iterator[Entry]:
+def json_entries(items: Iterable[Any]) -> Iterator[Entry]:
     """Entries of a JSON submission's `recipients` (`ref` = `{"index"}`, 0-based)."""
     for index, item in enumerate(items):
         ref = {"index": index}
@@ -120,8 +120,9 @@ class Intake:
     duplicates: int = 0
     listed: list[dict[str, Any]] = field(default_factory=list)
     zone_counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
-    _first: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _ids: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Row (or index) of each number and id seen: ints, not refs, since 100,000 of each are kept.
+    _first: dict[str, int] = field(default_factory=dict)
+    _ids: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -143,6 +144,7 @@ class Intake:
             return None
         ref = item.ref
         in_file = "row" in ref
+        place: int = ref["row"] if in_file else ref["index"]
         number: Number | None = None
         if item.phone is not None and read is not None:
             if isinstance(read, str):
@@ -154,20 +156,18 @@ class Intake:
                 if first is not None:
                     found += 1
                     self.duplicates += 1
-                    where = f"row {first['row']}" if in_file else f"index {first['index']}"
+                    where = f"row {first}" if in_file else f"index {first}"
                     self._problem(
                         ref
                         | item.phone_ref
                         | self._value(item.phone, in_file)
                         | {
                             "error": f"duplicate phone number: the same number as {where}",
-                            ("duplicate_of_row" if in_file else "duplicate_of"): first[
-                                "row" if in_file else "index"
-                            ],
+                            ("duplicate_of_row" if in_file else "duplicate_of"): first,
                         }
                     )
                 else:
-                    self._first[number.e164] = ref
+                    self._first[number.e164] = place
         if item.email is not None and in_file:  # a JSON recipient's e-mail was checked with its schema
             try:
                 _EMAIL.validate_python(item.email)
@@ -186,7 +186,7 @@ class Intake:
                     "missing_dynamic_variables": missing,
                 }
             )
-        recipient_id = item.recipient_id or (f"row{ref['row']}" if in_file else f"r{ref['index']}")
+        recipient_id = item.recipient_id or (f"row{place}" if in_file else f"r{place}")
         if recipient_id in self._ids:
             found += 1
             other = self._ids[recipient_id]
@@ -194,13 +194,12 @@ class Intake:
                 ref
                 | ({} if in_file or item.phone is None else {"phone_number": item.phone})
                 | {
-                    "error": "duplicate recipient id"
-                    + (f": the same id as row {other['row']}" if in_file and "row" in other else ""),
+                    "error": "duplicate recipient id" + (f": the same id as row {other}" if in_file else ""),
                     "id": recipient_id,
                 }
             )
         else:
-            self._ids[recipient_id] = ref
+            self._ids[recipient_id] = place
         if found or number is None:
             return None
         recipient = CampaignRecipient(

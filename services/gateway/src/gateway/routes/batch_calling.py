@@ -21,6 +21,7 @@ from gateway import domain, results
 from gateway.batch import BatchCalling, Submission, sheet_error
 from gateway.errors import Unprocessable
 from gateway.intake import json_entries
+from gateway.jsonbody import SplitBody
 from gateway.models import Agent, Campaign, DoNotCall
 from gateway.routes.deps import Numbers, PageSize, Service, api_router, respond
 from gateway.schemas import BatchOptions, BatchSubmitRequest, DoNotCallRequest
@@ -142,26 +143,23 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
             await form.close()
         return
     try:
-        data = json.loads(await request.body())
-    except ValueError:
+        # Recipients are parsed one at a time as they are checked (gateway.jsonbody).
+        body = await asyncio.to_thread(SplitBody, await request.body())
+    except ValueError as exc:
         raise _validation_error(
-            [{"loc": (), "msg": "the body is not JSON", "type": "json_invalid"}]
+            [{"loc": (), "msg": f"the body is not JSON: {exc}", "type": "json_invalid"}]
         ) from None
-    if not isinstance(data, dict):
-        raise _validation_error([{"loc": (), "msg": "the body must be a JSON object", "type": "dict_type"}])
-    items = data.pop("recipients", None)
     errors: list[dict[str, Any]] = []
     try:
-        options = BatchOptions.model_validate(data)
+        options = BatchOptions.model_validate(body.fields)
     except ValidationError as exc:
         errors += [dict(e) for e in exc.errors()]
-    if not isinstance(items, list) or not items:
-        msg = "Field required" if items is None else "must be a non-empty list of recipients"
+    if not body.count or body.count < 0:
+        msg = "Field required" if body.count is None else "must be a non-empty list of recipients"
         errors.append({"loc": ("recipients",), "msg": msg, "type": "missing"})
     if errors:
         raise _validation_error(errors)
-    assert isinstance(items, list)
-    yield Submission(options, json_entries(items), "json", size=len(items))
+    yield Submission(options, json_entries(body.recipients()), "json", size=body.count)
 
 
 @router.post("/batch-calling/submit", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
