@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import structlog
 
 from bus.limits import HEADERS_ALLOWANCE_BYTES, RECORD_OVERHEAD_BYTES
 from contracts import topics
@@ -42,6 +45,8 @@ from gateway.schemas import BatchOptions
 from gateway.service import GatewayService, update_for_follower
 from gateway.spreadsheets import Entry, SheetError
 from gateway.uow import UnitOfWork
+
+log = structlog.get_logger("gateway.batch")
 
 
 @dataclass
@@ -182,6 +187,7 @@ class BatchCalling:
 
         async def stage(uow: UnitOfWork, lead: Command) -> Command:
             nonlocal blocked_count
+            started = time.monotonic()
             first: list[CampaignRecipient] | None = None
             chunk_index = 0
             position = 0
@@ -220,6 +226,16 @@ class BatchCalling:
                         topic=topics.CAMPAIGN_COMMANDS,
                     )
                 chunk_index += 1
+            log.info(
+                "gateway.batch.read",
+                campaign_id=campaign_id,
+                source=submission.source,
+                rows=intake.rows,
+                recipients=intake.accepted,
+                problems=intake.problem_count,
+                chunks=chunk_index,
+                seconds=round(time.monotonic() - started, 3),
+            )
             if not intake.ok:
                 raise Unprocessable("Invalid recipients", _problems_detail(intake))
             if first is None:

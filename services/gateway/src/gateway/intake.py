@@ -176,7 +176,9 @@ class Intake:
                 self._problem(
                     ref | {"header": "email", "value": item.email, "error": "Not an e-mail address"}
                 )
-        if missing := variables.unmet(self.needs.required, item.variables, self.needs.defaults):
+        if self.needs.required and (
+            missing := variables.unmet(self.needs.required, item.variables, self.needs.defaults)
+        ):
             found += 1
             self._problem(
                 ref

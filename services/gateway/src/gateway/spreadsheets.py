@@ -249,7 +249,10 @@ def _blank(value: object) -> bool:
 
 def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Entry | None:
     """The recipient of one data row (`row`: its spreadsheet row number), None for a blank row."""
-    if all(_blank(c) for c in cells):
+    if isinstance(cells, list):  # a CSV record: text only, checked in one pass
+        if not "".join(cells).strip():
+            return None
+    elif all(_blank(c) for c in cells):
         return None
     width = len(cells)
 
