@@ -105,6 +105,9 @@ def running_stack(
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "SWITCHBOARD_API_KEYS": f"{API_KEY},second-key",
         "GATEWAY_REPLY_TIMEOUT_S": str(REPLY_TIMEOUT_S),
+        # Every test drives the gateway with the same key, hundreds of requests a second at times:
+        # unlimited here (0). The per-key limits have their own tests (services/gateway integration).
+        "GATEWAY_RATE_LIMIT_PER_S": "0",
         # Longer than the slow-upstream fault (REPLY_TIMEOUT_S + 1.5 s), so it is slow, not a timeout.
         "PROVISIONING_UPSTREAM_TIMEOUT_S": str(REPLY_TIMEOUT_S * 3),
         "KB_MAX_UPLOAD_BYTES": str(64 * 1024),
