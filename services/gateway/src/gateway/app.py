@@ -26,6 +26,7 @@ from gateway.bootstrap import Container
 from gateway.errors import ApiError, PayloadTooLarge
 from gateway.guard import RequestGuard
 from gateway.idempotency import IdempotencyMiddleware
+from gateway.responses import Health
 from gateway.settings import VERSION
 
 log = structlog.get_logger("gateway")
@@ -150,7 +151,7 @@ def _install_middleware(app: FastAPI) -> None:
 
 
 def _install_ops_routes(app: FastAPI, container: Container) -> None:
-    @app.get("/health", tags=["health"])
+    @app.get("/health", tags=["health"], response_model=Health)
     async def health() -> dict[str, Any]:
         return {
             "status": "healthy",

@@ -12,6 +12,7 @@ from contracts.provisioning import CreateAgent, DeleteAgent, UpdateAgent
 from elevenlabs_client.agents import deep_merge, prompt_fields
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge
 from gateway.models import Agent, KnowledgeDocument, Tool
+from gateway.responses import WRITE_RESPONSES, AgentCreatedOut, AgentList, AgentOut, Done
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import CreateAgentRequest, UpdateAgentRequest, UpdatePromptRequest
 from gateway.service import GatewayService
@@ -87,7 +88,7 @@ async def _check_references(service: GatewayService, tool_ids: list[str], docume
         raise NotFound(f"Document not found: {', '.join(missing_docs)}")
 
 
-@router.post("/agents", tags=["agents"])
+@router.post("/agents", tags=["agents"], response_model=AgentCreatedOut, responses=WRITE_RESPONSES)
 async def create_agent(body: CreateAgentRequest, service: Service) -> JSONResponse:
     await _check_references(service, body.tool_ids, body.knowledge_base_ids)
     command = CreateAgent(**body.model_dump())
@@ -95,7 +96,7 @@ async def create_agent(body: CreateAgentRequest, service: Service) -> JSONRespon
     return respond(await service.execute(command))
 
 
-@router.get("/agents", tags=["agents"])
+@router.get("/agents", tags=["agents"], response_model=AgentList)
 async def list_agents(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -108,13 +109,13 @@ async def list_agents(
     return {"agents": agents, "cursor": next_cursor}
 
 
-@router.get("/agents/{agent_id}", tags=["agents"])
+@router.get("/agents/{agent_id}", tags=["agents"], response_model=AgentOut)
 async def get_agent(agent_id: str, service: Service) -> dict[str, Any]:
     a = await service.get(Agent, agent_id, "Agent not found")
     return {"agent_id": a.agent_id, "name": a.name, "conversation_config": a.conversation_config}
 
 
-@router.patch("/agents/{agent_id}", tags=["agents"])
+@router.patch("/agents/{agent_id}", tags=["agents"], response_model=AgentOut, responses=WRITE_RESPONSES)
 async def update_agent(agent_id: str, body: UpdateAgentRequest, service: Service) -> JSONResponse:
     current = await service.get(Agent, agent_id, "Agent not found")
     if body.name is None and body.conversation_config is None:
@@ -124,7 +125,9 @@ async def update_agent(agent_id: str, body: UpdateAgentRequest, service: Service
     return respond(await service.execute(command, key=agent_id))
 
 
-@router.patch("/agents/{agent_id}/prompt", tags=["agents"])
+@router.patch(
+    "/agents/{agent_id}/prompt", tags=["agents"], response_model=AgentOut, responses=WRITE_RESPONSES
+)
 async def update_agent_prompt(agent_id: str, body: UpdatePromptRequest, service: Service) -> JSONResponse:
     current = await service.get(Agent, agent_id, "Agent not found")
     fields = body.model_dump(exclude_none=True)
@@ -139,7 +142,7 @@ async def update_agent_prompt(agent_id: str, body: UpdatePromptRequest, service:
     return respond(await service.execute(command, key=agent_id))
 
 
-@router.delete("/agents/{agent_id}", tags=["agents"])
+@router.delete("/agents/{agent_id}", tags=["agents"], response_model=Done, responses=WRITE_RESPONSES)
 async def delete_agent(agent_id: str, service: Service) -> JSONResponse:
     await service.get(Agent, agent_id, "Agent not found")
     return respond(await service.execute(DeleteAgent(agent_id=agent_id), key=agent_id))

@@ -23,6 +23,17 @@ from gateway.errors import Unprocessable
 from gateway.intake import json_entries
 from gateway.jsonbody import SplitBody
 from gateway.models import Agent, Campaign, DoNotCall
+from gateway.responses import (
+    WRITE_RESPONSES,
+    Done,
+    DoNotCallList,
+    DoNotCallOut,
+    JobCallList,
+    JobDetail,
+    JobList,
+    JobOut,
+    SubmissionCheck,
+)
 from gateway.routes.deps import Numbers, PageSize, Service, api_router, respond
 from gateway.schemas import BatchOptions, BatchSubmitRequest, DoNotCallRequest
 from gateway.spreadsheets import SheetError, open_sheet
@@ -162,7 +173,13 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
     yield Submission(options, json_entries(body.recipients()), "json", size=body.count)
 
 
-@router.post("/batch-calling/submit", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
+@router.post(
+    "/batch-calling/submit",
+    tags=["batch-calling"],
+    openapi_extra=SUBMISSION_BODY,
+    response_model=JobOut,
+    responses=WRITE_RESPONSES,
+)
 async def submit(request: Request, service: Service, numbers: Numbers) -> JSONResponse:
     """Submit a campaign: a JSON body (api-v1.md 10.1) or a spreadsheet (`multipart/form-data`:
     `file` plus the other fields). Answers the job with a `report`: counts, each recipient's
@@ -172,7 +189,12 @@ async def submit(request: Request, service: Service, numbers: Numbers) -> JSONRe
         return respond(await BatchCalling(service, numbers).submit(submission))
 
 
-@router.post("/batch-calling/validate", tags=["batch-calling"], openapi_extra=SUBMISSION_BODY)
+@router.post(
+    "/batch-calling/validate",
+    tags=["batch-calling"],
+    openapi_extra=SUBMISSION_BODY,
+    responses={200: {"model": SubmissionCheck, "description": "What submit would make of it"}},
+)
 async def validate(request: Request, service: Service, numbers: Numbers) -> dict[str, Any]:
     """The same input as submit; nothing is created. Answers `valid`, `counts`, `problems`,
     `recipients` (number as read, zones), `do_not_call`, `time_zones` and an `estimate` of the
@@ -184,7 +206,7 @@ async def validate(request: Request, service: Service, numbers: Numbers) -> dict
 JobStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
 
 
-@router.get("/batch-calling", tags=["batch-calling"])
+@router.get("/batch-calling", tags=["batch-calling"], response_model=JobList)
 async def list_jobs(
     service: Service, page_size: PageSize = 30, cursor: str | None = None, status: JobStatus | None = None
 ) -> dict[str, Any]:
@@ -205,7 +227,7 @@ async def list_jobs(
     return {"jobs": jobs, "cursor": next_cursor}
 
 
-@router.get("/batch-calling/{job_id}", tags=["batch-calling"])
+@router.get("/batch-calling/{job_id}", tags=["batch-calling"], response_model=JobDetail)
 async def get_job(job_id: str, service: Service) -> dict[str, Any]:
     campaign = await service.get(Campaign, job_id, "Batch job not found")
     agent = await service.find(Agent, campaign.agent_id)
@@ -236,7 +258,18 @@ def _wants_csv(request: Request) -> bool:
     return "text/csv" in accept and "application/json" not in accept
 
 
-@router.get("/batch-calling/{job_id}/calls", tags=["batch-calling"], response_model=None)
+@router.get(
+    "/batch-calling/{job_id}/calls",
+    tags=["batch-calling"],
+    response_model=None,
+    responses={
+        200: {
+            "model": JobCallList,
+            "description": "A page of recipients; the whole campaign as CSV with `Accept: text/csv`",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def job_calls(
     job_id: str,
     request: Request,
@@ -294,17 +327,23 @@ async def _control(
     return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=job_id))
 
 
-@router.post("/batch-calling/{job_id}/cancel", tags=["batch-calling"])
+@router.post(
+    "/batch-calling/{job_id}/cancel", tags=["batch-calling"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def cancel_job(job_id: str, service: Service) -> JSONResponse:
     return await _control(job_id, service, CancelCampaign(campaign_id=job_id))
 
 
-@router.post("/batch-calling/{job_id}/pause", tags=["batch-calling"])
+@router.post(
+    "/batch-calling/{job_id}/pause", tags=["batch-calling"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def pause_job(job_id: str, service: Service) -> JSONResponse:
     return await _control(job_id, service, PauseCampaign(campaign_id=job_id))
 
 
-@router.post("/batch-calling/{job_id}/resume", tags=["batch-calling"])
+@router.post(
+    "/batch-calling/{job_id}/resume", tags=["batch-calling"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def resume_job(job_id: str, service: Service) -> JSONResponse:
     return await _control(job_id, service, ResumeCampaign(campaign_id=job_id))
 
@@ -312,14 +351,14 @@ async def resume_job(job_id: str, service: Service) -> JSONResponse:
 # ---- do-not-call list (beyond the spec) ------------------------------------------------------
 
 
-@router.post("/do-not-call", tags=["do-not-call"])
+@router.post("/do-not-call", tags=["do-not-call"], response_model=DoNotCallOut, responses=WRITE_RESPONSES)
 async def add_do_not_call(body: DoNotCallRequest, service: Service) -> JSONResponse:
     number = domain.e164(body.phone_number)
     command = AddDoNotCall(phone_number=number, reason=body.reason)
     return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=number))
 
 
-@router.get("/do-not-call", tags=["do-not-call"])
+@router.get("/do-not-call", tags=["do-not-call"], response_model=DoNotCallList)
 async def list_do_not_call(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -330,7 +369,9 @@ async def list_do_not_call(
     return {"numbers": numbers, "cursor": next_cursor}
 
 
-@router.delete("/do-not-call/{phone_number}", tags=["do-not-call"])
+@router.delete(
+    "/do-not-call/{phone_number}", tags=["do-not-call"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def remove_do_not_call(phone_number: str, service: Service) -> JSONResponse:
     await service.get(DoNotCall, phone_number, "Number not on the do-not-call list")
     command = RemoveDoNotCall(phone_number=phone_number)

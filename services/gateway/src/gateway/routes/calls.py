@@ -11,6 +11,7 @@ from contracts.telephony import CustomerInfo, PlaceCall
 from gateway import domain
 from gateway.errors import Unprocessable
 from gateway.models import Agent, Call, PhoneNumber
+from gateway.responses import WRITE_RESPONSES, CallList, CallPlacedOut, CallWithTranscript
 from gateway.results import analysis_view
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import OutboundCallRequest
@@ -60,12 +61,19 @@ async def _place(
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=to_number))
 
 
-@router.post("/phone-numbers/twilio/outbound-call", tags=["calls"])
+@router.post(
+    "/phone-numbers/twilio/outbound-call",
+    tags=["calls"],
+    response_model=CallPlacedOut,
+    responses=WRITE_RESPONSES,
+)
 async def twilio_outbound_call(body: OutboundCallRequest, service: Service) -> JSONResponse:
     return await _place(body, "twilio", service)
 
 
-@router.post("/sip-trunk/outbound-call", tags=["calls"])
+@router.post(
+    "/sip-trunk/outbound-call", tags=["calls"], response_model=CallPlacedOut, responses=WRITE_RESPONSES
+)
 async def sip_trunk_outbound_call(body: OutboundCallRequest, service: Service) -> JSONResponse:
     return await _place(body, "sip_trunk", service)
 
@@ -96,7 +104,7 @@ def call_view(c: Call) -> dict[str, Any]:
 CallStatusFilter = Literal["dialing", "in_progress", "completed", "no_answer", "busy", "failed", "voicemail"]
 
 
-@router.get("/calls", tags=["calls"])
+@router.get("/calls", tags=["calls"], response_model=CallList)
 async def list_calls(
     service: Service,
     page_size: PageSize = 30,
@@ -120,7 +128,7 @@ async def list_calls(
     return {"calls": [call_view(c) for c in rows], "cursor": next_cursor}
 
 
-@router.get("/calls/{conversation_id}", tags=["calls"])
+@router.get("/calls/{conversation_id}", tags=["calls"], response_model=CallWithTranscript)
 async def get_call(conversation_id: str, service: Service) -> dict[str, Any]:
     """One call, with its `transcript` (`[{role, message, time_in_call_secs}]`, or null until the
     post-call webhook's transcript has arrived whole) and its post-call `analysis` (call_successful,

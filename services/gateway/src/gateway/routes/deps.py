@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.domain import Outcome, retry_after_s
 from gateway.numbers import NumberReader
+from gateway.responses import ERROR_RESPONSES
 from gateway.service import AccessService, GatewayService
 
 
@@ -36,8 +37,9 @@ PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
 def api_router() -> APIRouter:
-    """A router under /api/v1; gateway.guard lets only requests with an API key reach it."""
-    return APIRouter(prefix="/api/v1")
+    """A router under /api/v1; gateway.guard lets only requests with an API key reach it. Every
+    route's errors are documented as the contract's error format."""
+    return APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 
 def respond(outcome: Outcome) -> JSONResponse:

@@ -10,6 +10,7 @@ from contracts.provisioning import CreateEmailTemplate, DeleteEmailTemplate, Tem
 from gateway import domain
 from gateway.errors import Unprocessable
 from gateway.models import Email, EmailTemplate
+from gateway.responses import WRITE_RESPONSES, Done, EmailList, TemplateList, TemplateOut
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import EmailTemplateRequest
 
@@ -29,7 +30,9 @@ def template_view(t: EmailTemplate) -> dict[str, Any]:
     }
 
 
-@router.post("/email-templates", tags=["email-templates"])
+@router.post(
+    "/email-templates", tags=["email-templates"], response_model=TemplateOut, responses=WRITE_RESPONSES
+)
 async def create_template(body: EmailTemplateRequest, service: Service) -> JSONResponse:
     names = [p.name for p in body.parameters]
     if len(set(names)) != len(names):
@@ -58,7 +61,7 @@ async def create_template(body: EmailTemplateRequest, service: Service) -> JSONR
     return respond(await service.execute(command, key=body.name))
 
 
-@router.get("/email-templates", tags=["email-templates"])
+@router.get("/email-templates", tags=["email-templates"], response_model=TemplateList)
 async def list_templates(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -70,12 +73,14 @@ async def list_templates(
     return {"templates": templates, "count": len(templates), "cursor": next_cursor}
 
 
-@router.get("/email-templates/{template_id}", tags=["email-templates"])
+@router.get("/email-templates/{template_id}", tags=["email-templates"], response_model=TemplateOut)
 async def get_template(template_id: str, service: Service) -> dict[str, Any]:
     return template_view(await service.get(EmailTemplate, template_id, "Template not found"))
 
 
-@router.delete("/email-templates/{template_id}", tags=["email-templates"])
+@router.delete(
+    "/email-templates/{template_id}", tags=["email-templates"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def delete_template(template_id: str, service: Service) -> JSONResponse:
     template = await service.get(EmailTemplate, template_id, "Template not found")
     command = DeleteEmailTemplate(template_id=template_id, tool_id=template.tool_id)
@@ -98,7 +103,7 @@ def email_view(e: Email) -> dict[str, Any]:
     }
 
 
-@router.get("/emails", tags=["email-templates"])
+@router.get("/emails", tags=["email-templates"], response_model=EmailList)
 async def list_emails(
     service: Service,
     page_size: PageSize = 30,

@@ -11,23 +11,39 @@ from contracts.provisioning import CreateKnowledgeDocument, DeleteKnowledgeDocum
 from gateway.domain import Outcome
 from gateway.errors import Unprocessable
 from gateway.models import KnowledgeDocument
+from gateway.responses import WRITE_RESPONSES, DocumentCreatedOut, DocumentList, DocumentOut, Done
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import TextDocumentRequest, UrlDocumentRequest
 
 router = api_router()
 
 
-@router.post("/knowledge-base/text", tags=["knowledge-base"])
+@router.post(
+    "/knowledge-base/text",
+    tags=["knowledge-base"],
+    response_model=DocumentCreatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def create_text_document(body: TextDocumentRequest, service: Service) -> JSONResponse:
     return respond(await service.execute(CreateKnowledgeDocument(source_type="text", **body.model_dump())))
 
 
-@router.post("/knowledge-base/url", tags=["knowledge-base"])
+@router.post(
+    "/knowledge-base/url",
+    tags=["knowledge-base"],
+    response_model=DocumentCreatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def create_url_document(body: UrlDocumentRequest, service: Service) -> JSONResponse:
     return respond(await service.execute(CreateKnowledgeDocument(source_type="url", **body.model_dump())))
 
 
-@router.post("/knowledge-base/file", tags=["knowledge-base"])
+@router.post(
+    "/knowledge-base/file",
+    tags=["knowledge-base"],
+    response_model=DocumentCreatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def create_file_document(
     service: Service,
     file: Annotated[UploadFile, File()],
@@ -37,7 +53,12 @@ async def create_file_document(
     return respond(await _file_document(service, file, name, parent_folder_id))
 
 
-@router.post("/knowledge-base/ingest", tags=["knowledge-base"])
+@router.post(
+    "/knowledge-base/ingest",
+    tags=["knowledge-base"],
+    response_model=DocumentCreatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def ingest_document(
     service: Service,
     source_type: Annotated[str, Form()],
@@ -89,7 +110,7 @@ def _document_view(d: KnowledgeDocument) -> dict[str, Any]:
     }
 
 
-@router.get("/knowledge-base", tags=["knowledge-base"])
+@router.get("/knowledge-base", tags=["knowledge-base"], response_model=DocumentList)
 async def list_documents(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -97,13 +118,15 @@ async def list_documents(
     return {"documents": [_document_view(d) for d in rows], "cursor": next_cursor}
 
 
-@router.get("/knowledge-base/{document_id}", tags=["knowledge-base"])
+@router.get("/knowledge-base/{document_id}", tags=["knowledge-base"], response_model=DocumentOut)
 async def get_document(document_id: str, service: Service) -> dict[str, Any]:
     d = await service.get(KnowledgeDocument, document_id, "Document not found")
     return {"document_id": d.document_id, **_document_view(d)}
 
 
-@router.delete("/knowledge-base/{document_id}", tags=["knowledge-base"])
+@router.delete(
+    "/knowledge-base/{document_id}", tags=["knowledge-base"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def delete_document(document_id: str, service: Service) -> JSONResponse:
     await service.get(KnowledgeDocument, document_id, "Document not found")
     return respond(await service.execute(DeleteKnowledgeDocument(document_id=document_id), key=document_id))

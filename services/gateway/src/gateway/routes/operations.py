@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from gateway.responses import OperationOut
 from gateway.routes.deps import Service, api_router
 
 router = api_router()
 internal = APIRouter()
 
 
-@router.get("/operations/{operation_id}", tags=["operations"])
+@router.get("/operations/{operation_id}", tags=["operations"], response_model=OperationOut)
 async def get_operation(operation_id: str, service: Service) -> dict[str, Any]:
     return await service.operation(operation_id)
 

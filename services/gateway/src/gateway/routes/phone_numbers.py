@@ -19,6 +19,14 @@ from contracts.telephony import (
 from gateway import domain
 from gateway.errors import BadRequest
 from gateway.models import Agent, PhoneNumber
+from gateway.responses import (
+    WRITE_RESPONSES,
+    Done,
+    PhoneNumberCreatedOut,
+    PhoneNumberList,
+    PhoneNumberOut,
+    PhoneNumberUpdatedOut,
+)
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import (
     InboundTrunkConfigIn,
@@ -41,7 +49,9 @@ def phone_view(p: PhoneNumber) -> dict[str, Any]:
     }
 
 
-@router.post("/phone-numbers", tags=["phone-numbers"])
+@router.post(
+    "/phone-numbers", tags=["phone-numbers"], response_model=PhoneNumberCreatedOut, responses=WRITE_RESPONSES
+)
 async def import_twilio_number(body: TwilioNumberRequest, service: Service) -> JSONResponse:
     command = ImportTwilioNumber(
         phone_number=domain.e164(body.phone_number),
@@ -75,7 +85,12 @@ def _trunk(
     return TrunkConfig(**fields, credentials=credentials)
 
 
-@router.post("/phone-numbers/sip-trunk", tags=["phone-numbers"])
+@router.post(
+    "/phone-numbers/sip-trunk",
+    tags=["phone-numbers"],
+    response_model=PhoneNumberCreatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def import_sip_trunk_number(body: SipTrunkNumberRequest, service: Service) -> JSONResponse:
     key = service.settings.keyring
     command = ImportSipTrunkNumber(
@@ -90,7 +105,7 @@ async def import_sip_trunk_number(body: SipTrunkNumberRequest, service: Service)
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS))
 
 
-@router.get("/phone-numbers", tags=["phone-numbers"])
+@router.get("/phone-numbers", tags=["phone-numbers"], response_model=PhoneNumberList)
 async def list_phone_numbers(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -98,13 +113,18 @@ async def list_phone_numbers(
     return {"phone_numbers": [phone_view(p) for p in rows], "cursor": next_cursor}
 
 
-@router.get("/phone-numbers/{phone_number_id}", tags=["phone-numbers"])
+@router.get("/phone-numbers/{phone_number_id}", tags=["phone-numbers"], response_model=PhoneNumberOut)
 async def get_phone_number(phone_number_id: str, service: Service) -> dict[str, Any]:
     p = await service.get(PhoneNumber, phone_number_id, "Phone number not found")
     return phone_view(p) | {"supports_inbound": p.supports_inbound, "supports_outbound": p.supports_outbound}
 
 
-@router.patch("/phone-numbers/{phone_number_id}", tags=["phone-numbers"])
+@router.patch(
+    "/phone-numbers/{phone_number_id}",
+    tags=["phone-numbers"],
+    response_model=PhoneNumberUpdatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def update_phone_number(
     phone_number_id: str, body: UpdatePhoneNumberRequest, service: Service
 ) -> JSONResponse:
@@ -117,7 +137,9 @@ async def update_phone_number(
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=phone_number_id))
 
 
-@router.delete("/phone-numbers/{phone_number_id}", tags=["phone-numbers"])
+@router.delete(
+    "/phone-numbers/{phone_number_id}", tags=["phone-numbers"], response_model=Done, responses=WRITE_RESPONSES
+)
 async def delete_phone_number(phone_number_id: str, service: Service) -> JSONResponse:
     await service.get(PhoneNumber, phone_number_id, "Phone number not found")
     command = DeletePhoneNumber(phone_number_id=phone_number_id)

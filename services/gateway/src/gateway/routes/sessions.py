@@ -10,6 +10,7 @@ from contracts import topics
 from contracts.telephony import CustomerInfo, DeleteCustomerSession, StoreCustomerSession
 from gateway import domain
 from gateway.models import CustomerSession
+from gateway.responses import WRITE_RESPONSES, Done, SessionList, SessionOut, SessionStoredOut
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import CustomerSessionRequest
 
@@ -21,7 +22,9 @@ def session_view(s: CustomerSession) -> dict[str, Any]:
     return {"conversation_id": s.conversation_id, "customer_info": info, "created_at_unix": s.created_at_unix}
 
 
-@router.post("/email-templates/sessions", tags=["sessions"])
+@router.post(
+    "/email-templates/sessions", tags=["sessions"], response_model=SessionStoredOut, responses=WRITE_RESPONSES
+)
 async def store_session(body: CustomerSessionRequest, service: Service) -> JSONResponse:
     if body.customer_info.phone is not None:
         domain.e164(body.customer_info.phone)
@@ -31,7 +34,12 @@ async def store_session(body: CustomerSessionRequest, service: Service) -> JSONR
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=body.conversation_id))
 
 
-@router.get("/email-templates/sessions", tags=["sessions"])
+@router.get(
+    "/email-templates/sessions",
+    tags=["sessions"],
+    response_model=SessionList,
+    response_model_exclude_unset=True,
+)
 async def list_sessions(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -39,12 +47,22 @@ async def list_sessions(
     return {"sessions": [session_view(s) for s in rows], "count": len(rows), "cursor": next_cursor}
 
 
-@router.get("/email-templates/sessions/{conversation_id}", tags=["sessions"])
+@router.get(
+    "/email-templates/sessions/{conversation_id}",
+    tags=["sessions"],
+    response_model=SessionOut,
+    response_model_exclude_unset=True,
+)
 async def get_session(conversation_id: str, service: Service) -> dict[str, Any]:
     return session_view(await service.get(CustomerSession, conversation_id, "Session not found"))
 
 
-@router.delete("/email-templates/sessions/{conversation_id}", tags=["sessions"])
+@router.delete(
+    "/email-templates/sessions/{conversation_id}",
+    tags=["sessions"],
+    response_model=Done,
+    responses=WRITE_RESPONSES,
+)
 async def delete_session(conversation_id: str, service: Service) -> JSONResponse:
     await service.get(CustomerSession, conversation_id, "Session not found")
     command = DeleteCustomerSession(conversation_id=conversation_id)

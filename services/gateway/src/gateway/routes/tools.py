@@ -8,23 +8,24 @@ from fastapi.responses import JSONResponse
 
 from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool, RotateToolToken
 from gateway.models import Tool
+from gateway.responses import WRITE_RESPONSES, Done, EcommerceToolsOut, ToolCreatedOut, ToolList, ToolOut
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import EcommerceToolsRequest, WebhookToolRequest
 
 router = api_router()
 
 
-@router.post("/tools/ecommerce", tags=["tools"])
+@router.post("/tools/ecommerce", tags=["tools"], response_model=EcommerceToolsOut, responses=WRITE_RESPONSES)
 async def create_ecommerce_tools(body: EcommerceToolsRequest, service: Service) -> JSONResponse:
     return respond(await service.execute(CreateEcommerceTools(webhook_base_url=body.webhook_base_url)))
 
 
-@router.post("/tools/webhook", tags=["tools"])
+@router.post("/tools/webhook", tags=["tools"], response_model=ToolCreatedOut, responses=WRITE_RESPONSES)
 async def create_webhook_tool(body: WebhookToolRequest, service: Service) -> JSONResponse:
     return respond(await service.execute(CreateWebhookTool(**body.model_dump())))
 
 
-@router.get("/tools", tags=["tools"])
+@router.get("/tools", tags=["tools"], response_model=ToolList)
 async def list_tools(service: Service, page_size: PageSize = 30, cursor: str | None = None) -> dict[str, Any]:
     rows, next_cursor = await service.page(Tool, cursor, page_size)
     return {
@@ -33,7 +34,7 @@ async def list_tools(service: Service, page_size: PageSize = 30, cursor: str | N
     }
 
 
-@router.get("/tools/{tool_id}", tags=["tools"])
+@router.get("/tools/{tool_id}", tags=["tools"], response_model=ToolOut)
 async def get_tool(tool_id: str, service: Service) -> dict[str, Any]:
     t = await service.get(Tool, tool_id, "Tool not found")
     return {
@@ -46,7 +47,7 @@ async def get_tool(tool_id: str, service: Service) -> dict[str, Any]:
     }
 
 
-@router.delete("/tools/{tool_id}", tags=["tools"])
+@router.delete("/tools/{tool_id}", tags=["tools"], response_model=Done, responses=WRITE_RESPONSES)
 async def delete_tool(tool_id: str, service: Service) -> JSONResponse:
     await service.get(Tool, tool_id, "Tool not found")
     return respond(await service.execute(DeleteTool(tool_id=tool_id), key=tool_id))

@@ -1,0 +1,443 @@
+"""REST response bodies (api-v1.md): what every route answers, as the OpenAPI document describes it.
+
+Reads are validated against these models on the way out (a field the model lacks never leaves);
+writes answer with their command's outcome (`gateway.domain.outcome_of`) or a pending operation,
+so for them the model documents the body and the schemathesis run (tests/e2e/test_api_fuzz.py)
+checks that every answer conforms. Every 4xx and 5xx is `ErrorBody`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Cursor = str | None
+
+
+class Out(BaseModel):
+    """A response body. Fields beyond the model are kept, not dropped: a route that gains a field
+    must never lose it on the way out because its model was not told."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(BaseModel):
+    """The contract's error format (api-v1.md 12): exactly these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success: Literal[False]
+    error: str = Field(description="What went wrong, in a few words.")
+    detail: Any = Field(
+        default=None,
+        description="More about it: a sentence, or for a batch submission the list of bad recipients.",
+    )
+
+
+class Pending(Out):
+    """A write whose outcome took longer than GATEWAY_REPLY_TIMEOUT_S: poll `status_url`."""
+
+    success: Literal[True]
+    message: str
+    operation_id: str
+    status: Literal["pending"]
+    status_url: str = Field(description="`/api/v1/operations/{operation_id}`.")
+
+
+class Done(Out):
+    """A delete, cancel, pause or resume that succeeded."""
+
+    success: Literal[True]
+    message: str
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: Every route's error answers; a 429 also carries `Retry-After` (seconds).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Bad request: an invalid cursor, nothing to update"),
+    401: _error("No valid API key"),
+    404: _error("Not found"),
+    413: _error("Body over its route's cap, or a write too large for the message bus"),
+    422: _error("Validation error"),
+    429: _error("Rate limited (ElevenLabs' concurrency or system limit); see Retry-After"),
+    "4XX": _error("Any other client error"),
+    "5XX": _error("Server or upstream (ElevenLabs) error"),
+}
+#: A write may answer 202 with its pending operation.
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": Pending, "description": "Accepted; the outcome is not there yet"},
+}
+
+
+class Health(Out):
+    status: Literal["healthy"]
+    api_accessible: bool = Field(description="Whether ElevenLabs (or the simulator) answers.")
+    version: str
+
+
+# ---- tools (api-v1.md 3) -----------------------------------------------------------------------
+
+
+class EcommerceToolsOut(Out):
+    products_tool_id: str
+    orders_tool_id: str
+
+
+class ToolCreatedOut(Out):
+    tool_id: str
+    name: str
+    description: str
+    type: str
+
+
+class ToolSummary(Out):
+    tool_id: str
+    name: str
+    type: str
+
+
+class ToolList(Out):
+    tools: list[ToolSummary]
+    cursor: Cursor
+
+
+class ToolOut(Out):
+    tool_id: str
+    name: str
+    description: str
+    type: str
+    tool_config: dict[str, Any] = Field(description="The tool's config as ElevenLabs returns it.")
+    created_at_unix: int
+
+
+# ---- knowledge base (api-v1.md 4) ------------------------------------------------------------
+
+
+class DocumentCreatedOut(Out):
+    document_id: str
+    id: str
+    name: str
+    folder_path: list[Any] | None
+    source_type: Literal["text", "url", "file"]
+    status: str = Field(description="`processing`: ElevenLabs indexes new documents asynchronously.")
+
+
+class DocumentSummary(Out):
+    id: str
+    name: str
+    type: str
+    status: str
+    created_at_unix: int
+
+
+class DocumentList(Out):
+    documents: list[DocumentSummary]
+    cursor: Cursor
+
+
+class DocumentOut(DocumentSummary):
+    document_id: str
+
+
+# ---- agents (api-v1.md 6, 7) -------------------------------------------------------------------
+
+
+class AgentCreatedOut(Out):
+    agent_id: str
+
+
+class AgentSummaryConfig(Out):
+    agent: dict[str, Any] = Field(description="`language` and `first_message`, when set.")
+
+
+class AgentSummary(Out):
+    agent_id: str
+    name: str
+    conversation_config: AgentSummaryConfig
+
+
+class AgentList(Out):
+    agents: list[AgentSummary]
+    cursor: Cursor
+
+
+class AgentOut(Out):
+    agent_id: str
+    name: str
+    conversation_config: dict[str, Any] = Field(description="As ElevenLabs returns it.")
+
+
+# ---- e-mail templates and sessions (api-v1.md 5) ---------------------------------------------
+
+
+class TemplateParameterOut(Out):
+    name: str
+    description: str
+    required: bool
+
+
+class TemplateOut(Out):
+    template_id: str
+    name: str
+    description: str
+    subject_template: str
+    body_template: str
+    parameters: list[TemplateParameterOut]
+    tool_id: str
+    created_at: str = Field(description="ISO 8601.")
+
+
+class TemplateSummary(Out):
+    template_id: str
+    name: str
+    tool_id: str
+    created_at: str
+
+
+class TemplateList(Out):
+    templates: list[TemplateSummary]
+    count: int
+    cursor: Cursor
+
+
+class CustomerInfoOut(Out):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class SessionStoredOut(Out):
+    success: Literal[True]
+    message: str
+    conversation_id: str
+    customer_info: CustomerInfoOut
+
+
+class SessionOut(Out):
+    conversation_id: str
+    customer_info: CustomerInfoOut
+    created_at_unix: int
+
+
+class SessionList(Out):
+    sessions: list[SessionOut]
+    count: int
+    cursor: Cursor
+
+
+class EmailOut(Out):
+    email_id: str
+    conversation_id: str
+    template_id: str
+    to_email: str
+    from_email: str | None
+    subject: str
+    status: Literal["sent", "failed"]
+    transport: str | None
+    error: str | None
+    permanent: bool | None
+    at_unix: int
+
+
+class EmailList(Out):
+    emails: list[EmailOut]
+    cursor: Cursor
+
+
+# ---- phone numbers (api-v1.md 8) --------------------------------------------------------------
+
+
+class PhoneNumberCreatedOut(Out):
+    phone_number_id: str
+
+
+class PhoneNumberSummary(Out):
+    phone_number_id: str
+    phone_number: str
+    label: str
+    agent_id: str | None
+    provider: Literal["twilio", "sip_trunk"]
+
+
+class PhoneNumberList(Out):
+    phone_numbers: list[PhoneNumberSummary]
+    cursor: Cursor
+
+
+class PhoneNumberOut(PhoneNumberSummary):
+    supports_inbound: bool
+    supports_outbound: bool
+
+
+class PhoneNumberUpdatedOut(Out):
+    phone_number_id: str
+    phone_number: str
+    label: str
+    agent_id: str | None
+
+
+# ---- calls (api-v1.md 9) -------------------------------------------------------------------------
+
+
+class CallPlacedOut(Out):
+    success: Literal[True]
+    message: str
+    conversation_id: str
+    call_sid: str | None = Field(default=None, description="Twilio calls.")
+    sip_call_id: str | None = Field(default=None, description="SIP trunk calls.")
+    ecommerce_enabled: bool | None = None
+
+
+class CallOut(Out):
+    conversation_id: str
+    status: str
+    provider: Literal["twilio", "sip_trunk"]
+    agent_id: str
+    phone_number_id: str
+    to_number: str
+    call_sid: str | None
+    sip_call_id: str | None
+    duration_seconds: int | None
+    outcome: str | None
+    summary: str | None
+    reason: str | None
+    ecommerce_enabled: bool
+    campaign_id: str | None
+    recipient_id: str | None
+    attempt: int | None
+    placed_at_unix: int
+    ended_at_unix: int | None
+
+
+class CallList(Out):
+    calls: list[CallOut]
+    cursor: Cursor
+
+
+class TranscriptTurn(Out):
+    role: str = Field(description="`user` or `agent`.")
+    message: str | None
+    time_in_call_secs: float | None
+
+
+class CallWithTranscript(CallOut):
+    transcript: list[TranscriptTurn] | None = Field(
+        description="Null until the post-call webhook's transcript has arrived whole."
+    )
+    analysis: dict[str, Any] | None = Field(
+        default=None,
+        description="The post-call analysis (call_successful, transcript_summary, "
+        "data_collection_results, evaluation_criteria_results); null until it came.",
+    )
+
+
+# ---- batch calling (api-v1.md 10) ----------------------------------------------------------------
+
+
+class JobOut(Out):
+    id: str
+    name: str
+    agent_id: str
+    status: str
+    phone_number_id: str
+    phone_provider: Literal["twilio", "sip_trunk"] | None
+    created_at_unix: int
+    scheduled_time_unix: int | None
+    timezone: str | None
+    total_calls_dispatched: int
+    total_calls_scheduled: int
+    total_calls_finished: int
+    retry_count: int
+    last_updated_at_unix: int | None = None
+    report: dict[str, Any] | None = Field(
+        default=None,
+        description="A submission's answer: counts, each recipient's number as read and its zones, "
+        "do-not-call matches.",
+    )
+
+
+class SubmissionCheck(Out):
+    """`POST /batch-calling/validate`: what submit would make of a submission; nothing is created."""
+
+    valid: bool
+    counts: dict[str, Any]
+    problems: Any = Field(description="Each problem by recipient index or spreadsheet row and column.")
+    estimate: dict[str, Any] | None = Field(description="The campaign's estimated duration.")
+
+
+class JobDetail(JobOut):
+    agent_name: str | None
+    status_reason: str | None
+
+
+class JobSummary(Out):
+    id: str
+    name: str
+    status: str
+    total_calls_scheduled: int
+    total_calls_dispatched: int
+    total_calls_finished: int
+
+
+class JobList(Out):
+    jobs: list[JobSummary]
+    cursor: Cursor
+
+
+class JobCall(Out):
+    recipient_id: str
+    to_number: str
+    status: str
+    conversation_id: str | None
+    duration_seconds: int | None
+    outcome: str | None
+    retry_count: int
+    time_zones: list[str]
+    reason: str | None
+    position: int | None = None
+    name: str | None = None
+    email: str | None = None
+    dynamic_variables: dict[str, Any] | None = None
+    attempts: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Every attempt: attempt, to_number, status, conversation_id, started_at_unix, "
+        "ended_at_unix, duration_seconds, termination_reason.",
+    )
+    analysis: dict[str, Any] | None = Field(default=None, description="The last answered call's analysis.")
+
+
+class JobCallList(Out):
+    calls: list[JobCall]
+    cursor: Cursor
+
+
+class DoNotCallOut(Out):
+    phone_number: str
+    reason: str | None
+    added_at_unix: int
+
+
+class DoNotCallList(Out):
+    numbers: list[DoNotCallOut]
+    cursor: Cursor
+
+
+# ---- operations and administration ----------------------------------------------------------------
+
+
+class OperationOut(Out):
+    operation_id: str
+    type: str = Field(description="The command's type, e.g. `agent.create`.")
+    status: Literal["pending", "succeeded", "failed"]
+    status_code: int | None = Field(description="The status the write answers with, once done.")
+    result: dict[str, Any] | None = Field(description="The body the write answers with, once done.")
+
+
+class WebhookRegisteredOut(Out):
+    success: Literal[True]
+    webhook_id: str
+    webhook_url: str
