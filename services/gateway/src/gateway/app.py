@@ -16,10 +16,12 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
 from bus.heap import freeze_startup_heap
 from bus.limits import MessageTooLarge
+from bus.logs import describe_error
 from bus.ops import ops_router
 from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
@@ -113,13 +115,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
-        return JSONResponse({"success": False, "error": error}, status_code=exc.status_code)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists every method the path takes. Starlette's names only those of
+            # the first route matching the path (POST /agents, not GET /agents).
+            headers = {"Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse({"success": False, "error": error}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("gateway.unhandled_error", error=repr(exc))
+        log.exception("gateway.unhandled_error", error=describe_error(exc))
         return JSONResponse(
             {
                 "success": False,
@@ -128,6 +135,26 @@ def _install_error_handlers(app: FastAPI) -> None:
             },
             status_code=500,
         )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path (each route asked as the router would). A path
+    the API document names literally is that resource: /batch-calling/submit takes POST, although
+    GET /batch-calling/{job_id} would take it for a job id."""
+    documented = request.app.openapi().get("paths", {}).get(request.url.path)
+    if documented:
+        return [method for method in _METHODS if method.lower() in documented]
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def _problems(errors: Sequence[Any]) -> str:

@@ -86,12 +86,20 @@ class ReadModels:
 
     async def upsert(self, model: type[R], values: dict[str, Any], event_at: datetime) -> bool:
         """Insert or update unless a newer event already shaped the row (projection is order-insensitive).
-        True when the row was written."""
+        True when the row was written.
+
+        An event newer than the row's delete brings it back: ids a client chooses (a session's
+        conversation id, a do-not-call number, a template's name) are created again after a delete.
+        """
         pk = model.__mapper__.primary_key[0].name
         stmt = insert(model).values(**values, last_event_at=event_at, deleted=False)
         upsert: Any = stmt.on_conflict_do_update(
             index_elements=[pk],
-            set_={**{k: stmt.excluded[k] for k in values if k != pk}, "last_event_at": event_at},
+            set_={
+                **{k: stmt.excluded[k] for k in values if k != pk},
+                "last_event_at": event_at,
+                "deleted": False,
+            },
             where=model.__table__.c.last_event_at < event_at,
         ).returning(literal_column("1"))
         return (await self.session.execute(upsert)).first() is not None

@@ -15,9 +15,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 from contracts.calling import region_problem
 from contracts.campaigns import time_zone_problem
 from contracts.notifier import WebhookEventType
-from contracts.provisioning import ToolParameter
 
 MAX_URL_CHARS = 2048
+#: A knowledge-base document's name: provisioning keeps it in a 500-character column (a longer one
+#: was created upstream, then its command dead-lettered and the client got a 500).
+MAX_DOCUMENT_NAME_CHARS = 500
+#: tool-webhooks keeps the post-call webhook URL (`{public_url}/webhook/elevenlabs/post-call`) in a
+#: 2000-character column.
+MAX_PUBLIC_URL_CHARS = 1900
+E164 = "E.164 phone number: `+`, country code and number, no spaces."
+_BASE_URL = "https://your-ngrok-url.ngrok-free.dev/api/v1"
 # 9999-12-31T23:59:59Z, the last second `datetime` can represent.
 LAST_UNIX_SECOND = 253_402_300_799
 
@@ -75,37 +82,57 @@ def _finite(value: str | int | float | bool) -> str | int | float | bool:
 DynamicValue = Annotated[str | int | float | bool, AfterValidator(_finite)]
 
 
-class EcommerceToolsRequest(BaseModel):
-    webhook_base_url: str = Field(description="Public base URL ending in /api/v1 that reaches Switchboard.")
+class Body(BaseModel):
+    """A request body: values of the JSON type the document declares, never coerced (`"required": 0`
+    is not a boolean, `"retry_count": "2"` not an integer), so the OpenAPI schema is the contract."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class ToolParameterIn(Body):
+    """`contracts.provisioning.ToolParameter` as a client sends it."""
+
+    name: str = Field(description="Parameter name, as sent in the request body.")
+    type: Literal["string", "integer", "number", "boolean"] = Field(
+        default="string", description="JSON type of the value."
+    )
+    description: str = Field(default="", description="Tells the LLM what to put here.")
+    required: bool = Field(default=False, description="Whether the LLM must always provide it.")
+
+
+class EcommerceToolsRequest(Body):
+    webhook_base_url: str = Field(
+        description="Public base URL ending in /api/v1 that reaches Switchboard.", examples=[_BASE_URL]
+    )
 
     _url = field_validator("webhook_base_url")(_http_url)
 
 
-class WebhookToolRequest(BaseModel):
+class WebhookToolRequest(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
     description: str = Field(min_length=1, max_length=2000)
-    webhook_url: str
+    webhook_url: str = Field(examples=["https://api.example.com/api/v1/webhook/inventory"])
     http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    parameters: list[ToolParameter] = Field(default_factory=list)
+    parameters: list[ToolParameterIn] = Field(default_factory=list)
 
     _url = field_validator("webhook_url")(_http_url)
 
 
-class TextDocumentRequest(BaseModel):
+class TextDocumentRequest(Body):
     text: str = Field(min_length=1, max_length=5_000_000)
-    name: str | None = Field(default=None, max_length=1000)
+    name: str | None = Field(default=None, max_length=MAX_DOCUMENT_NAME_CHARS)
     parent_folder_id: str | None = None
 
 
-class UrlDocumentRequest(BaseModel):
-    url: str
-    name: str | None = Field(default=None, max_length=1000)
+class UrlDocumentRequest(Body):
+    url: str = Field(examples=["https://example.com/about-us"])
+    name: str | None = Field(default=None, max_length=MAX_DOCUMENT_NAME_CHARS)
     parent_folder_id: str | None = None
 
     _url = field_validator("url")(_http_url)
 
 
-class CreateAgentRequest(BaseModel):
+class CreateAgentRequest(Body):
     name: str = Field(min_length=1, max_length=1000)
     language: str | None = Field(default=None, min_length=2, max_length=10)
     voice_id: str | None = None
@@ -116,12 +143,12 @@ class CreateAgentRequest(BaseModel):
     knowledge_base_ids: list[str] = Field(default_factory=list)
 
 
-class UpdateAgentRequest(BaseModel):
+class UpdateAgentRequest(Body):
     name: str | None = Field(default=None, min_length=1, max_length=1000)
     conversation_config: dict[str, Any] | None = None
 
 
-class UpdatePromptRequest(BaseModel):
+class UpdatePromptRequest(Body):
     first_message: str | None = None
     language: str | None = Field(default=None, min_length=2, max_length=10)
     system_prompt: str | None = None
@@ -132,8 +159,8 @@ class UpdatePromptRequest(BaseModel):
 # ---- phone numbers, calls, sessions (api-v1.md 5.5, 8, 9) ------------------------------------
 
 
-class TwilioNumberRequest(BaseModel):
-    phone_number: str
+class TwilioNumberRequest(Body):
+    phone_number: str = Field(description=E164, examples=["+14155551234"])
     label: str = Field(min_length=1, max_length=500)
     sid: str = Field(min_length=2, max_length=64, pattern=r"^AC[A-Za-z0-9]+$")
     token: str = Field(min_length=1, max_length=500)
@@ -147,7 +174,7 @@ ELEVENLABS_SIP_HOST = "sip.rtc.elevenlabs.io"
 """ElevenLabs' inbound SIP endpoint (api-v1.md 8.2): where the carrier sends calls, not a setting."""
 
 MediaEncryption = Literal["disabled", "allowed", "required"]
-_Strict = ConfigDict(extra="forbid")
+_Strict = ConfigDict(extra="forbid", strict=True)
 
 
 def _no_control_chars(values: dict[str, str] | None) -> dict[str, str] | None:
@@ -157,14 +184,14 @@ def _no_control_chars(values: dict[str, str] | None) -> dict[str, str] | None:
     return values
 
 
-class SipCredentialsIn(BaseModel):
+class SipCredentialsIn(Body):
     model_config = _Strict
 
     username: str = Field(min_length=1, max_length=500, description="SIP digest username (required).")
     password: str | None = Field(default=None, max_length=500)
 
 
-class InboundTrunkConfigIn(BaseModel):
+class InboundTrunkConfigIn(Body):
     model_config = _Strict
 
     address: str | None = Field(
@@ -216,7 +243,7 @@ class InboundTrunkConfigIn(BaseModel):
     _attributes = field_validator("attributes_to_headers")(_no_control_chars)
 
 
-class OutboundTrunkConfigIn(BaseModel):
+class OutboundTrunkConfigIn(Body):
     model_config = _Strict
 
     address: str = Field(min_length=1, max_length=500)
@@ -238,8 +265,8 @@ class OutboundTrunkConfigIn(BaseModel):
     _attributes = field_validator("attributes_to_headers")(_no_control_chars)
 
 
-class SipTrunkNumberRequest(BaseModel):
-    phone_number: str
+class SipTrunkNumberRequest(Body):
+    phone_number: str = Field(description=E164, examples=["+390620199287"])
     label: str = Field(min_length=1, max_length=500)
     provider: Literal["sip_trunk"] = "sip_trunk"
     supports_inbound: bool = True
@@ -249,29 +276,29 @@ class SipTrunkNumberRequest(BaseModel):
     inbound_trunk_config: InboundTrunkConfigIn | None = None
 
 
-class UpdatePhoneNumberRequest(BaseModel):
+class UpdatePhoneNumberRequest(Body):
     agent_id: str | None = Field(default=None, min_length=1)
     label: str | None = Field(default=None, min_length=1, max_length=500)
 
 
-class CustomerInfoIn(BaseModel):
+class CustomerInfoIn(Body):
     name: str | None = Field(default=None, max_length=500)
     email: EmailStr | None = None
-    phone: str | None = None
+    phone: str | None = Field(default=None, description=E164, examples=["+14155551234"])
 
 
-class WooCommerceCredentials(BaseModel):
+class WooCommerceCredentials(Body):
     platform: Literal["woocommerce"]
-    base_url: str
+    base_url: str = Field(examples=["https://mystore.example.com"])
     api_key: str = Field(min_length=1, max_length=500)
     api_secret: str = Field(min_length=1, max_length=500)
 
     _url = field_validator("base_url")(_http_url)
 
 
-class ShopifyCredentials(BaseModel):
+class ShopifyCredentials(Body):
     platform: Literal["shopify"]
-    base_url: str
+    base_url: str = Field(examples=["https://mystore.myshopify.com"])
     api_key: str = Field(min_length=1, max_length=500)
     access_token: str = Field(min_length=1, max_length=500)
 
@@ -281,10 +308,10 @@ class ShopifyCredentials(BaseModel):
 EcommerceCredentials = Annotated[WooCommerceCredentials | ShopifyCredentials, Field(discriminator="platform")]
 
 
-class OutboundCallRequest(BaseModel):
+class OutboundCallRequest(Body):
     agent_id: str = Field(min_length=1)
     agent_phone_number_id: str = Field(min_length=1)
-    to_number: str
+    to_number: str = Field(description=E164, examples=["+14155552671"])
     first_message: str | None = Field(default=None, max_length=5000)
     dynamic_variables: dict[str, DynamicValue] = Field(default_factory=dict)
     ecommerce_credentials: EcommerceCredentials | None = None
@@ -292,33 +319,40 @@ class OutboundCallRequest(BaseModel):
     sender_email: EmailStr | None = None
 
 
-class CustomerSessionRequest(BaseModel):
+class CustomerSessionRequest(Body):
     conversation_id: str = Field(min_length=1, max_length=200)
     customer_info: CustomerInfoIn
 
 
-class RegisterWebhookRequest(BaseModel):
-    public_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
+class RegisterWebhookRequest(Body):
+    public_url: str = Field(
+        description="Public base URL ending in /api/v1 that reaches tool-webhooks.", examples=[_BASE_URL]
+    )
 
-    _url = field_validator("public_url")(_http_url)
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if len(value.strip()) > MAX_PUBLIC_URL_CHARS:
+            raise ValueError(f"must be at most {MAX_PUBLIC_URL_CHARS} characters")
+        return _http_url(value)
 
 
 # ---- e-mail templates (api-v1.md 5) -----------------------------------------------------------
 
 
-class TemplateParameterIn(BaseModel):
+class TemplateParameterIn(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     description: str = Field(default="", max_length=1000)
     required: bool = False
 
 
-class EmailTemplateRequest(BaseModel):
+class EmailTemplateRequest(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
     description: str = Field(min_length=1, max_length=2000)
     subject_template: str = Field(min_length=1, max_length=500)
     body_template: str = Field(min_length=1, max_length=100_000)
     parameters: list[TemplateParameterIn] = Field(default_factory=list, max_length=50)
-    webhook_base_url: str
+    webhook_base_url: str = Field(examples=[_BASE_URL])
 
     _url = field_validator("webhook_base_url")(_http_url)
 
@@ -333,21 +367,21 @@ class EmailTemplateRequest(BaseModel):
 # ---- batch calling (api-v1.md 10) -------------------------------------------------------------
 
 
-class RecipientIn(BaseModel):
-    phone_number: str
+class RecipientIn(Body):
+    phone_number: str = Field(description=E164, examples=["+14155552672"])
     name: str | None = Field(default=None, max_length=500)
     email: EmailStr | None = None
     dynamic_variables: dict[str, DynamicValue] = Field(default_factory=dict)
     id: str | None = Field(default=None, max_length=200)
 
 
-class CallingWindowIn(BaseModel):
+class CallingWindowIn(Body):
     start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6])
 
 
-class RetryDelaysIn(BaseModel):
+class RetryDelaysIn(Body):
     no_answer: int = Field(default=300, ge=0, le=86_400)
     busy: int = Field(default=120, ge=0, le=86_400)
     failed: int = Field(default=600, ge=0, le=86_400)
@@ -356,7 +390,8 @@ class RetryDelaysIn(BaseModel):
 
 class BatchOptions(BaseModel):
     """A submission without its recipients: the JSON body's other fields, or the form fields
-    that come with a spreadsheet (`file`)."""
+    that come with a spreadsheet (`file`). Lax, for form fields are text; a JSON body is
+    validated strictly (`routes.batch_calling`), like every other body."""
 
     call_name: str = Field(min_length=1, max_length=1000)
     agent_id: str = Field(min_length=1)
@@ -401,8 +436,8 @@ class BatchSubmitRequest(BatchOptions):
     recipients: list[RecipientIn] = Field(min_length=1)
 
 
-class DoNotCallRequest(BaseModel):
-    phone_number: str
+class DoNotCallRequest(Body):
+    phone_number: str = Field(description=E164, examples=["+442071838750"])
     reason: str | None = Field(default=None, max_length=1000)
 
 

@@ -162,7 +162,8 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
         ) from None
     errors: list[dict[str, Any]] = []
     try:
-        options = BatchOptions.model_validate(body.fields)
+        # Strict: a JSON body's values are of the types the document declares (form fields are text).
+        options = BatchOptions.model_validate(body.fields, strict=True)
     except ValidationError as exc:
         errors += [dict(e) for e in exc.errors()]
     if not body.count or body.count < 0:

@@ -13,7 +13,7 @@ from gateway.errors import Unprocessable
 from gateway.models import KnowledgeDocument
 from gateway.responses import WRITE_RESPONSES, DocumentCreatedOut, DocumentList, DocumentOut, Done
 from gateway.routes.deps import PageSize, Service, api_router, respond
-from gateway.schemas import TextDocumentRequest, UrlDocumentRequest
+from gateway.schemas import MAX_DOCUMENT_NAME_CHARS, TextDocumentRequest, UrlDocumentRequest
 
 router = api_router()
 
@@ -47,7 +47,7 @@ async def create_url_document(body: UrlDocumentRequest, service: Service) -> JSO
 async def create_file_document(
     service: Service,
     file: Annotated[UploadFile, File()],
-    name: Annotated[str | None, Form()] = None,
+    name: Annotated[str | None, Form(max_length=MAX_DOCUMENT_NAME_CHARS)] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
     return respond(await _file_document(service, file, name, parent_folder_id))
@@ -65,7 +65,7 @@ async def ingest_document(
     text: Annotated[str | None, Form()] = None,
     url: Annotated[str | None, Form()] = None,
     file: Annotated[UploadFile | None, File()] = None,
-    name: Annotated[str | None, Form()] = None,
+    name: Annotated[str | None, Form(max_length=MAX_DOCUMENT_NAME_CHARS)] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
     if source_type == "text":
@@ -92,10 +92,14 @@ async def ingest_document(
 async def _file_document(
     service: Service, file: UploadFile, name: str | None, parent_folder_id: str | None
 ) -> Outcome:
+    file_name = file.filename or "upload"
+    if len(file_name) > MAX_DOCUMENT_NAME_CHARS:
+        # Kept as the upload's and (without `name`) the document's name: both hold 500 characters.
+        raise Unprocessable("Validation error", f"file name: at most {MAX_DOCUMENT_NAME_CHARS} characters")
     limit = service.settings.kb_max_upload_bytes
     # Read one byte past the limit so an oversized upload is refused without buffering all of it.
     content = await file.read(limit + 1)
-    staged = await service.stage_upload(file.filename or "upload", content)
+    staged = await service.stage_upload(file_name, content)
     command = staged.model_copy(update={"name": name or file.filename, "parent_folder_id": parent_folder_id})
     return await service.execute(command)
 
