@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from bus.logs import SECRET_QUERY_PARAMS, redact_query
+from bus.logs import SECRET_QUERY_PARAMS, redact_query, redact_query_values
 
 SECRET = "canary-5ec7e7-value"
 
@@ -76,4 +76,62 @@ def test_a_stored_api_keys_secret_is_redacted_wherever_it_appears() -> None:
     assert redact_query(f"/a?api_key={key}&b=1") == "/a?api_key=REDACTED&b=1"
     assert redact_query("sb_live_ alone, sb_live_0123456789abcdef_short") == (
         "sb_live_ alone, sb_live_0123456789abcdef_short"
+    )
+
+
+PERSONAL = "jane.canary-7f3e@example.com"
+
+# A store searched by the caller's e-mail, and database errors whose driver quotes the value, logged
+# by structlog (`log.exception`) and by a stdlib logger (`exc_info`).
+PERSONAL_SCRIPT = textwrap.dedent(
+    """
+    import logging
+    import httpx, structlog
+    from sqlalchemy.exc import DBAPIError
+    from bus.logs import configure_logging
+
+    configure_logging("logs-test")
+
+    class DataError(Exception):  # as asyncpg's driver-side errors read
+        pass
+
+    DataError.__module__ = "asyncpg.exceptions"
+
+    def handler(request):
+        return httpx.Response(200, json=[])
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        client.get("https://store.example/wp-json/wc/v3/orders", params={"search": PERSONAL, "per_page": 10})
+
+    def failing():
+        try:
+            raise DataError(f"invalid input for query argument $1: '{PERSONAL}' (expected int)")
+        except DataError as cause:
+            raise DBAPIError("INSERT INTO sessions (email) VALUES ($1)", {"email": PERSONAL}, cause) from cause
+
+    for logger in (structlog.get_logger("t").exception, logging.getLogger("t.stdlib").exception):
+        try:
+            failing()
+        except DBAPIError:
+            logger("t.failed")
+    """
+)
+
+
+def test_personal_data_in_query_values_and_database_errors_never_reaches_the_logs() -> None:
+    script = f"PERSONAL = {PERSONAL!r}\n{PERSONAL_SCRIPT}"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    logs = result.stdout + result.stderr
+    assert "/orders?search=REDACTED&per_page=REDACTED" in logs
+    assert logs.count("sqlalchemy.exc.DBAPIError") == 2 and "INSERT INTO sessions" in logs
+    assert PERSONAL not in logs
+
+
+def test_redact_query_values_keeps_names_and_the_rest_of_the_line() -> None:
+    line = 'HTTP Request: GET https://s.example/o?search=a%40b.c&per_page=10;x= "HTTP/1.1 200 OK"'
+    assert redact_query_values(line) == (
+        'HTTP Request: GET https://s.example/o?search=REDACTED&per_page=REDACTED;x=REDACTED "HTTP/1.1 200 OK"'
     )

@@ -470,3 +470,52 @@ async def test_a_handler_whose_output_cannot_fit_is_dead_lettered_at_once(env: E
     assert b"BUS_MAX_MESSAGE_BYTES" in headers["x-error"]
     assert calls == [5]  # not retried: it would be just as big every time
     assert await outbox_rows(env) == 0
+
+
+CANARY = "jane.canary-7f3e@example.com"
+
+
+async def test_a_dead_letter_names_what_failed_without_the_values(env: Env) -> None:
+    """A handler's database error and a message its schema refuses are dead-lettered (and logged)
+    with their class, fields, SQLSTATE and statement, never the values: here a customer's e-mail,
+    which asyncpg quotes ("invalid input for query argument $1: '…'") and pydantic names."""
+    table = f'"{env.outbox.schema}".canary_check'
+    async with env.engine.begin() as connection:
+        await connection.execute(text(f"CREATE TABLE {table} (n integer, email varchar(8))"))
+
+    async def store(message: Any) -> None:
+        async with env.engine.begin() as connection:
+            statement = text(f"INSERT INTO {table} (n, email) VALUES (:n, :email)")  # noqa: S608
+            if message.count == 1:  # a driver-side error: the value in the wrong type
+                await connection.execute(statement, {"n": message.text, "email": "x"})
+            else:  # a server-side error naming the column and type
+                await connection.execute(statement, {"n": 1, "email": message.text})
+
+    bus = make_bus(env, store)
+    producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value in (
+            DoThing(count=1, text=CANARY).model_dump_json().encode(),
+            DoThing(count=2, text=CANARY).model_dump_json().encode(),
+            json.dumps({"type": "test.do", "count": CANARY}).encode(),
+        ):
+            await producer.send_and_wait(env.full_topic, value, key=b"k")
+    finally:
+        await producer.stop()
+    with structlog.testing.capture_logs() as logs:
+        await bus.start()
+        try:
+            letters = await read_all(env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", 3)
+        finally:
+            await bus.stop()
+    headers = [{k: (v or b"").decode() for k, v in letter.headers} for letter in letters]
+    assert [h["x-reason"] for h in headers] == ["handler-failed", "handler-failed", "schema-invalid"]
+    for h in headers:
+        assert CANARY not in json.dumps(h), h
+    assert "DBAPIError(Error: invalid input for query argument $1: ?" in headers[0]["x-error"]
+    assert "sqlstate=22001" in headers[1]["x-error"] and "INSERT INTO" in headers[1]["x-error"]
+    assert "count: int_parsing" in headers[2]["x-error"]
+    assert "sqlalchemy.exc.DBAPIError" in headers[0]["x-error-trace"]
+    assert CANARY not in json.dumps(logs, default=str)
+    assert any(line["event"] == "bus.handler.retry" for line in logs)

@@ -13,8 +13,8 @@ original name in the Host header and as TLS SNI / certificate name. Redirects ar
 deadline.
 
 Query strings carry secrets and personal data (WooCommerce keys when a host strips the
-Authorization header, a caller's e-mail as a search term), so the URL httpx logs for each request
-("HTTP Request: GET …" at INFO) is written without its query string.
+Authorization header, a caller's e-mail as a search term): the URL httpx logs for each request
+("HTTP Request: GET …" at INFO) has every query value redacted by `bus.logs`, like every service's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
-import logging
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,29 +92,6 @@ def forbidden_address(ip: IPAddress) -> bool:
         or ip.is_unspecified
         or not ip.is_global
     )
-
-
-class _QueryRedaction(logging.Filter):
-    """Drops the query string of every URL in httpx's log records (see the module docstring)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
-            record.args = tuple(_without_query(a) if isinstance(a, httpx.URL) else a for a in record.args)
-        return True
-
-
-def _without_query(url: httpx.URL) -> str:
-    return f"{url.copy_with(query=None)}?[redacted]" if url.query else str(url)
-
-
-_REDACTION = _QueryRedaction()
-
-
-def redact_http_logs() -> None:
-    """Install the redaction on httpx's logger (idempotent)."""
-    logger = logging.getLogger("httpx")
-    if _REDACTION not in logger.filters:
-        logger.addFilter(_REDACTION)
 
 
 def _basic(auth: tuple[str, str] | None) -> dict[str, str]:
@@ -213,7 +189,6 @@ class OutboundClient:
         self._allow_http = allow_http
         self._allow_hosts = allow_hosts
         self._max_bytes = max_response_bytes
-        redact_http_logs()
 
     def _allowlisted(self, host: str, port: int) -> bool:
         return allowlisted(self._allow_hosts, host, port)

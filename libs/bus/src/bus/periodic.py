@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bus.logs import describe_error
+
 log = structlog.get_logger("bus")
 
 
@@ -48,5 +50,5 @@ class Periodic:
             try:
                 await self._work()
             except Exception as exc:
-                log.exception(f"{self.name}.failed", error=repr(exc))
+                log.exception(f"{self.name}.failed", error=describe_error(exc))
             delay = self.interval_s

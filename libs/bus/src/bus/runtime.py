@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -45,6 +44,7 @@ from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
 from bus.kafka_security import kafka_client_kwargs, kafka_security
 from bus.limits import MessageTooLarge, check_fits
+from bus.logs import describe_error, error_trace
 from bus.periodic import Periodic
 from bus.settings import BusSettings
 from bus.tracing import TRACE_HEADERS, attached, current_trace_headers
@@ -263,7 +263,7 @@ class Bus:
                     topic=topic,
                     message_id=headers.get("message_id"),
                     type=headers.get("type"),
-                    error=repr(exc),
+                    error=describe_error(exc),
                     will_retry=True,
                 )
                 raise  # nacked: the row is retried with backoff
@@ -279,7 +279,7 @@ class Bus:
             type=headers.get("type"),
             bytes=size,
             limit=self.settings.bus_max_message_bytes,
-            error=repr(exc),
+            error=describe_error(exc),
         )
         for hook in self._relay_failure_hooks:
             await hook(topic, headers, exc)
@@ -397,7 +397,11 @@ class Bus:
                         return
                     delay = self.settings.bus_retry_backoff_ms / 1000 * 2 ** (attempt - 1)
                     log.warning(
-                        "bus.handler.retry", topic=topic, attempt=attempt, delay_s=delay, error=repr(exc)
+                        "bus.handler.retry",
+                        topic=topic,
+                        attempt=attempt,
+                        delay_s=delay,
+                        error=describe_error(exc),
                     )
                     await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
                 else:
@@ -446,7 +450,7 @@ class Bus:
             offset=record.offset,
             reason=reason,
             attempts=attempts,
-            error=repr(exc)[:500],
+            error=describe_error(exc)[:500],
         )
         kept = {k: v for k, v in headers.items() if not k.startswith("x-")}
         if sum(len(k) + len(v) for k, v in kept.items()) > _MAX_KEPT_HEADER_BYTES:
@@ -455,8 +459,8 @@ class Bus:
             kept["x-headers-dropped"] = "true"
         dlq_headers = kept | {
             "x-reason": reason,
-            "x-error": repr(exc)[:2000],
-            "x-error-trace": "".join(traceback.format_exception(exc))[-4000:],
+            "x-error": describe_error(exc)[:2000],
+            "x-error-trace": error_trace(exc)[-4000:],
             "x-original-topic": topic,
             "x-original-partition": str(record.partition),
             "x-original-offset": str(record.offset),
@@ -660,7 +664,8 @@ class _Route:
         try:
             return self.adapter.validate_json(raw)
         except ValidationError as exc:
-            raise Unroutable("schema-invalid", str(exc)[:2000]) from None
+            # Which fields and why, never their values (a customer's e-mail, a token).
+            raise Unroutable("schema-invalid", describe_error(exc)[:2000]) from None
 
 
 async def _tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import Counter
 
+from bus.logs import describe_error
 from contracts.base import Event, utcnow
 from contracts.notifier import EmailFailed, EmailSent, SendEmail
 from notifier import domain
@@ -138,7 +139,7 @@ class NotifierService:
             except Exception as exc:
                 if attempt == _FINISH_ATTEMPTS:
                     raise
-                log.warning("notifier.email.record_retry", attempt=attempt, error=repr(exc))
+                log.warning("notifier.email.record_retry", attempt=attempt, error=describe_error(exc))
                 await asyncio.sleep(0.2 * 2 ** (attempt - 1))  # backoff, not synchronisation
         if isinstance(result.event, EmailFailed):
             EMAILS_FAILED.labels(permanent=str(result.event.permanent).lower()).inc()

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bus.logs import describe_error
 from bus.ownership import Ownership, OwnershipLost
 from bus.secrets import Undecryptable, message_context
 from contracts.base import Command, CommandFailed, Event, utcnow
@@ -628,7 +629,7 @@ class TelephonyService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.exception("telephony.reconcile.failed", error=repr(exc))
+                log.exception("telephony.reconcile.failed", error=describe_error(exc))
             await asyncio.sleep(self._settings.reconcile_interval_s)  # the reconciliation period
 
 

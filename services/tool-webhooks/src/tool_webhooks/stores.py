@@ -416,8 +416,8 @@ class StoreClient:
         with valid keys reach WooCommerce unauthenticated: it answers 401 `woocommerce_rest_cannot_view`
         (not `woocommerce_rest_authentication_error`, its answer to wrong keys). WooCommerce reads
         keys from the query string over HTTPS only (over http it expects OAuth 1.0a signatures), and
-        never sending them in clear over http is ours to keep. The outbound client's logs leave query
-        strings out (outbound.py), so the keys are not logged.
+        never sending them in clear over http is ours to keep. The HTTP client's log lines carry no query
+        value (bus.logs), so the keys are not logged.
         """
         url = self._woo_url(creds, path)
         https = urlsplit(url).scheme.lower() == "https"
