@@ -84,6 +84,18 @@ class RedactQueryFilter(logging.Filter):
         return True
 
 
+_CLIENT_FILTER = RedactQueryFilter()
+
+
+def redact_http_client_logs() -> None:
+    """Redact on the HTTP client loggers themselves (idempotent), so their records carry no query
+    value whatever handler gets them (a test's capture, a library's own handler)."""
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _CLIENT_FILTER not in logger.filters:
+            logger.addFilter(_CLIENT_FILTER)
+
+
 # ---- errors without the values they carry ---------------------------------------------------
 
 # A quoted value or a constraint's key: 'jane@example.com', "uq_x", Key (email)=(jane@example.com).
@@ -190,6 +202,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
         )
     )
     handler.addFilter(RedactQueryFilter())
+    redact_http_client_logs()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

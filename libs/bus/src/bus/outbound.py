@@ -30,6 +30,8 @@ from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from bus.logs import redact_http_client_logs
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Metadata endpoints that are not already covered by the non-global ranges.
@@ -189,6 +191,7 @@ class OutboundClient:
         self._allow_http = allow_http
         self._allow_hosts = allow_hosts
         self._max_bytes = max_response_bytes
+        redact_http_client_logs()
 
     def _allowlisted(self, host: str, port: int) -> bool:
         return allowlisted(self._allow_hosts, host, port)
