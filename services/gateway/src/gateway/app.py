@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from bus.context import CORRELATION_HEADER, bind_correlation_id
 from bus.heap import freeze_startup_heap
+from bus.http_errors import install_error_format
 from bus.limits import MessageTooLarge
-from bus.logs import describe_error
 from bus.ops import ops_router
 from gateway import docs, handlers, routes
 from gateway.bootstrap import Container
@@ -99,68 +95,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # The command would not fit on the bus (BUS_MAX_MESSAGE_BYTES): refused before it is queued.
         return JSONResponse(PayloadTooLarge("Payload too large", str(exc)).body(), status_code=413)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"success": False, "error": "Validation error", "detail": _problems(exc.errors())},
-            status_code=422,
-        )
-
-    @app.exception_handler(ValidationError)
-    async def model_error(_: Request, exc: ValidationError) -> JSONResponse:
-        # A body model built inside a route from form fields (knowledge-base/ingest): the same 422.
-        return JSONResponse(
-            {"success": False, "error": "Validation error", "detail": _problems(exc.errors())},
-            status_code=422,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
-        headers = exc.headers
-        if exc.status_code == 405:
-            # RFC 9110: a 405 lists every method the path takes. Starlette's names only those of
-            # the first route matching the path (POST /agents, not GET /agents).
-            headers = {"Allow": ", ".join(_allowed_methods(request))}
-        return JSONResponse({"success": False, "error": error}, status_code=exc.status_code, headers=headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("gateway.unhandled_error", error=describe_error(exc))
-        return JSONResponse(
-            {
-                "success": False,
-                "error": "Internal server error",
-                "detail": "See the server logs for this request",
-            },
-            status_code=500,
-        )
-
-
-_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers at this path (each route asked as the router would). A path
-    the API document names literally is that resource: /batch-calling/submit takes POST, although
-    GET /batch-calling/{job_id} would take it for a job id."""
-    documented = request.app.openapi().get("paths", {}).get(request.url.path)
-    if documented:
-        return [method for method in _METHODS if method.lower() in documented]
-    return [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
-
-
-def _problems(errors: Sequence[Any]) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in errors
-    )
+    install_error_format(app, "gateway")
 
 
 def _install_middleware(app: FastAPI) -> None:

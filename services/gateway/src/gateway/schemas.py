@@ -444,7 +444,7 @@ class DoNotCallRequest(Body):
 # ---- API keys (beyond the spec; gateway.access) -----------------------------------------------
 
 
-class CreateApiKeyRequest(BaseModel):
+class CreateApiKeyRequest(Body):
     name: str = Field(min_length=1, max_length=200, description="What the key is for (shown in listings).")
     scope: Literal["read", "operator", "admin"] = Field(
         description="read: GET only; operator: everything but administration; admin: everything."

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from bus.heap import freeze_startup_heap
+from bus.http_errors import install_error_format
 from bus.ops import ops_router
 from tool_webhooks import handlers
 from tool_webhooks.bootstrap import Container, bootstrap, run_migrations
@@ -31,6 +32,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             await box.stop()
 
     app = FastAPI(title="switchboard-tool-webhooks", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_format(app, "tool_webhooks")
     app.include_router(
         handlers.make_router(
             box.service,

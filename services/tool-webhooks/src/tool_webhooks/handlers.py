@@ -30,7 +30,7 @@ from contracts.provisioning import (
 )
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import RegisterPostCallWebhook, WebhookCommand
-from tool_webhooks import domain, metrics
+from tool_webhooks import domain, metrics, openapi
 from tool_webhooks.domain import SIGNATURE_HEADER, TOOL_TOKEN_HEADER, InvalidSignature
 from tool_webhooks.service import ToolService, WebhookService
 from tool_webhooks.spool import SpooledBody
@@ -101,17 +101,13 @@ async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         raw = await _read_body(request, TOOL_MAX_BODY_BYTES)
     except BodyTooLarge:
-        return JSONResponse(
-            {"success": False, "error": "too_large", "message": "That request was too large for me."}, 413
-        )
+        return _error(413, "too_large", "That request was too large for me.")
     try:
         value = json.loads(raw) if raw else {}
     except (ValueError, UnicodeDecodeError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        return JSONResponse(
-            {"success": False, "error": "bad_request", "message": "I couldn't read that request."}, 400
-        )
+        return _error(400, "bad_request", "I couldn't read that request.")
     return value
 
 
@@ -127,7 +123,7 @@ def make_tool_router(tools: ToolService) -> APIRouter:
         log.warning("tool_webhooks.tool.unauthorized", tool=tool, reason=reason)
         return JSONResponse(UNAUTHORIZED, status_code=401)
 
-    @router.post("/ecommerce/products", response_model=None)
+    @router.post("/ecommerce/products", response_model=None, **openapi.tool_route(openapi.PRODUCTS_CALL))
     async def products(request: Request) -> JSONResponse:
         """`get_products`: `{conversation_id, query?, limit?}` → products the agent can read out."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
@@ -138,7 +134,7 @@ def make_tool_router(tools: ToolService) -> APIRouter:
             return body
         return JSONResponse(await tools.products(body))
 
-    @router.post("/ecommerce/orders", response_model=None)
+    @router.post("/ecommerce/orders", response_model=None, **openapi.tool_route(openapi.ORDERS_CALL))
     async def orders(request: Request) -> JSONResponse:
         """`get_orders`: `{conversation_id, order_number?, email?, postcode?}` → the caller's order status."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
@@ -149,7 +145,7 @@ def make_tool_router(tools: ToolService) -> APIRouter:
             return body
         return JSONResponse(await tools.orders(body))
 
-    @router.post("/email/{template_id}", response_model=None)
+    @router.post("/email/{template_id}", response_model=None, **openapi.tool_route(openapi.EMAIL_CALL))
     async def email(template_id: str, request: Request) -> JSONResponse:
         """An e-mail template's tool: its parameters + `conversation_id` → SendEmail (once)."""
         bind_correlation_id(request.headers.get(CORRELATION_HEADER))
@@ -160,7 +156,7 @@ def make_tool_router(tools: ToolService) -> APIRouter:
             return body
         return JSONResponse(await tools.send_email(template_id, body))
 
-    @router.post("/test", response_model=None)
+    @router.post("/test", response_model=None, **openapi.TEST_ROUTE)
     async def test(request: Request) -> JSONResponse:
         """Connectivity check, no authentication and no effect: echoes the JSON body (or null)."""
         try:
@@ -196,7 +192,7 @@ def make_router(service: WebhookService, *, max_body_bytes: int, spool_memory_by
             413, "Payload too large", f"Bodies are limited to {max_body_bytes} bytes", unread_body=True
         )
 
-    @router.post("/elevenlabs/post-call", response_model=None)
+    @router.post("/elevenlabs/post-call", response_model=None, **openapi.POST_CALL_ROUTE)
     async def post_call(request: Request) -> JSONResponse:
         """ElevenLabs post-call webhook (HMAC-signed); 200 once written to the outbox (or kept).
 

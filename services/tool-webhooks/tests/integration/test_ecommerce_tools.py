@@ -384,3 +384,25 @@ async def test_oversized_store_response_is_cut_off(harness: Harness, stores: Sto
     )
     assert response.json()["error"] == "too_large"
     assert response.json()["message"] == "I couldn't reach the store right now."
+
+
+async def test_every_error_tool_webhooks_answers_is_in_the_contract_format(harness: Harness) -> None:
+    """Its own refusals (a body that is not an object, one over 64 KiB) and the framework's (no such
+    route, a method the route does not take) are `{"success": false, "error", "detail"}`: the
+    tool's refusals carried `message` instead, the framework's FastAPI's `{"detail": ...}`."""
+    token = (await harness.create_tool("ecommerce/products"))[2]
+    headers = {domain.TOOL_TOKEN_HEADER: token}
+    answers = {
+        400: await harness.app.post("/api/v1/webhook/ecommerce/products", content=b"[1]", headers=headers),
+        413: await harness.app.post(
+            "/api/v1/webhook/ecommerce/products", content=b"x" * 70_000, headers=headers
+        ),
+        404: await harness.app.post("/api/v1/webhook/nothing-here", json={}),
+        405: await harness.app.get("/api/v1/webhook/ecommerce/products"),
+    }
+    for status, response in answers.items():
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["success"] is False and body["error"] and set(body) <= {"success", "error", "detail"}
+    assert answers[400].json()["detail"] == "I couldn't read that request."
+    assert answers[405].headers["allow"] == "POST"
