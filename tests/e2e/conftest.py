@@ -26,6 +26,9 @@ from devinfra.standins.webhook_receiver import Receiver, serve_receiver
 database_url, topic_prefix = isolated("e2e")
 
 API_KEY = "e2e-key"
+FUZZ_WEBHOOK_SECRET = "e2e-fuzz-webhook-secret"
+#: A key only the canary test uses (test_canaries.py): distinctive, so a search for it finds only leaks.
+CANARY_API_KEY = "sbk-canary-apikey-5e1f0c9d27"
 # The production default: on a loaded machine a write can take seconds, and a shorter wait turned
 # plain 200 answers into 202s (a flake). The slow-upstream test delays past it instead.
 REPLY_TIMEOUT_S = 10
@@ -103,7 +106,9 @@ def running_stack(
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": topic_prefix,
-        "SWITCHBOARD_API_KEYS": f"{API_KEY},second-key",
+        "SWITCHBOARD_API_KEYS": f"{API_KEY},second-key,{CANARY_API_KEY}",
+        # A configured post-call secret besides the registered one: the fuzz test signs with it.
+        "ELEVENLABS_WEBHOOK_SECRET": FUZZ_WEBHOOK_SECRET,
         "GATEWAY_REPLY_TIMEOUT_S": str(REPLY_TIMEOUT_S),
         # Every test drives the gateway with the same key, hundreds of requests a second at times:
         # unlimited here (0). The per-key limits have their own tests (services/gateway integration).
