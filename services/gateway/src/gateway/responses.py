@@ -114,6 +114,15 @@ class ToolOut(Out):
     created_at_unix: int
 
 
+class ToolTokenRotatedOut(BaseModel):
+    success: Literal[True]
+    message: str
+    tool_id: str
+    previous_token_valid_until_unix: int | None = Field(
+        description="Until when the previous token still works (PROVISIONING_TOOL_TOKEN_GRACE_S)."
+    )
+
+
 # ---- knowledge base (api-v1.md 4) ------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bus.secrets import new_key
 from gateway.app import create_app
 from gateway.bootstrap import bootstrap
 from gateway.settings import Settings
@@ -15,7 +16,11 @@ from gateway.settings import Settings
 def document() -> dict[str, Any]:
     # Nothing is connected: bootstrap only builds clients, and openapi() starts no lifespan.
     settings = Settings.model_validate(
-        {"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none", "SWITCHBOARD_API_KEYS": "k"}
+        {
+            "DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+            "SWITCHBOARD_API_KEYS": "k",
+            "SWITCHBOARD_SECRET_KEY": new_key(),
+        }
     )
     return create_app(bootstrap(settings)).openapi()
 

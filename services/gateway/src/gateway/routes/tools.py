@@ -8,7 +8,15 @@ from fastapi.responses import JSONResponse
 
 from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool, RotateToolToken
 from gateway.models import Tool
-from gateway.responses import WRITE_RESPONSES, Done, EcommerceToolsOut, ToolCreatedOut, ToolList, ToolOut
+from gateway.responses import (
+    WRITE_RESPONSES,
+    Done,
+    EcommerceToolsOut,
+    ToolCreatedOut,
+    ToolList,
+    ToolOut,
+    ToolTokenRotatedOut,
+)
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import EcommerceToolsRequest, WebhookToolRequest
 
@@ -53,7 +61,12 @@ async def delete_tool(tool_id: str, service: Service) -> JSONResponse:
     return respond(await service.execute(DeleteTool(tool_id=tool_id), key=tool_id))
 
 
-@router.post("/tools/{tool_id}/rotate-token", tags=["tools"])
+@router.post(
+    "/tools/{tool_id}/rotate-token",
+    tags=["tools"],
+    response_model=ToolTokenRotatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def rotate_tool_token(tool_id: str, service: Service) -> JSONResponse:
     """Beyond the spec: a new token for an e-commerce or e-mail template tool (its config upstream
     points at a new workspace secret); the previous token keeps working for
