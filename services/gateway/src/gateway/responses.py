@@ -114,7 +114,7 @@ class ToolOut(Out):
     created_at_unix: int
 
 
-class ToolTokenRotatedOut(BaseModel):
+class ToolTokenRotatedOut(Out):
     success: Literal[True]
     message: str
     tool_id: str
@@ -433,6 +433,60 @@ class DoNotCallOut(Out):
 class DoNotCallList(Out):
     numbers: list[DoNotCallOut]
     cursor: Cursor
+
+
+# ---- webhooks to the customer's systems (beyond the spec) -------------------------------------------
+
+
+class WebhookOut(Out):
+    webhook_id: str
+    url: str
+    event_types: list[str]
+    description: str | None
+    status: str
+    disabled_reason: str | None
+    consecutive_failures: int | None = None
+    failing_since_unix: int | None = None
+    created_at_unix: int | None = None
+
+
+class WebhookCreatedOut(WebhookOut):
+    signing_secret: str = Field(description="Shown this once: verifies `Switchboard-Signature`.")
+
+
+class WebhookList(Out):
+    webhooks: list[WebhookOut]
+    cursor: Cursor
+
+
+class DeliveryOut(Out):
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at_unix: int | None = None
+    created_at_unix: int | None = None
+    attempt_log: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Every attempt: attempt, started_at_ms, duration_ms, status_code, "
+        "response_excerpt, error, manual.",
+    )
+
+
+class DeliveryList(Out):
+    deliveries: list[DeliveryOut]
+    cursor: Cursor
+
+
+#: A stream of server-sent events (`text/event-stream`), never a JSON body.
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 
 
 # ---- operations and administration ----------------------------------------------------------------

@@ -490,7 +490,7 @@ class ApiKeyList(BaseModel):
     api_keys: list[ApiKeyView]
 
 
-class WebhookCreateRequest(BaseModel):
+class WebhookCreateRequest(Body):
     """POST /api/v1/webhooks (beyond the spec)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -294,7 +294,12 @@ async def job_calls(
     return {"calls": [results.recipient_view(r) for r in rows], "cursor": next_cursor}
 
 
-@router.get("/batch-calling/{job_id}/calls.csv", tags=["batch-calling"])
+@router.get(
+    "/batch-calling/{job_id}/calls.csv",
+    tags=["batch-calling"],
+    response_class=StreamingResponse,
+    responses={200: {"description": "Every recipient as a CSV row", "content": {"text/csv": {}}}},
+)
 async def job_calls_csv(
     job_id: str, service: Service, status: CallStatus | None = None, outcome: str | None = None
 ) -> StreamingResponse:

@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from gateway.changes import ChangeListener, change_event, stream_changes
 from gateway.errors import Unprocessable
 from gateway.models import Campaign
+from gateway.responses import EVENT_STREAM
 from gateway.routes.deps import Service, api_router
 
 router = api_router()
@@ -57,7 +58,12 @@ def _response(request: Request, events: AsyncIterator[ServerSentEvent]) -> Event
 
 
 # Registered before /batch-calling/{job_id} (routes.ROUTERS): "events" is not a job id.
-@router.get("/batch-calling/events", tags=["batch-calling"], response_class=EventSourceResponse)
+@router.get(
+    "/batch-calling/events",
+    tags=["batch-calling"],
+    response_class=EventSourceResponse,
+    responses=EVENT_STREAM,
+)
 async def all_campaign_events(
     request: Request,
     service: Service,
@@ -76,7 +82,12 @@ async def all_campaign_events(
     return _response(request, stream_changes(service, listener, None, start))
 
 
-@router.get("/batch-calling/{job_id}/events", tags=["batch-calling"], response_class=EventSourceResponse)
+@router.get(
+    "/batch-calling/{job_id}/events",
+    tags=["batch-calling"],
+    response_class=EventSourceResponse,
+    responses=EVENT_STREAM,
+)
 async def campaign_events(
     job_id: str,
     request: Request,

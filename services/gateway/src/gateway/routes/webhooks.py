@@ -21,6 +21,15 @@ from contracts.notifier import (
 from gateway import domain
 from gateway.errors import NotFound, Unprocessable
 from gateway.models import Webhook, WebhookDelivery, WebhookDeliveryAttempt
+from gateway.responses import (
+    WRITE_RESPONSES,
+    DeliveryList,
+    DeliveryOut,
+    Done,
+    WebhookCreatedOut,
+    WebhookList,
+    WebhookOut,
+)
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import WebhookCreateRequest
 
@@ -70,7 +79,13 @@ def delivery_view(d: WebhookDelivery, attempts: list[WebhookDeliveryAttempt]) ->
     }
 
 
-@router.post("/webhooks", tags=["webhooks"], status_code=201)
+@router.post(
+    "/webhooks",
+    tags=["webhooks"],
+    status_code=201,
+    response_model=WebhookCreatedOut,
+    responses=WRITE_RESPONSES,
+)
 async def create_webhook(body: WebhookCreateRequest, service: Service) -> JSONResponse:
     """Subscribe `url` to `event_types`. The answer carries `signing_secret` — the only time it is
     shown: keep it to verify `Switchboard-Signature`."""
@@ -109,7 +124,7 @@ def _allowlisted_http(url: str, allow_hosts: frozenset[str]) -> bool:
     return bool(parts.hostname) and allowlisted(allow_hosts, parts.hostname or "", port)
 
 
-@router.get("/webhooks", tags=["webhooks"])
+@router.get("/webhooks", tags=["webhooks"], response_model=WebhookList)
 async def list_webhooks(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -117,19 +132,24 @@ async def list_webhooks(
     return {"webhooks": [webhook_view(w) for w in rows], "cursor": next_cursor}
 
 
-@router.get("/webhooks/{webhook_id}", tags=["webhooks"])
+@router.get("/webhooks/{webhook_id}", tags=["webhooks"], response_model=WebhookOut)
 async def get_webhook(webhook_id: str, service: Service) -> dict[str, Any]:
     return webhook_view(await service.get(Webhook, webhook_id, "Webhook not found"))
 
 
-@router.delete("/webhooks/{webhook_id}", tags=["webhooks"])
+@router.delete("/webhooks/{webhook_id}", tags=["webhooks"], response_model=Done, responses=WRITE_RESPONSES)
 async def delete_webhook(webhook_id: str, service: Service) -> JSONResponse:
     await service.get(Webhook, webhook_id, "Webhook not found")
     command = DeleteWebhookSubscription(subscription_id=webhook_id)
     return respond(await service.execute(command, topic=topics.NOTIFIER_COMMANDS, key=webhook_id))
 
 
-@router.post("/webhooks/{webhook_id}/enable", tags=["webhooks"])
+@router.post(
+    "/webhooks/{webhook_id}/enable",
+    tags=["webhooks"],
+    response_model=WebhookOut,
+    responses=WRITE_RESPONSES,
+)
 async def enable_webhook(webhook_id: str, service: Service) -> JSONResponse:
     """Re-enable a webhook disabled after its failure streak; its held deliveries go out again."""
     await service.get(Webhook, webhook_id, "Webhook not found")
@@ -137,7 +157,7 @@ async def enable_webhook(webhook_id: str, service: Service) -> JSONResponse:
     return respond(await service.execute(command, topic=topics.NOTIFIER_COMMANDS, key=webhook_id))
 
 
-@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"])
+@router.get("/webhooks/{webhook_id}/deliveries", tags=["webhooks"], response_model=DeliveryList)
 async def list_deliveries(
     webhook_id: str,
     service: Service,
@@ -151,7 +171,12 @@ async def list_deliveries(
     return {"deliveries": [delivery_view(d, attempts) for d, attempts in rows], "cursor": next_cursor}
 
 
-@router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/resend", tags=["webhooks"])
+@router.post(
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/resend",
+    tags=["webhooks"],
+    response_model=DeliveryOut,
+    responses=WRITE_RESPONSES,
+)
 async def resend_delivery(webhook_id: str, delivery_id: str, service: Service) -> JSONResponse:
     """Send a delivery again now, whatever its status (same event id and body, a fresh retry window)."""
     await service.get(Webhook, webhook_id, "Webhook not found")
