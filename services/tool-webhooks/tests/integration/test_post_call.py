@@ -39,6 +39,9 @@ def transcription(conversation_id: str, **extra: Any) -> bytes:
                 "data_collection_results": {
                     "outcome": {"data_collection_id": "outcome", "value": "booked", "rationale": "..."}
                 },
+                "evaluation_criteria_results": {
+                    "polite": {"criteria_id": "polite", "result": "success", "rationale": "Greeted."}
+                },
                 "new_upstream_field": 1,
             },
             "has_audio": True,
@@ -91,6 +94,7 @@ async def test_signed_transcription_is_published_once_and_replays_are_duplicates
         "call_successful": "success",
         "transcript_summary": "The customer agreed.",
         "data_collection": {"outcome": "booked"},
+        "evaluation_criteria": {"polite": {"result": "success", "rationale": "Greeted."}},
     }
     assert "transcript" not in event
 
