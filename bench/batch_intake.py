@@ -51,6 +51,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--processes", type=int, default=None, help="BATCH_CHECK_PROCESSES")
+    parser.add_argument(
+        "--first",
+        choices=["csv", "json"],
+        default="csv",
+        help="which goes first (the second starts from the heap the first left)",
+    )
     args = parser.parse_args()
     env = {
         **({"BATCH_CHECK_PROCESSES": str(args.processes)} if args.processes is not None else {}),
@@ -102,7 +108,10 @@ def main() -> None:
         print(
             f"  gateway child processes (number readers, BATCH_CHECK_PROCESSES, and multiprocessing's tracker): {len(workers)}"
         )
-        for label, send in (("CSV upload", csv_request), ("JSON body", json_request)) * args.runs:
+        order = [("CSV upload", csv_request), ("JSON body", json_request)]
+        if args.first == "json":
+            order.reverse()
+        for label, send in order * args.runs:
             before = _status_kib(gateway, "VmRSS")
             for pid in (gateway, *workers):
                 _reset_peak(pid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -28,6 +29,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Delete
 
 from gateway.models import (
+    SCHEMA,
     Agent,
     ApiKey,
     Call,
@@ -369,6 +371,20 @@ class IdempotencyKeys:
         )
 
 
+# What a submission stages for each recipient (the rest comes from its events).
+STAGED_COLUMNS = (
+    "campaign_id",
+    "recipient_id",
+    "position",
+    "to_number",
+    "status",
+    "retry_count",
+    "name",
+    "email",
+    "dynamic_variables",
+)
+
+
 class Recipients:
     """Campaign recipients: bulk-written at submission, then updated from recipient events."""
 
@@ -376,12 +392,23 @@ class Recipients:
         self.session = session
 
     async def add_scheduled(self, rows: list[dict[str, Any]]) -> None:
+        """Stage a new campaign's recipients (keys: `STAGED_COLUMNS`), in the caller's transaction.
+
+        COPY (binary, through the session's own asyncpg connection): a 100,000-recipient campaign
+        is 100 chunks of 1,000 rows, and INSERT's per-row parameter handling was a third of its
+        time. The campaign id is new, so no row can already exist (COPY has no ON CONFLICT).
+        """
         if not rows:
             return
-        # One statement executed for many parameter sets (SQLAlchemy's insertmanyvalues batches
-        # them): compiled once. `.values(rows)` compiled a bind parameter per cell, every time:
-        # most of a 100,000-recipient submission's time.
-        await self.session.execute(insert(CampaignRecipient).on_conflict_do_nothing(), rows)
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        encode = json.dumps
+        records = [
+            tuple(encode(r[c]) if c == "dynamic_variables" else r[c] for c in STAGED_COLUMNS) for r in rows
+        ]
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            CampaignRecipient.__tablename__, schema_name=SCHEMA, columns=STAGED_COLUMNS, records=records
+        )
 
     async def upsert(self, values: dict[str, Any], event_at: datetime) -> bool:
         """Insert or update unless a newer event already shaped the row; True when written."""
