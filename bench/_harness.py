@@ -8,6 +8,7 @@ import statistics
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from devinfra.broker import TANSU_CLIENT_ENV, start_tansu
 from devinfra.postgres import create_database, drop_database
@@ -18,7 +19,9 @@ API_KEY = "bench"
 
 
 @contextmanager
-def running_stack(services: list[str], extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def running_stack(
+    services: list[str], extra_env: dict[str, str] | None = None, log_dir: Path | None = None
+) -> Iterator[Stack]:
     db = f"sb_bench_{uuid.uuid4().hex[:8]}"
     url = create_database(SERVER, db)
     try:
@@ -31,7 +34,7 @@ def running_stack(services: list[str], extra_env: dict[str, str] | None = None) 
                 **TANSU_CLIENT_ENV,
                 **(extra_env or {}),
             }
-            with Stack(env, output=False) as stack:
+            with Stack(env, output=False, log_dir=log_dir) as stack:
                 stack.start(services)
                 yield stack
     finally:

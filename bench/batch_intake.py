@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,7 +66,17 @@ def main() -> None:
         "BATCH_FILE_MAX_ROWS": str(args.rows),
         "GATEWAY_REPLY_TIMEOUT_S": "120",
     }
-    with running_stack(SERVICES, env) as stack:
+    logs = Path(tempfile.mkdtemp(prefix="batch_intake_"))
+    env["LOG_LEVEL"] = "INFO"  # the gateway's `gateway.batch.read` line: how long reading took
+
+    def read_seconds(campaign_id: str) -> float | None:
+        for line in (logs / "gateway.log").read_text().splitlines():
+            if "gateway.batch.read" in line and campaign_id in line:
+                match = re.search(r'"seconds": ([0-9.]+)', line)
+                return float(match.group(1)) if match else None
+        return None
+
+    with running_stack(SERVICES, env, log_dir=logs) as stack:
         api = httpx.Client(base_url=stack.url("gateway"), headers={"X-API-Key": API_KEY}, timeout=600)
         agent = api.post("/api/v1/agents", json={"name": "Bench"}).json()["agent_id"]
         number = api.post(
@@ -124,12 +136,14 @@ def main() -> None:
             worker_peak = sum(_status_kib(pid, "VmHWM") for pid in workers)
             assert response.status_code == 200, response.text[:500]
             job_id = response.json()["id"]
+            read = read_seconds(job_id)
             t1 = time.perf_counter()
             while api.get(f"/api/v1/batch-calling/{job_id}").json().get("total_calls_scheduled") != args.rows:
                 time.sleep(0.25)  # until the orchestrator has every chunk
             whole = time.perf_counter() - t1
             print(
-                f"  {label:10}  answered in {took:5.2f} s (gateway CPU {cpu:5.2f} s)   gateway RSS "
+                f"  {label:10}  answered in {took:5.2f} s (read and queued in {read or 0:5.2f} s; "
+                f"gateway CPU {cpu:5.2f} s)   gateway RSS "
                 f"{before / 1024:6.1f} MiB before, peak {peak / 1024:6.1f} MiB (+ workers {worker_peak / 1024:5.1f} MiB)"
                 f"   orchestrator had every recipient {whole:5.1f} s later"
             )

@@ -35,9 +35,6 @@ from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import IO, Any
 
-from openpyxl import load_workbook
-from openpyxl.utils import get_column_letter
-
 PHONE_HEADERS = ("phone_number", "phone", "number", "to_number", "mobile")
 FIELD_HEADERS = ("name", "email", "id")
 # ElevenLabs' batch calling reads these columns as conversation overrides, not variables.
@@ -75,7 +72,7 @@ class Column:
 
     @property
     def letter(self) -> str:
-        return str(get_column_letter(self.index + 1))
+        return column_letter(self.index)
 
     def ref(self) -> dict[str, Any]:
         return {"column": self.letter, "header": self.header}
@@ -116,6 +113,16 @@ class Layout:
     @cached_property
     def phone_ref(self) -> dict[str, Any]:  # shared by every entry: never mutated
         return self.phone.ref()
+
+
+def column_letter(index: int) -> str:
+    """The spreadsheet name of the 0-based column `index`: A, B, ..., Z, AA, AB, ..."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def _key(header: str) -> str:
@@ -288,7 +295,7 @@ def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Ent
             item.problems.append(
                 {
                     "row": row,
-                    "column": str(get_column_letter(index + 1)),
+                    "column": column_letter(index),
                     "value": _text(cells[index]),
                     "error": "A value in a column without a header",
                 }
@@ -411,6 +418,9 @@ def _open_xlsx(file: IO[bytes]) -> Sheet:
     if inflated > max(size, 1024 * 1024) * XLSX_INFLATION:
         raise SheetError("Unreadable XLSX", [{"error": "The workbook inflates far beyond its size"}])
     file.seek(0)
+    # Imported here: openpyxl holds ~18 MiB a gateway that never sees a workbook need not keep.
+    from openpyxl import load_workbook
+
     try:
         # read_only: rows stream from the sheet's XML; data_only: a formula's last computed value.
         workbook = load_workbook(file, read_only=True, data_only=True)
