@@ -105,6 +105,9 @@ def service_env(request: pytest.FixtureRequest) -> dict[str, Any]:
         "KAFKA_BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap_servers"),
         "KAFKA_TOPIC_PREFIX": request.getfixturevalue("topic_prefix"),
         "BUS_RETRY_BACKOFF_MS": 50,  # a retried message costs a test 50 ms, not the default 200
+        # A suite's containers live for the whole session, beside the e2e stacks on one server
+        # (max_connections 100): few idle connections each; load still opens the overflow.
+        "DATABASE_POOL_SIZE": 2,
     }
 
 

@@ -211,10 +211,8 @@ class Stack:
             env["ELEVENLABS_API_KEY"] = SANDBOX_API_KEY
             env["ELEVENLABS_SIM_API_KEY"] = SANDBOX_API_KEY
         # Seven services (more with replicas) share one PostgreSQL server, whose max_connections is
-        # often the default 100: keep few idle connections each, and a bounded overflow under load
-        # (a busy process waits for a connection rather than the server refusing everyone's).
+        # often the default 100: keep few idle connections each; load still opens the overflow.
         env.setdefault("DATABASE_POOL_SIZE", "2")
-        env.setdefault("DATABASE_MAX_OVERFLOW", "6")
         # Provisioning fetches uploads only from the gateway's origin: tell every service where it is.
         env.setdefault("GATEWAY_INTERNAL_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
         if not env.get("SWITCHBOARD_SECRET_KEY"):

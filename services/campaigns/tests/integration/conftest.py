@@ -65,6 +65,7 @@ def _common(
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "BUS_RETRY_BACKOFF_MS": 50,
         "SWITCHBOARD_SECRET_KEY": SECRET_KEY,
+        "DATABASE_POOL_SIZE": 2,  # few idle connections through the session (see devinfra.bus_harness)
     }
 
 

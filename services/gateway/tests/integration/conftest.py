@@ -25,6 +25,7 @@ def settings(database_url: str, topic_prefix: str) -> Settings:
     settings = Settings.model_validate(
         {
             "DATABASE_URL": database_url,
+            "DATABASE_POOL_SIZE": 2,  # few idle connections through the session (devinfra.bus_harness)
             "KAFKA_TOPIC_PREFIX": topic_prefix,
             "SWITCHBOARD_API_KEYS": API_KEY,
             "SWITCHBOARD_SECRET_KEY": new_key(),
