@@ -683,18 +683,22 @@ def _campaign_row(c: CampaignSnapshot) -> dict[str, Any]:
     }
 
 
+#: What a `campaign` event of the live progress streams carries: the job's status and counters.
+_CAMPAIGN_CHANGE_FIELDS = (
+    "name",
+    "status",
+    "status_reason",
+    "total_calls_scheduled",
+    "total_calls_dispatched",
+    "total_calls_finished",
+    "last_updated_at_unix",
+)
+
+
 def _campaign_change(c: CampaignSnapshot) -> dict[str, Any]:
-    """A `campaign` event of the live progress streams: the job's status and counters."""
-    return {
-        "id": c.campaign_id,
-        "name": c.name,
-        "status": c.status,
-        "status_reason": c.status_reason,
-        "total_calls_scheduled": c.total_calls_scheduled,
-        "total_calls_dispatched": c.total_calls_dispatched,
-        "total_calls_finished": c.total_calls_finished,
-        "last_updated_at_unix": c.last_updated_at_unix,
-    }
+    """A `campaign` event of the live progress streams, cut from the read model's row."""
+    row = _campaign_row(c)
+    return {"id": c.campaign_id} | {k: row[k] for k in _CAMPAIGN_CHANGE_FIELDS}
 
 
 def _recipient_change(r: CampaignRecipientUpdated) -> dict[str, Any]:
