@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.dialects.postgresql import insert
 
 from bus.migrate import upgrade
 from bus.secrets import new_key
 from devinfra.pytest_plugin import isolated
 from gateway.bootstrap import Container, bootstrap
+from gateway.models import Agent, PhoneNumber
 from gateway.settings import Settings
 
 # This suite runs its own gateway instance: own database and topics.
@@ -48,3 +51,37 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
     finally:
         await box.http.aclose()
         await box.engine.dispose()
+
+
+async def seed_agent_and_number(
+    container: Container, *, agent_id: str, name: str, first_message: str, phone_number_id: str, label: str
+) -> None:
+    """An agent and a Twilio number in the read model, as provisioning's events would leave them
+    (idempotent: tests of one module share them)."""
+    now = datetime.now(UTC)
+    async with container.engine.begin() as connection:
+        await connection.execute(
+            insert(Agent)
+            .values(
+                agent_id=agent_id,
+                name=name,
+                conversation_config={"agent": {"first_message": first_message}},
+                platform_settings={},
+                tags=[],
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await connection.execute(
+            insert(PhoneNumber)
+            .values(
+                phone_number_id=phone_number_id,
+                phone_number="+14155550100",
+                label=label,
+                provider="twilio",
+                created_at_unix=0,
+                last_event_at=now,
+            )
+            .on_conflict_do_nothing()
+        )

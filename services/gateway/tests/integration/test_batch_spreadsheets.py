@@ -21,9 +21,9 @@ from sqlalchemy.dialects.postgresql import insert
 from gateway.app import create_app
 from gateway.bootstrap import Container
 from gateway.guard import body_cap
-from gateway.models import Agent, Call, CampaignRecipient, DoNotCall, PhoneNumber, outbox
+from gateway.models import Call, CampaignRecipient, DoNotCall, outbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, seed_agent_and_number
 
 pytestmark = pytest.mark.integration
 
@@ -35,34 +35,17 @@ OPT_OUT = "+14155550188"  # on the do-not-call list
 
 @pytest.fixture
 async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    # The agent's first message needs {{customer_name}}.
+    await seed_agent_and_number(
+        container,
+        agent_id=AGENT,
+        name="Sheets",
+        first_message="Hello {{customer_name}}",
+        phone_number_id=PHONE,
+        label="sheets",
+    )
     now = datetime.now(UTC)
     async with container.engine.begin() as connection:
-        await connection.execute(
-            insert(Agent)
-            .values(
-                agent_id=AGENT,
-                name="Sheets",
-                # The agent's first message needs {{customer_name}}.
-                conversation_config={"agent": {"first_message": "Hello {{customer_name}}"}},
-                platform_settings={},
-                tags=[],
-                created_at_unix=0,
-                last_event_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        await connection.execute(
-            insert(PhoneNumber)
-            .values(
-                phone_number_id=PHONE,
-                phone_number="+14155550100",
-                label="sheets",
-                provider="twilio",
-                created_at_unix=0,
-                last_event_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
         await connection.execute(
             insert(DoNotCall)
             .values(phone_number=OPT_OUT, reason="asked not to be called", added_at_unix=0, last_event_at=now)

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
 
 from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
 from contracts.telephony import CallPlaced, CallStatusChanged
@@ -26,9 +25,9 @@ from contracts.webhooks import PostCallWebhookReceived
 from gateway import results
 from gateway.app import create_app
 from gateway.bootstrap import Container
-from gateway.models import Agent, PhoneNumber, outbox
+from gateway.models import outbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, seed_agent_and_number
 
 pytestmark = pytest.mark.integration
 
@@ -39,33 +38,14 @@ NOW = int(time.time())
 
 @pytest.fixture
 async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    now = datetime.now(UTC)
-    async with container.engine.begin() as connection:
-        await connection.execute(
-            insert(Agent)
-            .values(
-                agent_id=AGENT,
-                name="Results",
-                conversation_config={"agent": {"first_message": "Hello"}},
-                platform_settings={},
-                tags=[],
-                created_at_unix=0,
-                last_event_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        await connection.execute(
-            insert(PhoneNumber)
-            .values(
-                phone_number_id=PHONE,
-                phone_number="+14155550100",
-                label="results",
-                provider="twilio",
-                created_at_unix=0,
-                last_event_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
+    await seed_agent_and_number(
+        container,
+        agent_id=AGENT,
+        name="Results",
+        first_message="Hello",
+        phone_number_id=PHONE,
+        label="results",
+    )
     app = create_app(container)  # lifespan not run: only the request path is exercised
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
