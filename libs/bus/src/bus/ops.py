@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import structlog
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -13,12 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.runtime import Bus
 
+log = structlog.get_logger("bus.ops")
+
 
 async def database_ok(engine: AsyncEngine) -> bool:
     try:
         async with engine.connect() as connection:
             await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2.0)
-    except Exception:
+    except Exception as exc:
+        # A 503 alone does not say why ("too many clients", a timeout, a refused socket): the log does.
+        log.warning("readiness_database_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         return False
     return True
 
