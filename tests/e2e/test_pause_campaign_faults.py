@@ -23,6 +23,7 @@ from tests.e2e.test_pause_faults import _answer, _fault, _faults_left, _start_re
 
 # Its own stack: the workers it freezes must not leave stale members in the shared stack's groups.
 log_dir, stack, api, sim = own_stack("pausecamp")
+pytestmark = pytest.mark.own_stack
 
 __all__ = ["sim_config_restored"]
 

@@ -25,6 +25,7 @@ from tests.e2e.conftest import own_stack, poll
 
 # Its own stack: the workers it freezes must not leave stale members in the shared stack's groups.
 log_dir, stack, api, sim = own_stack("pauses")
+pytestmark = pytest.mark.own_stack
 
 DIAL_PATH = "^/v1/convai/twilio/outbound-call$"
 
