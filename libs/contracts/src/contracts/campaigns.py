@@ -163,7 +163,21 @@ class SubmitCampaign(Command):
     concurrency_limit: int | None = Field(
         default=None, ge=1, description="Max simultaneous calls of this campaign."
     )
-    calling_window: CallingWindow | None = Field(default=None, description="Allowed local calling hours.")
+    calling_window: CallingWindow | None = Field(
+        default=None,
+        description=(
+            "Allowed local calling hours. Only narrows the platform's quiet hours "
+            "(contracts/data/quiet_hours.yaml: 08:00-21:00 local by default, per country and US state)."
+        ),
+    )
+    max_daily_attempts_per_number: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "At most this many attempts per number per rolling 24 h in this campaign; only narrows "
+            "the platform's cap across every campaign (CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H)."
+        ),
+    )
     ecommerce_platform: Literal["woocommerce", "shopify"] | None = Field(
         default=None, description="Store platform."
     )
@@ -267,6 +281,15 @@ class CampaignRecipientUpdated(Event):
     reason: str | None = Field(
         default=None,
         description="Why the recipient is failed or skipped (e.g. the duplicate's first position).",
+    )
+    waiting_reason: str | None = Field(
+        default=None,
+        description=(
+            "Why a `scheduled` recipient is held back until `next_attempt_at_unix`: `quiet_hours` "
+            "(the platform's local hours), `calling_window` (the campaign's), `frequency_cap` (the "
+            "platform's attempts per number per rolling 24 h across campaigns) or "
+            "`campaign_daily_cap` (the campaign's `max_daily_attempts_per_number`). Null otherwise."
+        ),
     )
 
 

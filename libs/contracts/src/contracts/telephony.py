@@ -161,6 +161,11 @@ class PlaceCall(Command):
     campaign_id: str | None = Field(default=None, description="Campaign this attempt belongs to.")
     recipient_id: str | None = Field(default=None, description="Campaign recipient id.")
     attempt: int | None = Field(default=None, description="Attempt number within the campaign (1-based).")
+    quiet_hours_overridden: bool = Field(
+        default=False,
+        description="A single call placed outside the platform's quiet hours because the request said "
+        "`override_quiet_hours` (recorded on the call).",
+    )
 
 
 class StoreCustomerSession(Command):
@@ -238,6 +243,10 @@ class CallPlaced(Event):
     recipient_id: str | None = Field(default=None, description="Campaign recipient, if any.")
     attempt: int | None = Field(default=None, description="Attempt number, if any.")
     placed_at_unix: int = Field(description="When the dial was accepted, unix seconds.")
+    quiet_hours_overridden: bool = Field(
+        default=False,
+        description="Placed outside the platform's quiet hours on the request's explicit override.",
+    )
 
 
 class CallDialFailed(Event):

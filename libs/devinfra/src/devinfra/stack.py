@@ -34,6 +34,7 @@ from .procs import (
     terminate_all,
     wait_for_http,
 )
+from .quiet_hours import NO_QUIET_HOURS
 from .settings import StackSettings
 
 __all__ = [
@@ -48,6 +49,11 @@ __all__ = [
 ]
 
 SANDBOX_API_KEY = "sim-key"
+#: Calling rules lifted in sandbox mode unless set (README "Quiet hours and frequency caps").
+SANDBOX_CALLING_RULES = {
+    "QUIET_HOURS_FILE": str(NO_QUIET_HOURS),
+    "CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H": "1000000",
+}
 SIM = "elevenlabs-sim"
 
 
@@ -210,6 +216,11 @@ class Stack:
             env["ELEVENLABS_BASE_URL"] = self.url(SIM)
             env["ELEVENLABS_API_KEY"] = SANDBOX_API_KEY
             env["ELEVENLABS_SIM_API_KEY"] = SANDBOX_API_KEY
+            # The simulator rings nobody: "Try it" works at any hour and as often as it is run.
+            # Set either variable to see quiet hours and the frequency cap at work.
+            for name, value in SANDBOX_CALLING_RULES.items():
+                if name not in env and name not in os.environ:
+                    env[name] = value
         # Seven services (more with replicas) share one PostgreSQL server, whose max_connections is
         # often the default 100: keep few idle connections each; load still opens the overflow.
         env.setdefault("DATABASE_POOL_SIZE", "2")

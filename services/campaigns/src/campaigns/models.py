@@ -87,6 +87,9 @@ class Campaign(Base):
     fatal_dial_failures: Mapped[int] = mapped_column(Integer, default=0)
     # Carrier refusals blaming our configuration (credentials, trial account, permissions) in a row.
     configuration_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # At most this many attempts per number per rolling 24 h in this campaign (None: only the
+    # platform's CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H across every campaign).
+    max_daily_attempts_per_number: Mapped[int | None] = mapped_column(Integer)
     progress_dirty: Mapped[bool] = mapped_column(Boolean, default=False)
     last_emitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     correlation_id: Mapped[str | None] = mapped_column(String(200))
@@ -135,6 +138,8 @@ class Recipient(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(200))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(Text)
+    # Why a `scheduled` recipient is held back (rules.WAITING_REASONS); None once dialled.
+    waiting_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class AttemptStatus:
@@ -153,6 +158,8 @@ class Attempt(Base):
             "campaign_id", "recipient_id", "attempt", name="uq_attempts_campaign_recipient_attempt"
         ),
         Index("ix_attempts_status_dialed_at", "status", "dialed_at"),
+        # The rolling 24 h count of dials per number across campaigns (frequency cap).
+        Index("ix_attempts_to_number_dialed_at", "to_number", "dialed_at"),
     )
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -160,6 +167,8 @@ class Attempt(Base):
     recipient_id: Mapped[str] = mapped_column(String(200))
     attempt: Mapped[int] = mapped_column(Integer)
     recipient_pk: Mapped[int] = mapped_column(BigInteger)
+    # The number dialled (E.164); NULL for attempts made before migration 0004.
+    to_number: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     conversation_id: Mapped[str | None] = mapped_column(String(200))
     call_status: Mapped[str | None] = mapped_column(String(20))

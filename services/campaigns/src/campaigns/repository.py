@@ -299,6 +299,25 @@ class AttemptRepository:
             .execution_options(populate_existing=True)
         )
 
+    async def recent_dials(
+        self, numbers: list[str], since: datetime
+    ) -> dict[str, list[tuple[str, datetime]]]:
+        """Per number, (campaign_id, dialed_at) of its attempts since `since` in every campaign;
+        attempts refused with 429 rang nobody and do not count."""
+        if not numbers:
+            return {}
+        result = await self.session.execute(
+            select(Attempt.to_number, Attempt.campaign_id, Attempt.dialed_at).where(
+                Attempt.to_number.in_(numbers),
+                Attempt.dialed_at > since,
+                Attempt.status != AttemptStatus.RATE_LIMITED,
+            )
+        )
+        out: dict[str, list[tuple[str, datetime]]] = {}
+        for number, campaign_id, dialed_at in result.all():
+            out.setdefault(number or "", []).append((campaign_id, dialed_at))
+        return out
+
     async def timed_out(self, dialed_before: datetime, limit: int) -> Sequence[Attempt]:
         result = await self.session.scalars(
             select(Attempt)

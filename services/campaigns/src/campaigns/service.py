@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 
 from bus.secrets import Undecryptable, column_context, message_context
-from campaigns import domain, metrics
+from campaigns import domain, metrics, rules
 from campaigns.domain import CampaignStatus, RecipientStatus
 from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
 from campaigns.settings import Settings
@@ -57,6 +57,7 @@ from contracts.campaigns import (
     SubmitCampaign,
     time_zone_problem,
 )
+from contracts.quiet_hours import RULES_FILE, load_rules
 from contracts.telephony import (
     FINAL_CALL_STATUSES,
     CallDialFailed,
@@ -85,6 +86,7 @@ class CampaignService:
         self.wake = asyncio.Event()
         self._last_timeout_scan = 0.0
         self._rotation = 0
+        self._quiet_hours = load_rules(settings.quiet_hours_file or RULES_FILE)
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -138,6 +140,9 @@ class CampaignService:
             next_attempt_at_unix=int(next_at.timestamp()) if next_at else None,
             time_zones=list(recipient.time_zones or []),
             reason=recipient.reason,
+            waiting_reason=recipient.waiting_reason
+            if recipient.status == RecipientStatus.SCHEDULED
+            else None,
             correlation_id=cause.correlation_id if cause else campaign.correlation_id,
             causation_id=cause.message_id if cause else None,
         )
@@ -281,6 +286,7 @@ class CampaignService:
                 retry_delays=delays.model_dump(),
                 concurrency_limit=command.concurrency_limit,
                 calling_window=command.calling_window.model_dump() if command.calling_window else None,
+                max_daily_attempts_per_number=command.max_daily_attempts_per_number,
                 ecommerce_platform=command.ecommerce_platform,
                 ecommerce_credentials_encrypted=self._rebind_credentials(
                     command.ecommerce_credentials_encrypted, cid, to_row=True
@@ -779,6 +785,7 @@ class CampaignService:
                 if not due:
                     return placed
                 listed = await uow.do_not_call.listed([r.phone_number for r in due])
+                dials = await uow.attempts.recent_dials([r.phone_number for r in due], now - rules.CAP_PERIOD)
                 window = (
                     CallingWindow.model_validate(campaign.calling_window) if campaign.calling_window else None
                 )
@@ -795,20 +802,20 @@ class CampaignService:
                         campaign.progress_dirty = True
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
-                    at = domain.next_dial_time(now, window, recipient.time_zones)
-                    if at is None:
-                        assert window is not None
+                    hold = self._hold(campaign, recipient, window, dials, now)
+                    if hold is not None and hold.at is None:
                         recipient.status = RecipientStatus.FAILED
-                        recipient.reason = domain.never_open_reason(window, recipient.time_zones)
+                        recipient.reason = hold.reason
                         recipient.next_attempt_at = None
                         campaign.total_finished += 1
                         campaign.progress_dirty = True
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
-                    if at > now:
-                        # Reported (with its zones), so a recipient waiting for its local hours is
-                        # visibly waiting; once per closed window, as it is not due again before.
-                        recipient.next_attempt_at = at
+                    if hold is not None:
+                        # Reported (with its zones and reason), so a recipient held back is visibly
+                        # waiting; once per hold, as it is not due again before.
+                        recipient.next_attempt_at = hold.at
+                        recipient.waiting_reason = hold.waiting_reason
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
                     owner = await uow.numbers.claim(
@@ -830,6 +837,7 @@ class CampaignService:
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
                     await self._dial(uow, campaign, recipient, provider or "twilio", now)
+                    dials.setdefault(recipient.phone_number, []).append((campaign.campaign_id, now))
                     dialled_now += 1
                 await self._maybe_complete(uow, campaign, now)
             placed += dialled_now
@@ -837,6 +845,29 @@ class CampaignService:
             if dialled_now == len(due):
                 return placed
         return placed
+
+    def _hold(
+        self,
+        campaign: Campaign,
+        recipient: Recipient,
+        window: CallingWindow | None,
+        dials: dict[str, list[tuple[str, datetime]]],
+        now: datetime,
+    ) -> rules.Hold | None:
+        """What holds a due recipient back now (quiet hours, the campaign's window, the caps), if
+        anything; `dials` are (campaign_id, dialed_at) per number over the last 24 h."""
+        mine = dials.get(recipient.phone_number, [])
+        return rules.hold_for(
+            now,
+            recipient.phone_number,
+            recipient.time_zones,
+            window,
+            dials_everywhere=[at for _, at in mine],
+            platform_cap=self._settings.max_attempts_per_number_24h,
+            dials_in_campaign=[at for cid, at in mine if cid == campaign.campaign_id],
+            campaign_cap=campaign.max_daily_attempts_per_number,
+            quiet_hours=self._quiet_hours,
+        )
 
     async def _dial(
         self, uow: UnitOfWork, campaign: Campaign, recipient: Recipient, provider: str, now: datetime
@@ -851,6 +882,7 @@ class CampaignService:
             recipient_id=recipient.recipient_id,
             attempt=number,
             recipient_pk=recipient.id,
+            to_number=recipient.phone_number,
             status=AttemptStatus.DIALING,
             dialed_at=now,
         )
@@ -860,6 +892,7 @@ class CampaignService:
         recipient.attempts = number
         recipient.status = RecipientStatus.DIALING
         recipient.next_attempt_at = None
+        recipient.waiting_reason = None
         recipient.conversation_id = None
         recipient.duration_seconds = None
         if not recipient.dispatched:

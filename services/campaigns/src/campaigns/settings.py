@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from bus.secrets import SecretKeySettings
@@ -27,6 +29,18 @@ class Settings(SecretKeySettings):
         alias="CAMPAIGNS_CONFIGURATION_REFUSALS",
         description="Consecutive carrier refusals that blame our configuration (bad Twilio credentials, trial "
         "account, geo permissions, SIP 401/403/407) after which the campaign fails instead of dialling on.",
+    )
+    max_attempts_per_number_24h: int = Field(
+        default=3,
+        ge=1,
+        alias="CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H",
+        description="Dial attempts per number per rolling 24 h across every campaign; a recipient over it waits.",
+    )
+    quiet_hours_file: Path | None = Field(
+        default=None,
+        alias="QUIET_HOURS_FILE",
+        description="Platform quiet-hours rules (YAML, shape in contracts/data/quiet_hours.yaml, the default); "
+        "the gateway reads the same variable for single calls.",
     )
     progress_interval_s: float = Field(default=1.0, ge=0, alias="CAMPAIGNS_PROGRESS_INTERVAL_S")
     insert_batch_size: int = Field(default=1000, ge=1, alias="CAMPAIGNS_INSERT_BATCH_SIZE")

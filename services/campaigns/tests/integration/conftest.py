@@ -28,6 +28,7 @@ from contracts import topics
 from contracts.base import Message
 from devinfra.broker import create_topics
 from devinfra.pytest_plugin import isolated
+from devinfra.quiet_hours import NO_QUIET_HOURS
 from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.testing import free_port, run_in_thread
 from telephony import bootstrap as telephony_bootstrap
@@ -86,6 +87,10 @@ def settings(
             "CAMPAIGNS_PROGRESS_INTERVAL_S": 0.3,
             # Auto-pause only on 10 failures in a row: no other test comes close.
             "CAMPAIGNS_FAILURE_WINDOW": 10,
+            # Tests run at any hour and redial their numbers: quiet hours and the cap have their
+            # own tests (test_quiet_hours_and_caps.py), on clocks passed in.
+            "QUIET_HOURS_FILE": str(NO_QUIET_HOURS),
+            "CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H": 10**6,
             "CAMPAIGNS_FAILURE_PAUSE_RATIO": 0.9,
         }
     )

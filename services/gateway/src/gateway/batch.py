@@ -163,6 +163,7 @@ class BatchCalling:
             calling_window=CallingWindow(**options.calling_window.model_dump())
             if options.calling_window
             else None,
+            max_daily_attempts_per_number=options.max_daily_attempts_per_number,
             ecommerce_platform=credentials.platform if credentials else None,
             ecommerce_credentials_encrypted=(
                 domain.encrypt(

@@ -146,6 +146,8 @@ class Call(_Projected, Base):
     ecommerce_enabled: Mapped[bool] = mapped_column(default=False)
     campaign_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     recipient_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Placed outside the platform's quiet hours on the request's `override_quiet_hours`.
+    quiet_hours_overridden: Mapped[bool] = mapped_column(default=False, server_default="false")
     attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     placed_at_unix: Mapped[int] = mapped_column(BigInteger)
     ended_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -281,6 +283,10 @@ class CampaignRecipient(Base):
     # recipient's events (empty / null until the campaigns service reports it).
     time_zones: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A `scheduled` recipient held back: why (quiet_hours, calling_window, frequency_cap,
+    # campaign_daily_cap; contracts.campaigns.CampaignRecipientUpdated) and until when.
+    waiting_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    next_attempt_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # As submitted (written by the gateway at submission; recipient events never change them).
     name: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -425,7 +425,7 @@ class Recipients:
         await self.session.execute(
             update(CampaignRecipient)
             .where(CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "scheduled")
-            .values(status=status, last_event_at=event_at)
+            .values(status=status, waiting_reason=None, next_attempt_at_unix=None, last_event_at=event_at)
         )
 
     async def page(

@@ -320,6 +320,10 @@ class CallOut(Out):
     attempt: int | None
     placed_at_unix: int
     ended_at_unix: int | None
+    quiet_hours_overridden: bool = Field(
+        default=False,
+        description="Placed outside the platform's quiet hours because the request said override_quiet_hours.",
+    )
 
 
 class CallList(Out):
@@ -407,6 +411,15 @@ class JobCall(Out):
     retry_count: int
     time_zones: list[str]
     reason: str | None
+    waiting_reason: str | None = Field(
+        default=None,
+        description="Why a `scheduled` recipient waits: quiet_hours (the platform's local hours), "
+        "calling_window (the campaign's), frequency_cap (attempts per number per rolling 24 h across "
+        "campaigns), campaign_daily_cap (the campaign's max_daily_attempts_per_number).",
+    )
+    next_attempt_at_unix: int | None = Field(
+        default=None, description="When a waiting recipient is dialled next."
+    )
     position: int | None = None
     name: str | None = None
     email: str | None = None

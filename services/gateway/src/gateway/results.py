@@ -59,6 +59,8 @@ def recipient_view(result: RecipientResult) -> dict[str, Any]:
         "dynamic_variables": r.dynamic_variables,
         "time_zones": r.time_zones,
         "reason": r.reason,
+        "waiting_reason": r.waiting_reason,
+        "next_attempt_at_unix": r.next_attempt_at_unix,
         "attempts": [attempt_view(c) for c in result.attempts],
         "analysis": analysis_view(result.analysis),
     }

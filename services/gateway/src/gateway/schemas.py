@@ -317,6 +317,13 @@ class OutboundCallRequest(Body):
     ecommerce_credentials: EcommerceCredentials | None = None
     customer_info: CustomerInfoIn | None = None
     sender_email: EmailStr | None = None
+    # Beyond the spec:
+    override_quiet_hours: bool = Field(
+        default=False,
+        description="Place the call although the platform's quiet hours (QUIET_HOURS_FILE; 08:00-21:00 in "
+        "the recipient's local time by default) forbid it now; recorded on the call "
+        "(`quiet_hours_overridden`). Without it such a call is a 422.",
+    )
 
 
 class CustomerSessionRequest(Body):
@@ -407,6 +414,13 @@ class BatchOptions(BaseModel):
     concurrency_limit: int | None = Field(default=None, ge=1, le=1000)
     retry_delays: RetryDelaysIn | None = None
     calling_window: CallingWindowIn | None = None
+    max_daily_attempts_per_number: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="At most this many attempts per number per rolling 24 h in this campaign (narrows the "
+        "platform's CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H across every campaign).",
+    )
     default_region: str | None = Field(
         default=None,
         description=(

@@ -543,6 +543,8 @@ class GatewayService:
                             "retry_count": r.retry_count,
                             "time_zones": r.time_zones,
                             "reason": r.reason,
+                            "waiting_reason": r.waiting_reason,
+                            "next_attempt_at_unix": r.next_attempt_at_unix,
                         },
                         at,
                     ):
@@ -716,6 +718,7 @@ def _recipient_change(r: CampaignRecipientUpdated) -> dict[str, Any]:
         "next_attempt_at_unix": r.next_attempt_at_unix,
         "time_zones": r.time_zones,
         "reason": r.reason,
+        "waiting_reason": r.waiting_reason,
     }
 
 
@@ -747,6 +750,7 @@ def _call_row(call: CallPlaced) -> dict[str, Any]:
         "recipient_id": call.recipient_id,
         "attempt": call.attempt,
         "placed_at_unix": call.placed_at_unix,
+        "quiet_hours_overridden": call.quiet_hours_overridden,
     }
 
 

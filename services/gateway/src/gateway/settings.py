@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field
 
@@ -27,6 +28,12 @@ class Settings(SecretKeySettings):
         default="",
         alias="OUTBOUND_ALLOW_HOSTS",
         description="host[:port] a webhook URL may name although private (and over http).",
+    )
+    quiet_hours_file: Path | None = Field(
+        default=None,
+        alias="QUIET_HOURS_FILE",
+        description="Platform quiet-hours rules refusing single calls (default: the shipped "
+        "contracts/data/quiet_hours.yaml); the campaigns service reads the same variable.",
     )
     reply_timeout_s: float = Field(default=10.0, alias="GATEWAY_REPLY_TIMEOUT_S")
     kb_max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="KB_MAX_UPLOAD_BYTES")

@@ -471,6 +471,7 @@ class TelephonyService:
             recipient_id=command.recipient_id,
             attempt=command.attempt,
             placed_at_unix=int(placed_at.timestamp()),
+            quiet_hours_overridden=command.quiet_hours_overridden,
         )
         metrics.CALLS_PLACED.labels(command.provider).inc()
         extra: list[tuple[Event, str]] = []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+import structlog
 from fastapi.responses import JSONResponse
 
 from contracts import topics
+from contracts.calling import number_time_zones
+from contracts.quiet_hours import RULES_FILE, load_rules, outside_quiet_hours_problem
 from contracts.telephony import CustomerInfo, PlaceCall
 from gateway import domain
 from gateway.errors import Unprocessable
@@ -17,11 +21,32 @@ from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import OutboundCallRequest
 
 router = api_router()
+log = structlog.get_logger("gateway.calls")
 
 _ROUTE_FOR = {
     "twilio": "/api/v1/phone-numbers/twilio/outbound-call",
     "sip_trunk": "/api/v1/sip-trunk/outbound-call",
 }
+
+
+def _check_quiet_hours(body: OutboundCallRequest, to_number: str, service: Service) -> bool:
+    """Refuse (422) a call the platform's quiet hours forbid now in any of the number's zones,
+    unless the request overrides them; True when it does (the call then records the override)."""
+    rules = load_rules(service.settings.quiet_hours_file or RULES_FILE)
+    problem = outside_quiet_hours_problem(datetime.now(UTC), to_number, number_time_zones(to_number), rules)
+    if problem is None:
+        return False
+    if not body.override_quiet_hours:
+        raise Unprocessable(
+            "Outside quiet hours", f'{problem}. Send "override_quiet_hours": true to call anyway.'
+        )
+    # The number is personal data: the call's own record (quiet_hours_overridden) says which.
+    log.warning(
+        "gateway.call.quiet_hours_overridden",
+        agent_id=body.agent_id,
+        phone_number_id=body.agent_phone_number_id,
+    )
+    return True
 
 
 async def _place(
@@ -39,6 +64,7 @@ async def _place(
     customer = body.customer_info
     if customer is not None and customer.phone is not None:
         domain.e164(customer.phone)
+    overridden = _check_quiet_hours(body, to_number, service)
     credentials = body.ecommerce_credentials
     command = PlaceCall(
         provider=provider,
@@ -57,6 +83,7 @@ async def _place(
             else None
         ),
         sender_email=body.sender_email,
+        quiet_hours_overridden=overridden,
     )
     return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=to_number))
 
@@ -98,6 +125,7 @@ def call_view(c: Call) -> dict[str, Any]:
         "attempt": c.attempt,
         "placed_at_unix": c.placed_at_unix,
         "ended_at_unix": c.ended_at_unix,
+        "quiet_hours_overridden": c.quiet_hours_overridden,
     }
 
 
