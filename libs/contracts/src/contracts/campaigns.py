@@ -111,6 +111,17 @@ class RetryDelays(_Value):
     voicemail: int = Field(default=1800, ge=0, description="After reaching voicemail.")
 
 
+class CallerIdStats(_Value):
+    """One number of a campaign's caller-ID pool and how it is doing: a number whose answer rate
+    falls behind the others' may be flagged as spam by carriers."""
+
+    phone_number_id: str = Field(description="The pool's number.")
+    dials: int = Field(description="Dials this campaign made from it.")
+    answered: int = Field(description="Of those, calls a person answered (outcome `completed`).")
+    answer_rate: float | None = Field(description="answered / dials, null before the first dial.")
+    daily_cap: int | None = Field(default=None, description="Its cap of dials per rolling 24 h, if any.")
+
+
 class CampaignSnapshot(_Value):
     """A campaign and its counters at one moment (counters are consistent with each other)."""
 
@@ -129,6 +140,15 @@ class CampaignSnapshot(_Value):
     total_calls_finished: int = Field(description="Recipients in a final state.")
     last_updated_at_unix: int = Field(description="When this snapshot was taken.")
     status_reason: str | None = Field(default=None, description="Why it failed or was paused, if so.")
+    phone_numbers: list[CallerIdStats] = Field(
+        default_factory=list,
+        description="The caller-ID pool (`phone_number_id` first, then `phone_number_ids`) with each "
+        "number's dials and answer rate; empty for campaigns created before pools existed.",
+    )
+    max_total_minutes: float | None = Field(default=None, description="Budget of call minutes, if set.")
+    call_minutes_used: float = Field(
+        default=0.0, description="Minutes of the campaign's finished calls so far (sum of their durations)."
+    )
 
 
 # ---- commands ------------------------------------------------------------------------------
@@ -168,6 +188,32 @@ class SubmitCampaign(Command):
         description=(
             "Allowed local calling hours. Only narrows the platform's quiet hours "
             "(contracts/data/quiet_hours.yaml: 08:00-21:00 local by default, per country and US state)."
+        ),
+    )
+    phone_number_ids: list[str] = Field(
+        default_factory=list,
+        description=(
+            "More numbers calls may come from besides `phone_number_id` (a caller-ID pool): each dial "
+            "prefers a number of the recipient's country and area code, else rotates to the least "
+            "used; the provider and E.164 of each come from telephony's phone-number events."
+        ),
+    )
+    phone_number_daily_caps: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Per pool number (phone_number_id -> cap), at most this many dials per rolling 24 h "
+            "(every campaign's dials from it count). When every number is at its cap, recipients wait "
+            "(`waiting_reason` `caller_id_cap`)."
+        ),
+    )
+    max_total_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Budget of call minutes (the sum of the calls' durations). The campaign pauses itself, "
+            "with a status reason, when the next dial could exceed it: minutes used plus, for each "
+            "call in flight and the next one, the longest call so far (at least "
+            "CAMPAIGNS_BUDGET_CALL_ESTIMATE_S)."
         ),
     )
     max_daily_attempts_per_number: int | None = Field(
@@ -288,7 +334,8 @@ class CampaignRecipientUpdated(Event):
             "Why a `scheduled` recipient is held back until `next_attempt_at_unix`: `quiet_hours` "
             "(the platform's local hours), `calling_window` (the campaign's), `frequency_cap` (the "
             "platform's attempts per number per rolling 24 h across campaigns) or "
-            "`campaign_daily_cap` (the campaign's `max_daily_attempts_per_number`). Null otherwise."
+            "`campaign_daily_cap` (the campaign's `max_daily_attempts_per_number`) or `caller_id_cap` "
+            "(every number of its caller-ID pool is at its daily cap). Null otherwise."
         ),
     )
 

@@ -90,6 +90,14 @@ class Campaign(Base):
     # At most this many attempts per number per rolling 24 h in this campaign (None: only the
     # platform's CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H across every campaign).
     max_daily_attempts_per_number: Mapped[int | None] = mapped_column(Integer)
+    # Caller-ID pool besides `phone_number_id` (which is always in it, first) and each number's
+    # optional cap of dials per rolling 24 h ({phone_number_id: cap}).
+    phone_number_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(200)))
+    phone_number_daily_caps: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    # Budget guard: the campaign's call minutes, the seconds its finished calls lasted, the longest.
+    max_total_minutes: Mapped[float | None] = mapped_column(Float)
+    call_seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    longest_call_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_dirty: Mapped[bool] = mapped_column(Boolean, default=False)
     last_emitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     correlation_id: Mapped[str | None] = mapped_column(String(200))
@@ -160,6 +168,8 @@ class Attempt(Base):
         Index("ix_attempts_status_dialed_at", "status", "dialed_at"),
         # The rolling 24 h count of dials per number across campaigns (frequency cap).
         Index("ix_attempts_to_number_dialed_at", "to_number", "dialed_at"),
+        # Dials per caller ID per rolling 24 h (a pool number's daily cap).
+        Index("ix_attempts_phone_number_id_dialed_at", "phone_number_id", "dialed_at"),
     )
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -169,6 +179,8 @@ class Attempt(Base):
     recipient_pk: Mapped[int] = mapped_column(BigInteger)
     # The number dialled (E.164); NULL for attempts made before migration 0004.
     to_number: Mapped[str | None] = mapped_column(String(64))
+    # The caller ID it was dialled from (the pool's choice); NULL before migration 0005.
+    phone_number_id: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
     conversation_id: Mapped[str | None] = mapped_column(String(200))
     call_status: Mapped[str | None] = mapped_column(String(20))
@@ -209,9 +221,25 @@ class DispatchState(Base):
 
 class PhoneNumberProvider(Base):
     """Projection of telephony's phone-number events: provider of a number, for campaigns
-    submitted without `phone_provider`."""
+    submitted without `phone_provider`, and its E.164 number (a caller-ID pool prefers a number of
+    the recipient's country and area code; NULL for rows projected before migration 0005)."""
 
     __tablename__ = "phone_number_providers"
 
     phone_number_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     provider: Mapped[str] = mapped_column(String(20))
+    phone_number: Mapped[str | None] = mapped_column(String(64))
+
+
+class CampaignCallerId(Base):
+    """A campaign's caller-ID pool with per-number counters (kept in the transaction of each dial
+    and outcome): dials made from the number, and how many of them a person answered (outcome
+    `completed`)."""
+
+    __tablename__ = "campaign_caller_ids"
+
+    campaign_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    dials: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)

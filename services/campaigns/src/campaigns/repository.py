@@ -15,6 +15,7 @@ from campaigns.models import (
     Attempt,
     AttemptStatus,
     Campaign,
+    CampaignCallerId,
     CampaignChunk,
     CampaignNumber,
     DispatchState,
@@ -318,6 +319,23 @@ class AttemptRepository:
             out.setdefault(number or "", []).append((campaign_id, dialed_at))
         return out
 
+    async def recent_caller_dials(
+        self, phone_number_ids: list[str], since: datetime
+    ) -> dict[str, list[datetime]]:
+        """Per caller ID, when it dialled since `since` (every campaign; 429-refused attempts
+        rang nobody and do not count)."""
+        result = await self.session.execute(
+            select(Attempt.phone_number_id, Attempt.dialed_at).where(
+                Attempt.phone_number_id.in_(phone_number_ids),
+                Attempt.dialed_at > since,
+                Attempt.status != AttemptStatus.RATE_LIMITED,
+            )
+        )
+        out: dict[str, list[datetime]] = {}
+        for phone_number_id, dialed_at in result.all():
+            out.setdefault(phone_number_id or "", []).append(dialed_at)
+        return out
+
     async def timed_out(self, dialed_before: datetime, limit: int) -> Sequence[Attempt]:
         result = await self.session.scalars(
             select(Attempt)
@@ -392,21 +410,73 @@ class PhoneNumberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def upsert(self, phone_number_id: str, provider: str) -> None:
+    async def upsert(self, phone_number_id: str, provider: str, phone_number: str) -> None:
+        values = {"provider": provider, "phone_number": phone_number}
         await self.session.execute(
             insert(PhoneNumberProvider)
-            .values(phone_number_id=phone_number_id, provider=provider)
-            .on_conflict_do_update(
-                index_elements=[PhoneNumberProvider.phone_number_id], set_={"provider": provider}
-            )
+            .values(phone_number_id=phone_number_id, **values)
+            .on_conflict_do_update(index_elements=[PhoneNumberProvider.phone_number_id], set_=values)
         )
+
+    async def known(self, phone_number_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        """(provider, E.164 or None) of the numbers the projection knows, by id."""
+        result = await self.session.execute(
+            select(
+                PhoneNumberProvider.phone_number_id,
+                PhoneNumberProvider.provider,
+                PhoneNumberProvider.phone_number,
+            ).where(PhoneNumberProvider.phone_number_id.in_(phone_number_ids))
+        )
+        return {pid: (provider, number) for pid, provider, number in result.all()}
 
     async def remove(self, phone_number_id: str) -> None:
         await self.session.execute(
             delete(PhoneNumberProvider).where(PhoneNumberProvider.phone_number_id == phone_number_id)
         )
 
-    async def provider(self, phone_number_id: str) -> str | None:
-        return await self.session.scalar(
-            select(PhoneNumberProvider.provider).where(PhoneNumberProvider.phone_number_id == phone_number_id)
+
+class CallerIdRepository:
+    """A campaign's caller-ID pool and its per-number counters."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_pool(self, campaign_id: str, phone_number_ids: list[str]) -> None:
+        if phone_number_ids:
+            await self.session.execute(
+                insert(CampaignCallerId)
+                .values(
+                    [
+                        {
+                            "campaign_id": campaign_id,
+                            "phone_number_id": pid,
+                            "position": i,
+                            "dials": 0,
+                            "answered": 0,
+                        }
+                        for i, pid in enumerate(phone_number_ids)
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
+
+    async def count(
+        self, campaign_id: str, phone_number_id: str, *, dials: int = 0, answered: int = 0
+    ) -> None:
+        await self.session.execute(
+            update(CampaignCallerId)
+            .where(
+                CampaignCallerId.campaign_id == campaign_id,
+                CampaignCallerId.phone_number_id == phone_number_id,
+            )
+            .values(dials=CampaignCallerId.dials + dials, answered=CampaignCallerId.answered + answered)
         )
+
+    async def stats(self, campaign_id: str) -> Sequence[CampaignCallerId]:
+        result = await self.session.scalars(
+            select(CampaignCallerId)
+            .where(CampaignCallerId.campaign_id == campaign_id)
+            .order_by(CampaignCallerId.position)
+            .execution_options(populate_existing=True)
+        )
+        return result.all()

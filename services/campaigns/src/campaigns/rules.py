@@ -7,9 +7,12 @@ and `waiting_reason` naming the rule that holds it (WAITING_REASONS); it is neve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import phonenumbers
 
 from contracts.calling import never_open_reason
 from contracts.campaigns import CallingWindow
@@ -23,7 +26,8 @@ from contracts.quiet_hours import (
 
 FREQUENCY_CAP = "frequency_cap"  # the platform's attempts per number per rolling 24 h
 CAMPAIGN_DAILY_CAP = "campaign_daily_cap"  # the campaign's own attempts per number per rolling 24 h
-WAITING_REASONS = (QUIET_HOURS, CALLING_WINDOW, FREQUENCY_CAP, CAMPAIGN_DAILY_CAP)
+CALLER_ID_CAP = "caller_id_cap"  # every number of the campaign's caller-ID pool is at its daily cap
+WAITING_REASONS = (QUIET_HOURS, CALLING_WINDOW, FREQUENCY_CAP, CAMPAIGN_DAILY_CAP, CALLER_ID_CAP)
 
 CAP_PERIOD = timedelta(hours=24)
 
@@ -90,3 +94,85 @@ def hold_for(
             opening, _ = next_permitted_time(release, window, rules, zones)
             return Hold(opening or release, name)
     return None
+
+
+# ---- caller-ID pools ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallerId:
+    """One number of a campaign's caller-ID pool: its E.164 number (None when not known yet), its
+    optional cap of dials per rolling CAP_PERIOD and its dials over the last CAP_PERIOD (every
+    campaign's)."""
+
+    phone_number_id: str
+    e164: str | None
+    daily_cap: int | None
+    dials: Sequence[datetime]
+
+
+@functools.lru_cache(maxsize=65536)
+def _place(e164: str) -> tuple[int, str]:
+    """(country calling code, geographic area code or "") of a number, from libphonenumber."""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return 0, ""
+    national = phonenumbers.national_significant_number(parsed)
+    return parsed.country_code or 0, national[: phonenumbers.length_of_geographical_area_code(parsed)]
+
+
+def closeness(caller: str | None, callee: str) -> int:
+    """2 when the caller ID shares the callee's country and area code (US +1 415 and +1 415), 1 for
+    the country only, 0 otherwise (or unknown): callers answer local numbers more readily."""
+    if caller is None:
+        return 0
+    (caller_country, caller_area), (callee_country, callee_area) = _place(caller), _place(callee)
+    if caller_country != callee_country or caller_country == 0:
+        return 0
+    return 2 if caller_area and caller_area == callee_area else 1
+
+
+def choose_caller_id(pool: Sequence[CallerId], callee: str, now: datetime) -> CallerId | datetime:
+    """The pool number to dial `callee` from, or (all numbers at their daily cap) the moment the
+    first one may dial again.
+
+    Numbers under their cap, closest to the callee first (`closeness`); among equals the one with
+    the fewest dials over the last CAP_PERIOD, then pool order: dials rotate among equals, so no
+    number carries a campaign alone.
+    """
+    free = [c for c in pool if c.daily_cap is None or cap_release(c.dials, c.daily_cap, now) is None]
+    if not free:
+        releases = [cap_release(c.dials, c.daily_cap, now) for c in pool if c.daily_cap is not None]
+        return min(r for r in releases if r is not None)
+    order = {c.phone_number_id: i for i, c in enumerate(pool)}
+    return min(
+        free,
+        key=lambda c: (
+            -closeness(c.e164, callee),
+            sum(1 for t in c.dials if now - CAP_PERIOD < t <= now),
+            order[c.phone_number_id],
+        ),
+    )
+
+
+# ---- budget guard ---------------------------------------------------------------------------------
+
+
+def budget_problem(
+    max_total_minutes: float | None, used_s: int, in_flight: int, longest_s: int, estimate_s: float
+) -> str | None:
+    """Why the next dial could take the campaign over its budget of call minutes, or None.
+
+    Could: minutes used, plus for each call in flight and for the next one the longest call so far
+    (at least `estimate_s`), would exceed `max_total_minutes`.
+    """
+    if max_total_minutes is None:
+        return None
+    per_call = max(float(longest_s), estimate_s)
+    if used_s + (in_flight + 1) * per_call <= max_total_minutes * 60:
+        return None
+    return (
+        f"Budget: {used_s / 60:.1f} of max_total_minutes {max_total_minutes:g} used and {in_flight} "
+        f"call(s) in flight; the next call (up to {per_call / 60:.1f} min) could exceed it"
+    )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,13 +35,14 @@ import structlog
 from bus.secrets import Undecryptable, column_context, message_context
 from campaigns import domain, metrics, rules
 from campaigns.domain import CampaignStatus, RecipientStatus
-from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
+from campaigns.models import Attempt, AttemptStatus, Campaign, CampaignCallerId, Recipient
 from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
 from contracts.base import Command, CommandFailed, Message
 from contracts.campaigns import (
     AddCampaignRecipients,
     AddDoNotCall,
+    CallerIdStats,
     CallingWindow,
     CampaignRecipient,
     CampaignRecipientUpdated,
@@ -91,8 +92,21 @@ class CampaignService:
     # ---- helpers -------------------------------------------------------------------------------
 
     @staticmethod
-    def snapshot(campaign: Campaign, now: datetime) -> CampaignSnapshot:
+    def snapshot(
+        campaign: Campaign, now: datetime, caller_ids: Sequence[CampaignCallerId] = ()
+    ) -> CampaignSnapshot:
+        caps = campaign.phone_number_daily_caps or {}
         return CampaignSnapshot(
+            phone_numbers=[
+                CallerIdStats(
+                    phone_number_id=c.phone_number_id,
+                    dials=c.dials,
+                    answered=c.answered,
+                    answer_rate=round(c.answered / c.dials, 4) if c.dials else None,
+                    daily_cap=caps.get(c.phone_number_id),
+                )
+                for c in caller_ids
+            ],
             campaign_id=campaign.campaign_id,
             name=campaign.name,
             agent_id=campaign.agent_id,
@@ -108,6 +122,8 @@ class CampaignService:
             total_calls_finished=campaign.total_finished,
             last_updated_at_unix=int(now.timestamp()),
             status_reason=campaign.status_reason,
+            max_total_minutes=campaign.max_total_minutes,
+            call_minutes_used=round(campaign.call_seconds / 60, 2),
         )
 
     async def _emit_campaign(
@@ -116,7 +132,7 @@ class CampaignService:
         campaign.progress_dirty = False
         campaign.last_emitted_at = now
         event = CampaignUpdated(
-            campaign=self.snapshot(campaign, now),
+            campaign=self.snapshot(campaign, now, await uow.caller_ids.stats(campaign.campaign_id)),
             correlation_id=cause.correlation_id if cause else campaign.correlation_id,
             causation_id=cause.message_id if cause else None,
         )
@@ -287,6 +303,9 @@ class CampaignService:
                 concurrency_limit=command.concurrency_limit,
                 calling_window=command.calling_window.model_dump() if command.calling_window else None,
                 max_daily_attempts_per_number=command.max_daily_attempts_per_number,
+                phone_number_ids=command.phone_number_ids or None,
+                phone_number_daily_caps=command.phone_number_daily_caps or None,
+                max_total_minutes=command.max_total_minutes,
                 ecommerce_platform=command.ecommerce_platform,
                 ecommerce_credentials_encrypted=self._rebind_credentials(
                     command.ecommerce_credentials_encrypted, cid, to_row=True
@@ -311,6 +330,7 @@ class CampaignService:
                 log.info("campaigns.submit.duplicate", campaign_id=cid)
                 await self._emit_campaign(uow, campaign, now, command)
                 return
+            await uow.caller_ids.add_pool(cid, self._pool(campaign))
             await self._store_chunk(uow, cid, 0, command.recipients, campaign)
             if campaign.timezone:
                 await self._apply_campaign_zone(uow, campaign)
@@ -555,6 +575,10 @@ class CampaignService:
             recipient.conversation_id = event.conversation_id
             recipient.duration_seconds = event.duration_seconds
             recipient.outcome = event.outcome
+            campaign.call_seconds += event.duration_seconds or 0
+            campaign.longest_call_s = max(campaign.longest_call_s, event.duration_seconds or 0)
+            if event.status == "completed" and attempt.phone_number_id is not None:
+                await uow.caller_ids.count(campaign.campaign_id, attempt.phone_number_id, answered=1)
             await self._finish_attempt(
                 uow,
                 campaign,
@@ -710,7 +734,9 @@ class CampaignService:
             if isinstance(event, PhoneNumberDeleted):
                 await uow.phone_numbers.remove(event.phone_number_id)
             else:
-                await uow.phone_numbers.upsert(event.phone.phone_number_id, event.phone.provider)
+                await uow.phone_numbers.upsert(
+                    event.phone.phone_number_id, event.phone.provider, event.phone.phone_number
+                )
 
     # ---- the scheduler -------------------------------------------------------------------------
 
@@ -789,9 +815,9 @@ class CampaignService:
                 window = (
                     CallingWindow.model_validate(campaign.calling_window) if campaign.calling_window else None
                 )
-                provider = campaign.phone_provider or await uow.phone_numbers.provider(
-                    campaign.phone_number_id
-                )
+                pool_ids = self._pool(campaign)
+                known = await uow.phone_numbers.known(pool_ids)
+                caller_dials = await uow.attempts.recent_caller_dials(pool_ids, now - rules.CAP_PERIOD)
                 dialled_now = 0
                 for recipient in due:
                     if recipient.phone_number in listed:
@@ -818,6 +844,25 @@ class CampaignService:
                         recipient.waiting_reason = hold.waiting_reason
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
+                    caller = self._caller_id(campaign, pool_ids, known, caller_dials, recipient, now)
+                    if isinstance(caller, datetime):
+                        recipient.next_attempt_at = caller
+                        recipient.waiting_reason = rules.CALLER_ID_CAP
+                        await self._emit_recipient(uow, campaign, recipient)
+                        continue
+                    over = rules.budget_problem(
+                        campaign.max_total_minutes,
+                        campaign.call_seconds,
+                        campaign.in_flight,
+                        campaign.longest_call_s,
+                        self._settings.budget_call_estimate_s,
+                    )
+                    if over is not None:
+                        campaign.status = CampaignStatus.PAUSED
+                        campaign.status_reason = over
+                        log.warning("campaigns.campaign.budget_paused", campaign_id=campaign.campaign_id)
+                        await self._emit_campaign(uow, campaign, now)
+                        break
                     owner = await uow.numbers.claim(
                         campaign.campaign_id, recipient.phone_number, recipient.id
                     )
@@ -836,7 +881,13 @@ class CampaignService:
                         )
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
-                    await self._dial(uow, campaign, recipient, provider or "twilio", now)
+                    provider = known.get(caller.phone_number_id, ("", None))[0] or campaign.phone_provider
+                    if caller.phone_number_id == campaign.phone_number_id and campaign.phone_provider:
+                        provider = campaign.phone_provider
+                    await self._dial(
+                        uow, campaign, recipient, caller.phone_number_id, provider or "twilio", now
+                    )
+                    caller_dials.setdefault(caller.phone_number_id, []).append(now)
                     dials.setdefault(recipient.phone_number, []).append((campaign.campaign_id, now))
                     dialled_now += 1
                 await self._maybe_complete(uow, campaign, now)
@@ -845,6 +896,28 @@ class CampaignService:
             if dialled_now == len(due):
                 return placed
         return placed
+
+    @staticmethod
+    def _pool(campaign: Campaign) -> list[str]:
+        """The campaign's caller IDs: `phone_number_id` first, then `phone_number_ids` (once each)."""
+        return list(dict.fromkeys([campaign.phone_number_id, *(campaign.phone_number_ids or [])]))
+
+    @staticmethod
+    def _caller_id(
+        campaign: Campaign,
+        pool_ids: list[str],
+        known: dict[str, tuple[str, str | None]],
+        caller_dials: dict[str, list[datetime]],
+        recipient: Recipient,
+        now: datetime,
+    ) -> rules.CallerId | datetime:
+        """The pool number to dial `recipient` from, or when one is next under its daily cap."""
+        caps = campaign.phone_number_daily_caps or {}
+        pool = [
+            rules.CallerId(pid, known.get(pid, ("", None))[1], caps.get(pid), caller_dials.get(pid, []))
+            for pid in pool_ids
+        ]
+        return rules.choose_caller_id(pool, recipient.phone_number, now)
 
     def _hold(
         self,
@@ -870,7 +943,13 @@ class CampaignService:
         )
 
     async def _dial(
-        self, uow: UnitOfWork, campaign: Campaign, recipient: Recipient, provider: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        campaign: Campaign,
+        recipient: Recipient,
+        phone_number_id: str,
+        provider: str,
+        now: datetime,
     ) -> None:
         """Attempt n: the attempt row, the recipient `dialing` and the PlaceCall, in one transaction."""
         assert recipient.recipient_id is not None
@@ -883,6 +962,7 @@ class CampaignService:
             attempt=number,
             recipient_pk=recipient.id,
             to_number=recipient.phone_number,
+            phone_number_id=phone_number_id,
             status=AttemptStatus.DIALING,
             dialed_at=now,
         )
@@ -900,6 +980,7 @@ class CampaignService:
             campaign.total_dispatched += 1
             campaign.progress_dirty = True
         campaign.in_flight += 1
+        await uow.caller_ids.count(campaign.campaign_id, phone_number_id, dials=1)
         info = None
         if recipient.name or recipient.email:
             info = CustomerInfo(name=recipient.name, email=recipient.email, phone=recipient.phone_number)
@@ -907,7 +988,7 @@ class CampaignService:
             message_id=message_id,
             provider=provider,
             agent_id=campaign.agent_id,
-            agent_phone_number_id=campaign.phone_number_id,
+            agent_phone_number_id=phone_number_id,
             to_number=recipient.phone_number,
             dynamic_variables=recipient.dynamic_variables or {},
             customer_info=info,

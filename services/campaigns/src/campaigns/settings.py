@@ -36,6 +36,13 @@ class Settings(SecretKeySettings):
         alias="CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H",
         description="Dial attempts per number per rolling 24 h across every campaign; a recipient over it waits.",
     )
+    budget_call_estimate_s: float = Field(
+        default=60.0,
+        ge=0,
+        alias="CAMPAIGNS_BUDGET_CALL_ESTIMATE_S",
+        description="Seconds a call is assumed to last for a campaign's max_total_minutes until one of "
+        "its calls lasted longer (then its longest call).",
+    )
     quiet_hours_file: Path | None = Field(
         default=None,
         alias="QUIET_HOURS_FILE",

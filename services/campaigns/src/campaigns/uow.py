@@ -8,6 +8,7 @@ from bus.uow import TransactionScope
 from campaigns.models import CONSUMER, inbox
 from campaigns.repository import (
     AttemptRepository,
+    CallerIdRepository,
     CampaignNumberRepository,
     CampaignRepository,
     ChunkRepository,
@@ -31,6 +32,7 @@ class UnitOfWork(TransactionScope):
     do_not_call: DoNotCallRepository
     dispatch: DispatchStateRepository
     phone_numbers: PhoneNumberRepository
+    caller_ids: CallerIdRepository
     events_topic = CAMPAIGN_EVENTS
     inbox_table = inbox
     consumer = CONSUMER
@@ -44,6 +46,7 @@ class UnitOfWork(TransactionScope):
         self.do_not_call = DoNotCallRepository(session)
         self.dispatch = DispatchStateRepository(session)
         self.phone_numbers = PhoneNumberRepository(session)
+        self.caller_ids = CallerIdRepository(session)
 
     async def send_command(self, command: Message, key: str | None) -> None:
         """Queue a telephony command (PlaceCall); sent after this transaction commits."""

@@ -8,8 +8,12 @@ from datetime import UTC, datetime, timedelta
 from campaigns.rules import (
     CAMPAIGN_DAILY_CAP,
     FREQUENCY_CAP,
+    CallerId,
     Hold,
+    budget_problem,
     cap_release,
+    choose_caller_id,
+    closeness,
     hold_for,
 )
 from contracts.campaigns import CallingWindow
@@ -92,3 +96,57 @@ def test_hours_that_never_open_say_so() -> None:
     hold = _hold(NOON, window=never)
     assert hold is not None and hold.at is None and hold.waiting_reason == CALLING_WINDOW
     assert hold.reason == "The calling window never opens"
+
+
+# ---- caller-ID pools ---------------------------------------------------------------------------
+
+
+def _caller(pid: str, e164: str | None, cap: int | None = None, dials: int = 0) -> CallerId:
+    return CallerId(pid, e164, cap, [NOON - timedelta(minutes=m + 1) for m in range(dials)])
+
+
+def test_closeness_is_area_code_then_country() -> None:
+    assert closeness("+14155550100", "+14155551234") == 2
+    assert closeness("+12125550100", "+14155551234") == 1
+    assert closeness("+442079460000", "+14155551234") == 0
+    assert closeness(None, "+14155551234") == 0
+    assert closeness("+447700900123", "+447700900456") == 1  # mobiles have no area code
+
+
+def test_the_pool_prefers_the_recipients_area_code_then_country() -> None:
+    pool = [_caller("ny", "+12125550100"), _caller("sf", "+14155550100"), _caller("uk", "+442079460000")]
+    assert choose_caller_id(pool, "+14155551234", NOON) == pool[1]
+    assert choose_caller_id(pool, "+13105551234", NOON) == pool[0]  # US, no LA number: first US one
+    assert choose_caller_id(pool, "+442079461234", NOON) == pool[2]
+
+
+def test_equals_rotate_by_fewest_dials_in_the_day() -> None:
+    pool = [_caller("a", "+14155550100", dials=2), _caller("b", "+14155550101", dials=1)]
+    assert choose_caller_id(pool, "+14155551234", NOON) == pool[1]
+    unknown = [_caller("a", None, dials=1), _caller("b", None, dials=1)]
+    assert choose_caller_id(unknown, "+14155551234", NOON) == unknown[0]  # then pool order
+
+
+def test_a_number_at_its_cap_is_skipped_and_all_capped_waits() -> None:
+    pool = [_caller("sf", "+14155550100", cap=2, dials=2), _caller("ny", "+12125550100", cap=5, dials=1)]
+    assert choose_caller_id(pool, "+14155551234", NOON) == pool[1]
+    full = [_caller("sf", "+14155550100", cap=2, dials=2), _caller("ny", "+12125550100", cap=1, dials=1)]
+    # sf's older dial (two minutes before noon) leaves the day first: sf may dial again then.
+    assert choose_caller_id(full, "+14155551234", NOON) == NOON - timedelta(minutes=2) + timedelta(hours=24)
+
+
+# ---- budget guard ------------------------------------------------------------------------------
+
+
+def test_no_budget_never_pauses() -> None:
+    assert budget_problem(None, 10**9, 50, 3600, 60) is None
+
+
+def test_the_next_call_is_reserved_at_the_longest_call_or_the_estimate() -> None:
+    # 10 minutes: 8 used, one call in flight; calls so far lasted at most 30 s, assumed 60 s.
+    assert budget_problem(10, 8 * 60, 0, 30, 60) is None  # 8 + 1 <= 10
+    assert budget_problem(10, 8 * 60, 1, 30, 60) is None  # 8 + 2 <= 10
+    problem = budget_problem(10, 8 * 60, 2, 30, 60)  # 8 + 3 > 10
+    assert problem is not None and "max_total_minutes 10" in problem and "2 call(s) in flight" in problem
+    # A 3-minute call seen: each call is now reserved at 3 minutes.
+    assert budget_problem(10, 8 * 60, 0, 180, 60) is not None

@@ -113,6 +113,8 @@ class BatchCalling:
     async def _intake(self, options: BatchOptions, budget: int) -> tuple[Intake, PhoneNumber]:
         agent = await self.service.get(Agent, options.agent_id, "Agent not found")
         phone = await self.service.get(PhoneNumber, options.phone_number_id, "Phone number not found")
+        for pool_number in options.phone_number_ids:
+            await self.service.get(PhoneNumber, pool_number, f"Phone number {pool_number} not found")
         intake = Intake(
             needs=await self._needs(agent),
             default_region=options.default_region,
@@ -164,6 +166,9 @@ class BatchCalling:
             if options.calling_window
             else None,
             max_daily_attempts_per_number=options.max_daily_attempts_per_number,
+            phone_number_ids=options.phone_number_ids,
+            phone_number_daily_caps=options.phone_number_daily_caps,
+            max_total_minutes=options.max_total_minutes,
             ecommerce_platform=credentials.platform if credentials else None,
             ecommerce_credentials_encrypted=(
                 domain.encrypt(

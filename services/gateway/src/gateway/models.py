@@ -262,6 +262,10 @@ class Campaign(_Projected, Base):
     total_calls_dispatched: Mapped[int] = mapped_column(Integer)
     total_calls_finished: Mapped[int] = mapped_column(Integer)
     last_updated_at_unix: Mapped[int] = mapped_column(BigInteger)
+    # The caller-ID pool with each number's dials and answer rate (contracts CallerIdStats).
+    phone_numbers: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
+    max_total_minutes: Mapped[float | None] = mapped_column(Float, nullable=True)
+    call_minutes_used: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class CampaignRecipient(Base):

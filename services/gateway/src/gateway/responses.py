@@ -366,6 +366,14 @@ class JobOut(Out):
     total_calls_finished: int
     retry_count: int
     last_updated_at_unix: int | None = None
+    phone_numbers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The caller-ID pool (phone_number_id first, then phone_number_ids), each with "
+        "phone_number_id, dials, answered, answer_rate (answered / dials; null before the first dial) "
+        "and daily_cap: a number whose answer rate falls behind may be flagged as spam.",
+    )
+    max_total_minutes: float | None = Field(default=None, description="Budget of call minutes, if set.")
+    call_minutes_used: float = Field(default=0.0, description="Minutes of the campaign's finished calls.")
     report: dict[str, Any] | None = Field(
         default=None,
         description="A submission's answer: counts, each recipient's number as read and its zones, "

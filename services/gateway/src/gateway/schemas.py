@@ -414,6 +414,23 @@ class BatchOptions(BaseModel):
     concurrency_limit: int | None = Field(default=None, ge=1, le=1000)
     retry_delays: RetryDelaysIn | None = None
     calling_window: CallingWindowIn | None = None
+    phone_number_ids: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="A caller-ID pool: more numbers calls may come from besides phone_number_id. Each dial "
+        "prefers a number of the recipient's country and area code, else the least used.",
+    )
+    phone_number_daily_caps: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description="phone_number_id -> at most this many dials from that number per rolling 24 h.",
+    )
+    max_total_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=10**7,
+        description="Budget of call minutes: the campaign pauses itself (status_reason says so) when the "
+        "next dial could exceed it.",
+    )
     max_daily_attempts_per_number: int | None = Field(
         default=None,
         ge=1,
@@ -444,6 +461,17 @@ class BatchOptions(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _caps_name_pool_numbers(self) -> BatchOptions:
+        pool = {self.phone_number_id, *self.phone_number_ids}
+        stray = sorted(set(self.phone_number_daily_caps) - pool)
+        if stray:
+            raise ValueError(
+                f"phone_number_daily_caps names numbers outside the pool (phone_number_id, phone_number_ids): "
+                f"{', '.join(stray)}"
+            )
+        return self
 
 
 class BatchSubmitRequest(BatchOptions):

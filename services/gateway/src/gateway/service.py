@@ -682,6 +682,9 @@ def _campaign_row(c: CampaignSnapshot) -> dict[str, Any]:
         "total_calls_dispatched": c.total_calls_dispatched,
         "total_calls_finished": c.total_calls_finished,
         "last_updated_at_unix": c.last_updated_at_unix,
+        "phone_numbers": [p.model_dump() for p in c.phone_numbers],
+        "max_total_minutes": c.max_total_minutes,
+        "call_minutes_used": c.call_minutes_used,
     }
 
 

@@ -57,11 +57,20 @@ def job_view(c: Campaign) -> dict[str, Any]:
         "total_calls_finished": c.total_calls_finished,
         "last_updated_at_unix": c.last_updated_at_unix,
         "retry_count": c.retry_count,
+        "phone_numbers": c.phone_numbers,
+        "max_total_minutes": c.max_total_minutes,
+        "call_minutes_used": c.call_minutes_used,
     }
 
 
 # A spreadsheet's other form fields that hold JSON objects.
-_JSON_FIELDS = ("ecommerce_credentials", "retry_delays", "calling_window")
+_JSON_FIELDS = (
+    "ecommerce_credentials",
+    "retry_delays",
+    "calling_window",
+    "phone_number_ids",
+    "phone_number_daily_caps",
+)
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
