@@ -129,3 +129,66 @@ def test_a_single_call_in_quiet_hours_is_refused_unless_overridden(
         ]
         is False
     )
+
+
+def _import(api: httpx.Client, e164: str) -> str:
+    sid = "AC" + uuid.uuid4().hex
+    response = api.post(
+        "/api/v1/phone-numbers", json={"phone_number": e164, "label": e164, "sid": sid, "token": "t"}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["phone_number_id"])
+
+
+def test_a_caller_id_pool_dials_locally_and_reports_each_number(
+    api: httpx.Client, sim: httpx.Client, line: dict[str, str]
+) -> None:
+    sf_caller = _import(api, _us("0"))
+    ny_caller = _import(api, f"+1212{uuid.uuid4().int % 700 + 200:03d}{uuid.uuid4().int % 1000:03d}0")
+    sf = _us("1")
+    job_id = _submit(
+        api,
+        line,
+        recipients=[{"phone_number": sf}],
+        phone_number_ids=[ny_caller, sf_caller],
+        phone_number_daily_caps={ny_caller: 10},
+    )
+    job = poll(
+        lambda: (j := api.get(f"/api/v1/batch-calling/{job_id}").json())["status"] == "completed" and j
+    )
+    by_id = {p["phone_number_id"]: p for p in job["phone_numbers"]}
+    assert list(by_id) == [line["phone_number_id"], ny_caller, sf_caller]
+    # The campaign's own number is a +1 415 one too: the first of the closest equals dials.
+    assert by_id[line["phone_number_id"]]["dials"] + by_id[sf_caller]["dials"] == 1
+    assert by_id[ny_caller] == {
+        "phone_number_id": ny_caller,
+        "dials": 0,
+        "answered": 0,
+        "answer_rate": None,
+        "daily_cap": 10,
+    }
+    dialled = [p for p in job["phone_numbers"] if p["dials"]]
+    assert dialled[0]["answered"] == 1 and dialled[0]["answer_rate"] == 1.0
+
+
+def test_a_caller_id_pool_naming_an_unknown_number_is_404(api: httpx.Client, line: dict[str, str]) -> None:
+    response = api.post(
+        "/api/v1/batch-calling/submit",
+        json={"call_name": "quiet", **line, "recipients": [{"phone_number": _us("1")}]}
+        | {"phone_number_ids": ["phnum_nobody"]},
+    )
+    assert response.status_code == 404, response.text
+    assert "phnum_nobody" in response.json()["error"]
+
+
+def test_a_budget_too_small_for_one_call_pauses_before_dialling(
+    api: httpx.Client, sim: httpx.Client, line: dict[str, str]
+) -> None:
+    number = _us("1")
+    # Half a minute: less than one call's reservation (CAMPAIGNS_BUDGET_CALL_ESTIMATE_S, 60 s).
+    job_id = _submit(api, line, recipients=[{"phone_number": number}], max_total_minutes=0.5)
+    job = poll(lambda: (j := api.get(f"/api/v1/batch-calling/{job_id}").json())["status"] == "paused" and j)
+    assert job["status_reason"].startswith("Budget:") and job["max_total_minutes"] == 0.5
+    assert job["call_minutes_used"] == 0
+    assert _dials(sim, number) == 0
+    assert api.post(f"/api/v1/batch-calling/{job_id}/cancel").status_code == 200

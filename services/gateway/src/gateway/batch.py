@@ -114,7 +114,7 @@ class BatchCalling:
         agent = await self.service.get(Agent, options.agent_id, "Agent not found")
         phone = await self.service.get(PhoneNumber, options.phone_number_id, "Phone number not found")
         for pool_number in options.phone_number_ids:
-            await self.service.get(PhoneNumber, pool_number, f"Phone number {pool_number} not found")
+            await self.service.get(PhoneNumber, pool_number, "Phone number not found")
         intake = Intake(
             needs=await self._needs(agent),
             default_region=options.default_region,
