@@ -18,6 +18,13 @@ ATTEMPTS_DISPATCHED = Counter(
     "Campaign call attempts dispatched (PlaceCall commands committed).",
     registry=REGISTRY,
 )
+HELD = Counter(
+    "switchboard_campaign_recipients_held_total",
+    "Due campaign recipients held back (not dialled, not dropped), by the rule that held them: "
+    "quiet_hours, calling_window, frequency_cap, campaign_daily_cap, caller_id_cap.",
+    ["reason"],
+    registry=REGISTRY,
+)
 RATE_LIMITED = Counter(
     "switchboard_campaign_dials_rate_limited_total",
     "Campaign dials refused upstream with 429 (re-queued, not failed).",

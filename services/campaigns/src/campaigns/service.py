@@ -842,12 +842,14 @@ class CampaignService:
                         # waiting; once per hold, as it is not due again before.
                         recipient.next_attempt_at = hold.at
                         recipient.waiting_reason = hold.waiting_reason
+                        metrics.HELD.labels(hold.waiting_reason).inc()
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
                     caller = self._caller_id(campaign, pool_ids, known, caller_dials, recipient, now)
                     if isinstance(caller, datetime):
                         recipient.next_attempt_at = caller
                         recipient.waiting_reason = rules.CALLER_ID_CAP
+                        metrics.HELD.labels(rules.CALLER_ID_CAP).inc()
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
                     over = rules.budget_problem(

@@ -83,6 +83,7 @@ FIXED_COLUMNS = (
     "termination_reason",
     "time_zones",
     "reason",
+    "waiting_reason",
     "call_successful",
     "transcript_summary",
 )
@@ -129,6 +130,7 @@ def csv_row(result: RecipientResult, data_collection_keys: list[str], variable_k
         last.reason if last else None,
         " ".join(r.time_zones),
         r.reason,
+        r.waiting_reason,
         a.call_successful if a else None,
         a.transcript_summary if a else None,
         *(_cell(collected.get(k)) for k in data_collection_keys),

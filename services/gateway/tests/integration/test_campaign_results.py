@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
+from contracts.campaigns import CallerIdStats, CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
 from contracts.telephony import CallPlaced, CallStatusChanged
 from contracts.webhooks import PostCallWebhookReceived
 from gateway import results
@@ -437,3 +437,47 @@ async def test_a_100000_recipient_csv_is_read_a_page_at_a_time(
     assert header[-1] == "dynamic_variables.n"
     positions = [int(row[1]) for row in reader]
     assert positions == list(range(total))
+
+
+async def test_a_held_recipient_shows_why_and_until_when_and_the_job_its_pool_and_budget(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    number = _numbers(1)[0]
+    campaign_id = await _submit(api, container, [{"phone_number": number}])
+    pool = [
+        CallerIdStats(phone_number_id=PHONE, dials=4, answered=1, answer_rate=0.25, daily_cap=100),
+        CallerIdStats(phone_number_id="pn_other", dials=0, answered=0, answer_rate=None),
+    ]
+    snapshot = _campaign(campaign_id, 1).campaign.model_copy(
+        update={"phone_numbers": pool, "max_total_minutes": 30.0, "call_minutes_used": 2.5}
+    )
+    await container.service.project(CampaignUpdated(campaign=snapshot, **_at(0)))
+    held = _recipient(
+        campaign_id,
+        "r0",
+        0,
+        number,
+        status="scheduled",
+        waiting_reason="quiet_hours",
+        next_attempt_at_unix=NOW + 3600,
+    )
+    await container.service.project(held)
+
+    (call,) = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
+    assert (call["status"], call["waiting_reason"], call["next_attempt_at_unix"]) == (
+        "scheduled",
+        "quiet_hours",
+        NOW + 3600,
+    )
+    (row,) = list(
+        csv.DictReader(io.StringIO((await api.get(f"/api/v1/batch-calling/{campaign_id}/calls.csv")).text))
+    )
+    assert row["waiting_reason"] == "quiet_hours"
+    job = (await api.get(f"/api/v1/batch-calling/{campaign_id}")).json()
+    assert job["phone_numbers"] == [p.model_dump() for p in pool]
+    assert (job["max_total_minutes"], job["call_minutes_used"]) == (30.0, 2.5)
+
+    # Dialled: no longer waiting.
+    await container.service.project(_recipient(campaign_id, "r0", 0, number, status="dialing", after=2))
+    (call,) = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
+    assert (call["status"], call["waiting_reason"], call["next_attempt_at_unix"]) == ("dialing", None, None)
