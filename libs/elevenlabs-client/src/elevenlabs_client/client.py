@@ -28,6 +28,7 @@ import httpx
 import structlog
 
 from bus.context import CORRELATION_HEADER, current_correlation_id
+from bus.errors import CommandError
 
 log = structlog.get_logger("elevenlabs")
 
@@ -41,14 +42,9 @@ JSON = dict[str, Any]
 T = TypeVar("T")
 
 
-class UpstreamError(Exception):
-    """An ElevenLabs call failed; `status_code`/`error`/`detail` are what our caller should see."""
-
-    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
-        super().__init__(f"{status_code} {error}: {detail}")
-        self.status_code = status_code
-        self.error = error
-        self.detail = detail
+class UpstreamError(CommandError):
+    """An ElevenLabs call failed; `status_code`/`error`/`detail` are what our caller should see
+    (a `CommandError`: a command that meets it fails with them)."""
 
 
 class OutcomeUnknownError(UpstreamError):

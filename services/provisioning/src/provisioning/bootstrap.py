@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import migrate
 from bus.db import make_engine, make_sessionmaker
+from bus.ledger import CommandRunner
 from bus.runtime import Bus
 from elevenlabs_client import ElevenLabsClient
 from provisioning import handlers
@@ -67,7 +68,13 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
         initial_backoff_s=settings.upstream_initial_backoff_s,
         max_backoff_s=settings.upstream_max_backoff_s,
     )
-    service = ProvisioningService(lambda: UnitOfWork(sessionmaker, bus), elevenlabs, http, settings)
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(sessionmaker, bus)
+
+    service = ProvisioningService(
+        uow, elevenlabs, http, settings, commands=CommandRunner(uow, service="provisioning")
+    )
     handlers.register(bus, service)
     return Container(
         settings=settings,

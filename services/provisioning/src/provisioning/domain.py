@@ -28,16 +28,6 @@ SWITCHBOARD_TAG = "switchboard"
 CONVERSATION_ID_VARIABLE = "system__conversation_id"
 
 
-class CommandError(Exception):
-    """A command cannot be carried out; becomes `CommandFailed(status_code, error, detail)`."""
-
-    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
-        super().__init__(f"{status_code} {error}: {detail}")
-        self.status_code = status_code
-        self.error = error
-        self.detail = detail
-
-
 # ---- tool-call authentication -----------------------------------------------------------------
 
 

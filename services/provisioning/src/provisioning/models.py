@@ -1,15 +1,16 @@
-"""Tables of the `provisioning` schema: command attempts, known KB documents, e-mail templates,
-tool tokens, outbox and inbox."""
+"""Tables of the `provisioning` schema: the upstream-command ledger, known KB documents,
+e-mail templates, tool tokens, outbox and inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, func
+from sqlalchemy import DateTime, Integer, MetaData, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bus.ledger import make_ledger_table
 from bus.tables import make_bus_tables
 
 SCHEMA = "provisioning"
@@ -32,26 +33,8 @@ class Base(DeclarativeBase):
 
 
 outbox, inbox = make_bus_tables(metadata)
-
-
-class AttemptStatus:
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Attempt(Base):
-    """One row per command: ElevenLabs has no idempotency keys, so this is how a retry knows
-    whether an earlier delivery may already have created the resource upstream."""
-
-    __tablename__ = "attempts"
-
-    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    command_type: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20))
-    resource_id: Mapped[str | None] = mapped_column(String(200))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+# One row per command, committed before any ElevenLabs call (see bus.ledger).
+upstream_commands = make_ledger_table(metadata)
 
 
 class KnowledgeDocument(Base):

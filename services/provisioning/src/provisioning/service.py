@@ -1,14 +1,11 @@
 """Use cases: one per provisioning command.
 
-ElevenLabs has no idempotency keys, so every command runs in three steps:
-1. a short transaction records a `started` attempt (or finds the earlier one: a redelivery of a
-   finished command does nothing; a `started` one means an earlier delivery may have created the
-   resource before crashing, so we *recover*: look it up upstream before creating again);
-2. the ElevenLabs calls, outside any transaction; a create whose answer is lost (timeout, 5xx:
-   `OutcomeUnknownError`) is recovered the same way, by the same lookup
-   (`ElevenLabsClient.create_once`), never by a blind second POST;
-3. one transaction: inbox claim, attempt finished, local records, and exactly one outcome event
-   (the success event or `CommandFailed`) written to the outbox.
+ElevenLabs has no idempotency keys, so every command runs through the upstream-command ledger
+(`bus.ledger`, three steps): a delivery that finds its command `started` by an earlier one
+*recovers* (looks the resource up upstream before creating it again); a create whose answer is
+lost (timeout, 5xx: `OutcomeUnknownError`) is recovered the same way, by the same lookup
+(`ElevenLabsClient.create_once`), never by a blind second POST; exactly one outcome event (the
+success event or `CommandFailed`) is written to the outbox with the local records.
 """
 
 from __future__ import annotations
@@ -16,15 +13,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import structlog
 
+from bus.errors import CommandError
+from bus.ledger import CommandRunner, UpstreamCommand, caused_by
+from bus.ledger import Outcome as LedgerOutcome
 from bus.secrets import UploadUrlRefused, check_upload_url, mint_tool_token
-from contracts.base import Command, CommandFailed, Event, utcnow
+from contracts.base import utcnow
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
@@ -53,36 +51,18 @@ from contracts.provisioning import (
 )
 from elevenlabs_client import ElevenLabsClient, UpstreamError
 from provisioning import domain
-from provisioning.domain import JSON, CommandError
-from provisioning.models import AttemptStatus
+from provisioning.domain import JSON
 from provisioning.settings import Settings
 from provisioning.uow import UnitOfWork
 
 log = structlog.get_logger("provisioning.service")
 
-_E = TypeVar("_E", bound=Event)
 _R = TypeVar("_R")
 
 # KB documents carry their creation time; allow for clock skew between us and ElevenLabs.
 _KB_RECOVERY_SKEW_S = 5
 
-
-@dataclass
-class Outcome:
-    """What a use case produced: the one event to publish and the local writes that go with it."""
-
-    event: Event
-    key: str
-    resource_id: str | None = None
-    local: list[Callable[[UnitOfWork], Awaitable[None]]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Step-1 result handed to a use case: is this a recovery, and since when."""
-
-    recovering: bool
-    started_at: datetime
+Outcome = LedgerOutcome[UnitOfWork]
 
 
 class ProvisioningService:
@@ -92,84 +72,46 @@ class ProvisioningService:
         elevenlabs: ElevenLabsClient,
         http: httpx.AsyncClient,
         settings: Settings,
+        *,
+        commands: CommandRunner[UnitOfWork],
     ) -> None:
         self._uow = uow
+        self._commands = commands
         self.elevenlabs = elevenlabs
         self._http = http
         self._settings = settings
 
-    # ---- the three steps ---------------------------------------------------------------------
-
-    async def _run(self, command: Command, action: Callable[[Attempt], Awaitable[Outcome]]) -> None:
-        async with self._uow() as uow:
-            row, created = await uow.attempts.start(command.message_id, command.type)
-            status, started_at = row.status, row.started_at
-        if status != AttemptStatus.STARTED:
-            log.info("provisioning.command.redelivered", status=status)
-            return
-        if not created:
-            log.warning("provisioning.command.recovering", started_at=started_at.isoformat())
-        try:
-            outcome = await action(Attempt(recovering=not created, started_at=started_at))
-            final = AttemptStatus.SUCCEEDED
-        except (CommandError, UpstreamError) as exc:
-            log.info("provisioning.command.failed", status_code=exc.status_code, error=exc.error)
-            outcome = Outcome(
-                event=self._event(
-                    command,
-                    CommandFailed,
-                    command_type=command.type,
-                    status_code=exc.status_code,
-                    error=exc.error,
-                    detail=exc.detail,
-                ),
-                key=command.message_id,
-            )
-            final = AttemptStatus.FAILED
-        async with self._uow() as uow:
-            if not await uow.claim(command.message_id):
-                return
-            await uow.attempts.finish(command.message_id, final, outcome.resource_id, utcnow())
-            for write in outcome.local:
-                await write(uow)
-            await uow.publish(outcome.event, key=outcome.key)
-        log.info("provisioning.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
-
     async def _adopt_or_create(
         self,
-        attempt: Attempt,
+        upstream: UpstreamCommand,
         create: Callable[[], Awaitable[_R]],
         find: Callable[[], Awaitable[_R | None]],
         *,
         what: str,
     ) -> _R:
-        """The one recovery path: after a crash (`attempt.recovering`) or a lost answer
+        """The one recovery path: after a crash (`upstream.recovering`) or a lost answer
         (`OutcomeUnknownError`), `find` looks up what this command may already have created
         before anything is created again."""
-        if attempt.recovering and (found := await find()) is not None:
+        if upstream.recovering and (found := await find()) is not None:
             return found
         return await self.elevenlabs.create_once(create, find, what=what)
-
-    @staticmethod
-    def _event(command: Command, event_type: type[_E], **fields: Any) -> _E:
-        return event_type(correlation_id=command.correlation_id, causation_id=command.message_id, **fields)
 
     # ---- tools -------------------------------------------------------------------------------
 
     async def create_webhook_tool(self, command: CreateWebhookTool) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             config = domain.webhook_tool_config(command)
             tool = await self._adopt_or_create(
-                attempt,
+                upstream,
                 lambda: self.elevenlabs.create_tool(config),
                 lambda: self._find_custom_tool(config),
                 what="tool",
             )
             record = domain.tool_record(tool, "webhook", int(time.time()))
-            event = self._event(command, ToolCreated, tool=record)
+            event = caused_by(command, ToolCreated, tool=record)
             return Outcome(event=event, key=record.tool_id, resource_id=record.tool_id)
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _find_custom_tool(self, config: JSON) -> JSON | None:
         # Tools have no creation time upstream: match by name, URL and method.
@@ -185,19 +127,19 @@ class ProvisioningService:
         return None
 
     async def create_ecommerce_tools(self, command: CreateEcommerceTools) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             created: list[str] = []
             records = []
             try:
                 for spec in domain.ECOMMERCE_TOOLS:
-                    tool = await self._ecommerce_tool(command, spec, attempt.recovering, created)
+                    tool = await self._ecommerce_tool(command, spec, upstream.recovering, created)
                     token = ToolToken(token_id=command.message_id, route=spec.route, generation=1)
                     records.append(domain.tool_record(tool, spec.purpose, int(time.time()), token))
-            except (CommandError, UpstreamError):
+            except CommandError:
                 await self._delete_quietly(created)
                 raise
             products, orders = records
-            event = self._event(command, EcommerceToolsCreated, products_tool=products, orders_tool=orders)
+            event = caused_by(command, EcommerceToolsCreated, products_tool=products, orders_tool=orders)
             return Outcome(
                 event=event,
                 key=command.message_id,
@@ -205,7 +147,7 @@ class ProvisioningService:
                 local=[self._remember_token(products), self._remember_token(orders)],
             )
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _ecommerce_tool(
         self, command: CreateEcommerceTools, spec: domain.EcommerceTool, recovering: bool, created: list[str]
@@ -280,7 +222,7 @@ class ProvisioningService:
         stored in a new workspace secret, the tool's header pointed at it, the old secret deleted.
         tool-webhooks accepts the previous generation until `previous_valid_until_unix`."""
 
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             header = self._settings.tool_auth_header
             try:
                 tool = await self.elevenlabs.get_tool(command.tool_id)
@@ -308,7 +250,7 @@ class ProvisioningService:
                 return str((await self.elevenlabs.create_secret(name, value))["secret_id"])
 
             secret_id = await self._adopt_or_create(
-                attempt, create_secret, lambda: self._find_secret(name), what="secret"
+                upstream, create_secret, lambda: self._find_secret(name), what="secret"
             )
             # PATCH is idempotent: a retry simply points the header at the same secret again.
             updated = await self.elevenlabs.update_tool(
@@ -322,7 +264,7 @@ class ProvisioningService:
             async def remember(uow: UnitOfWork) -> None:
                 await uow.tool_tokens.put(command.tool_id, token.token_id, route, token.generation, secret_id)
 
-            event = self._event(
+            event = caused_by(
                 command,
                 ToolTokenRotated,
                 tool_id=command.tool_id,
@@ -332,7 +274,7 @@ class ProvisioningService:
             )
             return Outcome(event=event, key=command.tool_id, resource_id=command.tool_id, local=[remember])
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _delete_secret_quietly(self, secret_id: str) -> None:
         """Best effort: the old token is refused after its grace period anyway; a secret left behind
@@ -358,42 +300,45 @@ class ProvisioningService:
         for tool_id in tool_ids:
             try:
                 await self.elevenlabs.delete_tool(tool_id)
-            except (CommandError, UpstreamError) as exc:
+            except CommandError as exc:
                 log.warning("provisioning.tool.cleanup_failed", tool_id=tool_id, error=str(exc))
 
     async def delete_tool(self, command: DeleteTool) -> None:
-        async def action(attempt: Attempt) -> Outcome:
-            await self._delete(attempt, self.elevenlabs.delete_tool(command.tool_id), "Tool", command.tool_id)
+        async def action(upstream: UpstreamCommand) -> Outcome:
+            await self._delete(
+                upstream, self.elevenlabs.delete_tool(command.tool_id), "Tool", command.tool_id
+            )
 
             async def forget(uow: UnitOfWork) -> None:
                 await uow.tool_tokens.remove(command.tool_id)
 
-            event = self._event(command, ToolDeleted, tool_id=command.tool_id)
+            event = caused_by(command, ToolDeleted, tool_id=command.tool_id)
             return Outcome(event=event, key=command.tool_id, resource_id=command.tool_id, local=[forget])
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     @staticmethod
-    async def _delete(attempt: Attempt, call: Awaitable[None], kind: str, resource_id: str) -> None:
-        """Deletes are idempotent: a 404 after an interrupted attempt means we already deleted it."""
+    async def _delete(upstream: UpstreamCommand, call: Awaitable[None], kind: str, resource_id: str) -> None:
+        """Deletes are idempotent: a 404 when recovering means an interrupted earlier delivery already
+        deleted it."""
         try:
             await call
         except UpstreamError as exc:
             if exc.status_code != 404:
                 raise
-            if not attempt.recovering:
+            if not upstream.recovering:
                 raise CommandError(404, f"{kind} not found: {resource_id}", exc.detail) from exc
 
     # ---- e-mail templates --------------------------------------------------------------------
 
     async def create_email_template(self, command: CreateEmailTemplate) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             name = command.name
             async with self._uow() as uow:
                 existing = await uow.email_templates.get(name)
             if existing is not None:
-                if attempt.recovering:
-                    # Our attempt never finished, so the row is another command's: an earlier
+                if upstream.recovering:
+                    # Our command never finished, so the row is another command's: an earlier
                     # delivery lost the race for the name; don't leave its tool behind.
                     await self._delete_orphan_email_tool(command, existing.tool_id)
                 raise CommandError(409, f"Template already exists: {name}")
@@ -406,7 +351,7 @@ class ProvisioningService:
                 domain.EMAIL_SHORT_NAME,
                 domain.email_tool_route(name),
                 name,
-                attempt.recovering,
+                upstream.recovering,
                 config,
             )
             created_at = utcnow()
@@ -417,7 +362,7 @@ class ProvisioningService:
             async def remember(uow: UnitOfWork) -> None:
                 await uow.email_templates.add(template, created_at)
 
-            event = self._event(command, EmailTemplateCreated, template=template, tool=tool_record)
+            event = caused_by(command, EmailTemplateCreated, template=template, tool=tool_record)
             return Outcome(
                 event=event,
                 key=name,
@@ -425,7 +370,7 @@ class ProvisioningService:
                 local=[remember, self._remember_token(tool_record)],
             )
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _delete_orphan_email_tool(self, command: CreateEmailTemplate, kept_tool_id: str) -> None:
         secret_id = await self._find_secret(domain.secret_name(domain.EMAIL_SHORT_NAME, command.message_id))
@@ -436,7 +381,7 @@ class ProvisioningService:
             await self._delete_quietly([str(tool["id"])])
 
     async def delete_email_template(self, command: DeleteEmailTemplate) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             template_id = command.template_id
             async with self._uow() as uow:
                 template = await uow.email_templates.get(template_id)
@@ -446,7 +391,7 @@ class ProvisioningService:
             try:
                 await self.elevenlabs.delete_tool(tool_id)
             except UpstreamError as exc:
-                # Already gone: deleted by an interrupted earlier attempt, or out of band. The
+                # Already gone: deleted by an interrupted earlier upstream, or out of band. The
                 # template is still ours to delete, or it could never be deleted at all.
                 if exc.status_code != 404:
                     raise
@@ -456,22 +401,22 @@ class ProvisioningService:
                 await uow.email_templates.remove(template_id)
                 await uow.tool_tokens.remove(tool_id)
 
-            event = self._event(command, EmailTemplateDeleted, template_id=template_id, tool_id=tool_id)
+            event = caused_by(command, EmailTemplateDeleted, template_id=template_id, tool_id=tool_id)
             return Outcome(event=event, key=template_id, resource_id=tool_id, local=[forget])
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     # ---- knowledge base ----------------------------------------------------------------------
 
     async def create_knowledge_document(self, command: CreateKnowledgeDocument) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             name = domain.document_name(
                 command.name, command.source_type, command.text, command.url, command.file_name
             )
             document_id = await self._adopt_or_create(
-                attempt,
+                upstream,
                 await self._document_upload(command, name),
-                lambda: self._find_document(name, command.source_type, attempt),
+                lambda: self._find_document(name, command.source_type, upstream),
                 what="knowledge base document",
             )
             record = domain.document_record(
@@ -481,15 +426,15 @@ class ProvisioningService:
             async def remember(uow: UnitOfWork) -> None:
                 await uow.documents.upsert(record.document_id, record.name, record.type)
 
-            event = self._event(command, KnowledgeDocumentCreated, document=record)
+            event = caused_by(command, KnowledgeDocumentCreated, document=record)
             return Outcome(
                 event=event, key=record.document_id, resource_id=record.document_id, local=[remember]
             )
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
-    async def _find_document(self, name: str, source_type: str, attempt: Attempt) -> str | None:
-        since = attempt.started_at.timestamp() - _KB_RECOVERY_SKEW_S
+    async def _find_document(self, name: str, source_type: str, upstream: UpstreamCommand) -> str | None:
+        since = upstream.started_at.timestamp() - _KB_RECOVERY_SKEW_S
         for doc in await self.elevenlabs.list_kb_documents(search=name):
             created_at = (doc.get("metadata") or {}).get("created_at_unix_secs") or 0
             if doc.get("name") == name and doc.get("type") == source_type and created_at >= since:
@@ -573,19 +518,19 @@ class ProvisioningService:
         return content
 
     async def delete_knowledge_document(self, command: DeleteKnowledgeDocument) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             document_id = command.document_id
             await self._delete(
-                attempt, self.elevenlabs.delete_kb_document(document_id), "Document", document_id
+                upstream, self.elevenlabs.delete_kb_document(document_id), "Document", document_id
             )
 
             async def forget(uow: UnitOfWork) -> None:
                 await uow.documents.remove(document_id)
 
-            event = self._event(command, KnowledgeDocumentDeleted, document_id=document_id)
+            event = caused_by(command, KnowledgeDocumentDeleted, document_id=document_id)
             return Outcome(event=event, key=document_id, resource_id=document_id, local=[forget])
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     # ---- agents ------------------------------------------------------------------------------
 
@@ -612,19 +557,19 @@ class ProvisioningService:
         return locators
 
     async def create_agent(self, command: CreateAgent) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             body = domain.agent_create_body(command, await self._locators(command.knowledge_base_ids))
             agent_id = await self._adopt_or_create(
-                attempt,
+                upstream,
                 lambda: self.elevenlabs.create_agent(body),
                 lambda: self._find_agent(command),
                 what="agent",
             )
             record = domain.agent_record(await self.elevenlabs.get_agent(agent_id))
-            event = self._event(command, AgentCreated, agent=record)
+            event = caused_by(command, AgentCreated, agent=record)
             return Outcome(event=event, key=record.agent_id, resource_id=record.agent_id)
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _find_agent(self, command: CreateAgent) -> str | None:
         tag = domain.command_tag(command.message_id)
@@ -636,7 +581,7 @@ class ProvisioningService:
         return None
 
     async def update_agent(self, command: UpdateAgent) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             locators = (
                 await self._locators(command.knowledge_base_ids)
                 if command.knowledge_base_ids is not None
@@ -650,17 +595,17 @@ class ProvisioningService:
                     raise CommandError(404, f"Agent not found: {command.agent_id}", exc.detail) from exc
                 raise
             record = domain.agent_record(agent)
-            event = self._event(command, AgentUpdated, agent=record)
+            event = caused_by(command, AgentUpdated, agent=record)
             return Outcome(event=event, key=record.agent_id, resource_id=record.agent_id)
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def delete_agent(self, command: DeleteAgent) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             await self._delete(
-                attempt, self.elevenlabs.delete_agent(command.agent_id), "Agent", command.agent_id
+                upstream, self.elevenlabs.delete_agent(command.agent_id), "Agent", command.agent_id
             )
-            event = self._event(command, AgentDeleted, agent_id=command.agent_id)
+            event = caused_by(command, AgentDeleted, agent_id=command.agent_id)
             return Outcome(event=event, key=command.agent_id, resource_id=command.agent_id)
 
-        await self._run(command, action)
+        await self._commands.run(command, action)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bus.ledger import CommandLedger
 from bus.uow import TransactionScope
 from contracts.topics import PROVISIONING_EVENTS
-from provisioning.models import CONSUMER, inbox
+from provisioning.models import CONSUMER, inbox, upstream_commands
 from provisioning.repository import (
-    AttemptRepository,
     EmailTemplateRepository,
     KnowledgeDocumentRepository,
     ToolTokenRepository,
@@ -18,7 +18,7 @@ from provisioning.repository import (
 class UnitOfWork(TransactionScope):
     """`async with uow:` opens a session and a transaction; commits on success, rolls back on error."""
 
-    attempts: AttemptRepository
+    commands: CommandLedger
     documents: KnowledgeDocumentRepository
     email_templates: EmailTemplateRepository
     tool_tokens: ToolTokenRepository
@@ -27,7 +27,7 @@ class UnitOfWork(TransactionScope):
     consumer = CONSUMER
 
     def _open(self, session: AsyncSession) -> None:
-        self.attempts = AttemptRepository(session)
+        self.commands = CommandLedger(session, upstream_commands)
         self.documents = KnowledgeDocumentRepository(session)
         self.email_templates = EmailTemplateRepository(session)
         self.tool_tokens = ToolTokenRepository(session)

@@ -22,6 +22,7 @@ from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.testing import run_in_thread
 from provisioning.bootstrap import Container, bootstrap, run_migrations
 from provisioning.settings import Settings
+from provisioning.uow import UnitOfWork
 
 # This suite runs its own provisioning instance(s): own database and topics.
 database_url, topic_prefix = isolated("provisioning")
@@ -149,3 +150,10 @@ def file_server(file_server_hits: list[str]) -> Iterator[tuple[str, dict[str, by
 def signed_upload_url(base: str, upload_id: str, *, ttl_s: int = 3600) -> str:
     """The URL the gateway would put in the command for `upload_id` (signed, expiring in `ttl_s`)."""
     return upload_url(base, KEYRING, upload_id, int(time.time()) + ttl_s)
+
+
+async def pretend_crashed(container: Container, command: Command) -> None:
+    """As if an earlier delivery of `command` crashed after step 1 of the ledger (bus.ledger): its
+    row stays `started`, so the next delivery recovers."""
+    async with UnitOfWork(container.sessionmaker, container.bus) as uow:
+        await uow.commands.start(command.message_id, command.type)

@@ -11,9 +11,9 @@ from contracts.provisioning import CreateEmailTemplate, DeleteEmailTemplate, Tem
 from elevenlabs_client import UpstreamError
 from provisioning import domain
 from provisioning.bootstrap import Container
-from provisioning.models import Attempt, AttemptStatus, EmailTemplate
+from provisioning.models import EmailTemplate
 
-from .conftest import KEYRING, Harness
+from .conftest import KEYRING, Harness, pretend_crashed
 
 pytestmark = pytest.mark.integration
 
@@ -174,11 +174,6 @@ async def test_redelivered_create_makes_one_tool_and_one_outcome(harness: Harnes
     assert len(await harness.requests("POST", "/v1/convai/secrets")) == 1
 
 
-async def _pretend_crashed(container: Container, command_id: str, command_type: str) -> None:
-    async with container.sessionmaker() as session, session.begin():
-        session.add(Attempt(message_id=command_id, command_type=command_type, status=AttemptStatus.STARTED))
-
-
 async def _create_like_an_earlier_delivery(container: Container, command: CreateEmailTemplate) -> str:
     secret = await container.elevenlabs.create_secret(
         domain.secret_name("email", command.message_id), "token"
@@ -193,7 +188,7 @@ async def test_recovery_adopts_the_tool_created_before_a_crash(
     harness: Harness, container: Container
 ) -> None:
     command = _template()
-    await _pretend_crashed(container, command.message_id, command.type)
+    await pretend_crashed(container, command)
     tool_id = await _create_like_an_earlier_delivery(container, command)
     await harness.sim.delete("/_sim/requests")
 
@@ -208,7 +203,7 @@ async def test_recovery_adopts_the_tool_created_before_a_crash(
 
 async def test_recovery_creates_when_nothing_was_created(harness: Harness, container: Container) -> None:
     command = _template()
-    await _pretend_crashed(container, command.message_id, command.type)
+    await pretend_crashed(container, command)
     event = await harness.one(command)
     assert event["type"] == "email_template.created"
     assert len(await harness.requests("POST", "/v1/convai/tools")) == 1
@@ -221,7 +216,7 @@ async def test_recovery_after_losing_the_name_race_removes_its_own_tool(
     winner_tool = (await harness.one(winner))["tool"]["tool_id"]
     # the loser created its tool, then its final transaction hit the winner's row
     loser = _template(winner.name)
-    await _pretend_crashed(container, loser.message_id, loser.type)
+    await pretend_crashed(container, loser)
     orphan = await _create_like_an_earlier_delivery(container, loser)
 
     event = await harness.one(loser)

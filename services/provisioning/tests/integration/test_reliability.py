@@ -14,9 +14,8 @@ from contracts.provisioning import (
 )
 from provisioning import domain
 from provisioning.bootstrap import Container
-from provisioning.models import Attempt, AttemptStatus
 
-from .conftest import Harness
+from .conftest import Harness, pretend_crashed
 
 pytestmark = pytest.mark.integration
 
@@ -89,14 +88,9 @@ async def test_server_errors_that_persist_fail_with_502(harness: Harness) -> Non
     assert (event["status_code"], event["error"]) == (502, "ElevenLabs unavailable")
 
 
-async def _pretend_crashed(container: Container, command_id: str, command_type: str) -> None:
-    async with container.sessionmaker() as session, session.begin():
-        session.add(Attempt(message_id=command_id, command_type=command_type, status=AttemptStatus.STARTED))
-
-
 async def test_recovery_adopts_agent_created_before_a_crash(harness: Harness, container: Container) -> None:
     command = CreateAgent(name=f"recover-{uuid.uuid4().hex[:6]}", first_message="Hi")
-    await _pretend_crashed(container, command.message_id, command.type)
+    await pretend_crashed(container, command)
     # the earlier delivery got as far as creating the agent upstream
     agent_id = await container.elevenlabs.create_agent(domain.agent_create_body(command, []))
     await harness.sim.delete("/_sim/requests")
@@ -109,7 +103,7 @@ async def test_recovery_adopts_agent_created_before_a_crash(harness: Harness, co
 
 async def test_recovery_creates_when_nothing_was_created(harness: Harness, container: Container) -> None:
     command = CreateAgent(name=f"recover-none-{uuid.uuid4().hex[:6]}")
-    await _pretend_crashed(container, command.message_id, command.type)
+    await pretend_crashed(container, command)
     event = await harness.one(command)
     assert event["type"] == "agent.created"
     assert len(await harness.requests("POST", "/v1/convai/agents/create")) == 1
@@ -117,7 +111,7 @@ async def test_recovery_creates_when_nothing_was_created(harness: Harness, conta
 
 async def test_recovery_adopts_ecommerce_tools_and_secrets(harness: Harness, container: Container) -> None:
     command = CreateEcommerceTools(webhook_base_url="https://sb/api/v1")
-    await _pretend_crashed(container, command.message_id, command.type)
+    await pretend_crashed(container, command)
     # the earlier delivery created the products secret and tool, then crashed
     name = domain.secret_name("products", command.message_id)
     secret = await container.elevenlabs.create_secret(name, "token")
@@ -136,7 +130,7 @@ async def test_recovery_adopts_ecommerce_tools_and_secrets(harness: Harness, con
 
 async def test_recovery_adopts_knowledge_document(harness: Harness, container: Container) -> None:
     command = CreateKnowledgeDocument(source_type="text", name=f"doc-{uuid.uuid4().hex[:6]}", text="hello")
-    await _pretend_crashed(container, command.message_id, command.type)
+    await pretend_crashed(container, command)
     created = await container.elevenlabs.create_kb_text("hello", command.name, None)
     await harness.sim.delete("/_sim/requests")
 

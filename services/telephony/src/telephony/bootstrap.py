@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import migrate, ownership
 from bus.db import make_engine, make_sessionmaker
+from bus.ledger import CommandRunner, Fencing
 from bus.runtime import Bus
 from elevenlabs_client import ElevenLabsClient
 from telephony import handlers
@@ -91,15 +92,24 @@ def bootstrap(
     elevenlabs = _client(http, settings, max_retries=settings.upstream_max_retries)
     # Outbound-call POSTs are never retried by the client (see TelephonyService._dial).
     dialer = _client(http, settings, max_retries=0)
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(sessionmaker, bus)
+
+    # The lock key is the one workers used before the ledger had its home in bus.ledger, so both
+    # generations fence each other while a deployment rolls.
+    fencing = Fencing(
+        acquire=lambda message_id: ownership.acquire(
+            engine, f"telephony:attempt:{message_id}", lease_s=settings.owner_timeout_s
+        ),
+        scope=lambda owned: UnitOfWork(owned, bus),
+    )
     service = TelephonyService(
-        lambda: UnitOfWork(sessionmaker, bus),
+        uow,
         elevenlabs,
         dialer,
         settings,
-        own=lambda message_id: ownership.acquire(
-            engine, f"telephony:attempt:{message_id}", lease_s=settings.owner_timeout_s
-        ),
-        owned_uow=lambda owned: UnitOfWork(owned, bus),
+        commands=CommandRunner(uow, service="telephony", fencing=fencing),
     )
     handlers.register(bus, service)
     return Container(

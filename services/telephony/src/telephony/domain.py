@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import elevenlabs_client
+from bus.errors import CommandError
 from contracts.telephony import (
     FINAL_CALL_STATUSES,
     ImportSipTrunkNumber,
@@ -30,16 +31,14 @@ ATTEMPT_VARIABLE = "switchboard_attempt_id"
 NO_RESULT_REASON = "no result from ElevenLabs"
 
 
-class CommandError(Exception):
-    """A command cannot be carried out; becomes `CommandFailed` (or `CallDialFailed`)."""
+class DialFailed(CommandError):
+    """Nobody was called; becomes `CallDialFailed`. `refusal` says whose fix it is when the carrier
+    or our checks can tell: "configuration" (the caller's setup) or "recipient" (this number)."""
 
     def __init__(
         self, status_code: int, error: str, detail: str | None = None, *, refusal: Refusal | None = None
     ) -> None:
-        super().__init__(f"{status_code} {error}: {detail}")
-        self.status_code = status_code
-        self.error = error
-        self.detail = detail
+        super().__init__(status_code, error, detail)
         self.refusal = refusal
 
 
@@ -213,7 +212,7 @@ class Dialled:
 
 
 def dial_result(response: Mapping[str, Any]) -> Dialled:
-    """The accepted dial, or `CommandError` when ElevenLabs answered `success: false`: 422 when the
+    """The accepted dial, or `DialFailed` when ElevenLabs answered `success: false`: 422 when the
     carrier refused it for a reason `carrier_refusal` recognises (the caller must fix something),
     else 502 (we cannot tell, so it may be transient)."""
     conversation_id = response.get("conversation_id")
@@ -221,10 +220,10 @@ def dial_result(response: Mapping[str, Any]) -> Dialled:
         message = str(response.get("message") or "") or None
         refusal = carrier_refusal(message)
         if refusal == "configuration":
-            raise CommandError(422, "Carrier refused the call", message, refusal=refusal)
+            raise DialFailed(422, "Carrier refused the call", message, refusal=refusal)
         if refusal == "recipient":
-            raise CommandError(422, "Carrier refused the number", message, refusal=refusal)
-        raise CommandError(502, "Call could not be placed", message)
+            raise DialFailed(422, "Carrier refused the number", message, refusal=refusal)
+        raise DialFailed(502, "Call could not be placed", message)
     return Dialled(
         conversation_id=str(conversation_id),
         call_sid=response.get("callSid") or response.get("call_sid"),

@@ -1,5 +1,5 @@
-"""Tables of the `telephony` schema: command attempts, phone numbers, calls, customer sessions,
-outbox and inbox. No table holds a secret in clear (store credentials stay Fernet ciphertext)."""
+"""Tables of the `telephony` schema: the upstream-command ledger, phone numbers, calls, customer
+sessions, outbox and inbox. No table holds a secret in clear (store credentials stay Fernet ciphertext)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bus.ledger import make_ledger_table
 from bus.tables import make_bus_tables
 
 SCHEMA = "telephony"
@@ -30,27 +31,8 @@ class Base(DeclarativeBase):
 
 
 outbox, inbox = make_bus_tables(metadata)
-
-
-class AttemptStatus:
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Attempt(Base):
-    """One row per command, committed before any ElevenLabs call: ElevenLabs has no idempotency
-    keys, so this is how a redelivery knows an earlier delivery may already have acted upstream
-    (for PlaceCall: may already have dialled, so it must never dial again)."""
-
-    __tablename__ = "attempts"
-
-    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    command_type: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20))
-    resource_id: Mapped[str | None] = mapped_column(String(200))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+# One row per command, committed before any ElevenLabs call (see bus.ledger).
+upstream_commands = make_ledger_table(metadata)
 
 
 class PhoneNumber(Base):

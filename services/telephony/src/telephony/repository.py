@@ -11,35 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.telephony import FINAL_CALL_STATUSES, CustomerInfo, PhoneNumberRecord
-from telephony.models import Attempt, AttemptStatus, Call, CustomerSession, PhoneNumber
-
-
-class AttemptRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def start(self, message_id: str, command_type: str) -> tuple[Attempt, bool]:
-        """Insert a `started` row unless one exists; returns (row, created_now)."""
-        result = await self.session.execute(
-            insert(Attempt)
-            .values(message_id=message_id, command_type=command_type, status=AttemptStatus.STARTED)
-            .on_conflict_do_nothing()
-            .returning(Attempt.message_id)
-        )
-        created = result.first() is not None
-        attempt = await self.session.get(Attempt, message_id, populate_existing=True)
-        assert attempt is not None
-        return attempt, created
-
-    async def finish(self, message_id: str, status: str, resource_id: str | None, at: datetime) -> None:
-        await self.session.execute(
-            update(Attempt)
-            .where(Attempt.message_id == message_id)
-            .values(status=status, resource_id=resource_id, finished_at=at)
-        )
-
-    async def get(self, message_id: str) -> Attempt | None:
-        return await self.session.get(Attempt, message_id, populate_existing=True)
+from telephony.models import Call, CustomerSession, PhoneNumber
 
 
 class PhoneNumberRepository:

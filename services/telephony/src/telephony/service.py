@@ -1,23 +1,18 @@
 """Use cases: one per telephony command, the post-call webhook, and reconciliation.
 
-ElevenLabs has no idempotency keys, so every command that calls it runs in three steps:
-1. a short transaction records a `started` attempt (or finds the earlier one: a redelivery of a
-   finished command does nothing; a `started` one means an earlier delivery may already have acted
-   upstream, so we *recover*: look the result up upstream instead of acting again);
-2. the ElevenLabs calls, outside any transaction; an import whose answer is lost (timeout, 5xx:
-   `OutcomeUnknownError`) is recovered by the same lookup, never by a blind second POST;
-3. one transaction: inbox claim, attempt finished, local rows, and exactly one outcome event
-   (the success event, `CommandFailed`, or `CallDialFailed` for PlaceCall) written to the outbox.
-
-The three steps run while the handler owns the attempt (`bus.ownership`: a PostgreSQL lock that
-ends when the worker dies or stays silent longer than `TELEPHONY_OWNER_TIMEOUT_S`). A second
+ElevenLabs has no idempotency keys, so every command that calls it runs through the
+upstream-command ledger (`bus.ledger`, three steps), fenced (`bus.ownership`: a PostgreSQL lock
+that ends when the worker dies or stays silent longer than `TELEPHONY_OWNER_TIMEOUT_S`). A second
 delivery waits while the first handler lives, so recovery only starts once the earlier owner is
-gone; a paused owner that wakes up finds it lost the attempt before it acts upstream, and its
-outcome commits in the owned transaction or not at all.
+gone; a paused owner that wakes up finds it lost the command before it acts upstream, and its
+outcome (the success event, `CommandFailed`, or `CallDialFailed` for PlaceCall) commits in the
+owned transaction or not at all. An import whose answer is lost (timeout, 5xx:
+`OutcomeUnknownError`) is recovered by the upstream lookup, never by a blind second POST.
 
-PlaceCall never dials twice: a recovering attempt, or a dial whose outcome is unknown (timeout,
-reset, 5xx), looks the conversation up (by the `switchboard_attempt_id` dynamic variable) after the
-settle time and adopts it; only "no conversation carries this attempt" lets it dial, once.
+PlaceCall never dials twice: a recovering delivery, or a dial whose outcome is unknown (timeout,
+reset, 5xx), looks the conversation up (by the `switchboard_attempt_id` dynamic variable: a
+PlaceCall is one dial attempt) after the settle time and adopts it; only "no conversation carries
+this attempt" lets it dial, once.
 """
 
 from __future__ import annotations
@@ -25,18 +20,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bus.errors import CommandError
+from bus.ledger import CommandRunner, UpstreamCommand, caused_by, command_failed
+from bus.ledger import Outcome as LedgerOutcome
 from bus.logs import describe_error
-from bus.ownership import Ownership, OwnershipLost
 from bus.secrets import Undecryptable, message_context
-from contracts.base import Command, CommandFailed, Event, utcnow
+from contracts.base import Command, Event, utcnow
 from contracts.telephony import (
     CallDialFailed,
     CallPlaced,
@@ -60,47 +53,21 @@ from elevenlabs_client import ElevenLabsClient, OutcomeUnknownError, UpstreamErr
 from elevenlabs_client import dynamic_variables as variables
 from telephony import domain, metrics
 from telephony.agent_configs import AgentConfigs
-from telephony.domain import JSON, CommandError
-from telephony.models import AttemptStatus, Call
+from telephony.domain import JSON
+from telephony.models import Call
 from telephony.settings import Settings
 from telephony.uow import UnitOfWork
 
 log = structlog.get_logger("telephony.service")
 
-_E = TypeVar("_E", bound=Event)
-
 # Conversations carry their start time; allow for clock skew between us and ElevenLabs.
 _CALL_RECOVERY_SKEW_S = 60
-# Times a handler starts over after losing ownership of its attempt before the bus retries it.
-_OWNERSHIP_ROUNDS = 3
+
+Outcome = LedgerOutcome[UnitOfWork]
 
 
 class UpstreamLookupFailed(Exception):
     """Recovery could not ask ElevenLabs; the bus retries the message (never a redial)."""
-
-
-@dataclass
-class Outcome:
-    """What a use case produced: the outcome event, further events, and the local writes."""
-
-    event: Event
-    key: str
-    resource_id: str | None = None
-    local: list[Callable[[UnitOfWork], Awaitable[None]]] = field(default_factory=list)
-    extra: list[tuple[Event, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Step-1 result handed to a use case: is this a recovery, since when, and our ownership
-    (`owner.ensure()` right before every upstream side effect)."""
-
-    recovering: bool
-    started_at: datetime
-    owner: Ownership
-
-
-Failure = Callable[[CommandError | UpstreamError], Event]
 
 
 class TelephonyService:
@@ -111,88 +78,17 @@ class TelephonyService:
         dialer: ElevenLabsClient,
         settings: Settings,
         *,
-        own: Callable[[str], AbstractAsyncContextManager[Ownership]],
-        owned_uow: Callable[[async_sessionmaker[AsyncSession]], UnitOfWork],
+        commands: CommandRunner[UnitOfWork],
     ) -> None:
         self._uow = uow
-        self._own = own
-        self._owned_uow = owned_uow
+        # Fenced (bus.ownership): a second delivery of a command waits while its owner lives.
+        self._commands = commands
         self.elevenlabs = elevenlabs
         # Dials go through a client that never retries by itself: a retried POST after a timeout or
         # a 5xx could ring the same person twice. Only 429 (refused, nobody rang) is retried here.
         self._dialer = dialer
         self._settings = settings
         self._agents = AgentConfigs(elevenlabs, settings.agent_cache_ttl_s)
-
-    # ---- the three steps ---------------------------------------------------------------------
-
-    async def _run(
-        self,
-        command: Command,
-        action: Callable[[Attempt], Awaitable[Outcome]],
-        failure: Failure | None = None,
-    ) -> None:
-        for _ in range(_OWNERSHIP_ROUNDS):
-            try:
-                await self._run_owned(command, action, failure)
-                return
-            except OwnershipLost:
-                # We were silent too long (paused, starved): another worker may own the attempt now.
-                # Start over: wait for the lock, then find what the new owner did (or recover).
-                log.warning("telephony.command.ownership_lost")
-        raise OwnershipLost(command.message_id)
-
-    async def _run_owned(
-        self,
-        command: Command,
-        action: Callable[[Attempt], Awaitable[Outcome]],
-        failure: Failure | None,
-    ) -> None:
-        # The whole handler owns the attempt: a second delivery waits here while we live, and our
-        # outcome commits in the owned transaction (see bus.ownership), never after we lost it.
-        async with self._own(command.message_id) as owner:
-            async with self._uow() as uow:
-                row, created = await uow.attempts.start(command.message_id, command.type)
-                status, started_at = row.status, row.started_at
-            if status != AttemptStatus.STARTED:
-                log.info("telephony.command.redelivered", status=status)
-                return
-            if not created:
-                # We hold the lock, so the earlier owner is gone: it crashed or was paused too long.
-                log.warning("telephony.command.recovering", started_at=started_at.isoformat())
-            try:
-                await owner.ensure()
-                outcome = await action(Attempt(recovering=not created, started_at=started_at, owner=owner))
-                final = AttemptStatus.SUCCEEDED
-            except (CommandError, UpstreamError) as exc:
-                log.info("telephony.command.failed", status_code=exc.status_code, error=exc.error)
-                event = failure(exc) if failure else self._failed(command, exc)
-                outcome = Outcome(event=event, key=command.message_id)
-                final = AttemptStatus.FAILED
-            async with self._owned_uow(await owner.sessionmaker()) as uow:
-                if not await uow.claim(command.message_id):
-                    return
-                await uow.attempts.finish(command.message_id, final, outcome.resource_id, utcnow())
-                for write in outcome.local:
-                    await write(uow)
-                await uow.publish(outcome.event, key=outcome.key)
-                for extra, key in outcome.extra:
-                    await uow.publish(extra, key=key)
-        log.info("telephony.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
-
-    def _failed(self, command: Command, exc: CommandError | UpstreamError) -> CommandFailed:
-        return self._event(
-            command,
-            CommandFailed,
-            command_type=command.type,
-            status_code=exc.status_code,
-            error=exc.error,
-            detail=exc.detail,
-        )
-
-    @staticmethod
-    def _event(command: Command, event_type: type[_E], **fields: Any) -> _E:
-        return event_type(correlation_id=command.correlation_id, causation_id=command.message_id, **fields)
 
     def _decrypt(self, token: str, field: str) -> str:
         """Ciphertext of the command field `field` → secret, only right before it is sent to
@@ -205,21 +101,21 @@ class TelephonyService:
     # ---- phone numbers -----------------------------------------------------------------------
 
     async def import_twilio_number(self, command: ImportTwilioNumber) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             body = domain.twilio_import_body(command, self._decrypt)
-            return await self._import(command, attempt, body, "twilio", command.phone_number)
+            return await self._import(command, upstream, body, "twilio", command.phone_number)
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def import_sip_trunk_number(self, command: ImportSipTrunkNumber) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             body = domain.sip_import_body(command, self._decrypt)
-            return await self._import(command, attempt, body, "sip_trunk", command.phone_number)
+            return await self._import(command, upstream, body, "sip_trunk", command.phone_number)
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _import(
-        self, command: Command, attempt: Attempt, body: JSON, provider: str, phone_number: str
+        self, command: Command, upstream: UpstreamCommand, body: JSON, provider: str, phone_number: str
     ) -> Outcome:
         async def find() -> str | None:
             for phone in await self.elevenlabs.list_phone_numbers():
@@ -228,7 +124,7 @@ class TelephonyService:
                     return str(phone["phone_number_id"])
             return None
 
-        phone_id = await find() if attempt.recovering else None
+        phone_id = await find() if upstream.recovering else None
         if phone_id is None:
             try:  # a lost answer is recovered by the same lookup, never by a blind second import
                 phone_id = await self.elevenlabs.create_once(
@@ -238,9 +134,9 @@ class TelephonyService:
                 secrets = domain.secrets_in(body)
                 raise UpstreamError(exc.status_code, exc.error, domain.redact(exc.detail, secrets)) from None
         record = domain.phone_record(
-            await self.elevenlabs.get_phone_number(phone_id), int(attempt.started_at.timestamp())
+            await self.elevenlabs.get_phone_number(phone_id), int(upstream.started_at.timestamp())
         )
-        event = self._event(command, PhoneNumberImported, phone=record)
+        event = caused_by(command, PhoneNumberImported, phone=record)
         return Outcome(
             event=event,
             key=record.phone_number_id,
@@ -249,7 +145,7 @@ class TelephonyService:
         )
 
     async def update_phone_number(self, command: UpdatePhoneNumber) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             try:  # PATCH is idempotent: a retry simply applies it again
                 phone = await self.elevenlabs.patch_phone_number(
                     command.phone_number_id, domain.phone_patch_body(command)
@@ -260,9 +156,9 @@ class TelephonyService:
                 raise _not_found(command.phone_number_id, exc) from exc
             async with self._uow() as uow:
                 known = await uow.phone_numbers.get(command.phone_number_id)
-                created_at = known.created_at_unix if known else int(attempt.started_at.timestamp())
+                created_at = known.created_at_unix if known else int(upstream.started_at.timestamp())
             record = domain.phone_record(phone, created_at)
-            event = self._event(command, PhoneNumberUpdated, phone=record)
+            event = caused_by(command, PhoneNumberUpdated, phone=record)
             return Outcome(
                 event=event,
                 key=record.phone_number_id,
@@ -270,34 +166,34 @@ class TelephonyService:
                 local=[_remember(record)],
             )
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def delete_phone_number(self, command: DeletePhoneNumber) -> None:
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             phone_id = command.phone_number_id
             try:
                 await self.elevenlabs.delete_phone_number(phone_id)
             except UpstreamError as exc:
                 if exc.status_code != 404:
                     raise
-                # A 404 after an interrupted attempt means that attempt already deleted it.
-                if not attempt.recovering:
+                # A 404 when recovering means the interrupted earlier delivery already deleted it.
+                if not upstream.recovering:
                     raise _not_found(phone_id, exc) from exc
 
             async def forget(uow: UnitOfWork) -> None:
                 await uow.phone_numbers.remove(phone_id)
 
-            event = self._event(command, PhoneNumberDeleted, phone_number_id=phone_id)
+            event = caused_by(command, PhoneNumberDeleted, phone_number_id=phone_id)
             return Outcome(event=event, key=phone_id, resource_id=phone_id, local=[forget])
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     # ---- calls -------------------------------------------------------------------------------
 
     async def place_call(self, command: PlaceCall) -> None:
-        def failure(exc: CommandError | UpstreamError) -> Event:
+        def failure(exc: CommandError) -> Event:
             metrics.DIALS_FAILED.labels(str(exc.status_code)).inc()
-            return self._event(
+            return caused_by(
                 command,
                 CallDialFailed,
                 provider=command.provider,
@@ -310,15 +206,15 @@ class TelephonyService:
                 campaign_id=command.campaign_id,
                 recipient_id=command.recipient_id,
                 attempt=command.attempt,
-                refusal=getattr(exc, "refusal", None),
+                refusal=exc.refusal if isinstance(exc, domain.DialFailed) else None,
             )
 
-        async def action(attempt: Attempt) -> Outcome:
-            if attempt.recovering:
+        async def action(upstream: UpstreamCommand) -> Outcome:
+            if upstream.recovering:
                 # The earlier owner may have dialled before it died or was paused. Ask ElevenLabs
                 # before anything else: a conversation tagged with this attempt means the call went
                 # out, and it is adopted, never redialled.
-                found = await self._settled_find(command, attempt, attempt.owner.acquired_at)
+                found = await self._settled_find(command, upstream, upstream.owner.acquired_at)
                 if found is not None:
                     log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
                     return self._placed(command, found)
@@ -326,10 +222,10 @@ class TelephonyService:
                 # placing it now is its first and only dial (not a blind redial).
                 log.warning("telephony.call.never_placed_dialling_now")
             await self._check_variables(command)
-            dialled = await self._dial(command, attempt)
+            dialled = await self._dial(command, upstream)
             return self._placed(command, dialled)
 
-        await self._run(command, action, failure)
+        await self._commands.run(command, action, failure)
 
     async def _check_variables(self, command: PlaceCall) -> None:
         """422 before anything rings when the agent needs variables the call does not give (else
@@ -337,11 +233,11 @@ class TelephonyService:
         config = await self._agents.get(command.agent_id)
         missing = config.missing(command.dynamic_variables, command.first_message) if config else []
         if missing:
-            raise CommandError(
+            raise domain.DialFailed(
                 422, "Missing dynamic variables", variables.missing_message(missing), refusal="recipient"
             )
 
-    async def _dial(self, command: PlaceCall, attempt: Attempt) -> domain.Dialled:
+    async def _dial(self, command: PlaceCall, upstream: UpstreamCommand) -> domain.Dialled:
         """Place the call, or raise why nobody was called.
 
         429 is a refusal (nobody rang): retried after the backoff it asks for. A dial whose outcome
@@ -359,7 +255,7 @@ class TelephonyService:
         unknown = 0
         while True:
             # A worker that was paused past its lease learns it here, before the POST leaves.
-            await attempt.owner.ensure()
+            await upstream.owner.ensure()
             try:
                 response = await dial(body)
             except UpstreamError as exc:
@@ -373,7 +269,7 @@ class TelephonyService:
                     raise
                 unknown += 1
                 log.warning("telephony.call.outcome_unknown", status_code=exc.status_code, detail=exc.detail)
-                found = await self._settled_find(command, attempt, time.monotonic())
+                found = await self._settled_find(command, upstream, time.monotonic())
                 if found is not None:
                     log.warning("telephony.call.adopted", conversation_id=found.conversation_id)
                     return found
@@ -389,20 +285,20 @@ class TelephonyService:
             return domain.dial_result(response)
 
     async def _settled_find(
-        self, command: PlaceCall, attempt: Attempt, since: float
+        self, command: PlaceCall, upstream: UpstreamCommand, since: float
     ) -> domain.Dialled | None:
         """The attempt's conversation, asked now and, if absent, once more when a dial that may
         still be in flight had the settle time to show up, counted from `since` (monotonic): when
         we became the owner (the last moment an earlier owner could have sent one) or when our own
         dial failed."""
-        found = await self._find_call(command, attempt.started_at)
+        found = await self._find_call(command, upstream.started_at)
         if found is not None:
             return found
         settle = self._settings.recovery_settle_s - (time.monotonic() - since)
         if settle > 0:
-            await attempt.owner.ensure()
+            await upstream.owner.ensure()
             await asyncio.sleep(settle)  # a dial in flight shows up upstream within the settle time
-        return await self._find_call(command, attempt.started_at)
+        return await self._find_call(command, upstream.started_at)
 
     def _backoff(self, retries: int, detail: str | None) -> float:
         s = self._settings
@@ -453,7 +349,7 @@ class TelephonyService:
             if command.customer_info is not None:
                 await uow.sessions.upsert(conversation_id, command.customer_info, command.sender_email)
 
-        event = self._event(
+        event = caused_by(
             command,
             CallPlaced,
             conversation_id=conversation_id,
@@ -476,7 +372,7 @@ class TelephonyService:
         metrics.CALLS_PLACED.labels(command.provider).inc()
         extra: list[tuple[Event, str]] = []
         if command.customer_info is not None:
-            stored = self._event(
+            stored = caused_by(
                 command,
                 CustomerSessionStored,
                 conversation_id=conversation_id,
@@ -497,7 +393,7 @@ class TelephonyService:
             existing = await uow.sessions.get(command.conversation_id)
             sender_email = existing.sender_email if existing else None
             await uow.sessions.upsert(command.conversation_id, command.customer_info, sender_email)
-            event = self._event(
+            event = caused_by(
                 command,
                 CustomerSessionStored,
                 conversation_id=command.conversation_id,
@@ -512,9 +408,9 @@ class TelephonyService:
                 return
             event: Event
             if await uow.sessions.remove(command.conversation_id):
-                event = self._event(command, CustomerSessionDeleted, conversation_id=command.conversation_id)
+                event = caused_by(command, CustomerSessionDeleted, conversation_id=command.conversation_id)
             else:
-                event = self._failed(
+                event = command_failed(
                     command, CommandError(404, f"Session not found: {command.conversation_id}")
                 )
             await uow.publish(event, key=command.conversation_id)

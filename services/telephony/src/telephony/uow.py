@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bus.ledger import CommandLedger
 from bus.uow import TransactionScope
 from contracts.topics import TELEPHONY_EVENTS
-from telephony.models import CONSUMER, inbox
+from telephony.models import CONSUMER, inbox, upstream_commands
 from telephony.repository import (
-    AttemptRepository,
     CallRepository,
     CustomerSessionRepository,
     PhoneNumberRepository,
@@ -18,7 +18,7 @@ from telephony.repository import (
 class UnitOfWork(TransactionScope):
     """`async with uow:` opens a session and a transaction; commits on success, rolls back on error."""
 
-    attempts: AttemptRepository
+    commands: CommandLedger
     phone_numbers: PhoneNumberRepository
     calls: CallRepository
     sessions: CustomerSessionRepository
@@ -27,7 +27,7 @@ class UnitOfWork(TransactionScope):
     consumer = CONSUMER
 
     def _open(self, session: AsyncSession) -> None:
-        self.attempts = AttemptRepository(session)
+        self.commands = CommandLedger(session, upstream_commands)
         self.phone_numbers = PhoneNumberRepository(session)
         self.calls = CallRepository(session)
         self.sessions = CustomerSessionRepository(session)

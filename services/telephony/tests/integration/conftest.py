@@ -13,7 +13,7 @@ import pytest
 from bus.runtime import message_headers
 from bus.secrets import Keyring, message_context, new_key
 from contracts import topics
-from contracts.base import Message
+from contracts.base import Command, Message
 from contracts.telephony import DeleteCustomerSession
 from devinfra.bus_harness import DEADLINE_S as DEADLINE_S  # the tests wait as long as the harness
 from devinfra.bus_harness import BusHarness, prepared, schema_text, service_env, started
@@ -22,6 +22,7 @@ from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.testing import run_in_thread
 from telephony.bootstrap import Container, bootstrap, run_migrations
 from telephony.settings import Settings
+from telephony.uow import UnitOfWork
 
 # This suite runs its own telephony instance(s): own database and topics.
 database_url, topic_prefix = isolated("telephony")
@@ -148,3 +149,10 @@ async def sip_phone_id(container: Container) -> str:
             "outbound_trunk_config": {"address": "sip.example.com"},
         }
     )
+
+
+async def pretend_crashed(container: Container, command: Command) -> None:
+    """As if an earlier delivery of `command` crashed after step 1 of the ledger (bus.ledger): its
+    row stays `started`, so the next delivery recovers."""
+    async with UnitOfWork(container.sessionmaker, container.bus) as uow:
+        await uow.commands.start(command.message_id, command.type)

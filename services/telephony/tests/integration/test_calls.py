@@ -10,9 +10,9 @@ from sqlalchemy import select
 from contracts.telephony import CustomerInfo, PlaceCall
 from telephony import domain
 from telephony.bootstrap import Container
-from telephony.models import Attempt, AttemptStatus, Call, CustomerSession
+from telephony.models import Call, CustomerSession
 
-from .conftest import Harness, encrypt, new_number
+from .conftest import Harness, encrypt, new_number, pretend_crashed
 
 pytestmark = pytest.mark.integration
 
@@ -158,20 +158,13 @@ async def test_redelivered_place_call_dials_once(
     assert await harness.dials(command.to_number) == 1
 
 
-async def _pretend_crashed(container: Container, command: PlaceCall) -> None:
-    async with container.sessionmaker() as session, session.begin():
-        session.add(
-            Attempt(message_id=command.message_id, command_type=command.type, status=AttemptStatus.STARTED)
-        )
-
-
 async def test_started_attempt_that_never_reached_elevenlabs_is_dialled_once(
     harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
 ) -> None:
     # The earlier delivery crashed before its dial left: ElevenLabs has no conversation for the
     # attempt, so this delivery places the call (its first and only dial) instead of failing it.
     command = _call(agent_id, twilio_phone_id)
-    await _pretend_crashed(container, command)
+    await pretend_crashed(container, command)
     event = await harness.one(command)
     assert event["type"] == "call.placed"
     assert await harness.dials(command.to_number) == 1
@@ -184,7 +177,7 @@ async def test_started_attempt_whose_call_went_out_is_adopted(
     harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
 ) -> None:
     command = _call(agent_id, twilio_phone_id)
-    await _pretend_crashed(container, command)
+    await pretend_crashed(container, command)
     # the earlier delivery got as far as dialling, then crashed
     dialled = await container.elevenlabs.twilio_outbound_call(domain.call_body(command))
     event = await harness.one(command)

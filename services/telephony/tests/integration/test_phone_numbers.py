@@ -17,9 +17,8 @@ from contracts.telephony import (
     UpdatePhoneNumber,
 )
 from telephony.bootstrap import Container
-from telephony.models import Attempt, AttemptStatus
 
-from .conftest import Harness, encrypt, new_number
+from .conftest import Harness, encrypt, new_number, pretend_crashed
 
 pytestmark = pytest.mark.integration
 
@@ -183,10 +182,7 @@ async def test_recovery_adopts_number_imported_before_a_crash(harness: Harness, 
         token_encrypted=encrypt("t"),
         correlation_id=_cid(),
     )
-    async with container.sessionmaker() as session, session.begin():
-        session.add(
-            Attempt(message_id=command.message_id, command_type=command.type, status=AttemptStatus.STARTED)
-        )
+    await pretend_crashed(container, command)
     # the earlier delivery got as far as importing the number upstream
     phone_id = await container.elevenlabs.create_phone_number(
         {

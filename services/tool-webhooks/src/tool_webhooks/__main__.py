@@ -7,12 +7,11 @@ import sys
 
 import uvicorn
 
+from bus.errors import CommandError
 from bus.logs import configure_logging
 from bus.tracing import setup_tracing
-from elevenlabs_client import UpstreamError
 from tool_webhooks.app import create_app
 from tool_webhooks.bootstrap import bootstrap, run_migrations
-from tool_webhooks.domain import CommandError
 from tool_webhooks.service import Registration
 from tool_webhooks.settings import Settings
 
@@ -39,7 +38,7 @@ def main(argv: list[str]) -> int:
         run_migrations(settings)
         try:
             registration = asyncio.run(_register(settings, argv[1]))
-        except (UpstreamError, CommandError) as exc:
+        except CommandError as exc:
             print(f"registration failed: {exc.status_code} {exc.error}: {exc.detail}", file=sys.stderr)
             return 1
         # Never print the secret: it is stored encrypted and used only to verify deliveries.

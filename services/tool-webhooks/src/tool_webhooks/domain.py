@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from bus.errors import CommandError
 from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
 
 JSON = dict[str, Any]
@@ -41,16 +42,6 @@ class MalformedPayload(Exception):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.detail = detail
-
-
-class CommandError(Exception):
-    """A command cannot be carried out; becomes `CommandFailed(status_code, error, detail)`."""
-
-    def __init__(self, status_code: int, error: str, detail: str | None = None) -> None:
-        super().__init__(f"{status_code} {error}: {detail}")
-        self.status_code = status_code
-        self.error = error
         self.detail = detail
 
 

@@ -26,10 +26,12 @@ from cachetools import TTLCache
 
 from bus import metrics as bus_metrics
 from bus.context import current_correlation_id
+from bus.errors import CommandError
+from bus.ledger import command_failed
 from bus.limits import MessageTooLarge
 from bus.secrets import Undecryptable, column_context, message_context, read_tool_token, v1_tool_token_valid
 from contracts import topics
-from contracts.base import CommandFailed, Event
+from contracts.base import Event
 from contracts.notifier import SendEmail
 from contracts.provisioning import (
     EcommerceToolsCreated,
@@ -42,10 +44,10 @@ from contracts.provisioning import (
 )
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import PostCallWebhookReceived, PostCallWebhookRegistered, RegisterPostCallWebhook
-from elevenlabs_client import ElevenLabsClient, UpstreamError
+from elevenlabs_client import ElevenLabsClient
 from tool_webhooks import domain, metrics
 from tool_webhooks import stores as stores_mod
-from tool_webhooks.domain import JSON, CommandError
+from tool_webhooks.domain import JSON
 from tool_webhooks.models import (
     CONSUMER,
     POST_CALL_CONSUMER,
@@ -212,7 +214,7 @@ class WebhookService:
     async def register_post_call_webhook(
         self, public_url: str, *, command: RegisterPostCallWebhook | None = None
     ) -> Registration:
-        """Register upstream and record it; raises `CommandError` / `UpstreamError` on failure.
+        """Register upstream and record it; raises `CommandError` (`UpstreamError` for ElevenLabs) on failure.
 
         With `command`, the inbox claim happens in the recording transaction; a command already
         handled by a concurrent delivery records nothing more (its registration stands).
@@ -275,22 +277,12 @@ class WebhookService:
                 return
         try:
             await self.register_post_call_webhook(command.public_url, command=command)
-        except (UpstreamError, CommandError) as exc:
+        except CommandError as exc:
             log.warning("tool_webhooks.webhook.register_failed", status=exc.status_code, error=exc.error)
             async with self._uow() as uow:
                 if not await uow.claim(command.message_id):
                     return
-                await uow.publish(
-                    CommandFailed(
-                        command_type=command.type,
-                        status_code=exc.status_code,
-                        error=exc.error,
-                        detail=exc.detail,
-                        correlation_id=command.correlation_id,
-                        causation_id=command.message_id,
-                    ),
-                    key=None,
-                )
+                await uow.publish(command_failed(command, exc), key=None)
 
 
 # ---- mid-call tools ---------------------------------------------------------------------------
