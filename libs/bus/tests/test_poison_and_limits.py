@@ -226,6 +226,51 @@ async def test_every_poison_shape_reaches_the_dlq_and_the_partition_moves_on(env
     assert dead == 6
 
 
+async def test_a_failing_handler_is_retried_then_dead_lettered_and_the_partition_moves_on(env: Env) -> None:
+    """A handler that keeps failing runs BUS_MAX_ATTEMPTS times, then its message is dead-lettered
+    (original bytes, reason, attempts, origin); one that fails fewer times is retried into success
+    and never dead-lettered; the messages behind both on the partition are handled, in order."""
+    env.settings = env.settings.model_copy(update={"bus_max_attempts": 3})
+    failures = {1: 99, 2: 2}  # message count -> how many times its handler fails before it succeeds
+    calls: list[int] = []
+
+    async def flaky(message: Any) -> None:
+        calls.append(message.count)
+        if calls.count(message.count) <= failures.get(message.count, 0):
+            raise RuntimeError(f"try {calls.count(message.count)} of message {message.count} failed")
+        env.handled.append(message)
+
+    bus = make_bus(env, flaky)
+    producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for n in (1, 2, 3):
+            await producer.send_and_wait(env.full_topic, good(n), key=b"same-key")
+    finally:
+        await producer.stop()
+    await bus.start()
+    try:
+        await until(lambda: [m.count for m in env.handled] == [2, 3], "the messages behind the failing one")
+        (letter,) = await read_all(env.settings.kafka_bootstrap_servers, env.full_topic + ".dlq", 1)
+    finally:
+        await bus.stop()
+    assert calls == [1, 1, 1, 2, 2, 2, 3]
+    assert letter.value == good(1)
+    headers = {k: (v or b"").decode() for k, v in letter.headers}
+    assert (headers["x-reason"], headers["x-attempts"], headers["x-failed-by"]) == (
+        "handler-failed",
+        "3",
+        bus.service,
+    )
+    assert (headers["x-original-topic"], headers["x-original-offset"]) == (env.full_topic, "0")
+    assert headers["x-error"].startswith("RuntimeError") and "try 3 of message 1" in headers["x-error"]
+    dead = REGISTRY.get_sample_value(
+        "switchboard_messages_dead_lettered_total",
+        {"service": bus.service, "topic": env.full_topic, "reason": "handler-failed"},
+    )
+    assert dead == 1
+
+
 async def test_an_unknown_type_on_an_events_topic_is_skipped_not_dead_lettered(env: Env) -> None:
     events = env.topic.replace(".commands", ".events")
     await create_topics_async(env.settings.kafka_bootstrap_servers, [env.settings.topic(events)], 1)

@@ -12,25 +12,29 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from bus.runtime import message_headers
 from campaigns.bootstrap import Container, bootstrap, run_migrations
+from campaigns.models import Campaign
+from campaigns.service import CampaignService
 from campaigns.settings import Settings
+from campaigns.uow import UnitOfWork
 from contracts import topics
 from contracts.base import Message
-from devinfra.broker import create_topics
+from devinfra.broker import create_topics, free_port
+from devinfra.bus_harness import BusHarness
 from devinfra.pytest_plugin import isolated
 from devinfra.quiet_hours import NO_QUIET_HOURS
 from elevenlabs_sim.settings import SimSettings
-from elevenlabs_sim.testing import free_port, run_in_thread
+from elevenlabs_sim.testing import run_in_thread
 from telephony import bootstrap as telephony_bootstrap
 from telephony.settings import Settings as TelephonySettings
 from tool_webhooks import bootstrap as webhooks_bootstrap
@@ -189,28 +193,20 @@ def new_number(last_digit: str) -> str:
     return f"+1415{2 + value % 8}{(value // 8) % 10**5:05d}{last_digit}"
 
 
-@dataclass
-class Harness:
+@dataclass(kw_only=True)
+class Harness(BusHarness[Message]):
     """Publishes commands like any producer would and collects every campaign event."""
+
+    commands_topic = topics.CAMPAIGN_COMMANDS
+    events_topic = topics.CAMPAIGN_EVENTS
 
     settings: Settings
     sim: httpx.AsyncClient
-    producer: AIOKafkaProducer
     container: Container
     telephony: telephony_bootstrap.Container
     webhooks_url: str
-    events: list[dict[str, Any]] = field(default_factory=list)
     agent_id: str = ""
     phone_number_id: str = ""
-
-    async def publish(self, message: Message, *, key: str = "k") -> None:
-        headers = [(k, v.encode()) for k, v in message_headers(message).items()]
-        await self.producer.send_and_wait(
-            self.settings.topic(topics.CAMPAIGN_COMMANDS),
-            message.model_dump_json().encode(),
-            key=key.encode(),
-            headers=headers,
-        )
 
     async def publish_raw(self, body: dict[str, Any], *, key: str = "k") -> None:
         await self.producer.send_and_wait(
@@ -218,16 +214,18 @@ class Harness:
         )
 
     async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], *, deadline_s: float = DEADLINE_S, what: str = ""
+        self,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        /,
+        *,
+        deadline_s: float = DEADLINE_S,
+        what: str = "",
+        **fields: Any,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + deadline_s
-        while True:
-            found = [e for e in self.events if predicate(e)]
-            if found:
-                return found[-1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no event {what}")
-            await asyncio.sleep(0.02)  # polling with a deadline
+        """The LATEST matching event once one has arrived: a campaign event carries the campaign's
+        whole state, and the newest is the one that counts."""
+        await super().wait_for(predicate, deadline_s=deadline_s, what=what, **fields)
+        return self.matching(predicate, **fields)[-1]
 
     def campaign_events(self, campaign_id: str) -> list[dict[str, Any]]:
         return [
@@ -264,6 +262,33 @@ class Harness:
         )
         return dict(event["campaign"])
 
+    async def campaign_row(self, campaign_id: str) -> Campaign:
+        """The campaign as the service keeps it now (its database row)."""
+        async with self.container.sessionmaker() as session:
+            campaign = await session.get(Campaign, campaign_id)
+        assert campaign is not None, campaign_id
+        return campaign
+
+    async def scheduler_pass(self, now: datetime | None = None) -> int:
+        """One scheduler pass on the clock `now` (default: the real one), by a scheduler of the
+        test's own so the service's background one keeps its state; returns how many PlaceCall
+        commands it dispatched."""
+        box = self.container
+        return await CampaignService(lambda: UnitOfWork(box.sessionmaker, box.bus), box.settings).tick(now)
+
+    async def dispatches_nothing_more(self, campaign_id: str, dispatched: int) -> None:
+        """Proof that a stopped campaign dials nobody new: once it has no call in flight (capacity
+        free, its recipients due), a scheduler pass leaves it with `dispatched` dispatches, the
+        count it stopped with. A scheduler that dialled anyway (in the background as soon as the
+        call in flight ended, or in this pass) leaves more."""
+
+        async def idle() -> bool:
+            return (await self.campaign_row(campaign_id)).in_flight == 0
+
+        await self.until(idle, f"{campaign_id} without a call in flight")
+        await self.scheduler_pass()
+        assert (await self.campaign_row(campaign_id)).total_dispatched == dispatched
+
     async def stats(self) -> dict[str, Any]:
         response = await self.sim.get("/_sim/calls/stats")
         response.raise_for_status()
@@ -296,31 +321,18 @@ class Harness:
 async def _harness(
     container: Container, telephony: telephony_bootstrap.Container, webhooks_url: str, sim_url: str
 ) -> AsyncIterator[Harness]:
-    settings = container.settings
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(
-        settings.topic(topics.CAMPAIGN_EVENTS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await producer.start()
-    await consumer.start()
-    async with httpx.AsyncClient(base_url=sim_url) as sim:
-        harness = Harness(settings, sim, producer, container, telephony, webhooks_url)
-
-        async def collect() -> None:
-            async for record in consumer:
-                harness.events.append(json.loads(record.value or b"{}"))
-
-        task = asyncio.create_task(collect())
-        try:
-            yield harness
-        finally:
-            task.cancel()
-            await consumer.stop()
-            await producer.stop()
+    async with (
+        httpx.AsyncClient(base_url=sim_url) as sim,
+        Harness.connected(
+            container.settings,
+            headers=message_headers,
+            sim=sim,
+            container=container,
+            telephony=telephony,
+            webhooks_url=webhooks_url,
+        ) as harness,
+    ):
+        yield harness
 
 
 @pytest.fixture

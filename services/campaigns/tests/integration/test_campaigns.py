@@ -7,6 +7,7 @@ import itertools
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from contracts.campaigns import (
     CampaignRecipient,
     CancelCampaign,
     PauseCampaign,
+    RemoveDoNotCall,
     ResumeCampaign,
     SubmitCampaign,
 )
@@ -114,16 +116,22 @@ async def test_rate_limited_upstream_slows_down_without_failing_anyone(harness: 
 
 
 async def test_future_start_waits_then_runs(harness: Harness) -> None:
-    command = _submit(harness, [new_number("1")], scheduled_time_unix=int(time.time()) + 3)
+    # A minute ahead: the background scheduler (on the real clock) leaves it alone; the test's own
+    # scheduler passes move the clock.
+    command = _submit(harness, [new_number("1")], scheduled_time_unix=int(time.time()) + 60)
     await harness.publish(command, key=command.campaign_id)
     pending = await harness.wait_status(command.campaign_id, "pending")
     assert pending["scheduled_time_unix"] == command.scheduled_time_unix
-    await asyncio.sleep(1.5)
-    assert (await harness.stats())["total_dials"] == 0
+    assert command.scheduled_time_unix is not None
+    start = datetime.fromtimestamp(command.scheduled_time_unix, UTC)
+    await harness.scheduler_pass(start - timedelta(seconds=1))
+    assert (await harness.campaign_row(command.campaign_id)).status == "pending"
     assert not [c for c in harness.campaign_events(command.campaign_id) if c["status"] == "running"]
-    await harness.wait_status(command.campaign_id, "running", deadline_s=10)
+    await harness.scheduler_pass(start)
+    running = await harness.wait_status(command.campaign_id, "running")
+    assert running["last_updated_at_unix"] == command.scheduled_time_unix  # started by the pass at start
     await harness.wait_status(command.campaign_id, "completed")
-    assert time.time() >= command.scheduled_time_unix
+    assert (await harness.stats())["total_dials"] == 1
 
 
 async def test_cancel_stops_pending_calls_and_in_flight_calls_finish(harness: Harness) -> None:
@@ -171,11 +179,10 @@ async def test_pause_stops_new_dials_and_resume_continues(harness: Harness) -> N
         what="first dial",
     )
     await harness.publish(PauseCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
-    await harness.wait_status(command.campaign_id, "paused")
-    await asyncio.sleep(1.5)  # the in-flight call ends; nothing new is dialled
-    dials_while_paused = (await harness.stats())["total_dials"]
-    await asyncio.sleep(1.0)
-    assert (await harness.stats())["total_dials"] == dials_while_paused < 6
+    paused = await harness.wait_status(command.campaign_id, "paused")
+    # the in-flight call ends; nothing new is dialled
+    await harness.dispatches_nothing_more(command.campaign_id, paused["total_calls_dispatched"])
+    assert (await harness.stats())["total_dials"] == paused["total_calls_dispatched"] < 6
     await harness.publish(ResumeCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
     await harness.wait_status(command.campaign_id, "running")
     done = await harness.wait_status(command.campaign_id, "completed")
@@ -220,8 +227,13 @@ async def test_chunks_in_any_order_duplicates_ignored(harness: Harness) -> None:
     await harness.publish(command, key=command.campaign_id)  # duplicate submit
     dup = chunk2.model_copy(update={"message_id": uuid.uuid4().hex})
     await harness.publish(dup, key=command.campaign_id)  # duplicate chunk, new message id
-    await asyncio.sleep(0.5)
-    assert (await harness.stats())["total_dials"] == 0  # pending until every chunk arrived
+    marker = RemoveDoNotCall(phone_number=new_number("0"))  # handled after all of the above
+    await harness.publish(marker, key=command.campaign_id)
+    await harness.wait_for(causation_id=marker.message_id, what="the marker's outcome")
+    await harness.scheduler_pass()
+    campaign = await harness.campaign_row(command.campaign_id)
+    assert (campaign.status, campaign.total_dispatched) == ("pending", 0)  # until every chunk arrived
+    assert (await harness.stats())["total_dials"] == 0
     await harness.publish(chunk1, key=command.campaign_id)
     done = await harness.wait_status(command.campaign_id, "completed")
     assert done["total_calls_scheduled"] == 6 and done["total_calls_finished"] == 6

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 from sqlalchemy import select
 
 from campaigns import domain
@@ -99,8 +100,7 @@ async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(
         lambda: UnitOfWork(box.sessionmaker, box.bus),
         box.settings.model_copy(update={"attempt_timeout_s": 0.5}),
     )
-    await asyncio.sleep(0.6)
-    await impatient.tick()
+    await impatient.tick(now=datetime.now(UTC) + timedelta(seconds=0.6))  # past its 0.5 s timeout
     done = await harness.wait_status(command.campaign_id, "completed")
     assert done["total_calls_finished"] == 1
     rows = await _recipients(harness, command.campaign_id)
@@ -123,17 +123,54 @@ async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(
 
 
 async def test_events_for_unknown_attempts_are_ignored(harness: Harness) -> None:
-    service = harness.container.service
-    for campaign_id, attempt in (("no-such-campaign", 1), (None, None)):
-        await service.call_status_changed(
-            CallStatusChanged(
-                conversation_id="conv_x",
-                status="completed",
-                campaign_id=campaign_id,
-                recipient_id="r0" if campaign_id else None,
-                attempt=attempt,
-            )
+    # A recipient with a call in flight (attempt 1); then outcomes that look like it but are not
+    # its attempt: another campaign's, a later attempt's, and a call placed outside any campaign.
+    await harness.configure(call_duration_ms=20_000)
+    command = _submit(harness, [new_number("1")], retry_count=2)
+    await harness.publish(command, key=command.campaign_id)
+    await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.recipient_updated"
+            and e["campaign_id"] == command.campaign_id
+            and e["status"] == "in_progress"
+        ),
+        what="call in progress",
+    )
+    strangers = [
+        CallStatusChanged(
+            conversation_id="conv_x", status="completed", campaign_id=campaign_id, recipient_id=rid, attempt=n
         )
+        for campaign_id, rid, n in (
+            ("no-such-campaign", "r0", 1),
+            (command.campaign_id, "r0", 2),
+            (None, None, None),
+        )
+    ]
+    with structlog.testing.capture_logs() as logs:
+        for event in strangers:
+            await harness.container.service.call_status_changed(event)
+
+    unknown = [
+        line
+        for line in logs
+        if line["event"] == "campaigns.event.unknown_attempt"
+        and line["campaign_id"] in ("no-such-campaign", command.campaign_id)  # not other tests' calls
+    ]
+    assert [(line["campaign_id"], line["attempt"]) for line in unknown] == [
+        ("no-such-campaign", 1),
+        (command.campaign_id, 2),
+    ]
+    (recipient,) = await _recipients(harness, command.campaign_id)
+    assert (recipient.status, recipient.attempts) == ("in_progress", 1)
+    async with harness.container.sessionmaker() as session:
+        attempts = (
+            await session.scalars(select(Attempt).where(Attempt.campaign_id == command.campaign_id))
+        ).all()
+    assert [(a.attempt, a.status) for a in attempts] == [(1, "in_progress")]
+    campaign = await harness.campaign_row(command.campaign_id)
+    assert (campaign.status, campaign.in_flight, campaign.total_finished) == ("running", 1, 0)
+    await harness.publish(CancelCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "cancelled")
 
 
 async def test_large_chunked_campaign_counters_and_bulk_cancel(harness: Harness) -> None:
