@@ -29,7 +29,6 @@ RecipientStatus = Literal[
     "skipped_dnc",
     "skipped_duplicate",
 ]
-RETRYABLE_OUTCOMES: frozenset[str] = frozenset({"no_answer", "busy", "failed", "voicemail"})
 
 
 # IANA areas whose zones are places (tzdata's regional files). Everything else is refused as a
@@ -102,6 +101,8 @@ class CallingWindow(_Value):
     )
 
 
+# The outcomes a campaign retries while a recipient has retries left are campaigns' own rule
+# (`campaigns.domain.RETRYABLE_OUTCOMES`); each has its delay here.
 class RetryDelays(_Value):
     """Seconds to wait before retrying, per outcome."""
 

@@ -11,7 +11,7 @@ from contracts.calling import next_dial_time as next_dial_time
 from contracts.calling import normalize_number as normalize_number
 from contracts.calling import number_time_zones as number_time_zones
 from contracts.calling import recipient_time_zones as recipient_time_zones
-from contracts.campaigns import RETRYABLE_OUTCOMES, RetryDelays
+from contracts.campaigns import RetryDelays
 
 
 class CampaignStatus:
@@ -46,6 +46,8 @@ FINAL_RECIPIENT_STATUSES = frozenset(
     {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "skipped_dnc", "skipped_duplicate"}
 )
 CALL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
+# Retried (after the campaign's `RetryDelays` delay for it) while a recipient has retries left.
+RETRYABLE_OUTCOMES = frozenset({"no_answer", "busy", "failed", "voicemail"})
 
 # Upstream statuses meaning "this campaign's agent or number cannot be used" (not the recipient).
 FATAL_DIAL_STATUS_CODES = frozenset({400, 401, 403, 404, 422})

@@ -288,3 +288,8 @@ def test_aimd_halves_on_429_and_recovers_slowly_to_the_limit() -> None:
         steps += 1
     assert steps > 10  # slow: more than one success per step
     assert domain.effective_limit(10, None) == 10
+
+
+def test_every_retryable_outcome_has_a_retry_delay_and_completed_is_never_retried() -> None:
+    assert set(domain.RETRYABLE_OUTCOMES) <= set(RetryDelays.model_fields)
+    assert domain.RETRYABLE_OUTCOMES < domain.CALL_OUTCOMES and "completed" not in domain.RETRYABLE_OUTCOMES

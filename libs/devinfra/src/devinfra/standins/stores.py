@@ -32,7 +32,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from elevenlabs_sim.testing import free_port
+from devinfra.broker import free_port
 
 WOO_KEY, WOO_SECRET = "ck_test_key", "cs_test_secret"
 SHOPIFY_TOKEN = "shpat_test_token"  # noqa: S105 - the stand-in store's test credential
