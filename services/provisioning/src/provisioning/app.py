@@ -1,37 +1,16 @@
-"""ASGI app: runs the bus for the process lifetime and serves health and metrics."""
+"""ASGI app: runs the bus for the process lifetime and serves health and metrics (`bus.serving`)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from bus.heap import freeze_startup_heap
-from bus.ops import ops_router
+from bus.serving import service_app
 from provisioning.bootstrap import Container, bootstrap, run_migrations
 from provisioning.settings import Settings
 
 
 def create_app(container: Container | None = None, *, migrate: bool = True) -> FastAPI:
-    box = container or bootstrap()
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if migrate:
-            await asyncio.to_thread(run_migrations, box.settings)
-        await box.start()
-        freeze_startup_heap()
-        try:
-            yield
-        finally:
-            await box.stop()
-
-    app = FastAPI(title="switchboard-provisioning", lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    app.include_router(ops_router(box.bus, box.engine))
-    return app
+    return service_app("provisioning", container or bootstrap(), migrate=run_migrations if migrate else None)
 
 
 def app_from_env() -> FastAPI:
