@@ -171,11 +171,9 @@ async def test_pause_stops_new_dials_and_resume_continues(harness: Harness) -> N
     command = _submit(harness, numbers, concurrency_limit=1)
     await harness.publish(command, key=command.campaign_id)
     await harness.wait_for(
-        lambda e: (
-            e.get("type") == "campaign.recipient_updated"
-            and e["campaign_id"] == command.campaign_id
-            and e["status"] == "dialing"
-        ),
+        type="campaign.recipient_updated",
+        campaign_id=command.campaign_id,
+        status="dialing",
         what="first dial",
     )
     await harness.publish(PauseCampaign(campaign_id=command.campaign_id), key=command.campaign_id)

@@ -88,11 +88,9 @@ async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(
     command = _submit(harness, [number], retry_count=retry_count)
     await harness.publish(command, key=command.campaign_id)
     await harness.wait_for(
-        lambda e: (
-            e.get("type") == "campaign.recipient_updated"
-            and e["campaign_id"] == command.campaign_id
-            and e["status"] == "in_progress"
-        ),
+        type="campaign.recipient_updated",
+        campaign_id=command.campaign_id,
+        status="in_progress",
         what="call in progress",
     )
     box = harness.container
@@ -129,11 +127,9 @@ async def test_events_for_unknown_attempts_are_ignored(harness: Harness) -> None
     command = _submit(harness, [new_number("1")], retry_count=2)
     await harness.publish(command, key=command.campaign_id)
     await harness.wait_for(
-        lambda e: (
-            e.get("type") == "campaign.recipient_updated"
-            and e["campaign_id"] == command.campaign_id
-            and e["status"] == "in_progress"
-        ),
+        type="campaign.recipient_updated",
+        campaign_id=command.campaign_id,
+        status="in_progress",
         what="call in progress",
     )
     strangers = [
