@@ -319,21 +319,34 @@ class AttemptRepository:
             out.setdefault(number or "", []).append((campaign_id, dialed_at))
         return out
 
-    async def recent_caller_dials(
-        self, phone_number_ids: list[str], since: datetime
-    ) -> dict[str, list[datetime]]:
-        """Per caller ID, when it dialled since `since` (every campaign; 429-refused attempts
-        rang nobody and do not count)."""
+    async def latest_caller_dials(self, caps: dict[str, int], since: datetime) -> dict[str, list[datetime]]:
+        """Per capped caller ID ({phone_number_id: cap}), its latest `cap` dials since `since` (every
+        campaign's; 429-refused attempts rang nobody and do not count): all a cap needs, read from
+        the (phone_number_id, dialed_at) index however many dials the number made."""
+        if not caps:
+            return {}
         result = await self.session.execute(
-            select(Attempt.phone_number_id, Attempt.dialed_at).where(
-                Attempt.phone_number_id.in_(phone_number_ids),
-                Attempt.dialed_at > since,
-                Attempt.status != AttemptStatus.RATE_LIMITED,
-            )
+            text(
+                """
+                SELECT c.id, d.dialed_at
+                FROM unnest(CAST(:ids AS text[]), CAST(:caps AS int[])) AS c(id, cap)
+                CROSS JOIN LATERAL (
+                    SELECT a.dialed_at FROM campaigns.attempts AS a
+                    WHERE a.phone_number_id = c.id AND a.dialed_at > :since AND a.status <> :rate_limited
+                    ORDER BY a.dialed_at DESC LIMIT c.cap
+                ) AS d
+                """
+            ),
+            {
+                "ids": list(caps),
+                "caps": list(caps.values()),
+                "since": since,
+                "rate_limited": AttemptStatus.RATE_LIMITED,
+            },
         )
         out: dict[str, list[datetime]] = {}
         for phone_number_id, dialed_at in result.all():
-            out.setdefault(phone_number_id or "", []).append(dialed_at)
+            out.setdefault(phone_number_id, []).append(dialed_at)
         return out
 
     async def timed_out(self, dialed_before: datetime, limit: int) -> Sequence[Attempt]:

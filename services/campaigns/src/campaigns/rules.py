@@ -102,13 +102,15 @@ def hold_for(
 @dataclass(frozen=True)
 class CallerId:
     """One number of a campaign's caller-ID pool: its E.164 number (None when not known yet), its
-    optional cap of dials per rolling CAP_PERIOD and its dials over the last CAP_PERIOD (every
-    campaign's)."""
+    optional cap of dials per rolling CAP_PERIOD, its latest dials within that period (every
+    campaign's; at least `daily_cap` of them when there are that many: enough for `cap_release`)
+    and how many dials this campaign made from it (`used`, for rotation)."""
 
     phone_number_id: str
     e164: str | None
     daily_cap: int | None
-    dials: Sequence[datetime]
+    recent: Sequence[datetime]
+    used: int
 
 
 @functools.lru_cache(maxsize=65536)
@@ -137,20 +139,20 @@ def choose_caller_id(pool: Sequence[CallerId], callee: str, now: datetime) -> Ca
     """The pool number to dial `callee` from, or (all numbers at their daily cap) the moment the
     first one may dial again.
 
-    Numbers under their cap, closest to the callee first (`closeness`); among equals the one with
-    the fewest dials over the last CAP_PERIOD, then pool order: dials rotate among equals, so no
-    number carries a campaign alone.
+    Numbers under their cap, closest to the callee first (`closeness`); among equals the one this
+    campaign used least, then pool order: dials rotate among equals, so no number carries a
+    campaign alone.
     """
-    free = [c for c in pool if c.daily_cap is None or cap_release(c.dials, c.daily_cap, now) is None]
+    free = [c for c in pool if c.daily_cap is None or cap_release(c.recent, c.daily_cap, now) is None]
     if not free:
-        releases = [cap_release(c.dials, c.daily_cap, now) for c in pool if c.daily_cap is not None]
+        releases = [cap_release(c.recent, c.daily_cap, now) for c in pool if c.daily_cap is not None]
         return min(r for r in releases if r is not None)
     order = {c.phone_number_id: i for i, c in enumerate(pool)}
     return min(
         free,
         key=lambda c: (
             -closeness(c.e164, callee),
-            sum(1 for t in c.dials if now - CAP_PERIOD < t <= now),
+            c.used,
             order[c.phone_number_id],
         ),
     )

@@ -816,8 +816,16 @@ class CampaignService:
                     CallingWindow.model_validate(campaign.calling_window) if campaign.calling_window else None
                 )
                 pool_ids = self._pool(campaign)
+                caps = campaign.phone_number_daily_caps or {}
                 known = await uow.phone_numbers.known(pool_ids)
-                caller_dials = await uow.attempts.recent_caller_dials(pool_ids, now - rules.CAP_PERIOD)
+                used = (
+                    {c.phone_number_id: c.dials for c in await uow.caller_ids.stats(campaign_id)}
+                    if len(pool_ids) > 1
+                    else {}
+                )
+                caller_dials = await uow.attempts.latest_caller_dials(
+                    {pid: caps[pid] for pid in pool_ids if pid in caps}, now - rules.CAP_PERIOD
+                )
                 dialled_now = 0
                 for recipient in due:
                     if recipient.phone_number in listed:
@@ -845,7 +853,7 @@ class CampaignService:
                         metrics.HELD.labels(hold.waiting_reason).inc()
                         await self._emit_recipient(uow, campaign, recipient)
                         continue
-                    caller = self._caller_id(campaign, pool_ids, known, caller_dials, recipient, now)
+                    caller = self._caller_id(campaign, pool_ids, known, caller_dials, used, recipient, now)
                     if isinstance(caller, datetime):
                         recipient.next_attempt_at = caller
                         recipient.waiting_reason = rules.CALLER_ID_CAP
@@ -890,6 +898,7 @@ class CampaignService:
                         uow, campaign, recipient, caller.phone_number_id, provider or "twilio", now
                     )
                     caller_dials.setdefault(caller.phone_number_id, []).append(now)
+                    used[caller.phone_number_id] = used.get(caller.phone_number_id, 0) + 1
                     dials.setdefault(recipient.phone_number, []).append((campaign.campaign_id, now))
                     dialled_now += 1
                 await self._maybe_complete(uow, campaign, now)
@@ -910,13 +919,17 @@ class CampaignService:
         pool_ids: list[str],
         known: dict[str, tuple[str, str | None]],
         caller_dials: dict[str, list[datetime]],
+        used: dict[str, int],
         recipient: Recipient,
         now: datetime,
     ) -> rules.CallerId | datetime:
-        """The pool number to dial `recipient` from, or when one is next under its daily cap."""
+        """The pool number to dial `recipient` from, or when one is next under its daily cap
+        (`caller_dials`: each capped number's latest dials; `used`: the campaign's dials per number)."""
         caps = campaign.phone_number_daily_caps or {}
         pool = [
-            rules.CallerId(pid, known.get(pid, ("", None))[1], caps.get(pid), caller_dials.get(pid, []))
+            rules.CallerId(
+                pid, known.get(pid, ("", None))[1], caps.get(pid), caller_dials.get(pid, []), used.get(pid, 0)
+            )
             for pid in pool_ids
         ]
         return rules.choose_caller_id(pool, recipient.phone_number, now)

@@ -102,7 +102,7 @@ def test_hours_that_never_open_say_so() -> None:
 
 
 def _caller(pid: str, e164: str | None, cap: int | None = None, dials: int = 0) -> CallerId:
-    return CallerId(pid, e164, cap, [NOON - timedelta(minutes=m + 1) for m in range(dials)])
+    return CallerId(pid, e164, cap, [NOON - timedelta(minutes=m + 1) for m in range(dials)], dials)
 
 
 def test_closeness_is_area_code_then_country() -> None:
@@ -120,7 +120,7 @@ def test_the_pool_prefers_the_recipients_area_code_then_country() -> None:
     assert choose_caller_id(pool, "+442079461234", NOON) == pool[2]
 
 
-def test_equals_rotate_by_fewest_dials_in_the_day() -> None:
+def test_equals_rotate_by_fewest_dials_in_the_campaign() -> None:
     pool = [_caller("a", "+14155550100", dials=2), _caller("b", "+14155550101", dials=1)]
     assert choose_caller_id(pool, "+14155551234", NOON) == pool[1]
     unknown = [_caller("a", None, dials=1), _caller("b", None, dials=1)]
