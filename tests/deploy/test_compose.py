@@ -343,6 +343,9 @@ def _route(path: str) -> str | None:
         ("/docs", "gateway:8000"),
         ("/docs/events.json", "gateway:8000"),
         ("/openapi.json", "gateway:8000"),
+        ("/console", "gateway:8000"),
+        ("/console/campaigns/batch_1/events", "gateway:8000"),
+        ("/console/static/console.css", "gateway:8000"),
         ("/metrics", None),  # internal only
         ("/_sim/state", None),
     ],
@@ -633,7 +636,15 @@ def test_real_caddy_routes_the_origin(tmp_path):
             200,
             "tool-webhooks /api/v1/webhook/elevenlabs/post-call",
         )
-        for path in ("/api/v1/agents", "/health/ready", "/docs", "/docs/events.json", "/openapi.json"):
+        for path in (
+            "/api/v1/agents",
+            "/health/ready",
+            "/docs",
+            "/docs/events.json",
+            "/openapi.json",
+            "/console",
+            "/console/campaigns",
+        ):
             assert _get(port, path) == (200, f"gateway {path}")
         assert _get(port, "/metrics")[0] == 404
 

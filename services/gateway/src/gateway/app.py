@@ -19,7 +19,7 @@ from bus.heap import freeze_startup_heap
 from bus.http_errors import install_error_format
 from bus.limits import MessageTooLarge
 from bus.ops import ops_router
-from gateway import docs, handlers, routes
+from gateway import console, docs, handlers, routes
 from gateway.bootstrap import Container
 from gateway.errors import ApiError, PayloadTooLarge
 from gateway.guard import RequestGuard
@@ -73,6 +73,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.numbers = container.numbers
     for router in (*routes.ROUTERS, *routes.INTERNAL):
         app.include_router(router)
+    console.install(app)
     _install_error_handlers(app)
     # Registered before the correlation middleware so that one wraps it (outermost runs first).
     app.middleware("http")(IdempotencyMiddleware(container.uow, container.settings.idempotency_window))
@@ -87,7 +88,9 @@ def create_app(container: Container) -> FastAPI:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if console.is_console(request):  # a person reads it: a page, not the error format
+            return console.error_page(request, exc.error, exc.status_code)
         return JSONResponse(exc.body(), status_code=exc.status_code)
 
     @app.exception_handler(MessageTooLarge)

@@ -42,7 +42,14 @@ PROTECTED_PREFIX = "/api/v1/"
 # Multipart boundaries, part headers and the small form fields (name, parent_folder_id) around a file.
 MULTIPART_ROOM = 64 * 1024
 UPLOAD_ROUTES = ("/api/v1/knowledge-base/file", "/api/v1/knowledge-base/ingest")
-BATCH_ROUTES = ("/api/v1/batch-calling/submit", "/api/v1/batch-calling/validate")
+BATCH_ROUTES = (
+    "/api/v1/batch-calling/submit",
+    "/api/v1/batch-calling/validate",
+    # The console's forms that carry the same spreadsheets (signed in before a byte is read).
+    "/console/campaigns-new/validate",
+    "/console/campaigns-new/submit",
+    "/console/do-not-call/import",
+)
 
 
 def presented_api_key(headers: Mapping[str, str]) -> str:

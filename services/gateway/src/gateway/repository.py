@@ -470,8 +470,11 @@ class Results:
         page_size: int,
         status: str | None = None,
         outcome: str | None = None,
+        search: str | None = None,
+        recipient_id: str | None = None,
     ) -> tuple[list[RecipientResult], bool]:
-        """(up to `page_size` recipients after `after_position` in submission order, has_more)."""
+        """(up to `page_size` recipients after `after_position` in submission order, has_more).
+        `search`: a piece of the number, name, e-mail or recipient id (case ignored)."""
         # The last attempt ElevenLabs analysed (a post_call_transcription): the last answered call.
         last = (
             select(CallAnalysis)
@@ -498,6 +501,18 @@ class Results:
             query = query.where(CampaignRecipient.status == status)
         if outcome is not None:
             query = query.where(CampaignRecipient.outcome == outcome)
+        if recipient_id is not None:
+            query = query.where(CampaignRecipient.recipient_id == recipient_id)
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                or_(
+                    CampaignRecipient.to_number.ilike(pattern),
+                    CampaignRecipient.name.ilike(pattern),
+                    CampaignRecipient.email.ilike(pattern),
+                    CampaignRecipient.recipient_id.ilike(pattern),
+                )
+            )
         rows = (await self.session.execute(query)).all()
         has_more = len(rows) > page_size
         rows = rows[:page_size]
@@ -523,6 +538,15 @@ class Results:
             )
             for recipient, found in rows
         ], has_more
+
+    async def status_counts(self, campaign_id: str) -> dict[str, int]:
+        """{recipient status: how many recipients of the campaign have it} (statuses with none left out)."""
+        rows = await self.session.execute(
+            select(CampaignRecipient.status, func.count())
+            .where(CampaignRecipient.campaign_id == campaign_id)
+            .group_by(CampaignRecipient.status)
+        )
+        return {status: count for status, count in rows.tuples()}
 
     async def data_collection_keys(self, campaign_id: str) -> list[str]:
         """Every data collection id in the campaign's analyses, sorted (one index-driven pass)."""

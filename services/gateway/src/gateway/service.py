@@ -335,13 +335,26 @@ class GatewayService:
         return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
 
     async def results_page(
-        self, campaign_id: str, cursor: str | None, page_size: int, status: str | None, outcome: str | None
+        self,
+        campaign_id: str,
+        cursor: str | None,
+        page_size: int,
+        status: str | None,
+        outcome: str | None,
+        search: str | None = None,
+        recipient_id: str | None = None,
     ) -> tuple[list[RecipientResult], str | None]:
         """A page of a campaign's per-recipient results (`Results.page`) and the next page's cursor."""
         after = domain.decode_cursor(cursor)
         async with self.uow() as uow:
             rows, has_more = await uow.results.page(
-                campaign_id, after_position=after, page_size=page_size, status=status, outcome=outcome
+                campaign_id,
+                after_position=after,
+                page_size=page_size,
+                status=status,
+                outcome=outcome,
+                search=search,
+                recipient_id=recipient_id,
             )
         next_cursor = rows[-1].recipient.position if has_more and rows else None
         return rows, domain.encode_cursor(next_cursor) if next_cursor is not None else None
@@ -373,6 +386,11 @@ class GatewayService:
     async def last_change_id(self) -> int:
         async with self.uow() as uow:
             return await uow.changes.last_id()
+
+    async def status_counts(self, campaign_id: str) -> dict[str, int]:
+        """{recipient status: count} of one campaign (`Results.status_counts`)."""
+        async with self.uow() as uow:
+            return await uow.results.status_counts(campaign_id)
 
     async def result_columns(self, campaign_id: str) -> tuple[list[str], list[str]]:
         """(data collection ids, dynamic variable names) of a campaign's export, each sorted."""

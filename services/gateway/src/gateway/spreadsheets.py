@@ -29,7 +29,7 @@ import io
 import itertools
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -39,6 +39,8 @@ PHONE_HEADERS = ("phone_number", "phone", "number", "to_number", "mobile")
 FIELD_HEADERS = ("name", "email", "id")
 # ElevenLabs' batch calling reads these columns as conversation overrides, not variables.
 OVERRIDE_HEADERS = ("language", "first_message", "system_prompt", "voice_id")
+# What a column can be mapped to (`layout`'s `roles`, the form field `columns`).
+ROLES = ("phone_number", "name", "email", "id", "variable", "ignore")
 DELIMITERS = (",", ";", "\t")
 # Excel's last row: a sheet claiming more is not a spreadsheet export.
 MAX_SHEET_ROWS = 1_048_576
@@ -103,12 +105,13 @@ class Layout:
     recipient_id: Column | None
     variables: tuple[Column, ...]
     unnamed: tuple[int, ...]  # columns without a header: must stay empty
+    ignored: tuple[int, ...] = ()  # columns the submitter mapped to "ignore": never read
 
     @cached_property
     def last(self) -> int:
         """The index of the last column with a header."""
         named = (self.phone, self.name, self.email, self.recipient_id, *self.variables)
-        return max(c.index for c in named if c is not None)
+        return max([c.index for c in named if c is not None] + list(self.ignored))
 
     @cached_property
     def phone_ref(self) -> dict[str, Any]:  # shared by every entry: never mutated
@@ -129,24 +132,58 @@ def _key(header: str) -> str:
     return re.sub(r"[\s\-]+", "_", header.strip().lower())
 
 
-def layout(headers: list[str]) -> Layout:
-    """Which column is what, or a `SheetError` naming every bad header at once."""
+def detected_role(header: str) -> str:
+    """What a column is by its header alone: one of `ROLES`, or "override" for ElevenLabs'
+    override columns (refused unless mapped to something else)."""
+    key = _key(header)
+    if key in PHONE_HEADERS:
+        return "phone_number"
+    if key in FIELD_HEADERS:
+        return key
+    if key in OVERRIDE_HEADERS:
+        return "override"
+    return "variable"
+
+
+def _mapping_problems(headers: list[str], roles: Mapping[str, str]) -> list[dict[str, Any]]:
+    named = {h.strip() for h in headers}
     problems: list[dict[str, Any]] = []
+    for header, role in roles.items():
+        if header not in named:
+            problems.append({"row": 1, "header": header, "error": f"No column {header!r} in the file"})
+        elif role not in ROLES:
+            problems.append(
+                {"row": 1, "header": header, "error": f"{role!r} is not one of {', '.join(ROLES)}"}
+            )
+    return problems
+
+
+def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout:
+    """Which column is what, or a `SheetError` naming every bad header at once. `roles` (header as
+    written -> one of `ROLES`) overrides what a header says: a column headed "Number" that holds
+    order numbers can be mapped to "variable", one headed "Tel" to "phone_number"."""
+    roles = roles or {}
+    problems: list[dict[str, Any]] = _mapping_problems(headers, roles)
+    if problems:
+        raise SheetError("Invalid column mapping", problems)
     columns = [Column(i, h.strip()) for i, h in enumerate(headers)]
     while columns and not columns[-1].header:  # trailing delimiters of an export
         columns.pop()
     if len(columns) > MAX_COLUMNS:
         raise SheetError("Too many columns", [{"error": f"At most {MAX_COLUMNS} columns"}])
-    phones = [c for c in columns if _key(c.header) in PHONE_HEADERS]
+    role = {c.index: roles.get(c.header) or detected_role(c.header) for c in columns if c.header}
+    phones = [c for c in columns if role.get(c.index) == "phone_number"]
+    ignored = tuple(c.index for c in columns if role.get(c.index) == "ignore")
     fields: dict[str, Column] = {}
     variables: list[Column] = []
     seen: dict[str, Column] = {}
     for column in columns:
-        if not column.header:
+        if not column.header or column.index in ignored:
             continue
-        key = _key(column.header)
-        special = key in PHONE_HEADERS or key in FIELD_HEADERS or key in OVERRIDE_HEADERS
-        name = key if special else column.header
+        key = role[column.index]
+        name = column.header if key == "variable" else key
+        if key == "override":
+            name = _key(column.header)
         if name in seen:
             problems.append(
                 column.ref()
@@ -157,7 +194,7 @@ def layout(headers: list[str]) -> Layout:
             )
             continue
         seen[name] = column
-        if key in OVERRIDE_HEADERS:
+        if key == "override":
             problems.append(
                 column.ref()
                 | {
@@ -171,7 +208,7 @@ def layout(headers: list[str]) -> Layout:
             )
         elif key in FIELD_HEADERS:
             fields[key] = column
-        elif key not in PHONE_HEADERS:
+        elif key == "variable":
             variables.append(column)
     if not phones:
         problems.append(
@@ -198,6 +235,7 @@ def layout(headers: list[str]) -> Layout:
         recipient_id=fields.get("id"),
         variables=tuple(variables),
         unnamed=tuple(c.index for c in columns if not c.header),
+        ignored=ignored,
     )
 
 
@@ -289,7 +327,9 @@ def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Ent
                 variables[column.header] = typed
     if width > shape.last or shape.unnamed:
         stray = [
-            i for i in (*shape.unnamed, *range(shape.last + 1, width)) if i < width and not _blank(cells[i])
+            i
+            for i in (*shape.unnamed, *range(shape.last + 1, width))
+            if i < width and i not in shape.ignored and not _blank(cells[i])
         ]
         for index in sorted(set(stray)):
             item.problems.append(
@@ -340,9 +380,43 @@ class Sheet:
         self.close()
 
 
-def open_sheet(file: IO[bytes], file_name: str) -> Sheet:
+Raw = tuple[list[str], Iterator[tuple[int, Any]], Any]  # (headers, numbered rows, closer)
+
+
+def open_sheet(file: IO[bytes], file_name: str, roles: Mapping[str, str] | None = None) -> Sheet:
     """Open an uploaded recipient file, judged by its content (XLSX is a zip; anything else must
-    be delimited text). Raises `SheetError` (422, or 415 for a legacy binary .xls)."""
+    be delimited text), its columns read as `layout(headers, roles)` says. Raises `SheetError`
+    (422, or 415 for a legacy binary .xls)."""
+    headers, rows, closer = _open_raw(file, file_name)
+    try:
+        shape = layout(headers, roles)
+    except SheetError:
+        if closer is not None:
+            closer()
+        raise
+    return Sheet(shape, rows, closer=closer)
+
+
+def head(file: IO[bytes], file_name: str, rows: int) -> tuple[list[str], list[list[str]]]:
+    """(the header row, up to `rows` non-blank data rows) as text, whatever the columns mean: what a
+    person sees first when mapping the columns. Raises `SheetError` for an unreadable file."""
+    headers, numbered, closer = _open_raw(file, file_name)
+    try:
+        first: list[list[str]] = []
+        for _, cells in numbered:
+            texts = [_text(c) for c in cells]
+            if any(texts):
+                first.append(texts)
+            if len(first) >= rows:
+                break
+    finally:
+        if closer is not None:
+            closer()
+        file.seek(0)
+    return headers, first
+
+
+def _open_raw(file: IO[bytes], file_name: str) -> Raw:
     head = file.read(8)
     file.seek(0)
     if head.startswith(b"PK\x03\x04"):
@@ -360,7 +434,7 @@ def open_sheet(file: IO[bytes], file_name: str) -> Sheet:
     return _open_csv(file)
 
 
-def _open_csv(file: IO[bytes]) -> Sheet:
+def _open_csv(file: IO[bytes]) -> Raw:
     head = file.read(4)
     file.seek(0)
     encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
@@ -381,7 +455,6 @@ def _open_csv(file: IO[bytes]) -> Sheet:
         headers = next(records)
     except csv.Error as exc:
         raise SheetError("Unreadable CSV", [{"row": 1, "error": str(exc)}]) from None
-    shape = layout(headers)
 
     def rows() -> Iterator[tuple[int, Any]]:
         number = 1
@@ -397,7 +470,7 @@ def _open_csv(file: IO[bytes]) -> Sheet:
             number += 1
             yield number, record
 
-    return Sheet(shape, rows(), closer=text.detach)
+    return headers, rows(), text.detach
 
 
 def _not_utf8(row: int) -> SheetError:
@@ -407,7 +480,7 @@ def _not_utf8(row: int) -> SheetError:
     )
 
 
-def _open_xlsx(file: IO[bytes]) -> Sheet:
+def _open_xlsx(file: IO[bytes]) -> Raw:
     size = file.seek(0, io.SEEK_END)
     file.seek(0)
     try:
@@ -437,9 +510,4 @@ def _open_xlsx(file: IO[bytes]) -> Sheet:
     if headers is None or not any(_text(h) for h in headers):
         workbook.close()
         raise SheetError("Empty file", [{"row": 1, "error": "The first sheet has no header row"}])
-    try:
-        shape = layout([_text(h) for h in headers])
-    except SheetError:
-        workbook.close()
-        raise
-    return Sheet(shape, enumerate(rows, start=2), closer=workbook.close)
+    return [_text(h) for h in headers], enumerate(rows, start=2), workbook.close

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from contracts import topics
 from contracts.campaigns import AddDoNotCall, CancelCampaign, PauseCampaign, RemoveDoNotCall, ResumeCampaign
@@ -71,6 +71,7 @@ _JSON_FIELDS = (
     "phone_number_ids",
     "phone_number_daily_caps",
 )
+_INVALID = object()
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +95,11 @@ def _form_schema() -> dict[str, Any]:
     schema = _inline(BatchOptions.model_json_schema())
     for name in _JSON_FIELDS:
         schema["properties"][name] = {"type": "string", "description": "A JSON object (see the JSON body)."}
+    schema["properties"]["columns"] = {
+        "type": "string",
+        "description": "Optional JSON object: header as written -> phone_number, name, email, id, variable "
+        "or ignore, overriding what the header says.",
+    }
     schema["properties"]["file"] = {
         "type": "string",
         "format": "binary",
@@ -127,38 +133,53 @@ def _options(data: dict[str, Any]) -> BatchOptions:
 
 
 @asynccontextmanager
+async def form_submission(form: FormData) -> AsyncIterator[Submission]:
+    """The submission of a parsed multipart form: a spreadsheet `file`, the other fields as form
+    fields (objects as JSON text), and optionally `columns`, a JSON object mapping headers as
+    written to one of `spreadsheets.ROLES`. 422 in the error format for a field that is wrong."""
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise Unprocessable("Validation error", "file: a CSV or XLSX spreadsheet is required")
+    fields: dict[str, Any] = {}
+    roles: dict[str, str] | None = None
+    for name, value in form.multi_items():
+        if name == "file" or not isinstance(value, str) or value == "":
+            continue
+        if name in (*_JSON_FIELDS, "columns"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = _INVALID
+            if parsed is _INVALID or (name == "columns" and not isinstance(parsed, dict)):
+                raise _validation_error(
+                    [{"loc": (name,), "msg": "must be a JSON object", "type": "json_invalid"}]
+                ) from None
+            if name == "columns":
+                roles = {str(k): str(v) for k, v in parsed.items()}
+            else:
+                fields[name] = parsed
+        else:
+            fields[name] = value
+    options = _options(fields)
+    try:
+        sheet = await asyncio.to_thread(open_sheet, file.file, file.filename or "", roles)
+    except SheetError as exc:
+        raise sheet_error(exc) from None
+    try:
+        yield Submission(options, sheet.entries(), "file", blank_rows=lambda: sheet.blank_rows)
+    finally:
+        sheet.close()
+
+
+@asynccontextmanager
 async def submission_of(request: Request) -> AsyncIterator[Submission]:
-    """The submission a request carries: a JSON body, or a multipart form with a spreadsheet
-    `file` and the other fields as form fields (objects as JSON text). 422 in the error format
-    for a body that is neither or a field that is wrong."""
+    """The submission a request carries: a JSON body, or a multipart form (`form_submission`).
+    422 in the error format for a body that is neither or a field that is wrong."""
     if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=50)
         try:
-            file = form.get("file")
-            if not isinstance(file, UploadFile):
-                raise Unprocessable("Validation error", "file: a CSV or XLSX spreadsheet is required")
-            fields: dict[str, Any] = {}
-            for name, value in form.multi_items():
-                if name == "file" or not isinstance(value, str) or value == "":
-                    continue
-                if name in _JSON_FIELDS:
-                    try:
-                        fields[name] = json.loads(value)
-                    except ValueError:
-                        raise _validation_error(
-                            [{"loc": (name,), "msg": "must be a JSON object", "type": "json_invalid"}]
-                        ) from None
-                else:
-                    fields[name] = value
-            options = _options(fields)
-            try:
-                sheet = await asyncio.to_thread(open_sheet, file.file, file.filename or "")
-            except SheetError as exc:
-                raise sheet_error(exc) from None
-            try:
-                yield Submission(options, sheet.entries(), "file", blank_rows=lambda: sheet.blank_rows)
-            finally:
-                sheet.close()
+            async with form_submission(form) as submission:
+                yield submission
         finally:
             await form.close()
         return

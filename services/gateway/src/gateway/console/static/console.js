@@ -1,0 +1,73 @@
+// Switchboard console: live progress from Server-Sent Events, and htmx settings. No build step.
+(function () {
+  "use strict";
+
+  function ready() {
+    // Errors (4xx, 5xx) carry a page or fragment that says what went wrong: show it.
+    htmx.config.responseHandling = [
+      { code: "204", swap: false },
+      { code: "[23]..", swap: true },
+      { code: "[45]..", swap: true, error: true },
+    ];
+    document.querySelectorAll("[data-live]").forEach(follow);
+    // A new file: the column mapping chosen for the previous one no longer applies.
+    document.addEventListener("change", function (e) {
+      if (e.target.matches && e.target.matches("input[type=file]")) {
+        document.querySelectorAll("#preview select").forEach(function (s) { s.remove(); });
+      }
+    }, true);
+  }
+
+  function percent(part, whole) {
+    return whole ? Math.min(100, Math.round((100 * (part || 0)) / whole)) : 0;
+  }
+
+  // Update the progress bar of a campaign shown on the page (campaign list).
+  function progress(job) {
+    document.querySelectorAll('[data-campaign="' + CSS.escape(job.id) + '"]').forEach(function (card) {
+      var done = percent(job.total_calls_finished, job.total_calls_scheduled);
+      var calling = Math.max(0, percent(job.total_calls_dispatched, job.total_calls_scheduled) - done);
+      var bar = card.querySelector("[data-progress]");
+      if (bar) {
+        bar.setAttribute("aria-valuenow", String(done));
+        bar.querySelector(".done").style.width = done + "%";
+        bar.querySelector(".calling").style.width = calling + "%";
+      }
+      var set = function (sel, text) { var el = card.querySelector(sel); if (el) el.textContent = text; };
+      set("[data-percent]", done + " %");
+      set("[data-finished]", job.total_calls_finished);
+      set("[data-dispatched]", job.total_calls_dispatched);
+      set("[data-scheduled]", job.total_calls_scheduled);
+      var status = card.querySelector(".card-head .status");
+      if (status) { status.textContent = job.status; status.dataset.status = job.status; }
+    });
+  }
+
+  // Follow an element's event stream; refresh its `data-refresh` parts at most once a second.
+  function follow(el) {
+    var source = new EventSource(el.dataset.live);
+    var targets = (el.dataset.refresh || "").split(",").filter(Boolean);
+    var timer = null;
+    var last = 0;
+    function refresh() {
+      if (!targets.length || timer) return;
+      var wait = Math.max(0, 1000 - (Date.now() - last));
+      timer = setTimeout(function () {
+        timer = null;
+        last = Date.now();
+        targets.forEach(function (sel) {
+          var target = document.querySelector(sel);
+          if (target && !target.closest(".htmx-request")) htmx.trigger(target, "refresh");
+        });
+      }, Math.min(wait, 250));
+    }
+    source.addEventListener("campaign", function (e) {
+      progress(JSON.parse(e.data));
+      refresh();
+    });
+    source.addEventListener("recipient", refresh);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
+  else ready();
+})();
