@@ -17,7 +17,10 @@ def test_a_sealed_session_opens_with_the_same_key_and_never_shows_the_api_key() 
 def test_a_tampered_foreign_or_expired_cookie_is_no_session() -> None:
     keyring = Keyring(new_key())
     cookie = sessions.seal(keyring, sessions.new_session("key", now_unix=1_000))
-    assert sessions.unseal(keyring, cookie[:-2] + ("A" if cookie[-2] != "A" else "B") + cookie[-1], 1_000) is None
+    assert (
+        sessions.unseal(keyring, cookie[:-2] + ("A" if cookie[-2] != "A" else "B") + cookie[-1], 1_000)
+        is None
+    )
     assert sessions.unseal(Keyring(new_key()), cookie, 1_000) is None
     assert sessions.unseal(keyring, cookie, 1_000 + sessions.MAX_AGE_S + 1) is None
     assert sessions.unseal(keyring, cookie, 999 - 60) is None  # issued in the future

@@ -55,11 +55,16 @@
       timer = setTimeout(function () {
         timer = null;
         last = Date.now();
+        var again = false;
         targets.forEach(function (sel) {
           var target = document.querySelector(sel);
-          if (target && !target.closest(".htmx-request")) htmx.trigger(target, "refresh");
+          if (!target) return;
+          // One refresh at a time; the change that arrived meanwhile gets one more.
+          if (target.classList.contains("htmx-request")) again = true;
+          else htmx.trigger(target, "refresh");
         });
-      }, Math.min(wait, 250));
+        if (again) refresh();
+      }, wait);
     }
     source.addEventListener("campaign", function (e) {
       progress(JSON.parse(e.data));
