@@ -1,0 +1,123 @@
+"""Who gets into the console (issue 14): sign-in with an API key, the session cookie, CSRF, the key's
+scope and its revocation, on real PostgreSQL (the browser flows are tests/e2e/test_console.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.bootstrap import Container
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"X-API-Key": API_KEY}
+
+
+@pytest.fixture
+async def browser(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that keeps cookies, as a browser does (same origin: http://gateway)."""
+    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client
+
+
+async def _sign_in(browser: httpx.AsyncClient, key: str) -> httpx.Response:
+    form = await browser.get("/console/sign-in")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, form.text
+    return await browser.post("/console/sign-in", data={"api_key": key, "csrf_token": token[1]})
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
+
+
+async def _key(browser: httpx.AsyncClient, scope: str) -> dict[str, Any]:
+    created = await browser.post("/api/v1/api-keys", json={"name": "console", "scope": scope}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    key: dict[str, Any] = created.json()
+    return key
+
+
+async def test_without_a_session_pages_lead_to_sign_in_and_streams_are_refused(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/console/campaigns")
+    assert page.status_code == 303 and page.headers["location"] == "/console/sign-in"
+    assert (await browser.get("/console/events")).status_code == 401
+    browser.cookies.set("sb_console", "sb2.x.not-a-session")
+    assert (await browser.get("/console/campaigns")).status_code == 303
+
+
+async def test_a_wrong_key_is_refused_in_plain_words(browser: httpx.AsyncClient) -> None:
+    refused = await _sign_in(browser, "not-a-key")
+    assert refused.status_code == 401
+    assert "That API key is not valid" in refused.text
+    assert "sb_console" not in browser.cookies
+
+
+async def test_the_session_cookie_is_sealed_http_only_and_strict(browser: httpx.AsyncClient) -> None:
+    signed_in = await _sign_in(browser, API_KEY)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console/campaigns"
+    cookie = next(c for c in signed_in.headers.get_list("set-cookie") if c.startswith("sb_console="))
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/console"} <= attributes
+    assert API_KEY not in cookie
+    assert (await browser.get("/console/campaigns")).status_code == 200
+
+
+async def test_a_change_without_the_pages_csrf_token_is_refused(browser: httpx.AsyncClient) -> None:
+    await _sign_in(browser, API_KEY)
+    page = await browser.get("/console/do-not-call")
+    refused = await browser.post("/console/do-not-call", data={"phone_number": "+14155550100"})
+    assert refused.status_code == 403 and "expired" in refused.text
+    wrong = await browser.post(
+        "/console/do-not-call", data={"phone_number": "+14155550100"}, headers={"X-CSRF-Token": "guess"}
+    )
+    assert wrong.status_code == 403
+    right = await browser.post(
+        "/console/do-not-call", data={"phone_number": "not a number"}, headers={"X-CSRF-Token": _csrf(page)}
+    )
+    assert right.status_code == 200
+    assert "not a phone number in international format" in right.text
+
+
+async def test_a_read_key_looks_but_cannot_change_and_a_revoked_key_is_signed_out(
+    browser: httpx.AsyncClient,
+) -> None:
+    key = await _key(browser, "read")
+    assert (await _sign_in(browser, key["api_key"])).status_code == 303
+    page = await browser.get("/console/campaigns")
+    assert page.status_code == 200 and "New campaign</a>" not in page.text.split("</nav>", 1)[1]
+    refused = await browser.post("/console/campaigns/batch_x/pause", headers={"X-CSRF-Token": _csrf(page)})
+    assert refused.status_code == 403 and "may only read" in refused.text
+
+    revoked = await browser.delete(f"/api/v1/api-keys/{key['key_id']}", headers=ADMIN)
+    assert revoked.status_code == 200, revoked.text
+    after = await browser.get("/console/campaigns")
+    assert after.status_code == 303 and after.headers["location"] == "/console/sign-in"
+
+
+async def test_sign_out_clears_the_session(browser: httpx.AsyncClient) -> None:
+    await _sign_in(browser, API_KEY)
+    page = await browser.get("/console/campaigns")
+    out = await browser.post("/console/sign-out", data={"csrf_token": _csrf(page)})
+    assert out.status_code == 303 and out.headers["location"] == "/console/sign-in"
+    assert (await browser.get("/console/campaigns")).status_code == 303
+
+
+async def test_an_unknown_campaign_is_a_page_not_the_api_error_format(browser: httpx.AsyncClient) -> None:
+    await _sign_in(browser, API_KEY)
+    missing = await browser.get("/console/campaigns/batch_nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "Batch job not found" in missing.text
