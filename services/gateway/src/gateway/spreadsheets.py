@@ -181,9 +181,9 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
         if not column.header or column.index in ignored:
             continue
         key = role[column.index]
-        name = column.header if key == "variable" else key
-        if key == "override":
-            name = _key(column.header)
+        # Detected special columns are named by their normalised header ("phone" and "mobile" are two
+        # phone columns, not one twice); mapped ones by their role.
+        name = column.header if key == "variable" else key if column.header in roles else _key(column.header)
         if name in seen:
             problems.append(
                 column.ref()

@@ -53,3 +53,9 @@ def test_head_reads_the_first_rows_whatever_the_headers_mean() -> None:
     assert headers == ["Tel", "Name"]
     assert rows == [["+14155550101", "Ana"], ["+14155550102", "Ben"]]
     assert file.tell() == 0  # ready to be read again, whole
+
+
+def test_a_mapped_phone_column_beside_a_detected_one_is_two_phone_columns() -> None:
+    with pytest.raises(SheetError) as refused:
+        layout(["Tel", "mobile"], {"Tel": "phone_number"})
+    assert "More than one phone number column" in refused.value.problems[0]["error"]
