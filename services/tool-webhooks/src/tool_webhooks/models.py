@@ -12,7 +12,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bus.tables import make_bus_tables
+from bus.tables import make_bus_tables, service_metadata
 
 SCHEMA = "tool_webhooks"
 CONSUMER = "tool_webhooks"
@@ -30,16 +29,7 @@ POST_CALL_CONSUMER = "tool_webhooks.post_call"
 # Inbox consumer name for the projections fed by telephony and provisioning events.
 PROJECTION_CONSUMER = "tool_webhooks.projections"
 
-metadata = MetaData(
-    schema=SCHEMA,
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    },
-)
+metadata = service_metadata(SCHEMA)
 
 
 class Base(DeclarativeBase):
