@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from elevenlabs_client import ElevenLabsClient, OutcomeUnknownError, UpstreamError
 from elevenlabs_sim.testing import run_in_thread
@@ -171,3 +173,28 @@ async def test_connection_lost_after_sending_is_outcome_unknown_and_get_is_retri
             await client.get_agent("a")
         assert not isinstance(caught.value, OutcomeUnknownError)
         assert len(received) == 1 + 3  # an idempotent GET is retried
+
+
+async def test_a_client_from_settings_takes_them_and_a_dialer_never_retries(
+    sim: httpx.AsyncClient, sim_url: str
+) -> None:
+    @dataclass(frozen=True)
+    class Settings:
+        elevenlabs_base_url: str
+        elevenlabs_api_key: SecretStr
+        upstream_timeout_s: float = 1.0
+        upstream_max_retries: int = 2
+        upstream_initial_backoff_s: float = 0.01
+        upstream_max_backoff_s: float = 0.05
+
+    settings = Settings(sim_url, SecretStr("sim-key"))
+    await _fault(sim, method="GET", path_regex="^/v1/convai/tools$", status=429, count=1)
+    async with httpx.AsyncClient() as http:
+        client = ElevenLabsClient.from_settings(http, settings)
+        dialer = ElevenLabsClient.from_settings(http, settings, max_retries=0)
+        assert (client.api_key, client.max_retries, client.max_backoff_s) == ("sim-key", 2, 0.05)
+        assert await client.list_tools() == []  # the 429 was retried
+        await _fault(sim, method="GET", path_regex="^/v1/convai/tools$", status=429, count=1)
+        with pytest.raises(UpstreamError) as refused:
+            await dialer.list_tools()
+    assert refused.value.status_code == 429

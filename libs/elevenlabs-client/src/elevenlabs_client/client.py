@@ -22,7 +22,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import structlog
@@ -140,8 +140,50 @@ def _map_error(response: httpx.Response, retry_after: float | None) -> UpstreamE
     return UpstreamError(status, "Upstream request failed", _detail_text(response))
 
 
+class _Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class UpstreamSettings(Protocol):
+    """The settings a service calls ElevenLabs with (its own settings class has them)."""
+
+    @property
+    def elevenlabs_base_url(self) -> str: ...
+
+    @property
+    def elevenlabs_api_key(self) -> _Secret: ...
+
+    @property
+    def upstream_timeout_s(self) -> float: ...
+
+    @property
+    def upstream_max_retries(self) -> int: ...
+
+    @property
+    def upstream_initial_backoff_s(self) -> float: ...
+
+    @property
+    def upstream_max_backoff_s(self) -> float: ...
+
+
 class ElevenLabsClient:
     """Async ElevenLabs Agents Platform client; the `httpx.AsyncClient` is owned by the caller."""
+
+    @classmethod
+    def from_settings(
+        cls, http: httpx.AsyncClient, settings: UpstreamSettings, *, max_retries: int | None = None
+    ) -> ElevenLabsClient:
+        """A client configured by a service's settings; `max_retries` overrides theirs (0: a client
+        that never retries by itself, for requests a retry could repeat upstream)."""
+        return cls(
+            http,
+            base_url=settings.elevenlabs_base_url,
+            api_key=settings.elevenlabs_api_key.get_secret_value(),
+            timeout_s=settings.upstream_timeout_s,
+            max_retries=settings.upstream_max_retries if max_retries is None else max_retries,
+            initial_backoff_s=settings.upstream_initial_backoff_s,
+            max_backoff_s=settings.upstream_max_backoff_s,
+        )
 
     def __init__(
         self,

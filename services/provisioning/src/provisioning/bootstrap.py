@@ -59,15 +59,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
     sessionmaker = make_sessionmaker(engine)
     bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
-    elevenlabs = ElevenLabsClient(
-        http,
-        base_url=settings.elevenlabs_base_url,
-        api_key=settings.elevenlabs_api_key.get_secret_value(),
-        timeout_s=settings.upstream_timeout_s,
-        max_retries=settings.upstream_max_retries,
-        initial_backoff_s=settings.upstream_initial_backoff_s,
-        max_backoff_s=settings.upstream_max_backoff_s,
-    )
+    elevenlabs = ElevenLabsClient.from_settings(http, settings)
 
     def uow() -> UnitOfWork:
         return UnitOfWork(sessionmaker, bus)

@@ -62,18 +62,6 @@ def run_migrations(settings: Settings) -> None:
     migrate.upgrade(MIGRATIONS_DIR, settings.database_url)
 
 
-def _client(http: httpx.AsyncClient, settings: Settings, *, max_retries: int) -> ElevenLabsClient:
-    return ElevenLabsClient(
-        http,
-        base_url=settings.elevenlabs_base_url,
-        api_key=settings.elevenlabs_api_key.get_secret_value(),
-        timeout_s=settings.upstream_timeout_s,
-        max_retries=max_retries,
-        initial_backoff_s=settings.upstream_initial_backoff_s,
-        max_backoff_s=settings.upstream_max_backoff_s,
-    )
-
-
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -89,9 +77,9 @@ def bootstrap(
     sessionmaker = make_sessionmaker(engine)
     bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
     http = http_client or httpx.AsyncClient()
-    elevenlabs = _client(http, settings, max_retries=settings.upstream_max_retries)
+    elevenlabs = ElevenLabsClient.from_settings(http, settings)
     # Outbound-call POSTs are never retried by the client (see TelephonyService._dial).
-    dialer = _client(http, settings, max_retries=0)
+    dialer = ElevenLabsClient.from_settings(http, settings, max_retries=0)
 
     def uow() -> UnitOfWork:
         return UnitOfWork(sessionmaker, bus)
