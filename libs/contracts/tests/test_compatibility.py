@@ -1,8 +1,8 @@
 """Fails when a contract change would break a consumer built against the committed snapshot.
 
 The snapshot (`libs/contracts/schemas/topics.json`) is what older consumers were built against.
-Additive changes (new optional fields, new message types) pass; after making one, refresh the
-snapshot with `uv run python -m contracts > libs/contracts/schemas/topics.json`.
+Additive changes (new optional fields, new message types, a value added to an enum: readers treat an
+unknown status as they treat an unknown type) pass; after making one, refresh the snapshot with `uv run python -m contracts > libs/contracts/schemas/topics.json`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,23 @@ def _shape(prop: dict[str, Any]) -> Any:
     return prop
 
 
+def _compatible(old: Any, new: Any) -> bool:
+    """`new` reads everything `old` described: the same shape, where an enum may have grown."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        if set(old) != set(new):
+            return False
+        for key, value in old.items():
+            if key == "enum" and isinstance(value, list) and isinstance(new[key], list):
+                if not all(v in new[key] for v in value):
+                    return False
+            elif not _compatible(value, new[key]):
+                return False
+        return True
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(_compatible(o, n) for o, n in zip(old, new, strict=True))
+    return bool(old == new)
+
+
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     for topic, old_schema in old.items():
@@ -54,7 +71,7 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for field, old_prop in old_props.items():
                 if field not in new_props:
                     problems.append(f"{msg_type}: field {field} removed or renamed")
-                elif _shape(old_prop) != _shape(new_props[field]):
+                elif not _compatible(_shape(old_prop), _shape(new_props[field])):
                     problems.append(f"{msg_type}: field {field} changed type")
             newly_required = set(new_model.get("required", [])) - set(old_model.get("required", []))
             for field in sorted(newly_required):
@@ -67,7 +84,7 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for field, old_prop in old_def.get("properties", {}).items():
                 if field not in new_def.get("properties", {}):
                     problems.append(f"{name}: field {field} removed or renamed")
-                elif _shape(old_prop) != _shape(new_def["properties"][field]):
+                elif not _compatible(_shape(old_prop), _shape(new_def["properties"][field])):
                     problems.append(f"{name}: field {field} changed type")
     return problems
 
@@ -93,6 +110,10 @@ def test_every_message_type_is_in_the_snapshot() -> None:
             "field agent_id changed type",
         ),
         (lambda m: m.setdefault("required", []).append("extra"), "field extra became required"),
+        (
+            lambda m: m["properties"].__setitem__("agent_id", {"type": "string", "enum": ["a"]}),
+            "field agent_id changed type",
+        ),
     ],
 )
 def test_the_checker_catches_breaking_changes(mutate: Any, expected: str) -> None:
@@ -100,3 +121,14 @@ def test_the_checker_catches_breaking_changes(mutate: Any, expected: str) -> Non
     new = json.loads(json.dumps(old))
     mutate(new["switchboard.provisioning.commands"]["$defs"]["DeleteAgent"])
     assert any(expected in p for p in breaking_changes(old, new))
+
+
+def test_a_value_added_to_an_enum_is_additive_and_one_removed_is_not() -> None:
+    old = json_schemas()
+    grown = json.loads(json.dumps(old))
+    status = grown["switchboard.campaigns.events"]["$defs"]["CampaignRecipientUpdated"]["properties"][
+        "status"
+    ]
+    status["enum"].append("some_new_status")
+    assert breaking_changes(old, grown) == []
+    assert any("field status changed type" in p for p in breaking_changes(grown, old))

@@ -370,3 +370,47 @@ async def test_invoke_tools_false_disables_tool_calls(
     assert (await c.get("/_sim/tool-calls")).json() == {"tool_calls": []}
     await c.post("/_sim/reset")
     assert (await c.get("/_sim/config")).json()["invoke_tools"] is True
+
+
+async def test_a_callee_asks_for_a_tool_only_in_their_call_with_their_words_and_values(
+    calls_client: httpx.AsyncClient, tool_server: ToolServer, receiver: WebhookReceiver
+) -> None:
+    c = calls_client
+    asks = {
+        "+15557770011": [{"tool": "lookup_order", "says": "Call me back at 5", "params": {"notes": "5pm"}}]
+    }
+    r = await c.post(
+        "/_sim/config",
+        json={"webhook_url": receiver.url, "webhook_secret": "s", "callee_requests": asks},
+    )
+    assert r.status_code == 200 and r.json()["callee_requests"]["+15557770011"][0]["tool"] == "lookup_order"
+    ids = await _setup(c, tool_server.base)
+    asking = await _dial(c, ids, "+15557770011")
+    quiet = await _dial(c, ids, "+15557770012")
+    await _wait_terminal(c, asking, quiet)
+
+    assert tool_server.for_conversation(quiet) == []  # a requested tool waits for its callee
+    (req,) = tool_server.for_conversation(asking)
+    assert req["json"]["notes"] == "5pm" and req["json"]["query"] == "blue mug"
+    transcript = (await _conversation(c, asking))["transcript"]
+    said = [t for t in transcript if t["role"] == "user" and t["message"] == "Call me back at 5"]
+    assert len(said) == 1
+    assert transcript.index(said[0]) < transcript.index(_tool_turns({"transcript": transcript})[0])
+
+
+async def test_a_test_sets_the_post_call_analysis_values_per_number(
+    calls_client: httpx.AsyncClient, tool_server: ToolServer, receiver: WebhookReceiver
+) -> None:
+    c = calls_client
+    values = {"*": {"interest": "low"}, "+15557770021": {"outcome": "call_back_later"}}
+    await c.post(
+        "/_sim/config",
+        json={"webhook_url": receiver.url, "webhook_secret": "s", "data_collection_values": values},
+    )
+    ids = await _setup(c, tool_server.base)
+    set_one, other = await _dial(c, ids, "+15557770021"), await _dial(c, ids, "+15557770022")
+    await _wait_terminal(c, set_one, other)
+    first = (await _conversation(c, set_one))["analysis"]["data_collection_results"]
+    second = (await _conversation(c, other))["analysis"]["data_collection_results"]
+    assert first["outcome"]["value"] == "call_back_later" and first["interest"]["value"] == "low"
+    assert second["outcome"]["value"] == "appointment_confirmed" and second["interest"]["value"] == "low"

@@ -28,6 +28,7 @@ RecipientStatus = Literal[
     "cancelled",
     "skipped_dnc",
     "skipped_duplicate",
+    "opted_out",
 ]
 
 
@@ -121,6 +122,25 @@ class CallerIdStats(_Value):
     answered: int = Field(description="Of those, calls a person answered (outcome `completed`).")
     answer_rate: float | None = Field(description="answered / dials, null before the first dial.")
     daily_cap: int | None = Field(default=None, description="Its cap of dials per rolling 24 h, if any.")
+
+
+class AnalysisRule(_Value):
+    """What to do after an answered call whose post-call analysis has a value: retry after a delay,
+    or end the recipient. Rules are read in order; the first whose `field` equals `value` applies
+    (compared as text, case-insensitively). Beside the telephony outcomes' retries."""
+
+    field: str = Field(
+        default="outcome",
+        min_length=1,
+        max_length=200,
+        description="Data-collection item id of the agent's analysis (`data_collection_results`).",
+    )
+    value: str = Field(min_length=1, max_length=500, description="Value that triggers the rule.")
+    action: Literal["retry", "finish"] = Field(
+        description="`retry`: call again after `delay_s` (counts against `retry_count`); `finish`: "
+        "end the recipient now, whatever retries remain."
+    )
+    delay_s: int = Field(default=3600, ge=0, le=30 * 86400, description="Seconds before the retry.")
 
 
 class CampaignSnapshot(_Value):
@@ -232,6 +252,11 @@ class SubmitCampaign(Command):
         default=None, description="Fernet token of the store credentials JSON (SWITCHBOARD_SECRET_KEY)."
     )
     sender_email: str | None = Field(default=None, description="From address for e-mails during these calls.")
+    analysis_rules: list[AnalysisRule] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Retries or endings decided by post-call analysis values, first match wins.",
+    )
 
 
 class AddCampaignRecipients(Command):
@@ -266,12 +291,50 @@ class ResumeCampaign(Command):
     campaign_id: str = Field(description="Campaign id.")
 
 
+DoNotCallSource = Literal["api", "voice"]
+
+
 class AddDoNotCall(Command):
-    """Never call this number from a campaign (an opt-out)."""
+    """Never call this number from a campaign (an opt-out). With `conversation_id` (an opt-out said
+    during a call: `source` "voice"), the recipient of that call ends as `opted_out` and a follow-up
+    call it asked for is dropped."""
 
     type: Literal["do_not_call.add"] = "do_not_call.add"
     phone_number: str = Field(description="E.164 number.")
     reason: str | None = Field(default=None, description="Why (e.g. opted out during a call).")
+    source: DoNotCallSource | None = Field(
+        default=None, description="Who asked: `api` (an operator) or `voice` (the callee, during a call)."
+    )
+    conversation_id: str | None = Field(default=None, description="The call in which the callee opted out.")
+    campaign_id: str | None = Field(default=None, description="That call's campaign, if any.")
+    recipient_id: str | None = Field(default=None, description="That call's campaign recipient, if any.")
+
+
+class ScheduleCallback(Command):
+    """The callee asked to be called back at a time (the callback agent tool). One extra attempt
+    at `callback_at_unix` (within the campaign's calling window), not counted against
+    `retry_count`; outside a campaign, one follow-up call with the same agent, number and
+    variables. A later request for the same conversation replaces the earlier one; the follow-up
+    is dialled once."""
+
+    type: Literal["campaign.schedule_callback"] = "campaign.schedule_callback"
+    conversation_id: str = Field(description="The call in which the callback was asked for.")
+    to_number: str = Field(description="E.164 number to call back.")
+    callback_at_unix: int = Field(ge=0, description="When, unix seconds (the callee's local time resolved).")
+    requested: str = Field(default="", max_length=500, description="The time as the agent passed it on.")
+    time_zone: str | None = Field(default=None, description="IANA zone the time was read in.")
+    campaign_id: str | None = Field(default=None, description="The call's campaign, if any.")
+    recipient_id: str | None = Field(default=None, description="The call's campaign recipient, if any.")
+    agent_id: str | None = Field(
+        default=None, description="Agent of the call (follow-ups outside campaigns)."
+    )
+    phone_number_id: str | None = Field(default=None, description="Calling number (follow-ups).")
+    provider: Literal["twilio", "sip_trunk"] | None = Field(default=None, description="Its provider.")
+    dynamic_variables: dict[str, Any] = Field(
+        default_factory=dict, description="The call's dynamic variables (follow-ups reuse them)."
+    )
+    customer_name: str | None = Field(default=None, description="Customer name of the call, if given.")
+    customer_email: str | None = Field(default=None, description="Customer e-mail of the call, if given.")
 
 
 class RemoveDoNotCall(Command):
@@ -288,7 +351,8 @@ CampaignCommand = Annotated[
     | PauseCampaign
     | ResumeCampaign
     | AddDoNotCall
-    | RemoveDoNotCall,
+    | RemoveDoNotCall
+    | ScheduleCallback,
     Field(discriminator="type"),
 ]
 
@@ -339,15 +403,42 @@ class CampaignRecipientUpdated(Event):
             "(every number of its caller-ID pool is at its daily cap). Null otherwise."
         ),
     )
+    callback_at_unix: int | None = Field(
+        default=None, description="The time the callee asked to be called back at, if they did."
+    )
+    callback_requested: str | None = Field(
+        default=None, description="That time as the agent passed it on (e.g. `tomorrow at 5pm`)."
+    )
 
 
 class DoNotCallAdded(Event):
-    """A number was put on the do-not-call list."""
+    """A number was put on the do-not-call list (by an operator, or by the callee during a call)."""
 
     type: Literal["do_not_call.added"] = "do_not_call.added"
     phone_number: str = Field(description="E.164 number.")
     reason: str | None = Field(default=None, description="Why.")
     added_at_unix: int = Field(description="When.")
+    source: DoNotCallSource | None = Field(default=None, description="`api` or `voice` (said during a call).")
+    conversation_id: str | None = Field(default=None, description="The call in which the callee opted out.")
+    campaign_id: str | None = Field(default=None, description="That call's campaign, if any.")
+    recipient_id: str | None = Field(default=None, description="That call's campaign recipient, if any.")
+
+
+class CallbackScheduled(Event):
+    """A callback the callee asked for was booked (`status` scheduled: dialled at
+    `scheduled_for_unix`) or could not be (`refused`, with `reason`)."""
+
+    type: Literal["callback.scheduled"] = "callback.scheduled"
+    conversation_id: str = Field(description="The call in which it was asked for.")
+    to_number: str = Field(description="Number to call back.")
+    status: Literal["scheduled", "refused"] = Field(description="Booked or not.")
+    callback_at_unix: int = Field(description="The time asked for, unix seconds.")
+    scheduled_for_unix: int | None = Field(
+        default=None, description="When it will be dialled (the asked time moved into the calling window)."
+    )
+    campaign_id: str | None = Field(default=None, description="Campaign, if any.")
+    recipient_id: str | None = Field(default=None, description="Campaign recipient, if any.")
+    reason: str | None = Field(default=None, description="Why it was refused.")
 
 
 class DoNotCallRemoved(Event):
@@ -358,6 +449,11 @@ class DoNotCallRemoved(Event):
 
 
 CampaignEvent = Annotated[
-    CampaignUpdated | CampaignRecipientUpdated | DoNotCallAdded | DoNotCallRemoved | CommandFailed,
+    CampaignUpdated
+    | CampaignRecipientUpdated
+    | DoNotCallAdded
+    | DoNotCallRemoved
+    | CallbackScheduled
+    | CommandFailed,
     Field(discriminator="type"),
 ]

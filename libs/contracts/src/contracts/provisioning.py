@@ -53,8 +53,8 @@ class ToolRecord(BaseModel):
     name: str = Field(description="Tool name the LLM sees.")
     description: str = Field(default="", description="Tool description the LLM sees.")
     type: str = Field(default="webhook", description="ElevenLabs tool type.")
-    purpose: Literal["webhook", "ecommerce_products", "ecommerce_orders", "email"] = Field(
-        default="webhook", description="Why Switchboard created it."
+    purpose: Literal["webhook", "ecommerce_products", "ecommerce_orders", "email", "callback", "opt_out"] = (
+        Field(default="webhook", description="Why Switchboard created it.")
     )
     tool_config: dict[str, Any] = Field(default_factory=dict, description="Tool config as read upstream.")
     created_at_unix: int = Field(description="Creation time, unix seconds.")
@@ -135,6 +135,16 @@ class CreateEcommerceTools(Command):
     """Create the `get_products` and `get_orders` webhook tools pointing at tool-webhooks."""
 
     type: Literal["tool.create_ecommerce"] = "tool.create_ecommerce"
+    webhook_base_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
+
+
+class CreateCallTool(Command):
+    """Create a call-control tool pointing at tool-webhooks: `callback` (`schedule_callback`: the
+    callee asks to be called back at a time) or `opt_out` (`opt_out`: "do not call me again").
+    Answered by `ToolCreated` (purpose `callback` / `opt_out`, with its token)."""
+
+    type: Literal["tool.create_call_tool"] = "tool.create_call_tool"
+    kind: Literal["callback", "opt_out"] = Field(description="Which tool.")
     webhook_base_url: str = Field(description="Public base URL ending in /api/v1 that reaches tool-webhooks.")
 
 
@@ -240,6 +250,7 @@ class DeleteEmailTemplate(Command):
 ProvisioningCommand = Annotated[
     CreateWebhookTool
     | CreateEcommerceTools
+    | CreateCallTool
     | DeleteTool
     | RotateToolToken
     | CreateKnowledgeDocument

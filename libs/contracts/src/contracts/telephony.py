@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Command, CommandFailed, Event
+from contracts.campaigns import CallingWindow
 
 CallStatus = Literal["dialing", "in_progress", "completed", "no_answer", "busy", "failed", "voicemail"]
 FINAL_CALL_STATUSES: frozenset[str] = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
@@ -166,6 +167,13 @@ class PlaceCall(Command):
         description="A single call placed outside the platform's quiet hours because the request said "
         "`override_quiet_hours` (recorded on the call).",
     )
+    calling_window: CallingWindow | None = Field(
+        default=None,
+        description="The campaign's calling window (a callback asked for during the call keeps to it).",
+    )
+    time_zones: list[str] = Field(
+        default_factory=list, description="IANA zones of the recipient the calling window applies in."
+    )
 
 
 class StoreCustomerSession(Command):
@@ -247,6 +255,11 @@ class CallPlaced(Event):
         default=False,
         description="Placed outside the platform's quiet hours on the request's explicit override.",
     )
+    dynamic_variables: dict[str, Any] = Field(
+        default_factory=dict, description="The dial's dynamic variables (a follow-up call reuses them)."
+    )
+    calling_window: CallingWindow | None = Field(default=None, description="As in the PlaceCall.")
+    time_zones: list[str] = Field(default_factory=list, description="As in the PlaceCall.")
 
 
 class CallDialFailed(Event):
@@ -287,6 +300,10 @@ class CallStatusChanged(Event):
     started_at_unix: int | None = Field(default=None, description="When the dial was accepted, unix seconds.")
     ended_at_unix: int | None = Field(
         default=None, description="When the final status was recorded, unix seconds."
+    )
+    data_collection: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The post-call analysis' data_collection_results as id -> value (campaign analysis rules).",
     )
 
 

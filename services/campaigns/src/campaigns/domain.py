@@ -39,11 +39,22 @@ class RecipientStatus:
     CANCELLED = "cancelled"
     SKIPPED_DNC = "skipped_dnc"
     SKIPPED_DUPLICATE = "skipped_duplicate"  # the same number earlier in the campaign: dialled once
+    OPTED_OUT = "opted_out"  # the callee said "do not call me again" during a call
 
 
 IN_FLIGHT_STATUSES = frozenset({RecipientStatus.DIALING, RecipientStatus.IN_PROGRESS})
 FINAL_RECIPIENT_STATUSES = frozenset(
-    {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "skipped_dnc", "skipped_duplicate"}
+    {
+        "completed",
+        "no_answer",
+        "busy",
+        "failed",
+        "voicemail",
+        "cancelled",
+        "skipped_dnc",
+        "skipped_duplicate",
+        "opted_out",
+    }
 )
 CALL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
 # Retried (after the campaign's `RetryDelays` delay for it) while a recipient has retries left.

@@ -18,6 +18,7 @@ from contracts.campaigns import (
     PauseCampaign,
     RemoveDoNotCall,
     ResumeCampaign,
+    ScheduleCallback,
     SubmitCampaign,
 )
 from contracts.telephony import (
@@ -50,6 +51,7 @@ def register(bus: Bus, service: CampaignService) -> None:
         ResumeCampaign: service.resume,
         AddDoNotCall: service.add_do_not_call,
         RemoveDoNotCall: service.remove_do_not_call,
+        ScheduleCallback: service.schedule_callback,
     }
     events: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
         CallPlaced: service.call_placed,
@@ -61,7 +63,8 @@ def register(bus: Bus, service: CampaignService) -> None:
     }
 
     async def handle_command(command: Any) -> None:
-        """Campaign commands (public topic): submit, chunks, cancel/pause/resume, do-not-call."""
+        """Campaign commands (public topic): submit, chunks, cancel/pause/resume, do-not-call,
+        callbacks the callee asked for."""
         await commands[type(command)](command)
 
     async def handle_telephony(event: Any) -> None:

@@ -85,6 +85,8 @@ class Campaign(Base):
     recent_outcomes: Mapped[str] = mapped_column(String(1000), default="")
     dials_accepted: Mapped[int] = mapped_column(Integer, default=0)
     fatal_dial_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # contracts.campaigns.AnalysisRule list: retries/endings decided by post-call analysis values.
+    analysis_rules: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     # Carrier refusals blaming our configuration (credentials, trial account, permissions) in a row.
     configuration_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # At most this many attempts per number per rolling 24 h in this campaign (None: only the
@@ -148,6 +150,34 @@ class Recipient(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     # Why a `scheduled` recipient is held back (rules.WAITING_REASONS); None once dialled.
     waiting_reason: Mapped[str | None] = mapped_column(String(40))
+    # The callee said "do not call me again" during the call in flight: it ends as `opted_out`.
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # A callback the callee asked for: when, as said, and whether its extra attempt is still owed.
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    callback_requested: Mapped[str | None] = mapped_column(Text)
+    callback_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+
+
+class FollowUpCall(Base):
+    """A callback asked for during a single call (outside any campaign): one follow-up call with the
+    same agent, number and variables, dialled once (`message_id` is its PlaceCall's)."""
+
+    __tablename__ = "follow_up_calls"
+    __table_args__ = (Index("ix_follow_up_calls_status_due_at", "status", "due_at"),)
+
+    conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    to_number: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str] = mapped_column(String(200))
+    phone_number_id: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(20))
+    dynamic_variables: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    customer_name: Mapped[str | None] = mapped_column(Text)
+    customer_email: Mapped[str | None] = mapped_column(Text)
+    requested: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20))  # scheduled, placed, cancelled
+    message_id: Mapped[str] = mapped_column(String(64))
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class AttemptStatus:

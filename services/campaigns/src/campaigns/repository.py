@@ -20,6 +20,7 @@ from campaigns.models import (
     CampaignNumber,
     DispatchState,
     DoNotCall,
+    FollowUpCall,
     PhoneNumberProvider,
     Recipient,
 )
@@ -253,6 +254,14 @@ class RecipientRepository:
             .values(status=status, reason=reason, next_attempt_at=None)
         )
         return int(cast(CursorResult[Any], result).rowcount)
+
+    async def find_pk(self, campaign_id: str, recipient_id: str) -> int | None:
+        """The row of a campaign's recipient by its id (not locked: lock the campaign first)."""
+        return await self.session.scalar(
+            select(Recipient.id).where(
+                Recipient.campaign_id == campaign_id, Recipient.recipient_id == recipient_id
+            )
+        )
 
 
 class CampaignNumberRepository:
@@ -493,3 +502,47 @@ class CallerIdRepository:
             .execution_options(populate_existing=True)
         )
         return result.all()
+
+
+class FollowUpRepository:
+    """Follow-up calls of single calls whose callee asked for a callback."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def book(self, **values: Any) -> FollowUpCall | None:
+        """Insert or move (while still `scheduled`) the conversation's follow-up; the row after, or
+        None when it was already placed or cancelled."""
+        stmt = insert(FollowUpCall).values(**values)
+        moved = {"due_at": stmt.excluded.due_at, "requested": stmt.excluded.requested}
+        result = await self.session.scalars(
+            stmt.on_conflict_do_update(
+                index_elements=[FollowUpCall.conversation_id],
+                set_=moved,
+                where=FollowUpCall.status == "scheduled",
+            )
+            .returning(FollowUpCall)
+            .execution_options(populate_existing=True)
+        )
+        return result.first()
+
+    async def due(self, now: datetime, limit: int) -> Sequence[FollowUpCall]:
+        """Scheduled follow-ups whose time came, locked; rows another replica holds are skipped."""
+        result = await self.session.scalars(
+            select(FollowUpCall)
+            .where(FollowUpCall.status == "scheduled", FollowUpCall.due_at <= now)
+            .order_by(FollowUpCall.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return result.all()
+
+    async def cancel_for_number(self, phone_number: str) -> int:
+        """Scheduled follow-ups to a number that opted out → cancelled; how many."""
+        result = await self.session.execute(
+            update(FollowUpCall)
+            .where(FollowUpCall.to_number == phone_number, FollowUpCall.status == "scheduled")
+            .values(status="cancelled")
+        )
+        return int(cast(CursorResult[Any], result).rowcount)

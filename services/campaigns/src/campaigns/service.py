@@ -33,7 +33,8 @@ from typing import Any
 import structlog
 
 from bus.secrets import Undecryptable, column_context, message_context
-from campaigns import domain, metrics, rules
+from campaigns import callee, domain, metrics, rules
+from campaigns.callee_requests import CalleeRequests
 from campaigns.domain import CampaignStatus, RecipientStatus
 from campaigns.models import Attempt, AttemptStatus, Campaign, CampaignCallerId, Recipient
 from campaigns.settings import Settings
@@ -42,6 +43,7 @@ from contracts.base import Command, CommandFailed, Message
 from contracts.campaigns import (
     AddCampaignRecipients,
     AddDoNotCall,
+    AnalysisRule,
     CallerIdStats,
     CallingWindow,
     CampaignRecipient,
@@ -80,7 +82,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class CampaignService:
+class CampaignService(CalleeRequests):
     def __init__(self, uow: Callable[[], UnitOfWork], settings: Settings) -> None:
         self._uow = uow
         self._settings = settings
@@ -159,6 +161,8 @@ class CampaignService:
             waiting_reason=recipient.waiting_reason
             if recipient.status == RecipientStatus.SCHEDULED
             else None,
+            callback_at_unix=int(recipient.callback_at.timestamp()) if recipient.callback_at else None,
+            callback_requested=recipient.callback_requested,
             correlation_id=cause.correlation_id if cause else campaign.correlation_id,
             causation_id=cause.message_id if cause else None,
         )
@@ -311,6 +315,7 @@ class CampaignService:
                     command.ecommerce_credentials_encrypted, cid, to_row=True
                 ),
                 sender_email=command.sender_email,
+                analysis_rules=[rule.model_dump() for rule in command.analysis_rules] or None,
                 recipient_chunks=command.recipient_chunks,
                 ready=False,
                 total_scheduled=0,
@@ -444,10 +449,15 @@ class CampaignService:
                 phone_number=number,
                 reason=command.reason,
                 added_at_unix=int(now.timestamp()),
+                source=command.source,
+                conversation_id=command.conversation_id,
+                campaign_id=command.campaign_id,
+                recipient_id=command.recipient_id,
                 correlation_id=command.correlation_id,
                 causation_id=command.message_id,
             )
             await uow.publish(event, key=number)
+            await self._opted_out(uow, command, now)
 
     async def remove_do_not_call(self, command: RemoveDoNotCall) -> None:
         number = command.phone_number.strip()
@@ -589,6 +599,7 @@ class CampaignService:
                 call_status=event.status,
                 reason=event.reason,
                 retryable=event.refusal is None,
+                data_collection=event.data_collection,
             )
             await self._count_refusal(uow, campaign, now, event.refusal, event.reason)
         self.wake.set()
@@ -677,9 +688,12 @@ class CampaignService:
         call_status: str,
         reason: str | None,
         retryable: bool = True,
+        data_collection: dict[str, Any] | None = None,
     ) -> None:
         """Record an attempt's outcome: retry later or finish the recipient; counters, auto-pause
-        and completion in the same transaction. A carrier refusal is not `retryable`."""
+        and completion in the same transaction. A carrier refusal is not `retryable`. What the
+        callee asked for (opt-out, callback) and the campaign's analysis rules come first
+        (`callee.after_call`)."""
         attempt.status = AttemptStatus.ENDED
         attempt.call_status = call_status
         attempt.reason = reason
@@ -694,7 +708,28 @@ class CampaignService:
             may_retry=retryable and campaign.status in _ACTIVE,
         )
         recipient.reason = reason
-        if decision.retry_in_s is None:
+        said = callee.after_call(
+            call_status=call_status,
+            opted_out=recipient.opted_out,
+            callback_pending=recipient.callback_pending,
+            callback_at=recipient.callback_at,
+            rules=[AnalysisRule.model_validate(rule) for rule in campaign.analysis_rules or []],
+            data_collection=data_collection or {},
+            retries_used=recipient.retries,
+            retry_count=campaign.retry_count,
+            may_retry=retryable and campaign.status in _ACTIVE,
+            now=now,
+            delay_scale=self._settings.retry_delay_scale,
+        )
+        if said is not None:
+            recipient.reason = said.reason
+            recipient.status = said.status
+            recipient.next_attempt_at = said.next_attempt_at
+            if said.counts_as_retry:
+                recipient.retries += 1
+            if said.next_attempt_at is None:
+                campaign.total_finished += 1
+        elif decision.retry_in_s is None:
             recipient.status = decision.status
             recipient.next_attempt_at = None
             campaign.total_finished += 1
@@ -768,6 +803,7 @@ class CampaignService:
             running = running[shift:] + running[:shift]
         for campaign_id in running:
             placed += await self._dispatch(campaign_id, now)
+        placed += await self._dial_follow_ups(now)
         if now.timestamp() - self._last_timeout_scan >= min(5.0, self._settings.attempt_timeout_s):
             self._last_timeout_scan = now.timestamp()
             await self._time_out_attempts(now)
@@ -985,6 +1021,7 @@ class CampaignService:
             log.error("campaigns.dial.attempt_exists", message_id=message_id)
             return
         recipient.attempts = number
+        recipient.callback_pending = False  # this attempt is the callback, if one was owed
         recipient.status = RecipientStatus.DIALING
         recipient.next_attempt_at = None
         recipient.waiting_reason = None
@@ -1015,6 +1052,10 @@ class CampaignService:
             campaign_id=campaign.campaign_id,
             recipient_id=recipient.recipient_id,
             attempt=number,
+            calling_window=CallingWindow.model_validate(campaign.calling_window)
+            if campaign.calling_window
+            else None,
+            time_zones=list(recipient.time_zones or []),
             correlation_id=campaign.correlation_id,
         )
         await uow.send_command(command, key=message_id)

@@ -14,6 +14,7 @@ from campaigns.repository import (
     ChunkRepository,
     DispatchStateRepository,
     DoNotCallRepository,
+    FollowUpRepository,
     PhoneNumberRepository,
     RecipientRepository,
 )
@@ -33,6 +34,7 @@ class UnitOfWork(TransactionScope):
     dispatch: DispatchStateRepository
     phone_numbers: PhoneNumberRepository
     caller_ids: CallerIdRepository
+    follow_ups: FollowUpRepository
     events_topic = CAMPAIGN_EVENTS
     inbox_table = inbox
     consumer = CONSUMER
@@ -47,6 +49,7 @@ class UnitOfWork(TransactionScope):
         self.dispatch = DispatchStateRepository(session)
         self.phone_numbers = PhoneNumberRepository(session)
         self.caller_ids = CallerIdRepository(session)
+        self.follow_ups = FollowUpRepository(session)
 
     async def send_command(self, command: Message, key: str | None) -> None:
         """Queue a telephony command (PlaceCall); sent after this transaction commits."""

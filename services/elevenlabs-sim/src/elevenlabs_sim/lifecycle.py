@@ -461,6 +461,19 @@ def _complete(state: SimState, record: Record, outcome: Outcome, first: str, too
         }
         for item_id, schema in (platform.get("data_collection") or {}).items()
     }
+    forced = {
+        **state.config.data_collection_values.get("*", {}),
+        **state.config.data_collection_values.get(data["sim"]["to_number"], {}),
+    }
+    for item_id, forced_value in forced.items():
+        collected[item_id] = {
+            "data_collection_id": item_id,
+            "value": forced_value,
+            "json_schema": {"type": "string"},
+            "rationale": "Set by the test (data_collection_values).",
+        }
+    if "outcome" in forced:
+        value = forced["outcome"]
     data["analysis"] = {
         "call_successful": successful,
         "transcript_summary": summary,
@@ -475,13 +488,13 @@ def _complete(state: SimState, record: Record, outcome: Outcome, first: str, too
             if isinstance(c, dict) and c.get("id")
         },
         "data_collection_results": {
-            **collected,
             "outcome": {
                 "data_collection_id": "outcome",
                 "value": value,
                 "json_schema": {"type": "string", "description": "Outcome of the call"},
                 "rationale": "Simulated outcome chosen by the last digit of the dialled number.",
             },
+            **{k: v for k, v in collected.items() if k != "outcome"},
         },
     }
     data["has_audio"] = data["has_user_audio"] = data["has_response_audio"] = True

@@ -138,6 +138,14 @@ class RuntimeConfig:
     # Calls to these numbers ring, then fail with ``failure_reason: "unknown"`` and this carrier
     # answer in the ``call_initiation_failure`` metadata: {"sip_status_code": 486, "call_status": "failed"}.
     carrier_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the callee asks for, by dialled number: [{"tool": <tool name>, "says": <words>,
+    # "params": {<param>: <value>}}]. A tool named here is called only during calls to the numbers
+    # that ask for it (after a user turn with their words, with those parameter values); tools
+    # named nowhere are called in every answered call, as before.
+    callee_requests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Post-call analysis values by dialled number ("*": every call): data-collection id -> value,
+    # over the simulated ones (`outcome` included).
+    data_collection_values: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: SimSettings) -> RuntimeConfig:

@@ -19,6 +19,10 @@ then every further id in the dial's
   Optional properties are filled too. Objects nest; arrays get one item.
 * timeout = ``response_timeout_secs`` (default 20). ``is_error`` = non-2xx or transport error.
 
+What the callee asks for (runtime config ``callee_requests``, by dialled number): a tool named
+there is called only in calls to the numbers that ask for it, after a user turn with their words,
+its parameters taking the values given (over ``tool_value_overrides``).
+
 Each call becomes one agent transcript turn (``message: null``) holding one ``tool_calls`` and one
 ``tool_results`` entry, and one ``/_sim/tool-calls`` log entry whose secret header values are
 masked as ``***``. For outbound calls ``system__called_number`` is the dialled ``to_number`` and
@@ -183,9 +187,12 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def build_request(state: SimState, tool_config: JSON, variables: dict[str, Any]) -> ToolRequest:
+def build_request(
+    state: SimState, tool_config: JSON, variables: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> ToolRequest:
     api = tool_config.get("api_schema") or {}
-    filler = Filler(str(tool_config.get("name", "")), variables, state.config.tool_value_overrides)
+    forced = state.config.tool_value_overrides if overrides is None else overrides
+    filler = Filler(str(tool_config.get("name", "")), variables, forced)
     method = str(api.get("method") or "GET").upper()
 
     path_schemas = api.get("path_params_schema") or {}
@@ -255,14 +262,40 @@ async def _send(http: httpx.AsyncClient, request: ToolRequest) -> tuple[int | No
     return response.status_code, response.text, None
 
 
+def callee_asks(state: SimState, to_number: str) -> dict[str, JSON]:
+    """What the callee of `to_number` asks for, by tool name."""
+    return {str(ask["tool"]): ask for ask in state.config.callee_requests.get(to_number, [])}
+
+
+def requested_tools(state: SimState) -> set[str]:
+    """Tools some callee asks for: called only in their calls."""
+    return {str(ask["tool"]) for asks in state.config.callee_requests.values() for ask in asks}
+
+
 async def invoke_tools(state: SimState, record: Record, agent: Record, answered_at: float) -> list[JSON]:
     """Call the agent's webhook tools in order; returns the transcript turns (also appended live)."""
     turns: list[JSON] = []
     client_data = record.data.get("conversation_initiation_client_data") or {}
+    asks = callee_asks(state, str(record.data["metadata"]["phone_call"].get("external_number") or ""))
+    on_request = requested_tools(state)
     for tool in webhook_tools(state, agent, client_data):
         tool_config: JSON = tool.data["tool_config"]
         tool_name = str(tool_config.get("name", ""))
-        request = build_request(state, tool_config, conversation_variables(state, record, agent))
+        ask = asks.get(tool_name)
+        if tool_name in on_request and ask is None:
+            continue
+        overrides = None
+        if ask is not None:
+            said: JSON = {
+                "role": "user",
+                "message": str(ask.get("says") or ""),
+                "time_in_call_secs": max(int(time.time() - answered_at), 0),
+            }
+            turns.append(said)
+            record.data["transcript"].append(said)
+            params = {f"{tool_name}.{name}": value for name, value in (ask.get("params") or {}).items()}
+            overrides = {**state.config.tool_value_overrides, **params}
+        request = build_request(state, tool_config, conversation_variables(state, record, agent), overrides)
         request_id = state.new_tool_request_id()
         started = time.monotonic()
         status, text, error = await _send(state.calls.http, request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import elevenlabs_client
@@ -349,6 +349,9 @@ class FinalStatus:
     summary: str | None = None
     reason: str | None = None
     refusal: Refusal | None = None
+    # The analysis' data_collection_results as id -> value (campaign analysis rules read them);
+    # carried along, not part of what the status is.
+    data_collection: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def _mentions_voicemail(value: object) -> bool:
@@ -444,6 +447,7 @@ def status_from_webhook(event: PostCallWebhookReceived) -> FinalStatus:
         outcome=_outcome(event.data_collection, event.call_successful),
         summary=event.transcript_summary,
         reason=event.termination_reason,
+        data_collection=dict(event.data_collection),
     )
 
 
@@ -495,6 +499,7 @@ def status_from_conversation(conversation: Mapping[str, Any]) -> FinalStatus | N
         summary=analysis.get("transcript_summary"),
         reason=termination,
         refusal=refusal,
+        data_collection=data_collection,
     )
 
 

@@ -368,6 +368,9 @@ class TelephonyService:
             attempt=command.attempt,
             placed_at_unix=int(placed_at.timestamp()),
             quiet_hours_overridden=command.quiet_hours_overridden,
+            dynamic_variables=command.dynamic_variables,
+            calling_window=command.calling_window,
+            time_zones=command.time_zones,
         )
         metrics.CALLS_PLACED.labels(command.provider).inc()
         extra: list[tuple[Event, str]] = []
@@ -475,6 +478,7 @@ class TelephonyService:
             phone_number_id=call.phone_number_id,
             started_at_unix=int(call.placed_at.timestamp()),
             ended_at_unix=int(ended_at.timestamp()),
+            data_collection=dict(final.data_collection),
         )
         await uow.publish(changed, key=call.conversation_id)
         metrics.CALLS_ENDED.labels(final.status, source).inc()

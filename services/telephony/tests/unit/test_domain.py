@@ -393,3 +393,16 @@ def test_secrets_are_found_and_redacted() -> None:
     assert sorted(domain.secrets_in(body)) == ["pw", "tok"]
     assert domain.redact('{"input": "pw", "x": "tok"}', ["pw", "tok"]) == '{"input": "***", "x": "***"}'
     assert domain.redact(None, ["pw"]) is None
+
+
+def test_the_analysis_values_travel_with_the_final_status() -> None:
+    final = domain.status_from_conversation(
+        {
+            "status": "done",
+            "metadata": {"call_duration_secs": 30},
+            "analysis": {
+                "data_collection_results": {"outcome": {"value": "call_back_later"}, "n": {"value": 2}}
+            },
+        }
+    )
+    assert final is not None and final.data_collection == {"outcome": "call_back_later", "n": 2}

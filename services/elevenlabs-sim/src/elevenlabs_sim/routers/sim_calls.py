@@ -23,6 +23,16 @@ class CarrierAnswer(BaseModel):
     call_status: str | None = None  # Twilio CallStatus; default: derived from the SIP code
 
 
+class CalleeRequest(BaseModel):
+    """The callee asks for something a tool does (call me back, stop calling me)."""
+
+    model_config = {"extra": "forbid"}
+
+    tool: str = Field(min_length=1, description="Name of the agent's webhook tool that is called.")
+    says: str = Field(default="", description="The callee's words, a user turn before the tool call.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Values of its LLM-filled parameters.")
+
+
 class ConfigPatch(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -42,6 +52,8 @@ class ConfigPatch(BaseModel):
     tool_value_overrides: dict[str, Any] | None = None
     dial_refusals: dict[str, str] | None = None
     carrier_answers: dict[str, CarrierAnswer] | None = None
+    callee_requests: dict[str, list[CalleeRequest]] | None = None
+    data_collection_values: dict[str, dict[str, Any]] | None = None
 
 
 @router.get("/config")
@@ -55,10 +67,13 @@ async def patch_config(patch: ConfigPatch, state: State) -> dict[str, Any]:
     # tool_value_overrides (which is replaced as a whole, not merged).
     for key in patch.model_fields_set:
         value = getattr(patch, key)
-        if key in {"tool_value_overrides", "dial_refusals", "carrier_answers"} and value is None:
+        replaced = {"tool_value_overrides", "dial_refusals", "carrier_answers", "callee_requests"}
+        if key in replaced | {"data_collection_values"} and value is None:
             value = {}
         elif key == "carrier_answers":
             value = {number: answer.model_dump() for number, answer in value.items()}
+        elif key == "callee_requests":
+            value = {number: [r.model_dump() for r in asks] for number, asks in value.items()}
         elif value is None and key not in {"webhook_url", "webhook_secret", "webhook_events"}:
             continue
         setattr(state.config, key, value)
