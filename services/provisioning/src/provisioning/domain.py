@@ -51,7 +51,8 @@ def tool_token_route(tool: JSON) -> str | None:
     url = str(((tool.get("tool_config") or {}).get("api_schema") or {}).get("url") or "")
     _, found, route = url.partition("/webhook/")
     route = route.split("?", 1)[0].strip("/")
-    if not found or not (route in (PRODUCTS_TOOL.route, ORDERS_TOOL.route) or route.startswith("email/")):
+    known = (PRODUCTS_TOOL.route, ORDERS_TOOL.route, CALLBACK_TOOL.route, OPT_OUT_TOOL.route)
+    if not found or not (route in known or route.startswith("email/")):
         return None
     return route
 
@@ -77,7 +78,7 @@ class EcommerceTool:
 
     name: str
     route: str
-    purpose: Literal["ecommerce_products", "ecommerce_orders"]
+    purpose: Literal["ecommerce_products", "ecommerce_orders", "callback", "opt_out"]
     short_name: str
     description: str
     parameters: tuple[ToolParameter, ...]
@@ -146,6 +147,63 @@ ORDERS_TOOL = EcommerceTool(
 )
 
 ECOMMERCE_TOOLS = (PRODUCTS_TOOL, ORDERS_TOOL)
+
+# ---- call-control tools: what the callee asks for (tool-webhooks `calls/*`) ---------------------
+
+CALLBACK_TOOL = EcommerceTool(
+    name="schedule_callback",
+    route="calls/callback",
+    purpose="callback",
+    short_name="callback",
+    description=(
+        'Book a call back when the person asks to be called again at another time ("call me '
+        'tomorrow at five"). Pass the time as they said it, or as an ISO 8601 local time; it is '
+        "read in their own time zone. Confirm to them the time the answer says was booked."
+    ),
+    parameters=(
+        ToolParameter(
+            name="requested_time",
+            type="string",
+            description=(
+                'When to call back, in the person\'s words (e.g. "tomorrow at 5pm", "Monday '
+                'morning at 10") or ISO 8601 local time (e.g. 2026-12-01T17:00).'
+            ),
+            required=True,
+        ),
+    ),
+)
+
+OPT_OUT_TOOL = EcommerceTool(
+    name="opt_out",
+    route="calls/opt-out",
+    purpose="opt_out",
+    short_name="optout",
+    description=(
+        'Record at once that the person does not want to be called again ("stop calling me", '
+        '"take me off your list"). Then apologise, confirm they will not be called again and '
+        "end the call politely."
+    ),
+    parameters=(
+        ToolParameter(
+            name="reason",
+            type="string",
+            description="What the person said, in a few words (optional).",
+            required=False,
+        ),
+    ),
+)
+
+CALL_TOOLS = {"callback": CALLBACK_TOOL, "opt_out": OPT_OUT_TOOL}
+CALLED_NUMBER_VARIABLE = "system__called_number"
+
+
+def call_tool_config(webhook_base_url: str, tool: EcommerceTool, secret_id: str, auth_header: str) -> JSON:
+    """Webhook tool_config of a call-control tool: as the e-commerce tools, plus the callee's number
+    (so tool-webhooks knows whom the call reached even before the call's projection arrives)."""
+    config = ecommerce_tool_config(webhook_base_url, tool, secret_id, auth_header)
+    body = config["api_schema"]["request_body_schema"]
+    body["properties"]["called_number"] = {"type": "string", "dynamic_variable": CALLED_NUMBER_VARIABLE}
+    return config
 
 
 def ecommerce_tool_url(webhook_base_url: str, tool: EcommerceTool) -> str:

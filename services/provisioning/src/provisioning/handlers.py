@@ -9,6 +9,7 @@ from bus.runtime import Bus
 from contracts import topics
 from contracts.provisioning import (
     CreateAgent,
+    CreateCallTool,
     CreateEcommerceTools,
     CreateEmailTemplate,
     CreateKnowledgeDocument,
@@ -28,6 +29,7 @@ def register(bus: Bus, service: ProvisioningService) -> None:
     routes: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
         CreateWebhookTool: service.create_webhook_tool,
         CreateEcommerceTools: service.create_ecommerce_tools,
+        CreateCallTool: service.create_call_tool,
         DeleteTool: service.delete_tool,
         RotateToolToken: service.rotate_tool_token,
         CreateKnowledgeDocument: service.create_knowledge_document,

@@ -28,6 +28,7 @@ from contracts.provisioning import (
     AgentDeleted,
     AgentUpdated,
     CreateAgent,
+    CreateCallTool,
     CreateEcommerceTools,
     CreateEmailTemplate,
     CreateKnowledgeDocument,
@@ -148,6 +149,31 @@ class ProvisioningService:
             )
 
         await self._commands.run(command, action)
+
+    async def create_call_tool(self, command: CreateCallTool) -> None:
+        """A call-control tool (`schedule_callback` or `opt_out`) calling tool-webhooks with its own
+        tool token, like the e-commerce tools; answered by `ToolCreated`."""
+        spec = domain.CALL_TOOLS[command.kind]
+
+        async def action(attempt: Attempt) -> Outcome:
+            def config(secret_id: str) -> JSON:
+                header = self._settings.tool_auth_header
+                return domain.call_tool_config(command.webhook_base_url, spec, secret_id, header)
+
+            tool, _ = await self._secured_tool(
+                command.message_id, spec.short_name, spec.route, spec.name, attempt.recovering, config
+            )
+            token = ToolToken(token_id=command.message_id, route=spec.route, generation=1)
+            record = domain.tool_record(tool, spec.purpose, int(time.time()), token)
+            event = self._event(command, ToolCreated, tool=record)
+            return Outcome(
+                event=event,
+                key=record.tool_id,
+                resource_id=record.tool_id,
+                local=[self._remember_token(record)],
+            )
+
+        await self._run(command, action)
 
     async def _ecommerce_tool(
         self, command: CreateEcommerceTools, spec: domain.EcommerceTool, recovering: bool, created: list[str]

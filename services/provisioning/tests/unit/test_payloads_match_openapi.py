@@ -54,6 +54,18 @@ def test_ecommerce_tools_validate(spec: dict[str, Any]) -> None:
         assert _errors(spec, component, {"tool_config": config}) == []
 
 
+def test_call_control_tools_validate_and_send_the_conversation_and_number(spec: dict[str, Any]) -> None:
+    component = _request_schema(spec, "/v1/convai/tools", "post")
+    for tool in domain.CALL_TOOLS.values():
+        config = domain.call_tool_config("https://x/api/v1", tool, "sec_1", "X-Switchboard-Tool-Token")
+        assert _errors(spec, component, {"tool_config": config}) == []
+        body = config["api_schema"]["request_body_schema"]["properties"]
+        assert body["conversation_id"]["dynamic_variable"] == "system__conversation_id"
+        assert body["called_number"]["dynamic_variable"] == "system__called_number"
+        assert config["api_schema"]["url"] == f"https://x/api/v1/webhook/{tool.route}"
+        assert domain.tool_token_route({"tool_config": config}) == tool.route
+
+
 @pytest.mark.parametrize("with_parameters", [True, False])
 def test_email_template_tool_validates(spec: dict[str, Any], with_parameters: bool) -> None:
     parameters = [

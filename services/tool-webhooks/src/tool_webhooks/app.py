@@ -40,7 +40,7 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             spool_memory_bytes=box.settings.spool_memory_bytes,
         )
     )
-    app.include_router(handlers.make_tool_router(box.tools))
+    app.include_router(handlers.make_tool_router(box.tools, box.calls))
 
     app.include_router(ops_router(box.bus, box.engine))
     # A server span per tool call or webhook; the trace continues over Kafka (see bus.tracing).

@@ -16,6 +16,7 @@ from bus.runtime import Bus
 from contracts import topics
 from elevenlabs_client import ElevenLabsClient
 from tool_webhooks import handlers
+from tool_webhooks.call_control import CallControl
 from tool_webhooks.models import CONSUMER, inbox, outbox
 from tool_webhooks.service import ToolService, WebhookService
 from tool_webhooks.settings import Settings
@@ -29,6 +30,7 @@ TOPICS = [
     topics.TELEPHONY_EVENTS,
     topics.PROVISIONING_EVENTS,
     topics.NOTIFIER_COMMANDS,
+    topics.CAMPAIGN_COMMANDS,
 ]
 
 
@@ -42,6 +44,7 @@ class Container:
     elevenlabs: ElevenLabsClient
     service: WebhookService
     tools: ToolService
+    calls: CallControl
     store_http: httpx.AsyncClient
     owns_http: bool
     retention: Periodic | None
@@ -103,6 +106,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
         StoreClient(outbound, shopify_api_version=settings.shopify_api_version),
         settings,
     )
+    calls = CallControl(lambda: UnitOfWork(sessionmaker, bus), settings)
     handlers.register(bus, service, tools)
     return Container(
         settings=settings,
@@ -113,6 +117,7 @@ def bootstrap(settings: Settings | None = None, *, http_client: httpx.AsyncClien
         elevenlabs=elevenlabs,
         service=service,
         tools=tools,
+        calls=calls,
         store_http=store_http,
         owns_http=http_client is None,
         retention=Periodic("tool_webhooks.retention", settings.bus_retention_interval_s, tools.prune_expired)

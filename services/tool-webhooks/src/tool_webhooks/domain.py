@@ -477,6 +477,8 @@ def convai_webhook_settings(webhook_id: str) -> JSON:
 TOOL_TOKEN_HEADER = "X-Switchboard-Tool-Token"  # noqa: S105 - a header name, not a secret
 PRODUCTS_ROUTE = "ecommerce/products"
 ORDERS_ROUTE = "ecommerce/orders"
+OPT_OUT_ROUTE = "calls/opt-out"
+CALLBACK_ROUTE = "calls/callback"
 
 
 def email_route(template_id: str) -> str:

@@ -31,6 +31,7 @@ from contracts.provisioning import (
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import RegisterPostCallWebhook, WebhookCommand
 from tool_webhooks import domain, metrics, openapi
+from tool_webhooks.call_control import CallControl
 from tool_webhooks.domain import SIGNATURE_HEADER, TOOL_TOKEN_HEADER, InvalidSignature
 from tool_webhooks.service import ToolService, WebhookService
 from tool_webhooks.spool import SpooledBody
@@ -111,7 +112,7 @@ async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
     return value
 
 
-def make_tool_router(tools: ToolService) -> APIRouter:
+def make_tool_router(tools: ToolService, calls: CallControl) -> APIRouter:
     """Mid-call tools. The token is checked before the body is read: a refused call has no effect."""
     router = APIRouter(prefix=API_PREFIX, tags=["tools"])
 
@@ -155,6 +156,28 @@ def make_tool_router(tools: ToolService) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         return JSONResponse(await tools.send_email(template_id, body))
+
+    @router.post("/calls/opt-out", response_model=None, **openapi.tool_route(openapi.OPT_OUT_CALL))
+    async def opt_out(request: Request) -> JSONResponse:
+        """`opt_out`: `{conversation_id, called_number?, reason?}` → the number is never called again."""
+        bind_correlation_id(request.headers.get(CORRELATION_HEADER))
+        if (refusal := await refused("opt_out", domain.OPT_OUT_ROUTE, request)) is not None:
+            return refusal
+        body = await _tool_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return JSONResponse(await calls.opt_out(body))
+
+    @router.post("/calls/callback", response_model=None, **openapi.tool_route(openapi.CALLBACK_CALL))
+    async def callback(request: Request) -> JSONResponse:
+        """`schedule_callback`: `{conversation_id, requested_time, called_number?}` → what was booked."""
+        bind_correlation_id(request.headers.get(CORRELATION_HEADER))
+        if (refusal := await refused("callback", domain.CALLBACK_ROUTE, request)) is not None:
+            return refusal
+        body = await _tool_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return JSONResponse(await calls.callback(body))
 
     @router.post("/test", response_model=None, **openapi.TEST_ROUTE)
     async def test(request: Request) -> JSONResponse:

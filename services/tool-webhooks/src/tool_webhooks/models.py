@@ -69,6 +69,10 @@ class Conversation(Base):
     ecommerce_platform: Mapped[str | None] = mapped_column(String(20))
     ecommerce_credentials_encrypted: Mapped[str | None] = mapped_column(Text)
     sender_email: Mapped[str | None] = mapped_column(String(320))
+    # What the call-control tools need of the call (`call_control.call_of`): to_number,
+    # phone_number_id, provider, campaign_id, recipient_id, dynamic_variables, calling_window,
+    # time_zones, customer_name, customer_email. Null for calls projected before it existed.
+    call: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

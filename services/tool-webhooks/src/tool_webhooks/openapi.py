@@ -68,6 +68,29 @@ EMAIL_CALL: JSON = {
     },
     "required": ["conversation_id"],
 }
+OPT_OUT_CALL: JSON = {
+    "type": "object",
+    "title": "OptOutCall",
+    "properties": {
+        "conversation_id": {"type": "string", "description": "The call (ElevenLabs conversation)."},
+        "called_number": {**_OPTIONAL_TEXT, "description": "`system__called_number`: the callee's number."},
+        "reason": {**_OPTIONAL_TEXT, "description": "What the callee said, in a few words."},
+    },
+    "required": ["conversation_id"],
+}
+CALLBACK_CALL: JSON = {
+    "type": "object",
+    "title": "CallbackCall",
+    "properties": {
+        "conversation_id": {"type": "string", "description": "The call (ElevenLabs conversation)."},
+        "called_number": {**_OPTIONAL_TEXT, "description": "`system__called_number`: the callee's number."},
+        "requested_time": {
+            **_OPTIONAL_TEXT,
+            "description": "When to call back: the callee's words or ISO 8601 local time.",
+        },
+    },
+    "required": ["conversation_id", "requested_time"],
+}
 TOOL_ANSWER: JSON = {
     "type": "object",
     "title": "ToolAnswer",
@@ -79,6 +102,8 @@ TOOL_ANSWER: JSON = {
         "products": {"type": "array", "items": {"type": "object"}},
         "orders": {"type": "array", "items": {"type": "object"}},
         "count": {"type": "integer"},
+        "booked_for": {"type": "string", "description": "Callback: when it will be dialled (ISO 8601, UTC)."},
+        "time_zone": {"type": "string", "description": "Callback: the callee's zone it was read in."},
     },
     "required": ["message"],
 }

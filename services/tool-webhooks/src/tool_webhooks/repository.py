@@ -124,12 +124,14 @@ class ConversationRepository:
         ecommerce_platform: str | None,
         ecommerce_credentials_encrypted: str | None,
         sender_email: str | None,
+        call: dict[str, Any] | None = None,
     ) -> None:
         values = {
             "agent_id": agent_id,
             "ecommerce_platform": ecommerce_platform,
             "ecommerce_credentials_encrypted": ecommerce_credentials_encrypted,
             "sender_email": sender_email,
+            "call": call,
         }
         statement = insert(Conversation).values(conversation_id=conversation_id, **values)
         await self.session.execute(

@@ -45,7 +45,7 @@ from contracts.provisioning import (
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import PostCallWebhookReceived, PostCallWebhookRegistered, RegisterPostCallWebhook
 from elevenlabs_client import ElevenLabsClient
-from tool_webhooks import domain, metrics
+from tool_webhooks import call_control, domain, metrics
 from tool_webhooks import stores as stores_mod
 from tool_webhooks.domain import JSON
 from tool_webhooks.models import (
@@ -334,6 +334,7 @@ class ToolService:
                     ecommerce_platform=event.ecommerce_platform,
                     ecommerce_credentials_encrypted=self._stored_credentials(event),
                     sender_email=event.sender_email,
+                    call=call_control.call_of(event),
                 )
                 info = event.customer_info
                 if info is not None:

@@ -32,6 +32,13 @@ class Settings(SecretKeySettings):
     # ---- mid-call tools ----------------------------------------------------------------------
     # Overall deadline of one tool answer (store lookups incl. retries); ElevenLabs waits for it.
     tool_response_budget_s: float = Field(default=4.0, gt=0, alias="TOOL_RESPONSE_BUDGET_S")
+    callback_max_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        alias="TOOL_WEBHOOKS_CALLBACK_MAX_DAYS",
+        description="How far ahead (days) the callback tool books a call back; a later time is refused.",
+    )
     # Upgrading from tokens of version 1 (route-bound only, never expiring, surviving their tool):
     # accept them until every tool's token has been rotated (POST /api/v1/tools/{id}/rotate-token).
     accept_v1_tool_tokens: bool = Field(default=False, alias="TOOL_WEBHOOKS_ACCEPT_V1_TOOL_TOKENS")

@@ -129,9 +129,15 @@ class Harness(BusHarness[Message]):
     commands: list[dict[str, Any]] = field(default_factory=list)
     # route -> a valid token of a tool created (by event) for that route
     tokens: dict[str, str] = field(default_factory=dict)
+    # Commands the call-control tools sent to the campaigns service.
+    campaign_commands: list[dict[str, Any]] = field(default_factory=list)
 
     def sinks(self) -> dict[str, list[dict[str, Any]]]:
-        return {**super().sinks(), self.settings.topic(topics.NOTIFIER_COMMANDS): self.commands}
+        return {
+            **super().sinks(),
+            self.settings.topic(topics.NOTIFIER_COMMANDS): self.commands,
+            self.settings.topic(topics.CAMPAIGN_COMMANDS): self.campaign_commands,
+        }
 
     async def post(self, body: bytes, signature: str | None) -> httpx.Response:
         headers = {"content-type": "application/json"}

@@ -1,0 +1,125 @@
+"""When a callee asked to be called back: the requested time read in their zone, moved into the
+campaign's calling window, and said back to them. Pure: the clock is passed in.
+
+Phrases ("tomorrow at 5pm", "Friday 3pm", "in two hours") are read by `dateparser`
+(https://dateparser.readthedocs.io), relative to now in the callee's zone and preferring the
+future; an ISO 8601 time without an offset is the callee's local time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dateparser
+
+from contracts.calling import next_dial_time
+from contracts.campaigns import CallingWindow
+
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What was booked: the time asked (`asked`), when it will be dialled (`dial_at`, the asked
+    time moved into the calling window), both aware; `zone` the callee's IANA zone."""
+
+    asked: datetime
+    dial_at: datetime
+    zone: str
+
+
+class Unbookable(Exception):
+    """A requested time that cannot be booked; `message` is said to the callee by the agent."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def zone_of(zones: Sequence[str]) -> ZoneInfo:
+    """The callee's zone: the first of the call's zones (the campaign's rule), else UTC."""
+    for name in zones:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+def parse_requested(text: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """The time `text` names, aware, read in `zone` relative to `now`; None when it names none."""
+    text = text.strip()[:MAX_TEXT]
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        local_now = now.astimezone(zone).replace(tzinfo=None)
+        at = dateparser.parse(
+            text,
+            settings={
+                "TIMEZONE": str(zone.key),
+                "RETURN_AS_TIMEZONE_AWARE": True,
+                "PREFER_DATES_FROM": "future",
+                "RELATIVE_BASE": local_now,
+            },
+        )
+        if at is None:
+            return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=zone)
+    return at
+
+
+def book(
+    text: str,
+    *,
+    zones: Sequence[str],
+    window: CallingWindow | None,
+    now: datetime,
+    max_ahead: timedelta,
+) -> Booking:
+    """The booking for `text`; raises `Unbookable` (unreadable, too far ahead, window never open).
+
+    A time of day already past today ("at 5pm" said at 6pm) means the next such time: a day later.
+    Any other time in the past is refused, as is one more than `max_ahead` away."""
+    zone = zone_of(zones)
+    asked = parse_requested(text, zone, now)
+    if asked is None:
+        raise Unbookable(
+            "unreadable_time", "I couldn't understand that time. Could you say the day and the time?"
+        )
+    if asked < now:
+        if now - asked > timedelta(days=1):
+            raise Unbookable("past_time", "That time has already passed. When should we call back?")
+        asked += timedelta(days=1)
+    if asked - now > max_ahead:
+        raise Unbookable(
+            "too_far_ahead", f"I can only book a call back within the next {max_ahead.days} days."
+        )
+    dial_at = next_dial_time(asked, window, list(zones) or [str(zone.key)])
+    if dial_at is None:
+        raise Unbookable(
+            "window_closed", "I'm sorry, we can't call back at any time that fits our calling hours."
+        )
+    return Booking(asked=asked, dial_at=dial_at, zone=str(zone.key))
+
+
+def spoken(at: datetime, zone: str) -> str:
+    """E.g. "Tuesday 1 December at 17:00 (America/Los_Angeles)"."""
+    local = at.astimezone(ZoneInfo(zone))
+    return f"{local:%A} {local.day} {local:%B} at {local:%H:%M} ({zone})"
+
+
+def booked_message(booking: Booking) -> str:
+    """What the agent tells the callee: the asked time, and the time it moved to if it did."""
+    if booking.dial_at == booking.asked:
+        return f"Booked: we will call back on {spoken(booking.asked, booking.zone)}."
+    return (
+        f"That time is outside our calling hours; the call back is booked for "
+        f"{spoken(booking.dial_at, booking.zone)}."
+    )
