@@ -88,6 +88,8 @@ ROUTE_SCOPES: Final[dict[str, Scope]] = {
     # tools
     "POST /api/v1/tools/ecommerce": OPERATOR,
     "POST /api/v1/tools/webhook": OPERATOR,
+    "POST /api/v1/tools/callback": OPERATOR,
+    "POST /api/v1/tools/opt-out": OPERATOR,
     "GET /api/v1/tools": READ,
     "GET /api/v1/tools/{tool_id}": READ,
     "DELETE /api/v1/tools/{tool_id}": OPERATOR,

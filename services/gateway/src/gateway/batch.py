@@ -29,6 +29,7 @@ from contracts import topics
 from contracts.base import Command
 from contracts.campaigns import (
     AddCampaignRecipients,
+    AnalysisRule,
     CallingWindow,
     CampaignRecipient,
     RetryDelays,
@@ -178,6 +179,7 @@ class BatchCalling:
                 else None
             ),
             sender_email=options.sender_email,
+            analysis_rules=[AnalysisRule(**rule.model_dump()) for rule in options.analysis_rules or []],
         )
         # Every chunk travels with at most the submission's envelope (the first one does).
         envelope = len(command.model_dump_json().encode()) + 64  # + the provider, set below

@@ -291,6 +291,9 @@ class CampaignRecipient(Base):
     # campaign_daily_cap; contracts.campaigns.CampaignRecipientUpdated) and until when.
     waiting_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     next_attempt_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A callback the callee asked for during a call: the time asked, and as they said it.
+    callback_at_unix: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    callback_requested: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # As submitted (written by the gateway at submission; recipient events never change them).
     name: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -327,6 +330,9 @@ class DoNotCall(_Projected, Base):
     phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     added_at_unix: Mapped[int] = mapped_column(BigInteger)
+    # `api` or `voice` (the callee opted out during `conversation_id`); null for older rows.
+    source: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ApiKey(Base):

@@ -438,6 +438,11 @@ class JobCall(Out):
         "ended_at_unix, duration_seconds, termination_reason.",
     )
     analysis: dict[str, Any] | None = Field(default=None, description="The last answered call's analysis.")
+    callback_at_unix: int | None = Field(
+        default=None,
+        description="The time the callee asked to be called back at (the callback tool), if they did.",
+    )
+    callback_requested: str | None = Field(default=None, description="That time as the agent passed it on.")
 
 
 class JobCallList(Out):
@@ -449,6 +454,10 @@ class DoNotCallOut(Out):
     phone_number: str
     reason: str | None
     added_at_unix: int
+    source: Literal["api", "voice"] | None = Field(
+        default=None, description="`voice`: the callee opted out during a call (the opt-out tool)."
+    )
+    conversation_id: str | None = Field(default=None, description="That call, for a `voice` opt-out.")
 
 
 class DoNotCallList(Out):

@@ -61,6 +61,8 @@ def recipient_view(result: RecipientResult) -> dict[str, Any]:
         "reason": r.reason,
         "waiting_reason": r.waiting_reason,
         "next_attempt_at_unix": r.next_attempt_at_unix,
+        "callback_at_unix": r.callback_at_unix,
+        "callback_requested": r.callback_requested,
         "attempts": [attempt_view(c) for c in result.attempts],
         "analysis": analysis_view(result.analysis),
     }

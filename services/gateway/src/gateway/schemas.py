@@ -395,6 +395,22 @@ class RetryDelaysIn(Body):
     voicemail: int = Field(default=1800, ge=0, le=86_400)
 
 
+class AnalysisRuleIn(Body):
+    """contracts.campaigns.AnalysisRule: after an answered call, a post-call analysis value decides."""
+
+    field: str = Field(
+        default="outcome",
+        min_length=1,
+        max_length=200,
+        description="Data-collection item id of the analysis.",
+    )
+    value: str = Field(min_length=1, max_length=500, description="Value that triggers the rule (any case).")
+    action: Literal["retry", "finish"] = Field(
+        description="`retry` after `delay_s` (counts against retry_count) or `finish` the recipient."
+    )
+    delay_s: int = Field(default=3600, ge=0, le=30 * 86_400, description="Seconds before the retry.")
+
+
 class BatchOptions(BaseModel):
     """A submission without its recipients: the JSON body's other fields, or the form fields
     that come with a spreadsheet (`file`). Lax, for form fields are text; a JSON body is
@@ -437,6 +453,11 @@ class BatchOptions(BaseModel):
         le=100,
         description="At most this many attempts per number per rolling 24 h in this campaign (narrows the "
         "platform's CAMPAIGNS_MAX_ATTEMPTS_PER_NUMBER_24H across every campaign).",
+    )
+    analysis_rules: list[AnalysisRuleIn] | None = Field(
+        default=None,
+        max_length=50,
+        description="Retries or endings decided by post-call analysis values; the first match wins.",
     )
     default_region: str | None = Field(
         default=None,

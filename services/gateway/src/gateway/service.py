@@ -563,13 +563,23 @@ class GatewayService:
                             "reason": r.reason,
                             "waiting_reason": r.waiting_reason,
                             "next_attempt_at_unix": r.next_attempt_at_unix,
+                            "callback_at_unix": r.callback_at_unix,
+                            "callback_requested": r.callback_requested,
                         },
                         at,
                     ):
                         changes.append((r.campaign_id, "recipient", _recipient_change(r)))
-                case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=added):
+                case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=added) as listed:
                     await rm.upsert(
-                        DoNotCall, {"phone_number": number, "reason": reason, "added_at_unix": added}, at
+                        DoNotCall,
+                        {
+                            "phone_number": number,
+                            "reason": reason,
+                            "added_at_unix": added,
+                            "source": listed.source,
+                            "conversation_id": listed.conversation_id,
+                        },
+                        at,
                     )
                 case DoNotCallRemoved(phone_number=number):
                     await rm.tombstone(DoNotCall, number, at)

@@ -19,7 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from contracts.campaigns import CallerIdStats, CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
+from contracts.campaigns import (
+    CallerIdStats,
+    CampaignRecipientUpdated,
+    CampaignSnapshot,
+    CampaignUpdated,
+    DoNotCallAdded,
+)
 from contracts.telephony import CallPlaced, CallStatusChanged
 from contracts.webhooks import PostCallWebhookReceived
 from gateway import results
@@ -481,3 +487,105 @@ async def test_a_held_recipient_shows_why_and_until_when_and_the_job_its_pool_an
     await container.service.project(_recipient(campaign_id, "r0", 0, number, status="dialing", after=2))
     (call,) = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
     assert (call["status"], call["waiting_reason"], call["next_attempt_at_unix"]) == ("dialing", None, None)
+
+
+async def test_what_the_callee_asked_for_shows_in_the_results_and_the_do_not_call_list(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    """Issue 15: a recipient that opted out by voice (and its number's do-not-call source), one
+    that asked for a callback; the submission's analysis rules reach the campaign command."""
+    out, back = _numbers(2)
+    rules = [
+        {"value": "call_back_later", "action": "retry", "delay_s": 600},
+        {"value": "wrong_person", "action": "finish"},
+    ]
+    call_name = f"callee {uuid.uuid4().hex[:8]}"
+    response = await api.post(
+        "/api/v1/batch-calling/submit",
+        json={
+            "call_name": call_name,
+            "agent_id": AGENT,
+            "phone_number_id": PHONE,
+            "recipients": [{"phone_number": out}, {"phone_number": back}],
+            "analysis_rules": rules,
+        },
+    )
+    assert response.status_code in (200, 202), response.text
+    async with container.engine.connect() as connection:
+        payloads = [
+            json.loads(bytes(p)) for p in (await connection.execute(select(outbox.c.payload))).scalars()
+        ]
+    (submit,) = [p for p in payloads if p.get("type") == "campaign.submit" and p["call_name"] == call_name]
+    assert submit["analysis_rules"] == [
+        {"field": "outcome", "value": "call_back_later", "action": "retry", "delay_s": 600},
+        {"field": "outcome", "value": "wrong_person", "action": "finish", "delay_s": 3600},
+    ]
+    campaign_id = submit["campaign_id"]
+    bad = await api.post(
+        "/api/v1/batch-calling/validate",
+        json={
+            "call_name": "x",
+            "agent_id": AGENT,
+            "phone_number_id": PHONE,
+            "recipients": [{"phone_number": out}],
+            "analysis_rules": [{"value": "x", "action": "sometimes"}],
+        },
+    )
+    assert bad.status_code == 422 and bad.json()["success"] is False
+
+    asked = NOW + 86_400
+    service = container.service
+    await service.project(_campaign(campaign_id, 2))
+    conversation = f"conv_{uuid.uuid4().hex[:10]}"
+    await service.project(
+        _recipient(campaign_id, "r0", 0, out, status="opted_out", conversation_id=conversation)
+    )
+    await service.project(
+        _recipient(
+            campaign_id,
+            "r1",
+            1,
+            back,
+            status="scheduled",
+            callback_at_unix=asked,
+            callback_requested="tomorrow at 5pm",
+            next_attempt_at_unix=asked,
+        )
+    )
+    await service.project(
+        DoNotCallAdded(
+            phone_number=out,
+            reason="Opted out by voice",
+            added_at_unix=NOW,
+            source="voice",
+            conversation_id=conversation,
+            campaign_id=campaign_id,
+            recipient_id="r0",
+        )
+    )
+    url = f"/api/v1/batch-calling/{campaign_id}/calls"
+    calls = (await api.get(url)).json()["calls"]
+    assert [(c["status"], c["callback_at_unix"], c["callback_requested"]) for c in calls] == [
+        ("opted_out", None, None),
+        ("scheduled", asked, "tomorrow at 5pm"),
+    ]
+    opted = (await api.get(url, params={"status": "opted_out"})).json()["calls"]
+    assert [c["to_number"] for c in opted] == [out]
+    listed = (await api.get("/api/v1/do-not-call", params={"page_size": 1000})).json()["numbers"]
+    (row,) = [n for n in listed if n["phone_number"] == out]
+    assert (row["source"], row["conversation_id"]) == ("voice", conversation)
+
+
+async def test_the_call_control_tools_are_created_through_provisioning(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    for path, kind in (("/api/v1/tools/callback", "callback"), ("/api/v1/tools/opt-out", "opt_out")):
+        base = f"https://{uuid.uuid4().hex[:8]}.example.com/api/v1"
+        response = await api.post(path, json={"webhook_base_url": base})
+        assert response.status_code in (200, 202), response.text
+        async with container.engine.connect() as connection:
+            payloads = [
+                json.loads(bytes(p)) for p in (await connection.execute(select(outbox.c.payload))).scalars()
+            ]
+        queued = [(p["type"], p["kind"]) for p in payloads if p.get("webhook_base_url") == base]
+        assert queued == [("tool.create_call_tool", kind)]

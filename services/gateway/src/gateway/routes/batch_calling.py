@@ -70,6 +70,7 @@ _JSON_FIELDS = (
     "calling_window",
     "phone_number_ids",
     "phone_number_daily_caps",
+    "analysis_rules",
 )
 _INVALID = object()
 
@@ -280,6 +281,7 @@ CallStatus = Literal[
     "cancelled",
     "skipped_dnc",
     "skipped_duplicate",
+    "opted_out",
 ]
 
 
@@ -390,7 +392,7 @@ async def resume_job(job_id: str, service: Service) -> JSONResponse:
 @router.post("/do-not-call", tags=["do-not-call"], response_model=DoNotCallOut, responses=WRITE_RESPONSES)
 async def add_do_not_call(body: DoNotCallRequest, service: Service) -> JSONResponse:
     number = domain.e164(body.phone_number)
-    command = AddDoNotCall(phone_number=number, reason=body.reason)
+    command = AddDoNotCall(phone_number=number, reason=body.reason, source="api")
     return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=number))
 
 
@@ -400,7 +402,14 @@ async def list_do_not_call(
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(DoNotCall, cursor, page_size)
     numbers = [
-        {"phone_number": d.phone_number, "reason": d.reason, "added_at_unix": d.added_at_unix} for d in rows
+        {
+            "phone_number": d.phone_number,
+            "reason": d.reason,
+            "added_at_unix": d.added_at_unix,
+            "source": d.source,
+            "conversation_id": d.conversation_id,
+        }
+        for d in rows
     ]
     return {"numbers": numbers, "cursor": next_cursor}
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool, RotateToolToken
+from contracts.provisioning import (
+    CreateCallTool,
+    CreateEcommerceTools,
+    CreateWebhookTool,
+    DeleteTool,
+    RotateToolToken,
+)
 from gateway.models import Tool
 from gateway.responses import (
     WRITE_RESPONSES,
@@ -26,6 +32,25 @@ router = api_router()
 @router.post("/tools/ecommerce", tags=["tools"], response_model=EcommerceToolsOut, responses=WRITE_RESPONSES)
 async def create_ecommerce_tools(body: EcommerceToolsRequest, service: Service) -> JSONResponse:
     return respond(await service.execute(CreateEcommerceTools(webhook_base_url=body.webhook_base_url)))
+
+
+@router.post("/tools/callback", tags=["tools"], response_model=ToolCreatedOut, responses=WRITE_RESPONSES)
+async def create_callback_tool(body: EcommerceToolsRequest, service: Service) -> JSONResponse:
+    """Beyond the spec: the `schedule_callback` tool. The agent calls it when the callee asks to
+    be called back at a time; the time (ISO 8601 or their words, read in their zone) is booked as
+    one extra attempt of the campaign recipient (inside the calling window, not counted against
+    `retry_count`), or a follow-up call for a single call; the answer tells the agent what was booked."""
+    command = CreateCallTool(kind="callback", webhook_base_url=body.webhook_base_url)
+    return respond(await service.execute(command))
+
+
+@router.post("/tools/opt-out", tags=["tools"], response_model=ToolCreatedOut, responses=WRITE_RESPONSES)
+async def create_opt_out_tool(body: EcommerceToolsRequest, service: Service) -> JSONResponse:
+    """Beyond the spec: the `opt_out` tool. The agent calls it when the callee says "do not call
+    me again": the number joins the do-not-call list with the conversation as its source and the
+    campaign recipient ends as `opted_out`."""
+    command = CreateCallTool(kind="opt_out", webhook_base_url=body.webhook_base_url)
+    return respond(await service.execute(command))
 
 
 @router.post("/tools/webhook", tags=["tools"], response_model=ToolCreatedOut, responses=WRITE_RESPONSES)
