@@ -414,3 +414,20 @@ async def test_a_test_sets_the_post_call_analysis_values_per_number(
     second = (await _conversation(c, other))["analysis"]["data_collection_results"]
     assert first["outcome"]["value"] == "call_back_later" and first["interest"]["value"] == "low"
     assert second["outcome"]["value"] == "appointment_confirmed" and second["interest"]["value"] == "low"
+
+
+async def test_a_callee_who_asks_once_does_not_ask_again_in_the_next_call(
+    calls_client: httpx.AsyncClient, tool_server: ToolServer, receiver: WebhookReceiver
+) -> None:
+    c = calls_client
+    asks = {"+15557770031": [{"tool": "lookup_order", "says": "Call me back", "once": True}]}
+    await c.post(
+        "/_sim/config", json={"webhook_url": receiver.url, "webhook_secret": "s", "callee_requests": asks}
+    )
+    ids = await _setup(c, tool_server.base)
+    first = await _dial(c, ids, "+15557770031")
+    await _wait_terminal(c, first)
+    second = await _dial(c, ids, "+15557770031")
+    await _wait_terminal(c, second)
+    assert len(tool_server.for_conversation(first)) == 1
+    assert tool_server.for_conversation(second) == []

@@ -139,7 +139,7 @@ class RuntimeConfig:
     # answer in the ``call_initiation_failure`` metadata: {"sip_status_code": 486, "call_status": "failed"}.
     carrier_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What the callee asks for, by dialled number: [{"tool": <tool name>, "says": <words>,
-    # "params": {<param>: <value>}}]. A tool named here is called only during calls to the numbers
+    # "params": {<param>: <value>}, "once": bool}] ("once": only the next call asks). A tool named here is called only during calls to the numbers
     # that ask for it (after a user turn with their words, with those parameter values); tools
     # named nowhere are called in every answered call, as before.
     callee_requests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

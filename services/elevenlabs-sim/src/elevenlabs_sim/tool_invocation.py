@@ -264,7 +264,8 @@ async def _send(http: httpx.AsyncClient, request: ToolRequest) -> tuple[int | No
 
 def callee_asks(state: SimState, to_number: str) -> dict[str, JSON]:
     """What the callee of `to_number` asks for, by tool name."""
-    return {str(ask["tool"]): ask for ask in state.config.callee_requests.get(to_number, [])}
+    asks = state.config.callee_requests.get(to_number, [])
+    return {str(ask["tool"]): ask for ask in asks if not ask.get("asked")}
 
 
 def requested_tools(state: SimState) -> set[str]:
@@ -276,8 +277,12 @@ async def invoke_tools(state: SimState, record: Record, agent: Record, answered_
     """Call the agent's webhook tools in order; returns the transcript turns (also appended live)."""
     turns: list[JSON] = []
     client_data = record.data.get("conversation_initiation_client_data") or {}
-    asks = callee_asks(state, str(record.data["metadata"]["phone_call"].get("external_number") or ""))
+    number = str(record.data["metadata"]["phone_call"].get("external_number") or "")
+    asks = callee_asks(state, number)
     on_request = requested_tools(state)
+    for ask in asks.values():
+        if ask.get("once"):
+            ask["asked"] = True  # later calls to the number do not ask again; the tool stays on request
     for tool in webhook_tools(state, agent, client_data):
         tool_config: JSON = tool.data["tool_config"]
         tool_name = str(tool_config.get("name", ""))

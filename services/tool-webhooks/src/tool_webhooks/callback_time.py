@@ -50,14 +50,17 @@ def zone_of(zones: Sequence[str]) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def parse_requested(text: str, zone: ZoneInfo, now: datetime) -> datetime | None:
-    """The time `text` names, aware, read in `zone` relative to `now`; None when it names none."""
+def parse_requested(text: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, bool] | None:
+    """The time `text` names, aware, read in `zone` relative to `now`, and whether it was a phrase
+    (not ISO 8601); None when it names none."""
     text = text.strip()[:MAX_TEXT]
     if not text:
         return None
+    phrase = False
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
+        phrase = True
         local_now = now.astimezone(zone).replace(tzinfo=None)
         at = dateparser.parse(
             text,
@@ -72,7 +75,7 @@ def parse_requested(text: str, zone: ZoneInfo, now: datetime) -> datetime | None
             return None
     if at.tzinfo is None:
         at = at.replace(tzinfo=zone)
-    return at
+    return at, phrase
 
 
 def book(
@@ -85,16 +88,18 @@ def book(
 ) -> Booking:
     """The booking for `text`; raises `Unbookable` (unreadable, too far ahead, window never open).
 
-    A time of day already past today ("at 5pm" said at 6pm) means the next such time: a day later.
-    Any other time in the past is refused, as is one more than `max_ahead` away."""
+    A phrase naming a time of day already past today ("at 5pm" said at 6pm) means the next such
+    time: a day later. Any other time in the past (an ISO 8601 time names its date) is refused, as
+    is one more than `max_ahead` away."""
     zone = zone_of(zones)
-    asked = parse_requested(text, zone, now)
-    if asked is None:
+    parsed = parse_requested(text, zone, now)
+    if parsed is None:
         raise Unbookable(
             "unreadable_time", "I couldn't understand that time. Could you say the day and the time?"
         )
+    asked, phrase = parsed
     if asked < now:
-        if now - asked > timedelta(days=1):
+        if not phrase or now - asked > timedelta(days=1):
             raise Unbookable("past_time", "That time has already passed. When should we call back?")
         asked += timedelta(days=1)
     if asked - now > max_ahead:

@@ -69,6 +69,7 @@ def test_the_answer_says_what_was_booked_in_local_time() -> None:
         ("whenever, really", "unreadable_time"),
         ("", "unreadable_time"),
         ("2026-11-01T10:00", "past_time"),
+        ("2026-11-30T09:00", "past_time"),  # an ISO time names its date: not tomorrow
         ("2027-06-01T10:00", "too_far_ahead"),
     ],
 )

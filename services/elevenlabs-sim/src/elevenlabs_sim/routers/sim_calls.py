@@ -31,6 +31,7 @@ class CalleeRequest(BaseModel):
     tool: str = Field(min_length=1, description="Name of the agent's webhook tool that is called.")
     says: str = Field(default="", description="The callee's words, a user turn before the tool call.")
     params: dict[str, Any] = Field(default_factory=dict, description="Values of its LLM-filled parameters.")
+    once: bool = Field(default=False, description="Only in the next call to the number (then forgotten).")
 
 
 class ConfigPatch(BaseModel):
