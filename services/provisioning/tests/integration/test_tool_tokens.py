@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from bus.secrets import mint_tool_token
-from contracts.provisioning import CreateEcommerceTools, CreateWebhookTool, DeleteTool, RotateToolToken
+from contracts.provisioning import (
+    CreateCallTool,
+    CreateEcommerceTools,
+    CreateWebhookTool,
+    DeleteTool,
+    RotateToolToken,
+)
 from provisioning import domain
 from provisioning.bootstrap import Container
 from provisioning.models import ToolToken
@@ -125,3 +131,23 @@ async def test_a_tool_without_a_token_or_unknown_cannot_be_rotated(harness: Harn
     )
     unknown = await harness.one(RotateToolToken(tool_id="tool_nobody", correlation_id=_cid()))
     assert (unknown["status_code"], unknown["error"]) == (404, "Tool not found: tool_nobody")
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "route"),
+    [("callback", "schedule_callback", "calls/callback"), ("opt_out", "opt_out", "calls/opt-out")],
+)
+async def test_a_call_control_tool_carries_its_own_token_and_rotates(
+    harness: Harness, container: Container, kind: str, name: str, route: str
+) -> None:
+    create = CreateCallTool(kind=kind, webhook_base_url="https://sb.example/api/v1", correlation_id=_cid())  # type: ignore[arg-type]
+    created = await harness.one(create)
+    assert created["type"] == "tool.created", created
+    tool = created["tool"]
+    assert (tool["name"], tool["purpose"]) == (name, kind)
+    assert tool["token"] == {"token_id": create.message_id, "route": route, "generation": 1}
+    assert tool["tool_config"]["api_schema"]["url"] == f"https://sb.example/api/v1/webhook/{route}"
+    secret = domain.secret_name(domain.CALL_TOOLS[kind].short_name, create.message_id)
+    assert (await _secret_values(harness))[secret] == mint_tool_token(KEYRING, route, create.message_id, 1)
+    rotated = await harness.one(RotateToolToken(tool_id=tool["tool_id"], correlation_id=_cid()))
+    assert rotated["token"] == {"token_id": create.message_id, "route": route, "generation": 2}
