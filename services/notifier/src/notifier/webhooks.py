@@ -30,7 +30,17 @@ FINAL_CAMPAIGN_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # The recipient statuses after which nothing more happens to a recipient (`scheduled` covers a
 # retry that is still to come): campaigns' own list.
 FINAL_RECIPIENT_STATUSES = frozenset(
-    {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "skipped_dnc", "skipped_duplicate"}
+    {
+        "completed",
+        "no_answer",
+        "busy",
+        "failed",
+        "voicemail",
+        "cancelled",
+        "skipped_dnc",
+        "skipped_duplicate",
+        "opted_out",
+    }
 )
 
 _EVENT_NAMESPACE = uuid.UUID("3b0f8a52-7e0c-4f7e-9d1a-5c2b7f0e6a41")
@@ -203,7 +213,13 @@ def recipient_finished(event: CampaignRecipientUpdated) -> WebhookEvent | None:
         "reason": event.reason,
         "time_zones": event.time_zones,
     }
-    key = (event.campaign_id, event.recipient_id)
+    # Once per recipient, except what a callee asked for after their call had finished it: an
+    # opt-out, or a callback's extra attempt, is news of its own (an id of its own).
+    key: tuple[str, ...] = (event.campaign_id, event.recipient_id)
+    if event.status == "opted_out":
+        key += ("opted_out",)
+    elif event.callback_at_unix is not None:
+        key += ("callback", str(event.callback_at_unix))
     return _webhook("campaign.recipient.finished", key, event.occurred_at, data)
 
 

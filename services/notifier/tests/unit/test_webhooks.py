@@ -187,6 +187,17 @@ def test_a_recipient_is_finished_only_in_a_final_status() -> None:
     assert webhooks.webhook_events(_recipient("dialing")) == []
 
 
+def test_what_a_callee_asked_for_after_their_call_is_news_with_an_id_of_its_own() -> None:
+    [finished] = webhooks.webhook_events(_recipient("completed"))
+    [opted_out] = webhooks.webhook_events(_recipient("opted_out"))
+    [again] = webhooks.webhook_events(_recipient("opted_out"))
+    called_back = _recipient("completed").model_copy(update={"callback_at_unix": 1700003600})
+    [after_callback] = webhooks.webhook_events(called_back)
+    assert json.loads(opted_out.body)["data"]["status"] == "opted_out"
+    assert opted_out.event_id == again.event_id  # the same fact twice: one id
+    assert len({finished.event_id, opted_out.event_id, after_callback.event_id}) == 3
+
+
 def _campaign(status: str) -> CampaignUpdated:
     snapshot = CampaignSnapshot(
         campaign_id="batch_1",
