@@ -60,10 +60,14 @@ def line(api: httpx.Client, sim: httpx.Client, stack: Stack) -> Iterator[dict[st
         for created, route in ((callback, "calls/callback"), (opt_out, "calls/opt-out")):
             token = _token_of(sim, api.get(f"/api/v1/tools/{created.json()['tool_id']}").json())
             poll(functools.partial(known, route, token))
+    # The tools are called only when a callee asks for them (`_ask`), as a real agent would.
+    on_request = {"tools_on_request": ["schedule_callback", "opt_out"]}
+    assert sim.post("/_sim/config", json=on_request).status_code == 200
     try:
         yield {"agent_id": agent.json()["agent_id"], "phone_number_id": phone.json()["phone_number_id"]}
     finally:
-        sim.post("/_sim/config", json={"callee_requests": None, "data_collection_values": None})
+        reset = {"callee_requests": None, "data_collection_values": None, "tools_on_request": None}
+        sim.post("/_sim/config", json=reset)
 
 
 def _ask(sim: httpx.Client, number: str, tool: str, says: str, **params: Any) -> None:

@@ -431,3 +431,15 @@ async def test_a_callee_who_asks_once_does_not_ask_again_in_the_next_call(
     await _wait_terminal(c, second)
     assert len(tool_server.for_conversation(first)) == 1
     assert tool_server.for_conversation(second) == []
+
+
+async def test_a_tool_on_request_waits_for_a_callee_who_asks(
+    calls_client: httpx.AsyncClient, tool_server: ToolServer, receiver: WebhookReceiver
+) -> None:
+    c = calls_client
+    config = {"webhook_url": receiver.url, "webhook_secret": "s", "tools_on_request": ["lookup_order"]}
+    assert (await c.post("/_sim/config", json=config)).json()["tools_on_request"] == ["lookup_order"]
+    ids = await _setup(c, tool_server.base)
+    cid = await _dial(c, ids, "+15557770041")
+    await _wait_terminal(c, cid)
+    assert tool_server.for_conversation(cid) == []

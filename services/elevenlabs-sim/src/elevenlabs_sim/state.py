@@ -143,6 +143,8 @@ class RuntimeConfig:
     # that ask for it (after a user turn with their words, with those parameter values); tools
     # named nowhere are called in every answered call, as before.
     callee_requests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Tool names called only when a callee asks for them (as if named in `callee_requests`).
+    tools_on_request: list[str] = field(default_factory=list)
     # Post-call analysis values by dialled number ("*": every call): data-collection id -> value,
     # over the simulated ones (`outcome` included).
     data_collection_values: dict[str, dict[str, Any]] = field(default_factory=dict)

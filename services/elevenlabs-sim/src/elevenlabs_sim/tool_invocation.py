@@ -21,7 +21,8 @@ then every further id in the dial's
 
 What the callee asks for (runtime config ``callee_requests``, by dialled number): a tool named
 there is called only in calls to the numbers that ask for it, after a user turn with their words,
-its parameters taking the values given (over ``tool_value_overrides``).
+its parameters taking the values given (over ``tool_value_overrides``); so is a tool named in
+``tools_on_request`` (called in no call until a callee asks for it).
 
 Each call becomes one agent transcript turn (``message: null``) holding one ``tool_calls`` and one
 ``tool_results`` entry, and one ``/_sim/tool-calls`` log entry whose secret header values are
@@ -269,8 +270,9 @@ def callee_asks(state: SimState, to_number: str) -> dict[str, JSON]:
 
 
 def requested_tools(state: SimState) -> set[str]:
-    """Tools some callee asks for: called only in their calls."""
-    return {str(ask["tool"]) for asks in state.config.callee_requests.values() for ask in asks}
+    """Tools some callee asks for (or `tools_on_request`): called only in their calls."""
+    named = {str(ask["tool"]) for asks in state.config.callee_requests.values() for ask in asks}
+    return named | set(state.config.tools_on_request)
 
 
 async def invoke_tools(state: SimState, record: Record, agent: Record, answered_at: float) -> list[JSON]:
@@ -280,9 +282,9 @@ async def invoke_tools(state: SimState, record: Record, agent: Record, answered_
     number = str(record.data["metadata"]["phone_call"].get("external_number") or "")
     asks = callee_asks(state, number)
     on_request = requested_tools(state)
-    for ask in asks.values():
-        if ask.get("once"):
-            ask["asked"] = True  # later calls to the number do not ask again; the tool stays on request
+    for wish in asks.values():
+        if wish.get("once"):
+            wish["asked"] = True  # later calls to the number do not ask again; the tool stays on request
     for tool in webhook_tools(state, agent, client_data):
         tool_config: JSON = tool.data["tool_config"]
         tool_name = str(tool_config.get("name", ""))

@@ -54,6 +54,7 @@ class ConfigPatch(BaseModel):
     dial_refusals: dict[str, str] | None = None
     carrier_answers: dict[str, CarrierAnswer] | None = None
     callee_requests: dict[str, list[CalleeRequest]] | None = None
+    tools_on_request: list[str] | None = None
     data_collection_values: dict[str, dict[str, Any]] | None = None
 
 
@@ -71,6 +72,8 @@ async def patch_config(patch: ConfigPatch, state: State) -> dict[str, Any]:
         replaced = {"tool_value_overrides", "dial_refusals", "carrier_answers", "callee_requests"}
         if key in replaced | {"data_collection_values"} and value is None:
             value = {}
+        elif key == "tools_on_request" and value is None:
+            value = []
         elif key == "carrier_answers":
             value = {number: answer.model_dump() for number, answer in value.items()}
         elif key == "callee_requests":
