@@ -26,7 +26,9 @@ from campaigns.models import Campaign, Recipient
 from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
 from contracts.base import Message
+from contracts.calling import recipient_time_zones
 from contracts.campaigns import AddDoNotCall, CallbackScheduled, CallingWindow, ScheduleCallback
+from contracts.quiet_hours import QUIET_HOURS, QuietHoursRules, never_permitted_reason, next_permitted_time
 from contracts.telephony import CustomerInfo, PlaceCall
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class CalleeRequests:
 
     _uow: Callable[[], UnitOfWork]
     _settings: Settings
+    _quiet_hours: QuietHoursRules
     wake: asyncio.Event
 
     if TYPE_CHECKING:
@@ -134,12 +137,16 @@ class CalleeRequests:
         asked = datetime.fromtimestamp(command.callback_at_unix, UTC)
         at = callee.callback_time(command.callback_at_unix, now)
         window = CallingWindow.model_validate(campaign.calling_window) if campaign.calling_window else None
-        dial_at = domain.next_dial_time(at, window, recipient.time_zones)
+        zones = list(recipient.time_zones or [])
+        rules = self._quiet_hours.for_number(recipient.phone_number)
+        dial_at, why = next_permitted_time(at, window, rules, zones)
         if dial_at is None:
-            assert window is not None
-            await self._callback_answer(
-                uow, command, refused=domain.never_open_reason(window, recipient.time_zones)
+            never = (
+                never_permitted_reason(rules, zones)
+                if why == QUIET_HOURS or window is None
+                else domain.never_open_reason(window, zones)
             )
+            await self._callback_answer(uow, command, refused=never)
             return
         recipient.callback_at = asked
         recipient.callback_requested = command.requested or None
@@ -160,9 +167,18 @@ class CalleeRequests:
         await self._callback_answer(uow, command, scheduled_for=dial_at)
 
     async def _follow_up(self, uow: UnitOfWork, command: ScheduleCallback, now: datetime) -> None:
-        """A single call's follow-up: same agent, number and variables, at the asked time."""
+        """A single call's follow-up: same agent, number and variables, at the asked time (moved
+        past the platform's quiet hours in the number's zones)."""
         if command.agent_id is None or command.phone_number_id is None:
             await self._callback_answer(uow, command, refused="The call's agent and number are unknown")
+            return
+        zones = list(recipient_time_zones(command.to_number, command.time_zone))
+        rules = self._quiet_hours.for_number(command.to_number)
+        due_at, _ = next_permitted_time(
+            callee.callback_time(command.callback_at_unix, now), None, rules, zones
+        )
+        if due_at is None:
+            await self._callback_answer(uow, command, refused=never_permitted_reason(rules, zones))
             return
         row = await uow.follow_ups.book(
             conversation_id=command.conversation_id,
@@ -174,7 +190,7 @@ class CalleeRequests:
             customer_name=command.customer_name,
             customer_email=command.customer_email,
             requested=command.requested or None,
-            due_at=callee.callback_time(command.callback_at_unix, now),
+            due_at=due_at,
             status="scheduled",
             message_id=callee.follow_up_message_id(command.conversation_id),
             correlation_id=command.correlation_id,

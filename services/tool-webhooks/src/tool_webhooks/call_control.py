@@ -29,6 +29,7 @@ from bus.context import current_correlation_id
 from contracts import topics
 from contracts.calling import recipient_time_zones
 from contracts.campaigns import AddDoNotCall, CallingWindow, ScheduleCallback
+from contracts.quiet_hours import RULES_FILE, load_rules
 from contracts.telephony import CallPlaced
 from tool_webhooks import callback_time, metrics
 from tool_webhooks.settings import Settings
@@ -81,6 +82,7 @@ class CallControl:
         self._uow = uow
         self._settings = settings
         self._clock = clock
+        self._quiet_hours = load_rules(settings.quiet_hours_file or RULES_FILE)
 
     async def _call(self, conversation_id: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         async with self._uow() as uow:
@@ -135,6 +137,7 @@ class CallControl:
                 window=window,
                 now=now,
                 max_ahead=timedelta(days=self._settings.callback_max_days),
+                quiet_hours=self._quiet_hours.for_number(call["to_number"]),
             )
         except callback_time.Unbookable as refused:
             return _answer(False, refused.message, refused.code)

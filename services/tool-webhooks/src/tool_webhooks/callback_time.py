@@ -1,5 +1,6 @@
 """When a callee asked to be called back: the requested time read in their zone, moved into the
-campaign's calling window, and said back to them. Pure: the clock is passed in.
+campaign's calling window and out of the platform's quiet hours, and said back to them. Pure: the
+clock is passed in.
 
 Phrases ("tomorrow at 5pm", "Friday 3pm", "in two hours") are read by `dateparser`
 (https://dateparser.readthedocs.io), relative to now in the callee's zone and preferring the
@@ -17,6 +18,7 @@ import dateparser
 
 from contracts.calling import next_dial_time
 from contracts.campaigns import CallingWindow
+from contracts.quiet_hours import HoursRule, next_permitted_time
 
 MAX_TEXT = 200
 
@@ -85,6 +87,7 @@ def book(
     window: CallingWindow | None,
     now: datetime,
     max_ahead: timedelta,
+    quiet_hours: Sequence[HoursRule] = (),
 ) -> Booking:
     """The booking for `text`; raises `Unbookable` (unreadable, too far ahead, window never open).
 
@@ -106,7 +109,13 @@ def book(
         raise Unbookable(
             "too_far_ahead", f"I can only book a call back within the next {max_ahead.days} days."
         )
-    dial_at = next_dial_time(asked, window, list(zones) or [str(zone.key)])
+    # Inside the campaign's window and outside the platform's quiet hours (`quiet_hours`: the rules
+    # for the callee's number), as the campaigns scheduler will dial it.
+    local_zones = list(zones) or [str(zone.key)]
+    if quiet_hours:
+        dial_at, _ = next_permitted_time(asked, window, quiet_hours, local_zones)
+    else:
+        dial_at = next_dial_time(asked, window, local_zones)
     if dial_at is None:
         raise Unbookable(
             "window_closed", "I'm sorry, we can't call back at any time that fits our calling hours."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from bus.secrets import SecretKeySettings
@@ -38,6 +40,11 @@ class Settings(SecretKeySettings):
         le=365,
         alias="TOOL_WEBHOOKS_CALLBACK_MAX_DAYS",
         description="How far ahead (days) the callback tool books a call back; a later time is refused.",
+    )
+    quiet_hours_file: Path | None = Field(
+        default=None,
+        alias="QUIET_HOURS_FILE",
+        description="Platform quiet-hours rules (as campaigns reads them): a callback is booked outside them.",
     )
     # Upgrading from tokens of version 1 (route-bound only, never expiring, surviving their tool):
     # accept them until every tool's token has been rotated (POST /api/v1/tools/{id}/rotate-token).

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contracts.campaigns import CallingWindow
+from contracts.quiet_hours import load_rules
 from tool_webhooks import callback_time
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -83,3 +84,12 @@ def test_a_window_that_never_opens_refuses_the_booking() -> None:
     with pytest.raises(callback_time.Unbookable) as refused:
         booked("tomorrow at 5pm", CallingWindow(start="09:00", end="17:00", days=[]))
     assert refused.value.code == "window_closed"
+
+
+def test_a_time_in_the_platforms_quiet_hours_moves_to_their_end() -> None:
+    rules = load_rules().for_number("+14155550100")  # the shipped rules: 08:00-21:00 local for the US
+    booking = callback_time.book(
+        "tomorrow at 10pm", zones=ZONES, window=None, now=NOW, max_ahead=MONTH, quiet_hours=rules
+    )
+    assert booking.asked == datetime(2026, 12, 1, 22, 0, tzinfo=LA)
+    assert booking.dial_at == datetime(2026, 12, 2, 8, 0, tzinfo=LA)
