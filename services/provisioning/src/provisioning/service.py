@@ -155,17 +155,17 @@ class ProvisioningService:
         tool token, like the e-commerce tools; answered by `ToolCreated`."""
         spec = domain.CALL_TOOLS[command.kind]
 
-        async def action(attempt: Attempt) -> Outcome:
+        async def action(upstream: UpstreamCommand) -> Outcome:
             def config(secret_id: str) -> JSON:
                 header = self._settings.tool_auth_header
                 return domain.call_tool_config(command.webhook_base_url, spec, secret_id, header)
 
             tool, _ = await self._secured_tool(
-                command.message_id, spec.short_name, spec.route, spec.name, attempt.recovering, config
+                command.message_id, spec.short_name, spec.route, spec.name, upstream.recovering, config
             )
             token = ToolToken(token_id=command.message_id, route=spec.route, generation=1)
             record = domain.tool_record(tool, spec.purpose, int(time.time()), token)
-            event = self._event(command, ToolCreated, tool=record)
+            event = caused_by(command, ToolCreated, tool=record)
             return Outcome(
                 event=event,
                 key=record.tool_id,
@@ -173,7 +173,7 @@ class ProvisioningService:
                 local=[self._remember_token(record)],
             )
 
-        await self._run(command, action)
+        await self._commands.run(command, action)
 
     async def _ecommerce_tool(
         self, command: CreateEcommerceTools, spec: domain.EcommerceTool, recovering: bool, created: list[str]
