@@ -254,6 +254,9 @@ def test_pause_resume_and_cancel_with_confirmation(
 
 
 def test_the_campaign_list_follows_changes_live(page: Any, api: httpx.Client, line: dict[str, str]) -> None:
+    page.goto("/console/campaigns")
+    expect(page.get_by_role("heading", name="Campaigns")).to_be_visible()
+    page.evaluate("window.__notReloaded = true")
     base = uuid.uuid4().int % 700 + 200
     job = api.post(
         "/api/v1/batch-calling/submit",
@@ -264,12 +267,10 @@ def test_the_campaign_list_follows_changes_live(page: Any, api: httpx.Client, li
             "scheduled_time_unix": int(time.time()) + 3600,
         },
     ).json()
-    page.goto("/console/campaigns")
     card = page.locator(f'[data-campaign="{job["id"]}"]')
-    expect(card.locator(".status")).to_have_text("pending")
-    page.evaluate("window.__notReloaded = true")
+    expect(card.locator(".status")).to_have_text("pending")  # a new campaign appears
     assert api.post(f"/api/v1/batch-calling/{job['id']}/cancel").status_code == 200
-    expect(card.locator(".status")).to_have_text("cancelled")
+    expect(card.locator(".status")).to_have_text("cancelled")  # and follows its changes
     assert page.evaluate("window.__notReloaded") is True
     _shot(page, "console-campaigns.png")
     page.get_by_label("Status").select_option("cancelled")

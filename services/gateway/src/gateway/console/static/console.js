@@ -24,7 +24,8 @@
 
   // Update the progress bar of a campaign shown on the page (campaign list).
   function progress(job) {
-    document.querySelectorAll('[data-campaign="' + CSS.escape(job.id) + '"]').forEach(function (card) {
+    var shown = document.querySelectorAll('[data-campaign="' + CSS.escape(job.id) + '"]');
+    shown.forEach(function (card) {
       var done = percent(job.total_calls_finished, job.total_calls_scheduled);
       var calling = Math.max(0, percent(job.total_calls_dispatched, job.total_calls_scheduled) - done);
       var bar = card.querySelector("[data-progress]");
@@ -41,15 +42,19 @@
       var status = card.querySelector(".card-head .status");
       if (status) { status.textContent = job.status; status.dataset.status = job.status; }
     });
+    return shown.length;
   }
 
   // Follow an element's event stream; refresh its `data-refresh` parts at most once a second.
+  // A campaign not on the page (a new one) refreshes `data-refresh-unknown` (the list's first page).
   function follow(el) {
     var source = new EventSource(el.dataset.live);
     var targets = (el.dataset.refresh || "").split(",").filter(Boolean);
+    var unknown = el.dataset.refreshUnknown;
     var timer = null;
     var last = 0;
-    function refresh() {
+    function refresh(extra) {
+      if (extra && targets.indexOf(extra) < 0) targets.push(extra);
       if (!targets.length || timer) return;
       var wait = Math.max(0, 1000 - (Date.now() - last));
       timer = setTimeout(function () {
@@ -63,14 +68,15 @@
           if (target.classList.contains("htmx-request")) again = true;
           else htmx.trigger(target, "refresh");
         });
-        if (again) refresh();
+        if (unknown) targets = [];  // the list refreshes only for campaigns it does not show
+        if (again) refresh(unknown);
       }, wait);
     }
     source.addEventListener("campaign", function (e) {
-      progress(JSON.parse(e.data));
-      refresh();
+      if (!progress(JSON.parse(e.data)) && unknown) refresh(unknown);
+      else refresh();
     });
-    source.addEventListener("recipient", refresh);
+    source.addEventListener("recipient", function () { refresh(); });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
