@@ -74,7 +74,8 @@ def _ask(sim: httpx.Client, number: str, tool: str, says: str, **params: Any) ->
     """From now on the callee of `number` asks for `tool` in their next call (once)."""
     current = sim.get("/_sim/config").json()["callee_requests"]
     asks = [{"tool": tool, "says": says, "params": params, "once": True}]
-    assert sim.post("/_sim/config", json={"callee_requests": {**current, number: asks}}).status_code == 200
+    response = sim.post("/_sim/config", json={"callee_requests": {**current, number: asks}})
+    assert response.status_code == 200, response.text
 
 
 def _submit(api: httpx.Client, line: dict[str, str], numbers: list[str], **body: Any) -> str:

@@ -443,3 +443,13 @@ async def test_a_tool_on_request_waits_for_a_callee_who_asks(
     cid = await _dial(c, ids, "+15557770041")
     await _wait_terminal(c, cid)
     assert tool_server.for_conversation(cid) == []
+
+
+async def test_the_config_with_requests_already_made_can_be_sent_back(
+    calls_client: httpx.AsyncClient,
+) -> None:
+    asks = {"+15557770051": [{"tool": "opt_out", "once": True, "asked": True}]}
+    response = await calls_client.post("/_sim/config", json={"callee_requests": asks})
+    assert (
+        response.status_code == 200 and response.json()["callee_requests"]["+15557770051"][0]["asked"] is True
+    )

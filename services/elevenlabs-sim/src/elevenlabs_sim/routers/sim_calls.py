@@ -32,6 +32,7 @@ class CalleeRequest(BaseModel):
     says: str = Field(default="", description="The callee's words, a user turn before the tool call.")
     params: dict[str, Any] = Field(default_factory=dict, description="Values of its LLM-filled parameters.")
     once: bool = Field(default=False, description="Only in the next call to the number (then forgotten).")
+    asked: bool = Field(default=False, description="Set by the simulator once a `once` request was made.")
 
 
 class ConfigPatch(BaseModel):
