@@ -14,6 +14,8 @@ from contracts.campaigns import (
     AddDoNotCall,
     AnalysisRule,
     CampaignRecipient,
+    CancelCampaign,
+    PauseCampaign,
     ScheduleCallback,
     SubmitCampaign,
 )
@@ -249,3 +251,37 @@ async def test_analysis_rules_retry_or_end_the_recipient(harness: Harness) -> No
     assert final["status"] == "voicemail" and final["retry_count"] == 0
     assert final["reason"] == "Ended by the analysis: outcome = wrong_person"
     assert (await harness.stats())["dials_by_number"][voicemail] == 1
+
+
+async def test_pause_holds_a_callback_and_cancel_closes_it_like_any_attempt(harness: Harness) -> None:
+    await harness.configure(call_duration_ms=1500)
+    number = new_number("1")
+    command = _submit(harness, [number], retry_count=0)
+    await harness.publish(command, key=command.campaign_id)
+    call = await _in_call(harness, command.campaign_id)
+    await harness.publish(PauseCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    await harness.wait_status(command.campaign_id, "paused")
+    callback = ScheduleCallback(
+        conversation_id=call["conversation_id"],
+        to_number=number,
+        callback_at_unix=int(time.time()),
+        campaign_id=command.campaign_id,
+        recipient_id="r0",
+    )
+    await harness.publish(callback, key=command.campaign_id)
+    waiting = await harness.wait_for(
+        lambda e: (
+            e.get("type") == "campaign.recipient_updated"
+            and e["campaign_id"] == command.campaign_id
+            and e["status"] == "scheduled"
+            and e.get("callback_at_unix") == callback.callback_at_unix
+        ),
+        what="the callback waiting once the call ended",
+    )
+    assert waiting["retry_count"] == 0
+    # Paused: the callback is due, yet not dialled; a campaign event after the cancel proves the
+    # scheduler had its chances in between.
+    await harness.publish(CancelCampaign(campaign_id=command.campaign_id), key=command.campaign_id)
+    done = await harness.wait_status(command.campaign_id, "cancelled")
+    assert done["total_calls_finished"] == 1
+    assert (await harness.stats())["dials_by_number"][number] == 1
