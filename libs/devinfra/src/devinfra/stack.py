@@ -535,6 +535,7 @@ def _print_summary(
         lines.append(f"  {name:<15} {stack.url(name)}{extra}")
     if "gateway" in started:
         lines.append(f"  {'API docs':<15} {stack.url('gateway')}/docs")
+        lines.append(f"  {'Console':<15} {stack.url('gateway')}/console  (sign in with the API key below)")
     if stack.skipped:
         lines.append(f"  not started yet: {', '.join(stack.skipped)}")
     lines.append(f"  {'Kafka':<15} {env.get('KAFKA_BOOTSTRAP_SERVERS')}")

@@ -121,3 +121,12 @@ async def test_an_unknown_campaign_is_a_page_not_the_api_error_format(browser: h
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("text/html")
     assert "Batch job not found" in missing.text
+
+
+async def test_behind_an_https_proxy_the_cookies_are_secure(browser: httpx.AsyncClient) -> None:
+    form = await browser.get("/console/sign-in", headers={"X-Forwarded-Proto": "https"})
+    cookie = next(c for c in form.headers.get_list("set-cookie") if c.startswith("sb_console_signin="))
+    assert "secure" in {a.strip().lower() for a in cookie.split(";")[1:]}
+    plain = await browser.get("/console/sign-in")
+    cookie = next(c for c in plain.headers.get_list("set-cookie") if c.startswith("sb_console_signin="))
+    assert "secure" not in {a.strip().lower() for a in cookie.split(";")[1:]}

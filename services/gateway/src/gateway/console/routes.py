@@ -65,6 +65,14 @@ async def sign_in_page(request: Request) -> Response:
     return _sign_in_form(request, None, 200)
 
 
+def _over_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS, directly or through the deploy's proxy (Caddy sets
+    X-Forwarded-Proto). Trusting the header is safe here: it only adds the cookies' Secure flag, and a
+    client that lies about it just does not get its cookie back over plain HTTP."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
 def _sign_in_form(request: Request, error: str | None, status_code: int) -> Response:
     token = sessions.new_session("", 0).csrf
     response = page(request, "sign_in.html", {"error": error, "signin_token": token}, status_code)
@@ -75,7 +83,7 @@ def _sign_in_form(request: Request, error: str | None, status_code: int) -> Resp
         path=sessions.PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
     return response
 
@@ -102,7 +110,7 @@ async def sign_in(
         path=sessions.PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
     response.delete_cookie(sessions.PRE_COOKIE, path=sessions.PATH)
     return response
