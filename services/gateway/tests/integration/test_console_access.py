@@ -13,7 +13,7 @@ import pytest
 from gateway.app import create_app
 from gateway.bootstrap import Container
 
-from .conftest import API_KEY
+from .conftest import API_KEY, seed_agent_and_number
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +130,59 @@ async def test_behind_an_https_proxy_the_cookies_are_secure(browser: httpx.Async
     plain = await browser.get("/console/sign-in")
     cookie = next(c for c in plain.headers.get_list("set-cookie") if c.startswith("sb_console_signin="))
     assert "secure" not in {a.strip().lower() for a in cookie.split(";")[1:]}
+
+
+def _field_error(page: httpx.Response, field: str) -> str:
+    found = re.search(rf'<p id="error-{field}"[^>]*>([^<]*)</p>', page.text)
+    assert found, page.text
+    return found[1]
+
+
+async def test_new_campaign_mistakes_are_said_in_plain_words_next_to_their_fields(
+    browser: httpx.AsyncClient, container: Container
+) -> None:
+    await seed_agent_and_number(
+        container,
+        agent_id="agent_console",
+        name="Console",
+        first_message="Hi",
+        phone_number_id="pn_console",
+        label="console",
+    )
+    await _sign_in(browser, API_KEY)
+    token = _csrf(await browser.get("/console/campaigns-new"))
+    sheet = {"file": ("people.csv", b"phone,Plan\n+14155550161,gold\n", "text/csv")}
+    fields = {"agent_id": "agent_console", "phone_number_id": "pn_console"}
+
+    async def check(**changes: str) -> httpx.Response:
+        return await browser.post(
+            "/console/campaigns-new/validate",
+            files=sheet,
+            data=fields | changes,
+            headers={"X-CSRF-Token": token, "HX-Request": "true"},
+        )
+
+    good = await check()
+    assert good.status_code == 200 and 'data-valid="true"' in good.text
+    assert _field_error(good, "timezone") == "" and _field_error(good, "file") == ""
+    assert "Not a time zone we know" in _field_error(await check(timezone="Mars/Olympus"), "timezone")
+    assert (
+        _field_error(await check(retry_count="9"), "retry_count")
+        == "Retries must be a whole number from 0 to 5."
+    )
+    assert "two times" in _field_error(await check(window_start="09:00"), "window")
+    assert (
+        _field_error(await check(agent_id="agent_nope"), "agent_id")
+        == "Choose the agent that makes the calls."
+    )
+    no_file = await browser.post(
+        "/console/campaigns-new/validate", data=fields, headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
+    assert _field_error(no_file, "file") == "Choose a CSV or XLSX file of recipients."
+    nameless = await browser.post(
+        "/console/campaigns-new/submit",
+        files=sheet,
+        data=fields,
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    assert _field_error(nameless, "call_name") == "Give the campaign a name."

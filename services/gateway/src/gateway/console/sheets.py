@@ -122,10 +122,10 @@ def _field_errors(answer: Answer, errors: dict[str, str]) -> list[dict[str, Any]
     """Put an answer's errors next to their fields; the ones about rows and columns are returned."""
     detail = answer.body.get("detail")
     error = str(answer.body.get("error", ""))
-    if error == "Agent not found":
+    if error.startswith("Agent not found"):
         errors["agent_id"] = PLAIN["agent_id"]
         return []
-    if error == "Phone number not found":
+    if error.startswith("Phone number not found"):
         errors["phone_number_id"] = PLAIN["phone_number_id"]
         return []
     if error in ("Invalid spreadsheet header", "Invalid column mapping"):
