@@ -168,7 +168,7 @@ def test_a_single_calls_callback_is_a_follow_up_call_with_the_same_agent_number_
             "agent_id": line["agent_id"],
             "agent_phone_number_id": line["phone_number_id"],
             "to_number": number,
-            "conversation_initiation_client_data": {"dynamic_variables": {"plan": "gold"}},
+            "dynamic_variables": {"plan": "gold"},
         },
     )
     assert first.status_code == 200, first.text
