@@ -30,6 +30,11 @@ RecipientStatus = Literal[
     "skipped_duplicate",
     "opted_out",
 ]
+#: Recipients per `campaign.recipients_staged` / `campaign.recipients_closed` event. An entry is
+#: under 1 kB of JSON (a 200-character recipient id, a 64-character number, a conversation id, an
+#: outcome, a few zones), so an event stays near 500 kB at worst, below BUS_MAX_MESSAGE_BYTES
+#: (1,000,000 by default).
+RECIPIENTS_PER_EVENT = 500
 
 
 # IANA areas whose zones are places (tzdata's regional files). Everything else is refused as a
@@ -411,6 +416,73 @@ class CampaignRecipientUpdated(Event):
     )
 
 
+class StagedRecipient(_Value):
+    """A recipient as it was staged: every chunk in, positions and ids assigned."""
+
+    recipient_id: str = Field(description="Recipient id (caller-chosen, else r<position>).")
+    position: int = Field(description="0-based position of the recipient in the submission.")
+    to_number: str = Field(description="Number to dial (E.164 when valid; as given when not).")
+    status: RecipientStatus = Field(
+        description=(
+            "`scheduled` (waiting to be dialled), or already final: `failed` (invalid number, "
+            "duplicate id), `skipped_duplicate`, or `cancelled` / `failed` when the campaign ended "
+            "before every chunk had arrived."
+        )
+    )
+    time_zones: list[str] = Field(
+        default_factory=list, description="IANA zones the calling window applies in (see recipient events)."
+    )
+    reason: str | None = Field(default=None, description="Why the recipient is already final, if it is.")
+
+
+class CampaignRecipientsStaged(Event):
+    """Every recipient of a campaign, announced once when its last chunk has arrived (before any
+    dial), in events of at most RECIPIENTS_PER_EVENT recipients by position: `part_index` of
+    `part_count`. From here on each change of a recipient is announced, one by one
+    (`campaign.recipient_updated`) or in bulk (`campaign.recipients_closed`), so a consumer builds
+    every recipient's state from the events alone."""
+
+    type: Literal["campaign.recipients_staged"] = "campaign.recipients_staged"
+    campaign_id: str = Field(description="Campaign id.")
+    part_index: int = Field(ge=0, description="0-based index of this event among the campaign's parts.")
+    part_count: int = Field(ge=1, description="How many staged events the campaign has.")
+    recipients: list[StagedRecipient] = Field(description="Recipients of this part, in position order.")
+
+
+class ClosedRecipient(_Value):
+    """A recipient closed in bulk."""
+
+    recipient_id: str = Field(description="Recipient id.")
+    position: int = Field(description="0-based position of the recipient in the submission.")
+    to_number: str = Field(description="Number it would have dialled.")
+    retry_count: int = Field(default=0, description="Retries made before it was closed.")
+    conversation_id: str | None = Field(
+        default=None, description="Its last attempt's conversation, when it was waiting for a retry."
+    )
+    duration_seconds: int | None = Field(default=None, description="Its last call's duration.")
+    outcome: str | None = Field(default=None, description="Its last call's outcome.")
+    time_zones: list[str] = Field(
+        default_factory=list, description="IANA zones the calling window applied in."
+    )
+
+
+class CampaignRecipientsClosed(Event):
+    """Recipients still waiting (`scheduled`) reached a final status together, because their
+    campaign was cancelled (`cancelled`, "Campaign cancelled") or could not run (`failed`, the
+    campaign's `status_reason`). Published in the transaction that closes them, in events of at
+    most RECIPIENTS_PER_EVENT recipients: `part_index` of `part_count`. Nothing more happens to
+    them. Recipients closed before the campaign was staged are announced by
+    `campaign.recipients_staged` with their final status instead."""
+
+    type: Literal["campaign.recipients_closed"] = "campaign.recipients_closed"
+    campaign_id: str = Field(description="Campaign id.")
+    status: RecipientStatus = Field(description="The final status every listed recipient now has.")
+    reason: str | None = Field(default=None, description="Why they were closed.")
+    part_index: int = Field(ge=0, description="0-based index of this event among this closing's parts.")
+    part_count: int = Field(ge=1, description="How many events this closing has.")
+    recipients: list[ClosedRecipient] = Field(description="The recipients closed, in position order.")
+
+
 class DoNotCallAdded(Event):
     """A number was put on the do-not-call list (by an operator, or by the callee during a call)."""
 
@@ -451,6 +523,8 @@ class DoNotCallRemoved(Event):
 CampaignEvent = Annotated[
     CampaignUpdated
     | CampaignRecipientUpdated
+    | CampaignRecipientsStaged
+    | CampaignRecipientsClosed
     | DoNotCallAdded
     | DoNotCallRemoved
     | CallbackScheduled

@@ -11,11 +11,14 @@ it is recorded as failed ("no outcome") and not retried: the call may have been 
 Never skip: every recipient stays `scheduled` until it is dialled or reaches a final state; a
 calling window only moves its `next_attempt_at`; an upstream 429 puts it back to wait.
 
-Recipient events: the initial `scheduled` state is implied by `campaign.updated`
-(`total_calls_scheduled`), and recipients cancelled in bulk by a cancel (or a campaign that could
-not run) are implied by the campaign's status: `campaign.recipient_updated` is emitted from
-`dialing` onwards, plus for recipients rejected on arrival (invalid number, duplicate id or
-number), `skipped_dnc`, `skipped_duplicate` and recipients deferred by their calling window.
+Recipient events: every state of every recipient is announced, so a consumer of the topic builds
+it from the events alone. `campaign.recipients_staged` lists every recipient once its last chunk is
+in (with its status then: `scheduled`, or final when rejected on arrival or closed before that);
+`campaign.recipients_closed` lists the waiting recipients a cancel (or a campaign that could not
+run) closes in bulk, in the transaction that closes them; `campaign.recipient_updated` announces
+each other change one by one: `dialing` onwards, recipients rejected on arrival (invalid number,
+duplicate id or number), `skipped_dnc`, `skipped_duplicate` and recipients deferred by their
+calling window.
 
 One person, one call: a number already in the campaign is `skipped_duplicate` when all chunks are
 in, and a dial first claims (campaign, number) in `campaign_numbers`, so no second recipient of a
@@ -41,22 +44,27 @@ from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
 from contracts.base import Command, CommandFailed, Message
 from contracts.campaigns import (
+    RECIPIENTS_PER_EVENT,
     AddCampaignRecipients,
     AddDoNotCall,
     AnalysisRule,
     CallerIdStats,
     CallingWindow,
     CampaignRecipient,
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
     CampaignRecipientUpdated,
     CampaignSnapshot,
     CampaignUpdated,
     CancelCampaign,
+    ClosedRecipient,
     DoNotCallAdded,
     DoNotCallRemoved,
     PauseCampaign,
     RemoveDoNotCall,
     ResumeCampaign,
     RetryDelays,
+    StagedRecipient,
     SubmitCampaign,
     time_zone_problem,
 )
@@ -76,6 +84,7 @@ from contracts.telephony import (
 log = structlog.get_logger("campaigns.service")
 
 _ACTIVE = frozenset({CampaignStatus.PENDING, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
+CANCELLED_REASON = "Campaign cancelled"
 
 
 def _now() -> datetime:
@@ -168,6 +177,78 @@ class CampaignService(CalleeRequests):
         )
         await uow.publish(event, key=campaign.campaign_id)
 
+    @staticmethod
+    async def _emit_staged(
+        uow: UnitOfWork, campaign: Campaign, cause: Message | None, part_size: int = RECIPIENTS_PER_EVENT
+    ) -> None:
+        """`campaign.recipients_staged`: every recipient of a campaign just staged, `part_size` a part."""
+        parts = -(-campaign.total_scheduled // part_size)
+        index = 0
+        async for rows in uow.recipients.staged(campaign.campaign_id, part_size):
+            event = CampaignRecipientsStaged(
+                campaign_id=campaign.campaign_id,
+                part_index=index,
+                part_count=parts,
+                recipients=[
+                    StagedRecipient(
+                        recipient_id=rid,
+                        position=pos,
+                        to_number=number,
+                        status=status,
+                        time_zones=zones,
+                        reason=reason,
+                    )
+                    for rid, pos, number, status, zones, reason in rows
+                ],
+                correlation_id=cause.correlation_id if cause else campaign.correlation_id,
+                causation_id=cause.message_id if cause else None,
+            )
+            await uow.publish(event, key=campaign.campaign_id)
+            index += 1
+
+    @staticmethod
+    async def _close_waiting(
+        uow: UnitOfWork,
+        campaign: Campaign,
+        status: str,
+        reason: str,
+        cause: Message | None,
+        part_size: int = RECIPIENTS_PER_EVENT,
+    ) -> int:
+        """Every waiting recipient → `status` (final) and, once the campaign is staged,
+        `campaign.recipients_closed` naming them (before that, `_emit_staged` announces them with
+        this status). Returns how many were closed."""
+        closed = await uow.recipients.close_scheduled(campaign.campaign_id, status, reason)
+        if not campaign.ready or not closed:
+            return len(closed)
+        parts = -(-len(closed) // part_size)
+        for index in range(parts):
+            chunk = closed[index * part_size : (index + 1) * part_size]
+            event = CampaignRecipientsClosed(
+                campaign_id=campaign.campaign_id,
+                status=status,
+                reason=reason,
+                part_index=index,
+                part_count=parts,
+                recipients=[
+                    ClosedRecipient(
+                        recipient_id=r.recipient_id or "",
+                        position=-1 if r.position is None else r.position,
+                        to_number=r.phone_number,
+                        retry_count=r.retries,
+                        conversation_id=r.conversation_id,
+                        duration_seconds=r.duration_seconds,
+                        outcome=r.outcome,
+                        time_zones=list(r.time_zones or []),
+                    )
+                    for r in chunk
+                ],
+                correlation_id=cause.correlation_id if cause else campaign.correlation_id,
+                causation_id=cause.message_id if cause else None,
+            )
+            await uow.publish(event, key=campaign.campaign_id)
+        return len(closed)
+
     async def _failed(self, uow: UnitOfWork, command: Command, key: str, status: int, error: str) -> None:
         log.info("campaigns.command.failed", command_type=command.type, status_code=status, error=error)
         await uow.publish(
@@ -241,14 +322,18 @@ class CampaignService(CalleeRequests):
             log.info("campaigns.chunk.duplicate", campaign_id=campaign_id, chunk_index=chunk_index)
             return False
         initial = RecipientStatus.SCHEDULED
+        closed_reason = None
         if campaign is not None and campaign.status in domain.FINAL_CAMPAIGN_STATUSES:
             initial = RecipientStatus.CANCELLED
+            closed_reason = CANCELLED_REASON
         zone = campaign.timezone if campaign else None
         size = self._settings.insert_batch_size
         for start in range(0, len(recipients), size):
             rows = self._rows(campaign_id, chunk_index, recipients[start : start + size], zone, initial)
             for row in rows:
                 row["chunk_offset"] += start
+                if row["status"] == RecipientStatus.CANCELLED:
+                    row["reason"] = closed_reason
             await uow.recipients.add_many(rows)
         return True
 
@@ -276,6 +361,7 @@ class CampaignService(CalleeRequests):
         campaign.ready = True
         campaign.total_scheduled = total
         campaign.total_finished = final
+        await self._emit_staged(uow, campaign, cause)
         for rejected in await uow.recipients.final_at_submit(campaign.campaign_id):
             await self._emit_recipient(uow, campaign, rejected, cause)
         log.info("campaigns.campaign.ready", campaign_id=campaign.campaign_id, recipients=total)
@@ -389,8 +475,8 @@ class CampaignService(CalleeRequests):
                 await self._failed(uow, command, campaign.campaign_id, 409, f"Campaign is {campaign.status}")
                 return
             if campaign.status != CampaignStatus.CANCELLED:
-                closed = await uow.recipients.close_scheduled(
-                    campaign.campaign_id, RecipientStatus.CANCELLED, "Campaign cancelled"
+                closed = await self._close_waiting(
+                    uow, campaign, RecipientStatus.CANCELLED, CANCELLED_REASON, command
                 )
                 campaign.total_finished += closed if campaign.ready else 0
                 campaign.status = CampaignStatus.CANCELLED
@@ -639,7 +725,7 @@ class CampaignService(CalleeRequests):
                 if campaign.status == CampaignStatus.CANCELLED
                 else RecipientStatus.FAILED
             )
-            recipient.reason = campaign.status_reason or "Campaign cancelled"
+            recipient.reason = campaign.status_reason or CANCELLED_REASON
             recipient.next_attempt_at = None
             campaign.total_finished += 1
             campaign.progress_dirty = True
@@ -755,7 +841,7 @@ class CampaignService(CalleeRequests):
         await self._maybe_complete(uow, campaign, now)
 
     async def _fail_campaign(self, uow: UnitOfWork, campaign: Campaign, now: datetime, reason: str) -> None:
-        closed = await uow.recipients.close_scheduled(campaign.campaign_id, RecipientStatus.FAILED, reason)
+        closed = await self._close_waiting(uow, campaign, RecipientStatus.FAILED, reason, None)
         campaign.total_finished += closed
         campaign.status = CampaignStatus.FAILED
         campaign.status_reason = reason

@@ -248,6 +248,29 @@ class Harness(BusHarness[Message]):
             out[e["recipient_id"]] = e["status"]
         return out
 
+    def bulk_events(self, campaign_id: str, kind: str) -> list[dict[str, Any]]:
+        """`campaign.recipients_<kind>` events (staged, closed) of a campaign, in arrival order."""
+        return [
+            e
+            for e in self.events
+            if e.get("type") == f"campaign.recipients_{kind}" and e["campaign_id"] == campaign_id
+        ]
+
+    def states(self, campaign_id: str) -> dict[str, tuple[str, str | None]]:
+        """recipient_id -> (status, reason) built from the events alone, as any consumer would:
+        staged, then each one-by-one or bulk change in the order they were published."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for e in self.events:
+            if e.get("campaign_id") != campaign_id:
+                continue
+            if e.get("type") == "campaign.recipients_staged":
+                out |= {r["recipient_id"]: (r["status"], r.get("reason")) for r in e["recipients"]}
+            elif e.get("type") == "campaign.recipients_closed":
+                out |= {r["recipient_id"]: (e["status"], e.get("reason")) for r in e["recipients"]}
+            elif e.get("type") == "campaign.recipient_updated":
+                out[e["recipient_id"]] = (e["status"], e.get("reason"))
+        return out
+
     async def wait_status(
         self, campaign_id: str, status: str, *, deadline_s: float = DEADLINE_S
     ) -> dict[str, Any]:

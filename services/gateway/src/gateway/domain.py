@@ -224,6 +224,11 @@ def phone_view(p: PhoneNumberRecord) -> dict[str, Any]:
 _CONCLUDES: dict[str, frozenset[str]] = {
     "customer_session.stored": frozenset({"customer_session.store"}),
     "customer_session.deleted": frozenset({"customer_session.delete"}),
+    # A campaign command is answered by its `campaign.updated`; the recipient events it causes in
+    # the same transaction (published before it) answer nothing.
+    "campaign.recipient_updated": frozenset(),
+    "campaign.recipients_staged": frozenset(),
+    "campaign.recipients_closed": frozenset(),
 }
 
 

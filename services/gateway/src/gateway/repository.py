@@ -421,12 +421,30 @@ class Recipients:
         ).returning(literal_column("1"))
         return (await self.session.execute(upsert)).first() is not None
 
-    async def close_waiting(self, campaign_id: str, status: str, event_at: datetime) -> None:
-        await self.session.execute(
-            update(CampaignRecipient)
-            .where(CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "scheduled")
-            .values(status=status, waiting_reason=None, next_attempt_at_unix=None, last_event_at=event_at)
-        )
+    async def upsert_many(
+        self, campaign_id: str, rows: list[dict[str, Any]], event_at: datetime
+    ) -> list[CampaignRecipient]:
+        """Insert or update several recipients of one campaign from one bulk event (each row:
+        recipient_id, position, to_number, status, reason, optionally time_zones), each unless a
+        newer event already shaped it; returns the rows written, as they now are.
+
+        A recipient the gateway did not stage (a campaign submitted straight onto the commands
+        topic) is inserted without its submitted name, e-mail and dynamic variables."""
+        if not rows:
+            return []
+        values = [
+            {"campaign_id": campaign_id, "retry_count": 0, **r, "last_event_at": event_at} for r in rows
+        ]
+        stmt = insert(CampaignRecipient).values(values)
+        table = CampaignRecipient.__table__
+        updated = [k for k in rows[0] if k != "recipient_id"]
+        upsert: Any = stmt.on_conflict_do_update(
+            index_elements=["campaign_id", "recipient_id"],
+            set_={**{k: stmt.excluded[k] for k in updated}, "last_event_at": event_at},
+            where=(table.c.last_event_at.is_(None)) | (table.c.last_event_at < event_at),
+        ).returning(CampaignRecipient)
+        result = await self.session.scalars(upsert, execution_options={"populate_existing": True})
+        return sorted(result.all(), key=lambda r: r.position)
 
     async def page(
         self, campaign_id: str, *, after_position: int | None, page_size: int, status: str | None

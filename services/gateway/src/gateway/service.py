@@ -22,6 +22,8 @@ from bus.secrets import upload_url, verify_upload_signature
 from contracts import topics
 from contracts.base import Command, Event
 from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
     CampaignRecipientUpdated,
     CampaignSnapshot,
     CampaignUpdated,
@@ -75,6 +77,7 @@ from gateway.models import (
     CallAnalysis,
     Campaign,
     CampaignChange,
+    CampaignRecipient,
     CustomerSession,
     DoNotCall,
     Email,
@@ -544,9 +547,46 @@ class GatewayService:
                 case CampaignUpdated(campaign=c):
                     if await rm.upsert(Campaign, _campaign_row(c), at):
                         changes.append((c.campaign_id, "campaign", _campaign_change(c)))
-                    if c.status in ("cancelled", "failed"):
-                        # The orchestrator closes waiting recipients in bulk without an event each.
-                        await uow.recipients.close_waiting(c.campaign_id, c.status, at)
+                case CampaignRecipientsStaged(campaign_id=cid, recipients=staged):
+                    # The state only: the as-submitted name, e-mail and variables stay as staged.
+                    await uow.recipients.upsert_many(
+                        cid,
+                        [
+                            {
+                                "recipient_id": r.recipient_id,
+                                "position": r.position,
+                                "to_number": r.to_number,
+                                "status": r.status,
+                                "time_zones": r.time_zones,
+                                "reason": r.reason,
+                            }
+                            for r in staged
+                        ],
+                        at,
+                    )
+                case CampaignRecipientsClosed(campaign_id=cid, status=status, reason=reason) as closed:
+                    written = await uow.recipients.upsert_many(
+                        cid,
+                        [
+                            {
+                                "recipient_id": r.recipient_id,
+                                "position": r.position,
+                                "to_number": r.to_number,
+                                "status": status,
+                                "reason": reason,
+                                "retry_count": r.retry_count,
+                                "conversation_id": r.conversation_id,
+                                "duration_seconds": r.duration_seconds,
+                                "outcome": r.outcome,
+                                "time_zones": r.time_zones,
+                                "waiting_reason": None,
+                                "next_attempt_at_unix": None,
+                            }
+                            for r in closed.recipients
+                        ],
+                        at,
+                    )
+                    changes += [(cid, "recipient", _recipient_row_change(row)) for row in written]
                 case CampaignRecipientUpdated() as r:
                     if await uow.recipients.upsert(
                         {
@@ -736,6 +776,26 @@ def _campaign_change(c: CampaignSnapshot) -> dict[str, Any]:
 
 def _recipient_change(r: CampaignRecipientUpdated) -> dict[str, Any]:
     """A `recipient` event of the live progress streams: the recipient as `/calls` shows it."""
+    return {
+        "job_id": r.campaign_id,
+        "recipient_id": r.recipient_id,
+        "position": r.position,
+        "to_number": r.to_number,
+        "status": r.status,
+        "conversation_id": r.conversation_id,
+        "duration_seconds": r.duration_seconds,
+        "outcome": r.outcome,
+        "retry_count": r.retry_count,
+        "next_attempt_at_unix": r.next_attempt_at_unix,
+        "time_zones": r.time_zones,
+        "reason": r.reason,
+        "waiting_reason": r.waiting_reason,
+    }
+
+
+def _recipient_row_change(r: CampaignRecipient) -> dict[str, Any]:
+    """A `recipient` event of the live progress streams from the read model's row (a recipient a
+    bulk event changed); the same fields as `_recipient_change`."""
     return {
         "job_id": r.campaign_id,
         "recipient_id": r.recipient_id,

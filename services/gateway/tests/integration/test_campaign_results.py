@@ -21,10 +21,14 @@ from sqlalchemy import select, text
 
 from contracts.campaigns import (
     CallerIdStats,
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
     CampaignRecipientUpdated,
     CampaignSnapshot,
     CampaignUpdated,
+    ClosedRecipient,
     DoNotCallAdded,
+    StagedRecipient,
 )
 from contracts.telephony import CallPlaced, CallStatusChanged
 from contracts.webhooks import PostCallWebhookReceived
@@ -595,3 +599,123 @@ async def test_the_call_control_tools_are_created_through_provisioning(
             ]
         queued = [(p["type"], p["kind"]) for p in payloads if p.get("webhook_base_url") == base]
         assert queued == [("tool.create_call_tool", kind)]
+
+
+def _staged(campaign_id: str, numbers: list[str], after: int, **statuses: str) -> CampaignRecipientsStaged:
+    return CampaignRecipientsStaged(
+        campaign_id=campaign_id,
+        part_index=0,
+        part_count=1,
+        recipients=[
+            StagedRecipient(
+                recipient_id=f"r{i}",
+                position=i,
+                to_number=number,
+                status=statuses.get(f"r{i}", "scheduled"),  # type: ignore[arg-type]
+                time_zones=["America/Los_Angeles"],
+                reason="Invalid phone number" if f"r{i}" in statuses else None,
+            )
+            for i, number in enumerate(numbers)
+        ],
+        **_at(after),
+    )
+
+
+def _closed(campaign_id: str, numbers: dict[int, str], after: int) -> CampaignRecipientsClosed:
+    return CampaignRecipientsClosed(
+        campaign_id=campaign_id,
+        status="cancelled",
+        reason="Campaign cancelled",
+        part_index=0,
+        part_count=1,
+        recipients=[
+            ClosedRecipient(recipient_id=f"r{i}", position=i, to_number=n, time_zones=["America/Los_Angeles"])
+            for i, n in numbers.items()
+        ],
+        **_at(after),
+    )
+
+
+async def _statuses(api: httpx.AsyncClient, campaign_id: str) -> list[tuple[str, str | None]]:
+    response = await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")
+    assert response.status_code == 200, response.text
+    return [(c["status"], c.get("reason")) for c in response.json()["calls"]]
+
+
+async def test_bulk_recipient_events_alone_shape_the_recipients(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    """Staged and closed in bulk, as the campaigns service announces them: a cancelled snapshot
+    alone closes nobody (nothing is inferred), the closed event does, once, and never over a newer
+    state; the submitted names and variables stay."""
+    numbers = _numbers(4)
+    campaign_id = await _submit(
+        api,
+        container,
+        [
+            {"phone_number": n, "name": f"N{i}", "dynamic_variables": {"i": str(i)}}
+            for i, n in enumerate(numbers)
+        ],
+    )
+    service = container.service
+    await service.project(_staged(campaign_id, numbers, 1, r3="failed"))
+    assert await _statuses(api, campaign_id) == [("scheduled", None)] * 3 + [
+        ("failed", "Invalid phone number")
+    ]
+
+    # r0 was dialled and finished before the cancel; the cancel's snapshot comes with no inference.
+    await service.project(_recipient(campaign_id, "r0", 0, numbers[0], status="completed", after=50))
+    cancelled = _campaign(campaign_id, 4).campaign.model_copy(update={"status": "cancelled"})
+    await service.project(CampaignUpdated(campaign=cancelled, **_at(61)))
+    assert [s for s, _ in await _statuses(api, campaign_id)] == [
+        "completed",
+        "scheduled",
+        "scheduled",
+        "failed",
+    ]
+
+    closed = _closed(campaign_id, {1: numbers[1], 2: numbers[2]}, 60)
+    await service.project(closed)
+    await service.project(closed)  # redelivered: nothing new
+    # An older bulk event (a stale replay naming r0) never overwrites r0's newer final state.
+    await service.project(_closed(campaign_id, {0: numbers[0]}, 40))
+    expected = [
+        ("completed", None),
+        ("cancelled", "Campaign cancelled"),
+        ("cancelled", "Campaign cancelled"),
+        ("failed", "Invalid phone number"),
+    ]
+    assert await _statuses(api, campaign_id) == expected
+    calls = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
+    assert [c["name"] for c in calls] == ["N0", "N1", "N2", "N3"]
+    assert calls[1]["dynamic_variables"] == {"i": "1"}
+
+    # The live streams hear of each recipient the bulk event closed, once.
+    async with container.engine.connect() as connection:
+        changed = (
+            (
+                await connection.execute(
+                    text(
+                        "SELECT payload->>'recipient_id' FROM gateway.campaign_changes "
+                        "WHERE campaign_id = :c AND kind = 'recipient' ORDER BY change_id"
+                    ),
+                    {"c": campaign_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert changed == ["r0", "r1", "r2"]
+
+
+async def test_recipients_of_a_campaign_submitted_elsewhere_come_from_its_events(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    """A campaign published straight onto the commands topic: the gateway staged nothing, the
+    events alone give every recipient."""
+    campaign_id = f"batch_{uuid.uuid4().hex}"
+    numbers = _numbers(2)
+    await container.service.project(_campaign(campaign_id, 2))
+    await container.service.project(_staged(campaign_id, numbers, 1))
+    await container.service.project(_closed(campaign_id, {0: numbers[0], 1: numbers[1]}, 2))
+    assert await _statuses(api, campaign_id) == [("cancelled", "Campaign cancelled")] * 2

@@ -12,7 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
-from contracts.campaigns import CampaignSnapshot, CampaignUpdated
+from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignSnapshot,
+    CampaignUpdated,
+    ClosedRecipient,
+)
 from contracts.telephony import CallPlaced, CustomerInfo, CustomerSessionStored
 from gateway.app import create_app
 from gateway.bootstrap import Container
@@ -109,7 +114,8 @@ async def test_a_campaign_write_answers_with_the_campaign_and_its_recipients_rea
     container: Container, api: httpx.AsyncClient, command_type: str
 ) -> None:
     """The submission staged its recipients (scheduled); a cancel closes the waiting ones in the
-    transaction that answers it, so its caller never sees a cancelled campaign with live recipients."""
+    transaction that answers it and announces them first (`campaign.recipients_closed`, which
+    answers nothing), so its caller never sees a cancelled campaign with live recipients."""
     campaign_id = f"batch_{uuid.uuid4().hex}"
     async with container.engine.begin() as connection:
         await connection.execute(
@@ -142,6 +148,21 @@ async def test_a_campaign_write_answers_with_the_campaign_and_its_recipients_rea
         total_calls_finished=0,
         last_updated_at_unix=1_780_000_000,
     )
+    if command_type == "campaign.cancel":
+        closed = CampaignRecipientsClosed(
+            causation_id=op_id,
+            campaign_id=campaign_id,
+            status="cancelled",
+            reason="Campaign cancelled",
+            part_index=0,
+            part_count=1,
+            recipients=[
+                ClosedRecipient(recipient_id=f"r{i}", position=i, to_number=f"+1415555012{i}")
+                for i in range(3)
+            ],
+        )
+        await container.service.project(closed)
+        assert await container.service.operation_outcome(op_id) is None
     await container.service.project(CampaignUpdated(causation_id=op_id, campaign=snapshot))
 
     outcome = await container.service.operation_outcome(op_id)

@@ -9,14 +9,22 @@ from pydantic import Field
 from bus.runtime import Bus
 from contracts import topics
 from contracts.base import Command, Event
-from contracts.campaigns import CampaignRecipientUpdated, CampaignUpdated
+from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
+    CampaignRecipientUpdated,
+    CampaignUpdated,
+)
 from contracts.notifier import NotifierCommand, SendEmail
 from contracts.telephony import CallStatusChanged
 from notifier.service import NotifierService
 from notifier.webhook_service import WebhookService
 
 # The events webhooks are made of; every other type on these topics is skipped (tolerant reader).
-CampaignWebhookSource = Annotated[CampaignUpdated | CampaignRecipientUpdated, Field(discriminator="type")]
+CampaignWebhookSource = Annotated[
+    CampaignUpdated | CampaignRecipientUpdated | CampaignRecipientsStaged | CampaignRecipientsClosed,
+    Field(discriminator="type"),
+]
 SOURCE_TOPICS = {topics.TELEPHONY_EVENTS: CallStatusChanged, topics.CAMPAIGN_EVENTS: CampaignWebhookSource}
 
 

@@ -131,24 +131,25 @@ class WebhookQueueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_event(self, event_id: str, event_type: str, body: str, occurred_at: datetime) -> None:
-        await self.session.execute(
-            insert(WebhookEventRow)
-            .values(event_id=event_id, event_type=event_type, body=body, occurred_at=occurred_at)
-            .on_conflict_do_nothing()
-        )
+    async def add_events(self, rows: list[dict[str, Any]]) -> None:
+        """Store webhook events (event_id, event_type, body, occurred_at); an id already stored
+        keeps its first body, so every delivery of an event sends the same bytes."""
+        if rows:
+            await self.session.execute(insert(WebhookEventRow).values(rows).on_conflict_do_nothing())
 
     async def add_deliveries(self, rows: list[dict[str, Any]]) -> list[str]:
-        """Queue deliveries; one per (subscription, event) whatever the redeliveries. New ids."""
-        if not rows:
-            return []
-        result = await self.session.execute(
-            insert(WebhookDelivery)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(WebhookDelivery.delivery_id)
-        )
-        return list(result.scalars())
+        """Queue deliveries; one per (subscription, event) whatever the redeliveries. New ids.
+        Inserted 1,000 rows a statement (PostgreSQL takes at most 32,767 parameters in one)."""
+        queued: list[str] = []
+        for start in range(0, len(rows), 1000):
+            result = await self.session.execute(
+                insert(WebhookDelivery)
+                .values(rows[start : start + 1000])
+                .on_conflict_do_nothing()
+                .returning(WebhookDelivery.delivery_id)
+            )
+            queued += result.scalars()
+        return queued
 
     async def claim_due(
         self, now: datetime, limit: int, lease_token: uuid.UUID, leased_until: datetime

@@ -280,31 +280,44 @@ class WebhookService:
             self.on_queued()
 
     async def _queue(self, uow: UnitOfWork, items: list[webhooks.WebhookEvent]) -> list[str]:
+        """Store the events some subscription wants and queue their deliveries: a few statements
+        whatever the number of items (a bulk close brings up to 500)."""
         now = self._clock()
         until = now + timedelta(seconds=self.policy.window_s)
-        queued: list[str] = []
-        for item in items:
-            subscribers = await uow.subscriptions.active_for(item.event_type)
-            if not subscribers:
-                continue
-            await uow.webhooks.add_event(item.event_id, item.event_type, item.body, item.occurred_at)
-            rows = [
+        subscribers: dict[str, list[str]] = {}
+        for event_type in dict.fromkeys(item.event_type for item in items):
+            subscribers[event_type] = await uow.subscriptions.active_for(event_type)
+        wanted = [item for item in items if subscribers[item.event_type]]
+        if not wanted:
+            return []
+        await uow.webhooks.add_events(
+            [
                 {
-                    "delivery_id": webhooks.delivery_id(sid, item.event_id),
-                    "subscription_id": sid,
                     "event_id": item.event_id,
                     "event_type": item.event_type,
-                    "status": WebhookDeliveryStatus.PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "retry_until": until,
-                    "manual": False,
-                    "created_at": now,
+                    "body": item.body,
+                    "occurred_at": item.occurred_at,
                 }
-                for sid in subscribers
+                for item in wanted
             ]
-            queued += await uow.webhooks.add_deliveries(rows)
-        return queued
+        )
+        rows = [
+            {
+                "delivery_id": webhooks.delivery_id(sid, item.event_id),
+                "subscription_id": sid,
+                "event_id": item.event_id,
+                "event_type": item.event_type,
+                "status": WebhookDeliveryStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "retry_until": until,
+                "manual": False,
+                "created_at": now,
+            }
+            for item in wanted
+            for sid in subscribers[item.event_type]
+        ]
+        return await uow.webhooks.add_deliveries(rows)
 
     # ---- the dispatcher's steps ----------------------------------------------------------------
 

@@ -20,7 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.base import Event
-from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
+from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
+    CampaignRecipientUpdated,
+    CampaignSnapshot,
+    CampaignUpdated,
+)
 from contracts.telephony import FINAL_CALL_STATUSES, CallStatusChanged
 
 SIGNATURE_HEADER = "Switchboard-Signature"
@@ -196,12 +202,22 @@ def call_finished(event: CallStatusChanged) -> WebhookEvent | None:
     return _webhook("call.finished", (event.conversation_id,), event.occurred_at, data)
 
 
+def _recipient_finished(
+    campaign_id: str, at: datetime, data: dict[str, Any], extra: tuple[str, ...] = ()
+) -> WebhookEvent:
+    """`campaign.recipient.finished`, keyed by (campaign, recipient, `extra`): a recipient is final
+    once, so whichever event announces it (one by one or in bulk, or both) gives the same event id;
+    `extra` keys what happens after that (an opt-out, a callback's attempt)."""
+    body = {"campaign_id": campaign_id} | data
+    key = (campaign_id, data["recipient_id"], *extra)
+    return _webhook("campaign.recipient.finished", key, at, body)
+
+
 def recipient_finished(event: CampaignRecipientUpdated) -> WebhookEvent | None:
     """`campaign.recipient.finished` when a recipient reaches a final status (no retry to come)."""
     if event.status not in FINAL_RECIPIENT_STATUSES:
         return None
     data = {
-        "campaign_id": event.campaign_id,
         "recipient_id": event.recipient_id,
         "position": event.position,
         "to_number": event.to_number,
@@ -215,12 +231,62 @@ def recipient_finished(event: CampaignRecipientUpdated) -> WebhookEvent | None:
     }
     # Once per recipient, except what a callee asked for after their call had finished it: an
     # opt-out, or a callback's extra attempt, is news of its own (an id of its own).
-    key: tuple[str, ...] = (event.campaign_id, event.recipient_id)
+    extra: tuple[str, ...] = ()
     if event.status == "opted_out":
-        key += ("opted_out",)
+        extra = ("opted_out",)
     elif event.callback_at_unix is not None:
-        key += ("callback", str(event.callback_at_unix))
-    return _webhook("campaign.recipient.finished", key, event.occurred_at, data)
+        extra = ("callback", str(event.callback_at_unix))
+    return _recipient_finished(event.campaign_id, event.occurred_at, data, extra)
+
+
+def recipients_closed(event: CampaignRecipientsClosed) -> list[WebhookEvent]:
+    """One `campaign.recipient.finished` per recipient a cancel (or a failed campaign) closed in bulk."""
+    if event.status not in FINAL_RECIPIENT_STATUSES:
+        return []
+    return [
+        _recipient_finished(
+            event.campaign_id,
+            event.occurred_at,
+            {
+                "recipient_id": r.recipient_id,
+                "position": r.position,
+                "to_number": r.to_number,
+                "status": event.status,
+                "conversation_id": r.conversation_id,
+                "duration_seconds": r.duration_seconds,
+                "outcome": r.outcome,
+                "retry_count": r.retry_count,
+                "reason": event.reason,
+                "time_zones": r.time_zones,
+            },
+        )
+        for r in event.recipients
+    ]
+
+
+def recipients_staged(event: CampaignRecipientsStaged) -> list[WebhookEvent]:
+    """One `campaign.recipient.finished` per recipient already final when staged (rejected on
+    arrival, or closed before its campaign was staged)."""
+    return [
+        _recipient_finished(
+            event.campaign_id,
+            event.occurred_at,
+            {
+                "recipient_id": r.recipient_id,
+                "position": r.position,
+                "to_number": r.to_number,
+                "status": r.status,
+                "conversation_id": None,
+                "duration_seconds": None,
+                "outcome": None,
+                "retry_count": 0,
+                "reason": r.reason,
+                "time_zones": r.time_zones,
+            },
+        )
+        for r in event.recipients
+        if r.status in FINAL_RECIPIENT_STATUSES
+    ]
 
 
 def _campaign_data(c: CampaignSnapshot, previous_status: str | None) -> dict[str, Any]:
@@ -259,6 +325,10 @@ def webhook_events(event: Event, previous_campaign_status: str | None = None) ->
             return [e for e in [call_finished(event)] if e]
         case CampaignRecipientUpdated():
             return [e for e in [recipient_finished(event)] if e]
+        case CampaignRecipientsClosed():
+            return recipients_closed(event)
+        case CampaignRecipientsStaged():
+            return recipients_staged(event)
         case CampaignUpdated():
             return campaign_changes(event, previous_campaign_status)
     return []

@@ -19,7 +19,15 @@ from sqlalchemy import select
 from bus.secrets import Keyring, Undecryptable, column_context, message_context
 from contracts import topics
 from contracts.base import Command
-from contracts.campaigns import CampaignSnapshot, CampaignUpdated
+from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
+    CampaignRecipientUpdated,
+    CampaignSnapshot,
+    CampaignUpdated,
+    ClosedRecipient,
+    StagedRecipient,
+)
 from contracts.notifier import (
     CreateWebhookSubscription,
     DeleteWebhookSubscription,
@@ -401,6 +409,79 @@ async def test_campaign_status_changes_and_end_are_delivered_once_each(
         ],
         key=str,
     )
+
+
+async def test_recipients_closed_in_bulk_each_get_one_recipient_finished(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """One `campaign.recipient.finished` per recipient a cancel closed in bulk (or staged already
+    final), signed like any other; a redelivered bulk event, or the same fact announced one by
+    one, sends nothing twice."""
+    sid, secret, path = await subscribe(harness, receiver, "campaign.recipient.finished")
+    campaign_id = "batch_" + uuid.uuid4().hex
+
+    def number(i: int) -> str:
+        return f"+1415555{i:04d}"
+
+    def one_by_one(i: int, status: str) -> CampaignRecipientUpdated:
+        return CampaignRecipientUpdated(
+            campaign_id=campaign_id,
+            recipient_id=f"r{i}",
+            position=i,
+            to_number=number(i),
+            status=status,  # type: ignore[arg-type]
+            reason="Campaign cancelled" if status == "cancelled" else None,
+        )
+
+    staged = CampaignRecipientsStaged(
+        campaign_id=campaign_id,
+        part_index=0,
+        part_count=1,
+        recipients=[
+            StagedRecipient(recipient_id=f"r{i}", position=i, to_number=number(i), status="scheduled")
+            for i in range(4)
+        ]
+        + [StagedRecipient(recipient_id="r4", position=4, to_number="12", status="failed", reason="Invalid")],
+    )
+    closed = CampaignRecipientsClosed(
+        campaign_id=campaign_id,
+        status="cancelled",
+        reason="Campaign cancelled",
+        part_index=0,
+        part_count=1,
+        recipients=[
+            ClosedRecipient(recipient_id=f"r{i}", position=i, to_number=number(i), retry_count=i)
+            for i in (1, 2, 3)
+        ],
+    )
+    for event in (staged, closed, closed, one_by_one(2, "cancelled"), one_by_one(0, "completed")):
+        await BusHarness.publish(harness, event, topic=topics.CAMPAIGN_EVENTS, key=campaign_id)  # type: ignore[arg-type]
+
+    async def all_delivered() -> bool:
+        rows = await delivery_rows(harness.container, sid)
+        return len(rows) == 5 and all(r.status == "delivered" for r in rows)
+
+    await wait_until(all_delivered, "five deliveries, all answered")
+    got = receiver.at(path)
+    assert sorted(r.json["data"]["recipient_id"] for r in got) == ["r0", "r1", "r2", "r3", "r4"]
+    assert len({r.json["id"] for r in got}) == 5
+    by_id = {r.json["data"]["recipient_id"]: r for r in got}
+    assert by_id["r3"].json["data"] | {"time_zones": None} == {
+        "campaign_id": campaign_id,
+        "recipient_id": "r3",
+        "position": 3,
+        "to_number": number(3),
+        "status": "cancelled",
+        "conversation_id": None,
+        "duration_seconds": None,
+        "outcome": None,
+        "retry_count": 3,
+        "reason": "Campaign cancelled",
+        "time_zones": None,
+    }
+    assert (by_id["r4"].json["data"]["status"], by_id["r0"].json["data"]["status"]) == ("failed", "completed")
+    for request in got:
+        assert receiver_verifies(secret, request.headers["Switchboard-Signature"], request.body)
 
 
 async def test_delete_stops_deliveries_and_unknown_ids_are_404(harness: Harness, receiver: Receiver) -> None:

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
+from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
+    CampaignRecipientUpdated,
+    CampaignSnapshot,
+    CampaignUpdated,
+    ClosedRecipient,
+    StagedRecipient,
+)
 from contracts.telephony import CallStatusChanged
 from notifier import webhooks
 from notifier.webhooks import DisableRule, RetryPolicy
@@ -196,6 +204,45 @@ def test_what_a_callee_asked_for_after_their_call_is_news_with_an_id_of_its_own(
     assert json.loads(opted_out.body)["data"]["status"] == "opted_out"
     assert opted_out.event_id == again.event_id  # the same fact twice: one id
     assert len({finished.event_id, opted_out.event_id, after_callback.event_id}) == 3
+
+
+def test_each_recipient_closed_in_bulk_is_finished_with_the_id_of_the_same_fact() -> None:
+    closed = CampaignRecipientsClosed(
+        campaign_id="batch_1",
+        status="cancelled",
+        reason="Campaign cancelled",
+        part_index=0,
+        part_count=1,
+        recipients=[
+            ClosedRecipient(recipient_id="r1", position=0, to_number="+14155550100", retry_count=1),
+            ClosedRecipient(recipient_id="r2", position=1, to_number="+14155550101"),
+        ],
+    )
+    events = webhooks.webhook_events(closed)
+    assert [e.event_type for e in events] == ["campaign.recipient.finished"] * 2
+    first = json.loads(events[0].body)["data"]
+    assert first == json.loads(webhooks.webhook_events(_recipient("cancelled"))[0].body)["data"] | {
+        "reason": "Campaign cancelled"
+    }
+    # Announced one by one or in bulk, the same recipient's end is one event id: one delivery.
+    [one_by_one] = webhooks.webhook_events(_recipient("cancelled"))
+    assert events[0].event_id == one_by_one.event_id
+    assert events[1].event_id != events[0].event_id
+
+
+def test_only_recipients_staged_already_final_are_finished() -> None:
+    staged = CampaignRecipientsStaged(
+        campaign_id="batch_1",
+        part_index=0,
+        part_count=1,
+        recipients=[
+            StagedRecipient(recipient_id="r1", position=0, to_number="+14155550100", status="scheduled"),
+            StagedRecipient(recipient_id="r2", position=1, to_number="12", status="failed", reason="Invalid"),
+        ],
+    )
+    [event] = webhooks.webhook_events(staged)
+    data = json.loads(event.body)["data"]
+    assert (data["recipient_id"], data["status"], data["reason"]) == ("r2", "failed", "Invalid")
 
 
 def _campaign(status: str) -> CampaignUpdated:
