@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -102,6 +103,25 @@ def csv_header(data_collection_keys: Iterable[str], variable_keys: Iterable[str]
     ]
 
 
+# OWASP "CSV Injection": a cell a spreadsheet may read as a formula starts with one of these.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A plain signed number (an E.164 number, a negative amount) is no formula and stays as it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def neutralise(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula (OWASP's CSV Injection guidance): text
+    starting with = + - @, a tab or a carriage return gets a leading `'`, which Excel, LibreOffice
+    and Google Sheets show as text; plain signed numbers (an E.164 number) are left alone, as is
+    anything not text. The writer then quotes cells holding separators or quotes, so a formula
+    cannot start after an embedded separator either.
+
+    Not `defusedcsv`: it misses a leading tab or carriage return and changes E.164 numbers and `|`."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _cell(value: Any) -> Any:
     # Scalars as themselves; lists and objects as compact JSON (a cell holds text).
     if isinstance(value, dict | list):
@@ -146,7 +166,8 @@ async def csv_lines(
     data_collection_keys: list[str],
     variable_keys: list[str],
 ) -> AsyncIterator[str]:
-    """The CSV text (RFC 4180, CRLF), one chunk per page: the header first, then a row per recipient."""
+    """The CSV text (RFC 4180, CRLF), one chunk per page: the header first, then a row per recipient,
+    every cell `neutralise`d against formula injection."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -156,8 +177,12 @@ async def csv_lines(
         buffer.truncate()
         return text
 
-    writer.writerow(header)
+    # Every cell, the header too: data collection ids and variable names are the user's as well.
+    writer.writerow([neutralise(name) for name in header])
     yield taken()
     async for page in pages:
-        writer.writerows(csv_row(result, data_collection_keys, variable_keys) for result in page)
+        writer.writerows(
+            [neutralise(cell) for cell in csv_row(result, data_collection_keys, variable_keys)]
+            for result in page
+        )
         yield taken()
