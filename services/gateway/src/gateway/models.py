@@ -400,7 +400,11 @@ class WebhookDelivery(Base):
     created_at_unix: Mapped[int] = mapped_column(BigInteger)
     last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_webhook_deliveries_webhook_position", "webhook_id", "position"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_webhook_position", "webhook_id", "position"),
+        # Retention (`WebhookDeliveries.prune_finished`).
+        Index("ix_webhook_deliveries_last_event_at", "last_event_at"),
+    )
 
 
 class WebhookDeliveryAttempt(Base):

@@ -757,6 +757,24 @@ class WebhookDeliveries:
     async def add_attempt(self, values: dict[str, Any]) -> None:
         await self.session.execute(insert(WebhookDeliveryAttempt).values(**values).on_conflict_do_nothing())
 
+    async def prune_finished(self, changed_before: datetime, limit: int) -> int:
+        """Delete up to `limit` delivered or failed deliveries last changed before the cutoff, with
+        their attempts; returns how many deliveries. Pending ones stay: a retry is still to come."""
+        oldest = (
+            select(WebhookDelivery.delivery_id)
+            .where(WebhookDelivery.status != "pending", WebhookDelivery.last_event_at < changed_before)
+            .limit(limit)
+        )
+        ids = list((await self.session.scalars(oldest)).all())
+        if not ids:
+            return 0
+        await _delete_counted(
+            self.session, delete(WebhookDeliveryAttempt).where(WebhookDeliveryAttempt.delivery_id.in_(ids))
+        )
+        return await _delete_counted(
+            self.session, delete(WebhookDelivery).where(WebhookDelivery.delivery_id.in_(ids))
+        )
+
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
         return await self.session.get(WebhookDelivery, delivery_id)
 

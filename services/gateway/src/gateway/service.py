@@ -248,7 +248,9 @@ class GatewayService:
           (the only way to fetch one, so none an in-flight command can still use goes early);
         - finished operations older than GATEWAY_OPERATION_RETENTION_HOURS; pending ones stay;
         - campaign changes (the live progress log) older than GATEWAY_CHANGE_RETENTION_HOURS: a
-          stream resuming from before then has missed what was pruned.
+          stream resuming from before then has missed what was pruned;
+        - finished webhook deliveries (and their attempts) unchanged for
+          GATEWAY_WEBHOOK_DELIVERY_RETENTION_HOURS; pending ones stay.
         """
         now = now or datetime.now(UTC)
         settings = self.settings
@@ -275,6 +277,11 @@ class GatewayService:
             changes_cutoff = now - timedelta(hours=settings.change_retention_hours)
             pruned["campaign_changes"] = await self._prune_in_batches(
                 lambda uow, n: uow.changes.prune(changes_cutoff, n), PRUNE_BATCH
+            )
+        if settings.webhook_delivery_retention_hours:
+            deliveries_cutoff = now - timedelta(hours=settings.webhook_delivery_retention_hours)
+            pruned["webhook_deliveries"] = await self._prune_in_batches(
+                lambda uow, n: uow.webhook_deliveries.prune_finished(deliveries_cutoff, n), PRUNE_BATCH
             )
         for table, rows in pruned.items():
             if rows:

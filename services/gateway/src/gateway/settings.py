@@ -77,6 +77,12 @@ class Settings(SecretKeySettings):
     # resume with Last-Event-ID within this; 0 keeps them forever), and the seconds between the
     # comment lines that keep an idle stream open through proxies.
     change_retention_hours: int = Field(default=24, ge=0, alias="GATEWAY_CHANGE_RETENTION_HOURS")
+    # Finished webhook deliveries (delivered or failed) and their attempts, shown by
+    # GET /api/v1/webhooks/{id}/deliveries, after their last change; pending ones are never pruned.
+    # The notifier keeps its own queue WEBHOOKS_RETENTION_HOURS (168). 0 keeps them forever.
+    webhook_delivery_retention_hours: int = Field(
+        default=168, ge=0, alias="GATEWAY_WEBHOOK_DELIVERY_RETENTION_HOURS"
+    )
     sse_ping_s: float = Field(default=15.0, gt=0, alias="GATEWAY_SSE_PING_S")
 
     @property

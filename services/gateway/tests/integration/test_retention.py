@@ -1,4 +1,5 @@
-"""Gateway retention: old idempotency keys, uploads and finished operations go; in-use rows stay."""
+"""Gateway retention: old idempotency keys, uploads, finished operations and finished webhook
+deliveries go; in-use rows stay."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import insert, select, update
 
 from gateway.app import create_app
 from gateway.bootstrap import Container
-from gateway.models import IdempotencyKey, Operation, Upload
+from gateway.models import IdempotencyKey, Operation, Upload, WebhookDelivery, WebhookDeliveryAttempt
 from gateway.service import UPLOAD_PRUNE_BATCH, GatewayService
 
 from .conftest import API_KEY
@@ -108,6 +109,54 @@ async def test_prune_deletes_what_is_past_its_use_and_keeps_the_rest(container: 
     assert await _present(container, IdempotencyKey.key, old_keys + new_keys) == set(new_keys)
     assert await _present(container, Upload.upload_id, old_uploads + new_uploads) == set(new_uploads)
     assert await _present(container, Operation.operation_id, old_ops + kept_ops) == set(kept_ops)
+
+
+def _delivery(delivery_id: str, status: str, changed: datetime) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id,
+        "webhook_id": "whk_retention",
+        "event_id": "evt_" + delivery_id,
+        "event_type": "call.finished",
+        "status": status,
+        "attempts": 1,
+        "created_at_unix": int(changed.timestamp()),
+        "last_event_at": changed,
+    }
+
+
+async def test_finished_webhook_deliveries_and_their_attempts_go_after_their_window(
+    container: Container,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    window = timedelta(hours=container.settings.webhook_delivery_retention_hours)
+    old = [f"{tag}-delivered", f"{tag}-failed"]
+    kept = [f"{tag}-pending", f"{tag}-recent"]  # a retry still to come, however old; a fresh one
+    await _insert(
+        container,
+        WebhookDelivery,
+        [
+            _delivery(old[0], "delivered", _ago(hours=1) - window),
+            _delivery(old[1], "failed", _ago(hours=1) - window),
+            _delivery(kept[0], "pending", _ago(hours=1) - window),
+            _delivery(kept[1], "delivered", _ago(hours=1)),
+        ],
+    )
+    await _insert(
+        container,
+        WebhookDeliveryAttempt,
+        [
+            {"delivery_id": d, "attempt": 1, "started_at_ms": 0, "duration_ms": 5, "status_code": 200}
+            for d in old + kept
+        ],
+    )
+    before = _pruned("webhook_deliveries")
+
+    pruned = await container.service.prune_expired()
+
+    assert pruned["webhook_deliveries"] >= 2
+    assert _pruned("webhook_deliveries") - before == pruned["webhook_deliveries"]
+    assert await _present(container, WebhookDelivery.delivery_id, old + kept) == set(kept)
+    assert await _present(container, WebhookDeliveryAttempt.delivery_id, old + kept) == set(kept)
 
 
 async def test_an_upload_is_kept_while_its_signed_url_still_works(container: Container) -> None:
