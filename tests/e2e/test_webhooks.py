@@ -160,3 +160,53 @@ def test_a_private_url_not_on_the_allowlist_is_refused(api: httpx.Client) -> Non
     )
     assert response.status_code == 422
     assert response.json()["error"] == "Webhook URL refused"
+
+
+def test_a_cancelled_campaigns_waiting_recipients_each_finish_through_events(
+    api: httpx.Client, webhook_receiver: Receiver, line: dict[str, str]
+) -> None:
+    """Issue 16 item 4: the recipients a cancel closes in bulk are announced
+    (`campaign.recipients_closed`), so the results API shows each one cancelled as soon as the
+    cancel answers, and each gets its own signed `campaign.recipient.finished`, once."""
+    created, path = _create(api, webhook_receiver, "campaign.recipient.finished", "campaign.finished")
+    webhook_id, secret = created["webhook_id"], created["signing_secret"]
+    numbers = [_number(1) for _ in range(5)]
+    job = api.post(
+        "/api/v1/batch-calling/submit",
+        json={
+            "call_name": "Cancelled campaign",
+            **line,
+            "scheduled_time_unix": int(time.time()) + 3600,  # staged and waiting: nobody dialled
+            "recipients": [{"phone_number": n, "name": f"N{i}"} for i, n in enumerate(numbers)],
+        },
+    )
+    assert job.status_code == 200, job.text
+    job_id = job.json()["id"]
+    cancelled = api.post(f"/api/v1/batch-calling/{job_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+
+    # Read your writes: the closed recipients were projected before the cancel's answer.
+    calls = api.get(f"/api/v1/batch-calling/{job_id}/calls").json()["calls"]
+    assert [(c["to_number"], c["status"], c["reason"], c["name"]) for c in calls] == [
+        (n, "cancelled", "Campaign cancelled", f"N{i}") for i, n in enumerate(numbers)
+    ]
+    assert api.get(f"/api/v1/batch-calling/{job_id}").json()["total_calls_finished"] == 5
+
+    def finished() -> list[dict[str, Any]]:
+        return [r.json for r in webhook_receiver.at(path) if r.json["type"] == "campaign.recipient.finished"]
+
+    poll(
+        lambda: (
+            len(finished()) >= 5
+            and "campaign.finished" in [r.json["type"] for r in webhook_receiver.at(path)]
+        )
+    )
+    poll(lambda: all(d["status"] == "delivered" for d in _deliveries(api, webhook_id)), timeout=60)
+    got = finished()
+    assert sorted((e["data"]["to_number"], e["data"]["status"], e["data"]["reason"]) for e in got) == sorted(
+        (n, "cancelled", "Campaign cancelled") for n in numbers
+    )
+    assert len({e["id"] for e in got}) == 5 and all(e["data"]["campaign_id"] == job_id for e in got)
+    assert all(verify(secret, r.headers["Switchboard-Signature"], r.body) for r in webhook_receiver.at(path))
+    assert len(_deliveries(api, webhook_id)) == 6  # five recipients and the campaign's end, once each
+    assert len(webhook_receiver.at(path)) == 6
