@@ -5,6 +5,7 @@ reconciliation, TELEPHONY_RECONCILE_AFTER_S (600 s) later."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from tests.e2e.conftest import poll
 README = Path(__file__).parents[2] / "README.md"
 READY = "Ctrl-C stops everything"
 FINISHED = ("completed", "failed", "busy", "no_answer", "voicemail", "cancelled")
+RECEIVER = "127.0.0.1:9000"  # the README's webhook receiver
 
 
 def readme_blocks(after: str) -> list[str]:
@@ -97,6 +99,8 @@ def make_up(
         KAFKA_TOPIC_PREFIX=f"t{uuid.uuid4().hex[:8]}.sandbox.",
         DATABASE_URL=create_database(postgres_server_url, database),
         DEVSTACK_READY_TIMEOUT="300",  # per service: a shared machine can be slow to migrate
+        # What the README's webhook example starts the stack with (its receiver listens there).
+        OUTBOUND_ALLOW_HOSTS=RECEIVER,
         **kafka_client_env,
         **{name: str(port) for name, port in ports.items()},
     )
@@ -170,3 +174,75 @@ def test_the_readme_sandbox_example_finishes_its_call_and_campaign(
         assert sheet is not None, ran.stdout
         sheet_job = finished(f"/batch-calling/{sheet.group(1)}")
         assert sheet_job["status"] == "completed" and sheet_job["total_calls_finished"] == 2, sheet_job
+
+
+def run_script(script: str, cwd: Path, timeout: float = 300) -> tuple[int, str]:
+    """`bash -euo pipefail -c script` in a session of its own; whatever it left running in the
+    background (the README's webhook receiver) is ended with it. (exit status, stdout + stderr)."""
+    proc = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    return proc.returncode, out
+
+
+@pytest.mark.timeout(1500)
+def test_the_readme_results_live_progress_and_webhook_examples_work_as_written(
+    make_up: tuple[MakeUp, dict[str, int], Path],
+) -> None:
+    """The README's own commands for results (JSON and CSV), the live progress streams and
+    webhooks (the receiver that checks signatures included), run as written after "Try it". A
+    stream never ends by itself (Ctrl-C in the README): here each is cut after a few seconds."""
+    _up, ports, home = make_up
+    gateway = f"127.0.0.1:{ports['GATEWAY_PORT']}"
+    setup, _reads = readme_blocks("Try it (sandbox mode)")
+    results, per_job, every = readme_blocks("## Campaign results and live progress")
+    receiver, commands = readme_blocks("## Webhooks to your systems")
+    assert "OUTBOUND_ALLOW_HOSTS=127.0.0.1:9000 make up" in receiver
+    receiver = receiver.replace("OUTBOUND_ALLOW_HOSTS=127.0.0.1:9000 make up", "")  # the stack is up so
+
+    def cut(stream: str) -> str:
+        [line] = [x for x in stream.splitlines() if x.startswith("curl -N")]
+        return f"echo '>>> stream'\ntimeout 8 {line} || [ $? -eq 124 ]\necho '<<< stream'\n"
+
+    # Wait until the campaign is done, so the streams and the CSV have something to show.
+    done = 'until [ "$(curl -s $API/batch-calling/$JOB -H "X-API-Key: $KEY" | field status)" = completed ]; do sleep 1; done\n'
+    # The README leaves its receiver running in the background; the script ends it, so its output
+    # (which the receiver shares) reaches its end.
+    stop_receiver = "kill $(jobs -p)\nwait || true\n"
+    script = (
+        setup
+        + done
+        + "echo '>>> results'\n"
+        + results
+        + "cat results.csv\necho '<<< results'\n"
+        + cut(per_job)
+        + cut(every)
+        + receiver
+        + commands
+        + stop_receiver
+    ).replace("localhost:8000", gateway)
+    status, out = run_script(script, home)
+    assert status == 0, out[-8000:]
+
+    section = out.split(">>> results", 1)[1].split("<<< results", 1)[0]
+    assert "recipient_id,position,to_number" in section, section[-3000:]
+    assert '"calls"' in section, section[-3000:]
+    streams = re.findall(r">>> stream\n(.*?)<<< stream", out, flags=re.DOTALL)
+    assert len(streams) == 2
+    for stream in streams:
+        assert "event: campaign" in stream and re.search(r"^id: \d+", stream, flags=re.MULTILINE), stream
+    assert "event: recipient" in streams[1], streams[1][-2000:]
+    # The receiver printed each delivery it verified, none it could not.
+    assert "verified call.finished" in out and "BAD SIGNATURE" not in out, out[-5000:]
+    assert '"success":false' not in out.replace(" ", ""), out[-5000:]
+    assert '"webhook_id"' in out and '"signing_secret":"whsec_' in out.replace(" ", ""), out[-5000:]
