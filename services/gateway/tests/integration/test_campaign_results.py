@@ -658,6 +658,7 @@ async def test_bulk_recipient_events_alone_shape_the_recipients(
         ],
     )
     service = container.service
+    await service.project(_campaign(campaign_id, 4))
     await service.project(_staged(campaign_id, numbers, 1, r3="failed"))
     assert await _statuses(api, campaign_id) == [("scheduled", None)] * 3 + [
         ("failed", "Invalid phone number")
