@@ -211,7 +211,7 @@ def test_the_readme_results_live_progress_and_webhook_examples_work_as_written(
     receiver = receiver.replace("OUTBOUND_ALLOW_HOSTS=127.0.0.1:9000 make up", "")  # the stack is up so
 
     def cut(stream: str) -> str:
-        [line] = [x for x in stream.splitlines() if x.startswith("curl -N")]
+        [line] = [x for x in stream.splitlines() if x.startswith("curl -sN")]
         return f"echo '>>> stream'\ntimeout 8 {line} || [ $? -eq 124 ]\necho '<<< stream'\n"
 
     # Wait until the campaign is done, so the streams and the CSV have something to show.
