@@ -27,7 +27,7 @@ import structlog
 
 from bus.context import current_correlation_id
 from contracts import topics
-from contracts.calling import recipient_time_zones
+from contracts.calling import normalize_number, recipient_time_zones
 from contracts.campaigns import AddDoNotCall, CallingWindow, ScheduleCallback
 from contracts.quiet_hours import RULES_FILE, load_rules
 from contracts.telephony import CallPlaced
@@ -89,7 +89,8 @@ class CallControl:
             conversation = await uow.conversations.get(conversation_id)
         if conversation is not None and conversation.call:
             return dict(conversation.call)
-        number = _text(body.get("called_number"), 64)
+        # What ElevenLabs says the callee's number is: used only when it is a valid E.164 number.
+        number, _ = normalize_number(_text(body.get("called_number"), 64) or "")
         return {"to_number": number} if number else None
 
     async def opt_out(self, body: Mapping[str, Any]) -> ToolAnswer:

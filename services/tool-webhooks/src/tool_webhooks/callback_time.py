@@ -64,15 +64,19 @@ def parse_requested(text: str, zone: ZoneInfo, now: datetime) -> tuple[datetime,
     except ValueError:
         phrase = True
         local_now = now.astimezone(zone).replace(tzinfo=None)
-        at = dateparser.parse(
-            text,
-            settings={
-                "TIMEZONE": str(zone.key),
-                "RETURN_AS_TIMEZONE_AWARE": True,
-                "PREFER_DATES_FROM": "future",
-                "RELATIVE_BASE": local_now,
-            },
-        )
+        try:
+            at = dateparser.parse(
+                text,
+                settings={
+                    "TIMEZONE": str(zone.key),
+                    "RETURN_AS_TIMEZONE_AWARE": True,
+                    "PREFER_DATES_FROM": "future",
+                    "RELATIVE_BASE": local_now,
+                },
+            )
+        except (ValueError, OverflowError, TypeError):
+            # What an LLM passes on is free text: a parser failure is a time we could not read.
+            return None
         if at is None:
             return None
     if at.tzinfo is None:

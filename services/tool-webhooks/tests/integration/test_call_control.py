@@ -83,6 +83,8 @@ async def test_opt_out_before_the_call_is_projected_uses_the_called_number(harne
     assert command["phone_number"] == "+14155550199" and command["campaign_id"] is None
     unknown = await harness.tool(domain.OPT_OUT_ROUTE, {"conversation_id": f"conv_{uuid.uuid4().hex}"})
     assert unknown.json()["error"] == "unknown_call"
+    not_a_number = {"conversation_id": f"conv_{uuid.uuid4().hex}", "called_number": "call me maybe"}
+    assert (await harness.tool(domain.OPT_OUT_ROUTE, not_a_number)).json()["error"] == "unknown_call"
 
 
 async def test_callback_books_the_asked_time_in_the_window_and_says_what_was_booked(harness: Harness) -> None:

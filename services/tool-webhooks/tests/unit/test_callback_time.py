@@ -68,6 +68,10 @@ def test_the_answer_says_what_was_booked_in_local_time() -> None:
     ("text", "code"),
     [
         ("whenever, really", "unreadable_time"),
+        ("in 10000000000 days", "unreadable_time"),
+        ("\x00\x01", "unreadable_time"),
+        ("0001-01-01T00:00", "past_time"),
+        ("9999-12-31T23:59:59+14:00", "too_far_ahead"),
         ("", "unreadable_time"),
         ("2026-11-01T10:00", "past_time"),
         ("2026-11-30T09:00", "past_time"),  # an ISO time names its date: not tomorrow
