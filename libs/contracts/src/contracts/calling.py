@@ -166,7 +166,8 @@ def _openings(
     return out
 
 
-def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+def intersect_intervals(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    """The overlaps of two sorted lists of disjoint [start, end) intervals, sorted."""
     out: list[Interval] = []
     i = j = 0
     while i < len(a) and j < len(b):
@@ -192,7 +193,7 @@ def _open_in_all(
     open_in_all: list[Interval] | None = None
     for name in list(zones) or ["UTC"]:
         intervals = _openings(now, start, end, days, _zone(name) or ZoneInfo("UTC"), first=first, last=last)
-        open_in_all = intervals if open_in_all is None else _intersect(open_in_all, intervals)
+        open_in_all = intervals if open_in_all is None else intersect_intervals(open_in_all, intervals)
     return open_in_all or []
 
 

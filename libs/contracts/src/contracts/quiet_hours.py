@@ -23,7 +23,7 @@ import phonenumbers
 import yaml
 from phonenumbers import geocoder
 
-from contracts.calling import Interval, next_dial_time, open_intervals
+from contracts.calling import Interval, intersect_intervals, next_dial_time, open_intervals
 from contracts.campaigns import CallingWindow
 
 RULES_FILE = Path(__file__).parent / "data" / "quiet_hours.yaml"
@@ -153,27 +153,13 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
     return out
 
 
-def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if start < end:
-            out.append((start, end))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
 def allowed_intervals(now: datetime, rules: Sequence[HoursRule], zones: Sequence[str]) -> list[Interval]:
     """[start, end) intervals (UTC, from `now` for two weeks) when every rule is open in every zone."""
     allowed: list[Interval] | None = None
     for rule in rules:
         for zone in list(zones) or ["UTC"]:
             in_zone = _merge([i for w in rule.windows for i in open_intervals(now, w, [zone], weeks=_WEEKS)])
-            allowed = in_zone if allowed is None else _intersect(allowed, in_zone)
+            allowed = in_zone if allowed is None else intersect_intervals(allowed, in_zone)
     return allowed or []
 
 
