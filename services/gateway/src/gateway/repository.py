@@ -125,6 +125,8 @@ class ReadModels:
         )
 
     async def get(self, model: type[R], resource_id: str) -> R | None:
+        if "\x00" in resource_id:  # no stored id holds NUL, and PostgreSQL refuses it in a query
+            return None
         pk = model.__mapper__.primary_key[0]
         row = await self.session.scalar(select(model).where(pk == resource_id, model.deleted.is_(False)))
         return row
@@ -521,6 +523,7 @@ class Results:
             query = query.where(CampaignRecipient.outcome == outcome)
         if recipient_id is not None:
             query = query.where(CampaignRecipient.recipient_id == recipient_id)
+        search = (search or "").replace("\x00", "")  # PostgreSQL text holds no NUL: it matches nothing
         if search:
             pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query = query.where(

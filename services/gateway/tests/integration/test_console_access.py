@@ -186,3 +186,25 @@ async def test_new_campaign_mistakes_are_said_in_plain_words_next_to_their_field
         headers={"X-CSRF-Token": token, "HX-Request": "true"},
     )
     assert _field_error(nameless, "call_name") == "Give the campaign a name."
+
+
+async def test_odd_search_text_is_a_search_not_an_error(
+    browser: httpx.AsyncClient, container: Container
+) -> None:
+    await _sign_in(browser, API_KEY)
+    for text in ("\x00", "%_\\", "'; drop table campaigns; --"):
+        found = await browser.get("/console/campaigns/batch_nope/recipients", params={"search": text})
+        assert found.status_code == 404, found.text  # the campaign is unknown: a page, never a 500
+        listed = await browser.get("/console/do-not-call", params={"search": text})
+        assert listed.status_code == 200, listed.text
+        rows, _ = await container.service.results_page("batch_nope", None, 10, None, None, search=text)
+        assert rows == []
+
+
+async def test_a_nul_in_a_campaign_id_is_not_found(browser: httpx.AsyncClient) -> None:
+    await _sign_in(browser, API_KEY)
+    for path in ("/console/campaigns/a%00b", "/console/campaigns/a%00b/summary"):
+        assert (await browser.get(path)).status_code == 404
+    # The API's routes read through the same repository.
+    api = await browser.get("/api/v1/batch-calling/a%00b", headers=ADMIN)
+    assert api.status_code == 404 and api.json()["success"] is False

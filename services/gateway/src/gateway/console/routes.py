@@ -234,6 +234,7 @@ async def _recipients_context(
     cursor: str | None,
 ) -> dict[str, Any]:
     status = status if status in RECIPIENT_STATUSES else None
+    outcome = (outcome or "").replace("\x00", "").strip()
     rows, next_cursor = await service_of(request).results_page(
         job_id, cursor, TABLE_PAGE, status, outcome or None, search=(search or "").strip() or None
     )
@@ -350,7 +351,7 @@ async def do_not_call(request: Request, search: str | None = None, cursor: Curso
 
 async def _dnc_context(request: Request, search: str | None, cursor: str | None) -> dict[str, Any]:
     service = service_of(request)
-    search = (search or "").strip()
+    search = (search or "").replace("\x00", "").strip()  # PostgreSQL text holds no NUL
     if search:
         found = await service.find(DoNotCall, search)
         rows = [found] if found is not None else []
