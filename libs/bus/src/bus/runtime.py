@@ -32,7 +32,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
     TopicAlreadyExistsError,
 )
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream_outbox import ExponentialRetry, OutboxBroker, OutboxMessage
@@ -143,6 +143,10 @@ class Bus:
             log_level=logging.DEBUG,
             # Spans for every publish and consume, linked through Kafka headers (W3C traceparent).
             middlewares=[KafkaTelemetryMiddleware()],
+            # No dependency injection: our subscribers take the raw body and read the message from
+            # the broker's context. FastDepends resolved `msg: KafkaMessage` with a sync getter run
+            # in a worker thread, several thread hops per message (bench/bus_cost.py, profiled).
+            apply_types=False,
         )
         self.outbox = OutboxBroker(
             engine,
@@ -150,6 +154,7 @@ class Bus:
             graceful_timeout=15.0,
             logger=broker_log,
             log_level=logging.DEBUG,
+            apply_types=False,  # as for self.kafka: the relay reads its row from the context
         )
         self._register_relay()
 
@@ -226,13 +231,18 @@ class Bus:
             _RELAY_QUEUE,
             max_workers=1,  # one worker keeps per-key order as written
             fetch_batch_size=50,
+            # Relayed rows are deleted in one statement per batch (when 50 are done or none is
+            # waiting), not one DELETE each. A row stays leased until then, so no other fetch takes
+            # it; a crash before the delete relays it again (at-least-once; consumers dedupe).
+            terminal_flush_batch_size=50,
             min_fetch_interval=0.05,
             max_fetch_interval=1.0,
             retry_strategy=ExponentialRetry(
                 initial_delay_seconds=0.2, max_delay_seconds=10.0, max_attempts=None
             ),
         )
-        async def relay(body: Any, message: OutboxMessage = Context("message")) -> None:
+        async def relay(body: Any) -> None:
+            message: OutboxMessage = self.outbox.context.get_local("message")
             headers = {k: str(v) for k, v in (message.headers or {}).items()}
             topic = headers.pop(_TOPIC_HEADER, "")
             key = headers.pop(_KEY_HEADER, None)
@@ -358,7 +368,8 @@ class Bus:
         )
 
         @subscriber
-        async def consume(body: Any, msg: KafkaMessage) -> None:
+        async def consume(body: Any) -> None:
+            msg: KafkaMessage = self.kafka.context.get_local("message")
             record: Any = msg.raw_message
             await self._consume(record.topic, msg, routes[record.topic], handler)
 
