@@ -350,20 +350,19 @@ async def do_not_call(request: Request, search: str | None = None, cursor: Curso
 
 
 async def _dnc_context(request: Request, search: str | None, cursor: str | None) -> dict[str, Any]:
+    """The list's page (the API's listing), or the one number searched for."""
     service = service_of(request)
     search = (search or "").replace("\x00", "").strip()  # PostgreSQL text holds no NUL
-    if search:
-        found = await service.find(DoNotCall, search)
-        rows = [found] if found is not None else []
-        next_cursor = None
-    else:
+    if not search:
         listed = await call(batch_calling.list_do_not_call(service, page_size=50, cursor=cursor))
-        rows, next_cursor = listed.body.get("numbers", []), listed.body.get("cursor")
-        return {"numbers": rows, "next_cursor": next_cursor, "search": ""}
-    numbers = [
-        {"phone_number": d.phone_number, "reason": d.reason, "added_at_unix": d.added_at_unix} for d in rows
-    ]
-    return {"numbers": numbers, "next_cursor": next_cursor, "search": search}
+        return {
+            "numbers": listed.body.get("numbers", []),
+            "next_cursor": listed.body.get("cursor"),
+            "search": "",
+        }
+    found = await service.find(DoNotCall, search)
+    numbers = [batch_calling.do_not_call_view(found)] if found is not None else []
+    return {"numbers": numbers, "next_cursor": None, "search": search}
 
 
 @router.post("/do-not-call", response_class=HTMLResponse)

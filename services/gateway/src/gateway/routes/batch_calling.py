@@ -401,17 +401,18 @@ async def list_do_not_call(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(DoNotCall, cursor, page_size)
-    numbers = [
-        {
-            "phone_number": d.phone_number,
-            "reason": d.reason,
-            "added_at_unix": d.added_at_unix,
-            "source": d.source,
-            "conversation_id": d.conversation_id,
-        }
-        for d in rows
-    ]
-    return {"numbers": numbers, "cursor": next_cursor}
+    return {"numbers": [do_not_call_view(d) for d in rows], "cursor": next_cursor}
+
+
+def do_not_call_view(d: DoNotCall) -> dict[str, Any]:
+    """One listed number: `source` api or voice (opted out during `conversation_id`)."""
+    return {
+        "phone_number": d.phone_number,
+        "reason": d.reason,
+        "added_at_unix": d.added_at_unix,
+        "source": d.source,
+        "conversation_id": d.conversation_id,
+    }
 
 
 @router.delete(
