@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from bus.migrate import upgrade
 from bus.secrets import new_key
 from devinfra.pytest_plugin import isolated
+from devinfra.quiet_hours import NO_QUIET_HOURS
 from gateway.bootstrap import Container, bootstrap
 from gateway.models import Agent, PhoneNumber
 from gateway.settings import Settings
@@ -37,6 +38,9 @@ def settings(database_url: str, topic_prefix: str) -> Settings:
             # Bodies past the bus's limit reach the routes, so its check (the second gate) is tested;
             # test_request_guard tests the body cap (the first) at its default.
             "GATEWAY_MAX_BODY_BYTES": 4 * 1024 * 1024,
+            # These suites run at any hour: single calls are allowed around the clock here (the
+            # quiet hours have their own tests: libs/contracts, campaigns and the e2e suite).
+            "QUIET_HOURS_FILE": str(NO_QUIET_HOURS),
         }
     )
     upgrade(MIGRATIONS, settings.database_url)
