@@ -16,7 +16,14 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from contracts import topics
-from contracts.campaigns import AddDoNotCall, CancelCampaign, PauseCampaign, RemoveDoNotCall, ResumeCampaign
+from contracts.campaigns import (
+    AddDoNotCall,
+    CancelCampaign,
+    PauseCampaign,
+    RecipientStatus,
+    RemoveDoNotCall,
+    ResumeCampaign,
+)
 from gateway import domain, results
 from gateway.batch import BatchCalling, Submission, sheet_error
 from gateway.errors import Unprocessable
@@ -269,20 +276,8 @@ async def get_job(job_id: str, service: Service) -> dict[str, Any]:
     }
 
 
-CallStatus = Literal[
-    "scheduled",
-    "dialing",
-    "in_progress",
-    "completed",
-    "no_answer",
-    "busy",
-    "failed",
-    "voicemail",
-    "cancelled",
-    "skipped_dnc",
-    "skipped_duplicate",
-    "opted_out",
-]
+# A recipient's status filter takes exactly the statuses the campaign events carry.
+CallStatus = RecipientStatus
 
 
 def _wants_csv(request: Request) -> bool:
