@@ -383,9 +383,19 @@ class RecipientIn(Body):
 
 
 class CallingWindowIn(Body):
-    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6])
+    """contracts.campaigns.CallingWindow: local hours in the recipient's zone. A window may cross
+    midnight; one whose start equals its end is open all day (on its days)."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local start, HH:MM (24 h).")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local end, HH:MM (24 h).")
+    # A day outside 0-6 was wrapped silently (9 became Wednesday) and no day at all made every
+    # recipient fail at once: both are the client's mistake, said before anything is created.
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4, 5, 6],
+        min_length=1,
+        max_length=7,
+        description="Allowed weekdays, 0 = Monday to 6 = Sunday; at least one.",
+    )
 
 
 class RetryDelaysIn(Body):

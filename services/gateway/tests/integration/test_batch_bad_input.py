@@ -85,3 +85,40 @@ async def test_a_dynamic_variable_that_is_not_a_json_number_is_422(
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["success"] is False and "dynamic_variables" in body["detail"], body
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"start": "09:00", "end": "17:00", "days": [9]},  # was wrapped to Wednesday
+        {"start": "09:00", "end": "17:00", "days": [-1]},  # was wrapped to Sunday
+        {"start": "09:00", "end": "17:00", "days": [7]},
+        {"start": "09:00", "end": "17:00", "days": []},  # never opens: every recipient failed
+        {"start": "09:00", "end": "17:00", "days": [0, 1, 2, 3, 4, 5, 6, 0]},
+        {"start": "24:00", "end": "17:00"},
+        {"start": "9:00", "end": "17:00"},
+    ],
+)
+async def test_a_calling_window_that_cannot_be_meant_is_422(
+    container: Container, window: dict[str, Any]
+) -> None:
+    response = await _post(container, _submission(calling_window=window))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["success"] is False and body["error"] == "Validation error"
+    assert "calling_window" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"start": "09:00", "end": "17:00", "days": [0, 6]},
+        {"start": "22:00", "end": "06:00"},  # across midnight
+        {"start": "00:00", "end": "00:00"},  # start equal to end: open all day
+    ],
+)
+async def test_a_calling_window_of_real_days_and_hours_reaches_the_route(
+    container: Container, window: dict[str, Any]
+) -> None:
+    response = await _post(container, _submission(calling_window=window))
+    assert response.status_code == 404, response.text  # validated; the unknown agent answers
