@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import Match
 
 from bus.logs import describe_error
@@ -50,6 +52,14 @@ def install_error_format(app: FastAPI, service: str) -> None:
             # the first route matching the path (POST /agents, not GET /agents).
             headers = {"Allow": ", ".join(allowed_methods(request))}
         return JSONResponse({"success": False, "error": error}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # The client closed the connection while its body was read: a browser cancelling a request
+        # it replaced (the console's previews do), not our fault; nobody reads the answer. nginx
+        # logs these as 499, and so do we, quietly.
+        log.info(f"{service}.client_disconnected", method=request.method, path=request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,51 @@
+"""`bus.http_errors`: what any of our apps answers on its own, and what it logs."""
+
+from __future__ import annotations
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
+
+from bus.http_errors import install_error_format
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_format(app, "svc")
+
+    @app.post("/upload")
+    async def upload() -> None:
+        raise ClientDisconnect()  # what Starlette raises when the client goes while a body is read
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    return app
+
+
+async def _call(method: str, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        return await client.request(method, path)
+
+
+async def test_a_client_that_went_away_is_logged_quietly_not_as_an_unhandled_error() -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await _call("POST", "/upload")
+    assert response.status_code == 499
+    assert [entry["event"] for entry in logs] == ["svc.client_disconnected"]
+    assert logs[0]["log_level"] == "info" and logs[0]["path"] == "/upload"
+
+
+async def test_a_bug_is_a_500_in_the_contracts_format_and_logged_as_an_error() -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await _call("GET", "/boom")
+    assert response.status_code == 500
+    assert response.json() == {
+        "success": False,
+        "error": "Internal server error",
+        "detail": "See the server logs for this request",
+    }
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [("svc.unhandled_error", "error")]
