@@ -593,7 +593,7 @@ class GatewayService:
                         ],
                         at,
                     )
-                    changes += [(cid, "recipient", _recipient_row_change(row)) for row in written]
+                    changes += [(cid, "recipient", _recipient_change(row)) for row in written]
                 case CampaignRecipientUpdated() as r:
                     if await uow.recipients.upsert(
                         {
@@ -781,43 +781,27 @@ def _campaign_change(c: CampaignSnapshot) -> dict[str, Any]:
     return {"id": c.campaign_id} | {k: row[k] for k in _CAMPAIGN_CHANGE_FIELDS}
 
 
-def _recipient_change(r: CampaignRecipientUpdated) -> dict[str, Any]:
-    """A `recipient` event of the live progress streams: the recipient as `/calls` shows it."""
-    return {
-        "job_id": r.campaign_id,
-        "recipient_id": r.recipient_id,
-        "position": r.position,
-        "to_number": r.to_number,
-        "status": r.status,
-        "conversation_id": r.conversation_id,
-        "duration_seconds": r.duration_seconds,
-        "outcome": r.outcome,
-        "retry_count": r.retry_count,
-        "next_attempt_at_unix": r.next_attempt_at_unix,
-        "time_zones": r.time_zones,
-        "reason": r.reason,
-        "waiting_reason": r.waiting_reason,
-    }
+# The recipient as `/calls` shows it, in the live progress streams' `recipient` events.
+_RECIPIENT_CHANGE_FIELDS = (
+    "recipient_id",
+    "position",
+    "to_number",
+    "status",
+    "conversation_id",
+    "duration_seconds",
+    "outcome",
+    "retry_count",
+    "next_attempt_at_unix",
+    "time_zones",
+    "reason",
+    "waiting_reason",
+)
 
 
-def _recipient_row_change(r: CampaignRecipient) -> dict[str, Any]:
-    """A `recipient` event of the live progress streams from the read model's row (a recipient a
-    bulk event changed); the same fields as `_recipient_change`."""
-    return {
-        "job_id": r.campaign_id,
-        "recipient_id": r.recipient_id,
-        "position": r.position,
-        "to_number": r.to_number,
-        "status": r.status,
-        "conversation_id": r.conversation_id,
-        "duration_seconds": r.duration_seconds,
-        "outcome": r.outcome,
-        "retry_count": r.retry_count,
-        "next_attempt_at_unix": r.next_attempt_at_unix,
-        "time_zones": r.time_zones,
-        "reason": r.reason,
-        "waiting_reason": r.waiting_reason,
-    }
+def _recipient_change(r: CampaignRecipientUpdated | CampaignRecipient) -> dict[str, Any]:
+    """A `recipient` event of the live progress streams, from a recipient event or from the read
+    model's row (a recipient a bulk event changed): both carry the same fields."""
+    return {"job_id": r.campaign_id} | {name: getattr(r, name) for name in _RECIPIENT_CHANGE_FIELDS}
 
 
 def _phone_row(p: PhoneNumberRecord) -> dict[str, Any]:
