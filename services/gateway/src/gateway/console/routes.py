@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 
 from gateway import results
-from gateway.changes import ChangeListener, change_event, stream_changes
+from gateway.changes import ChangeListener, stream_changes
 from gateway.console import session as sessions
 from gateway.console import setup as setup_pages
 from gateway.console import sheets
@@ -32,7 +32,7 @@ from gateway.console.web import (
 from gateway.errors import ApiError, Unauthorized
 from gateway.models import Campaign, DoNotCall
 from gateway.routes import batch_calling
-from gateway.routes.progress import progress_view
+from gateway.routes.progress import campaign_stream
 from gateway.schemas import DoNotCallRequest
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -184,16 +184,7 @@ async def campaign_events(job_id: str, request: Request) -> EventSourceResponse:
     listener: ChangeListener = request.app.state.changes
     start = _resume_from(request)
     await service.get(Campaign, job_id, "Batch job not found")
-
-    async def events(after_id: int | None) -> AsyncIterator[ServerSentEvent]:
-        if after_id is None:
-            after_id = await service.last_change_id()
-            campaign = await service.get(Campaign, job_id, "Batch job not found")
-            yield change_event(after_id, "campaign", progress_view(campaign))
-        async for event in stream_changes(service, listener, job_id, after_id):
-            yield event
-
-    return _events_response(request, events(start))
+    return _events_response(request, campaign_stream(service, listener, job_id, start))
 
 
 async def _summary_context(request: Request, job_id: str) -> dict[str, Any]:

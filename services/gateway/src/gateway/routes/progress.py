@@ -13,6 +13,7 @@ from gateway.errors import Unprocessable
 from gateway.models import Campaign
 from gateway.responses import EVENT_STREAM
 from gateway.routes.deps import Service, api_router
+from gateway.service import GatewayService
 
 router = api_router()
 
@@ -101,13 +102,18 @@ async def campaign_events(
     start = _resume_from(last_event_id, after)
     await service.get(Campaign, job_id, "Batch job not found")
 
-    async def events(after_id: int | None) -> AsyncIterator[ServerSentEvent]:
-        if after_id is None:
-            # The log position first, then the state: a change in between is sent again, never lost.
-            after_id = await service.last_change_id()
-            campaign = await service.get(Campaign, job_id, "Batch job not found")
-            yield change_event(after_id, "campaign", progress_view(campaign))
-        async for event in stream_changes(service, listener, job_id, after_id):
-            yield event
+    return _response(request, campaign_stream(service, listener, job_id, start))
 
-    return _response(request, events(start))
+
+async def campaign_stream(
+    service: GatewayService, listener: ChangeListener, job_id: str, after_id: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    """One campaign's changes after `after_id`; without one, first a `campaign` event of the job as
+    it is now, whose id resumes after it (the API's stream and the console's)."""
+    if after_id is None:
+        # The log position first, then the state: a change in between is sent again, never lost.
+        after_id = await service.last_change_id()
+        campaign = await service.get(Campaign, job_id, "Batch job not found")
+        yield change_event(after_id, "campaign", progress_view(campaign))
+    async for event in stream_changes(service, listener, job_id, after_id):
+        yield event
