@@ -30,6 +30,24 @@ RecipientStatus = Literal[
     "skipped_duplicate",
     "opted_out",
 ]
+#: Campaign statuses after which a campaign never changes again.
+FINAL_CAMPAIGN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+#: Recipient statuses after which nothing more happens to a recipient. `scheduled` is not among
+#: them: it also covers a recipient waiting for a retry. Consumers of `campaign.recipient_updated`
+#: and the bulk events use this set rather than a copy of their own.
+FINAL_RECIPIENT_STATUSES: frozenset[str] = frozenset(
+    {
+        "completed",
+        "no_answer",
+        "busy",
+        "failed",
+        "voicemail",
+        "cancelled",
+        "skipped_dnc",
+        "skipped_duplicate",
+        "opted_out",
+    }
+)
 #: Recipients per `campaign.recipients_staged` / `campaign.recipients_closed` event. An entry is
 #: under 1 kB of JSON (a 200-character recipient id, a 64-character number, a conversation id, an
 #: outcome, a few zones), so an event stays near 500 kB at worst, below BUS_MAX_MESSAGE_BYTES

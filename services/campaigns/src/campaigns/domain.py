@@ -11,6 +11,8 @@ from contracts.calling import next_dial_time as next_dial_time
 from contracts.calling import normalize_number as normalize_number
 from contracts.calling import number_time_zones as number_time_zones
 from contracts.calling import recipient_time_zones as recipient_time_zones
+from contracts.campaigns import FINAL_CAMPAIGN_STATUSES as FINAL_CAMPAIGN_STATUSES
+from contracts.campaigns import FINAL_RECIPIENT_STATUSES as FINAL_RECIPIENT_STATUSES
 from contracts.campaigns import RetryDelays
 
 
@@ -23,9 +25,6 @@ class CampaignStatus:
     CANCELLED = "cancelled"
 
 
-FINAL_CAMPAIGN_STATUSES = frozenset(
-    {CampaignStatus.COMPLETED, CampaignStatus.FAILED, CampaignStatus.CANCELLED}
-)
 
 
 class RecipientStatus:
@@ -43,19 +42,6 @@ class RecipientStatus:
 
 
 IN_FLIGHT_STATUSES = frozenset({RecipientStatus.DIALING, RecipientStatus.IN_PROGRESS})
-FINAL_RECIPIENT_STATUSES = frozenset(
-    {
-        "completed",
-        "no_answer",
-        "busy",
-        "failed",
-        "voicemail",
-        "cancelled",
-        "skipped_dnc",
-        "skipped_duplicate",
-        "opted_out",
-    }
-)
 CALL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
 # Retried (after the campaign's `RetryDelays` delay for it) while a recipient has retries left.
 RETRYABLE_OUTCOMES = frozenset({"no_answer", "busy", "failed", "voicemail"})

@@ -21,6 +21,8 @@ from typing import Any
 
 from contracts.base import Event
 from contracts.campaigns import (
+    FINAL_CAMPAIGN_STATUSES,
+    FINAL_RECIPIENT_STATUSES,
     CampaignRecipientsClosed,
     CampaignRecipientsStaged,
     CampaignRecipientUpdated,
@@ -32,22 +34,6 @@ from contracts.telephony import FINAL_CALL_STATUSES, CallStatusChanged
 SIGNATURE_HEADER = "Switchboard-Signature"
 SIGNATURE_SCHEME = "v1"
 EXCERPT_CHARS = 500
-FINAL_CAMPAIGN_STATUSES = frozenset({"completed", "failed", "cancelled"})
-# The recipient statuses after which nothing more happens to a recipient (`scheduled` covers a
-# retry that is still to come): campaigns' own list.
-FINAL_RECIPIENT_STATUSES = frozenset(
-    {
-        "completed",
-        "no_answer",
-        "busy",
-        "failed",
-        "voicemail",
-        "cancelled",
-        "skipped_dnc",
-        "skipped_duplicate",
-        "opted_out",
-    }
-)
 
 _EVENT_NAMESPACE = uuid.UUID("3b0f8a52-7e0c-4f7e-9d1a-5c2b7f0e6a41")
 _DELIVERY_NAMESPACE = uuid.UUID("a7d4c1e9-2b3f-4c6d-8e5f-1a2b3c4d5e6f")
