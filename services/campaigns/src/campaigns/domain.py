@@ -25,8 +25,6 @@ class CampaignStatus:
     CANCELLED = "cancelled"
 
 
-
-
 class RecipientStatus:
     """`scheduled` also covers "awaiting a retry" (with `next_attempt_at` in the future)."""
 
