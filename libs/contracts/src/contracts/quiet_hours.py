@@ -23,7 +23,7 @@ import phonenumbers
 import yaml
 from phonenumbers import geocoder
 
-from contracts.calling import Interval, intersect_intervals, next_dial_time, open_intervals
+from contracts.calling import Interval, intersect_intervals, never_open_reason, next_dial_time, open_intervals
 from contracts.campaigns import CallingWindow
 
 RULES_FILE = Path(__file__).parent / "data" / "quiet_hours.yaml"
@@ -153,12 +153,14 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
     return out
 
 
-def allowed_intervals(now: datetime, rules: Sequence[HoursRule], zones: Sequence[str]) -> list[Interval]:
-    """[start, end) intervals (UTC, from `now` for two weeks) when every rule is open in every zone."""
+def allowed_intervals(
+    now: datetime, rules: Sequence[HoursRule], zones: Sequence[str], *, weeks: int = _WEEKS
+) -> list[Interval]:
+    """[start, end) intervals (UTC, from `now` for `weeks` weeks) when every rule is open in every zone."""
     allowed: list[Interval] | None = None
     for rule in rules:
         for zone in list(zones) or ["UTC"]:
-            in_zone = _merge([i for w in rule.windows for i in open_intervals(now, w, [zone], weeks=_WEEKS)])
+            in_zone = _merge([i for w in rule.windows for i in open_intervals(now, w, [zone], weeks=weeks)])
             allowed = in_zone if allowed is None else intersect_intervals(allowed, in_zone)
     return allowed or []
 
@@ -207,6 +209,45 @@ def next_permitted_time(
         return now, None
     reason = QUIET_HOURS if not quiet_hours_allow(now, rules, zones) else CALLING_WINDOW
     return after_rules, reason
+
+
+def calling_intervals(
+    start: datetime,
+    window: CallingWindow | None,
+    rules: Sequence[HoursRule],
+    zones: Sequence[str],
+    *,
+    weeks: int,
+) -> list[Interval]:
+    """[start, end) intervals (UTC, from `start` for `weeks` weeks) when a number whose local time is
+    any of `zones` may be rung: the campaign's `window` (None: always) and the quiet hours `rules`
+    both open in every zone."""
+    allowed = allowed_intervals(start, rules, zones, weeks=weeks)
+    if window is None:
+        return allowed
+    return intersect_intervals(_merge(list(open_intervals(start, window, zones, weeks=weeks))), allowed)
+
+
+def never_callable_reason(
+    now: datetime, window: CallingWindow | None, rules: Sequence[HoursRule], zones: Sequence[str]
+) -> str | None:
+    """Why a campaign recipient in `zones` can never be rung (the campaigns scheduler fails it when
+    it comes due, with this reason), or None when `next_permitted_time` finds a moment. Both the
+    window and the rules repeat weekly, so the answer does not depend on `now`."""
+    at, why = next_permitted_time(now, window, rules, zones)
+    if at is not None:
+        return None
+    if window is None:
+        return never_permitted_reason(rules, zones)
+    if why == QUIET_HOURS:
+        if next_dial_time(now, window, zones) is not None:  # each opens, never both at once
+            return (
+                f"The platform's quiet hours ({'; '.join(r.describe() for r in rules)}) never allow a "
+                f"call within the campaign's calling window ({_window_text(window)}) in "
+                f"{', '.join(zones) or 'UTC'}"
+            )
+        return never_permitted_reason(rules, zones)
+    return never_open_reason(window, zones)
 
 
 def never_permitted_reason(rules: Sequence[HoursRule], zones: Sequence[str]) -> str:

@@ -40,6 +40,23 @@ class RecipientStatus:
 
 
 IN_FLIGHT_STATUSES = frozenset({RecipientStatus.DIALING, RecipientStatus.IN_PROGRESS})
+# A recipient someone answered for: a campaign that reached none says so when it completes.
+REACHED_STATUSES = frozenset({"completed", "opted_out"})
+
+
+def nobody_reached_reason(counts: dict[str, int], first_failure: str | None) -> str | None:
+    """A completed campaign's `status_reason` when no recipient was reached (`counts`: recipients
+    per final status), e.g. "No recipient was reached: 3 failed, 1 skipped_dnc; first failure: ...";
+    None when one was, or the campaign has no recipient."""
+    total = sum(counts.values())
+    if total == 0 or any(counts.get(status, 0) for status in REACHED_STATUSES):
+        return None
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"No recipient was reached: {parts}" + (
+        f"; first failure: {first_failure}" if first_failure else ""
+    )
+
+
 CALL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
 # Retried (after the campaign's `RetryDelays` delay for it) while a recipient has retries left.
 RETRYABLE_OUTCOMES = frozenset({"no_answer", "busy", "failed", "voicemail"})

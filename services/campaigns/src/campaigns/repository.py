@@ -297,6 +297,26 @@ class RecipientRepository:
                 for rid, pos, number, status, zones, reason in part
             ]
 
+    async def outcomes(self, campaign_id: str) -> tuple[dict[str, int], str | None]:
+        """({recipient status: count}, the reason of the first failed recipient by position, if
+        any) of one campaign: what its completion says when nobody was reached."""
+        counts = await self.session.execute(
+            select(Recipient.status, func.count())
+            .where(Recipient.campaign_id == campaign_id)
+            .group_by(Recipient.status)
+        )
+        reason = await self.session.scalar(
+            select(Recipient.reason)
+            .where(
+                Recipient.campaign_id == campaign_id,
+                Recipient.status == RecipientStatus.FAILED,
+                Recipient.reason.is_not(None),
+            )
+            .order_by(Recipient.position)
+            .limit(1)
+        )
+        return {str(status): int(n) for status, n in counts.all()}, reason
+
     async def find_pk(self, campaign_id: str, recipient_id: str) -> int | None:
         """The row of a campaign's recipient by its id (not locked: lock the campaign first)."""
         return await self.session.scalar(

@@ -14,13 +14,12 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 
-from contracts.calling import never_open_reason
 from contracts.campaigns import CallingWindow
 from contracts.quiet_hours import (
     CALLING_WINDOW,
     QUIET_HOURS,
     QuietHoursRules,
-    never_permitted_reason,
+    never_callable_reason,
     next_permitted_time,
 )
 
@@ -77,9 +76,8 @@ def hold_for(
     at, why = next_permitted_time(now, window, rules, zones)
     if at is None:
         assert why is not None
-        if why == QUIET_HOURS or window is None:
-            return Hold(None, why, never_permitted_reason(rules, zones))
-        return Hold(None, why, never_open_reason(window, zones))
+        # The gateway's validate flags the same recipients with the same reason.
+        return Hold(None, why, never_callable_reason(now, window, rules, zones) or "")
     if at > now:
         assert why is not None
         return Hold(at, why)

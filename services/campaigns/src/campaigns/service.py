@@ -271,7 +271,9 @@ class CampaignService(CalleeRequests):
             and campaign.in_flight <= 0
         ):
             campaign.status = CampaignStatus.COMPLETED
-            campaign.status_reason = None
+            campaign.status_reason = domain.nobody_reached_reason(
+                *await uow.recipients.outcomes(campaign.campaign_id)
+            )
             log.info("campaigns.campaign.completed", campaign_id=campaign.campaign_id)
             await self._emit_campaign(uow, campaign, now)
 

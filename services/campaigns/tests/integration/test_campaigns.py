@@ -205,6 +205,7 @@ async def test_do_not_call_numbers_are_skipped_and_invalid_numbers_fail(harness:
     assert done["total_calls_dispatched"] == 1
     finals = harness.final_states(command.campaign_id)
     assert finals == {"r0": "skipped_dnc", "r1": "completed", "r2": "failed"}
+    assert done["status_reason"] is None  # one was reached
     stats = await harness.stats()
     assert blocked not in stats["dials_by_number"]
 

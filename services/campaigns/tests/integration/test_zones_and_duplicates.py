@@ -130,6 +130,8 @@ async def test_a_window_never_open_in_all_zones_fails_the_recipient_with_the_rea
     (event,) = [e for e in harness.recipient_events(command.campaign_id) if e["status"] == "failed"]
     assert "Australia/Adelaide" in event["reason"] and "Australia/Perth" in event["reason"]
     assert event["time_zones"] == ["Australia/Adelaide", "Australia/Perth"]
+    # Completed, but not a clean success: it says nobody was reached, and why.
+    assert done["status_reason"] == f"No recipient was reached: 1 failed; first failure: {event['reason']}"
     # The campaign's zone picks one of the number's zones: the same window is then fine.
     perth_zone = _submit(
         harness,

@@ -293,3 +293,14 @@ def test_aimd_halves_on_429_and_recovers_slowly_to_the_limit() -> None:
 def test_every_retryable_outcome_has_a_retry_delay_and_completed_is_never_retried() -> None:
     assert set(domain.RETRYABLE_OUTCOMES) <= set(RetryDelays.model_fields)
     assert domain.RETRYABLE_OUTCOMES < domain.CALL_OUTCOMES and "completed" not in domain.RETRYABLE_OUTCOMES
+
+
+def test_a_campaign_that_reached_nobody_says_so_and_one_that_reached_someone_does_not() -> None:
+    assert (
+        domain.nobody_reached_reason({"failed": 3, "skipped_dnc": 1}, "Quiet hours never allow a call")
+        == "No recipient was reached: 3 failed, 1 skipped_dnc; first failure: Quiet hours never allow a call"
+    )
+    assert domain.nobody_reached_reason({"no_answer": 2}, None) == "No recipient was reached: 2 no_answer"
+    assert domain.nobody_reached_reason({"completed": 1, "failed": 9}, "x") is None
+    assert domain.nobody_reached_reason({"opted_out": 1}, None) is None
+    assert domain.nobody_reached_reason({}, None) is None

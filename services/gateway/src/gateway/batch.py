@@ -35,11 +35,21 @@ from contracts.campaigns import (
     RetryDelays,
     SubmitCampaign,
 )
+from contracts.quiet_hours import RULES_FILE, load_rules
 from elevenlabs_client import dynamic_variables as variables
 from gateway import domain
 from gateway.domain import Outcome
 from gateway.errors import ApiError, PayloadTooLarge, Unprocessable
-from gateway.intake import ESTIMATE_ASSUMES, Accepted, AgentNeeds, Intake, RecipientTooLarge, estimate
+from gateway.intake import (
+    ESTIMATE_ASSUMES,
+    Accepted,
+    AgentNeeds,
+    Callability,
+    GroupKey,
+    Intake,
+    RecipientTooLarge,
+    estimate,
+)
 from gateway.models import Agent, PhoneNumber, Tool
 from gateway.numbers import NumberReader
 from gateway.schemas import BatchOptions
@@ -192,9 +202,13 @@ class BatchCalling:
         entries = self._limited(submission)
         blocked: list[dict[str, Any]] = []
         blocked_count = 0
+        callability = self._callability(options)
+        never: list[dict[str, Any]] = []
+        never_count = 0
+        now = datetime.now(UTC)
 
         async def stage(uow: UnitOfWork, lead: Command) -> Command:
-            nonlocal blocked_count
+            nonlocal blocked_count, never_count
             started = time.monotonic()
             first: list[CampaignRecipient] | None = None
             chunk_index = 0
@@ -202,6 +216,7 @@ class BatchCalling:
             async for chunk in _in_thread(intake.chunks(entries, self.numbers)):
                 listed = await uow.read_models.do_not_call([a.recipient.phone_number for a in chunk])
                 blocked_count += self._mark_do_not_call(chunk, listed, blocked)
+                never_count += self._mark_not_callable(chunk, listed, callability, now, never)[1]
                 if not intake.ok:
                     continue  # read on, to report every problem; nothing more is written
                 await uow.recipients.add_scheduled(
@@ -255,7 +270,7 @@ class BatchCalling:
         )
         if intake.rows == 0:  # a retry answered from its first attempt's operation: nothing was read
             return outcome
-        report = self._report(intake, submission, blocked, blocked_count)
+        report = self._report(intake, submission, blocked, blocked_count, never, never_count)
         return Outcome(outcome.status_code, outcome.body | {"report": report})
 
     def _mark_do_not_call(
@@ -274,16 +289,57 @@ class BatchCalling:
                 blocked.append(accepted.ref | {"phone_number": number, "reason": listed[number]})
         return found
 
+    def _callability(self, options: BatchOptions) -> Callability:
+        window = CallingWindow(**options.calling_window.model_dump()) if options.calling_window else None
+        return Callability(window, load_rules(self.settings.quiet_hours_file or RULES_FILE))
+
+    def _mark_not_callable(
+        self,
+        chunk: list[Accepted],
+        listed: dict[str, str | None],
+        callability: Callability,
+        now: datetime,
+        found: list[dict[str, Any]],
+    ) -> tuple[list[GroupKey], int]:
+        """Note the chunk's recipients that neither the calling window nor the quiet hours ever
+        let be rung (the campaign fails them when they come due, with the same reason:
+        `contracts.quiet_hours.never_callable_reason`). Answers the group of every recipient not
+        skipped for the do-not-call list, callable or not, and how many are not."""
+        groups: list[GroupKey] = []
+        never = 0
+        for accepted in chunk:
+            number = accepted.recipient.phone_number
+            if number in listed:
+                continue  # skipped before any hours are looked at
+            key = callability.key(number, accepted.time_zones)
+            groups.append(key)
+            reason = callability.never_reason(key, now)
+            if reason is None:
+                continue
+            never += 1
+            if accepted.listed is not None:
+                accepted.listed["not_callable"] = reason
+            if len(found) < self.settings.batch_report_rows:
+                found.append(accepted.ref | {"phone_number": number, "error": f"Not callable: {reason}"})
+        return groups, never
+
     def _report(
-        self, intake: Intake, submission: Submission, blocked: list[dict[str, Any]], blocked_count: int
+        self,
+        intake: Intake,
+        submission: Submission,
+        blocked: list[dict[str, Any]],
+        blocked_count: int,
+        never: list[dict[str, Any]],
+        never_count: int,
     ) -> dict[str, Any]:
-        counts = intake.counts() | {"do_not_call": blocked_count}
+        counts = intake.counts() | {"do_not_call": blocked_count, "not_callable": never_count}
         if submission.source == "file":
             counts["blank_rows"] = submission.blank_rows()
         return {
             "counts": counts,
             "recipients": intake.listed,
             "do_not_call": blocked,
+            "not_callable": never,
             "time_zones": intake.time_zones(),
         }
 
@@ -298,12 +354,18 @@ class BatchCalling:
         intake, _ = await self._intake(options, budget)
         blocked: list[dict[str, Any]] = []
         blocked_count = 0
-        callable_groups: Counter[tuple[str, ...]] = Counter()
+        callability = self._callability(options)
+        never: list[dict[str, Any]] = []
+        never_count = 0
+        now = now or datetime.now(UTC)
+        groups: Counter[GroupKey] = Counter()
         async with self.service.uow() as uow:
             async for chunk in _in_thread(intake.chunks(self._limited(submission), self.numbers)):
                 listed = await uow.read_models.do_not_call([a.recipient.phone_number for a in chunk])
                 blocked_count += self._mark_do_not_call(chunk, listed, blocked)
-                callable_groups.update(a.time_zones for a in chunk if a.recipient.phone_number not in listed)
+                keys, count = self._mark_not_callable(chunk, listed, callability, now, never)
+                groups.update(keys)
+                never_count += count
             mean, calls = await uow.read_models.call_seconds(options.agent_id)
             scope = "this agent's"
             if not calls:
@@ -319,15 +381,13 @@ class BatchCalling:
             options.concurrency_limit or self.settings.campaigns_default_concurrency,
             self.settings.campaigns_global_concurrency,
         )
-        now = now or datetime.now(UTC)
         start = now
         if options.scheduled_time_unix is not None:
             start = max(now, datetime.fromtimestamp(options.scheduled_time_unix, UTC))
-        window = CallingWindow(**options.calling_window.model_dump()) if options.calling_window else None
         forecast = estimate(
-            callable_groups, concurrency=concurrency, call_s=call_s, start=start, window=window
+            groups, concurrency=concurrency, call_s=call_s, start=start, callability=callability
         )
-        report = self._report(intake, submission, blocked, blocked_count)
+        report = self._report(intake, submission, blocked, blocked_count, never, never_count)
         return {
             "valid": intake.ok and intake.accepted > 0,
             "counts": report["counts"],

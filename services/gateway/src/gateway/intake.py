@@ -23,8 +23,9 @@ from typing import Any
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-from contracts.calling import Number, open_intervals, read_number, zones_for
+from contracts.calling import Interval, Number, read_number, zones_for
 from contracts.campaigns import CallingWindow, CampaignRecipient
+from contracts.quiet_hours import HoursRule, QuietHoursRules, calling_intervals, never_callable_reason
 from elevenlabs_client import dynamic_variables as variables
 from gateway.numbers import NumberReader, Read
 from gateway.schemas import RecipientIn
@@ -290,74 +291,103 @@ class Intake:
 ESTIMATE_WEEKS = 53
 ESTIMATE_ASSUMES = (
     "each recipient is called once and every call lasts the average call time, with as many calls "
-    "in flight as the concurrency allows whenever a recipient's calling window is open; retries, "
+    "in flight as the concurrency allows whenever a recipient's calling window and the platform's "
+    "quiet hours are open; retries, "
     "unanswered calls, ringing and the time between calls are not counted"
 )
 
 
+GroupKey = tuple[tuple[str, ...], tuple[str, ...]]  # (zones, names of its quiet-hours rules)
+
+
+@dataclass
+class Callability:
+    """When a campaign's recipients may be rung: its calling `window` (None: always) and the
+    platform's `quiet_hours`, answered per group of recipients that share zones and rules (a few
+    dozen groups for 100,000 recipients) and remembered per group."""
+
+    window: CallingWindow | None
+    quiet_hours: QuietHoursRules
+    _rules: dict[str, HoursRule] = field(default_factory=dict)
+    _never: dict[GroupKey, str | None] = field(default_factory=dict)
+
+    def key(self, e164: str, zones: tuple[str, ...]) -> GroupKey:
+        rules = self.quiet_hours.for_number(e164)
+        for rule in rules:
+            self._rules.setdefault(rule.name, rule)
+        return zones, tuple(rule.name for rule in rules)
+
+    def never_reason(self, key: GroupKey, now: datetime) -> str | None:
+        """Why the group's recipients can never be rung (the campaign fails them), else None."""
+        if key not in self._never:
+            zones, names = key
+            self._never[key] = never_callable_reason(now, self.window, [self._rules[n] for n in names], zones)
+        return self._never[key]
+
+    def intervals(self, key: GroupKey, start: datetime, *, weeks: int) -> list[Interval]:
+        """[start, end) intervals (UTC) from `start` when the group's recipients may be rung."""
+        zones, names = key
+        return calling_intervals(start, self.window, [self._rules[n] for n in names], zones, weeks=weeks)
+
+
 def estimate(
-    groups: Counter[tuple[str, ...]],
+    groups: Counter[GroupKey],
     *,
     concurrency: int,
     call_s: float,
     start: datetime,
-    window: CallingWindow | None,
+    callability: Callability,
 ) -> dict[str, Any]:
-    """How long calling `groups` (recipients per set of zones their window applies in) takes.
+    """How long calling `groups` (recipients per set of zones and quiet-hours rules) takes, from
+    `start` (the campaign's start: now or its `scheduled_time_unix`).
 
     A fluid model: `concurrency` lines each finish a call every `call_s` seconds while at least one
-    recipient whose window is open waits; recipients whose window opens soonest-closing first.
-    Windows are followed for ESTIMATE_WEEKS weeks; recipients whose window never opens in all of
-    their zones at once are `not_callable` (the campaign fails them, see `never_open_reason`).
+    recipient who may be rung (calling window and quiet hours open) waits; recipients whose hours
+    close soonest first. Hours are followed for ESTIMATE_WEEKS weeks; recipients never callable
+    (window or quiet hours never open in all of their zones at once) are `not_callable` (the
+    campaign fails them).
     """
     start = start.replace(microsecond=0)
     total = sum(groups.values())
     rate = concurrency / call_s  # recipients per second while any open one waits
-    out: dict[str, Any] = {"recipients": total, "starts_at_unix": int(start.timestamp())}
-
-    def ending(finished: datetime | None, not_callable: int) -> dict[str, Any]:
-        if finished is None:
-            return out | {"finishes_at_unix": None, "duration_seconds": None, "not_callable": not_callable}
-        seconds = math.ceil((finished - start).total_seconds())
-        return out | {
-            "finishes_at_unix": out["starts_at_unix"] + seconds,
-            "duration_seconds": seconds,
-            "not_callable": not_callable,
-        }
-
-    if total == 0:
-        return ending(start, 0)
-    if window is None:
-        return ending(start + timedelta(seconds=max(call_s, total / rate)), 0)
-    openings: dict[tuple[str, ...], list[tuple[datetime, datetime]]] = {
-        zones: list(open_intervals(start, window, zones, weeks=ESTIMATE_WEEKS)) for zones in groups
-    }
-    remaining = {zones: float(n) for zones, n in groups.items() if openings[zones]}
+    openings = {key: callability.intervals(key, start, weeks=ESTIMATE_WEEKS) for key in groups}
+    remaining = {key: float(n) for key, n in groups.items() if openings[key]}
     not_callable = total - int(sum(remaining.values()))
+    first_call = start
+    out: dict[str, Any] = {"recipients": total, "starts_at_unix": int(first_call.timestamp())}
+    if total == 0:
+        return out | {"finishes_at_unix": out["starts_at_unix"], "duration_seconds": 0, "not_callable": 0}
+    if not remaining:
+        return out | {"finishes_at_unix": None, "duration_seconds": None, "not_callable": not_callable}
     bounds = sorted({t for spans in openings.values() for span in spans for t in span})
-    finished: datetime | None = start if not remaining else None
-    cursor = {zones: 0 for zones in remaining}
+    finished: datetime | None = None
+    cursor = {key: 0 for key in remaining}
     for begin, end in itertools.pairwise(bounds):
         if finished is not None:
             break
-        open_now: list[tuple[datetime, tuple[str, ...]]] = []
-        for zones in remaining:
-            spans = openings[zones]
-            while cursor[zones] < len(spans) and spans[cursor[zones]][1] <= begin:
-                cursor[zones] += 1
-            if cursor[zones] < len(spans) and spans[cursor[zones]][0] <= begin and remaining[zones] > 0:
-                open_now.append((spans[cursor[zones]][1], zones))
-        waiting = sum(remaining[z] for _, z in open_now)
+        open_now: list[tuple[datetime, GroupKey]] = []
+        for key in remaining:
+            spans = openings[key]
+            while cursor[key] < len(spans) and spans[cursor[key]][1] <= begin:
+                cursor[key] += 1
+            if cursor[key] < len(spans) and spans[cursor[key]][0] <= begin and remaining[key] > 0:
+                open_now.append((spans[cursor[key]][1], key))
+        waiting = sum(remaining[k] for _, k in open_now)
         if not waiting:
             continue
         capacity = rate * (end - begin).total_seconds()
-        open_zones = {z for _, z in open_now}
-        if capacity >= waiting and all(remaining[z] == 0 or z in open_zones for z in remaining):
+        open_keys = {k for _, k in open_now}
+        if capacity >= waiting and all(remaining[k] == 0 or k in open_keys for k in remaining):
             finished = begin + timedelta(seconds=waiting / rate)
-        for _, zones in sorted(open_now):
-            served = min(capacity, remaining[zones])
-            remaining[zones] -= served
+        for _, key in sorted(open_now):
+            served = min(capacity, remaining[key])
+            remaining[key] -= served
             capacity -= served
-    if finished is not None:
-        finished = max(finished, start + timedelta(seconds=call_s))
-    return ending(finished, not_callable)
+    if finished is None:
+        return out | {"finishes_at_unix": None, "duration_seconds": None, "not_callable": not_callable}
+    seconds = math.ceil(max((finished - first_call).total_seconds(), call_s))
+    return out | {
+        "finishes_at_unix": out["starts_at_unix"] + seconds,
+        "duration_seconds": seconds,
+        "not_callable": not_callable,
+    }

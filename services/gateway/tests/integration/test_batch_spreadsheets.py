@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from contracts.quiet_hours import RULES_FILE
 from gateway.app import create_app
 from gateway.bootstrap import Container
 from gateway.guard import body_cap
@@ -120,6 +121,7 @@ async def test_an_excel_semicolon_csv_is_submitted_with_its_variables(
         "converted": 0,
         "duplicates": 0,
         "do_not_call": 0,
+        "not_callable": 0,
         "blank_rows": 2,
     }
     assert [(r["row"], r["phone_number"], r["time_zones"]) for r in report["recipients"]] == [
@@ -393,7 +395,7 @@ async def test_validate_reports_do_not_call_zones_and_an_estimate_and_creates_no
             )
     again = (await _post(api, "validate", content, concurrency_limit=3)).json()["estimate"]
     assert again["average_call_seconds"] == 150 and "2 finished calls" in again["average_call_source"]
-    assert again["duration_seconds"] == 150  # three calls at once, no window
+    assert again["duration_seconds"] == 150  # three calls at once, no window (and no quiet hours here)
 
 
 async def test_submit_reports_do_not_call_matches_the_campaign_will_skip(api: httpx.AsyncClient) -> None:
@@ -404,6 +406,36 @@ async def test_submit_reports_do_not_call_matches_the_campaign_will_skip(api: ht
     report = response.json()["report"]
     assert report["counts"]["do_not_call"] == 1 and report["counts"]["recipients"] == 2
     assert report["do_not_call"] == [{"row": 2, "phone_number": OPT_OUT, "reason": "asked not to be called"}]
+
+
+@pytest.fixture
+def quiet_hours(container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped quiet hours, instead of this suite's none."""
+    monkeypatch.setattr(container.settings, "quiet_hours_file", RULES_FILE)
+
+
+@pytest.mark.usefixtures("quiet_hours")
+async def test_recipients_the_quiet_hours_never_allow_in_the_window_are_flagged_not_callable(
+    api: httpx.AsyncClient,
+) -> None:
+    # 20:00-23:00: California's quiet hours end at 21:00, Florida's at 20:00 (never callable).
+    content = b"phone,customer_name\n+14155550141,SF\n+13055550142,Miami\n"
+    window = {"start": "20:00", "end": "23:00"}
+    for route in ("validate", "submit"):
+        response = await _post(api, route, content, calling_window=window)
+        assert response.status_code in (200, 202), response.text
+        report = response.json() if route == "validate" else response.json()["report"]
+        assert report["counts"]["not_callable"] == 1 and report["counts"]["recipients"] == 2
+        [line] = report["not_callable"]
+        assert line["row"] == 3 and line["phone_number"] == "+13055550142"
+        assert line["error"] == (
+            "Not callable: The platform's quiet hours (country US: 08:00-21:00; US state FL: 08:00-20:00) "
+            "never allow a call within the campaign's calling window (20:00-23:00) in America/New_York"
+        )
+        assert report["recipients"][1]["not_callable"] == line["error"].removeprefix("Not callable: ")
+        assert "not_callable" not in report["recipients"][0]
+        if route == "validate":
+            assert report["estimate"]["not_callable"] == 1 and report["estimate"]["recipients"] == 2
 
 
 # ---- many rows: chunks, in order; the JSON path shares it ---------------------------------------
