@@ -345,7 +345,9 @@ def estimate(
     recipient who may be rung (calling window and quiet hours open) waits; recipients whose hours
     close soonest first. Hours are followed for ESTIMATE_WEEKS weeks; recipients never callable
     (window or quiet hours never open in all of their zones at once) are `not_callable` (the
-    campaign fails them).
+    campaign fails them). `starts_at_unix` is when the first call can be placed (the first opening
+    of any callable group's hours at or after `start`), `duration_seconds` runs from there to
+    `finishes_at_unix`; with nobody callable both are null and `starts_at_unix` is `start`.
     """
     start = start.replace(microsecond=0)
     total = sum(groups.values())
@@ -353,7 +355,7 @@ def estimate(
     openings = {key: callability.intervals(key, start, weeks=ESTIMATE_WEEKS) for key in groups}
     remaining = {key: float(n) for key, n in groups.items() if openings[key]}
     not_callable = total - int(sum(remaining.values()))
-    first_call = start
+    first_call = min((openings[key][0][0] for key in remaining), default=start).replace(microsecond=0)
     out: dict[str, Any] = {"recipients": total, "starts_at_unix": int(first_call.timestamp())}
     if total == 0:
         return out | {"finishes_at_unix": out["starts_at_unix"], "duration_seconds": 0, "not_callable": 0}

@@ -47,6 +47,27 @@ def test_calls_wait_for_the_window_and_stop_when_it_closes() -> None:
     assert result["not_callable"] == 0
 
 
+def test_the_estimate_starts_when_the_first_call_can_be_placed_not_now() -> None:
+    window = Callability(CallingWindow(start="09:00", end="10:00", days=[0, 1, 2, 3, 4]), OPEN_ALL_DAY)
+    result = estimate(
+        _groups(window, ("UTC",), 30), concurrency=1, call_s=60, start=MONDAY_8AM_UTC, callability=window
+    )
+    nine = int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp())
+    assert result["starts_at_unix"] == nine
+    assert result["duration_seconds"] == 30 * 60 and result["finishes_at_unix"] == nine + 30 * 60
+
+
+def test_the_quiet_hours_delay_the_first_call_too() -> None:
+    # No window, but London's quiet hours open at 08:00 local: from 06:00 UTC the first call waits.
+    hours = Callability(None, load_rules())
+    six = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    result = estimate(
+        _groups(hours, ("Europe/London",), 1), concurrency=1, call_s=60, start=six, callability=hours
+    )
+    assert result["starts_at_unix"] == int(MONDAY_8AM_UTC.timestamp())
+    assert result["not_callable"] == 0
+
+
 def test_recipients_whose_window_never_opens_in_all_their_zones_are_not_callable() -> None:
     window = Callability(CallingWindow(start="09:00", end="10:00"), OPEN_ALL_DAY)
     groups = _groups(window, ("Australia/Perth", "Australia/Sydney"), 5) + _groups(
