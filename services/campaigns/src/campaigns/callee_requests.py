@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from campaigns import callee, domain
-from campaigns.domain import CampaignStatus, RecipientStatus
 from campaigns.models import Campaign, Recipient
 from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
@@ -32,13 +31,10 @@ from contracts.quiet_hours import QUIET_HOURS, QuietHoursRules, never_permitted_
 from contracts.telephony import CustomerInfo, PlaceCall
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Sequence
 
 log = structlog.get_logger("campaigns.callee_requests")
 
-_ACTIVE = frozenset({CampaignStatus.PENDING, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
-# A recipient whose call has ended may be reopened for a callback; one skipped or cancelled may not.
-_REOPENABLE = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
 FOLLOW_UP_BATCH = 50
 
 
@@ -52,9 +48,13 @@ class CalleeRequests:
 
     if TYPE_CHECKING:
 
-        @staticmethod
-        def _emit_recipient(
-            uow: UnitOfWork, campaign: Campaign, recipient: Recipient, cause: Message | None = None
+        def _announce(
+            self,
+            uow: UnitOfWork,
+            campaign: Campaign,
+            changes: Sequence[domain.Change],
+            now: datetime,
+            cause: Message | None = None,
         ) -> Awaitable[None]: ...
 
         def _maybe_complete(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> Awaitable[None]: ...
@@ -74,19 +74,11 @@ class CalleeRequests:
             log.warning("campaigns.opt_out.unknown_recipient", campaign_id=command.campaign_id)
             return
         campaign, recipient = found
-        recipient.opted_out = True
-        recipient.callback_pending = False
-        if recipient.status in domain.IN_FLIGHT_STATUSES:
-            return  # ends as opted_out with its attempt (`_finish_attempt`)
-        if recipient.status == RecipientStatus.OPTED_OUT:
+        # A call in flight ends as opted_out with its attempt (`_finish_attempt`).
+        changes = domain.opt_out(campaign, recipient, callee.OPTED_OUT_REASON)
+        if not changes:
             return
-        if recipient.status == RecipientStatus.SCHEDULED:
-            campaign.total_finished += 1
-        recipient.status = RecipientStatus.OPTED_OUT
-        recipient.reason = callee.OPTED_OUT_REASON
-        recipient.next_attempt_at = None
-        campaign.progress_dirty = True
-        await self._emit_recipient(uow, campaign, recipient, command)
+        await self._announce(uow, campaign, changes, now, command)
         await self._maybe_complete(uow, campaign, now)
 
     async def _locked_recipient(
@@ -126,12 +118,10 @@ class CalleeRequests:
             await self._callback_answer(uow, command, refused="Unknown campaign recipient")
             return
         campaign, recipient = found
-        if campaign.status not in _ACTIVE:
+        if campaign.status not in domain.ACTIVE_CAMPAIGN_STATUSES:
             await self._callback_answer(uow, command, refused=f"The campaign is {campaign.status}")
             return
-        if recipient.opted_out or recipient.status not in (
-            {RecipientStatus.SCHEDULED} | domain.IN_FLIGHT_STATUSES | _REOPENABLE
-        ):
+        if not domain.may_call_back(recipient):
             await self._callback_answer(uow, command, refused=f"The recipient is {recipient.status}")
             return
         asked = datetime.fromtimestamp(command.callback_at_unix, UTC)
@@ -148,22 +138,13 @@ class CalleeRequests:
             )
             await self._callback_answer(uow, command, refused=never)
             return
-        recipient.callback_at = asked
-        recipient.callback_requested = command.requested or None
-        recipient.callback_pending = True
-        if recipient.status in _REOPENABLE:
-            recipient.status = RecipientStatus.SCHEDULED
-            campaign.total_finished -= 1
-            campaign.progress_dirty = True
-        if recipient.status == RecipientStatus.SCHEDULED:
-            recipient.next_attempt_at = at
-            recipient.reason = f"Callback requested for {asked.isoformat()}"
+        changes = domain.book_callback(campaign, recipient, at, asked, command.requested or None)
         log.info(
             "campaigns.callback.scheduled",
             campaign_id=campaign.campaign_id,
             recipient_id=recipient.recipient_id,
         )
-        await self._emit_recipient(uow, campaign, recipient, command)
+        await self._announce(uow, campaign, changes, now, command)
         await self._callback_answer(uow, command, scheduled_for=dial_at)
 
     async def _follow_up(self, uow: UnitOfWork, command: ScheduleCallback, now: datetime) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from contracts.calling import never_open_reason as never_open_reason
 from contracts.calling import next_dial_time as next_dial_time
@@ -15,6 +16,10 @@ from contracts.campaigns import FINAL_CAMPAIGN_STATUSES as FINAL_CAMPAIGN_STATUS
 from contracts.campaigns import FINAL_RECIPIENT_STATUSES as FINAL_RECIPIENT_STATUSES
 from contracts.campaigns import RetryDelays
 
+if TYPE_CHECKING:
+    # Only their attributes are read and set here: the rows' state, never a session.
+    from campaigns.models import Campaign, Recipient
+
 
 class CampaignStatus:
     PENDING = "pending"
@@ -23,6 +28,11 @@ class CampaignStatus:
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+ACTIVE_CAMPAIGN_STATUSES = frozenset({CampaignStatus.PENDING, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
+CANCELLED_REASON = "Campaign cancelled"
+PAUSED_ON_REQUEST = "Paused on request"
 
 
 class RecipientStatus:
@@ -58,6 +68,8 @@ def nobody_reached_reason(counts: dict[str, int], first_failure: str | None) -> 
 
 
 CALL_OUTCOMES = frozenset({"completed", "no_answer", "busy", "failed", "voicemail"})
+# A recipient whose call has ended may be reopened for a callback; one skipped or cancelled may not.
+REOPENABLE_STATUSES = CALL_OUTCOMES
 # Retried (after the campaign's `RetryDelays` delay for it) while a recipient has retries left.
 RETRYABLE_OUTCOMES = frozenset({"no_answer", "busy", "failed", "voicemail"})
 
@@ -173,3 +185,297 @@ def throttle_on_success(current: float | None, limit: int) -> float | None:
 
 def effective_limit(limit: int, throttle: float | None) -> int:
     return limit if throttle is None else max(1, min(limit, int(throttle)))
+
+
+# ---- the campaign and recipient state machines --------------------------------------------------
+# Every status change of a campaign or a recipient row goes through one of the functions below
+# (the one exception: the repository's bulk `close_scheduled`, one UPDATE closing every waiting
+# recipient, counted by `cancel`/`fail`). Each changes all the fields that move together and
+# returns what changed, in the order it is announced: the use case publishes a
+# `campaign.recipient_updated` per `RecipientChanged` and a `campaign.updated` per `CampaignChanged`.
+
+_C = CampaignStatus
+_R = RecipientStatus
+
+CAMPAIGN_TRANSITIONS: dict[str, frozenset[str]] = {
+    _C.PENDING: frozenset({_C.RUNNING, _C.PAUSED, _C.COMPLETED, _C.FAILED, _C.CANCELLED}),
+    _C.RUNNING: frozenset({_C.PAUSED, _C.COMPLETED, _C.FAILED, _C.CANCELLED}),
+    # Paused again on request (a new reason); resumed to pending when not yet due.
+    _C.PAUSED: frozenset({_C.PAUSED, _C.RUNNING, _C.PENDING, _C.COMPLETED, _C.FAILED, _C.CANCELLED}),
+    _C.COMPLETED: frozenset(),
+    _C.FAILED: frozenset(),
+    _C.CANCELLED: frozenset(),
+}
+
+_ENDS_AN_ATTEMPT = CALL_OUTCOMES | {_R.CANCELLED, _R.OPTED_OUT}
+RECIPIENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Held back (scheduled again, later), dialled, or closed before any dial.
+    _R.SCHEDULED: frozenset(
+        {
+            _R.SCHEDULED,
+            _R.DIALING,
+            _R.FAILED,
+            _R.CANCELLED,
+            _R.SKIPPED_DNC,
+            _R.SKIPPED_DUPLICATE,
+            _R.OPTED_OUT,
+        }
+    ),
+    # Answered, waiting again (a retry, a callback, an upstream 429) or ended with the attempt.
+    _R.DIALING: frozenset({_R.IN_PROGRESS, _R.SCHEDULED} | _ENDS_AN_ATTEMPT),
+    _R.IN_PROGRESS: frozenset({_R.IN_PROGRESS, _R.SCHEDULED} | _ENDS_AN_ATTEMPT),
+    **{status: frozenset({_R.SCHEDULED, _R.OPTED_OUT}) for status in REOPENABLE_STATUSES},
+    _R.CANCELLED: frozenset({_R.OPTED_OUT}),
+    _R.SKIPPED_DNC: frozenset({_R.OPTED_OUT}),
+    _R.SKIPPED_DUPLICATE: frozenset({_R.OPTED_OUT}),
+    _R.OPTED_OUT: frozenset(),
+}
+
+
+class InvalidTransition(ValueError):
+    """A status change the state machine does not allow (a bug in the caller, never a client's)."""
+
+
+@dataclass(frozen=True)
+class RecipientChanged:
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class CampaignChanged:
+    campaign: Campaign
+
+
+Change = RecipientChanged | CampaignChanged
+
+
+def _move_campaign(campaign: Campaign, status: str, reason: str | None) -> None:
+    if status not in CAMPAIGN_TRANSITIONS[campaign.status]:
+        raise InvalidTransition(f"campaign {campaign.campaign_id}: {campaign.status} -> {status}")
+    campaign.status = status
+    campaign.status_reason = reason
+
+
+def _move_recipient(recipient: Recipient, status: str) -> None:
+    if status not in RECIPIENT_TRANSITIONS[recipient.status]:
+        raise InvalidTransition(f"recipient {recipient.id}: {recipient.status} -> {status}")
+    recipient.status = status
+
+
+# ---- recipients ---------------------------------------------------------------------------------
+
+
+def status_on_arrival(number_problem: str | None, campaign_status: str | None) -> tuple[str, str | None]:
+    """(status, reason) of a recipient as its chunk is stored: `failed` with its number's problem,
+    `cancelled` when its campaign already ended, else `scheduled` (`campaign_status` None: the
+    chunk came before the submit)."""
+    if number_problem is not None:
+        return _R.FAILED, number_problem
+    if campaign_status in FINAL_CAMPAIGN_STATUSES:
+        return _R.CANCELLED, CANCELLED_REASON
+    return _R.SCHEDULED, None
+
+
+def finish_recipient(
+    campaign: Campaign, recipient: Recipient, status: str, reason: str | None
+) -> list[Change]:
+    """The recipient ends with final `status`: its reason, no next attempt, counted as finished
+    once (a recipient already final, opting out afterwards, is not counted again), progress due."""
+    if status not in FINAL_RECIPIENT_STATUSES:
+        raise InvalidTransition(f"recipient {recipient.id}: {status} is not final")
+    was_final = recipient.status in FINAL_RECIPIENT_STATUSES
+    _move_recipient(recipient, status)
+    recipient.reason = reason
+    recipient.next_attempt_at = None
+    if not was_final:
+        campaign.total_finished += 1
+    campaign.progress_dirty = True
+    return [RecipientChanged(recipient)]
+
+
+def hold_recipient(recipient: Recipient, until: datetime, waiting_reason: str) -> list[Change]:
+    """A due recipient held back (calling window, quiet hours, caps): still `scheduled`, due at
+    `until`, with why (rules.WAITING_REASONS)."""
+    _move_recipient(recipient, _R.SCHEDULED)
+    recipient.next_attempt_at = until
+    recipient.waiting_reason = waiting_reason
+    return [RecipientChanged(recipient)]
+
+
+def start_attempt(campaign: Campaign, recipient: Recipient, attempt: int) -> list[Change]:
+    """Attempt `attempt` dialled: the recipient `dialing` with the last call's results cleared (an
+    owed callback is this attempt), dispatched once, one more call in flight."""
+    _move_recipient(recipient, _R.DIALING)
+    recipient.attempts = attempt
+    recipient.callback_pending = False
+    recipient.next_attempt_at = None
+    recipient.waiting_reason = None
+    recipient.conversation_id = None
+    recipient.duration_seconds = None
+    if not recipient.dispatched:
+        recipient.dispatched = True
+        campaign.total_dispatched += 1
+        campaign.progress_dirty = True
+    campaign.in_flight += 1
+    return [RecipientChanged(recipient)]
+
+
+def call_in_progress(recipient: Recipient, conversation_id: str | None) -> list[Change]:
+    """The call was placed (or answered): `in_progress` with its conversation."""
+    _move_recipient(recipient, _R.IN_PROGRESS)
+    recipient.conversation_id = conversation_id
+    return [RecipientChanged(recipient)]
+
+
+def end_attempt(campaign: Campaign) -> None:
+    """An attempt in flight ended (an outcome, a 429 or a time-out): one call fewer in flight."""
+    campaign.in_flight = max(0, campaign.in_flight - 1)
+
+
+def wait_again(recipient: Recipient, at: datetime) -> list[Change]:
+    """Nobody was called (an upstream 429): `scheduled` again, due at `at`; not a retry."""
+    _move_recipient(recipient, _R.SCHEDULED)
+    recipient.next_attempt_at = at
+    return [RecipientChanged(recipient)]
+
+
+def retry_recipient(
+    campaign: Campaign,
+    recipient: Recipient,
+    at: datetime,
+    reason: str | None,
+    *,
+    counts_as_retry: bool = True,
+) -> list[Change]:
+    """After an attempt: `scheduled` again at `at` with the attempt's reason; a retry uses one of
+    the campaign's `retry_count` (an owed callback does not). Progress due."""
+    _move_recipient(recipient, _R.SCHEDULED)
+    recipient.reason = reason
+    recipient.next_attempt_at = at
+    if counts_as_retry:
+        recipient.retries += 1
+    campaign.progress_dirty = True
+    return [RecipientChanged(recipient)]
+
+
+def closed_by_campaign(campaign: Campaign) -> tuple[str, str]:
+    """(status, reason) of a recipient its ended campaign closes: `cancelled`, or `failed` with the
+    campaign's reason."""
+    if campaign.status == _C.CANCELLED:
+        return _R.CANCELLED, campaign.status_reason or CANCELLED_REASON
+    return _R.FAILED, campaign.status_reason or CANCELLED_REASON
+
+
+def opt_out(campaign: Campaign, recipient: Recipient, reason: str) -> list[Change]:
+    """The callee asked not to be called again: no callback is owed; a call in flight ends as
+    `opted_out` with its attempt, any other recipient at once (nothing for one already opted out)."""
+    recipient.opted_out = True
+    recipient.callback_pending = False
+    if recipient.status in IN_FLIGHT_STATUSES or recipient.status == _R.OPTED_OUT:
+        return []
+    return finish_recipient(campaign, recipient, _R.OPTED_OUT, reason)
+
+
+def may_call_back(recipient: Recipient) -> bool:
+    """Whether a callback may be booked for the recipient (its campaign still active)."""
+    return not recipient.opted_out and (
+        recipient.status == _R.SCHEDULED
+        or recipient.status in IN_FLIGHT_STATUSES
+        or recipient.status in REOPENABLE_STATUSES
+    )
+
+
+def book_callback(
+    campaign: Campaign, recipient: Recipient, at: datetime, asked: datetime, requested: str | None
+) -> list[Change]:
+    """One extra attempt owed at `at` (`asked`: the time the callee said). A recipient whose call
+    ended is `scheduled` again (no longer finished); one in flight gets it after its call."""
+    recipient.callback_at = asked
+    recipient.callback_requested = requested
+    recipient.callback_pending = True
+    if recipient.status in REOPENABLE_STATUSES:
+        _move_recipient(recipient, _R.SCHEDULED)
+        campaign.total_finished -= 1
+        campaign.progress_dirty = True
+    if recipient.status == _R.SCHEDULED:
+        recipient.next_attempt_at = at
+        recipient.reason = f"Callback requested for {asked.isoformat()}"
+    return [RecipientChanged(recipient)]
+
+
+# ---- campaigns ----------------------------------------------------------------------------------
+
+
+def is_due(campaign: Campaign, now: datetime) -> bool:
+    """Whether the campaign's start time (if any) has come."""
+    return campaign.scheduled_time_unix is None or campaign.scheduled_time_unix <= now.timestamp()
+
+
+def start_campaign(campaign: Campaign) -> list[Change]:
+    """A pending campaign whose recipients are all in starts running."""
+    _move_campaign(campaign, _C.RUNNING, campaign.status_reason)
+    return [CampaignChanged(campaign)]
+
+
+def pause_campaign(campaign: Campaign, reason: str) -> list[Change]:
+    """Paused with why (on request, the budget, auto-pause); nothing is dialled until resumed."""
+    _move_campaign(campaign, _C.PAUSED, reason)
+    return [CampaignChanged(campaign)]
+
+
+def resume_campaign(campaign: Campaign, now: datetime) -> list[Change]:
+    """A paused campaign runs again (pending while not ready or not due) with a fresh failure
+    window; resuming one that is not paused changes nothing but is announced."""
+    if campaign.status == _C.PAUSED:
+        due = campaign.ready and is_due(campaign, now)
+        _move_campaign(campaign, _C.RUNNING if due else _C.PENDING, None)
+        campaign.recent_outcomes = ""  # after a (possibly auto) pause
+    return [CampaignChanged(campaign)]
+
+
+def cancel_campaign(campaign: Campaign, closed: int) -> list[Change]:
+    """Cancelled, its `closed` waiting recipients now final (counted once staged: before that,
+    staging counts them)."""
+    if campaign.ready:
+        campaign.total_finished += closed
+    _move_campaign(campaign, _C.CANCELLED, None)
+    return [CampaignChanged(campaign)]
+
+
+def fail_campaign(campaign: Campaign, reason: str, closed: int) -> list[Change]:
+    """Failed with why (it cannot run), its `closed` waiting recipients now final."""
+    if campaign.ready:
+        campaign.total_finished += closed
+    _move_campaign(campaign, _C.FAILED, reason)
+    return [CampaignChanged(campaign)]
+
+
+def is_done(campaign: Campaign) -> bool:
+    """Every recipient of an active campaign final and no call in flight: time to complete it (an
+    ended campaign keeps its status)."""
+    return (
+        campaign.ready
+        and campaign.status in ACTIVE_CAMPAIGN_STATUSES
+        and campaign.total_finished >= campaign.total_scheduled
+        and campaign.in_flight <= 0
+    )
+
+
+def complete_campaign(campaign: Campaign, counts: dict[str, int], first_failure: str | None) -> list[Change]:
+    """Completed (`is_done`); its reason says so when nobody was reached (`nobody_reached_reason`:
+    `counts` are recipients per final status, `first_failure` the first failed one's reason)."""
+    _move_campaign(campaign, _C.COMPLETED, nobody_reached_reason(counts, first_failure))
+    return [CampaignChanged(campaign)]
+
+
+def record_outcome(campaign: Campaign, call_status: str, window: int) -> None:
+    """An attempt's outcome joins the campaign's failure window; progress due."""
+    campaign.recent_outcomes = push_outcome(campaign.recent_outcomes, call_status, window)
+    campaign.progress_dirty = True
+
+
+def auto_pause_if_failing(campaign: Campaign, window: int, ratio: float) -> list[Change]:
+    """A running campaign whose last `window` outcomes failed more than `ratio` of the time pauses."""
+    if campaign.status != _C.RUNNING or not should_auto_pause(campaign.recent_outcomes, window, ratio):
+        return []
+    return pause_campaign(campaign, f"Auto-paused: more than {ratio:.0%} of the last {window} calls failed")

@@ -83,8 +83,7 @@ from contracts.telephony import (
 
 log = structlog.get_logger("campaigns.service")
 
-_ACTIVE = frozenset({CampaignStatus.PENDING, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
-CANCELLED_REASON = "Campaign cancelled"
+_ACTIVE = domain.ACTIVE_CAMPAIGN_STATUSES
 
 
 def _now() -> datetime:
@@ -177,6 +176,21 @@ class CampaignService(CalleeRequests):
         )
         await uow.publish(event, key=campaign.campaign_id)
 
+    async def _announce(
+        self,
+        uow: UnitOfWork,
+        campaign: Campaign,
+        changes: Sequence[domain.Change],
+        now: datetime,
+        cause: Message | None = None,
+    ) -> None:
+        """Publish what the state machine changed (`domain.Change`s), in order."""
+        for change in changes:
+            if isinstance(change, domain.RecipientChanged):
+                await self._emit_recipient(uow, campaign, change.recipient, cause)
+            else:
+                await self._emit_campaign(uow, campaign, now, cause)
+
     @staticmethod
     async def _emit_staged(
         uow: UnitOfWork, campaign: Campaign, cause: Message | None, part_size: int = RECIPIENTS_PER_EVENT
@@ -264,21 +278,11 @@ class CampaignService(CalleeRequests):
 
     async def _maybe_complete(self, uow: UnitOfWork, campaign: Campaign, now: datetime) -> None:
         """Every recipient final → completed (a cancelled or failed campaign keeps its status)."""
-        if (
-            campaign.ready
-            and campaign.status in _ACTIVE
-            and campaign.total_finished >= campaign.total_scheduled
-            and campaign.in_flight <= 0
-        ):
-            campaign.status = CampaignStatus.COMPLETED
-            campaign.status_reason = domain.nobody_reached_reason(
-                *await uow.recipients.outcomes(campaign.campaign_id)
-            )
-            log.info("campaigns.campaign.completed", campaign_id=campaign.campaign_id)
-            await self._emit_campaign(uow, campaign, now)
-
-    def _is_due(self, campaign: Campaign, now: datetime) -> bool:
-        return campaign.scheduled_time_unix is None or campaign.scheduled_time_unix <= now.timestamp()
+        if not domain.is_done(campaign):
+            return
+        changes = domain.complete_campaign(campaign, *await uow.recipients.outcomes(campaign.campaign_id))
+        log.info("campaigns.campaign.completed", campaign_id=campaign.campaign_id)
+        await self._announce(uow, campaign, changes, now)
 
     # ---- submission ----------------------------------------------------------------------------
 
@@ -288,12 +292,12 @@ class CampaignService(CalleeRequests):
         chunk_index: int,
         recipients: list[CampaignRecipient],
         fallback_zone: str | None,
-        initial_status: str,
+        campaign_status: str | None,
     ) -> list[dict[str, Any]]:
         rows = []
         for offset, recipient in enumerate(recipients):
-            number, reason = domain.normalize_number(recipient.phone_number.strip())
-            status = initial_status if number else RecipientStatus.FAILED
+            number, problem = domain.normalize_number(recipient.phone_number.strip())
+            status, reason = domain.status_on_arrival(None if number else problem, campaign_status)
             rows.append(
                 {
                     "campaign_id": campaign_id,
@@ -323,19 +327,13 @@ class CampaignService(CalleeRequests):
         if not await uow.chunks.add(campaign_id, chunk_index):
             log.info("campaigns.chunk.duplicate", campaign_id=campaign_id, chunk_index=chunk_index)
             return False
-        initial = RecipientStatus.SCHEDULED
-        closed_reason = None
-        if campaign is not None and campaign.status in domain.FINAL_CAMPAIGN_STATUSES:
-            initial = RecipientStatus.CANCELLED
-            closed_reason = CANCELLED_REASON
+        status = campaign.status if campaign else None
         zone = campaign.timezone if campaign else None
         size = self._settings.insert_batch_size
         for start in range(0, len(recipients), size):
-            rows = self._rows(campaign_id, chunk_index, recipients[start : start + size], zone, initial)
+            rows = self._rows(campaign_id, chunk_index, recipients[start : start + size], zone, status)
             for row in rows:
                 row["chunk_offset"] += start
-                if row["status"] == RecipientStatus.CANCELLED:
-                    row["reason"] = closed_reason
             await uow.recipients.add_many(rows)
         return True
 
@@ -429,9 +427,8 @@ class CampaignService(CalleeRequests):
                 await self._apply_campaign_zone(uow, campaign)
             await self._finalize_if_complete(uow, campaign, now, command)
             await self._emit_campaign(uow, campaign, now, command)
-            if campaign.ready and self._is_due(campaign, now):
-                campaign.status = CampaignStatus.RUNNING
-                await self._emit_campaign(uow, campaign, now, command)
+            if campaign.ready and domain.is_due(campaign, now):
+                await self._announce(uow, campaign, domain.start_campaign(campaign), now, command)
             await self._maybe_complete(uow, campaign, now)
         log.info("campaigns.submitted", campaign_id=cid, chunks=command.recipient_chunks)
         self.wake.set()
@@ -456,8 +453,8 @@ class CampaignService(CalleeRequests):
             if campaign is None:
                 return
             await self._finalize_if_complete(uow, campaign, now, command)
-            if campaign.ready and campaign.status == CampaignStatus.PENDING and self._is_due(campaign, now):
-                campaign.status = CampaignStatus.RUNNING
+            if campaign.ready and campaign.status == CampaignStatus.PENDING and domain.is_due(campaign, now):
+                domain.start_campaign(campaign)  # announced just below, with the chunk's answer
             await self._emit_campaign(uow, campaign, now, command)
             await self._maybe_complete(uow, campaign, now)
         self.wake.set()
@@ -478,11 +475,9 @@ class CampaignService(CalleeRequests):
                 return
             if campaign.status != CampaignStatus.CANCELLED:
                 closed = await self._close_waiting(
-                    uow, campaign, RecipientStatus.CANCELLED, CANCELLED_REASON, command
+                    uow, campaign, RecipientStatus.CANCELLED, domain.CANCELLED_REASON, command
                 )
-                campaign.total_finished += closed if campaign.ready else 0
-                campaign.status = CampaignStatus.CANCELLED
-                campaign.status_reason = None
+                domain.cancel_campaign(campaign, closed)
                 log.info("campaigns.campaign.cancelled", campaign_id=campaign.campaign_id, closed=closed)
             await self._emit_campaign(uow, campaign, now, command)
 
@@ -507,9 +502,9 @@ class CampaignService(CalleeRequests):
             campaign = await self._controllable(uow, command)
             if campaign is None:
                 return
-            campaign.status = CampaignStatus.PAUSED
-            campaign.status_reason = "Paused on request"
-            await self._emit_campaign(uow, campaign, now, command)
+            await self._announce(
+                uow, campaign, domain.pause_campaign(campaign, domain.PAUSED_ON_REQUEST), now, command
+            )
 
     async def resume(self, command: ResumeCampaign) -> None:
         now = _now()
@@ -517,12 +512,7 @@ class CampaignService(CalleeRequests):
             campaign = await self._controllable(uow, command)
             if campaign is None:
                 return
-            if campaign.status == CampaignStatus.PAUSED:
-                due = campaign.ready and self._is_due(campaign, now)
-                campaign.status = CampaignStatus.RUNNING if due else CampaignStatus.PENDING
-                campaign.status_reason = None
-                campaign.recent_outcomes = ""  # a fresh failure window after a (possibly auto) pause
-            await self._emit_campaign(uow, campaign, now, command)
+            await self._announce(uow, campaign, domain.resume_campaign(campaign, now), now, command)
             await self._maybe_complete(uow, campaign, now)
         self.wake.set()
 
@@ -605,8 +595,7 @@ class CampaignService(CalleeRequests):
             campaign, attempt, recipient = found
             attempt.status = AttemptStatus.IN_PROGRESS
             attempt.conversation_id = event.conversation_id
-            recipient.status = RecipientStatus.IN_PROGRESS
-            recipient.conversation_id = event.conversation_id
+            changes = domain.call_in_progress(recipient, event.conversation_id)
             campaign.dials_accepted += 1
             limit = campaign.concurrency_limit or self._settings.default_concurrency
             campaign.throttle = domain.throttle_on_success(campaign.throttle, limit)
@@ -615,7 +604,7 @@ class CampaignService(CalleeRequests):
                 shared.throttle = domain.throttle_on_success(
                     shared.throttle, self._settings.global_concurrency
                 )
-            await self._emit_recipient(uow, campaign, recipient, event)
+            await self._announce(uow, campaign, changes, _now(), event)
 
     async def call_dial_failed(self, event: CallDialFailed) -> None:
         now = _now()
@@ -665,9 +654,8 @@ class CampaignService(CalleeRequests):
                 if event.status == "in_progress" and recipient.status == RecipientStatus.DIALING:
                     attempt.status = AttemptStatus.IN_PROGRESS
                     attempt.conversation_id = event.conversation_id
-                    recipient.status = RecipientStatus.IN_PROGRESS
-                    recipient.conversation_id = event.conversation_id
-                    await self._emit_recipient(uow, campaign, recipient, event)
+                    changes = domain.call_in_progress(recipient, event.conversation_id)
+                    await self._announce(uow, campaign, changes, now, event)
                 return
             attempt.conversation_id = event.conversation_id
             recipient.conversation_id = event.conversation_id
@@ -719,22 +707,15 @@ class CampaignService(CalleeRequests):
         (as a new attempt number, since telephony never redials a message id); dialling slows down."""
         attempt.status = AttemptStatus.RATE_LIMITED
         attempt.finished_at = now
-        campaign.in_flight = max(0, campaign.in_flight - 1)
+        domain.end_attempt(campaign)
         if campaign.status not in _ACTIVE:
             # Cancelled (or failed) meanwhile: nobody was called and nobody will be.
-            recipient.status = (
-                RecipientStatus.CANCELLED
-                if campaign.status == CampaignStatus.CANCELLED
-                else RecipientStatus.FAILED
+            status, reason = domain.closed_by_campaign(campaign)
+            await self._announce(
+                uow, campaign, domain.finish_recipient(campaign, recipient, status, reason), now, cause
             )
-            recipient.reason = campaign.status_reason or CANCELLED_REASON
-            recipient.next_attempt_at = None
-            campaign.total_finished += 1
-            campaign.progress_dirty = True
-            await self._emit_recipient(uow, campaign, recipient, cause)
             return
-        recipient.status = RecipientStatus.SCHEDULED
-        recipient.next_attempt_at = now + timedelta(seconds=self._settings.rate_limit_backoff_s)
+        changes = domain.wait_again(recipient, now + timedelta(seconds=self._settings.rate_limit_backoff_s))
         limit = campaign.concurrency_limit or self._settings.default_concurrency
         hold = self._settings.rate_limit_backoff_s
         campaign.throttle, campaign.throttled_at = domain.throttle_on_rate_limit(
@@ -762,7 +743,7 @@ class CampaignService(CalleeRequests):
             recipient_id=recipient.recipient_id,
             throttle=campaign.throttle,
         )
-        await self._emit_recipient(uow, campaign, recipient, cause)
+        await self._announce(uow, campaign, changes, now, cause)
 
     async def _finish_attempt(
         self,
@@ -786,7 +767,7 @@ class CampaignService(CalleeRequests):
         attempt.call_status = call_status
         attempt.reason = reason
         attempt.finished_at = now
-        campaign.in_flight = max(0, campaign.in_flight - 1)
+        domain.end_attempt(campaign)
         decision = domain.decide_outcome(
             call_status,
             recipient.retries,
@@ -795,7 +776,6 @@ class CampaignService(CalleeRequests):
             delay_scale=self._settings.retry_delay_scale,
             may_retry=retryable and campaign.status in _ACTIVE,
         )
-        recipient.reason = reason
         said = callee.after_call(
             call_status=call_status,
             opted_out=recipient.opted_out,
@@ -809,44 +789,29 @@ class CampaignService(CalleeRequests):
             now=now,
             delay_scale=self._settings.retry_delay_scale,
         )
-        if said is not None:
-            recipient.reason = said.reason
-            recipient.status = said.status
-            recipient.next_attempt_at = said.next_attempt_at
-            if said.counts_as_retry:
-                recipient.retries += 1
-            if said.next_attempt_at is None:
-                campaign.total_finished += 1
-        elif decision.retry_in_s is None:
-            recipient.status = decision.status
-            recipient.next_attempt_at = None
-            campaign.total_finished += 1
-        else:
-            recipient.status = RecipientStatus.SCHEDULED
-            recipient.retries += 1
-            recipient.next_attempt_at = now + timedelta(seconds=decision.retry_in_s)
-        campaign.recent_outcomes = domain.push_outcome(
-            campaign.recent_outcomes, call_status, self._settings.failure_window
-        )
-        campaign.progress_dirty = True
-        await self._emit_recipient(uow, campaign, recipient, cause)
-        if campaign.status == CampaignStatus.RUNNING and domain.should_auto_pause(
-            campaign.recent_outcomes, self._settings.failure_window, self._settings.failure_pause_ratio
-        ):
-            campaign.status = CampaignStatus.PAUSED
-            campaign.status_reason = (
-                f"Auto-paused: more than {self._settings.failure_pause_ratio:.0%} of the last "
-                f"{self._settings.failure_window} calls failed"
+        if said is not None and said.next_attempt_at is not None:
+            changes = domain.retry_recipient(
+                campaign, recipient, said.next_attempt_at, said.reason, counts_as_retry=said.counts_as_retry
             )
+        elif said is not None:
+            changes = domain.finish_recipient(campaign, recipient, said.status, said.reason)
+        elif decision.retry_in_s is None:
+            changes = domain.finish_recipient(campaign, recipient, decision.status, reason)
+        else:
+            at = now + timedelta(seconds=decision.retry_in_s)
+            changes = domain.retry_recipient(campaign, recipient, at, reason)
+        window = self._settings.failure_window
+        domain.record_outcome(campaign, call_status, window)
+        paused = domain.auto_pause_if_failing(campaign, window, self._settings.failure_pause_ratio)
+        if paused:
             log.warning("campaigns.campaign.auto_paused", campaign_id=campaign.campaign_id)
-            await self._emit_campaign(uow, campaign, now)
+        await self._announce(uow, campaign, changes, now, cause)
+        await self._announce(uow, campaign, paused, now)
         await self._maybe_complete(uow, campaign, now)
 
     async def _fail_campaign(self, uow: UnitOfWork, campaign: Campaign, now: datetime, reason: str) -> None:
         closed = await self._close_waiting(uow, campaign, RecipientStatus.FAILED, reason, None)
-        campaign.total_finished += closed
-        campaign.status = CampaignStatus.FAILED
-        campaign.status_reason = reason
+        domain.fail_campaign(campaign, reason, closed)
         log.warning("campaigns.campaign.failed", campaign_id=campaign.campaign_id, reason=reason)
         await self._emit_campaign(uow, campaign, now)
 
@@ -906,9 +871,9 @@ class CampaignService(CalleeRequests):
                 campaign = await uow.campaigns.get_for_update(campaign_id)
                 if campaign is None or campaign.status != CampaignStatus.PENDING or not campaign.ready:
                     continue
-                campaign.status = CampaignStatus.RUNNING
+                changes = domain.start_campaign(campaign)
                 log.info("campaigns.campaign.started", campaign_id=campaign_id)
-                await self._emit_campaign(uow, campaign, now)
+                await self._announce(uow, campaign, changes, now)
                 await self._maybe_complete(uow, campaign, now)
 
     async def _dispatch(self, campaign_id: str, now: datetime) -> int:
@@ -953,36 +918,31 @@ class CampaignService(CalleeRequests):
                 dialled_now = 0
                 for recipient in due:
                     if recipient.phone_number in listed:
-                        recipient.status = RecipientStatus.SKIPPED_DNC
-                        recipient.reason = "Number is on the do-not-call list"
-                        recipient.next_attempt_at = None
-                        campaign.total_finished += 1
-                        campaign.progress_dirty = True
-                        await self._emit_recipient(uow, campaign, recipient)
+                        changes = domain.finish_recipient(
+                            campaign,
+                            recipient,
+                            RecipientStatus.SKIPPED_DNC,
+                            "Number is on the do-not-call list",
+                        )
+                        await self._announce(uow, campaign, changes, now)
                         continue
                     hold = self._hold(campaign, recipient, window, dials, now)
-                    if hold is not None and hold.at is None:
-                        recipient.status = RecipientStatus.FAILED
-                        recipient.reason = hold.reason
-                        recipient.next_attempt_at = None
-                        campaign.total_finished += 1
-                        campaign.progress_dirty = True
-                        await self._emit_recipient(uow, campaign, recipient)
-                        continue
                     if hold is not None:
-                        # Reported (with its zones and reason), so a recipient held back is visibly
-                        # waiting; once per hold, as it is not due again before.
-                        recipient.next_attempt_at = hold.at
-                        recipient.waiting_reason = hold.waiting_reason
-                        metrics.HELD.labels(hold.waiting_reason).inc()
-                        await self._emit_recipient(uow, campaign, recipient)
+                        if hold.at is None:
+                            status, reason = RecipientStatus.FAILED, hold.reason
+                            changes = domain.finish_recipient(campaign, recipient, status, reason)
+                        else:
+                            # Reported (with its zones and reason), so a recipient held back is
+                            # visibly waiting; once per hold, as it is not due again before.
+                            metrics.HELD.labels(hold.waiting_reason).inc()
+                            changes = domain.hold_recipient(recipient, hold.at, hold.waiting_reason)
+                        await self._announce(uow, campaign, changes, now)
                         continue
                     caller = self._caller_id(campaign, pool_ids, known, caller_dials, used, recipient, now)
                     if isinstance(caller, datetime):
-                        recipient.next_attempt_at = caller
-                        recipient.waiting_reason = rules.CALLER_ID_CAP
                         metrics.HELD.labels(rules.CALLER_ID_CAP).inc()
-                        await self._emit_recipient(uow, campaign, recipient)
+                        changes = domain.hold_recipient(recipient, caller, rules.CALLER_ID_CAP)
+                        await self._announce(uow, campaign, changes, now)
                         continue
                     over = rules.budget_problem(
                         campaign.max_total_minutes,
@@ -992,28 +952,25 @@ class CampaignService(CalleeRequests):
                         self._settings.budget_call_estimate_s,
                     )
                     if over is not None:
-                        campaign.status = CampaignStatus.PAUSED
-                        campaign.status_reason = over
                         log.warning("campaigns.campaign.budget_paused", campaign_id=campaign.campaign_id)
-                        await self._emit_campaign(uow, campaign, now)
+                        await self._announce(uow, campaign, domain.pause_campaign(campaign, over), now)
                         break
                     owner = await uow.numbers.claim(
                         campaign.campaign_id, recipient.phone_number, recipient.id
                     )
                     if owner != recipient.id:
-                        recipient.status = RecipientStatus.SKIPPED_DUPLICATE
-                        recipient.reason = (
-                            "Same phone number as another recipient of the campaign: dialled once"
-                        )
-                        recipient.next_attempt_at = None
-                        campaign.total_finished += 1
-                        campaign.progress_dirty = True
                         log.warning(
                             "campaigns.recipient.duplicate_number",
                             campaign_id=campaign.campaign_id,
                             recipient_id=recipient.recipient_id,
                         )
-                        await self._emit_recipient(uow, campaign, recipient)
+                        changes = domain.finish_recipient(
+                            campaign,
+                            recipient,
+                            RecipientStatus.SKIPPED_DUPLICATE,
+                            "Same phone number as another recipient of the campaign: dialled once",
+                        )
+                        await self._announce(uow, campaign, changes, now)
                         continue
                     provider = known.get(caller.phone_number_id, ("", None))[0] or campaign.phone_provider
                     if caller.phone_number_id == campaign.phone_number_id and campaign.phone_provider:
@@ -1108,18 +1065,7 @@ class CampaignService(CalleeRequests):
         if not created:  # cannot happen while the recipient row is locked; never dial twice anyway
             log.error("campaigns.dial.attempt_exists", message_id=message_id)
             return
-        recipient.attempts = number
-        recipient.callback_pending = False  # this attempt is the callback, if one was owed
-        recipient.status = RecipientStatus.DIALING
-        recipient.next_attempt_at = None
-        recipient.waiting_reason = None
-        recipient.conversation_id = None
-        recipient.duration_seconds = None
-        if not recipient.dispatched:
-            recipient.dispatched = True
-            campaign.total_dispatched += 1
-            campaign.progress_dirty = True
-        campaign.in_flight += 1
+        changes = domain.start_attempt(campaign, recipient, number)
         await uow.caller_ids.count(campaign.campaign_id, phone_number_id, dials=1)
         info = None
         if recipient.name or recipient.email:
@@ -1147,7 +1093,7 @@ class CampaignService(CalleeRequests):
             correlation_id=campaign.correlation_id,
         )
         await uow.send_command(command, key=message_id)
-        await self._emit_recipient(uow, campaign, recipient)
+        await self._announce(uow, campaign, changes, now)
 
     def _rebind_credentials(self, token: str | None, campaign_id: str, *, to_row: bool) -> str | None:
         """Store credentials moved between the command field and the campaign's row (each ciphertext
