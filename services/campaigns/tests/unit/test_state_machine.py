@@ -3,6 +3,7 @@ together, and what each change announces. Rows are plain (transient) model objec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,6 +81,14 @@ def test_finishing_with_a_status_that_is_not_final_is_refused() -> None:
         domain.finish_recipient(campaign(), recipient(), RecipientStatus.DIALING, None)
 
 
+_MOVES: dict[str, Callable[[Recipient], object]] = {
+    "scheduled": lambda r: domain.hold_recipient(r, NOW, "calling_window"),
+    "dialing": lambda r: domain.start_attempt(campaign(), r, 1),
+    "in_progress": lambda r: domain.call_in_progress(r, "conv"),
+    "failed": lambda r: domain.finish_recipient(campaign(), r, "failed", None),
+}
+
+
 @pytest.mark.parametrize(
     ("start", "to"),
     [
@@ -92,15 +101,9 @@ def test_finishing_with_a_status_that_is_not_final_is_refused() -> None:
 )
 def test_transitions_outside_the_machine_are_refused(start: str, to: str) -> None:
     r = recipient(status=start)
+    move = _MOVES[to]
     with pytest.raises(domain.InvalidTransition):
-        if to == "scheduled":
-            domain.hold_recipient(r, NOW, "calling_window")
-        elif to == "dialing":
-            domain.start_attempt(campaign(), r, 1)
-        elif to == "in_progress":
-            domain.call_in_progress(r, "conv")
-        else:
-            domain.finish_recipient(campaign(), r, to, None)
+        move(r)
     assert r.status == start
 
 
