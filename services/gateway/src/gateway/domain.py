@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
+from bus.http_errors import error_body
 from bus.secrets import Keyring, message_context
 from contracts import calling
 from contracts.base import CommandFailed, Event
@@ -307,7 +308,7 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
         case CallPlaced() as call:
             return Outcome(200, call_placed_view(call))
         case CallDialFailed(status_code=code, error=error, detail=detail):
-            return Outcome(code, {"success": False, "error": error} | ({"detail": detail} if detail else {}))
+            return Outcome(code, error_body(code, error, detail))
         case CustomerSessionStored(conversation_id=cid, customer_info=info):
             return Outcome(
                 200,
@@ -329,10 +330,7 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
         case WebhookDeliveryUpdated() as delivery:
             return Outcome(200, delivery_view(delivery))
         case CommandFailed(status_code=code, error=error, detail=detail):
-            body: dict[str, Any] = {"success": False, "error": error}
-            if detail is not None:
-                body["detail"] = detail
-            return Outcome(code, body)
+            return Outcome(code, error_body(code, error, detail))
     raise ValueError(f"no outcome for {event.type}")
 
 

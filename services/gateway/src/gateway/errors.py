@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bus.http_errors import error_body
+
 
 class ApiError(Exception):
     status_code = 400
@@ -14,10 +16,8 @@ class ApiError(Exception):
             self.status_code = status_code
 
     def body(self) -> dict[str, object]:
-        out: dict[str, object] = {"success": False, "error": self.error}
-        if self.detail is not None:
-            out["detail"] = self.detail
-        return out
+        """The contract's error body; without a `detail`, the status's general one."""
+        return error_body(self.status_code, self.error, self.detail)
 
 
 class BadRequest(ApiError):

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bus.http_errors import error_body
 from gateway.errors import ApiError, RateLimited
 from gateway.settings import Settings
 
@@ -76,7 +77,7 @@ async def _answer(
     detail: object,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    body = json.dumps({"success": False, "error": error, "detail": detail}).encode()
+    body = json.dumps(error_body(status, error, detail)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -30,8 +30,8 @@ class ErrorBody(BaseModel):
     success: Literal[False]
     error: str = Field(description="What went wrong, in a few words.")
     detail: Any = Field(
-        default=None,
-        description="More about it: a sentence, or for a batch submission the list of bad recipients.",
+        description="More about it, never empty: a sentence, or for a batch submission the list of bad "
+        "recipients.",
     )
 
 

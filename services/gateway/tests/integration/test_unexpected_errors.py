@@ -53,5 +53,9 @@ async def test_a_method_the_path_does_not_take_is_a_405_naming_every_one_it_does
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         response = await client.request(method, path, headers={"X-API-Key": API_KEY})
     assert response.status_code == 405
-    assert response.json() == {"success": False, "error": "Method not allowed"}
+    assert response.json() == {
+        "success": False,
+        "error": "Method not allowed",
+        "detail": f"{path} does not take {method}; it takes {allowed}",
+    }
     assert response.headers["allow"] == allowed

@@ -108,7 +108,11 @@ async def test_the_secret_is_shown_once_and_stored_only_encrypted(
 async def test_unknown_ids_are_404(client: httpx.AsyncClient, method: str, path: str) -> None:
     response = await client.request(method, path)
     assert response.status_code == 404, response.text
-    assert response.json() == {"success": False, "error": "Webhook not found: whk_missing"}
+    assert response.json() == {
+        "success": False,
+        "error": "Webhook not found: whk_missing",
+        "detail": "No such resource: it does not exist or was deleted",
+    }
 
 
 async def test_listing_starts_empty_and_filters_are_checked(client: httpx.AsyncClient) -> None:

@@ -169,7 +169,7 @@ def test_a_failed_command_answers_its_own_status_and_error_in_the_contracts_form
     assert (with_detail.status_code, with_detail.succeeded) == (404, False)
     assert with_detail.body == {"success": False, "error": "Agent not found", "detail": "agent_1"}
     without = outcome_of(CommandFailed(command_type="agent.create", status_code=502, error="Upstream failed"))
-    assert without.body == {"success": False, "error": "Upstream failed"}
+    assert without.body == {"success": False, "error": "Upstream failed", "detail": "Bad Gateway"}
 
 
 def _dial(**fields: Any) -> dict[str, Any]:

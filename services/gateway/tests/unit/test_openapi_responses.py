@@ -63,7 +63,7 @@ def test_every_api_error_answer_is_the_contract_error_format(document: dict[str,
     # FastAPI's own 422 shape ({"detail": [...]}) is not what the gateway answers.
     assert "HTTPValidationError" not in document["components"]["schemas"]
     error = document["components"]["schemas"]["ErrorBody"]
-    assert set(error["required"]) == {"success", "error"}
+    assert set(error["required"]) == {"success", "error", "detail"}
 
 
 #: Writes without a command (answered at once, so never a pending operation).

@@ -6,9 +6,10 @@ templates, htmx for partial updates, Server-Sent Events for live progress; every
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from bus.http_errors import error_body
 from gateway.console.routes import router
 from gateway.console.web import HERE, Refused, SignInNeeded, page, redirect
 
@@ -31,7 +32,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SignInNeeded)
     async def sign_in_needed(request: Request, _: SignInNeeded) -> Response:
         if request.url.path.endswith("/events"):  # an EventSource cannot follow a redirect usefully
-            return Response(status_code=401)
+            return JSONResponse(
+                error_body(401, "Sign-in needed", "The console session has ended; sign in again"),
+                status_code=401,
+            )
         return redirect(request, "/console/sign-in")
 
     @app.exception_handler(Refused)
