@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 
-from bus.http_errors import install_error_format
+from bus.http_errors import error_message, install_error_format
 
 
 def _app() -> FastAPI:
@@ -49,3 +49,9 @@ async def test_a_bug_is_a_500_in_the_contracts_format_and_logged_as_an_error() -
         "detail": "See the server logs for this request",
     }
     assert [(entry["event"], entry["log_level"]) for entry in logs] == [("svc.unhandled_error", "error")]
+
+
+def test_pydantics_prefixes_are_not_part_of_a_message() -> None:
+    assert error_message({"msg": "Value error, must be a finite number"}) == "must be a finite number"
+    assert error_message({"msg": "Assertion failed, days must differ"}) == "days must differ"
+    assert error_message({"msg": "Input should be a valid integer"}) == "Input should be a valid integer"

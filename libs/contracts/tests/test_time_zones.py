@@ -52,6 +52,12 @@ def test_unknown_names_are_refused(name: str) -> None:
     assert time_zone_problem(name) is not None
 
 
+@pytest.mark.parametrize("name", ["Mars/Olympus", "Atlantis", "America/Nowhere", "Etc/GMT+99"])
+def test_a_name_that_is_no_zone_at_all_is_called_unknown_not_an_abbreviation(name: str) -> None:
+    problem = time_zone_problem(name)
+    assert problem == f"Unknown time zone {name!r}: use an IANA region such as America/New_York"
+
+
 def test_zone_data_ships_with_the_package() -> None:
     """tzdata is a dependency: no host zone database needed (a slim image must not fall back to UTC)."""
     import importlib.resources

@@ -125,8 +125,22 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+# Pydantic prefixes the message of a validator's ValueError / assert with these: noise to a reader.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def error_message(err: Any) -> str:
+    """The message of one Pydantic error (`ValidationError.errors()` item) as a reader should see
+    it: "must be a finite number", not "Value error, must be a finite number"."""
+    message = str(err.get("msg", "invalid"))
+    for prefix in _PYDANTIC_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
 def problems(errors: Sequence[Any]) -> str:
     """`loc: msg; …` of validation errors (never their input values)."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in errors
+        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {error_message(err)}" for err in errors
     )

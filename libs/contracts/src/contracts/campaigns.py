@@ -83,6 +83,11 @@ def time_zone_problem(name: str) -> str | None:
     zone database (tzdata), and exactly "UTC": an explicit "no region"; it is never one of a number's
     zones, so it only acts as the zone of numbers whose location is unknown, which is the default.
     """
+    # Unknown first: "Mars/Olympus" is no abbreviation, just not a zone at all.
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"Unknown time zone {name!r}: use an IANA region such as America/New_York"
     area = name.split("/", 1)[0]
     if name != EXPLICIT_UTC and (area not in REGION_AREAS or "/" not in name):
         return (
@@ -90,10 +95,6 @@ def time_zone_problem(name: str) -> str | None:
             "(EST, GMT, Etc/GMT+5, EST5EDT, US/Eastern) do not follow a place's daylight saving; "
             "use a region such as America/New_York or Australia/Perth"
         )
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"Unknown time zone {name!r}: use an IANA region such as America/New_York"
     return None
 
 

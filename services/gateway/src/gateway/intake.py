@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
+from bus.http_errors import error_message
 from contracts.calling import Interval, Number, read_number, zones_for
 from contracts.campaigns import CallingWindow, CampaignRecipient
 from contracts.quiet_hours import HoursRule, QuietHoursRules, calling_intervals, never_callable_reason
@@ -85,7 +86,7 @@ def json_entries(items: Iterable[Any]) -> Iterator[Entry]:
                     | ({"phone_number": given} if isinstance(given, str) else {})
                     | {
                         "field": ".".join(str(p) for p in err["loc"]) or "recipient",
-                        "error": err["msg"],
+                        "error": error_message(err),
                     }
                     for err in exc.errors()
                 ],

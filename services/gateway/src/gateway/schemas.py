@@ -10,7 +10,16 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import idna
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from contracts.calling import region_problem
 from contracts.campaigns import time_zone_problem
@@ -80,6 +89,24 @@ def _finite(value: str | int | float | bool) -> str | int | float | bool:
 
 
 DynamicValue = Annotated[str | int | float | bool, AfterValidator(_finite)]
+
+
+def _finite_number(value: Any) -> Any:
+    """NaN and infinity (JSON `NaN`, `Infinity`, `1e999`, or a form field's "nan") are no amount: said
+    so before any range check could call them out of range."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value  # not a number at all: the type check says so
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError("must be a finite number (NaN and infinity are not JSON)")
+    return value
+
+
+#: A float field of a request: finite, whatever range its Field then asks for.
+FiniteFloat = Annotated[float, BeforeValidator(_finite_number)]
 
 
 class Body(BaseModel):
@@ -450,7 +477,7 @@ class BatchOptions(BaseModel):
         default_factory=dict,
         description="phone_number_id -> at most this many dials from that number per rolling 24 h.",
     )
-    max_total_minutes: float | None = Field(
+    max_total_minutes: FiniteFloat | None = Field(
         default=None,
         gt=0,
         le=10**7,
@@ -522,7 +549,7 @@ class CreateApiKeyRequest(Body):
     scope: Literal["read", "operator", "admin"] = Field(
         description="read: GET only; operator: everything but administration; admin: everything."
     )
-    rate_limit_per_s: float | None = Field(
+    rate_limit_per_s: FiniteFloat | None = Field(
         default=None,
         ge=0,
         description="Requests per second this key may make on average (0: unlimited); null: GATEWAY_RATE_LIMIT_PER_S.",

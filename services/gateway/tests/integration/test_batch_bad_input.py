@@ -122,3 +122,46 @@ async def test_a_calling_window_of_real_days_and_hours_reaches_the_route(
 ) -> None:
     response = await _post(container, _submission(calling_window=window))
     assert response.status_code == 404, response.text  # validated; the unknown agent answers
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+async def test_a_budget_that_is_no_number_is_called_that_not_out_of_range(
+    container: Container, value: bytes
+) -> None:
+    raw = (
+        b'{"call_name": "c", "agent_id": "agent_missing", "phone_number_id": "phnum_missing", '
+        b'"recipients": [{"phone_number": "+14155552672"}], "max_total_minutes": %s}'
+    ) % value
+    response = await _post_raw(container, "/api/v1/batch-calling/submit", raw)
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["detail"]
+        == "body.max_total_minutes: must be a finite number (NaN and infinity are not JSON)"
+    )
+
+
+async def test_a_key_rate_that_is_no_number_is_called_that(container: Container) -> None:
+    response = await _post_raw(
+        container, "/api/v1/api-keys", b'{"name": "k", "scope": "read", "rate_limit_per_s": NaN}'
+    )
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["detail"]
+        == "body.rate_limit_per_s: must be a finite number (NaN and infinity are not JSON)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "said"),
+    [
+        ("Mars/Olympus", "Unknown time zone 'Mars/Olympus': use an IANA region such as America/New_York"),
+        ("EST", "'EST' is not an IANA region: abbreviations"),
+    ],
+)
+async def test_a_time_zone_problem_reads_as_said_without_pydantics_prefix(
+    container: Container, zone: str, said: str
+) -> None:
+    response = await _post(container, _submission(timezone=zone))
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"body.timezone: {said}") and "Value error" not in detail

@@ -22,4 +22,4 @@ def test_a_non_finite_dynamic_variable_is_a_problem_of_its_recipient(value: floa
     )
     assert entries[0].problems == []
     assert [(p["index"], p["field"]) for p in entries[1].problems] == [(1, "dynamic_variables.total")]
-    assert "finite number" in entries[1].problems[0]["error"]
+    assert entries[1].problems[0]["error"] == "must be a finite number (NaN and infinity are not JSON)"

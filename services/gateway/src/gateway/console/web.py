@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from bus.http_errors import error_message
 from gateway.access import Principal, Scope
 from gateway.console import session as sessions
 from gateway.console.session import ConsoleSession
@@ -153,7 +154,7 @@ def _problems(exc: RequestValidationError | ValidationError) -> list[dict[str, A
     out = []
     for error in exc.errors():
         loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-        out.append({"field": ".".join(loc), "error": str(error.get("msg", ""))})
+        out.append({"field": ".".join(loc), "error": error_message(error)})
     return out
 
 
