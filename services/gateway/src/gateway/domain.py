@@ -19,7 +19,7 @@ from bus.secrets import Keyring, message_context
 from contracts import calling
 from contracts.base import CommandFailed, Event
 from contracts.calling import E164_ERROR as E164_ERROR
-from contracts.campaigns import CampaignSnapshot, CampaignUpdated, DoNotCallAdded, DoNotCallRemoved
+from contracts.campaigns import CampaignUpdated, DoNotCallAdded, DoNotCallRemoved
 from contracts.notifier import (
     WebhookDeliveryUpdated,
     WebhookSubscriptionDeleted,
@@ -54,6 +54,7 @@ from contracts.telephony import (
 from contracts.webhooks import PostCallWebhookRegistered
 from elevenlabs_client import retry_after_from_detail
 from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from gateway.views import job_view
 
 # ---- phone numbers and secrets ---------------------------------------------------------------
 
@@ -251,7 +252,7 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
                         "message": f"Batch job {c.campaign_id} {verb[command_type]} successfully",
                     },
                 )
-            return Outcome(200, campaign_view(c))
+            return Outcome(200, job_view(c))
         case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=at):
             return Outcome(200, {"phone_number": number, "reason": reason, "added_at_unix": at})
         case DoNotCallRemoved(phone_number=number):
@@ -378,28 +379,6 @@ def template_view(t: EmailTemplateRecord) -> dict[str, Any]:
         "parameters": [p.model_dump() for p in t.parameters],
         "tool_id": t.tool_id,
         "created_at": t.created_at,
-    }
-
-
-# ---- campaigns -------------------------------------------------------------------------------
-
-
-def campaign_view(c: CampaignSnapshot) -> dict[str, Any]:
-    """The spec's batch job shape (api-v1.md 10.1)."""
-    return {
-        "id": c.campaign_id,
-        "name": c.name,
-        "agent_id": c.agent_id,
-        "status": c.status,
-        "phone_number_id": c.phone_number_id,
-        "phone_provider": c.phone_provider,
-        "created_at_unix": c.created_at_unix,
-        "scheduled_time_unix": c.scheduled_time_unix,
-        "timezone": c.timezone,
-        "total_calls_dispatched": c.total_calls_dispatched,
-        "total_calls_scheduled": c.total_calls_scheduled,
-        "total_calls_finished": c.total_calls_finished,
-        "retry_count": c.retry_count,
     }
 
 

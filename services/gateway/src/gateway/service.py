@@ -65,7 +65,7 @@ from contracts.telephony import (
     PhoneNumberUpdated,
 )
 from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
-from gateway import access, domain
+from gateway import access, domain, views
 from gateway.access import Principal, Scope
 from gateway.domain import Outcome
 from gateway.errors import ApiError, Forbidden, NotFound, RateLimited, Unauthorized
@@ -553,7 +553,7 @@ class GatewayService:
                     await rm.upsert(Email, _email_row(mail, at), at)
                 case CampaignUpdated(campaign=c):
                     if await rm.upsert(Campaign, _campaign_row(c), at):
-                        changes.append((c.campaign_id, "campaign", _campaign_change(c)))
+                        changes.append((c.campaign_id, "campaign", views.job_progress_view(c)))
                 case CampaignRecipientsStaged(campaign_id=cid, recipients=staged):
                     # The state only: the as-submitted name, e-mail and variables stay as staged.
                     await uow.recipients.upsert_many(
@@ -761,24 +761,6 @@ def _campaign_row(c: CampaignSnapshot) -> dict[str, Any]:
         "max_total_minutes": c.max_total_minutes,
         "call_minutes_used": c.call_minutes_used,
     }
-
-
-#: What a `campaign` event of the live progress streams carries: the job's status and counters.
-_CAMPAIGN_CHANGE_FIELDS = (
-    "name",
-    "status",
-    "status_reason",
-    "total_calls_scheduled",
-    "total_calls_dispatched",
-    "total_calls_finished",
-    "last_updated_at_unix",
-)
-
-
-def _campaign_change(c: CampaignSnapshot) -> dict[str, Any]:
-    """A `campaign` event of the live progress streams, cut from the read model's row."""
-    row = _campaign_row(c)
-    return {"id": c.campaign_id} | {k: row[k] for k in _CAMPAIGN_CHANGE_FIELDS}
 
 
 # The recipient as `/calls` shows it, in the live progress streams' `recipient` events.

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 
-from gateway import results
+from gateway import results, views
 from gateway.changes import ChangeListener, stream_changes
 from gateway.console import session as sessions
 from gateway.console import setup as setup_pages
@@ -352,7 +352,7 @@ async def _dnc_context(request: Request, search: str | None, cursor: str | None)
             "search": "",
         }
     found = await service.find(DoNotCall, search)
-    numbers = [batch_calling.do_not_call_view(found)] if found is not None else []
+    numbers = [views.do_not_call_view(found)] if found is not None else []
     return {"numbers": numbers, "next_cursor": None, "search": search}
 
 

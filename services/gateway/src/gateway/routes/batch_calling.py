@@ -24,7 +24,7 @@ from contracts.campaigns import (
     RemoveDoNotCall,
     ResumeCampaign,
 )
-from gateway import domain, results
+from gateway import domain, results, views
 from gateway.batch import BatchCalling, Submission, sheet_error
 from gateway.errors import Unprocessable
 from gateway.intake import json_entries
@@ -46,28 +46,6 @@ from gateway.schemas import BatchOptions, BatchSubmitRequest, DoNotCallRequest
 from gateway.spreadsheets import SheetError, open_sheet
 
 router = api_router()
-
-
-def job_view(c: Campaign) -> dict[str, Any]:
-    return {
-        "id": c.campaign_id,
-        "name": c.name,
-        "agent_id": c.agent_id,
-        "status": c.status,
-        "phone_number_id": c.phone_number_id,
-        "phone_provider": c.phone_provider,
-        "created_at_unix": c.created_at_unix,
-        "scheduled_time_unix": c.scheduled_time_unix,
-        "timezone": c.timezone,
-        "total_calls_dispatched": c.total_calls_dispatched,
-        "total_calls_scheduled": c.total_calls_scheduled,
-        "total_calls_finished": c.total_calls_finished,
-        "last_updated_at_unix": c.last_updated_at_unix,
-        "retry_count": c.retry_count,
-        "phone_numbers": c.phone_numbers,
-        "max_total_minutes": c.max_total_minutes,
-        "call_minutes_used": c.call_minutes_used,
-    }
 
 
 # A spreadsheet's other form fields that hold JSON objects.
@@ -252,17 +230,7 @@ async def list_jobs(
     rows, next_cursor = await service.page(
         Campaign, cursor, page_size, {"status": status} if status else None
     )
-    jobs = [
-        {
-            "id": c.campaign_id,
-            "name": c.name,
-            "status": c.status,
-            "total_calls_scheduled": c.total_calls_scheduled,
-            "total_calls_dispatched": c.total_calls_dispatched,
-            "total_calls_finished": c.total_calls_finished,
-        }
-        for c in rows
-    ]
+    jobs = [views.job_summary_view(c) for c in rows]
     return {"jobs": jobs, "cursor": next_cursor}
 
 
@@ -270,10 +238,7 @@ async def list_jobs(
 async def get_job(job_id: str, service: Service) -> dict[str, Any]:
     campaign = await service.get(Campaign, job_id, "Batch job not found")
     agent = await service.find(Agent, campaign.agent_id)
-    return job_view(campaign) | {
-        "agent_name": agent.name if agent else None,
-        "status_reason": campaign.status_reason,
-    }
+    return views.job_detail_view(campaign, agent.name if agent else None)
 
 
 # A recipient's status filter takes exactly the statuses the campaign events carry.
@@ -396,18 +361,7 @@ async def list_do_not_call(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(DoNotCall, cursor, page_size)
-    return {"numbers": [do_not_call_view(d) for d in rows], "cursor": next_cursor}
-
-
-def do_not_call_view(d: DoNotCall) -> dict[str, Any]:
-    """One listed number: `source` api or voice (opted out during `conversation_id`)."""
-    return {
-        "phone_number": d.phone_number,
-        "reason": d.reason,
-        "added_at_unix": d.added_at_unix,
-        "source": d.source,
-        "conversation_id": d.conversation_id,
-    }
+    return {"numbers": [views.do_not_call_view(d) for d in rows], "cursor": next_cursor}
 
 
 @router.delete(

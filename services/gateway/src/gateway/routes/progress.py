@@ -14,6 +14,7 @@ from gateway.models import Campaign
 from gateway.responses import EVENT_STREAM
 from gateway.routes.deps import Service, api_router
 from gateway.service import GatewayService
+from gateway.views import job_progress_view
 
 router = api_router()
 
@@ -32,20 +33,6 @@ def _resume_from(header: str | None, query: str | None) -> int | None:
     if not raw.strip().isdigit():
         raise Unprocessable("Validation error", "Last-Event-ID: must be an event id this API sent")
     return int(raw.strip())
-
-
-def progress_view(c: Campaign) -> dict[str, object]:
-    """The shape of a `campaign` event."""
-    return {
-        "id": c.campaign_id,
-        "name": c.name,
-        "status": c.status,
-        "status_reason": c.status_reason,
-        "total_calls_scheduled": c.total_calls_scheduled,
-        "total_calls_dispatched": c.total_calls_dispatched,
-        "total_calls_finished": c.total_calls_finished,
-        "last_updated_at_unix": c.last_updated_at_unix,
-    }
 
 
 def _response(request: Request, events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
@@ -114,6 +101,6 @@ async def campaign_stream(
         # The log position first, then the state: a change in between is sent again, never lost.
         after_id = await service.last_change_id()
         campaign = await service.get(Campaign, job_id, "Batch job not found")
-        yield change_event(after_id, "campaign", progress_view(campaign))
+        yield change_event(after_id, "campaign", job_progress_view(campaign))
     async for event in stream_changes(service, listener, job_id, after_id):
         yield event
