@@ -448,22 +448,6 @@ class Recipients:
         result = await self.session.scalars(upsert, execution_options={"populate_existing": True})
         return sorted(result.all(), key=lambda r: r.position)
 
-    async def page(
-        self, campaign_id: str, *, after_position: int | None, page_size: int, status: str | None
-    ) -> tuple[list[CampaignRecipient], bool]:
-        query = (
-            select(CampaignRecipient)
-            .where(CampaignRecipient.campaign_id == campaign_id)
-            .order_by(CampaignRecipient.position)
-            .limit(page_size + 1)
-        )
-        if after_position is not None:
-            query = query.where(CampaignRecipient.position > after_position)
-        if status is not None:
-            query = query.where(CampaignRecipient.status == status)
-        rows = list((await self.session.scalars(query)).all())
-        return rows[:page_size], len(rows) > page_size
-
 
 @dataclass(frozen=True)
 class RecipientResult:

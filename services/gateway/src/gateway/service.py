@@ -90,7 +90,7 @@ from gateway.models import (
     WebhookDelivery,
     WebhookDeliveryAttempt,
 )
-from gateway.repository import RecipientResult
+from gateway.repository import R, RecipientResult
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
 from gateway.waiter import OperationWaiter
@@ -300,7 +300,8 @@ class GatewayService:
 
     # ---- reads -------------------------------------------------------------------------------
 
-    async def get(self, model: type[Any], resource_id: str, not_found: str) -> Any:
+    async def get(self, model: type[R], resource_id: str, not_found: str) -> R:
+        """The live row of `model` with this id; NotFound (404, `not_found: id`) when there is none."""
         async with self.uow() as uow:
             row = await uow.read_models.get(model, resource_id)
         if row is None:
@@ -318,8 +319,9 @@ class GatewayService:
         return turns
 
     async def page(
-        self, model: type[Any], cursor: str | None, page_size: int, filters: dict[str, Any] | None = None
-    ) -> tuple[list[Any], str | None]:
+        self, model: type[R], cursor: str | None, page_size: int, filters: dict[str, Any] | None = None
+    ) -> tuple[list[R], str | None]:
+        """A page of `model`'s live rows, newest first (`ReadModels.page`), and the next page's cursor."""
         after = domain.decode_cursor(cursor)
         async with self.uow() as uow:
             rows, has_more = await uow.read_models.page(
@@ -327,22 +329,12 @@ class GatewayService:
             )
         return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
 
-    async def find(self, model: type[Any], resource_id: str) -> Any:
+    async def find(self, model: type[R], resource_id: str) -> R | None:
         async with self.uow() as uow:
             return await uow.read_models.get(model, resource_id)
 
-    async def exists(self, model: type[Any], resource_id: str) -> bool:
+    async def exists(self, model: type[R], resource_id: str) -> bool:
         return await self.find(model, resource_id) is not None
-
-    async def recipients_page(
-        self, campaign_id: str, cursor: str | None, page_size: int, status: str | None
-    ) -> tuple[list[Any], str | None]:
-        after = domain.decode_cursor(cursor)
-        async with self.uow() as uow:
-            rows, has_more = await uow.recipients.page(
-                campaign_id, after_position=after, page_size=page_size, status=status
-            )
-        return rows, domain.encode_cursor(rows[-1].position) if has_more and rows else None
 
     async def results_page(
         self,
@@ -431,7 +423,7 @@ class GatewayService:
         async with self.uow() as uow:
             return await uow.webhook_deliveries.get(delivery_id)
 
-    async def missing_ids(self, model: type[Any], ids: list[str]) -> list[str]:
+    async def missing_ids(self, model: type[R], ids: list[str]) -> list[str]:
         if not ids:
             return []
         async with self.uow() as uow:
