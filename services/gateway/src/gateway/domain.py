@@ -29,12 +29,10 @@ from contracts.notifier import (
 from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
-    AgentRecord,
     AgentUpdated,
     EcommerceToolsCreated,
     EmailTemplateCreated,
     EmailTemplateDeleted,
-    EmailTemplateRecord,
     KnowledgeDocumentCreated,
     KnowledgeDocumentDeleted,
     ToolCreated,
@@ -48,13 +46,12 @@ from contracts.telephony import (
     CustomerSessionStored,
     PhoneNumberDeleted,
     PhoneNumberImported,
-    PhoneNumberRecord,
     PhoneNumberUpdated,
 )
 from contracts.webhooks import PostCallWebhookRegistered
 from elevenlabs_client import retry_after_from_detail
 from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from gateway.views import job_view
+from gateway.views import TOOL_CREATED_FIELDS, agent_view, job_view, phone_view, template_view, tool_view
 
 # ---- phone numbers and secrets ---------------------------------------------------------------
 
@@ -207,20 +204,6 @@ def retry_after_s(body: dict[str, Any]) -> int:
     return max(1, math.ceil(asked))
 
 
-def agent_view(agent: AgentRecord) -> dict[str, Any]:
-    return {"agent_id": agent.agent_id, "name": agent.name, "conversation_config": agent.conversation_config}
-
-
-def phone_view(p: PhoneNumberRecord) -> dict[str, Any]:
-    return {
-        "phone_number_id": p.phone_number_id,
-        "phone_number": p.phone_number,
-        "label": p.label,
-        "agent_id": p.agent_id,
-        "provider": p.provider,
-    }
-
-
 # Which commands an event concludes (an event may also be a side effect of another command:
 # a placed call stores a customer session too, but that does not answer the call request).
 _CONCLUDES: dict[str, frozenset[str]] = {
@@ -262,9 +245,7 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
         case EmailTemplateDeleted(template_id=tid):
             return Outcome(200, {"success": True, "message": f"Template {tid} deleted successfully"})
         case ToolCreated(tool=t):
-            return Outcome(
-                200, {"tool_id": t.tool_id, "name": t.name, "description": t.description, "type": t.type}
-            )
+            return Outcome(200, tool_view(t, TOOL_CREATED_FIELDS))
         case EcommerceToolsCreated(products_tool=p, orders_tool=o):
             return Outcome(200, {"products_tool_id": p.tool_id, "orders_tool_id": o.tool_id})
         case ToolDeleted(tool_id=tool_id):
@@ -367,19 +348,6 @@ def undeclared_placeholders(templates: list[str], parameters: list[str]) -> list
     known = SESSION_PLACEHOLDERS | set(parameters)
     used = [m.group(1) for t in templates for m in PLACEHOLDER.finditer(t)]
     return sorted({p for p in used if p not in known})
-
-
-def template_view(t: EmailTemplateRecord) -> dict[str, Any]:
-    return {
-        "template_id": t.template_id,
-        "name": t.name,
-        "description": t.description,
-        "subject_template": t.subject_template,
-        "body_template": t.body_template,
-        "parameters": [p.model_dump() for p in t.parameters],
-        "tool_id": t.tool_id,
-        "created_at": t.created_at,
-    }
 
 
 # ---- webhooks to the customer's systems ------------------------------------------------------

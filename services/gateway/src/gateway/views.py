@@ -10,7 +10,90 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.campaigns import CampaignSnapshot
-from gateway.models import Campaign, DoNotCall
+from contracts.provisioning import AgentRecord, EmailTemplateRecord, ToolRecord
+from contracts.telephony import PhoneNumberRecord
+from gateway.models import Agent, Campaign, DoNotCall, EmailTemplate, KnowledgeDocument, PhoneNumber, Tool
+
+# ---- agents ----------------------------------------------------------------------------------
+
+
+def agent_view(a: AgentRecord | Agent) -> dict[str, Any]:
+    """An agent (api-v1.md 6.2): an update's answer and `GET /agents/{id}`."""
+    return {"agent_id": a.agent_id, "name": a.name, "conversation_config": a.conversation_config}
+
+
+def agent_summary_view(a: Agent) -> dict[str, Any]:
+    """One agent of `GET /agents`: of its config only the agent's language and first message."""
+    agent_cfg = a.conversation_config.get("agent", {})
+    summary = {k: agent_cfg[k] for k in ("language", "first_message") if k in agent_cfg}
+    return {"agent_id": a.agent_id, "name": a.name, "conversation_config": {"agent": summary}}
+
+
+# ---- tools -----------------------------------------------------------------------------------
+
+#: A created tool's answer (api-v1.md 3.1), after its `tool_id`.
+TOOL_CREATED_FIELDS = ("name", "description", "type")
+#: `GET /tools/{id}`.
+TOOL_FIELDS = (*TOOL_CREATED_FIELDS, "tool_config", "created_at_unix")
+#: One tool of `GET /tools`.
+TOOL_SUMMARY_FIELDS = ("name", "type")
+
+
+def tool_view(t: ToolRecord | Tool, fields: tuple[str, ...] = TOOL_FIELDS) -> dict[str, Any]:
+    """A tool: `tool_id`, then `fields` (`TOOL_CREATED_FIELDS`, `TOOL_FIELDS`, `TOOL_SUMMARY_FIELDS`)."""
+    return {"tool_id": t.tool_id} | {name: getattr(t, name) for name in fields}
+
+
+# ---- knowledge base --------------------------------------------------------------------------
+
+
+def document_view(d: KnowledgeDocument) -> dict[str, Any]:
+    """One document of `GET /knowledge-base` (`GET /knowledge-base/{id}` adds `document_id`)."""
+    return {
+        "id": d.document_id,
+        "name": d.name,
+        "type": d.type,
+        "status": d.status,
+        "created_at_unix": d.created_at_unix,
+    }
+
+
+# ---- phone numbers ---------------------------------------------------------------------------
+
+
+def phone_view(p: PhoneNumberRecord | PhoneNumber) -> dict[str, Any]:
+    """A phone number (api-v1.md 8.3); `GET /phone-numbers/{id}` adds what it supports."""
+    return {
+        "phone_number_id": p.phone_number_id,
+        "phone_number": p.phone_number,
+        "label": p.label,
+        "agent_id": p.agent_id,
+        "provider": p.provider,
+    }
+
+
+# ---- e-mail templates ------------------------------------------------------------------------
+
+
+def template_view(t: EmailTemplateRecord | EmailTemplate) -> dict[str, Any]:
+    """An e-mail template (api-v1.md 5.1): a create's answer and `GET /email-templates/{id}`
+    (the row keeps its parameters as the event's, dumped)."""
+    return {
+        "template_id": t.template_id,
+        "name": t.name,
+        "description": t.description,
+        "subject_template": t.subject_template,
+        "body_template": t.body_template,
+        "parameters": [p if isinstance(p, dict) else p.model_dump() for p in t.parameters],
+        "tool_id": t.tool_id,
+        "created_at": t.created_at,
+    }
+
+
+def template_summary_view(t: EmailTemplate) -> dict[str, Any]:
+    """One template of `GET /email-templates`."""
+    return {"template_id": t.template_id, "name": t.name, "tool_id": t.tool_id, "created_at": t.created_at}
+
 
 # ---- campaigns (batch jobs) ------------------------------------------------------------------
 

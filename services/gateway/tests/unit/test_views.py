@@ -5,9 +5,19 @@ built from the resource's event (a write's answer, a live stream's event) or fro
 from __future__ import annotations
 
 from contracts.campaigns import CallerIdStats, CampaignSnapshot, CampaignUpdated
+from contracts.provisioning import (
+    AgentRecord,
+    AgentUpdated,
+    EmailTemplateCreated,
+    EmailTemplateRecord,
+    TemplateParameter,
+    ToolCreated,
+    ToolRecord,
+)
+from contracts.telephony import PhoneNumberRecord, PhoneNumberUpdated
 from gateway import views
 from gateway.domain import outcome_of
-from gateway.models import Campaign, DoNotCall
+from gateway.models import Agent, Campaign, DoNotCall, EmailTemplate, PhoneNumber, Tool
 
 
 def _snapshot(**changes: object) -> CampaignSnapshot:
@@ -104,4 +114,92 @@ def test_a_do_not_call_entry_names_its_source() -> None:
         "added_at_unix": 5,
         "source": "voice",
         "conversation_id": "c1",
+    }
+
+
+# ---- resources whose event and row carry the same fields -------------------------------------
+
+
+def test_a_template_reads_back_as_its_create_answered_it() -> None:
+    record = EmailTemplateRecord(
+        template_id="welcome",
+        name="welcome",
+        description="After a sale",
+        subject_template="Hi {{name}}",
+        body_template="Thanks, {{name}}",
+        parameters=[TemplateParameter(name="order", required=True)],
+        tool_id="tool_1",
+        created_at="2026-11-30T09:00:00Z",
+    )
+    row = EmailTemplate(**record.model_dump())  # what the projection stores: parameters as dicts
+    answer = outcome_of(
+        EmailTemplateCreated(
+            template=record, tool=ToolRecord(tool_id="tool_1", name="welcome", created_at_unix=1)
+        )
+    )
+    assert answer.body == views.template_view(record) == views.template_view(row)
+    assert answer.body["parameters"] == [{"name": "order", "description": "", "required": True}]
+    assert views.template_summary_view(row) == {
+        "template_id": "welcome",
+        "name": "welcome",
+        "tool_id": "tool_1",
+        "created_at": "2026-11-30T09:00:00Z",
+    }
+
+
+def test_a_phone_number_reads_back_as_its_update_answered_it() -> None:
+    record = PhoneNumberRecord(
+        phone_number_id="pn_1",
+        phone_number="+14155550103",
+        label="Sales",
+        provider="twilio",
+        agent_id="agent_1",
+        created_at_unix=1,
+    )
+    row = PhoneNumber(**record.model_dump(exclude={"sip_username"}))
+    assert views.phone_view(record) == views.phone_view(row)
+    # An update answers without the provider (api-v1.md 8.4).
+    assert outcome_of(PhoneNumberUpdated(phone=record)).body == {
+        "phone_number_id": "pn_1",
+        "phone_number": "+14155550103",
+        "label": "Sales",
+        "agent_id": "agent_1",
+    }
+
+
+def test_an_agent_reads_back_as_its_update_answered_it_and_lists_as_a_summary() -> None:
+    config = {"agent": {"language": "en", "first_message": "Hi", "prompt": {"prompt": "long"}}, "tts": {}}
+    record = AgentRecord(agent_id="agent_1", name="Ava", conversation_config=config, created_at_unix=1)
+    row = Agent(**record.model_dump())
+    assert outcome_of(AgentUpdated(agent=record)).body == views.agent_view(record) == views.agent_view(row)
+    assert views.agent_summary_view(row) == {
+        "agent_id": "agent_1",
+        "name": "Ava",
+        "conversation_config": {"agent": {"language": "en", "first_message": "Hi"}},
+    }
+
+
+def test_a_tool_is_shown_whole_by_id_and_in_part_when_created_or_listed() -> None:
+    record = ToolRecord(
+        tool_id="t1", name="orders", description="Looks up orders", tool_config={"a": 1}, created_at_unix=7
+    )
+    row = Tool(**record.model_dump(exclude={"token"}))
+    assert outcome_of(ToolCreated(tool=record)).body == {
+        "tool_id": "t1",
+        "name": "orders",
+        "description": "Looks up orders",
+        "type": "webhook",
+    }
+    assert views.tool_view(row) == {
+        "tool_id": "t1",
+        "name": "orders",
+        "description": "Looks up orders",
+        "type": "webhook",
+        "tool_config": {"a": 1},
+        "created_at_unix": 7,
+    }
+    assert views.tool_view(row, views.TOOL_SUMMARY_FIELDS) == {
+        "tool_id": "t1",
+        "name": "orders",
+        "type": "webhook",
     }

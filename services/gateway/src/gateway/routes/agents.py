@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from bus.limits import check_fits, message_size
 from contracts.provisioning import CreateAgent, DeleteAgent, UpdateAgent
 from elevenlabs_client.agents import deep_merge, prompt_fields
+from gateway import views
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge
 from gateway.models import Agent, KnowledgeDocument, Tool
 from gateway.responses import WRITE_RESPONSES, AgentCreatedOut, AgentList, AgentOut, Done
@@ -101,18 +102,12 @@ async def list_agents(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(Agent, cursor, page_size)
-    agents = []
-    for a in rows:
-        agent_cfg = a.conversation_config.get("agent", {})
-        summary = {k: agent_cfg[k] for k in ("language", "first_message") if k in agent_cfg}
-        agents.append({"agent_id": a.agent_id, "name": a.name, "conversation_config": {"agent": summary}})
-    return {"agents": agents, "cursor": next_cursor}
+    return {"agents": [views.agent_summary_view(a) for a in rows], "cursor": next_cursor}
 
 
 @router.get("/agents/{agent_id}", tags=["agents"], response_model=AgentOut)
 async def get_agent(agent_id: str, service: Service) -> dict[str, Any]:
-    a = await service.get(Agent, agent_id, "Agent not found")
-    return {"agent_id": a.agent_id, "name": a.name, "conversation_config": a.conversation_config}
+    return views.agent_view(await service.get(Agent, agent_id, "Agent not found"))
 
 
 @router.patch("/agents/{agent_id}", tags=["agents"], response_model=AgentOut, responses=WRITE_RESPONSES)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse
 
 from contracts.provisioning import CreateEmailTemplate, DeleteEmailTemplate, TemplateParameter
-from gateway import domain
+from gateway import domain, views
 from gateway.errors import Unprocessable
 from gateway.models import Email, EmailTemplate
 from gateway.responses import WRITE_RESPONSES, Done, EmailList, TemplateList, TemplateOut
@@ -15,19 +15,6 @@ from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import EmailTemplateRequest
 
 router = api_router()
-
-
-def template_view(t: EmailTemplate) -> dict[str, Any]:
-    return {
-        "template_id": t.template_id,
-        "name": t.name,
-        "description": t.description,
-        "subject_template": t.subject_template,
-        "body_template": t.body_template,
-        "parameters": t.parameters,
-        "tool_id": t.tool_id,
-        "created_at": t.created_at,
-    }
 
 
 @router.post(
@@ -66,16 +53,13 @@ async def list_templates(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(EmailTemplate, cursor, page_size)
-    templates = [
-        {"template_id": t.template_id, "name": t.name, "tool_id": t.tool_id, "created_at": t.created_at}
-        for t in rows
-    ]
+    templates = [views.template_summary_view(t) for t in rows]
     return {"templates": templates, "count": len(templates), "cursor": next_cursor}
 
 
 @router.get("/email-templates/{template_id}", tags=["email-templates"], response_model=TemplateOut)
 async def get_template(template_id: str, service: Service) -> dict[str, Any]:
-    return template_view(await service.get(EmailTemplate, template_id, "Template not found"))
+    return views.template_view(await service.get(EmailTemplate, template_id, "Template not found"))
 
 
 @router.delete(

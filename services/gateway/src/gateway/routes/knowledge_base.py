@@ -8,6 +8,7 @@ from fastapi import File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
 from contracts.provisioning import CreateKnowledgeDocument, DeleteKnowledgeDocument
+from gateway import views
 from gateway.domain import Outcome
 from gateway.errors import Unprocessable
 from gateway.models import KnowledgeDocument
@@ -104,28 +105,18 @@ async def _file_document(
     return await service.execute(command)
 
 
-def _document_view(d: KnowledgeDocument) -> dict[str, Any]:
-    return {
-        "id": d.document_id,
-        "name": d.name,
-        "type": d.type,
-        "status": d.status,
-        "created_at_unix": d.created_at_unix,
-    }
-
-
 @router.get("/knowledge-base", tags=["knowledge-base"], response_model=DocumentList)
 async def list_documents(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(KnowledgeDocument, cursor, page_size)
-    return {"documents": [_document_view(d) for d in rows], "cursor": next_cursor}
+    return {"documents": [views.document_view(d) for d in rows], "cursor": next_cursor}
 
 
 @router.get("/knowledge-base/{document_id}", tags=["knowledge-base"], response_model=DocumentOut)
 async def get_document(document_id: str, service: Service) -> dict[str, Any]:
     d = await service.get(KnowledgeDocument, document_id, "Document not found")
-    return {"document_id": d.document_id, **_document_view(d)}
+    return {"document_id": d.document_id, **views.document_view(d)}
 
 
 @router.delete(

@@ -16,7 +16,7 @@ from contracts.telephony import (
     TrunkConfig,
     UpdatePhoneNumber,
 )
-from gateway import domain
+from gateway import domain, views
 from gateway.errors import BadRequest
 from gateway.models import Agent, PhoneNumber
 from gateway.responses import (
@@ -37,16 +37,6 @@ from gateway.schemas import (
 )
 
 router = api_router()
-
-
-def phone_view(p: PhoneNumber) -> dict[str, Any]:
-    return {
-        "phone_number_id": p.phone_number_id,
-        "phone_number": p.phone_number,
-        "label": p.label,
-        "agent_id": p.agent_id,
-        "provider": p.provider,
-    }
 
 
 @router.post(
@@ -110,13 +100,16 @@ async def list_phone_numbers(
     service: Service, page_size: PageSize = 30, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(PhoneNumber, cursor, page_size)
-    return {"phone_numbers": [phone_view(p) for p in rows], "cursor": next_cursor}
+    return {"phone_numbers": [views.phone_view(p) for p in rows], "cursor": next_cursor}
 
 
 @router.get("/phone-numbers/{phone_number_id}", tags=["phone-numbers"], response_model=PhoneNumberOut)
 async def get_phone_number(phone_number_id: str, service: Service) -> dict[str, Any]:
     p = await service.get(PhoneNumber, phone_number_id, "Phone number not found")
-    return phone_view(p) | {"supports_inbound": p.supports_inbound, "supports_outbound": p.supports_outbound}
+    return views.phone_view(p) | {
+        "supports_inbound": p.supports_inbound,
+        "supports_outbound": p.supports_outbound,
+    }
 
 
 @router.patch(

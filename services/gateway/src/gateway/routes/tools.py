@@ -13,6 +13,7 @@ from contracts.provisioning import (
     DeleteTool,
     RotateToolToken,
 )
+from gateway import views
 from gateway.models import Tool
 from gateway.responses import (
     WRITE_RESPONSES,
@@ -62,22 +63,14 @@ async def create_webhook_tool(body: WebhookToolRequest, service: Service) -> JSO
 async def list_tools(service: Service, page_size: PageSize = 30, cursor: str | None = None) -> dict[str, Any]:
     rows, next_cursor = await service.page(Tool, cursor, page_size)
     return {
-        "tools": [{"tool_id": t.tool_id, "name": t.name, "type": t.type} for t in rows],
+        "tools": [views.tool_view(t, views.TOOL_SUMMARY_FIELDS) for t in rows],
         "cursor": next_cursor,
     }
 
 
 @router.get("/tools/{tool_id}", tags=["tools"], response_model=ToolOut)
 async def get_tool(tool_id: str, service: Service) -> dict[str, Any]:
-    t = await service.get(Tool, tool_id, "Tool not found")
-    return {
-        "tool_id": t.tool_id,
-        "name": t.name,
-        "description": t.description,
-        "type": t.type,
-        "tool_config": t.tool_config,
-        "created_at_unix": t.created_at_unix,
-    }
+    return views.tool_view(await service.get(Tool, tool_id, "Tool not found"))
 
 
 @router.delete("/tools/{tool_id}", tags=["tools"], response_model=Done, responses=WRITE_RESPONSES)
