@@ -1,5 +1,5 @@
 """The new-campaign page: a spreadsheet and the form's fields turned into the API's multipart
-submission (`routes.batch_calling.form_submission`), checked by `/batch-calling/validate`'s use case
+submission (`gateway.submissions.form_submission`), checked by `/batch-calling/validate`'s use case
 and created by `/batch-calling/submit`'s, with every error in plain words next to its field. And the
 do-not-call import: a CSV's numbers added one by one through the API's do-not-call route."""
 
@@ -23,6 +23,7 @@ from gateway.routes.deps import respond
 from gateway.schemas import DoNotCallRequest
 from gateway.service import GatewayService
 from gateway.spreadsheets import ROLES, SheetError, detected_role, head, open_sheet
+from gateway.submissions import form_submission
 
 PREVIEW_ROWS = 5
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -227,7 +228,7 @@ async def _run(
     api_form = FormData([("file", file), ("columns", columns), *fields])
 
     async def run() -> Any:
-        async with batch_calling.form_submission(api_form) as submission:
+        async with form_submission(api_form) as submission:
             if skip:
                 submission = dataclasses.replace(
                     submission, entries=(e for e in submission.entries if e.ref.get("row") not in skip)

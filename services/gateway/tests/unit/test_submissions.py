@@ -1,0 +1,51 @@
+"""A spreadsheet submission's form fields (`gateway.submissions.form_fields`): text as sent, JSON
+objects parsed, empty inputs left out, a malformed object a 422 naming its field."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import UploadFile
+
+from gateway.submissions import form_fields
+
+
+def test_text_fields_are_kept_as_sent_and_empty_inputs_and_the_file_left_out() -> None:
+    upload = UploadFile(io.BytesIO(b"phone_number\n+14155550103\n"), filename="list.csv")
+    fields, roles = form_fields(
+        [
+            ("file", upload),
+            ("agent_id", "agent_1"),
+            ("retry_count", "2"),
+            ("timezone", ""),
+            ("call_name", "X"),
+        ]
+    )
+    assert fields == {"agent_id": "agent_1", "retry_count": "2", "call_name": "X"}
+    assert roles is None
+
+
+def test_object_fields_are_parsed_and_columns_become_roles() -> None:
+    fields, roles = form_fields(
+        [
+            ("calling_window", '{"start": "09:00", "end": "17:00"}'),
+            ("phone_number_ids", '["pn_2"]'),
+            ("columns", '{"Mobil": "phone_number", "Kunde": "name", "7": 8}'),
+        ]
+    )
+    assert fields == {"calling_window": {"start": "09:00", "end": "17:00"}, "phone_number_ids": ["pn_2"]}
+    assert roles == {"Mobil": "phone_number", "Kunde": "name", "7": "8"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("retry_delays", "{not json"), ("columns", '["phone_number"]'), ("columns", "null")],
+)
+def test_a_malformed_object_field_is_a_validation_error_naming_it(name: str, value: str) -> None:
+    with pytest.raises(RequestValidationError) as raised:
+        form_fields([("agent_id", "agent_1"), (name, value)])
+    assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
+        (("body", name), "must be a JSON object")
+    ]
