@@ -12,7 +12,16 @@ from typing import Any
 from contracts.campaigns import CampaignSnapshot
 from contracts.provisioning import AgentRecord, EmailTemplateRecord, ToolRecord
 from contracts.telephony import PhoneNumberRecord
-from gateway.models import Agent, Campaign, DoNotCall, EmailTemplate, KnowledgeDocument, PhoneNumber, Tool
+from gateway.models import (
+    Agent,
+    Call,
+    Campaign,
+    DoNotCall,
+    EmailTemplate,
+    KnowledgeDocument,
+    PhoneNumber,
+    Tool,
+)
 
 # ---- agents ----------------------------------------------------------------------------------
 
@@ -93,6 +102,34 @@ def template_view(t: EmailTemplateRecord | EmailTemplate) -> dict[str, Any]:
 def template_summary_view(t: EmailTemplate) -> dict[str, Any]:
     """One template of `GET /email-templates`."""
     return {"template_id": t.template_id, "name": t.name, "tool_id": t.tool_id, "created_at": t.created_at}
+
+
+# ---- calls -----------------------------------------------------------------------------------
+
+
+def call_view(c: Call) -> dict[str, Any]:
+    """A placed call as the read model knows it (`GET /calls`, `/calls/{id}`)."""
+    return {
+        "conversation_id": c.conversation_id,
+        "status": c.status,
+        "provider": c.provider,
+        "agent_id": c.agent_id,
+        "phone_number_id": c.phone_number_id,
+        "to_number": c.to_number,
+        "call_sid": c.call_sid,
+        "sip_call_id": c.sip_call_id,
+        "duration_seconds": c.duration_seconds,
+        "outcome": c.outcome,
+        "summary": c.summary,
+        "reason": c.reason,
+        "ecommerce_enabled": c.ecommerce_enabled,
+        "campaign_id": c.campaign_id,
+        "recipient_id": c.recipient_id,
+        "attempt": c.attempt,
+        "placed_at_unix": c.placed_at_unix,
+        "ended_at_unix": c.ended_at_unix,
+        "quiet_hours_overridden": c.quiet_hours_overridden,
+    }
 
 
 # ---- campaigns (batch jobs) ------------------------------------------------------------------
