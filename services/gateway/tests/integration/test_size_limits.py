@@ -16,10 +16,10 @@ from sqlalchemy.dialects.postgresql import insert
 
 from contracts.provisioning import CreateAgent
 from gateway import handlers
+from gateway.agents import AGENT_READBACK_BYTES
 from gateway.app import create_app
 from gateway.bootstrap import Container, bootstrap
 from gateway.models import Agent, Operation, PhoneNumber, outbox
-from gateway.routes.agents import AGENT_READBACK_BYTES
 from gateway.settings import Settings
 
 from .conftest import API_KEY
