@@ -23,7 +23,6 @@ from contracts.campaigns import CampaignUpdated, DoNotCallAdded, DoNotCallRemove
 from contracts.notifier import (
     WebhookDeliveryUpdated,
     WebhookSubscriptionDeleted,
-    WebhookSubscriptionRecord,
     WebhookSubscriptionUpdated,
 )
 from contracts.provisioning import (
@@ -51,7 +50,16 @@ from contracts.telephony import (
 from contracts.webhooks import PostCallWebhookRegistered
 from elevenlabs_client import retry_after_from_detail
 from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from gateway.views import TOOL_CREATED_FIELDS, agent_view, job_view, phone_view, template_view, tool_view
+from gateway.views import (
+    TOOL_CREATED_FIELDS,
+    agent_view,
+    delivery_view,
+    job_view,
+    phone_view,
+    template_view,
+    tool_view,
+    webhook_view,
+)
 
 # ---- phone numbers and secrets ---------------------------------------------------------------
 
@@ -356,32 +364,3 @@ def undeclared_placeholders(templates: list[str], parameters: list[str]) -> list
 def new_signing_secret() -> str:
     """A webhook's signing secret: `whsec_` + 32 random bytes (urlsafe base64). Shown once."""
     return "whsec_" + secrets.token_urlsafe(32)
-
-
-def webhook_view(sub: WebhookSubscriptionRecord) -> dict[str, Any]:
-    """A webhook as the API shows it (never its secret)."""
-    return {
-        "webhook_id": sub.subscription_id,
-        "url": sub.url,
-        "event_types": list(sub.event_types),
-        "description": sub.description,
-        "status": sub.status,
-        "disabled_reason": sub.disabled_reason,
-        "consecutive_failures": sub.consecutive_failures,
-        "failing_since_unix": sub.failing_since_unix,
-        "created_at_unix": sub.created_at_unix,
-    }
-
-
-def delivery_view(d: WebhookDeliveryUpdated) -> dict[str, Any]:
-    """A delivery as the resend answers it (its attempts are listed by GET .../deliveries)."""
-    return {
-        "delivery_id": d.delivery_id,
-        "webhook_id": d.subscription_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at_unix": d.next_attempt_at_unix,
-        "created_at_unix": d.created_at_unix,
-    }

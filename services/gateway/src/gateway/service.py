@@ -623,12 +623,12 @@ class GatewayService:
                 case DoNotCallRemoved(phone_number=number):
                     await rm.tombstone(DoNotCall, number, at)
                 case WebhookSubscriptionUpdated(subscription=sub):
-                    row = domain.webhook_view(sub)
+                    row = views.webhook_view(sub)
                     await rm.upsert(Webhook, row, at)
                 case WebhookSubscriptionDeleted(subscription_id=sid):
                     await rm.tombstone(Webhook, sid, at)
                 case WebhookDeliveryUpdated() as d:
-                    view = domain.delivery_view(d)
+                    view = views.delivery_view(d)
                     await uow.webhook_deliveries.upsert(view, at)
                     if d.last_attempt is not None:
                         await uow.webhook_deliveries.add_attempt(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.campaigns import CampaignSnapshot
+from contracts.notifier import WebhookDeliveryUpdated, WebhookSubscriptionRecord
 from contracts.provisioning import AgentRecord, EmailTemplateRecord, ToolRecord
 from contracts.telephony import PhoneNumberRecord
 from gateway.models import (
@@ -21,6 +22,9 @@ from gateway.models import (
     KnowledgeDocument,
     PhoneNumber,
     Tool,
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
 )
 
 # ---- agents ----------------------------------------------------------------------------------
@@ -217,3 +221,55 @@ def do_not_call_view(d: DoNotCall) -> dict[str, Any]:
         "source": d.source,
         "conversation_id": d.conversation_id,
     }
+
+
+# ---- webhooks to the customer's systems ------------------------------------------------------
+
+
+def webhook_view(w: WebhookSubscriptionRecord | Webhook) -> dict[str, Any]:
+    """A webhook as the API shows it (never its secret), from the notifier's record (whose
+    `subscription_id` is our `webhook_id`) or the read model's row, which stores this shape."""
+    return {
+        "webhook_id": w.subscription_id if isinstance(w, WebhookSubscriptionRecord) else w.webhook_id,
+        "url": w.url,
+        "event_types": list(w.event_types),
+        "description": w.description,
+        "status": w.status,
+        "disabled_reason": w.disabled_reason,
+        "consecutive_failures": w.consecutive_failures,
+        "failing_since_unix": w.failing_since_unix,
+        "created_at_unix": w.created_at_unix,
+    }
+
+
+def delivery_view(d: WebhookDeliveryUpdated | WebhookDelivery) -> dict[str, Any]:
+    """A delivery as the resend answers it, from the notifier's event or the read model's row,
+    which stores this shape (`delivery_log_view` adds its attempts)."""
+    return {
+        "delivery_id": d.delivery_id,
+        "webhook_id": d.subscription_id if isinstance(d, WebhookDeliveryUpdated) else d.webhook_id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at_unix": d.next_attempt_at_unix,
+        "created_at_unix": d.created_at_unix,
+    }
+
+
+def attempt_view(a: WebhookDeliveryAttempt) -> dict[str, Any]:
+    """One delivery attempt: timing in ms, the receiver's status code and answer excerpt, or the error."""
+    return {
+        "attempt": a.attempt,
+        "started_at_ms": a.started_at_ms,
+        "duration_ms": a.duration_ms,
+        "status_code": a.status_code,
+        "response_excerpt": a.response_excerpt,
+        "error": a.error,
+        "manual": a.manual,
+    }
+
+
+def delivery_log_view(d: WebhookDelivery, attempts: list[WebhookDeliveryAttempt]) -> dict[str, Any]:
+    """A delivery of `GET /webhooks/{id}/deliveries`, with every attempt (`attempt_log`)."""
+    return delivery_view(d) | {"attempt_log": [attempt_view(a) for a in attempts]}
