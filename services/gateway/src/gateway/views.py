@@ -17,7 +17,9 @@ from gateway.models import (
     Agent,
     Call,
     Campaign,
+    CustomerSession,
     DoNotCall,
+    Email,
     EmailTemplate,
     KnowledgeDocument,
     PhoneNumber,
@@ -221,6 +223,35 @@ def do_not_call_view(d: DoNotCall) -> dict[str, Any]:
         "source": d.source,
         "conversation_id": d.conversation_id,
     }
+
+
+# ---- e-mails agents sent ---------------------------------------------------------------------
+
+
+def email_view(e: Email) -> dict[str, Any]:
+    """An e-mail an agent sent or failed to send (`GET /emails`)."""
+    return {
+        "email_id": e.email_id,
+        "conversation_id": e.conversation_id,
+        "template_id": e.template_id,
+        "to_email": e.to_email,
+        "from_email": e.from_email,
+        "subject": e.subject,
+        "status": e.status,
+        "transport": e.transport,
+        "error": e.error,
+        "permanent": e.permanent,
+        "at_unix": e.at_unix,
+    }
+
+
+# ---- customer sessions -----------------------------------------------------------------------
+
+
+def session_view(s: CustomerSession) -> dict[str, Any]:
+    """A customer session (api-v1.md 5.5): `customer_info` holds only the fields given."""
+    info = {k: v for k, v in {"name": s.name, "email": s.email, "phone": s.phone}.items() if v is not None}
+    return {"conversation_id": s.conversation_id, "customer_info": info, "created_at_unix": s.created_at_unix}
 
 
 # ---- webhooks to the customer's systems ------------------------------------------------------

@@ -6,9 +6,8 @@ from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 
-from contracts.provisioning import CreateEmailTemplate, DeleteEmailTemplate, TemplateParameter
-from gateway import domain, views
-from gateway.errors import Unprocessable
+from gateway import views
+from gateway.email_templates import EmailTemplates
 from gateway.models import Email, EmailTemplate
 from gateway.responses import WRITE_RESPONSES, Done, EmailList, TemplateList, TemplateOut
 from gateway.routes.deps import PageSize, Service, api_router, respond
@@ -21,31 +20,7 @@ router = api_router()
     "/email-templates", tags=["email-templates"], response_model=TemplateOut, responses=WRITE_RESPONSES
 )
 async def create_template(body: EmailTemplateRequest, service: Service) -> JSONResponse:
-    names = [p.name for p in body.parameters]
-    if len(set(names)) != len(names):
-        raise Unprocessable("Validation error", "parameter names must be unique")
-    if body.name == "sessions":
-        raise Unprocessable("Validation error", "'sessions' is reserved; choose another template name")
-    undeclared = domain.undeclared_placeholders([body.subject_template, body.body_template], names)
-    if undeclared:
-        raise Unprocessable(
-            "Undeclared template placeholders",
-            f"Declare these as parameters or remove them: {', '.join(undeclared)} "
-            f"(session placeholders: {', '.join(sorted(domain.SESSION_PLACEHOLDERS))})",
-        )
-    if await service.exists(EmailTemplate, body.name):
-        raise Unprocessable(
-            "Template already exists", f"A template named {body.name} exists; delete it first"
-        )
-    command = CreateEmailTemplate(
-        name=body.name,
-        description=body.description,
-        subject_template=body.subject_template,
-        body_template=body.body_template,
-        parameters=[TemplateParameter(**p.model_dump()) for p in body.parameters],
-        webhook_base_url=body.webhook_base_url,
-    )
-    return respond(await service.execute(command, key=body.name))
+    return respond(await EmailTemplates(service).create(body))
 
 
 @router.get("/email-templates", tags=["email-templates"], response_model=TemplateList)
@@ -66,25 +41,7 @@ async def get_template(template_id: str, service: Service) -> dict[str, Any]:
     "/email-templates/{template_id}", tags=["email-templates"], response_model=Done, responses=WRITE_RESPONSES
 )
 async def delete_template(template_id: str, service: Service) -> JSONResponse:
-    template = await service.get(EmailTemplate, template_id, "Template not found")
-    command = DeleteEmailTemplate(template_id=template_id, tool_id=template.tool_id)
-    return respond(await service.execute(command, key=template_id))
-
-
-def email_view(e: Email) -> dict[str, Any]:
-    return {
-        "email_id": e.email_id,
-        "conversation_id": e.conversation_id,
-        "template_id": e.template_id,
-        "to_email": e.to_email,
-        "from_email": e.from_email,
-        "subject": e.subject,
-        "status": e.status,
-        "transport": e.transport,
-        "error": e.error,
-        "permanent": e.permanent,
-        "at_unix": e.at_unix,
-    }
+    return respond(await EmailTemplates(service).delete(template_id))
 
 
 @router.get("/emails", tags=["email-templates"], response_model=EmailList)
@@ -99,4 +56,4 @@ async def list_emails(
         k: v for k, v in {"conversation_id": conversation_id, "status": status}.items() if v is not None
     }
     rows, next_cursor = await service.page(Email, cursor, page_size, filters)
-    return {"emails": [email_view(e) for e in rows], "cursor": next_cursor}
+    return {"emails": [views.email_view(e) for e in rows], "cursor": next_cursor}

@@ -8,18 +8,13 @@ from fastapi.responses import JSONResponse
 
 from contracts import topics
 from contracts.telephony import CustomerInfo, DeleteCustomerSession, StoreCustomerSession
-from gateway import domain
+from gateway import domain, views
 from gateway.models import CustomerSession
 from gateway.responses import WRITE_RESPONSES, Done, SessionList, SessionOut, SessionStoredOut
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import CustomerSessionRequest
 
 router = api_router()
-
-
-def session_view(s: CustomerSession) -> dict[str, Any]:
-    info = {k: v for k, v in {"name": s.name, "email": s.email, "phone": s.phone}.items() if v is not None}
-    return {"conversation_id": s.conversation_id, "customer_info": info, "created_at_unix": s.created_at_unix}
 
 
 @router.post(
@@ -44,7 +39,7 @@ async def list_sessions(
     service: Service, page_size: PageSize = 100, cursor: str | None = None
 ) -> dict[str, Any]:
     rows, next_cursor = await service.page(CustomerSession, cursor, page_size)
-    return {"sessions": [session_view(s) for s in rows], "count": len(rows), "cursor": next_cursor}
+    return {"sessions": [views.session_view(s) for s in rows], "count": len(rows), "cursor": next_cursor}
 
 
 @router.get(
@@ -54,7 +49,7 @@ async def list_sessions(
     response_model_exclude_unset=True,
 )
 async def get_session(conversation_id: str, service: Service) -> dict[str, Any]:
-    return session_view(await service.get(CustomerSession, conversation_id, "Session not found"))
+    return views.session_view(await service.get(CustomerSession, conversation_id, "Session not found"))
 
 
 @router.delete(
