@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +16,6 @@ import structlog
 from bus import metrics
 from bus.context import current_correlation_id
 from bus.limits import is_too_large
-from bus.secrets import upload_url, verify_upload_signature
 from contracts import topics
 from contracts.base import Command, Event
 from contracts.campaigns import (
@@ -41,7 +38,6 @@ from contracts.provisioning import (
     AgentCreated,
     AgentDeleted,
     AgentUpdated,
-    CreateKnowledgeDocument,
     EcommerceToolsCreated,
     EmailTemplateCreated,
     EmailTemplateDeleted,
@@ -85,7 +81,6 @@ from gateway.models import (
     KnowledgeDocument,
     PhoneNumber,
     Tool,
-    Upload,
     Webhook,
     WebhookDelivery,
     WebhookDeliveryAttempt,
@@ -203,39 +198,6 @@ class GatewayService:
                 "status_code": op.status_code,
                 "result": op.response,
             }
-
-    async def stage_upload(self, file_name: str, content: bytes) -> CreateKnowledgeDocument:
-        """Validate and keep an upload; the command carries a signed URL to it (claim check)."""
-        content_type = domain.detect_upload_type(file_name, content, self.settings.kb_max_upload_bytes)
-        upload_id = uuid.uuid4().hex
-        digest = hashlib.sha256(content).hexdigest()
-        async with self.uow() as uow:
-            uow.uploads.add(
-                Upload(
-                    upload_id=upload_id,
-                    file_name=file_name,
-                    content_type=content_type,
-                    sha256=digest,
-                    content=content,
-                )
-            )
-        expires = int(time.time()) + self.settings.upload_url_ttl_s
-        return CreateKnowledgeDocument(
-            source_type="file",
-            file_url=upload_url(self.settings.upload_base_url, self.settings.keyring, upload_id, expires),
-            file_name=file_name,
-            file_content_type=content_type,
-            file_sha256=digest,
-        )
-
-    async def upload(self, upload_id: str, expires: int, sig: str) -> Upload:
-        if not verify_upload_signature(self.settings.keyring, upload_id, expires, sig, int(time.time())):
-            raise NotFound("Upload not found")
-        async with self.uow() as uow:
-            upload = await uow.uploads.get(upload_id)
-        if upload is None:
-            raise NotFound("Upload not found")
-        return upload
 
     # ---- retention ---------------------------------------------------------------------------
 

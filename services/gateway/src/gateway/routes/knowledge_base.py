@@ -7,10 +7,8 @@ from typing import Annotated, Any
 from fastapi import File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
-from contracts.provisioning import CreateKnowledgeDocument, DeleteKnowledgeDocument
 from gateway import views
-from gateway.domain import Outcome
-from gateway.errors import Unprocessable
+from gateway.knowledge_base import KnowledgeBase
 from gateway.models import KnowledgeDocument
 from gateway.responses import WRITE_RESPONSES, DocumentCreatedOut, DocumentList, DocumentOut, Done
 from gateway.routes.deps import PageSize, Service, api_router, respond
@@ -26,7 +24,7 @@ router = api_router()
     responses=WRITE_RESPONSES,
 )
 async def create_text_document(body: TextDocumentRequest, service: Service) -> JSONResponse:
-    return respond(await service.execute(CreateKnowledgeDocument(source_type="text", **body.model_dump())))
+    return respond(await KnowledgeBase(service).create_text(body))
 
 
 @router.post(
@@ -36,7 +34,7 @@ async def create_text_document(body: TextDocumentRequest, service: Service) -> J
     responses=WRITE_RESPONSES,
 )
 async def create_url_document(body: UrlDocumentRequest, service: Service) -> JSONResponse:
-    return respond(await service.execute(CreateKnowledgeDocument(source_type="url", **body.model_dump())))
+    return respond(await KnowledgeBase(service).create_url(body))
 
 
 @router.post(
@@ -51,7 +49,7 @@ async def create_file_document(
     name: Annotated[str | None, Form(max_length=MAX_DOCUMENT_NAME_CHARS)] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
-    return respond(await _file_document(service, file, name, parent_folder_id))
+    return respond(await KnowledgeBase(service).create_file(file, name, parent_folder_id))
 
 
 @router.post(
@@ -69,40 +67,8 @@ async def ingest_document(
     name: Annotated[str | None, Form(max_length=MAX_DOCUMENT_NAME_CHARS)] = None,
     parent_folder_id: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
-    if source_type == "text":
-        if not text:
-            raise Unprocessable("Validation error", "text is required when source_type is text")
-        body = TextDocumentRequest(text=text, name=name, parent_folder_id=parent_folder_id)
-        return respond(
-            await service.execute(CreateKnowledgeDocument(source_type="text", **body.model_dump()))
-        )
-    if source_type == "url":
-        if not url:
-            raise Unprocessable("Validation error", "url is required when source_type is url")
-        url_body = UrlDocumentRequest(url=url, name=name, parent_folder_id=parent_folder_id)
-        return respond(
-            await service.execute(CreateKnowledgeDocument(source_type="url", **url_body.model_dump()))
-        )
-    if source_type == "file":
-        if file is None:
-            raise Unprocessable("Validation error", "file is required when source_type is file")
-        return respond(await _file_document(service, file, name, parent_folder_id))
-    raise Unprocessable("Validation error", "source_type must be one of: text, url, file")
-
-
-async def _file_document(
-    service: Service, file: UploadFile, name: str | None, parent_folder_id: str | None
-) -> Outcome:
-    file_name = file.filename or "upload"
-    if len(file_name) > MAX_DOCUMENT_NAME_CHARS:
-        # Kept as the upload's and (without `name`) the document's name: both hold 500 characters.
-        raise Unprocessable("Validation error", f"file name: at most {MAX_DOCUMENT_NAME_CHARS} characters")
-    limit = service.settings.kb_max_upload_bytes
-    # Read one byte past the limit so an oversized upload is refused without buffering all of it.
-    content = await file.read(limit + 1)
-    staged = await service.stage_upload(file_name, content)
-    command = staged.model_copy(update={"name": name or file.filename, "parent_folder_id": parent_folder_id})
-    return await service.execute(command)
+    use_case = KnowledgeBase(service)
+    return respond(await use_case.ingest(source_type, text, url, file, name, parent_folder_id))
 
 
 @router.get("/knowledge-base", tags=["knowledge-base"], response_model=DocumentList)
@@ -123,5 +89,4 @@ async def get_document(document_id: str, service: Service) -> dict[str, Any]:
     "/knowledge-base/{document_id}", tags=["knowledge-base"], response_model=Done, responses=WRITE_RESPONSES
 )
 async def delete_document(document_id: str, service: Service) -> JSONResponse:
-    await service.get(KnowledgeDocument, document_id, "Document not found")
-    return respond(await service.execute(DeleteKnowledgeDocument(document_id=document_id), key=document_id))
+    return respond(await KnowledgeBase(service).delete(document_id))

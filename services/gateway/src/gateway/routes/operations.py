@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from gateway.knowledge_base import KnowledgeBase
 from gateway.responses import OperationOut
 from gateway.routes.deps import Service, api_router
 
@@ -21,5 +22,5 @@ async def get_operation(operation_id: str, service: Service) -> dict[str, Any]:
 
 @internal.get("/internal/uploads/{upload_id}", include_in_schema=False)
 async def get_upload(upload_id: str, service: Service, expires: int = 0, sig: str = "") -> Response:
-    upload = await service.upload(upload_id, expires, sig)
+    upload = await KnowledgeBase(service).upload(upload_id, expires, sig)
     return Response(upload.content, media_type=upload.content_type)
