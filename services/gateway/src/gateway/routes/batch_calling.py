@@ -8,18 +8,16 @@ from typing import Any, Literal
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from contracts import topics
 from contracts.campaigns import (
-    AddDoNotCall,
     CancelCampaign,
     PauseCampaign,
     RecipientStatus,
-    RemoveDoNotCall,
     ResumeCampaign,
 )
-from gateway import domain, results, views
+from gateway import views
 from gateway.batch import BatchCalling
-from gateway.models import Agent, Campaign, DoNotCall
+from gateway.batch_jobs import BatchJobs
+from gateway.models import Campaign, DoNotCall
 from gateway.responses import (
     WRITE_RESPONSES,
     Done,
@@ -84,9 +82,7 @@ async def list_jobs(
 
 @router.get("/batch-calling/{job_id}", tags=["batch-calling"], response_model=JobDetail)
 async def get_job(job_id: str, service: Service) -> dict[str, Any]:
-    campaign = await service.get(Campaign, job_id, "Batch job not found")
-    agent = await service.find(Agent, campaign.agent_id)
-    return views.job_detail_view(campaign, agent.name if agent else None)
+    return await BatchJobs(service).job(job_id)
 
 
 # A recipient's status filter takes exactly the statuses the campaign events carry.
@@ -129,9 +125,7 @@ async def job_calls(
     (`calls.csv`)."""
     if _wants_csv(request):
         return await job_calls_csv(job_id, service, status, outcome)
-    await service.get(Campaign, job_id, "Batch job not found")
-    rows, next_cursor = await service.results_page(job_id, cursor, page_size, status, outcome)
-    return {"calls": [results.recipient_view(r) for r in rows], "cursor": next_cursor}
+    return await BatchJobs(service).calls(job_id, cursor, page_size, status, outcome)
 
 
 @router.get(
@@ -146,52 +140,33 @@ async def job_calls_csv(
     """Every recipient (filtered by `status`, `outcome`) as one CSV row, streamed a page at a time:
     the fixed columns (`results.FIXED_COLUMNS`), then `data_collection.<id>` per data collection
     id of the campaign's analyses and `dynamic_variables.<name>` per submitted variable."""
-    campaign = await service.get(Campaign, job_id, "Batch job not found")
-    collected, variables = await service.result_columns(job_id)
-    lines = results.csv_lines(
-        results.csv_header(collected, variables),
-        service.all_results(job_id, status, outcome),
-        collected,
-        variables,
-    )
+    export = await BatchJobs(service).export(job_id, status, outcome)
     return StreamingResponse(
-        lines,
+        export.lines,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{_file_name(campaign.campaign_id)}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{export.file_name}.csv"'},
     )
-
-
-def _file_name(job_id: str) -> str:
-    # Only characters that need no quoting in a Content-Disposition header.
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id)
-
-
-async def _control(
-    job_id: str, service: Service, command: CancelCampaign | PauseCampaign | ResumeCampaign
-) -> JSONResponse:
-    await service.get(Campaign, job_id, "Batch job not found")
-    return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=job_id))
 
 
 @router.post(
     "/batch-calling/{job_id}/cancel", tags=["batch-calling"], response_model=Done, responses=WRITE_RESPONSES
 )
 async def cancel_job(job_id: str, service: Service) -> JSONResponse:
-    return await _control(job_id, service, CancelCampaign(campaign_id=job_id))
+    return respond(await BatchJobs(service).control(CancelCampaign(campaign_id=job_id)))
 
 
 @router.post(
     "/batch-calling/{job_id}/pause", tags=["batch-calling"], response_model=Done, responses=WRITE_RESPONSES
 )
 async def pause_job(job_id: str, service: Service) -> JSONResponse:
-    return await _control(job_id, service, PauseCampaign(campaign_id=job_id))
+    return respond(await BatchJobs(service).control(PauseCampaign(campaign_id=job_id)))
 
 
 @router.post(
     "/batch-calling/{job_id}/resume", tags=["batch-calling"], response_model=Done, responses=WRITE_RESPONSES
 )
 async def resume_job(job_id: str, service: Service) -> JSONResponse:
-    return await _control(job_id, service, ResumeCampaign(campaign_id=job_id))
+    return respond(await BatchJobs(service).control(ResumeCampaign(campaign_id=job_id)))
 
 
 # ---- do-not-call list (beyond the spec) ------------------------------------------------------
@@ -199,9 +174,7 @@ async def resume_job(job_id: str, service: Service) -> JSONResponse:
 
 @router.post("/do-not-call", tags=["do-not-call"], response_model=DoNotCallOut, responses=WRITE_RESPONSES)
 async def add_do_not_call(body: DoNotCallRequest, service: Service) -> JSONResponse:
-    number = domain.e164(body.phone_number)
-    command = AddDoNotCall(phone_number=number, reason=body.reason, source="api")
-    return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=number))
+    return respond(await BatchJobs(service).add_do_not_call(body.phone_number, body.reason))
 
 
 @router.get("/do-not-call", tags=["do-not-call"], response_model=DoNotCallList)
@@ -216,6 +189,4 @@ async def list_do_not_call(
     "/do-not-call/{phone_number}", tags=["do-not-call"], response_model=Done, responses=WRITE_RESPONSES
 )
 async def remove_do_not_call(phone_number: str, service: Service) -> JSONResponse:
-    await service.get(DoNotCall, phone_number, "Number not on the do-not-call list")
-    command = RemoveDoNotCall(phone_number=phone_number)
-    return respond(await service.execute(command, topic=topics.CAMPAIGN_COMMANDS, key=phone_number))
+    return respond(await BatchJobs(service).remove_do_not_call(phone_number))
