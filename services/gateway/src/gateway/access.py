@@ -1,5 +1,5 @@
-"""Who may do what, without I/O: the API key format, scopes, and the one table of the scope each
-route needs (`ROUTE_SCOPES`).
+"""Who may do what, without I/O: the API key format and where a request presents it, scopes, and the
+one table of the scope each route needs (`ROUTE_SCOPES`). `gateway.auth` admits requests with it.
 
 A stored key is `sb_live_<key_id>_<secret>`: `key_id` (16 hex digits) is public, shown in listings
 and usable in logs; `secret` is 32 random bytes (urlsafe base64, 43 characters). The database keeps
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -62,6 +63,12 @@ def generate_key() -> NewKey:
     key_id = secrets.token_hex(8)
     api_key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     return NewKey(key_id=key_id, api_key=api_key, secret_hash=hash_key(api_key))
+
+
+def presented_api_key(headers: Mapping[str, str]) -> str:
+    """The API key a request presents: `Authorization: Bearer <key>`, else `X-API-Key`, else ""."""
+    auth = headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "")
 
 
 def key_id_of(presented: str) -> str | None:

@@ -13,10 +13,11 @@ from bus.db import make_engine, make_sessionmaker
 from bus.periodic import Periodic
 from bus.runtime import Bus
 from gateway import handlers
+from gateway.auth import AccessService
 from gateway.changes import ChangeListener
 from gateway.models import inbox, outbox
 from gateway.numbers import NumberReader
-from gateway.service import AccessService, GatewayService
+from gateway.service import GatewayService
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
 from gateway.waiter import OperationWaiter

@@ -22,7 +22,6 @@ The bus's own message limit (`bus.limits`, `BUS_MAX_MESSAGE_BYTES`) is the secon
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import structlog
@@ -31,11 +30,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.http_errors import error_body
+from gateway.access import presented_api_key
 from gateway.errors import ApiError, RateLimited
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from gateway.service import AccessService
+    from gateway.auth import AccessService
 
 log = structlog.get_logger("gateway.guard")
 
@@ -51,11 +51,6 @@ BATCH_ROUTES = (
     "/console/campaigns-new/submit",
     "/console/do-not-call/import",
 )
-
-
-def presented_api_key(headers: Mapping[str, str]) -> str:
-    auth = headers.get("authorization", "")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "")
 
 
 def body_cap(settings: Settings, path: str, content_type: str = "") -> tuple[int, str]:

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from gateway.access import presented_api_key
 from gateway.errors import ApiError, BadRequest, Conflict, Unprocessable
-from gateway.guard import presented_api_key
 from gateway.uow import UnitOfWork
 
 HEADER = "Idempotency-Key"

@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.access import Scope as KeyScope
 from gateway.app import create_app
+from gateway.auth import AccessService
 from gateway.bootstrap import Container, bootstrap
-from gateway.service import AccessService
 from gateway.settings import Settings
 
 from .conftest import API_KEY

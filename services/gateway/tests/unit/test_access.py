@@ -105,3 +105,18 @@ def test_logs_never_show_a_generated_keys_secret() -> None:
     assert redact_query(f"key={new.api_key} {new.api_key}") == (
         f"key={access.KEY_PREFIX}{new.key_id}_REDACTED {access.KEY_PREFIX}{new.key_id}_REDACTED"
     )
+
+
+@pytest.mark.parametrize(
+    ("headers", "presented"),
+    [
+        ({"authorization": "Bearer sb_live_k"}, "sb_live_k"),
+        ({"authorization": "bearer   sb_live_k  "}, "sb_live_k"),  # the scheme is case-insensitive
+        ({"x-api-key": "sb_live_k"}, "sb_live_k"),
+        ({"authorization": "Bearer a", "x-api-key": "b"}, "a"),  # Authorization wins
+        ({"authorization": "Basic dXNlcjpwdw==", "x-api-key": "b"}, "b"),  # not a bearer token
+        ({}, ""),
+    ],
+)
+def test_the_key_a_request_presents(headers: dict[str, str], presented: str) -> None:
+    assert access.presented_api_key(headers) == presented

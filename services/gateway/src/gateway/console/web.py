@@ -19,10 +19,11 @@ from pydantic import ValidationError
 
 from bus.http_errors import error_message
 from gateway.access import Principal, Scope
+from gateway.auth import AccessService
 from gateway.console import session as sessions
 from gateway.console.session import ConsoleSession
 from gateway.errors import ApiError, Forbidden, Unauthorized
-from gateway.service import AccessService, GatewayService
+from gateway.service import GatewayService
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

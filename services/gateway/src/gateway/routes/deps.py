@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from gateway.auth import AccessService
 from gateway.domain import Outcome, retry_after_s
 from gateway.numbers import NumberReader
 from gateway.responses import ERROR_RESPONSES
-from gateway.service import AccessService, GatewayService
+from gateway.service import GatewayService
 
 
 def get_service(request: Request) -> GatewayService:
