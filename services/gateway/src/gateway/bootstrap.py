@@ -17,6 +17,7 @@ from gateway.auth import AccessService
 from gateway.changes import ChangeListener
 from gateway.models import inbox, outbox
 from gateway.numbers import NumberReader
+from gateway.retention import Retention
 from gateway.service import GatewayService
 from gateway.settings import Settings
 from gateway.uow import UnitOfWork
@@ -85,6 +86,8 @@ def bootstrap(settings: Settings | None = None) -> Container:
         access=AccessService(settings, uow),
         http=httpx.AsyncClient(timeout=5.0),
         uow=uow,
-        retention=Periodic("gateway.retention", settings.bus_retention_interval_s, service.prune_expired),
+        retention=Periodic(
+            "gateway.retention", settings.bus_retention_interval_s, Retention(settings, uow).prune_expired
+        ),
         numbers=NumberReader(settings.batch_check_processes),
     )

@@ -22,6 +22,7 @@ from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, Camp
 from devinfra.broker import free_port
 from gateway.app import create_app
 from gateway.bootstrap import Container
+from gateway.retention import Retention
 
 from .conftest import API_KEY
 
@@ -269,7 +270,7 @@ async def test_old_changes_are_pruned(container: Container) -> None:
     job = f"batch_{uuid.uuid4().hex}"
     await container.service.project(_campaign(job, 0, 0))
     assert await container.service.changes_after(0, job)
-    pruned = await container.service.prune_expired(
+    pruned = await Retention(container.settings, container.uow).prune_expired(
         datetime.now(UTC) + timedelta(hours=container.settings.change_retention_hours, minutes=1)
     )
     assert pruned["campaign_changes"] >= 1

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from gateway.app import create_app
 from gateway.bootstrap import Container
 from gateway.models import IdempotencyKey, Operation, Upload, WebhookDelivery, WebhookDeliveryAttempt
-from gateway.service import UPLOAD_PRUNE_BATCH, GatewayService
+from gateway.retention import UPLOAD_PRUNE_BATCH, Retention
 
 from .conftest import API_KEY
 
@@ -98,7 +98,7 @@ async def test_prune_deletes_what_is_past_its_use_and_keeps_the_rest(container: 
     )
     uploads_before = _pruned("uploads")
 
-    pruned = await container.service.prune_expired()
+    pruned = await Retention(container.settings, container.uow).prune_expired()
 
     assert (
         pruned["idempotency_keys"] >= 1
@@ -151,7 +151,7 @@ async def test_finished_webhook_deliveries_and_their_attempts_go_after_their_win
     )
     before = _pruned("webhook_deliveries")
 
-    pruned = await container.service.prune_expired()
+    pruned = await Retention(container.settings, container.uow).prune_expired()
 
     assert pruned["webhook_deliveries"] >= 2
     assert _pruned("webhook_deliveries") - before == pruned["webhook_deliveries"]
@@ -163,12 +163,12 @@ async def test_an_upload_is_kept_while_its_signed_url_still_works(container: Con
     settings = container.settings.model_copy(
         update={"upload_retention_hours": 1, "upload_url_ttl_s": 2 * 3600, "operation_retention_hours": 0}
     )
-    service = GatewayService(settings, container.uow, container.waiter)
+    retention = Retention(settings, container.uow)
     tag = uuid.uuid4().hex[:8]
     in_use, expired = f"{tag}-in-use", f"{tag}-expired"
     await _insert(container, Upload, [_upload(in_use, _ago(minutes=90)), _upload(expired, _ago(hours=3))])
 
-    pruned = await service.prune_expired()
+    pruned = await retention.prune_expired()
 
     assert "operations" not in pruned  # 0 keeps operations forever
     assert await _present(container, Upload.upload_id, [in_use, expired]) == {in_use}
@@ -201,7 +201,7 @@ async def test_after_its_window_an_idempotency_key_starts_a_new_request(containe
 
         # Past the window and pruned: the key is new again, and so is its command (not a redelivery).
         await age_key()
-        assert (await container.service.prune_expired())["idempotency_keys"] >= 1
+        assert (await Retention(container.settings, container.uow).prune_expired())["idempotency_keys"] >= 1
         second = await create()
         assert "Idempotent-Replayed" not in second.headers
         assert second.json()["operation_id"] != first.json()["operation_id"]
