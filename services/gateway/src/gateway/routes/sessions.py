@@ -6,13 +6,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from contracts import topics
-from contracts.telephony import CustomerInfo, DeleteCustomerSession, StoreCustomerSession
-from gateway import domain, views
+from gateway import views
 from gateway.models import CustomerSession
 from gateway.responses import WRITE_RESPONSES, Done, SessionList, SessionOut, SessionStoredOut
 from gateway.routes.deps import PageSize, Service, api_router, respond
 from gateway.schemas import CustomerSessionRequest
+from gateway.sessions import Sessions
 
 router = api_router()
 
@@ -21,12 +20,7 @@ router = api_router()
     "/email-templates/sessions", tags=["sessions"], response_model=SessionStoredOut, responses=WRITE_RESPONSES
 )
 async def store_session(body: CustomerSessionRequest, service: Service) -> JSONResponse:
-    if body.customer_info.phone is not None:
-        domain.e164(body.customer_info.phone)
-    command = StoreCustomerSession(
-        conversation_id=body.conversation_id, customer_info=CustomerInfo(**body.customer_info.model_dump())
-    )
-    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=body.conversation_id))
+    return respond(await Sessions(service).store(body))
 
 
 @router.get(
@@ -59,6 +53,4 @@ async def get_session(conversation_id: str, service: Service) -> dict[str, Any]:
     responses=WRITE_RESPONSES,
 )
 async def delete_session(conversation_id: str, service: Service) -> JSONResponse:
-    await service.get(CustomerSession, conversation_id, "Session not found")
-    command = DeleteCustomerSession(conversation_id=conversation_id)
-    return respond(await service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=conversation_id))
+    return respond(await Sessions(service).delete(conversation_id))
