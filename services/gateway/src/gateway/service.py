@@ -1,4 +1,8 @@
-"""Gateway use cases. Writes become commands (answered from their outcome); reads come from read models."""
+"""What every gateway use case builds on: writes become commands answered from their outcome
+(`execute`), reads come from the read models (typed by model), and the projection keeps those read
+models up to date from events. The use cases live per resource: `gateway.agents`, `calls`, `batch`,
+`batch_jobs`, `knowledge_base`, `phone_numbers`, `email_templates`, `sessions`, `webhooks`; API keys
+in `gateway.auth`, retention in `gateway.retention`."""
 
 from __future__ import annotations
 
