@@ -17,6 +17,7 @@ from gateway.auth import AccessService
 from gateway.changes import ChangeListener
 from gateway.models import inbox, outbox
 from gateway.numbers import NumberReader
+from gateway.projection import Projection
 from gateway.retention import Retention
 from gateway.service import GatewayService
 from gateway.settings import Settings
@@ -34,6 +35,7 @@ class Container:
     waiter: OperationWaiter
     changes: ChangeListener
     service: GatewayService
+    projection: Projection
     access: AccessService
     http: httpx.AsyncClient
     uow: Callable[[], UnitOfWork]
@@ -74,8 +76,9 @@ def bootstrap(settings: Settings | None = None) -> Container:
         return UnitOfWork(sessions, bus)
 
     service = GatewayService(settings, uow, waiter)
-    handlers.subscribe(bus, service)
-    bus.on_relay_failure(service.relay_failed)
+    projection = Projection(uow)
+    handlers.subscribe(bus, projection)
+    bus.on_relay_failure(projection.relay_failed)
     return Container(
         settings=settings,
         engine=engine,
@@ -83,6 +86,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
         waiter=waiter,
         changes=ChangeListener(settings.database_url),
         service=service,
+        projection=projection,
         access=AccessService(settings, uow),
         http=httpx.AsyncClient(timeout=5.0),
         uow=uow,

@@ -11,7 +11,7 @@ from contracts.notifier import NotifierCommand, NotifierEvent
 from contracts.provisioning import ProvisioningCommand, ProvisioningEvent
 from contracts.telephony import TelephonyCommand, TelephonyEvent
 from contracts.webhooks import WebhookCommand, WebhookEvent
-from gateway.service import GatewayService
+from gateway.projection import Projection
 
 # (events topic, its schema), (commands topic, its schema) per service the gateway commands.
 EVENT_TOPICS: tuple[tuple[str, Any], ...] = (
@@ -30,11 +30,13 @@ COMMAND_TOPICS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def subscribe(bus: Bus, service: GatewayService) -> None:
+def subscribe(bus: Bus, projection: Projection) -> None:
     """One consumer group for all gateway replicas; answers reach the right replica via pg_notify."""
-    bus.subscribe_many(dict(EVENT_TOPICS), service.project)
+    bus.subscribe_many(dict(EVENT_TOPICS), projection.project)
     # A dead-lettered command will never have an outcome event: answer it as failed.
-    bus.subscribe_many({topics.dead_letter(t): s for t, s in COMMAND_TOPICS}, service.command_dead_lettered)
+    bus.subscribe_many(
+        {topics.dead_letter(t): s for t, s in COMMAND_TOPICS}, projection.command_dead_lettered
+    )
 
 
 def topics_used() -> list[str]:

@@ -46,11 +46,13 @@ async def test_the_transcript_shows_once_every_part_arrived_in_any_order(contain
     shuffled = random.Random(7).sample(parts, len(parts))
     # Parts may arrive before the call itself is projected.
     for part in shuffled[:-1]:
-        await service.project(part)
-        await service.project(part.model_copy(update={"message_id": uuid.uuid4().hex}))  # a second copy
+        await container.projection.project(part)
+        await container.projection.project(
+            part.model_copy(update={"message_id": uuid.uuid4().hex})
+        )  # a second copy
     assert await service.transcript(conversation_id) is None
 
-    await service.project(
+    await container.projection.project(
         CallPlaced(
             conversation_id=conversation_id,
             provider="twilio",
@@ -63,7 +65,7 @@ async def test_the_transcript_shows_once_every_part_arrived_in_any_order(contain
     view = await get_call(conversation_id, service)
     assert view["transcript"] is None  # not whole yet
 
-    await service.project(shuffled[-1])
+    await container.projection.project(shuffled[-1])
     view = await get_call(conversation_id, service)
     assert view["transcript"] == turns
     assert view["conversation_id"] == conversation_id

@@ -137,14 +137,13 @@ def _headers(**extra: str) -> dict[str, str]:
 async def test_a_client_resuming_with_last_event_id_misses_nothing_and_gets_nothing_twice(
     server: str, container: Container
 ) -> None:
-    service = container.service
     job = f"batch_{uuid.uuid4().hex}"
-    await service.project(_campaign(job, 0, 0))
+    await container.projection.project(_campaign(job, 0, 0))
     url = f"{server}/api/v1/batch-calling/{job}/events"
     projected: list[tuple[str, str]] = []  # (kind, what) in projection order
 
     async def change(event: CampaignUpdated | CampaignRecipientUpdated) -> None:
-        await service.project(event)
+        await container.projection.project(event)
         if isinstance(event, CampaignUpdated):
             projected.append(("campaign", str(event.campaign.total_calls_finished)))
         else:
@@ -191,7 +190,6 @@ async def test_a_client_resuming_with_last_event_id_misses_nothing_and_gets_noth
 async def test_the_all_campaigns_stream_sees_each_campaign_and_only_real_changes(
     server: str, container: Container
 ) -> None:
-    service = container.service
     first, second = f"batch_{uuid.uuid4().hex}", f"batch_{uuid.uuid4().hex}"
     async with (
         httpx.AsyncClient(timeout=30) as client,
@@ -200,11 +198,11 @@ async def test_the_all_campaigns_stream_sees_each_campaign_and_only_real_changes
         assert response.status_code == 200
         stream = events(response)
         dialing = _recipient(first, 0, "dialing", 10)
-        await service.project(_campaign(first, 0, 0))
-        await service.project(dialing)
-        await service.project(dialing)  # redelivered: the projection already has it
-        await service.project(_recipient(first, 0, "scheduled", 5))  # older than what is shown
-        await service.project(_campaign(second, 0, 0))
+        await container.projection.project(_campaign(first, 0, 0))
+        await container.projection.project(dialing)
+        await container.projection.project(dialing)  # redelivered: the projection already has it
+        await container.projection.project(_recipient(first, 0, "scheduled", 5))  # older than what is shown
+        await container.projection.project(_campaign(second, 0, 0))
         got = await _take(stream, 3)
     assert [(e.event, e.json.get("id") or e.json.get("job_id")) for e in got] == [
         ("campaign", first),
@@ -217,9 +215,8 @@ async def test_the_all_campaigns_stream_sees_each_campaign_and_only_real_changes
 async def test_concurrent_projections_reach_a_live_stream_in_id_order_all_of_them(
     server: str, container: Container
 ) -> None:
-    service = container.service
     job = f"batch_{uuid.uuid4().hex}"
-    await service.project(_campaign(job, 0, 0))
+    await container.projection.project(_campaign(job, 0, 0))
     async with (
         httpx.AsyncClient(timeout=60) as client,
         client.stream("GET", f"{server}/api/v1/batch-calling/{job}/events", headers=_headers()) as response,
@@ -232,7 +229,7 @@ async def test_concurrent_projections_reach_a_live_stream_in_id_order_all_of_the
 
         async def project(position: int) -> None:
             async with slots:
-                await service.project(_recipient(job, position, "dialing", 10))
+                await container.projection.project(_recipient(job, position, "dialing", 10))
 
         await asyncio.gather(*(project(p) for p in range(60)))
         got = await _take(stream, 60, within=60)
@@ -246,7 +243,7 @@ async def test_idle_streams_get_heartbeats_and_bad_requests_get_the_error_format
 ) -> None:
     monkeypatch.setattr(container.service.settings, "sse_ping_s", 0.2)
     job = f"batch_{uuid.uuid4().hex}"
-    await container.service.project(_campaign(job, 0, 0))
+    await container.projection.project(_campaign(job, 0, 0))
     async with httpx.AsyncClient(timeout=30) as client:
         async with client.stream(
             "GET", f"{server}/api/v1/batch-calling/{job}/events", headers=_headers()
@@ -268,7 +265,7 @@ async def test_idle_streams_get_heartbeats_and_bad_requests_get_the_error_format
 
 async def test_old_changes_are_pruned(container: Container) -> None:
     job = f"batch_{uuid.uuid4().hex}"
-    await container.service.project(_campaign(job, 0, 0))
+    await container.projection.project(_campaign(job, 0, 0))
     assert await container.service.changes_after(0, job)
     pruned = await Retention(container.settings, container.uow).prune_expired(
         datetime.now(UTC) + timedelta(hours=container.settings.change_retention_hours, minutes=1)

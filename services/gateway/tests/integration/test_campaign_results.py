@@ -188,7 +188,6 @@ async def _two_attempts_then_booked(
             {"phone_number": cy},
         ],
     )
-    service = container.service
     async with container.engine.connect() as connection:
         ids = (
             (
@@ -259,9 +258,9 @@ async def _two_attempts_then_booked(
         ),
     ]
     for event in events:
-        await service.project(event)
+        await container.projection.project(event)
     # A redelivered webhook (same message) changes nothing.
-    await service.project(analysis_ana)
+    await container.projection.project(analysis_ana)
     return campaign_id, [ana, ben, cy], conv
 
 
@@ -425,7 +424,7 @@ async def test_a_100000_recipient_csv_is_read_a_page_at_a_time(
 ) -> None:
     campaign_id = f"batch_{uuid.uuid4().hex}"
     total = 100_000
-    await container.service.project(_campaign(campaign_id, total))
+    await container.projection.project(_campaign(campaign_id, total))
     async with container.engine.begin() as connection:
         await connection.execute(
             text(
@@ -461,7 +460,7 @@ async def test_a_held_recipient_shows_why_and_until_when_and_the_job_its_pool_an
     snapshot = _campaign(campaign_id, 1).campaign.model_copy(
         update={"phone_numbers": pool, "max_total_minutes": 30.0, "call_minutes_used": 2.5}
     )
-    await container.service.project(CampaignUpdated(campaign=snapshot, **_at(0)))
+    await container.projection.project(CampaignUpdated(campaign=snapshot, **_at(0)))
     held = _recipient(
         campaign_id,
         "r0",
@@ -471,7 +470,7 @@ async def test_a_held_recipient_shows_why_and_until_when_and_the_job_its_pool_an
         waiting_reason="quiet_hours",
         next_attempt_at_unix=NOW + 3600,
     )
-    await container.service.project(held)
+    await container.projection.project(held)
 
     (call,) = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
     assert (call["status"], call["waiting_reason"], call["next_attempt_at_unix"]) == (
@@ -488,7 +487,7 @@ async def test_a_held_recipient_shows_why_and_until_when_and_the_job_its_pool_an
     assert (job["max_total_minutes"], job["call_minutes_used"]) == (30.0, 2.5)
 
     # Dialled: no longer waiting.
-    await container.service.project(_recipient(campaign_id, "r0", 0, number, status="dialing", after=2))
+    await container.projection.project(_recipient(campaign_id, "r0", 0, number, status="dialing", after=2))
     (call,) = (await api.get(f"/api/v1/batch-calling/{campaign_id}/calls")).json()["calls"]
     assert (call["status"], call["waiting_reason"], call["next_attempt_at_unix"]) == ("dialing", None, None)
 
@@ -538,13 +537,12 @@ async def test_what_the_callee_asked_for_shows_in_the_results_and_the_do_not_cal
     assert bad.status_code == 422 and bad.json()["success"] is False
 
     asked = NOW + 86_400
-    service = container.service
-    await service.project(_campaign(campaign_id, 2))
+    await container.projection.project(_campaign(campaign_id, 2))
     conversation = f"conv_{uuid.uuid4().hex[:10]}"
-    await service.project(
+    await container.projection.project(
         _recipient(campaign_id, "r0", 0, out, status="opted_out", conversation_id=conversation)
     )
-    await service.project(
+    await container.projection.project(
         _recipient(
             campaign_id,
             "r1",
@@ -556,7 +554,7 @@ async def test_what_the_callee_asked_for_shows_in_the_results_and_the_do_not_cal
             next_attempt_at_unix=asked,
         )
     )
-    await service.project(
+    await container.projection.project(
         DoNotCallAdded(
             phone_number=out,
             reason="Opted out by voice",
@@ -657,17 +655,18 @@ async def test_bulk_recipient_events_alone_shape_the_recipients(
             for i, n in enumerate(numbers)
         ],
     )
-    service = container.service
-    await service.project(_campaign(campaign_id, 4))
-    await service.project(_staged(campaign_id, numbers, 1, r3="failed"))
+    await container.projection.project(_campaign(campaign_id, 4))
+    await container.projection.project(_staged(campaign_id, numbers, 1, r3="failed"))
     assert await _statuses(api, campaign_id) == [("scheduled", None)] * 3 + [
         ("failed", "Invalid phone number")
     ]
 
     # r0 was dialled and finished before the cancel; the cancel's snapshot comes with no inference.
-    await service.project(_recipient(campaign_id, "r0", 0, numbers[0], status="completed", after=50))
+    await container.projection.project(
+        _recipient(campaign_id, "r0", 0, numbers[0], status="completed", after=50)
+    )
     cancelled = _campaign(campaign_id, 4).campaign.model_copy(update={"status": "cancelled"})
-    await service.project(CampaignUpdated(campaign=cancelled, **_at(61)))
+    await container.projection.project(CampaignUpdated(campaign=cancelled, **_at(61)))
     assert [s for s, _ in await _statuses(api, campaign_id)] == [
         "completed",
         "scheduled",
@@ -676,10 +675,10 @@ async def test_bulk_recipient_events_alone_shape_the_recipients(
     ]
 
     closed = _closed(campaign_id, {1: numbers[1], 2: numbers[2]}, 60)
-    await service.project(closed)
-    await service.project(closed)  # redelivered: nothing new
+    await container.projection.project(closed)
+    await container.projection.project(closed)  # redelivered: nothing new
     # An older bulk event (a stale replay naming r0) never overwrites r0's newer final state.
-    await service.project(_closed(campaign_id, {0: numbers[0]}, 40))
+    await container.projection.project(_closed(campaign_id, {0: numbers[0]}, 40))
     expected = [
         ("completed", None),
         ("cancelled", "Campaign cancelled"),
@@ -716,7 +715,7 @@ async def test_recipients_of_a_campaign_submitted_elsewhere_come_from_its_events
     events alone give every recipient."""
     campaign_id = f"batch_{uuid.uuid4().hex}"
     numbers = _numbers(2)
-    await container.service.project(_campaign(campaign_id, 2))
-    await container.service.project(_staged(campaign_id, numbers, 1))
-    await container.service.project(_closed(campaign_id, {0: numbers[0], 1: numbers[1]}, 2))
+    await container.projection.project(_campaign(campaign_id, 2))
+    await container.projection.project(_staged(campaign_id, numbers, 1))
+    await container.projection.project(_closed(campaign_id, {0: numbers[0], 1: numbers[1]}, 2))
     assert await _statuses(api, campaign_id) == [("cancelled", "Campaign cancelled")] * 2

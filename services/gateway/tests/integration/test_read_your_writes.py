@@ -75,7 +75,7 @@ async def test_a_placed_call_answers_with_its_call_and_customer_session_readable
 ) -> None:
     op_id = await _pending(container, "call.place")
     placed = _placed(op_id, provider, CustomerInfo(**info))
-    await container.service.project(placed)
+    await container.projection.project(placed)
 
     outcome = await container.service.operation_outcome(op_id)
     assert outcome is not None and outcome.status_code == 200, outcome
@@ -87,7 +87,7 @@ async def test_a_placed_call_answers_with_its_call_and_customer_session_readable
     assert session.json()["customer_info"] == info
 
     # The session's own event, projected later, changes nothing a reader sees.
-    await container.service.project(
+    await container.projection.project(
         CustomerSessionStored(
             causation_id=op_id,
             conversation_id=cid,
@@ -103,7 +103,7 @@ async def test_a_call_without_customer_info_has_no_session(
 ) -> None:
     op_id = await _pending(container, "call.place")
     placed = _placed(op_id, "twilio", None)
-    await container.service.project(placed)
+    await container.projection.project(placed)
     assert (await container.service.operation_outcome(op_id)) is not None
     assert (await api.get(f"/api/v1/calls/{placed.conversation_id}")).status_code == 200
     assert (await api.get(f"/api/v1/email-templates/sessions/{placed.conversation_id}")).status_code == 404
@@ -161,9 +161,9 @@ async def test_a_campaign_write_answers_with_the_campaign_and_its_recipients_rea
                 for i in range(3)
             ],
         )
-        await container.service.project(closed)
+        await container.projection.project(closed)
         assert await container.service.operation_outcome(op_id) is None
-    await container.service.project(CampaignUpdated(causation_id=op_id, campaign=snapshot))
+    await container.projection.project(CampaignUpdated(causation_id=op_id, campaign=snapshot))
 
     outcome = await container.service.operation_outcome(op_id)
     assert outcome is not None and outcome.status_code == 200, outcome

@@ -51,15 +51,15 @@ async def test_a_session_stored_again_after_its_delete_is_readable(
             conversation_id=cid, customer_info=CustomerInfo(name=name), occurred_at=_at(at)
         )
 
-    await container.service.project(stored(0, "First"))
-    await container.service.project(CustomerSessionDeleted(conversation_id=cid, occurred_at=_at(1)))
+    await container.projection.project(stored(0, "First"))
+    await container.projection.project(CustomerSessionDeleted(conversation_id=cid, occurred_at=_at(1)))
     assert (await api.get(path)).status_code == 404
-    await container.service.project(stored(2, "Again"))
+    await container.projection.project(stored(2, "Again"))
     response = await api.get(path)
     assert response.status_code == 200, response.text
     assert response.json()["customer_info"] == {"name": "Again"}
     # A late copy of an event from before the delete changes nothing.
-    await container.service.project(stored(0, "First"))
+    await container.projection.project(stored(0, "First"))
     assert (await api.get(path)).json()["customer_info"] == {"name": "Again"}
 
 
@@ -67,9 +67,11 @@ async def test_a_number_added_again_to_the_do_not_call_list_is_listed(
     container: Container, api: httpx.AsyncClient
 ) -> None:
     number = f"+1415{uuid.uuid4().int % 10**7:07d}"
-    await container.service.project(DoNotCallAdded(phone_number=number, added_at_unix=1, occurred_at=_at(0)))
-    await container.service.project(DoNotCallRemoved(phone_number=number, occurred_at=_at(1)))
-    await container.service.project(
+    await container.projection.project(
+        DoNotCallAdded(phone_number=number, added_at_unix=1, occurred_at=_at(0))
+    )
+    await container.projection.project(DoNotCallRemoved(phone_number=number, occurred_at=_at(1)))
+    await container.projection.project(
         DoNotCallAdded(phone_number=number, reason="asked again", added_at_unix=3, occurred_at=_at(2))
     )
     numbers = (await api.get("/api/v1/do-not-call", params={"page_size": 100})).json()["numbers"]
@@ -103,11 +105,11 @@ async def test_a_template_created_again_under_its_name_is_readable(
         tool = ToolRecord(tool_id=tool_id, name=name, purpose="email", created_at_unix=at)
         return EmailTemplateCreated(template=template, tool=tool, occurred_at=_at(at))
 
-    await container.service.project(created(0, "tool_a"))
-    await container.service.project(
+    await container.projection.project(created(0, "tool_a"))
+    await container.projection.project(
         EmailTemplateDeleted(template_id=name, tool_id="tool_a", occurred_at=_at(1))
     )
-    await container.service.project(created(2, "tool_b"))
+    await container.projection.project(created(2, "tool_b"))
     response = await api.get(f"/api/v1/email-templates/{name}")
     assert response.status_code == 200, response.text
     assert response.json()["tool_id"] == "tool_b"
