@@ -19,8 +19,10 @@ import asyncpg
 import structlog
 from sse_starlette import ServerSentEvent
 
+from gateway.models import Campaign
 from gateway.repository import CHANGES_CHANNEL
 from gateway.service import GatewayService
+from gateway.views import job_progress_view
 
 log = structlog.get_logger("gateway.changes")
 
@@ -93,3 +95,17 @@ async def stream_changes(
                 await asyncio.wait_for(wake.wait(), POLL_S)
     finally:
         listener.unfollow(campaign_id, wake)
+
+
+async def campaign_stream(
+    service: GatewayService, listener: ChangeListener, job_id: str, after_id: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    """One campaign's changes after `after_id`; without one, first a `campaign` event of the job as
+    it is now, whose id resumes after it (the API's stream and the console's)."""
+    if after_id is None:
+        # The log position first, then the state: a change in between is sent again, never lost.
+        after_id = await service.last_change_id()
+        campaign = await service.get(Campaign, job_id, "Batch job not found")
+        yield change_event(after_id, "campaign", job_progress_view(campaign))
+    async for event in stream_changes(service, listener, job_id, after_id):
+        yield event

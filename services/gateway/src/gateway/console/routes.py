@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 
 from gateway import results, views
-from gateway.changes import ChangeListener, stream_changes
+from gateway.changes import ChangeListener, campaign_stream, stream_changes
 from gateway.console import session as sessions
 from gateway.console import setup as setup_pages
 from gateway.console import sheets
@@ -32,7 +32,6 @@ from gateway.console.web import (
 from gateway.errors import ApiError, Unauthorized
 from gateway.models import Campaign, DoNotCall
 from gateway.routes import batch_calling
-from gateway.routes.progress import campaign_stream
 from gateway.schemas import DoNotCallRequest
 
 router = APIRouter(prefix="/console", include_in_schema=False)

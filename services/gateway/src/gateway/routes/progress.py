@@ -8,13 +8,11 @@ from typing import Annotated
 from fastapi import Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from gateway.changes import ChangeListener, change_event, stream_changes
+from gateway.changes import ChangeListener, campaign_stream, stream_changes
 from gateway.errors import Unprocessable
 from gateway.models import Campaign
 from gateway.responses import EVENT_STREAM
 from gateway.routes.deps import Service, api_router
-from gateway.service import GatewayService
-from gateway.views import job_progress_view
 
 router = api_router()
 
@@ -90,17 +88,3 @@ async def campaign_events(
     await service.get(Campaign, job_id, "Batch job not found")
 
     return _response(request, campaign_stream(service, listener, job_id, start))
-
-
-async def campaign_stream(
-    service: GatewayService, listener: ChangeListener, job_id: str, after_id: int | None
-) -> AsyncIterator[ServerSentEvent]:
-    """One campaign's changes after `after_id`; without one, first a `campaign` event of the job as
-    it is now, whose id resumes after it (the API's stream and the console's)."""
-    if after_id is None:
-        # The log position first, then the state: a change in between is sent again, never lost.
-        after_id = await service.last_change_id()
-        campaign = await service.get(Campaign, job_id, "Batch job not found")
-        yield change_event(after_id, "campaign", job_progress_view(campaign))
-    async for event in stream_changes(service, listener, job_id, after_id):
-        yield event
