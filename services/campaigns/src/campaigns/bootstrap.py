@@ -1,9 +1,11 @@
-"""The composition root: the only place that builds the engine, the bus and the service."""
+"""The composition root: the only place that builds the engine, the bus, the use cases' dependencies
+and the scheduler."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +15,13 @@ from bus import migrate
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from campaigns import handlers
+from campaigns.context import Deps
 from campaigns.models import CONSUMER, inbox, outbox
-from campaigns.service import CampaignService
+from campaigns.scheduling import Scheduler
 from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
 from contracts import topics
+from contracts.quiet_hours import RULES_FILE, load_rules
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 TOPICS = [
@@ -34,14 +38,15 @@ class Container:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: Bus
-    service: CampaignService
+    deps: Deps
+    scheduler: Scheduler
     schedule: bool = True
     _scheduler: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         await self.bus.start(TOPICS)
         if self.schedule:
-            self._scheduler = asyncio.create_task(self.service.run_forever(), name="campaigns-scheduler")
+            self._scheduler = asyncio.create_task(self.scheduler.run_forever(), name="campaigns-scheduler")
 
     async def stop(self) -> None:
         """Stop the scheduler and intake (in-flight handlers finish), then release connections."""
@@ -59,6 +64,11 @@ def run_migrations(settings: Settings) -> None:
     migrate.upgrade(MIGRATIONS_DIR, settings.database_url)
 
 
+def make_deps(settings: Settings, uow: Callable[[], UnitOfWork]) -> Deps:
+    """The use cases' dependencies: `uow` opens a unit of work (a fake one in unit tests)."""
+    return Deps(uow=uow, settings=settings, quiet_hours=load_rules(settings.quiet_hours_file or RULES_FILE))
+
+
 def bootstrap(settings: Settings | None = None, *, schedule: bool = True) -> Container:
     settings = settings or Settings()
     engine = make_engine(
@@ -68,13 +78,14 @@ def bootstrap(settings: Settings | None = None, *, schedule: bool = True) -> Con
     )
     sessionmaker = make_sessionmaker(engine)
     bus = Bus(settings, service=CONSUMER, engine=engine, outbox_table=outbox, inbox_table=inbox)
-    service = CampaignService(lambda: UnitOfWork(sessionmaker, bus), settings)
-    handlers.register(bus, service)
+    deps = make_deps(settings, lambda: UnitOfWork(sessionmaker, bus))
+    handlers.register(bus, deps)
     return Container(
         settings=settings,
         engine=engine,
         sessionmaker=sessionmaker,
         bus=bus,
-        service=service,
+        deps=deps,
+        scheduler=Scheduler(deps),
         schedule=schedule,
     )

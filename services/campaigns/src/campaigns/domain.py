@@ -80,6 +80,11 @@ RATE_LIMITED = 429
 _ATTEMPT_NAMESPACE = uuid.UUID("6f1c1f52-3c35-4d5e-9a43-6a0f4a0e7c11")
 
 
+def caller_id_pool(campaign: Campaign) -> list[str]:
+    """The campaign's caller IDs: `phone_number_id` first, then `phone_number_ids` (once each)."""
+    return list(dict.fromkeys([campaign.phone_number_id, *(campaign.phone_number_ids or [])]))
+
+
 def attempt_message_id(campaign_id: str, recipient_id: str, attempt: int) -> str:
     """The PlaceCall `message_id` of one attempt: telephony's idempotency key, so it must be the
     same however often (and by whichever replica) the attempt is published."""

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from bus.runtime import Bus
-from campaigns.service import CampaignService
+from campaigns import callee_requests, control, outcomes, submission
+from campaigns.context import Deps
 from contracts import topics
 from contracts.campaigns import (
     AddCampaignRecipients,
@@ -42,34 +43,36 @@ TelephonyEventForCampaigns = Annotated[
 ]
 
 
-def register(bus: Bus, service: CampaignService) -> None:
-    commands: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
-        SubmitCampaign: service.submit,
-        AddCampaignRecipients: service.add_recipients,
-        CancelCampaign: service.cancel,
-        PauseCampaign: service.pause,
-        ResumeCampaign: service.resume,
-        AddDoNotCall: service.add_do_not_call,
-        RemoveDoNotCall: service.remove_do_not_call,
-        ScheduleCallback: service.schedule_callback,
-    }
-    events: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
-        CallPlaced: service.call_placed,
-        CallDialFailed: service.call_dial_failed,
-        CallStatusChanged: service.call_status_changed,
-        PhoneNumberImported: service.phone_number_changed,
-        PhoneNumberUpdated: service.phone_number_changed,
-        PhoneNumberDeleted: service.phone_number_changed,
-    }
+# Each message type and the one use case it calls, `use_case(deps, message)`.
+COMMANDS: dict[type[Any], Callable[[Deps, Any], Awaitable[None]]] = {
+    SubmitCampaign: submission.submit,
+    AddCampaignRecipients: submission.add_recipients,
+    CancelCampaign: control.cancel,
+    PauseCampaign: control.pause,
+    ResumeCampaign: control.resume,
+    AddDoNotCall: control.add_do_not_call,
+    RemoveDoNotCall: control.remove_do_not_call,
+    ScheduleCallback: callee_requests.schedule_callback,
+}
+EVENTS: dict[type[Any], Callable[[Deps, Any], Awaitable[None]]] = {
+    CallPlaced: outcomes.call_placed,
+    CallDialFailed: outcomes.call_dial_failed,
+    CallStatusChanged: outcomes.call_status_changed,
+    PhoneNumberImported: outcomes.phone_number_changed,
+    PhoneNumberUpdated: outcomes.phone_number_changed,
+    PhoneNumberDeleted: outcomes.phone_number_changed,
+}
 
+
+def register(bus: Bus, deps: Deps) -> None:
     async def handle_command(command: Any) -> None:
         """Campaign commands (public topic): submit, chunks, cancel/pause/resume, do-not-call,
         callbacks the callee asked for."""
-        await commands[type(command)](command)
+        await COMMANDS[type(command)](deps, command)
 
     async def handle_telephony(event: Any) -> None:
         """Call outcomes of campaign attempts, and phone-number providers."""
-        await events[type(event)](event)
+        await EVENTS[type(event)](deps, event)
 
     bus.subscribe(topics.CAMPAIGN_COMMANDS, CampaignCommand, handle_command)
     bus.subscribe(topics.TELEPHONY_EVENTS, TelephonyEventForCampaigns, handle_telephony)

@@ -22,9 +22,9 @@ import uvicorn
 from cryptography.fernet import Fernet
 
 from bus.runtime import message_headers
-from campaigns.bootstrap import Container, bootstrap, run_migrations
+from campaigns.bootstrap import Container, bootstrap, make_deps, run_migrations
 from campaigns.models import Campaign
-from campaigns.service import CampaignService
+from campaigns.scheduling import Scheduler
 from campaigns.settings import Settings
 from campaigns.uow import UnitOfWork
 from contracts import topics
@@ -297,7 +297,9 @@ class Harness(BusHarness[Message]):
         test's own so the service's background one keeps its state; returns how many PlaceCall
         commands it dispatched."""
         box = self.container
-        return await CampaignService(lambda: UnitOfWork(box.sessionmaker, box.bus), box.settings).tick(now)
+        return await Scheduler(make_deps(box.settings, lambda: UnitOfWork(box.sessionmaker, box.bus))).tick(
+            now
+        )
 
     async def dispatches_nothing_more(self, campaign_id: str, dispatched: int) -> None:
         """Proof that a stopped campaign dials nobody new: once it has no call in flight (capacity

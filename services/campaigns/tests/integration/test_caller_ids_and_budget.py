@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from campaigns import outcomes
 from campaigns.models import Attempt
 from contracts.campaigns import CampaignRecipient, SubmitCampaign
 from contracts.telephony import PhoneNumberImported, PhoneNumberRecord
@@ -32,7 +33,7 @@ async def _caller_id(harness: Harness, e164: str) -> str:
         provider="twilio",
         created_at_unix=int(time.time()),
     )
-    await harness.container.service.phone_number_changed(PhoneNumberImported(phone=record))
+    await outcomes.phone_number_changed(harness.container.deps, PhoneNumberImported(phone=record))
     return phone_number_id
 
 

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns.service import CampaignService
+from campaigns.bootstrap import make_deps
+from campaigns.scheduling import Scheduler
 from campaigns.uow import UnitOfWork
 from contracts.calling import read_number
 from contracts.campaigns import CallingWindow, CampaignRecipient, RetryDelays, SubmitCampaign
@@ -36,12 +37,16 @@ def _at(day: date, hhmm: time) -> datetime:
     return datetime.combine(day, hhmm, tzinfo=ZoneInfo(LONDON)).astimezone(UTC)
 
 
-def _clocked(harness: Harness, **settings: Any) -> CampaignService:
+def _clocked(harness: Harness, **settings: Any) -> Scheduler:
     """A scheduler on an injected clock with the shipped quiet-hours rules (QUIET_HOURS_FILE unset)."""
     box = harness.container
-    return CampaignService(
-        lambda: UnitOfWork(box.sessionmaker, box.bus),
-        box.settings.model_copy(update={"attempt_timeout_s": 10**9, "quiet_hours_file": None, **settings}),
+    return Scheduler(
+        make_deps(
+            box.settings.model_copy(
+                update={"attempt_timeout_s": 10**9, "quiet_hours_file": None, **settings}
+            ),
+            lambda: UnitOfWork(box.sessionmaker, box.bus),
+        )
     )
 
 

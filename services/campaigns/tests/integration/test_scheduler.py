@@ -13,9 +13,10 @@ import pytest
 import structlog
 from sqlalchemy import select
 
-from campaigns import domain
+from campaigns import domain, outcomes
+from campaigns.bootstrap import make_deps
 from campaigns.models import Attempt, Recipient
-from campaigns.service import CampaignService
+from campaigns.scheduling import Scheduler
 from campaigns.uow import UnitOfWork
 from contracts.campaigns import (
     AddCampaignRecipients,
@@ -94,9 +95,11 @@ async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(
         what="call in progress",
     )
     box = harness.container
-    impatient = CampaignService(
-        lambda: UnitOfWork(box.sessionmaker, box.bus),
-        box.settings.model_copy(update={"attempt_timeout_s": 0.5}),
+    impatient = Scheduler(
+        make_deps(
+            box.settings.model_copy(update={"attempt_timeout_s": 0.5}),
+            lambda: UnitOfWork(box.sessionmaker, box.bus),
+        )
     )
     await impatient.tick(now=datetime.now(UTC) + timedelta(seconds=0.6))  # past its 0.5 s timeout
     done = await harness.wait_status(command.campaign_id, "completed")
@@ -108,14 +111,15 @@ async def test_an_attempt_without_outcome_times_out_and_is_never_redialled(
     async with box.sessionmaker() as session:
         attempt = await session.scalar(select(Attempt).where(Attempt.campaign_id == command.campaign_id))
     assert attempt is not None and attempt.conversation_id
-    await box.service.call_status_changed(
+    await outcomes.call_status_changed(
+        box.deps,
         CallStatusChanged(
             conversation_id=attempt.conversation_id,
             status="completed",
             campaign_id=command.campaign_id,
             recipient_id="r0",
             attempt=1,
-        )
+        ),
     )
     assert (await _recipients(harness, command.campaign_id))[0].status == "failed"
 
@@ -144,7 +148,7 @@ async def test_events_for_unknown_attempts_are_ignored(harness: Harness) -> None
     ]
     with structlog.testing.capture_logs() as logs:
         for event in strangers:
-            await harness.container.service.call_status_changed(event)
+            await outcomes.call_status_changed(harness.container.deps, event)
 
     unknown = [
         line

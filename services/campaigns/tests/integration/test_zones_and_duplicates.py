@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
+from campaigns.bootstrap import make_deps
 from campaigns.models import Campaign, Recipient
-from campaigns.service import CampaignService
+from campaigns.scheduling import Scheduler
 from campaigns.uow import UnitOfWork
 from contracts.campaigns import (
     AddCampaignRecipients,
@@ -79,9 +80,11 @@ async def test_a_perth_number_is_not_dialled_at_nine_adelaide_time(harness: Harn
     )
     box = harness.container
     # Attempts dialled in real time must not look hours overdue to a clock days ahead.
-    clocked = CampaignService(
-        lambda: UnitOfWork(box.sessionmaker, box.bus),
-        box.settings.model_copy(update={"attempt_timeout_s": 10**9}),
+    clocked = Scheduler(
+        make_deps(
+            box.settings.model_copy(update={"attempt_timeout_s": 10**9}),
+            lambda: UnitOfWork(box.sessionmaker, box.bus),
+        )
     )
 
     await clocked.tick(nine_adelaide)
@@ -226,7 +229,7 @@ async def test_a_duplicate_still_scheduled_from_before_the_rule_is_not_dialled(h
             .where(Campaign.campaign_id == command.campaign_id)
             .values(total_finished=0, scheduled_time_unix=None)
         )
-    harness.container.service.wake.set()
+    harness.container.deps.wake.set()
     done = await harness.wait_status(command.campaign_id, "completed")
     assert done["total_calls_finished"] == 2 and done["total_calls_dispatched"] == 1
     assert harness.final_states(command.campaign_id)["r1"] == "skipped_duplicate"
