@@ -150,6 +150,8 @@ def test_a_spreadsheet_with_problems_is_explained_mapped_and_submitted(
     page.get_by_label("Campaign name").fill(name)
     page.get_by_role("button", name="Start campaign").click()
     expect(page.locator("#error-file")).to_contain_text("Leave out the rows with problems")
+    # Said beside the button too: the file's slot is a screen above it.
+    expect(page.locator("#error-start")).to_contain_text("Not started. Some rows have problems")
     _shot(page, "console-new-campaign.png")
     page.get_by_label("Leave out the rows with problems").check()
     page.get_by_role("button", name="Start campaign").click()
@@ -172,6 +174,8 @@ def test_the_campaign_reaches_100_percent_without_reloading(page: Any, shared: d
     expect(summary.locator('[data-outcome="busy"]')).to_have_text("1")
     expect(summary.locator('[data-outcome="no_answer"]')).to_have_text("1")
     expect(summary.locator('[data-outcome="skipped"]')).to_have_text("1")
+    expect(summary.locator('[data-outcome="cancelled"]')).to_have_text("0")
+    expect(summary.locator("[data-progress]")).to_have_attribute("data-status", "completed")
     expect(page.locator("#recipients tbody tr").first).to_contain_text("completed")
     assert page.evaluate("window.__notReloaded") is True
     _shot(page, "console-campaign.png")
@@ -251,6 +255,58 @@ def test_pause_resume_and_cancel_with_confirmation(
     expect(status).to_have_text("cancelled")
     expect(page.get_by_role("button", name="Pause")).to_have_count(0)
     assert api.get(f"/api/v1/batch-calling/{job['id']}").json()["status"] == "cancelled"
+    # Never called because of the cancel: "Cancelled", not "Skipped"; the full bar is no green success.
+    summary = page.locator("#summary")
+    expect(summary.locator('[data-outcome="cancelled"]')).to_have_text("3")
+    expect(summary.locator('[data-outcome="skipped"]')).to_have_text("0")
+    expect(summary.locator("[data-percent]")).to_have_text("100 %")
+    bar = summary.locator("[data-progress]")
+    expect(bar).to_have_attribute("data-status", "cancelled")
+    done_colour = bar.locator(".done").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert done_colour != "rgb(26, 127, 55)", done_colour  # console.css --ok
+
+
+def test_a_campaign_that_reached_nobody_does_not_look_like_a_success(
+    page: Any, api: httpx.Client, line: dict[str, str]
+) -> None:
+    base = uuid.uuid4().int % 700 + 200
+    job = api.post(
+        "/api/v1/batch-calling/submit",
+        json={
+            "call_name": f"Unreached {base}",
+            **line,
+            "recipients": [{"phone_number": _number(base, i, 8)} for i in range(2)],  # 8: failed
+        },
+    ).json()
+    page.goto(f"/console/campaigns/{job['id']}")
+    summary = page.locator("#summary")
+    expect(summary.locator(".card-head .status")).to_have_text("completed, nobody reached")
+    expect(summary.locator(".card-head .status")).to_have_attribute("data-status", "completed-unreached")
+    expect(summary).to_contain_text("No recipient was reached: 2 failed")
+    expect(summary.locator("[data-progress]")).to_have_attribute("data-status", "completed-unreached")
+    detail = api.get(f"/api/v1/batch-calling/{job['id']}").json()
+    assert detail["status"] == "completed" and detail["status_reason"].startswith("No recipient was reached")
+    page.goto("/console/campaigns")
+    card = page.locator(f'[data-campaign="{job["id"]}"]')
+    expect(card.locator(".status")).to_have_text("completed, nobody reached")
+
+
+def test_one_problem_is_one_problem_and_the_icon_is_served(
+    page: Any, api: httpx.Client, line: dict[str, str]
+) -> None:
+    base = uuid.uuid4().int % 700 + 200
+    csv = f"phone_number,name\n{_number(base, 1, 1)},Ana\nnot a number,Ben\n".encode()
+    page.goto("/console/campaigns-new")
+    page.get_by_label("Agent").select_option(line["agent_id"])
+    page.get_by_label("Call from").first.select_option(line["phone_number_id"])
+    page.set_input_files("#file", files=[{"name": "one.csv", "mimeType": "text/csv", "buffer": csv}])
+    check = page.locator("#preview [data-valid]")
+    expect(check).to_have_text(re.compile(r"^\s*1 person to call from 2 rows; 1 problem\.\s*$"))
+    icon = page.locator('link[rel="icon"]').get_attribute("href")
+    assert icon == "/console/static/favicon.svg"
+    for path in (icon, "/favicon.ico"):
+        answer = api.get(path)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_the_campaign_list_follows_changes_live(page: Any, api: httpx.Client, line: dict[str, str]) -> None:

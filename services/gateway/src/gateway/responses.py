@@ -399,6 +399,10 @@ class JobSummary(Out):
     id: str
     name: str
     status: str
+    status_reason: str | None = Field(
+        default=None,
+        description="Why it failed or was paused, or that it completed without reaching anybody.",
+    )
     total_calls_scheduled: int
     total_calls_dispatched: int
     total_calls_finished: int

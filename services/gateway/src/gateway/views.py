@@ -167,6 +167,7 @@ JOB_DETAIL_FIELDS = (
 JOB_SUMMARY_FIELDS = (
     "name",
     "status",
+    "status_reason",  # a list must not show a campaign that reached nobody as a plain success
     "total_calls_scheduled",
     "total_calls_dispatched",
     "total_calls_finished",

@@ -93,11 +93,12 @@ def test_the_job_detail_adds_the_pool_budget_reason_and_agent_name_to_the_job() 
     assert views.job_detail_view(row, agent_name="Ava")["agent_name"] == "Ava"
 
 
-def test_a_listed_job_is_its_id_name_status_and_counters() -> None:
+def test_a_listed_job_is_its_id_name_status_its_reason_and_counters() -> None:
     assert views.job_summary_view(_row(_snapshot())) == {
         "id": "batch_1",
         "name": "Spring",
         "status": "paused",
+        "status_reason": "paused by the operator",
         "total_calls_scheduled": 10,
         "total_calls_dispatched": 4,
         "total_calls_finished": 3,

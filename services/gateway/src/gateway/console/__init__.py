@@ -6,7 +6,7 @@ templates, htmx for partial updates, Server-Sent Events for live progress; every
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from bus.http_errors import error_body
@@ -28,6 +28,12 @@ def install(app: FastAPI) -> None:
     """Mount the console's routes, static files and the answers to its two refusals."""
     app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="console-static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Pages link static/favicon.svg; this answers browsers that ask the root anyway (a page
+        # that links none, e.g. a JSON answer opened in a tab) instead of logging a 404 each time.
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.exception_handler(SignInNeeded)
     async def sign_in_needed(request: Request, _: SignInNeeded) -> Response:

@@ -45,7 +45,10 @@ OUTCOME_BARS = (
     ("busy", "Busy", ("busy",)),
     ("voicemail", "Voicemail", ("voicemail",)),
     ("failed", "Failed", ("failed",)),
-    ("skipped", "Skipped", ("skipped_dnc", "skipped_duplicate", "cancelled")),
+    ("opted_out", "Opted out", ("opted_out",)),
+    ("skipped", "Skipped", ("skipped_dnc", "skipped_duplicate")),
+    # Never called because the campaign was cancelled: not skipped by a rule.
+    ("cancelled", "Cancelled", ("cancelled",)),
 )
 TABLE_PAGE = 25
 Cursor = Annotated[str | None, Query()]

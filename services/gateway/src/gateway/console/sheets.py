@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from gateway.batch import BatchCalling
-from gateway.console.web import Answer, call, page, redirect, service_of
+from gateway.console.web import Answer, call, page, plural, redirect, service_of
 from gateway.routes import agents, batch_calling, phone_numbers
 from gateway.routes.deps import respond
 from gateway.schemas import DoNotCallRequest
@@ -47,7 +47,9 @@ FIELD_OF = {
     "calling_window": "window",
     "default_region": "default_region",
 }
-FIELDS = ("file", *dict.fromkeys(FIELD_OF.values()))
+# "start": the slot beside the Start button, where a refused start says so (the field errors may be
+# far above it, out of sight).
+FIELDS = ("file", *dict.fromkeys(FIELD_OF.values()), "start")
 PLAIN = {
     "call_name": "Give the campaign a name.",
     "agent_id": "Choose the agent that makes the calls.",
@@ -168,12 +170,12 @@ async def _check(request: Request, service: GatewayService, form: FormData, *, s
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         errors["file"] = "Choose a CSV or XLSX file of recipients."
-        return _preview(request, context, errors)
+        return _preview(request, context, errors, submit=submit)
     try:
         headers, rows = await asyncio.to_thread(head, file.file, file.filename, PREVIEW_ROWS)
     except SheetError as exc:
         errors["file"] = f"{exc.error}: " + "; ".join(str(p.get("error", "")) for p in exc.problems)
-        return _preview(request, context, errors)
+        return _preview(request, context, errors, submit=submit)
     roles = _roles(form, headers)
     context |= {
         "headers": headers,
@@ -183,33 +185,39 @@ async def _check(request: Request, service: GatewayService, form: FormData, *, s
     }
     fields = _api_fields(form, errors, submit)
     if errors:
-        return _preview(request, context, errors)
+        return _preview(request, context, errors, submit=submit)
     numbers = request.app.state.numbers
     columns = json.dumps(roles)
     validated = await _run(service, numbers, file, fields, columns, None, submit=False)
     if not validated.ok:
         context["problems"] = _field_errors(validated, errors)
-        return _preview(request, context, errors)
+        return _preview(request, context, errors, submit=submit)
     context["report"] = validated.body
     context["problems"] = validated.body.get("problems", [])
     if not submit:
-        return _preview(request, context, errors)
+        return _preview(request, context, errors, submit=submit)
     skip: set[int] | None = None
     if not validated.body.get("valid"):
         listed_all = not any("more_problems" in p for p in context["problems"])
         if form.get("skip_bad_rows") and listed_all:
             skip = {int(p["row"]) for p in context["problems"] if isinstance(p.get("row"), int)}
+        elif form.get("skip_bad_rows"):
+            errors["file"] = (
+                "Too many rows have problems to leave them out one by one (not all are listed): "
+                "correct the file."
+            )
+            return _preview(request, context, errors, submit=submit)
         else:
             errors["file"] = (
                 "Some rows have problems (listed below): correct them in the file, or tick "
                 "“Leave out the rows with problems”."
             )
-            return _preview(request, context, errors)
+            return _preview(request, context, errors, submit=submit)
     submitted = await _run(service, numbers, file, fields, columns, skip, submit=True)
     if submitted.ok:
         return redirect(request, f"/console/campaigns/{submitted.body['id']}")
     context["problems"] = _field_errors(submitted, errors)
-    return _preview(request, context, errors)
+    return _preview(request, context, errors, submit=submit)
 
 
 async def _run(
@@ -241,7 +249,19 @@ async def _run(
     return await call(run())
 
 
-def _preview(request: Request, context: dict[str, Any], errors: dict[str, str]) -> Response:
+def _preview(
+    request: Request, context: dict[str, Any], errors: dict[str, str], *, submit: bool = False
+) -> Response:
+    """The preview fragment with every field's error slot (emptied when it has none). A refused
+    start says so beside the Start button too."""
+    if submit and (errors or context.get("problems")):
+        if "file" in errors:
+            why = errors["file"]
+        elif errors:
+            why = "Correct the fields marked above."
+        else:
+            why = "The rows listed above have problems."
+        errors["start"] = f"Not started. {why}"
     return page(request, "_preview.html", context | {"errors": errors, "fields": FIELDS, "oob_errors": True})
 
 
@@ -272,7 +292,7 @@ async def import_do_not_call(request: Request, file: UploadFile) -> dict[str, st
                 added += 1
             else:
                 refused.append(entry.ref["row"])
-    text = f"{added} numbers added to the do-not-call list."
+    text = f"{plural(added, 'number')} added to the do-not-call list."
     if refused:
         shown = ", ".join(str(r) for r in refused[:20])
         text += f" Not phone numbers in international format (+14155550123), rows: {shown}."

@@ -41,8 +41,26 @@ def _percent(part: int | None, whole: int | None) -> int:
     return min(100, round(100 * (part or 0) / whole))
 
 
+def plural(count: int | None, word: str, many: str | None = None) -> str:
+    """ "1 problem", "2 problems", "0 problems"; `many` for irregular words (person, people)."""
+    n = count or 0
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def _status_of(job: dict[str, Any]) -> tuple[str, str]:
+    """(data-status, text) of a campaign's badge and bar: a campaign that completed without reaching
+    anybody (its `status_reason` says so) is not shown as a plain success. console.js `badge`
+    does the same for live updates."""
+    status = str(job.get("status", ""))
+    if status == "completed" and job.get("status_reason"):
+        return "completed-unreached", "completed, nobody reached"
+    return status, status
+
+
 templates.env.filters["when"] = _when
+templates.env.filters["plural"] = plural
 templates.env.globals["percent"] = _percent
+templates.env.globals["status_of"] = _status_of
 
 
 class SignInNeeded(Exception):

@@ -22,14 +22,22 @@
     return whole ? Math.min(100, Math.round((100 * (part || 0)) / whole)) : 0;
   }
 
+  // [data-status, text] of a campaign's badge and bar (web.py `_status_of` says the same).
+  function badge(job) {
+    if (job.status === "completed" && job.status_reason) return ["completed-unreached", "completed, nobody reached"];
+    return [job.status, job.status];
+  }
+
   // Update the progress bar of a campaign shown on the page (campaign list).
   function progress(job) {
     var shown = document.querySelectorAll('[data-campaign="' + CSS.escape(job.id) + '"]');
     shown.forEach(function (card) {
       var done = percent(job.total_calls_finished, job.total_calls_scheduled);
       var calling = Math.max(0, percent(job.total_calls_dispatched, job.total_calls_scheduled) - done);
+      var state = badge(job);
       var bar = card.querySelector("[data-progress]");
       if (bar) {
+        bar.dataset.status = state[0];
         bar.setAttribute("aria-valuenow", String(done));
         bar.querySelector(".done").style.width = done + "%";
         bar.querySelector(".calling").style.width = calling + "%";
@@ -40,7 +48,7 @@
       set("[data-dispatched]", job.total_calls_dispatched);
       set("[data-scheduled]", job.total_calls_scheduled);
       var status = card.querySelector(".card-head .status");
-      if (status) { status.textContent = job.status; status.dataset.status = job.status; }
+      if (status) { status.textContent = state[1]; status.dataset.status = state[0]; }
     });
     return shown.length;
   }
