@@ -9,11 +9,13 @@ machine changes the wall time but hardly these figures):
 2. consume: a consumer group reads those N records; each goes through FastStream (parser,
    middleware, telemetry), the bus's decode and dispatch, and a handler that opens a transaction,
    claims the message id in the inbox and commits; then the offset commit. Per message.
+   With `--batch` the consumer is a batch subscription (`Bus.subscribe(batch=True)`): the same
+   handler, its transaction scope joining one transaction per fetched batch, one offset commit each.
 
 PostgreSQL's and the broker's own CPU are not in these figures (see `campaigns.py` for the whole
 machine). `--profile` runs each phase under cProfile and prints its top functions (slower).
 
-    uv run python bench/bus_cost.py [--messages 2000] [--profile]
+    uv run python bench/bus_cost.py [--messages 2000] [--batch] [--profile]
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from _harness import SERVER
 from sqlalchemy import MetaData, func, select, text
 
 from bus.db import make_engine, make_sessionmaker
-from bus.inbox import claim
 from bus.runtime import Bus
 from bus.settings import BusSettings
 from bus.tables import make_bus_tables
+from bus.uow import TransactionScope
 from contracts.base import Command
 from devinfra.broker import TANSU_CLIENT_ENV, create_topics_async, start_tansu
 from devinfra.postgres import create_database, drop_database
@@ -54,7 +56,7 @@ async def _until(check: object, every_s: float, deadline_s: float = 300.0) -> No
         await asyncio.sleep(every_s)  # polling with a deadline
 
 
-async def run(bootstrap: str, url: str, messages: int, profile: bool) -> None:
+async def run(bootstrap: str, url: str, messages: int, profile: bool, batch: bool) -> None:
     settings = BusSettings.model_validate(
         {
             **TANSU_CLIENT_ENV,
@@ -98,17 +100,22 @@ async def run(bootstrap: str, url: str, messages: int, profile: bool) -> None:
     await producer.stop()
 
     handled = 0
-
-    async def handler(message: Ping) -> None:
-        nonlocal handled
-        async with sessions() as session, session.begin():
-            await claim(session, inbox_table, "bench", message.message_id)
-        handled += 1
-
     consumer = Bus(
         settings, service="bench-consumer", engine=engine, outbox_table=outbox, inbox_table=inbox_table
     )
-    consumer.subscribe(topic, Ping, handler)
+
+    class Scope(TransactionScope):
+        consumer = "bench"
+
+    Scope.inbox_table = inbox_table
+
+    async def handler(message: Ping) -> None:
+        nonlocal handled
+        async with Scope(sessions, consumer) as uow:
+            await uow.claim(message.message_id)
+        handled += 1
+
+    consumer.subscribe(topic, Ping, handler, batch=batch)
     profiler = cProfile.Profile(time.process_time) if profile else None
     consume_cpu = time.process_time()
     if profiler:
@@ -126,7 +133,7 @@ async def run(bootstrap: str, url: str, messages: int, profile: bool) -> None:
     await consumer.stop()
     await engine.dispose()
 
-    print(f"messages {messages}{' (under cProfile: inflated)' if profile else ''}")
+    print(f"messages {messages}{' (under cProfile: inflated)' if profile else ''}{' batch' if batch else ''}")
     print(f"queue (publish_later, one transaction)  {queued_cpu / messages * 1000:7.3f} ms CPU per message")
     print(f"relay (outbox -> Kafka, delete)         {relay_cpu / messages * 1000:7.3f} ms CPU per row")
     print(f"consume (inbox claim, commit, offset)   {consume_cpu / messages * 1000:7.3f} ms CPU per message")
@@ -146,13 +153,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--batch", action="store_true", help="consume with Bus.subscribe(batch=True)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     db = f"sb_bench_{uuid.uuid4().hex[:8]}"
     url = create_database(SERVER, db)
     try:
         with start_tansu() as broker:
-            asyncio.run(run(broker.bootstrap_servers, url, args.messages, args.profile))
+            asyncio.run(run(broker.bootstrap_servers, url, args.messages, args.profile, args.batch))
     finally:
         drop_database(SERVER, db)
 

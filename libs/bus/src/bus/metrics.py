@@ -15,6 +15,12 @@ HANDLE_SECONDS = Histogram(
     ["service", "topic"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+BATCH_FALLBACKS = Counter(
+    "switchboard_message_batch_fallbacks_total",
+    "Batches whose shared transaction was rolled back because a handler failed; their messages "
+    "were then handled one by one.",
+    ["service", "topic"],
+)
 DEAD_LETTERED = Counter(
     "switchboard_messages_dead_lettered_total",
     "Messages sent to a dead-letter topic, by the topic they came from and why (x-reason).",

@@ -6,7 +6,11 @@ Delivery is at-least-once end to end:
 - consumers commit their Kafka offset only after the handler's transaction committed
   (FastStream's Kafka default, ACK_FIRST, is at-most-once and is never used here);
 - handlers deduplicate on the message id with the inbox table, so a redelivery has no second effect;
-  inbox rows older than BUS_INBOX_RETENTION_HOURS (longer than Kafka keeps a message) are pruned.
+  inbox rows older than BUS_INBOX_RETENTION_HOURS (longer than Kafka keeps a message) are pruned;
+- a batch subscription (`batch=True`) runs the handlers of the messages fetched together in one
+  database transaction and commits the offsets after it; if any of them fails, that transaction
+  is rolled back and each message is handled again on its own (own transaction, retries, dead
+  letter), in order.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import time
@@ -35,11 +40,13 @@ from aiokafka.errors import (
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.subscriber.usecase import BatchSubscriber, DefaultSubscriber
 from faststream_outbox import ExponentialRetry, OutboxBroker, OutboxMessage
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bus import batch as batch_tx
 from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
 from bus.kafka_security import kafka_client_kwargs, kafka_security
@@ -87,6 +94,8 @@ _ESSENTIAL_DLQ_HEADERS = frozenset(
 _RELAY_QUEUE = "kafka-relay"
 _TOPIC_HEADER = "x-topic"
 _KEY_HEADER = "x-key"
+# A batch subscriber's wait for a first record before it polls again (no record is delayed by it).
+_BATCH_IDLE_WAIT_MS = 1000
 # Inbox rows deleted per transaction: short transactions, and no long lock on a busy table.
 INBOX_PRUNE_BATCH = 1000
 
@@ -316,6 +325,7 @@ class Bus:
         group_id: str | None = "",
         from_latest: bool = False,
         unknown_types: UnknownTypes | None = None,
+        batch: bool = False,
     ) -> None:
         """Handle every message of `topic` whose `type` is in `schema` (a discriminated union).
 
@@ -325,9 +335,22 @@ class Bus:
         that cannot be decoded or routed (not UTF-8 JSON, not an object, no string `type`, fields
         the schema refuses) goes to `<topic>.dlq` at once with the reason in `x-reason`, and the
         partition moves on. See `UnknownTypes` for a well-formed message of a type not in `schema`.
+
+        `batch=True`: the messages fetched together (up to `BUS_BATCH_MAX_RECORDS`, whatever is
+        waiting; no waiting for more) share ONE database transaction: every `TransactionScope`
+        the handler opens joins it (`bus.batch`), and the offsets are committed once, after it
+        committed. If a handler raises, the batch's transaction is rolled back and each of its
+        messages is handled again alone, in order, as without `batch` (its own transaction,
+        retries, dead letter): a poison message fails alone and the others take effect once. Only
+        for handlers whose every effect is in that transaction (no HTTP call, no other commit).
         """
         self.subscribe_many(
-            {topic: schema}, handler, group_id=group_id, from_latest=from_latest, unknown_types=unknown_types
+            {topic: schema},
+            handler,
+            group_id=group_id,
+            from_latest=from_latest,
+            unknown_types=unknown_types,
+            batch=batch,
         )
 
     def subscribe_many(
@@ -338,6 +361,7 @@ class Bus:
         group_id: str | None = "",
         from_latest: bool = False,
         unknown_types: UnknownTypes | None = None,
+        batch: bool = False,
     ) -> None:
         """Like `subscribe`, for several topics served by ONE consumer (each with its schema).
 
@@ -350,8 +374,7 @@ class Bus:
             routes[self.settings.topic(topic)] = _Route(
                 adapter, _literal_types(adapter), unknown_types or default_unknown_types(topic)
             )
-        subscriber = self.kafka.subscriber(
-            *routes,
+        options: dict[str, Any] = dict(
             # The prefix names the consumer group too: deployments (and test sessions) sharing a
             # cluster must never share a group, or one's stale member stalls the other's joins.
             group_id=self.settings.topic(self.service) if group_id == "" else group_id,
@@ -363,30 +386,117 @@ class Bus:
             no_reply=True,
             # Bytes in, bytes out: decoding is ours, so bad bytes reach the dead-letter path
             # instead of raising inside FastStream and being redelivered for ever.
-            parser=_tolerant_parser,
             decoder=_raw_body,
         )
+        if not batch:
+            subscriber: DefaultSubscriber = self.kafka.subscriber(*routes, parser=_tolerant_parser, **options)
 
-        @subscriber
-        async def consume(body: Any) -> None:
+            @subscriber
+            async def consume(body: Any) -> None:
+                msg: KafkaMessage = self.kafka.context.get_local("message")
+                delivery = _Delivery.of_message(msg)
+                await self._consume(delivery, routes[delivery.topic], handler)
+
+            return
+
+        max_records = self.settings.bus_batch_max_records
+        batch_subscriber: BatchSubscriber = self.kafka.subscriber(
+            *routes, parser=_tolerant_batch_parser, batch=True, max_records=max_records, **options
+        )
+
+        async def fetch_waiting(consumer: Any) -> tuple[Any, ...]:
+            # What the fetcher holds, as soon as it holds anything. FastStream's own batch fetch
+            # sleeps another `batch_timeout_ms` after an empty wait, which would delay the next
+            # message after any idle second by up to that long.
+            records = await consumer.getmany(timeout_ms=_BATCH_IDLE_WAIT_MS, max_records=max_records)
+            return tuple(itertools.chain.from_iterable(records.values()))
+
+        batch_subscriber.get_msg = fetch_waiting  # type: ignore[method-assign]
+
+        @batch_subscriber
+        async def consume_batch(body: Any) -> None:
             msg: KafkaMessage = self.kafka.context.get_local("message")
-            record: Any = msg.raw_message
-            await self._consume(record.topic, msg, routes[record.topic], handler)
+            deliveries = [_Delivery.of_record(record) for record in msg.raw_message]
+            await self._consume_batch(deliveries, routes, handler)
 
-    async def _consume(self, topic: str, msg: KafkaMessage, route: _Route, handler: Handler) -> None:
-        raw: bytes = msg.body or b""
-        headers = {k: str(v) for k, v in (msg.headers or {}).items()}
-        bind_correlation_id(headers.get("correlation_id"))
+    async def _consume(self, delivery: _Delivery, route: _Route, handler: Handler) -> None:
+        message = await self._decode(delivery, route)
+        if message is not None:
+            await self._handle(delivery, message, handler)
+
+    async def _decode(self, delivery: _Delivery, route: _Route) -> Any | None:
+        """The message, or None when it was skipped or dead-lettered as unroutable."""
+        bind_correlation_id(delivery.headers.get("correlation_id"))
         try:
-            message = route.decode(raw)
+            return route.decode(delivery.raw)
         except Unroutable as exc:
             if exc.reason == "type-unknown" and route.unknown_types == "skip":
-                log.debug("bus.message.skipped", topic=topic, type=exc.detail)
-                return
-            await self._unroutable(topic, msg, raw, headers, exc)
+                log.debug("bus.message.skipped", topic=delivery.topic, type=exc.detail)
+                return None
+            await self._unroutable(delivery, exc)
+            return None
+
+    async def _consume_batch(
+        self, deliveries: list[_Delivery], routes: dict[str, _Route], handler: Handler
+    ) -> None:
+        decoded: list[tuple[_Delivery, Any]] = []
+        for delivery in deliveries:
+            message = await self._decode(delivery, routes[delivery.topic])
+            if message is not None:
+                decoded.append((delivery, message))
+        if len(decoded) > 1 and await self._handle_together(decoded, handler):
             return
+        # One message, or a batch that failed (rolled back): each on its own, in order.
+        for delivery, message in decoded:
+            await self._handle(delivery, message, handler)
+
+    async def _handle_together(self, decoded: list[tuple[_Delivery, Any]], handler: Handler) -> bool:
+        """Run every handler in one shared transaction and commit it. False if any failed (then
+        nothing of the batch took effect)."""
         started = time.perf_counter()
-        bind_correlation_id(message.correlation_id or headers.get("correlation_id"))
+        shared = batch_tx.SharedTransaction()
+        token = batch_tx.enter(shared)
+        failing: Any = None  # the message whose handler raised; None for the commit
+        try:
+            for delivery, message in decoded:
+                bind_correlation_id(message.correlation_id or delivery.headers.get("correlation_id"))
+                structlog.contextvars.bind_contextvars(
+                    message_id=message.message_id, message_type=message.type
+                )
+                # Each message continues its own trace (the consume span covers the whole batch).
+                failing = message
+                with attached(delivery.headers) if "traceparent" in delivery.headers else _no_trace():
+                    await handler(message)
+            failing = None
+            await shared.commit()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            topic = decoded[0][0].topic
+            log.warning(
+                "bus.batch.fallback",
+                topic=topic,
+                messages=len(decoded),
+                failed_message_id=failing.message_id if failing is not None else None,
+                error=describe_error(exc),
+            )
+            metrics.BATCH_FALLBACKS.labels(self.service, topic).inc()
+            return False
+        finally:
+            batch_tx.leave(token)
+            await shared.close()
+            structlog.contextvars.unbind_contextvars("message_id", "message_type")
+        share = (time.perf_counter() - started) / len(decoded)
+        for delivery, message in decoded:
+            metrics.HANDLED.labels(self.service, delivery.topic, message.type, "ok").inc()
+            metrics.HANDLE_SECONDS.labels(self.service, delivery.topic).observe(share)
+        return True
+
+    async def _handle(self, delivery: _Delivery, message: Any, handler: Handler) -> None:
+        """Run `handler` in its own transaction(s), with retries, then the dead-letter topic."""
+        topic = delivery.topic
+        started = time.perf_counter()
+        bind_correlation_id(message.correlation_id or delivery.headers.get("correlation_id"))
         structlog.contextvars.bind_contextvars(message_id=message.message_id, message_type=message.type)
         try:
             for attempt in range(1, self.settings.bus_max_attempts + 1):
@@ -396,15 +506,11 @@ class Bus:
                     raise
                 except MessageTooLarge as exc:
                     # What the handler wants to publish will be just as big next time: no retries.
-                    await self._dead_letter(
-                        topic, msg, raw, headers, exc, attempts=attempt, reason="too-large"
-                    )
+                    await self._dead_letter(delivery, exc, attempts=attempt, reason="too-large")
                     return
                 except Exception as exc:
                     if attempt == self.settings.bus_max_attempts:
-                        await self._dead_letter(
-                            topic, msg, raw, headers, exc, attempts=attempt, reason="handler-failed"
-                        )
+                        await self._dead_letter(delivery, exc, attempts=attempt, reason="handler-failed")
                         return
                     delay = self.settings.bus_retry_backoff_ms / 1000 * 2 ** (attempt - 1)
                     log.warning(
@@ -422,14 +528,13 @@ class Bus:
             metrics.HANDLE_SECONDS.labels(self.service, topic).observe(time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("message_id", "message_type")
 
-    async def _unroutable(
-        self, topic: str, msg: KafkaMessage, raw: bytes, headers: dict[str, str], exc: Unroutable
-    ) -> None:
+    async def _unroutable(self, delivery: _Delivery, exc: Unroutable) -> None:
+        topic = delivery.topic
         if topic.endswith(DEAD_LETTER_SUFFIX):
             # Never dead-letter a dead letter: it is already where an operator looks, and the
             # service that put it there logged and counted it (a poison command reaches the
             # gateway's dead-letter reader this way: expected, hence info).
-            record: Any = msg.raw_message
+            record = delivery.record
             log.info(
                 "bus.dead_letter.unreadable",
                 topic=topic,
@@ -440,20 +545,12 @@ class Bus:
             )
             metrics.HANDLED.labels(self.service, topic, "?", "unreadable").inc()
             return
-        await self._dead_letter(topic, msg, raw, headers, exc, attempts=0, reason=exc.reason)
+        await self._dead_letter(delivery, exc, attempts=0, reason=exc.reason)
 
     async def _dead_letter(
-        self,
-        topic: str,
-        msg: KafkaMessage,
-        raw: bytes,
-        headers: dict[str, str],
-        exc: BaseException,
-        *,
-        attempts: int,
-        reason: str,
+        self, delivery: _Delivery, exc: BaseException, *, attempts: int, reason: str
     ) -> None:
-        record: Any = msg.raw_message  # a ConsumerRecord: subscribers here are never batch
+        topic, record, raw, headers = delivery.topic, delivery.record, delivery.raw, delivery.headers
         log.error(
             "bus.message.dead_lettered",
             topic=topic,
@@ -679,12 +776,48 @@ class _Route:
             raise Unroutable("schema-invalid", describe_error(exc)[:2000]) from None
 
 
-async def _tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream's parser, given headers it can read: not UTF-8 → replaced, no value → empty."""
+def _readable_headers(record: Any) -> Any:
+    """The record with headers FastStream can read: not UTF-8 → replaced, no value → empty."""
     headers = [
         (str(k), (v or b"").decode("utf-8", errors="replace").encode()) for k, v in (record.headers or ())
     ]
-    return await original(dataclasses.replace(record, headers=headers))
+    return dataclasses.replace(record, headers=headers)
+
+
+async def _tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    return await original(_readable_headers(record))
+
+
+async def _tolerant_batch_parser(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
+    return await original(tuple(_readable_headers(record) for record in records))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Delivery:
+    """One consumed record: the aiokafka ConsumerRecord, its value (b"" for none) and headers."""
+
+    record: Any
+    raw: bytes
+    headers: dict[str, str]
+
+    @property
+    def topic(self) -> str:
+        return str(self.record.topic)
+
+    @classmethod
+    def of_message(cls, msg: KafkaMessage) -> _Delivery:
+        headers = {k: str(v) for k, v in (msg.headers or {}).items()}
+        return cls(msg.raw_message, msg.body or b"", headers)
+
+    @classmethod
+    def of_record(cls, record: Any) -> _Delivery:
+        """`record` as `_tolerant_batch_parser` left it (headers UTF-8)."""
+        return cls(record, record.value or b"", {k: v.decode() for k, v in record.headers})
+
+
+@contextlib.contextmanager
+def _no_trace() -> Any:
+    yield
 
 
 async def _raw_body(msg: Any) -> Any:

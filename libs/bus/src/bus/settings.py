@@ -45,6 +45,8 @@ class BusSettings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
     bus_max_attempts: int = Field(default=4, ge=1, alias="BUS_MAX_ATTEMPTS")
     bus_retry_backoff_ms: int = Field(default=200, ge=0, alias="BUS_RETRY_BACKOFF_MS")
+    # Most messages a batch subscription (`Bus.subscribe(batch=True)`) handles in one transaction.
+    bus_batch_max_records: int = Field(default=100, ge=1, alias="BUS_BATCH_MAX_RECORDS")
     # Inbox rows are what recognises a redelivery, so they must outlive anything that can still be
     # redelivered: Kafka keeps a topic 7 days by default (retention.ms), hence 14 days. 0 keeps all.
     bus_inbox_retention_hours: int = Field(default=336, ge=0, alias="BUS_INBOX_RETENTION_HOURS")

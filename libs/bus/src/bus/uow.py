@@ -2,6 +2,8 @@
 
 `async with uow:` opens a session and a transaction, commits on success and rolls back on error;
 services never commit themselves. Inbox claims and outbox messages join that transaction.
+Inside a batch of messages (`Bus.subscribe(batch=True)`) the scope joins the batch's one
+transaction instead, which the bus commits after the last message (`bus.batch`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Self
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bus import batch
 from bus import inbox as bus_inbox
 from bus.runtime import Bus
 from contracts.base import Message
@@ -32,9 +35,15 @@ class TransactionScope:
     def _open(self, session: AsyncSession) -> None:
         """Attach repositories to the new session."""
 
+    _shared: batch.SharedTransaction | None = None
+
     async def __aenter__(self) -> Self:
-        self.session = self._sessionmaker()
-        await self.session.begin()
+        self._shared = batch.current()
+        if self._shared is not None:
+            self.session = await self._shared.join(self._sessionmaker)
+        else:
+            self.session = self._sessionmaker()
+            await self.session.begin()
         self._open(self.session)
         return self
 
@@ -44,6 +53,11 @@ class TransactionScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._shared is not None:
+            # The bus commits or rolls back the whole batch; an error here fails all of it.
+            if exc_type is not None:
+                self._shared.failed = True
+            return
         try:
             if exc_type is None:
                 await self.session.commit()

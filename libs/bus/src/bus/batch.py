@@ -1,0 +1,68 @@
+"""One database transaction shared by the handlers of a batch of messages (`Bus.subscribe(batch=True)`).
+
+While the bus runs a batch, every `TransactionScope` a handler opens joins the batch's transaction
+instead of beginning and committing its own: a batch of N messages costs one session checkout, one
+BEGIN and one COMMIT (one WAL flush) instead of N, and the consumer commits its offsets once, after
+that COMMIT. Handlers stay per message and unchanged: they claim the message id in the inbox and do
+their work in `async with uow:` as always.
+
+Only for handlers whose every effect is in that one database transaction (no HTTP call, no
+commit the handler relies on before doing something else): their effects are then deferred to
+the batch's commit, and undone together with the whole batch when any message in it fails.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+class SharedTransaction:
+    """The batch's session, opened by the first scope that joins, committed by the bus."""
+
+    def __init__(self) -> None:
+        self.session: AsyncSession | None = None
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        #: Set when an error left a joined scope: the batch must not commit, even if the handler
+        #: swallowed the error (PostgreSQL would have aborted the transaction anyway).
+        self.failed = False
+
+    async def join(self, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+        """The batch's session, begun on first use. Every scope of a batch uses one sessionmaker."""
+        if self.session is None:
+            self._sessionmaker = sessionmaker
+            self.session = sessionmaker()
+            await self.session.begin()
+        elif sessionmaker is not self._sessionmaker:
+            raise RuntimeError("a batch's handlers must use one sessionmaker (one database)")
+        return self.session
+
+    async def commit(self) -> None:
+        if self.failed:
+            raise RuntimeError("a handler in the batch failed inside its transaction scope")
+        if self.session is not None:
+            await self.session.commit()
+
+    async def close(self) -> None:
+        """Roll back what is not committed and give the connection back."""
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+_current: ContextVar[SharedTransaction | None] = ContextVar("bus_shared_transaction", default=None)
+
+
+def current() -> SharedTransaction | None:
+    """The batch transaction the running handler joins, or None outside a batch."""
+    return _current.get()
+
+
+def enter(shared: SharedTransaction | None) -> object:
+    """Make `shared` current for this task; pass the result to `leave`."""
+    return _current.set(shared)
+
+
+def leave(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]
