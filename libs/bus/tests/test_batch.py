@@ -30,6 +30,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bus import batch
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from bus.settings import BusSettings
@@ -85,6 +86,7 @@ def make_handler(
     *,
     before_effect: Callable[[Step], Awaitable[None]] | None = None,
     after_effect: Callable[[Step], Awaitable[None]] | None = None,
+    after_scope: Callable[[Step], None] | None = None,
 ) -> Callable[[Step], Awaitable[None]]:
     scope = scope_class(tables)
 
@@ -104,6 +106,8 @@ def make_handler(
             )
             if after_effect is not None:
                 await after_effect(message)
+        if after_scope is not None:
+            after_scope(message)
 
     return handle
 
@@ -224,13 +228,29 @@ async def test_a_batch_shares_one_transaction_and_commits_its_offsets_after_it(e
     # Two keys on two partitions, sent before the consumer starts: fetched together.
     sent = steps(40)
     await env.send(sent, partitions={"a": 0, "b": 1})
+    # `after_commit` callbacks: each checked, as soon as it runs, against what is committed.
+    told: asyncio.Queue[int] = asyncio.Queue()
+    seen_committed: list[bool] = []
+
+    async def check_told() -> None:
+        while True:
+            n = await told.get()
+            seen_committed.append(n in {row.n for row in await env.effects()})
+
+    def tell(message: Step) -> None:
+        batch.after_commit(lambda: told.put_nowait(message.n))
+
+    checker = asyncio.create_task(check_told())
     bus = env.bus()
-    bus.subscribe(env.topic, Step, make_handler(env.tables, env.sessions, bus), batch=True)
+    bus.subscribe(env.topic, Step, make_handler(env.tables, env.sessions, bus, after_scope=tell), batch=True)
     await bus.start()
     try:
         await until(lambda: _count(env, 40), "every message applied")
+        await until(lambda: _true(len(seen_committed) == 40), "every after-commit callback checked")
     finally:
         await bus.stop()
+        checker.cancel()
+    assert seen_committed == [True] * 40  # each told only once its effect was committed
     rows = await env.effects()
     assert_each_once_in_order(rows, sent)
     transactions = {row.txid for row in rows}
@@ -247,6 +267,11 @@ async def test_a_poison_message_in_a_batch_fails_alone_and_the_others_take_effec
     async def record_call(message: Step) -> None:
         calls.append(message.n)
 
+    told: list[int] = []
+
+    def tell(message: Step) -> None:
+        batch.after_commit(lambda: told.append(message.n))
+
     async def fail_poison(message: Step) -> None:
         if message.n == poison.n:  # after its own effect was written: that must be undone too
             raise RuntimeError("poison")
@@ -256,7 +281,14 @@ async def test_a_poison_message_in_a_batch_fails_alone_and_the_others_take_effec
     bus.subscribe(
         env.topic,
         Step,
-        make_handler(env.tables, env.sessions, bus, before_effect=record_call, after_effect=fail_poison),
+        make_handler(
+            env.tables,
+            env.sessions,
+            bus,
+            before_effect=record_call,
+            after_effect=fail_poison,
+            after_scope=tell,
+        ),
         batch=True,
     )
     await bus.start()
@@ -273,6 +305,7 @@ async def test_a_poison_message_in_a_batch_fails_alone_and_the_others_take_effec
     # The batch try, then BUS_MAX_ATTEMPTS tries alone; never again (no loop), and no other
     # message was run more than twice (its batch try, rolled back, and its own).
     assert calls.count(poison.n) == 3
+    assert told == [s.n for s in sent if s is not poison]  # once each: not for the rolled-back try
     assert all(calls.count(s.n) <= 2 for s in sent if s is not poison)
     fallbacks = REGISTRY.get_sample_value(
         "switchboard_message_batch_fallbacks_total", {"service": bus.service, "topic": env.full_topic}
@@ -359,6 +392,10 @@ async def test_a_consumer_killed_in_the_middle_of_a_batch_leaves_no_effect_and_n
     finally:
         await bus.stop()
     assert_each_once_in_order(await env.effects(), sent)
+
+
+async def _true(held: bool) -> bool:
+    return held
 
 
 async def _count(env: Env, at_least: int) -> bool:

@@ -13,6 +13,7 @@ the batch's commit, and undone together with the whole batch when any message in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +28,7 @@ class SharedTransaction:
         #: Set when an error left a joined scope: the batch must not commit, even if the handler
         #: swallowed the error (PostgreSQL would have aborted the transaction anyway).
         self.failed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     async def join(self, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
         """The batch's session, begun on first use. Every scope of a batch uses one sessionmaker."""
@@ -43,6 +45,9 @@ class SharedTransaction:
             raise RuntimeError("a handler in the batch failed inside its transaction scope")
         if self.session is not None:
             await self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     async def close(self) -> None:
         """Roll back what is not committed and give the connection back."""
@@ -57,6 +62,22 @@ _current: ContextVar[SharedTransaction | None] = ContextVar("bus_shared_transact
 def current() -> SharedTransaction | None:
     """The batch transaction the running handler joins, or None outside a batch."""
     return _current.get()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the running handler's effects are committed. Call it after the handler's
+    transaction scope has closed: outside a batch `callback` then runs at once; inside one, after the
+    batch's COMMIT, and never if the batch is rolled back (each message is then handled again alone
+    and calls this again).
+
+    For what tells other tasks of the process to look at the new state (e.g. wake a scheduler): told
+    before the batch's commit, they would read the old one and go back to sleep.
+    """
+    shared = current()
+    if shared is None:
+        callback()
+    else:
+        shared._after_commit.append(callback)
 
 
 def enter(shared: SharedTransaction | None) -> object:
