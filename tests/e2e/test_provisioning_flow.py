@@ -265,9 +265,13 @@ def test_agent_lifecycle_simple_and_full(api: httpx.Client, sim: httpx.Client) -
 
     deleted = api.delete(f"/api/v1/agents/{agent_id}")
     assert deleted.json() == {"success": True, "message": f"Agent {agent_id} deleted successfully"}
-    assert api.get(f"/api/v1/agents/{agent_id}").json() == {
+    # api-v1.md 12's "Agent Not Found", plus the detail every error of ours carries (optional there).
+    gone = api.get(f"/api/v1/agents/{agent_id}")
+    assert gone.status_code == 404
+    assert gone.json() == {
         "success": False,
         "error": f"Agent not found: {agent_id}",
+        "detail": "No such resource: it does not exist or was deleted",
     }
 
 
