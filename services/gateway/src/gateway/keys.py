@@ -24,6 +24,7 @@ from gateway.access import KEY_PREFIX, Scope
 from gateway.bootstrap import bootstrap
 from gateway.errors import NotFound
 from gateway.models import ApiKey
+from gateway.schemas import MAX_RATE_LIMIT_BURST
 from gateway.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -73,9 +74,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print("--name must not be blank", file=sys.stderr)
                 return 2
             if (args.rate_limit_per_s or 0) < 0 or (
-                args.rate_limit_burst is not None and args.rate_limit_burst < 1
+                args.rate_limit_burst is not None and not 1 <= args.rate_limit_burst <= MAX_RATE_LIMIT_BURST
             ):
-                print("--rate-limit-per-s must be >= 0 and --rate-limit-burst >= 1", file=sys.stderr)
+                print(
+                    f"--rate-limit-per-s must be >= 0 and --rate-limit-burst 1-{MAX_RATE_LIMIT_BURST}",
+                    file=sys.stderr,
+                )
                 return 2
             row, api_key = await access.create_key(
                 name,

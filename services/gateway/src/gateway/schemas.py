@@ -448,6 +448,11 @@ class AnalysisRuleIn(Body):
     delay_s: int = Field(default=3600, ge=0, le=30 * 86_400, description="Seconds before the retry.")
 
 
+# Dials from one number per rolling 24 h: far above what a line can place (86,400 s a day), and
+# within the int32 the counters are kept in.
+MAX_DAILY_CAP = 100_000
+
+
 class BatchOptions(BaseModel):
     """A submission without its recipients: the JSON body's other fields, or the form fields
     that come with a spreadsheet (`file`). Lax, for form fields are text; a JSON body is
@@ -473,7 +478,7 @@ class BatchOptions(BaseModel):
         description="A caller-ID pool: more numbers calls may come from besides phone_number_id. Each dial "
         "prefers a number of the recipient's country and area code, else the least used.",
     )
-    phone_number_daily_caps: dict[str, Annotated[int, Field(ge=1)]] = Field(
+    phone_number_daily_caps: dict[str, Annotated[int, Field(ge=1, le=MAX_DAILY_CAP)]] = Field(
         default_factory=dict,
         description="phone_number_id -> at most this many dials from that number per rolling 24 h.",
     )
@@ -543,6 +548,9 @@ class DoNotCallRequest(Body):
 
 # ---- API keys (beyond the spec; gateway.access) -----------------------------------------------
 
+# Stored in a PostgreSQL INTEGER (int32): a larger burst was a 500 from the database, not a 422.
+MAX_RATE_LIMIT_BURST = 1_000_000
+
 
 class CreateApiKeyRequest(Body):
     name: str = Field(min_length=1, max_length=200, description="What the key is for (shown in listings).")
@@ -555,7 +563,10 @@ class CreateApiKeyRequest(Body):
         description="Requests per second this key may make on average (0: unlimited); null: GATEWAY_RATE_LIMIT_PER_S.",
     )
     rate_limit_burst: int | None = Field(
-        default=None, ge=1, description="Requests this key may make at once; null: GATEWAY_RATE_LIMIT_BURST."
+        default=None,
+        ge=1,
+        le=MAX_RATE_LIMIT_BURST,
+        description="Requests this key may make at once; null: GATEWAY_RATE_LIMIT_BURST.",
     )
 
     @field_validator("name")

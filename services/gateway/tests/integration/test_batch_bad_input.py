@@ -165,3 +165,13 @@ async def test_a_time_zone_problem_reads_as_said_without_pydantics_prefix(
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert detail.startswith(f"body.timezone: {said}") and "Value error" not in detail
+
+
+@pytest.mark.parametrize("cap", [0, 100_001, 2**31, 250518570743])
+async def test_a_daily_cap_past_what_a_number_can_dial_is_422(container: Container, cap: int) -> None:
+    response = await _post(
+        container,
+        _submission(phone_number_ids=["phnum_a", "phnum_b"], phone_number_daily_caps={"phnum_a": cap}),
+    )
+    assert response.status_code == 422, response.text
+    assert "phone_number_daily_caps" in response.json()["detail"]

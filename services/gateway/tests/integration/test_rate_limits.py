@@ -169,6 +169,9 @@ async def test_env_keys_have_the_default_limit_and_zero_means_unlimited(settings
         ({"rate_limit_per_s": -1}, "rate_limit_per_s"),
         ({"rate_limit_burst": 0}, "rate_limit_burst"),
         ({"rate_limit_burst": 1.5}, "rate_limit_burst"),
+        # Past the INTEGER column: found by the API fuzzer (it was a 500 from the database).
+        ({"rate_limit_burst": 250518570743}, "rate_limit_burst"),
+        ({"rate_limit_burst": 2**31}, "rate_limit_burst"),
         ({"rate_limit_per_s": "fast"}, "rate_limit_per_s"),
     ],
 )
