@@ -54,7 +54,7 @@ from bus.limits import MessageTooLarge, check_fits
 from bus.logs import describe_error, error_trace
 from bus.periodic import Periodic
 from bus.settings import BusSettings
-from bus.tracing import TRACE_HEADERS, attached, current_trace_headers
+from bus.tracing import TRACE_HEADERS, attached, consuming, current_trace_headers
 from contracts.base import Message
 from contracts.topics import DEAD_LETTER_SUFFIX, dead_letter
 
@@ -448,7 +448,8 @@ class Bus:
             return
         # One message, or a batch that failed (rolled back): each on its own, in order.
         for delivery, message in decoded:
-            await self._handle(delivery, message, handler)
+            with consuming(delivery.headers, delivery.topic):
+                await self._handle(delivery, message, handler)
 
     async def _handle_together(self, decoded: list[tuple[_Delivery, Any]], handler: Handler) -> bool:
         """Run every handler in one shared transaction and commit it. False if any failed (then
@@ -463,9 +464,9 @@ class Bus:
                 structlog.contextvars.bind_contextvars(
                     message_id=message.message_id, message_type=message.type
                 )
-                # Each message continues its own trace (the consume span covers the whole batch).
+                # Each message continues its own trace (the middleware's span covers the batch).
                 failing = message
-                with attached(delivery.headers) if "traceparent" in delivery.headers else _no_trace():
+                with consuming(delivery.headers, delivery.topic):
                     await handler(message)
             failing = None
             await shared.commit()
@@ -813,11 +814,6 @@ class _Delivery:
     def of_record(cls, record: Any) -> _Delivery:
         """`record` as `_tolerant_batch_parser` left it (headers UTF-8)."""
         return cls(record, record.value or b"", {k: v.decode() for k, v in record.headers})
-
-
-@contextlib.contextmanager
-def _no_trace() -> Any:
-    yield
 
 
 async def _raw_body(msg: Any) -> Any:

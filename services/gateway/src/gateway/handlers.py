@@ -32,10 +32,9 @@ COMMAND_TOPICS: tuple[tuple[str, Any], ...] = (
 
 def subscribe(bus: Bus, projection: Projection) -> None:
     """One consumer group for all gateway replicas; answers reach the right replica via pg_notify."""
-    # Not in batches (`batch=True`) yet: FastStream's telemetry gives a batch one consumer span in
-    # a trace of its own, so a request's trace would stop at the gateway's projector
-    # (tests/integration/test_tracing.py). Batching here waits for a consumer span per message.
-    bus.subscribe_many(dict(EVENT_TOPICS), projection.project)
+    # In batches: projecting only writes the read models, so a batch of events shares one
+    # transaction and one offset commit (most of a campaign's messages pass here).
+    bus.subscribe_many(dict(EVENT_TOPICS), projection.project, batch=True)
     # A dead-lettered command will never have an outcome event: answer it as failed.
     bus.subscribe_many(
         {topics.dead_letter(t): s for t, s in COMMAND_TOPICS}, projection.command_dead_lettered
