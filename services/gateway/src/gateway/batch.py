@@ -180,14 +180,7 @@ class BatchCalling:
             phone_number_ids=options.phone_number_ids,
             phone_number_daily_caps=options.phone_number_daily_caps,
             max_total_minutes=options.max_total_minutes,
-            ecommerce_platform=credentials.platform if credentials else None,
-            ecommerce_credentials_encrypted=(
-                domain.encrypt(
-                    self.settings.keyring, credentials.model_dump(), "ecommerce_credentials_encrypted"
-                )
-                if credentials
-                else None
-            ),
+            **domain.ecommerce_fields(self.settings.keyring, credentials),
             sender_email=options.sender_email,
             analysis_rules=[AnalysisRule(**rule.model_dump()) for rule in options.analysis_rules or []],
         )

@@ -93,14 +93,7 @@ class Calls:
             first_message=body.first_message,
             dynamic_variables=body.dynamic_variables,
             customer_info=CustomerInfo(**customer.model_dump()) if customer else None,
-            ecommerce_platform=credentials.platform if credentials else None,
-            ecommerce_credentials_encrypted=(
-                domain.encrypt(
-                    self.settings.keyring, credentials.model_dump(), "ecommerce_credentials_encrypted"
-                )
-                if credentials
-                else None
-            ),
+            **domain.ecommerce_fields(self.settings.keyring, credentials),
             sender_email=body.sender_email,
             quiet_hours_overridden=overridden,
         )

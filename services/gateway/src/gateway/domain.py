@@ -12,7 +12,7 @@ import secrets
 import struct
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bus.http_errors import error_body
 from bus.secrets import Keyring, message_context
@@ -76,6 +76,26 @@ def encrypt(keyring: Keyring, value: str | dict[str, Any], field: str) -> str:
     (bound to it: `bus.secrets.message_context`)."""
     plain = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return keyring.encrypt(plain, context=message_context(field))
+
+
+class _StoreCredentials(Protocol):
+    @property
+    def platform(self) -> str: ...
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+def ecommerce_fields(keyring: Keyring, credentials: _StoreCredentials | None) -> dict[str, str | None]:
+    """A command's `ecommerce_platform` and `ecommerce_credentials_encrypted` (both None without
+    credentials): the one place a shop's keys are encrypted, for a single call and a campaign alike."""
+    if credentials is None:
+        return {"ecommerce_platform": None, "ecommerce_credentials_encrypted": None}
+    return {
+        "ecommerce_platform": credentials.platform,
+        "ecommerce_credentials_encrypted": encrypt(
+            keyring, credentials.model_dump(), "ecommerce_credentials_encrypted"
+        ),
+    }
 
 
 # ---- pagination ------------------------------------------------------------------------------

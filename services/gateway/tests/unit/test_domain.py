@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import zipfile
 from typing import Any
 
 import pytest
 
+from bus.secrets import Keyring, Undecryptable, message_context, new_key
 from contracts.base import CommandFailed
 from contracts.telephony import CallDialFailed, CallPlaced, PhoneNumberDeleted
 from gateway.domain import (
@@ -18,11 +20,13 @@ from gateway.domain import (
     decode_cursor,
     detect_upload_type,
     e164,
+    ecommerce_fields,
     encode_cursor,
     outcome_of,
     retry_after_s,
 )
 from gateway.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from gateway.schemas import ShopifyCredentials
 
 # ---- phone numbers ---------------------------------------------------------------------------
 
@@ -236,3 +240,30 @@ def test_a_side_effect_event_does_not_conclude_another_command() -> None:
     assert concludes("customer_session.stored", "customer_session.store")
     assert not concludes("customer_session.stored", "call.place")
     assert concludes("agent.created", "agent.create")
+
+
+# ---- a shop's credentials, as a call's or a campaign's command carries them ----------------------
+
+
+def test_store_credentials_travel_only_encrypted_for_their_field() -> None:
+    keyring = Keyring(new_key())
+    shop = ShopifyCredentials.model_validate(
+        {
+            "platform": "shopify",
+            "base_url": "https://s.myshopify.com",
+            "api_key": "k",
+            "access_token": "shpat_x",
+        }
+    )
+    fields = ecommerce_fields(keyring, shop)
+    encrypted = fields["ecommerce_credentials_encrypted"]
+    assert fields["ecommerce_platform"] == "shopify"
+    assert encrypted is not None and "shpat_x" not in encrypted
+    plain = keyring.decrypt(encrypted, context=message_context("ecommerce_credentials_encrypted"))
+    assert json.loads(plain) == shop.model_dump()
+    with pytest.raises(Undecryptable):
+        keyring.decrypt(encrypted, context=message_context("token_encrypted"))
+    assert ecommerce_fields(keyring, None) == {
+        "ecommerce_platform": None,
+        "ecommerce_credentials_encrypted": None,
+    }
