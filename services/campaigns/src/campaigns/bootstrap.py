@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,7 +16,7 @@ from bus import migrate
 from bus.db import make_engine, make_sessionmaker
 from bus.runtime import Bus
 from campaigns import handlers
-from campaigns.context import Deps
+from campaigns.context import Deps, utc_now
 from campaigns.models import CONSUMER, inbox, outbox
 from campaigns.scheduling import Scheduler
 from campaigns.settings import Settings
@@ -64,9 +65,17 @@ def run_migrations(settings: Settings) -> None:
     migrate.upgrade(MIGRATIONS_DIR, settings.database_url)
 
 
-def make_deps(settings: Settings, uow: Callable[[], UnitOfWork]) -> Deps:
-    """The use cases' dependencies: `uow` opens a unit of work (a fake one in unit tests)."""
-    return Deps(uow=uow, settings=settings, quiet_hours=load_rules(settings.quiet_hours_file or RULES_FILE))
+def make_deps(
+    settings: Settings, uow: Callable[[], UnitOfWork], clock: Callable[[], datetime] = utc_now
+) -> Deps:
+    """The use cases' dependencies: `uow` opens a unit of work (a fake one in unit tests), `clock`
+    the time they read (a fixed one in unit tests)."""
+    return Deps(
+        uow=uow,
+        settings=settings,
+        quiet_hours=load_rules(settings.quiet_hours_file or RULES_FILE),
+        clock=clock,
+    )
 
 
 def bootstrap(settings: Settings | None = None, *, schedule: bool = True) -> Container:

@@ -73,7 +73,7 @@ async def _locked_recipient(
 
 
 async def schedule_callback(deps: Deps, command: ScheduleCallback) -> None:
-    now = datetime.now(UTC)
+    now = deps.clock()
     async with deps.uow() as uow:
         if not await uow.claim(command.message_id):
             return

@@ -25,12 +25,14 @@ log = structlog.get_logger("campaigns")
 @dataclass
 class Deps:
     """`uow` opens one transaction per call; `wake` tells the scheduler that work was added or
-    capacity freed (it ticks at once instead of after CAMPAIGNS_TICK_S)."""
+    capacity freed (it ticks at once instead of after CAMPAIGNS_TICK_S); `clock` is the time every
+    use case reads (aware, UTC), passed in so tests set it."""
 
     uow: Callable[[], UnitOfWork]
     settings: Settings
     quiet_hours: QuietHoursRules
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    clock: Callable[[], datetime] = field(default_factory=lambda: utc_now)
 
 
 def utc_now() -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import structlog
 
 from campaigns import announce, callee_requests, domain
-from campaigns.context import Deps, utc_now
+from campaigns.context import Deps
 from campaigns.domain import CampaignStatus, RecipientStatus
 from campaigns.models import Campaign
 from campaigns.uow import UnitOfWork
@@ -30,7 +30,7 @@ log = structlog.get_logger("campaigns.control")
 async def cancel(deps: Deps, command: CancelCampaign) -> None:
     """Cancel: every waiting recipient is closed `cancelled`; calls in flight end on their own.
     Cancelling a cancelled campaign answers with it; 404 unknown, 409 completed or failed."""
-    now = utc_now()
+    now = deps.clock()
     async with deps.uow() as uow:
         if not await uow.claim(command.message_id):
             return
@@ -72,7 +72,7 @@ async def _controllable(
 
 async def pause(deps: Deps, command: PauseCampaign) -> None:
     """Pause on request: nothing more is dialled until resumed (calls in flight go on)."""
-    now = utc_now()
+    now = deps.clock()
     async with deps.uow() as uow:
         campaign = await _controllable(uow, command)
         if campaign is None:
@@ -84,7 +84,7 @@ async def pause(deps: Deps, command: PauseCampaign) -> None:
 
 async def resume(deps: Deps, command: ResumeCampaign) -> None:
     """Resume a paused campaign (pending while not due) with a fresh failure window."""
-    now = utc_now()
+    now = deps.clock()
     async with deps.uow() as uow:
         campaign = await _controllable(uow, command)
         if campaign is None:
@@ -97,7 +97,7 @@ async def resume(deps: Deps, command: ResumeCampaign) -> None:
 async def add_do_not_call(deps: Deps, command: AddDoNotCall) -> None:
     """The number joins the list (never dialled again by any campaign); an opt-out during a call
     also ends its recipient (`callee_requests.opted_out`)."""
-    now = utc_now()
+    now = deps.clock()
     number = command.phone_number.strip()
     async with deps.uow() as uow:
         if not await uow.claim(command.message_id):

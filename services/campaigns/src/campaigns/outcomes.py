@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from campaigns import announce, callee, domain, metrics
-from campaigns.context import Deps, utc_now
+from campaigns.context import Deps
 from campaigns.domain import RecipientStatus
 from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
 from campaigns.uow import UnitOfWork
@@ -91,13 +91,13 @@ async def call_placed(deps: Deps, event: CallPlaced) -> None:
         if await uow.dispatch.global_throttle() is not None:
             shared = await uow.dispatch.global_for_update()
             shared.throttle = domain.throttle_on_success(shared.throttle, deps.settings.global_concurrency)
-        await announce.changes(uow, campaign, changes, utc_now(), event)
+        await announce.changes(uow, campaign, changes, deps.clock(), event)
 
 
 async def call_dial_failed(deps: Deps, event: CallDialFailed) -> None:
     """The dial was refused: a 429 puts the recipient back to wait; any other status is the
     attempt's outcome (`failed`), and refusals that blame the campaign fail it."""
-    now = utc_now()
+    now = deps.clock()
     async with deps.uow() as uow:
         if not await uow.claim(event.message_id):
             return
@@ -135,7 +135,7 @@ async def call_dial_failed(deps: Deps, event: CallDialFailed) -> None:
 
 async def call_status_changed(deps: Deps, event: CallStatusChanged) -> None:
     """The call was answered (`in_progress`) or ended: its outcome retries or finishes the recipient."""
-    now = utc_now()
+    now = deps.clock()
     async with deps.uow() as uow:
         if not await uow.claim(event.message_id):
             return

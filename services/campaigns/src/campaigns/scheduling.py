@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from campaigns import announce, callee_requests, domain, metrics, outcomes, rules
-from campaigns.context import Deps, rebind_credentials, utc_now
+from campaigns.context import Deps, rebind_credentials
 from campaigns.domain import CampaignStatus, RecipientStatus
 from campaigns.models import AttemptStatus, Campaign, Recipient
 from campaigns.uow import UnitOfWork
@@ -58,7 +58,7 @@ class Scheduler:
 
     async def tick(self, now: datetime | None = None) -> int:
         """One scheduler pass; returns the number of PlaceCall commands dispatched."""
-        now = now or utc_now()
+        now = now or self.deps.clock()
         await self._start_due(now)
         placed = 0
         async with self.deps.uow() as uow:

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from campaigns import announce, domain
-from campaigns.context import Deps, rebind_credentials, utc_now
+from campaigns.context import Deps, rebind_credentials
 from campaigns.domain import CampaignStatus
 from campaigns.models import Campaign
 from campaigns.uow import UnitOfWork
@@ -116,7 +116,7 @@ async def _finalize_if_complete(uow: UnitOfWork, campaign: Campaign, now: dateti
 async def submit(deps: Deps, command: SubmitCampaign) -> None:
     """Create the campaign with chunk 0 (a duplicate submit answers with the campaign as it is);
     staged and running at once when all chunks are in and it is due. 422 for a bad time zone."""
-    now = utc_now()
+    now = deps.clock()
     cid = command.campaign_id
     async with deps.uow() as uow:
         if not await uow.claim(command.message_id):
@@ -186,7 +186,7 @@ async def submit(deps: Deps, command: SubmitCampaign) -> None:
 async def add_recipients(deps: Deps, command: AddCampaignRecipients) -> None:
     """Store one more chunk (before or after the submit); the last one stages the campaign. 422 for
     a chunk index beyond `recipient_chunks`; a chunk after staging is ignored."""
-    now = utc_now()
+    now = deps.clock()
     cid = command.campaign_id
     async with deps.uow() as uow:
         if not await uow.claim(command.message_id):

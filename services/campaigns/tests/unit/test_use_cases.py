@@ -4,7 +4,7 @@ real database and broker are the integration suite's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from contracts.telephony import CallDialFailed, CallPlaced, CallStatusChanged
 from .fakes import FakeUnitOfWork, Store
 
 CID = "camp-1"
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # every use case reads this clock
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def deps(store: Store) -> Deps:
             "CAMPAIGNS_RATE_LIMIT_BACKOFF_S": 30,
         }
     )
-    return bootstrap.make_deps(settings, lambda: FakeUnitOfWork(store))
+    return bootstrap.make_deps(settings, lambda: FakeUnitOfWork(store), clock=lambda: NOW)
 
 
 def seed(store: Store, recipients: int = 2, **values: Any) -> Campaign:
@@ -237,10 +238,9 @@ async def test_a_retryable_outcome_schedules_a_retry_and_finishes_when_none_is_l
 ) -> None:
     campaign = seed(store, recipients=1)
     recipient = dialling(store, 1)
-    before = datetime.now(UTC)
     await outcomes.call_status_changed(deps, ended(recipient, "no_answer"))
     assert (recipient.status, recipient.retries, campaign.total_finished) == ("scheduled", 1, 0)
-    assert recipient.next_attempt_at is not None and recipient.next_attempt_at > before
+    assert recipient.next_attempt_at == NOW + timedelta(seconds=RetryDelays().no_answer)
     assert campaign.status == "running"
 
     recipient.next_attempt_at = None
@@ -284,7 +284,7 @@ async def test_an_upstream_429_puts_the_recipient_back_to_wait_without_using_a_r
         0,
         0,
     )
-    assert recipient.next_attempt_at is not None
+    assert recipient.next_attempt_at == NOW + timedelta(seconds=30)  # CAMPAIGNS_RATE_LIMIT_BACKOFF_S
     assert campaign.throttle is not None  # dialling slows down
     assert next(iter(store.attempts.values())).status == "rate_limited"
 
