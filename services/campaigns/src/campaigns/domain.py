@@ -18,7 +18,7 @@ from contracts.campaigns import RetryDelays
 
 if TYPE_CHECKING:
     # Only their attributes are read and set here: the rows' state, never a session.
-    from campaigns.models import Campaign, Recipient
+    from campaigns.models import Attempt, Campaign, Recipient
 
 
 class CampaignStatus:
@@ -50,6 +50,18 @@ class RecipientStatus:
 
 
 IN_FLIGHT_STATUSES = frozenset({RecipientStatus.DIALING, RecipientStatus.IN_PROGRESS})
+
+
+class AttemptStatus:
+    """One dial of a recipient (an `attempts` row): `rate_limited` attempts called nobody."""
+
+    DIALING = "dialing"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
+    RATE_LIMITED = "rate_limited"
+
+
+OPEN_ATTEMPT_STATUSES = frozenset({AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS})
 # A recipient someone answered for: a campaign that reached none says so when it completes.
 REACHED_STATUSES = frozenset({"completed", "opted_out"})
 
@@ -325,15 +337,46 @@ def start_attempt(campaign: Campaign, recipient: Recipient, attempt: int) -> lis
     return [RecipientChanged(recipient)]
 
 
-def call_in_progress(recipient: Recipient, conversation_id: str | None) -> list[Change]:
-    """The call was placed (or answered): `in_progress` with its conversation."""
+def call_in_progress(recipient: Recipient, attempt: Attempt, conversation_id: str | None) -> list[Change]:
+    """The call was placed (or answered): recipient and attempt `in_progress` with its conversation."""
     _move_recipient(recipient, _R.IN_PROGRESS)
     recipient.conversation_id = conversation_id
+    attempt.status = AttemptStatus.IN_PROGRESS
+    attempt.conversation_id = conversation_id
     return [RecipientChanged(recipient)]
 
 
-def end_attempt(campaign: Campaign) -> None:
-    """An attempt in flight ended (an outcome, a 429 or a time-out): one call fewer in flight."""
+def close_attempt(
+    attempt: Attempt,
+    now: datetime,
+    *,
+    status: str = AttemptStatus.ENDED,
+    call_status: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """The attempt row's end: `ended` with the call's status and reason, or `rate_limited`
+    (nobody was called). Only an open attempt ends (`InvalidTransition` otherwise)."""
+    if attempt.status not in OPEN_ATTEMPT_STATUSES:
+        raise InvalidTransition(f"attempt {attempt.message_id}: {attempt.status} -> {status}")
+    attempt.status = status
+    if call_status is not None:
+        attempt.call_status = call_status
+    attempt.reason = reason
+    attempt.finished_at = now
+
+
+def end_attempt(
+    campaign: Campaign,
+    attempt: Attempt,
+    now: datetime,
+    *,
+    status: str = AttemptStatus.ENDED,
+    call_status: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """An attempt in flight ended (an outcome, a 429 or a time-out): its row closed, one call
+    fewer in flight."""
+    close_attempt(attempt, now, status=status, call_status=call_status, reason=reason)
     campaign.in_flight = max(0, campaign.in_flight - 1)
 
 

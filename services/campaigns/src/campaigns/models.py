@@ -180,13 +180,6 @@ class FollowUpCall(Base):
     correlation_id: Mapped[str | None] = mapped_column(String(200))
 
 
-class AttemptStatus:
-    DIALING = "dialing"
-    IN_PROGRESS = "in_progress"
-    ENDED = "ended"
-    RATE_LIMITED = "rate_limited"
-
-
 class Attempt(Base):
     """One PlaceCall (attempt n of a recipient); its message_id is telephony's idempotency key."""
 

@@ -19,8 +19,8 @@ import structlog
 
 from campaigns import announce, callee, domain, metrics
 from campaigns.context import Deps
-from campaigns.domain import RecipientStatus
-from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
+from campaigns.domain import AttemptStatus, RecipientStatus
+from campaigns.models import Attempt, Campaign, Recipient
 from campaigns.uow import UnitOfWork
 from contracts.base import Message
 from contracts.campaigns import AnalysisRule, RetryDelays
@@ -59,7 +59,7 @@ async def _locked_attempt(
     recipient = await uow.recipients.get_for_update(found.recipient_pk)
     if campaign is None or attempt is None or recipient is None:
         return None
-    if attempt.status not in (AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS):
+    if attempt.status not in domain.OPEN_ATTEMPT_STATUSES:
         log.info(
             "campaigns.event.attempt_already_ended",
             event_type=event.type,
@@ -82,9 +82,7 @@ async def call_placed(deps: Deps, event: CallPlaced) -> None:
         if found is None:
             return
         campaign, attempt, recipient = found
-        attempt.status = AttemptStatus.IN_PROGRESS
-        attempt.conversation_id = event.conversation_id
-        changes = domain.call_in_progress(recipient, event.conversation_id)
+        changes = domain.call_in_progress(recipient, attempt, event.conversation_id)
         campaign.dials_accepted += 1
         limit = campaign.concurrency_limit or deps.settings.default_concurrency
         campaign.throttle = domain.throttle_on_success(campaign.throttle, limit)
@@ -145,9 +143,7 @@ async def call_status_changed(deps: Deps, event: CallStatusChanged) -> None:
         campaign, attempt, recipient = found
         if event.status not in FINAL_CALL_STATUSES:
             if event.status == "in_progress" and recipient.status == RecipientStatus.DIALING:
-                attempt.status = AttemptStatus.IN_PROGRESS
-                attempt.conversation_id = event.conversation_id
-                changes = domain.call_in_progress(recipient, event.conversation_id)
+                changes = domain.call_in_progress(recipient, attempt, event.conversation_id)
                 await announce.changes(uow, campaign, changes, now, event)
             return
         attempt.conversation_id = event.conversation_id
@@ -201,9 +197,7 @@ async def _rate_limited(
 ) -> None:
     """Upstream 429: nobody was called. Not an outcome: the recipient waits and is dialled again
     (as a new attempt number, since telephony never redials a message id); dialling slows down."""
-    attempt.status = AttemptStatus.RATE_LIMITED
-    attempt.finished_at = now
-    domain.end_attempt(campaign)
+    domain.end_attempt(campaign, attempt, now, status=AttemptStatus.RATE_LIMITED)
     if campaign.status not in domain.ACTIVE_CAMPAIGN_STATUSES:
         # Cancelled (or failed) meanwhile: nobody was called and nobody will be.
         status, reason = domain.closed_by_campaign(campaign)
@@ -260,11 +254,7 @@ async def _finish_attempt(
     and completion in the same transaction. A carrier refusal is not `retryable`. What the
     callee asked for (opt-out, callback) and the campaign's analysis rules come first
     (`callee.after_call`)."""
-    attempt.status = AttemptStatus.ENDED
-    attempt.call_status = call_status
-    attempt.reason = reason
-    attempt.finished_at = now
-    domain.end_attempt(campaign)
+    domain.end_attempt(campaign, attempt, now, call_status=call_status, reason=reason)
     decision = domain.decide_outcome(
         call_status,
         recipient.retries,
@@ -339,16 +329,14 @@ async def time_out_attempts(deps: Deps, now: datetime) -> None:
             attempt = await uow.attempts.get_for_update(message_id)
             if campaign is None or attempt is None:
                 continue
-            if attempt.status not in (AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS):
+            if attempt.status not in domain.OPEN_ATTEMPT_STATUSES:
                 continue
             recipient = await uow.recipients.get_for_update(attempt.recipient_pk)
             if recipient is None:
                 continue
             log.warning("campaigns.attempt.timed_out", message_id=message_id)
             if recipient.attempts != attempt.attempt or recipient.status not in domain.IN_FLIGHT_STATUSES:
-                attempt.status = AttemptStatus.ENDED
-                attempt.reason = "no outcome"
-                attempt.finished_at = now
+                domain.close_attempt(attempt, now, reason="no outcome")
                 continue
             # Its outcome is unknown, not a failure: the call may have been placed, so it is
             # never retried as a new attempt (that could ring the person twice).

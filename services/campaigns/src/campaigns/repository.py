@@ -10,10 +10,15 @@ from sqlalchemy import CursorResult, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from campaigns.domain import FINAL_RECIPIENT_STATUSES, CampaignStatus, RecipientStatus
+from campaigns.domain import (
+    FINAL_RECIPIENT_STATUSES,
+    OPEN_ATTEMPT_STATUSES,
+    AttemptStatus,
+    CampaignStatus,
+    RecipientStatus,
+)
 from campaigns.models import (
     Attempt,
-    AttemptStatus,
     Campaign,
     CampaignCallerId,
     CampaignChunk,
@@ -424,7 +429,7 @@ class AttemptRepository:
         result = await self.session.scalars(
             select(Attempt)
             .where(
-                Attempt.status.in_([AttemptStatus.DIALING, AttemptStatus.IN_PROGRESS]),
+                Attempt.status.in_(OPEN_ATTEMPT_STATUSES),
                 Attempt.dialed_at < dialed_before,
             )
             .order_by(Attempt.dialed_at)

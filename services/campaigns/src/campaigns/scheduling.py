@@ -25,8 +25,8 @@ import structlog
 
 from campaigns import announce, callee_requests, domain, metrics, outcomes, rules
 from campaigns.context import Deps, rebind_credentials
-from campaigns.domain import CampaignStatus, RecipientStatus
-from campaigns.models import AttemptStatus, Campaign, Recipient
+from campaigns.domain import AttemptStatus, CampaignStatus, RecipientStatus
+from campaigns.models import Campaign, Recipient
 from campaigns.uow import UnitOfWork
 from contracts.campaigns import CallingWindow
 from contracts.telephony import CustomerInfo, PlaceCall

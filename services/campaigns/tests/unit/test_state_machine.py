@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from campaigns import domain
-from campaigns.domain import CampaignChanged, CampaignStatus, RecipientChanged, RecipientStatus
-from campaigns.models import Campaign, Recipient
+from campaigns.domain import AttemptStatus, CampaignChanged, CampaignStatus, RecipientChanged, RecipientStatus
+from campaigns.models import Attempt, Campaign, Recipient
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -56,6 +56,26 @@ def recipient(**values: Any) -> Recipient:
 # ---- recipients ---------------------------------------------------------------------------------
 
 
+def attempt(**values: Any) -> Attempt:
+    """Attempt 1 of recipient r1, in flight unless `values` say otherwise."""
+    fields: dict[str, Any] = {
+        "message_id": "m1",
+        "campaign_id": "c1",
+        "recipient_id": "r1",
+        "attempt": 1,
+        "recipient_pk": 1,
+        "to_number": "+14155550100",
+        "phone_number_id": "pn",
+        "status": AttemptStatus.DIALING,
+        "call_status": None,
+        "reason": None,
+        "conversation_id": None,
+        "dialed_at": NOW,
+        "finished_at": None,
+    }
+    return Attempt(**(fields | values))
+
+
 def test_finishing_a_recipient_changes_every_field_that_moves_with_it() -> None:
     c, r = campaign(), recipient()
     changes = domain.finish_recipient(c, r, RecipientStatus.SKIPPED_DNC, "listed")
@@ -84,7 +104,7 @@ def test_finishing_with_a_status_that_is_not_final_is_refused() -> None:
 _MOVES: dict[str, Callable[[Recipient], object]] = {
     "scheduled": lambda r: domain.hold_recipient(r, NOW, "calling_window"),
     "dialing": lambda r: domain.start_attempt(campaign(), r, 1),
-    "in_progress": lambda r: domain.call_in_progress(r, "conv"),
+    "in_progress": lambda r: domain.call_in_progress(r, attempt(), "conv"),
     "failed": lambda r: domain.finish_recipient(campaign(), r, "failed", None),
 }
 
@@ -114,15 +134,15 @@ def test_a_dial_clears_the_last_call_and_counts_the_recipient_dispatched_once() 
     assert (r.status, r.attempts, r.next_attempt_at, r.waiting_reason) == ("dialing", 1, None, None)
     assert (r.conversation_id, r.duration_seconds, r.callback_pending) == (None, None, False)
     assert (c.total_dispatched, c.in_flight, c.progress_dirty) == (1, 1, True)
-    domain.end_attempt(c)
+    domain.end_attempt(c, attempt(), NOW, call_status="busy", reason="busy")
     domain.retry_recipient(c, r, NOW, "busy")
     domain.start_attempt(c, r, 2)
     assert (c.total_dispatched, c.in_flight, r.retries, r.attempts) == (1, 1, 1, 2)
 
 
 def test_an_upstream_429_waits_again_without_using_a_retry() -> None:
-    c, r = campaign(in_flight=1), recipient(status=RecipientStatus.DIALING)
-    domain.end_attempt(c)
+    c, r, a = campaign(in_flight=1), recipient(status=RecipientStatus.DIALING), attempt()
+    domain.end_attempt(c, a, NOW, status=AttemptStatus.RATE_LIMITED)
     domain.wait_again(r, NOW + timedelta(seconds=5))
     assert (r.status, r.retries, r.next_attempt_at, c.in_flight) == (
         "scheduled",
@@ -130,8 +150,36 @@ def test_an_upstream_429_waits_again_without_using_a_retry() -> None:
         NOW + timedelta(seconds=5),
         0,
     )
-    domain.end_attempt(c)
+    assert (a.status, a.call_status, a.finished_at) == ("rate_limited", None, NOW)  # nobody was called
+    domain.end_attempt(c, attempt(), NOW)
     assert c.in_flight == 0  # never below zero
+
+
+def test_an_attempt_answered_then_ended_keeps_its_conversation_status_and_reason() -> None:
+    c, r, a = campaign(in_flight=1), recipient(status=RecipientStatus.DIALING), attempt()
+    domain.call_in_progress(r, a, "conv_1")
+    assert (a.status, a.conversation_id, r.status, r.conversation_id) == (
+        "in_progress",
+        "conv_1",
+        "in_progress",
+        "conv_1",
+    )
+    domain.end_attempt(c, a, NOW, call_status="completed", reason="agent hung up")
+    assert (a.status, a.call_status, a.reason, a.finished_at, c.in_flight) == (
+        "ended",
+        "completed",
+        "agent hung up",
+        NOW,
+        0,
+    )
+
+
+@pytest.mark.parametrize("closed", [AttemptStatus.ENDED, AttemptStatus.RATE_LIMITED])
+def test_an_ended_attempt_is_never_ended_again(closed: str) -> None:
+    c, a = campaign(in_flight=1), attempt(status=closed, call_status="completed")
+    with pytest.raises(domain.InvalidTransition):
+        domain.end_attempt(c, a, NOW, call_status="failed", reason="late")
+    assert (a.status, a.call_status, c.in_flight) == (closed, "completed", 1)
 
 
 def test_a_callback_reopens_an_ended_call_and_unfinishes_it() -> None:

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 
 from campaigns import bootstrap, control, domain, outcomes
 from campaigns.context import Deps
-from campaigns.domain import CampaignStatus, RecipientStatus
-from campaigns.models import Attempt, AttemptStatus, Campaign, Recipient
+from campaigns.domain import AttemptStatus, CampaignStatus, RecipientStatus
+from campaigns.models import Attempt, Campaign, Recipient
 from campaigns.settings import Settings
 from contracts.campaigns import AddDoNotCall, CancelCampaign, PauseCampaign, ResumeCampaign, RetryDelays
 from contracts.telephony import CallDialFailed, CallPlaced, CallStatusChanged
