@@ -27,6 +27,7 @@ from bus.http_errors import error_message
 from contracts.calling import Interval, Number, read_number, zones_for
 from contracts.campaigns import CallingWindow, CampaignRecipient
 from contracts.quiet_hours import HoursRule, QuietHoursRules, calling_intervals, never_callable_reason
+from contracts.text import NUL_MESSAGE, nul_path
 from elevenlabs_client import dynamic_variables as variables
 from gateway.numbers import NumberReader, Read
 from gateway.schemas import RecipientIn
@@ -170,6 +171,12 @@ class Intake:
                     )
                 else:
                     self._first[number.e164] = place
+        if in_file:  # a JSON recipient's text was checked by its schema (schemas.NoNul)
+            cells: dict[str, Any] = {"name": item.name, "email": item.email, "id": item.recipient_id}
+            cells |= item.variables
+            if (nul_at := nul_path(cells)) is not None:
+                found += 1
+                self._problem(ref | {"header": nul_at, "error": NUL_MESSAGE})
         if item.email is not None and in_file:  # a JSON recipient's e-mail was checked with its schema
             try:
                 _EMAIL.validate_python(item.email)

@@ -24,6 +24,7 @@ from pydantic import (
 from contracts.calling import region_problem
 from contracts.campaigns import time_zone_problem
 from contracts.notifier import WebhookEventType
+from contracts.text import NUL_MESSAGE, nul_path
 
 MAX_URL_CHARS = 2048
 #: A knowledge-base document's name: provisioning keeps it in a 500-character column (a longer one
@@ -109,7 +110,20 @@ def _finite_number(value: Any) -> Any:
 FiniteFloat = Annotated[float, BeforeValidator(_finite_number)]
 
 
-class Body(BaseModel):
+class NoNul(BaseModel):
+    """No text in the model, free-form values included, holds a NUL character (`contracts.text`):
+    PostgreSQL cannot store it, and accepted here it failed later, after the work had started."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = nul_path(data)
+        if where is not None:
+            raise ValueError(f"{where}: {NUL_MESSAGE}" if where else NUL_MESSAGE)
+        return data
+
+
+class Body(NoNul):
     """A request body: values of the JSON type the document declares, never coerced (`"required": 0`
     is not a boolean, `"retry_count": "2"` not an integer), so the OpenAPI schema is the contract."""
 
@@ -453,7 +467,7 @@ class AnalysisRuleIn(Body):
 MAX_DAILY_CAP = 100_000
 
 
-class BatchOptions(BaseModel):
+class BatchOptions(NoNul):
     """A submission without its recipients: the JSON body's other fields, or the form fields
     that come with a spreadsheet (`file`). Lax, for form fields are text; a JSON body is
     validated strictly (`routes.batch_calling`), like every other body."""
