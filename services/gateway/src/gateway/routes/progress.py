@@ -16,6 +16,8 @@ from gateway.routes.deps import Service, api_router
 
 router = api_router()
 
+MAX_EVENT_ID = 2**63 - 1  # campaign_changes.change_id is a BIGINT
+
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 AfterQuery = Annotated[
     str | None,
@@ -28,9 +30,12 @@ def _resume_from(header: str | None, query: str | None) -> int | None:
     if raw in (None, ""):
         return None
     assert raw is not None
-    if not raw.strip().isdigit():
+    text = raw.strip()
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and within the change ids'
+    # BIGINT: past it PostgreSQL refused the query after the stream had started.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_EVENT_ID:
         raise Unprocessable("Validation error", "Last-Event-ID: must be an event id this API sent")
-    return int(raw.strip())
+    return int(text)
 
 
 def _response(request: Request, events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
