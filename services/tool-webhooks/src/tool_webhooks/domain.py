@@ -16,6 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bus.errors import CommandError
+from contracts.text import without_nul
 from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
 
 JSON = dict[str, Any]
@@ -157,8 +158,11 @@ class Envelope:
 
 
 def parse_envelope(body: bytes | str) -> Envelope:
+    """The webhook's envelope. A NUL character in its text (a transcript, an analysis) becomes
+    U+FFFD: PostgreSQL cannot store it, and the call's outcome must not be lost for it
+    (`contracts.text`)."""
     try:
-        value = json.loads(body)
+        value = without_nul(json.loads(body))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedPayload("Body is not valid JSON") from exc
     if not isinstance(value, dict):

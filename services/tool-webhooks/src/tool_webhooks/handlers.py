@@ -29,6 +29,7 @@ from contracts.provisioning import (
     ToolTokenRotated,
 )
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
+from contracts.text import without_nul
 from contracts.webhooks import RegisterPostCallWebhook, WebhookCommand
 from tool_webhooks import domain, metrics, openapi
 from tool_webhooks.call_control import CallControl
@@ -104,7 +105,8 @@ async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
     except BodyTooLarge:
         return _error(413, "too_large", "That request was too large for me.")
     try:
-        value = json.loads(raw) if raw else {}
+        # A NUL in the agent's arguments cannot be stored (contracts.text): U+FFFD instead.
+        value = without_nul(json.loads(raw)) if raw else {}
     except (ValueError, UnicodeDecodeError, RecursionError):
         value = None
     if not isinstance(value, dict):

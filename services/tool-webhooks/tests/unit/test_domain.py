@@ -108,6 +108,19 @@ def transcription(**data: object) -> bytes:
     return json.dumps({"type": "post_call_transcription", "event_timestamp": NOW, "data": base}).encode()
 
 
+def test_a_nul_in_the_webhooks_text_is_kept_as_a_replacement_character() -> None:
+    # PostgreSQL cannot store U+0000: the call's outcome and transcript must still be recorded.
+    body = transcription(
+        transcript=[{"role": "user", "message": "he\u0000llo"}],
+        analysis={"transcript_summary": "S\u0000", "data_collection_results": {"k": {"value": "v\u0000"}}},
+    )
+    assert b"\\u0000" in body  # as JSON carries it: an escape
+    envelope = domain.parse_envelope(body)
+    assert "\x00" not in json.dumps(envelope.data, ensure_ascii=False)
+    assert envelope.data["transcript"][0]["message"] == "he\ufffdllo"
+    assert envelope.data["analysis"]["transcript_summary"] == "S\ufffd"
+
+
 def test_transcription_mapping() -> None:
     event = domain.received_event(
         domain.parse_envelope(transcription()), received_at=NOW + 5, correlation_id="c1"
