@@ -12,7 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from bus.heap import freeze_startup_heap
 from bus.http_errors import install_error_format
 from bus.ops import ops_router
-from tool_webhooks import handlers
+from tool_webhooks import callback_time, handlers
 from tool_webhooks.bootstrap import Container, bootstrap, run_migrations
 from tool_webhooks.settings import Settings
 
@@ -26,9 +26,11 @@ def create_app(container: Container | None = None, *, migrate: bool = True) -> F
             await asyncio.to_thread(run_migrations, box.settings)
         await box.start()
         freeze_startup_heap()
+        warming = asyncio.create_task(asyncio.to_thread(callback_time.warm_up))  # readiness need not wait
         try:
             yield
         finally:
+            warming.cancel()
             await box.stop()
 
     app = FastAPI(title="switchboard-tool-webhooks", lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -97,3 +97,16 @@ def test_a_time_in_the_platforms_quiet_hours_moves_to_their_end() -> None:
     )
     assert booking.asked == datetime(2026, 12, 1, 22, 0, tzinfo=LA)
     assert booking.dial_at == datetime(2026, 12, 2, 8, 0, tzinfo=LA)
+
+
+def test_warm_up_loads_every_language_the_first_unreadable_time_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dateparser keeps what it loaded on its loader (private attributes, no public way to ask):
+    # the service warms up at start so that no callee's tool call waits seconds for this.
+    from dateparser.languages.loader import LocaleDataLoader
+
+    monkeypatch.setattr(LocaleDataLoader, "_loaded_languages", {})
+    monkeypatch.setattr(LocaleDataLoader, "_loaded_locales", {})
+    callback_time.warm_up()
+    assert len(LocaleDataLoader._loaded_languages) > 100
