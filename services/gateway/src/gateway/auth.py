@@ -68,6 +68,18 @@ class AccessService:
         assert principal is not None
         return principal
 
+    async def still_admits(self, principal: Principal, needed: Scope) -> bool:
+        """Whether a request admitted as `principal` may still go on with a route needing `needed`:
+        its stored key is neither revoked nor deleted, and its scope still allows the route. For a
+        long request (a Server-Sent Event stream) to re-check, cheaply: one primary-key read, no
+        rate-limit token, no `last_used_at` write. A key from SWITCHBOARD_API_KEYS holds for the
+        life of the process (they change with a restart only)."""
+        if principal.key_id is None:
+            return True
+        async with self.uow() as uow:
+            row = await uow.api_keys.get(principal.key_id)
+        return row is not None and row.revoked_at is None and access.allows(Scope(row.scope), needed)
+
     def _env_principal(self, presented: str) -> Principal | None:
         raw = presented.encode()
         if not raw or not any(hmac.compare_digest(raw, key) for key in self._env_keys):

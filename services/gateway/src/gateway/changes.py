@@ -5,6 +5,10 @@ campaign id at commit; every replica LISTENs on one connection and wakes the str
 campaign (or all campaigns), which then read the log from their last id. The log, not the
 notification, is the source: a notification only says "read now", so one lost with a dropped
 LISTEN connection costs at most `POLL_S` of delay, never an event.
+
+A stream outlives the admission of the request that opened it: every `KEY_CHECK_S` (at the latest
+`POLL_S` when idle) it asks whether its API key still admits it, and ends when the key was revoked
+or no longer has the scope (or the console session expired).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -31,6 +35,12 @@ POLL_S = 5.0
 # Changes read per query; a stream behind by more reads again at once.
 BATCH = 500
 ALL = ""  # the key of streams that follow every campaign
+# How often a stream re-checks its API key: a revoked key reads at most this much more (plus one
+# batch). One primary-key read per stream, so cheap at any number of streams.
+KEY_CHECK_S = 2.0
+
+# Whether the stream's credentials still admit it (`AccessService.still_admits` for its principal).
+StillAdmitted = Callable[[], Awaitable[bool]]
 
 
 class ChangeListener:
@@ -76,12 +86,24 @@ def change_event(change_id: int, kind: str, payload: dict[str, Any]) -> ServerSe
 
 
 async def stream_changes(
-    service: GatewayService, listener: ChangeListener, campaign_id: str | None, after: int
+    service: GatewayService,
+    listener: ChangeListener,
+    campaign_id: str | None,
+    after: int,
+    still_admitted: StillAdmitted,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Every change after `after`, in order, then each new one as it commits; until the client goes."""
+    """Every change after `after`, in order, then each new one as it commits; until the client goes
+    or `still_admitted` (asked every `KEY_CHECK_S`) says no."""
+    loop = asyncio.get_running_loop()
+    checked = loop.time()  # the request was just admitted
     wake = listener.follow(campaign_id)
     try:
         while True:
+            if loop.time() - checked >= KEY_CHECK_S:
+                if not await still_admitted():
+                    log.info("gateway.changes.stream_ended", reason="credentials no longer admitted")
+                    return
+                checked = loop.time()
             # Cleared before reading: a change committed during the read sets it again.
             wake.clear()
             rows = await service.changes_after(after, campaign_id, BATCH)
@@ -98,7 +120,11 @@ async def stream_changes(
 
 
 async def campaign_stream(
-    service: GatewayService, listener: ChangeListener, job_id: str, after_id: int | None
+    service: GatewayService,
+    listener: ChangeListener,
+    job_id: str,
+    after_id: int | None,
+    still_admitted: StillAdmitted,
 ) -> AsyncIterator[ServerSentEvent]:
     """One campaign's changes after `after_id`; without one, first a `campaign` event of the job as
     it is now, whose id resumes after it (the API's stream and the console's)."""
@@ -107,5 +133,5 @@ async def campaign_stream(
         after_id = await service.last_change_id()
         campaign = await service.get(Campaign, job_id, "Batch job not found")
         yield change_event(after_id, "campaign", job_progress_view(campaign))
-    async for event in stream_changes(service, listener, job_id, after_id):
+    async for event in stream_changes(service, listener, job_id, after_id, still_admitted):
         yield event

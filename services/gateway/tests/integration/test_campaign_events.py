@@ -20,6 +20,8 @@ import uvicorn
 
 from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
 from devinfra.broker import free_port
+from gateway import changes
+from gateway.access import Scope
 from gateway.app import create_app
 from gateway.bootstrap import Container
 from gateway.retention import Retention
@@ -280,3 +282,40 @@ async def test_old_changes_are_pruned(container: Container) -> None:
     )
     assert pruned["campaign_changes"] >= 1
     assert await container.service.changes_after(0, job) == []
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batch-calling/events", "/api/v1/batch-calling/{job}/events"])
+async def test_a_stream_ends_when_its_key_is_revoked_and_a_live_key_s_goes_on(
+    server: str, container: Container, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    # Re-checked on every wake: the change projected after the revocation must not reach the
+    # revoked key's stream (with the default the stream may read up to KEY_CHECK_S more).
+    monkeypatch.setattr(changes, "KEY_CHECK_S", 0.0)
+    job = f"batch_{uuid.uuid4().hex}"
+    await container.projection.project(_campaign(job, 0, 0))
+    row, doomed = await container.access.create_key("stream-revoked", Scope.READ)
+    _, alive = await container.access.create_key("stream-alive", Scope.READ)
+    url = f"{server}{path.format(job=job)}"
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream("GET", url, headers={"X-API-Key": doomed}) as doomed_response,
+        client.stream("GET", url, headers={"X-API-Key": alive}) as alive_response,
+    ):
+        assert (doomed_response.status_code, alive_response.status_code) == (200, 200)
+        doomed_stream, alive_stream = events(doomed_response), events(alive_response)
+        if "{job}" in path:  # the job's stream opens with the job as it is
+            await _take(doomed_stream, 1)
+            await _take(alive_stream, 1)
+        await container.projection.project(_recipient(job, 0, "dialing", 10))
+        (before,) = await _take(doomed_stream, 1)
+        assert before.event == "recipient"
+        assert (await _take(alive_stream, 1))[0].id == before.id
+
+        revoking = await client.delete(f"{server}/api/v1/api-keys/{row.key_id}", headers=_headers())
+        assert revoking.status_code == 200
+        await container.projection.project(_recipient(job, 1, "dialing", 11))
+        async with asyncio.timeout(30):
+            async for event in doomed_stream:  # ends: the server closed the stream
+                assert event.event is None, f"the revoked key's stream went on: {event.event} {event.data}"
+        (live,) = await _take(alive_stream, 1)
+        assert live.json["recipient_id"] == "r1"

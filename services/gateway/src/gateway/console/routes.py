@@ -28,6 +28,7 @@ from gateway.console.web import (
     page,
     redirect,
     service_of,
+    still_admitted,
 )
 from gateway.errors import ApiError, Unauthorized
 from gateway.models import Campaign, DoNotCall
@@ -169,24 +170,28 @@ def _resume_from(request: Request) -> int | None:
 @router.get("/events")
 async def all_events(request: Request) -> EventSourceResponse:
     """The API's `/batch-calling/events` stream, for the signed-in operator."""
-    await admitted(request, "GET", "/api/v1/batch-calling/events")
+    api_path = "/api/v1/batch-calling/events"
+    operator = await admitted(request, "GET", api_path)
     service = service_of(request)
     listener: ChangeListener = request.app.state.changes
     start = _resume_from(request)
     if start is None:
         start = await service.last_change_id()
-    return _events_response(request, stream_changes(service, listener, None, start))
+    checks = still_admitted(request, operator, "GET", api_path)
+    return _events_response(request, stream_changes(service, listener, None, start, checks))
 
 
 @router.get("/campaigns/{job_id}/events")
 async def campaign_events(job_id: str, request: Request) -> EventSourceResponse:
     """The API's `/batch-calling/{job_id}/events` stream, for the signed-in operator."""
-    await admitted(request, "GET", f"/api/v1/batch-calling/{job_id}/events")
+    api_path = f"/api/v1/batch-calling/{job_id}/events"
+    operator = await admitted(request, "GET", api_path)
     service = service_of(request)
     listener: ChangeListener = request.app.state.changes
     start = _resume_from(request)
     await service.get(Campaign, job_id, "Batch job not found")
-    return _events_response(request, campaign_stream(service, listener, job_id, start))
+    checks = still_admitted(request, operator, "GET", api_path)
+    return _events_response(request, campaign_stream(service, listener, job_id, start, checks))
 
 
 async def _summary_context(request: Request, job_id: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from bus.http_errors import error_message
-from gateway.access import Principal, Scope
+from gateway.access import Principal, Scope, required_scope
 from gateway.auth import AccessService
 from gateway.console import session as sessions
 from gateway.console.session import ConsoleSession
@@ -121,6 +121,22 @@ async def admitted(request: Request, method: str, api_path: str) -> Operator:
     except ApiError as exc:
         raise Refused(exc.status_code, exc.error) from None
     return Operator(session, principal)
+
+
+def still_admitted(
+    request: Request, operator: Operator, method: str, api_path: str
+) -> Callable[[], Awaitable[bool]]:
+    """For a stream the operator opened: whether the session is still valid (not past
+    `sessions.MAX_AGE_S`) and its key still admits `method api_path` (not revoked, scope enough)."""
+    access = _access(request)
+    needed = required_scope(method, api_path)
+
+    async def check() -> bool:
+        if int(time.time()) - operator.session.issued_unix > sessions.MAX_AGE_S:
+            return False
+        return await access.still_admits(operator.principal, needed)
+
+    return check
 
 
 async def admitted_post(

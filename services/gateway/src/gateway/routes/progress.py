@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from gateway.changes import ChangeListener, campaign_stream, stream_changes
+from gateway.access import Principal, required_scope
+from gateway.auth import AccessService
+from gateway.changes import ChangeListener, StillAdmitted, campaign_stream, stream_changes
 from gateway.errors import Unprocessable
 from gateway.models import Campaign
 from gateway.responses import EVENT_STREAM
@@ -36,6 +38,18 @@ def _resume_from(header: str | None, query: str | None) -> int | None:
     if not (text.isascii() and text.isdigit()) or int(text) > MAX_EVENT_ID:
         raise Unprocessable("Validation error", "Last-Event-ID: must be an event id this API sent")
     return int(text)
+
+
+def _still_admitted(request: Request) -> StillAdmitted:
+    """Whether the stream's API key still admits it (not revoked, scope still enough)."""
+    access: AccessService = request.app.state.access
+    principal: Principal = request.state.principal  # set by gateway.guard
+    needed = required_scope(request.method, request.url.path)
+
+    async def check() -> bool:
+        return await access.still_admits(principal, needed)
+
+    return check
 
 
 def _response(request: Request, events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
@@ -70,7 +84,7 @@ async def all_campaign_events(
     start = _resume_from(last_event_id, after)
     if start is None:
         start = await service.last_change_id()
-    return _response(request, stream_changes(service, listener, None, start))
+    return _response(request, stream_changes(service, listener, None, start, _still_admitted(request)))
 
 
 @router.get(
@@ -92,4 +106,4 @@ async def campaign_events(
     start = _resume_from(last_event_id, after)
     await service.get(Campaign, job_id, "Batch job not found")
 
-    return _response(request, campaign_stream(service, listener, job_id, start))
+    return _response(request, campaign_stream(service, listener, job_id, start, _still_admitted(request)))
