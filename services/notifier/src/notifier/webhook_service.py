@@ -431,6 +431,7 @@ class WebhookService:
             if row is None or sub is None:
                 log.warning("notifier.webhook.lease_lost", delivery_id=claimed.delivery_id, before="record")
                 return
+            streak = sub.consecutive_failures
             if ok:
                 sub.consecutive_failures, sub.failing_since, sub.last_success_at = 0, None, now
             else:
@@ -441,9 +442,13 @@ class WebhookService:
                 ):
                     sub.status = SubscriptionStatus.DISABLED
                     sub.disabled_reason = self.disable_rule.reason()
-                    await self._updated(uow, sub, None)
                     DISABLED.inc()
                     log.warning("notifier.webhook.disabled", subscription_id=sub.subscription_id)
+            # The gateway shows the streak (consecutive_failures, failing_since_unix): publish when it
+            # starts, grows, resets or disables the subscription; a success without a streak
+            # (the usual attempt) changes nothing shown, so publishes nothing.
+            if sub.consecutive_failures != streak:
+                await self._updated(uow, sub, None)
             await uow.publish(delivery_event(row, attempt), key=claimed.subscription_id)
         ATTEMPTS.labels("ok" if ok else "failed").inc()
         log.info(

@@ -543,3 +543,56 @@ async def test_the_stored_signing_secret_is_bound_to_its_subscription(
         422,
         "Invalid encrypted secret",
     )
+
+
+async def test_the_failure_streak_is_published_as_it_starts_grows_and_resets(
+    harness: Harness, receiver: Receiver, container: Container, paused_dispatcher: None
+) -> None:
+    """The gateway's read model shows `consecutive_failures` and `failing_since_unix` from
+    `webhook_subscription.updated`: one after every attempt that changes them, none otherwise."""
+    sid, _, path = await subscribe(harness, receiver)
+    receiver.scripts[path] = [(400, {}), (500, {})]  # then 200
+
+    def updates() -> list[dict[str, Any]]:
+        return [
+            e["subscription"]
+            for e in harness.matching(type="webhook_subscription.updated")
+            if e["subscription"]["subscription_id"] == sid
+        ]
+
+    async def attempt(w: WebhookService, clock: Clock, expected_updates: int) -> None:
+        claimed = [c for c in await w.claim(50) if c.subscription_id == sid]
+        assert len(claimed) == 1, (expected_updates, await delivery_rows(container, sid), clock.now)
+        await w.deliver(claimed[0])
+        clock.now += timedelta(seconds=40)  # past the next retry, within the retry window
+        await wait_until(lambda: len(updates()) >= expected_updates, f"{expected_updates} updates")
+
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await wait_until(lambda: _has_rows(container, sid), "queued")
+    clock = Clock()  # after the delivery was queued (by the real clock): it is due
+    w = worker(container, clock)
+    first_at = int(clock.now.timestamp())
+    await attempt(w, clock, 2)  # the 400: created, then the streak starts
+    await attempt(w, clock, 3)  # the 500: it grows, since the first failure
+    await attempt(w, clock, 4)  # the 200: it resets
+    shown = [(u["consecutive_failures"], u["failing_since_unix"], u["status"]) for u in updates()]
+    assert shown == [
+        (0, None, "active"),
+        (1, first_at, "active"),
+        (2, first_at, "active"),
+        (0, None, "active"),
+    ]
+
+    # A success without a streak changes nothing shown: nothing published.
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await wait_until(lambda: _pending(container, sid), "queued again")
+    clock.now = datetime.now(UTC)
+    claimed = [c for c in await w.claim(50) if c.subscription_id == sid]
+    await w.deliver(claimed[0])
+    marker = await command(harness, EnableWebhookSubscription(subscription_id=sid))  # publishes one
+    assert marker["subscription"]["consecutive_failures"] == 0
+    assert len(updates()) == 5, updates()
+
+
+async def _pending(container: Container, sid: str) -> bool:
+    return any(row.status == "pending" for row in await delivery_rows(container, sid))
