@@ -16,7 +16,7 @@ from contracts.telephony import CustomerInfo, PlaceCall
 from gateway import domain, views
 from gateway.domain import Outcome
 from gateway.errors import Unprocessable
-from gateway.models import Agent, Call, PhoneNumber
+from gateway.models import Agent, Call, DoNotCall, PhoneNumber
 from gateway.results import analysis_view
 from gateway.schemas import OutboundCallRequest
 from gateway.service import GatewayService
@@ -79,6 +79,7 @@ class Calls:
         await self.service.get(Agent, body.agent_id, "Agent not found")
         phone = await self.service.get(PhoneNumber, body.agent_phone_number_id, "Phone number not found")
         check_provider(phone, provider)
+        await self._check_not_opted_out(to_number)
         customer = body.customer_info
         if customer is not None and customer.phone is not None:
             domain.e164(customer.phone)
@@ -98,6 +99,19 @@ class Calls:
             quiet_hours_overridden=overridden,
         )
         return await self.service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=to_number)
+
+    async def _check_not_opted_out(self, to_number: str) -> None:
+        """A number on the do-not-call list is never dialled, by a single call either: a callee who
+        opted out by voice heard "this number will not be called again". Unprocessable; removing
+        the number from the list (DELETE /do-not-call/{number}) is the way to call it again."""
+        listed = await self.service.find(DoNotCall, to_number)
+        if listed is not None:
+            source = f" (opted out by voice in {listed.conversation_id})" if listed.source == "voice" else ""
+            raise Unprocessable(
+                "On the do-not-call list",
+                f"{to_number} is on the do-not-call list{source}; remove it from the list "
+                f"(DELETE /api/v1/do-not-call/{to_number}) to call it",
+            )
 
     async def call(self, conversation_id: str) -> dict[str, Any]:
         """The call (`views.call_view`) with its `transcript` (null until whole) and `analysis`
