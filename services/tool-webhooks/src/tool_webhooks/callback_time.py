@@ -91,6 +91,18 @@ def parse_requested(text: str, zone: ZoneInfo, now: datetime) -> tuple[datetime,
     return at, phrase
 
 
+def _names_a_time_of_day(text: str, zone: ZoneInfo, now: datetime, asked: datetime) -> bool:
+    """Whether a phrase read as `asked` named only a time of day ("at 5pm", "noon"): `asked` is
+    today (not "yesterday at noon", "last Friday at 3pm"), and read again from the start of today
+    it is the same time (not "two hours ago", which moves with the time it is said at)."""
+    local_now = now.astimezone(zone)
+    if asked.astimezone(zone).date() != local_now.date():
+        return False
+    morning = local_now.replace(hour=0, minute=1, second=0, microsecond=0)
+    again = parse_requested(text, zone, morning)
+    return again is not None and again[0] == asked
+
+
 def book(
     text: str,
     *,
@@ -102,9 +114,9 @@ def book(
 ) -> Booking:
     """The booking for `text`; raises `Unbookable` (unreadable, too far ahead, window never open).
 
-    A phrase naming a time of day already past today ("at 5pm" said at 6pm) means the next such
-    time: a day later. Any other time in the past (an ISO 8601 time names its date) is refused, as
-    is one more than `max_ahead` away."""
+    A phrase naming only a time of day already past today ("at 5pm" said at 6pm) means the next
+    such time: a day later. Any other time in the past ("yesterday at noon", "an hour ago", an ISO
+    8601 time, which names its date) is refused, as is one more than `max_ahead` away."""
     zone = zone_of(zones)
     parsed = parse_requested(text, zone, now)
     if parsed is None:
@@ -113,7 +125,7 @@ def book(
         )
     asked, phrase = parsed
     if asked < now:
-        if not phrase or now - asked > timedelta(days=1):
+        if not (phrase and _names_a_time_of_day(text, zone, now, asked)):
             raise Unbookable("past_time", "That time has already passed. When should we call back?")
         asked += timedelta(days=1)
     if asked - now > max_ahead:

@@ -40,8 +40,28 @@ def test_phrases_and_iso_times_are_read_in_the_callees_zone(text: str, local: da
     assert booking.dial_at == booking.asked and booking.zone == "America/Los_Angeles"
 
 
-def test_a_time_of_day_already_past_today_means_tomorrow() -> None:
-    assert booked("at 9am").asked == datetime(2026, 12, 1, 9, 0, tzinfo=LA)
+@pytest.mark.parametrize("text", ["at 9am", "9am", "at 9:30", "at 9 in the morning"])
+def test_a_time_of_day_already_past_today_means_tomorrow(text: str) -> None:
+    asked = booked(text).asked
+    assert asked.date() == datetime(2026, 12, 1).date() and asked.hour == 9, asked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday at noon",
+        "yesterday at 5pm",  # later in the day than now: still yesterday
+        "yesterday",
+        "last Friday at 3pm",
+        "two hours ago",
+        "an hour ago",
+    ],
+)
+def test_a_phrase_naming_a_past_day_or_moment_is_refused_not_moved_to_tomorrow(text: str) -> None:
+    with pytest.raises(callback_time.Unbookable) as refused:
+        booked(text)
+    assert refused.value.code == "past_time"
+    assert refused.value.message == "That time has already passed. When should we call back?"
 
 
 def test_another_zone_reads_the_same_words_differently() -> None:
