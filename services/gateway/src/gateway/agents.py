@@ -14,7 +14,7 @@ from gateway.domain import Outcome
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge
 from gateway.models import Agent, KnowledgeDocument, Tool
 from gateway.schemas import CreateAgentRequest, UpdateAgentRequest, UpdatePromptRequest
-from gateway.service import GatewayService
+from gateway.service import GatewayService, refuse_if_in_use
 
 #: Room the agent's event needs beyond our command: provisioning publishes the agent as ElevenLabs
 #: reads it back (its defaults added: 4.6 KB in the simulator, tens of KB upstream). A command that
@@ -123,5 +123,8 @@ class Agents:
         return await self.service.execute(command, key=agent_id)
 
     async def delete(self, agent_id: str) -> Outcome:
+        """Delete the agent. NotFound; Conflict while a campaign not yet final calls with it (its
+        remaining recipients would all fail "404 Not found")."""
         await self.service.get(Agent, agent_id, "Agent not found")
+        await refuse_if_in_use(self.service, "agent", agent_id=agent_id)
         return await self.service.execute(DeleteAgent(agent_id=agent_id), key=agent_id)

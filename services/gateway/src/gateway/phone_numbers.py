@@ -24,7 +24,7 @@ from gateway.schemas import (
     TwilioNumberRequest,
     UpdatePhoneNumberRequest,
 )
-from gateway.service import GatewayService
+from gateway.service import GatewayService, refuse_if_in_use
 
 
 def trunk_config(
@@ -91,6 +91,9 @@ class PhoneNumbers:
         return await self.service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=phone_number_id)
 
     async def delete(self, phone_number_id: str) -> Outcome:
+        """Delete the number. NotFound; Conflict while a campaign not yet final calls from it
+        (main number or caller-ID pool)."""
         await self.service.get(PhoneNumber, phone_number_id, "Phone number not found")
+        await refuse_if_in_use(self.service, "phone number", phone_number_id=phone_number_id)
         command = DeletePhoneNumber(phone_number_id=phone_number_id)
         return await self.service.execute(command, topic=topics.TELEPHONY_COMMANDS, key=phone_number_id)

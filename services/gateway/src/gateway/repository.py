@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Delete
 
+from contracts.campaigns import FINAL_CAMPAIGN_STATUSES
 from gateway.models import (
     SCHEMA,
     Agent,
@@ -167,6 +168,26 @@ class ReadModels:
             )
         )
         return {number: reason for number, reason in rows.all()}
+
+    async def active_campaigns_using(
+        self, *, agent_id: str | None = None, phone_number_id: str | None = None, limit: int = 10
+    ) -> list[str]:
+        """Ids of campaigns not yet final (pending, running, paused) that call with `agent_id`, or
+        from `phone_number_id` (their main number or one of their caller-ID pool), oldest first."""
+        query = select(Campaign.campaign_id).where(
+            Campaign.deleted.is_(False), Campaign.status.not_in(FINAL_CAMPAIGN_STATUSES)
+        )
+        if agent_id is not None:
+            query = query.where(Campaign.agent_id == agent_id)
+        if phone_number_id is not None:
+            query = query.where(
+                or_(
+                    Campaign.phone_number_id == phone_number_id,
+                    Campaign.phone_numbers.contains([{"phone_number_id": phone_number_id}]),
+                )
+            )
+        rows = await self.session.scalars(query.order_by(Campaign.created_at_unix).limit(limit))
+        return list(rows.all())
 
     async def call_seconds(self, agent_id: str | None) -> tuple[float | None, int]:
         """(mean duration in seconds, how many) of the finished calls with a duration, of one

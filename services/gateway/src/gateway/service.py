@@ -19,7 +19,7 @@ from contracts import topics
 from contracts.base import Command
 from gateway import domain
 from gateway.domain import Outcome
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.idempotency import command_id_for_request
 from gateway.models import (
     CallAnalysis,
@@ -162,6 +162,15 @@ class GatewayService:
         async with self.uow() as uow:
             return await uow.read_models.get(model, resource_id)
 
+    async def active_campaigns_using(
+        self, *, agent_id: str | None = None, phone_number_id: str | None = None
+    ) -> list[str]:
+        """Campaigns not yet final that use the agent or the number (`ReadModels.active_campaigns_using`)."""
+        async with self.uow() as uow:
+            return await uow.read_models.active_campaigns_using(
+                agent_id=agent_id, phone_number_id=phone_number_id
+            )
+
     async def exists(self, model: type[R], resource_id: str) -> bool:
         return await self.find(model, resource_id) is not None
 
@@ -263,3 +272,19 @@ class GatewayService:
 def update_for_follower(command: Command) -> dict[str, Any]:
     """Followers share the leading command's correlation and are caused by it."""
     return {"correlation_id": command.correlation_id, "causation_id": command.message_id}
+
+
+async def refuse_if_in_use(
+    service: GatewayService, what: str, *, agent_id: str | None = None, phone_number_id: str | None = None
+) -> None:
+    """Conflict (409) naming the campaigns not yet final that use the agent or number: deleting it
+    under them failed every recipient left ("404 Not found") and the campaign still read as
+    completed. The read model may lag a submission by a moment; campaigns then fail those
+    recipients with the upstream's reason, as before."""
+    using = await service.active_campaigns_using(agent_id=agent_id, phone_number_id=phone_number_id)
+    if using:
+        raise Conflict(
+            f"The {what} is used by an active campaign",
+            f"Campaigns not finished use this {what}: {', '.join(using)}. Cancel them "
+            f"(POST /api/v1/batch-calling/{{job_id}}/cancel) or let them finish, then delete it",
+        )
