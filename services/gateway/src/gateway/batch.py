@@ -93,6 +93,15 @@ async def _in_thread(chunks: Iterator[list[Accepted]]) -> AsyncIterator[list[Acc
                 await pending
 
 
+def no_recipients(submission: Submission) -> str:
+    """Why a submission without a problem has no recipient: what `submit` says, and `validate`."""
+    if submission.source == "json":
+        return "The submission has no recipients"
+    blank = submission.blank_rows()
+    skipped = f" ({blank} blank rows skipped)" if blank else ""
+    return f"The file has a header row but no data rows{skipped}"
+
+
 def _problems_detail(intake: Intake) -> list[dict[str, Any]]:
     detail = list(intake.problems)
     if (more := intake.problem_count - len(intake.problems)) > 0:
@@ -255,7 +264,7 @@ class BatchCalling:
             if not intake.ok:
                 raise Unprocessable("Invalid recipients", _problems_detail(intake))
             if first is None:
-                raise Unprocessable("No recipients", "The submission has no recipient rows")
+                raise Unprocessable("No recipients", no_recipients(submission))
             return lead.model_copy(update={"recipients": first, "recipient_chunks": chunk_index})
 
         outcome = await self.service.execute(
@@ -381,10 +390,13 @@ class BatchCalling:
             groups, concurrency=concurrency, call_s=call_s, start=start, callability=callability
         )
         report = self._report(intake, submission, blocked, blocked_count, never, never_count)
+        problems = _problems_detail(intake)
+        if intake.ok and intake.accepted == 0:  # invalid for want of a row: say so, as submit does
+            problems.append({"error": no_recipients(submission)})
         return {
             "valid": intake.ok and intake.accepted > 0,
             "counts": report["counts"],
-            "problems": _problems_detail(intake),
+            "problems": problems,
             **{k: v for k, v in report.items() if k != "counts"},
             "estimate": forecast
             | {

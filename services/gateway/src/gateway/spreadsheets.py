@@ -450,15 +450,19 @@ def _open_csv(file: IO[bytes]) -> Raw:
     widths = {d: len(next(csv.reader(io.StringIO(first), delimiter=d), [])) for d in DELIMITERS}
     delimiter = max(DELIMITERS, key=lambda d: widths[d])  # ties: the earlier (comma)
     sample[0] = sample[0].lstrip("\ufeff")
-    records = csv.reader(itertools.chain(sample, text), delimiter=delimiter, strict=False)
+    lines = _Lines(itertools.chain(sample, text))
+    records = csv.reader(lines, delimiter=delimiter, strict=False)
     try:
         headers = next(records)
     except csv.Error as exc:
         raise SheetError("Unreadable CSV", [{"row": 1, "error": str(exc)}]) from None
+    _check_quotes(headers, lines, delimiter, 1, 1)
 
     def rows() -> Iterator[tuple[int, Any]]:
         number = 1
         while True:
+            line = records.line_num + 1
+            lines.taken.clear()
             try:
                 record = next(records)
             except StopIteration:
@@ -468,9 +472,54 @@ def _open_csv(file: IO[bytes]) -> Raw:
             except csv.Error as exc:
                 raise SheetError("Unreadable CSV", [{"row": number + 1, "error": str(exc)}]) from None
             number += 1
+            _check_quotes(record, lines, delimiter, number, line)
             yield number, record
 
     return headers, rows(), text.detach
+
+
+class _Lines:
+    """The lines a csv reader takes, those of its current record kept (`taken`) so that a record
+    can be read again."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self._source = source
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._source)
+        self.taken.append(line)
+        return line
+
+
+def _check_quotes(record: list[str], lines: _Lines, delimiter: str, row: int, line: int) -> None:
+    """Raise `SheetError` when `record` (row `row`, starting on line `line` of the file) ends
+    inside a quoted cell that is never closed. The lenient reader (stray quotes as in `O"Brien`
+    are kept) silently reads such a cell to the end of the file, every row after it inside it:
+    a header-only sheet, or one odd number. Only a record with a line break in a cell can be one,
+    so only those are read again, strictly."""
+    if not any("\n" in cell or "\r" in cell for cell in record):
+        return
+    try:
+        for _ in csv.reader(lines.taken, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return  # a stray quote the lenient reading accepts
+        raise SheetError(
+            "Unreadable CSV",
+            [
+                {
+                    "row": row,
+                    "line": line,
+                    "error": f"Malformed CSV at line {line}: a quoted cell is never closed (a missing"
+                    ' closing "), so every line after it would be read into that cell',
+                }
+            ],
+        ) from None
 
 
 def _not_utf8(row: int) -> SheetError:

@@ -316,6 +316,48 @@ async def test_a_legacy_xls_and_a_non_utf8_csv_are_refused_with_a_way_out(api: h
     assert empty.status_code == 422 and empty.json()["error"] == "Empty file"
     header_only = await _post(api, "submit", b"phone,customer_name\r\n")
     assert header_only.status_code == 422 and header_only.json()["error"] == "No recipients"
+    assert header_only.json()["detail"] == "The file has a header row but no data rows"
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"phone,customer_name\r\n", "The file has a header row but no data rows"),
+        (
+            b"phone,customer_name\r\n,\r\n\r\n",
+            "The file has a header row but no data rows (2 blank rows skipped)",
+        ),
+    ],
+)
+async def test_validate_says_why_a_sheet_without_rows_is_invalid(
+    api: httpx.AsyncClient, content: bytes, why: str
+) -> None:
+    answer = await _post(api, "validate", content)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["valid"] is False
+    assert body["problems"] == [{"error": why}]
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b'phone,customer_name\r\n"+14155550101,Ann\r\n+14155550102,Bob\r\n', 2),  # a data row
+        (b'phone,"customer_name\r\n+14155550101,Ann\r\n', 1),  # the header: no rows left at all
+        (b'phone,customer_name\r\n+14155550101,"Ann\r\nLee"\r\n+14155550102,"Bob\r\n', 4),  # after a
+        # quoted line break, which is fine
+    ],
+)
+async def test_an_unterminated_quote_is_malformed_csv_at_its_line(
+    api: httpx.AsyncClient, path: str, content: bytes, line: int
+) -> None:
+    answer = await _post(api, path, content)
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["error"] == "Unreadable CSV"
+    (problem,) = body["detail"]
+    assert problem["line"] == line and f"Malformed CSV at line {line}" in problem["error"]
 
 
 # ---- do-not-call, zones, estimate --------------------------------------------------------------
