@@ -79,6 +79,10 @@ def test_main_migrates_serves_and_stops_on_sigterm(
             assert proc.poll() is None, "service exited early"
             assert time.monotonic() < deadline, "service never became ready"
             time.sleep(0.1)  # polling with a deadline
+        # The README's three health endpoints, on every service (the gateway's /health: spec shape).
+        assert httpx.get(f"http://127.0.0.1:{port}/health/live").status_code == 200
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert health.status_code == 200 and health.json()["status"] == "healthy", health.text
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert "switchboard_message_handle_seconds" in metrics
         proc.send_signal(signal.SIGTERM)

@@ -29,6 +29,8 @@ async def test_ready_is_503_when_kafka_and_postgres_are_down() -> None:
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             assert (await client.get("/health/live")).json() == {"status": "ok"}
+            health = await client.get("/health")  # the process answers, whatever its dependencies
+            assert (health.status_code, health.json()) == (200, {"status": "healthy"})
             ready = await client.get("/health/ready")
             assert ready.status_code == 503
             assert ready.json() == {"status": "unavailable", "checks": {"kafka": False, "database": False}}

@@ -28,10 +28,25 @@ async def database_ok(engine: AsyncEngine) -> bool:
     return True
 
 
-def ops_router(bus: Bus, engine: AsyncEngine, *, registries: Sequence[CollectorRegistry] = ()) -> APIRouter:
-    """`/health/live` (the process answers), `/health/ready` (Kafka and PostgreSQL answer: 200 or
-    503) and `/metrics` (the default registry plus any service-specific ones)."""
+def ops_router(
+    bus: Bus,
+    engine: AsyncEngine,
+    *,
+    registries: Sequence[CollectorRegistry] = (),
+    health: bool = True,
+) -> APIRouter:
+    """`/health` (`{"status": "healthy"}`: the process answers, as the API's `/health` says it;
+    `health=False` for a service with its own, the gateway's spec shape), `/health/live` (the
+    process answers), `/health/ready` (Kafka and PostgreSQL answer: 200 or 503) and `/metrics`
+    (the default registry plus any service-specific ones)."""
     router = APIRouter(include_in_schema=False)
+
+    if health:
+        # The README promises /health, /health/live and /health/ready on every service: a probe
+        # or a person trying the documented /health on any port must not get a 404.
+        @router.get("/health")
+        async def healthy() -> dict[str, str]:
+            return {"status": "healthy"}
 
     @router.get("/health/live")
     async def live() -> dict[str, str]:

@@ -69,7 +69,7 @@ def service_app(
     registries: Sequence[CollectorRegistry] = (),
 ) -> FastAPI:
     """The app `switchboard-<name>`: for its lifetime `box` runs (after `migrate(settings)`, in a
-    thread, when given); it serves `/health/live`, `/health/ready` and `/metrics` (`bus.ops`)."""
+    thread, when given); it serves `/health`, `/health/live`, `/health/ready` and `/metrics` (`bus.ops`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -124,7 +124,7 @@ def _install_ops_routes(app: FastAPI, container: Container) -> None:
             "version": VERSION,
         }
 
-    app.include_router(ops_router(container.bus, container.engine))
+    app.include_router(ops_router(container.bus, container.engine, health=False))  # its own /health above
 
     @app.get("/docs/events", include_in_schema=False)
     async def events_docs() -> HTMLResponse:
