@@ -113,6 +113,12 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if is_protected(path) and path.endswith("/") and path.rstrip("/") != PROTECTED_PREFIX.rstrip("/"):
+            # `/api/v1/agents/` is `/api/v1/agents`: served, not redirected. Starlette answered a
+            # 307 with an empty body, which a client that does not follow redirects (httpx, or curl
+            # without -L) shows as an empty answer, and a POST would be sent twice to follow it.
+            path = path.rstrip("/")
+            scope = dict(scope, path=path, raw_path=path.encode())
         headers = Headers(scope=scope)
         if is_protected(path) and not await self._admitted(scope, headers, send):
             return

@@ -46,6 +46,21 @@ async def test_a_route_that_does_not_exist_is_a_404_in_the_format(api: httpx.Asy
     assert_error_layout(await api.get("/no-such-page"), 404)
 
 
+async def test_a_trailing_slash_serves_the_same_resource_never_an_empty_redirect(
+    api: httpx.AsyncClient,
+) -> None:
+    for path in ("/api/v1/agents", "/api/v1/tools", "/api/v1/batch-calling", "/api/v1/webhooks"):
+        plain, slashed = await api.get(path), await api.get(path + "/")
+        assert slashed.status_code == plain.status_code == 200, (path, slashed.status_code, slashed.text)
+        assert slashed.json().keys() == plain.json().keys()
+    # A resource by id, a write, and an unknown one answer as without the slash.
+    body = assert_error_layout(await api.get("/api/v1/agents/agent_missing/"), 404)
+    assert body["error"] == "Agent not found: agent_missing"
+    assert_error_layout(await api.post("/api/v1/agents/", json={"name": ""}), 422)
+    assert_error_layout(await api.get("/api/v1/no-such-thing/"), 404)
+    assert_error_layout(await api.get("/api/v1/"), 404)
+
+
 async def test_a_method_the_path_does_not_take_is_a_405_in_the_format(api: httpx.AsyncClient) -> None:
     response = await api.put("/api/v1/agents")
     body = assert_error_layout(response, 405)
