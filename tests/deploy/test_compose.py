@@ -342,6 +342,7 @@ def _route(path: str) -> str | None:
         ("/health/ready", "gateway:8000"),
         ("/docs", "gateway:8000"),
         ("/docs/events.json", "gateway:8000"),
+        ("/docs/static/swagger-ui-dist-5.35.0/swagger-ui-bundle.js", "gateway:8000"),
         ("/openapi.json", "gateway:8000"),
         ("/console", "gateway:8000"),
         ("/console/campaigns/batch_1/events", "gateway:8000"),

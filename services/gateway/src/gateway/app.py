@@ -66,6 +66,8 @@ def create_app(container: Container) -> FastAPI:
             "Send `Authorization: Bearer <key>` or `X-API-Key`."
         ),
         lifespan=lifespan,
+        # Our own /docs route instead (`_install_ops_routes`): FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
     )
     app.state.service = container.service
     app.state.access = container.access
@@ -126,9 +128,17 @@ def _install_ops_routes(app: FastAPI, container: Container) -> None:
 
     app.include_router(ops_router(container.bus, container.engine, health=False))  # its own /health above
 
+    app.mount(docs.STATIC_PATH, docs.static_files(), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs(request: Request) -> HTMLResponse:
+        # The root path as FastAPI's own /docs route honours it (a gateway mounted under a prefix).
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        return docs.swagger_html(app.openapi_url or "/openapi.json", f"{app.title} - Swagger UI", root_path)
+
     @app.get("/docs/events", include_in_schema=False)
-    async def events_docs() -> HTMLResponse:
-        return HTMLResponse(docs.asyncapi_html())
+    async def events_docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(docs.asyncapi_html(request.scope.get("root_path", "").rstrip("/")))
 
     @app.get("/docs/events.json", include_in_schema=False)
     async def events_docs_json() -> Response:
