@@ -110,6 +110,17 @@ def _finite_number(value: Any) -> Any:
 FiniteFloat = Annotated[float, BeforeValidator(_finite_number)]
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank (only whitespace)")
+    return value
+
+
+#: Text a person must give (a name, a label, a description the LLM reads): `min_length` counts
+#: spaces, and "   " named nothing, shown as an empty line in every listing.
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
 class NoNul(BaseModel):
     """No text in the model, free-form values included, holds a NUL character (`contracts.text`):
     PostgreSQL cannot store it, and accepted here it failed later, after the work had started."""
@@ -151,7 +162,7 @@ class EcommerceToolsRequest(Body):
 
 class WebhookToolRequest(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
-    description: str = Field(min_length=1, max_length=2000)
+    description: NonBlank = Field(min_length=1, max_length=2000)
     webhook_url: str = Field(examples=["https://api.example.com/api/v1/webhook/inventory"])
     http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     parameters: list[ToolParameterIn] = Field(default_factory=list)
@@ -160,7 +171,7 @@ class WebhookToolRequest(Body):
 
 
 class TextDocumentRequest(Body):
-    text: str = Field(min_length=1, max_length=5_000_000)
+    text: NonBlank = Field(min_length=1, max_length=5_000_000)
     name: str | None = Field(default=None, max_length=MAX_DOCUMENT_NAME_CHARS)
     parent_folder_id: str | None = None
 
@@ -174,7 +185,7 @@ class UrlDocumentRequest(Body):
 
 
 class CreateAgentRequest(Body):
-    name: str = Field(min_length=1, max_length=1000)
+    name: NonBlank = Field(min_length=1, max_length=1000)
     language: str | None = Field(default=None, min_length=2, max_length=10)
     voice_id: str | None = None
     first_message: str | None = None
@@ -185,7 +196,7 @@ class CreateAgentRequest(Body):
 
 
 class UpdateAgentRequest(Body):
-    name: str | None = Field(default=None, min_length=1, max_length=1000)
+    name: NonBlank | None = Field(default=None, min_length=1, max_length=1000)
     conversation_config: dict[str, Any] | None = None
 
 
@@ -202,7 +213,7 @@ class UpdatePromptRequest(Body):
 
 class TwilioNumberRequest(Body):
     phone_number: str = Field(description=E164, examples=["+14155551234"])
-    label: str = Field(min_length=1, max_length=500)
+    label: NonBlank = Field(min_length=1, max_length=500)
     sid: str = Field(min_length=2, max_length=64, pattern=r"^AC[A-Za-z0-9]+$")
     token: str = Field(min_length=1, max_length=500)
 
@@ -308,7 +319,7 @@ class OutboundTrunkConfigIn(Body):
 
 class SipTrunkNumberRequest(Body):
     phone_number: str = Field(description=E164, examples=["+390620199287"])
-    label: str = Field(min_length=1, max_length=500)
+    label: NonBlank = Field(min_length=1, max_length=500)
     provider: Literal["sip_trunk"] = "sip_trunk"
     supports_inbound: bool = True
     supports_outbound: bool = True
@@ -319,7 +330,7 @@ class SipTrunkNumberRequest(Body):
 
 class UpdatePhoneNumberRequest(Body):
     agent_id: str | None = Field(default=None, min_length=1)
-    label: str | None = Field(default=None, min_length=1, max_length=500)
+    label: NonBlank | None = Field(default=None, min_length=1, max_length=500)
 
 
 class CustomerInfoIn(Body):
@@ -396,9 +407,9 @@ class TemplateParameterIn(Body):
 
 class EmailTemplateRequest(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
-    description: str = Field(min_length=1, max_length=2000)
-    subject_template: str = Field(min_length=1, max_length=500)
-    body_template: str = Field(min_length=1, max_length=100_000)
+    description: NonBlank = Field(min_length=1, max_length=2000)
+    subject_template: NonBlank = Field(min_length=1, max_length=500)
+    body_template: NonBlank = Field(min_length=1, max_length=100_000)
     parameters: list[TemplateParameterIn] = Field(default_factory=list, max_length=50)
     webhook_base_url: str = Field(examples=[_BASE_URL])
 
@@ -472,7 +483,7 @@ class BatchOptions(NoNul):
     that come with a spreadsheet (`file`). Lax, for form fields are text; a JSON body is
     validated strictly (`routes.batch_calling`), like every other body."""
 
-    call_name: str = Field(min_length=1, max_length=1000)
+    call_name: NonBlank = Field(min_length=1, max_length=1000)
     agent_id: str = Field(min_length=1)
     phone_number_id: str = Field(min_length=1)
     # Bounded by the last second datetime can hold (9999-12-31T23:59:59Z): beyond it a campaign could

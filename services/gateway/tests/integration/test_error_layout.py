@@ -61,6 +61,11 @@ async def test_a_trailing_slash_serves_the_same_resource_never_an_empty_redirect
     assert_error_layout(await api.get("/api/v1/"), 404)
 
 
+async def test_a_blank_name_is_a_422_naming_the_field(api: httpx.AsyncClient) -> None:
+    body = assert_error_layout(await api.post("/api/v1/agents", json={"name": "   "}), 422)
+    assert "name" in str(body["detail"]) and "blank" in str(body["detail"])
+
+
 async def test_a_method_the_path_does_not_take_is_a_405_in_the_format(api: httpx.AsyncClient) -> None:
     response = await api.put("/api/v1/agents")
     body = assert_error_layout(response, 405)
