@@ -22,3 +22,7 @@ def test_without_nul_replaces_every_one_and_keeps_clean_values_as_they_are() -> 
         "n": 3,
     }
     assert nul_path(without_nul(dirty)) is None
+
+
+def test_the_replacement_may_be_given() -> None:
+    assert without_nul({"subject": "a\x00b"}, " ") == {"subject": "a b"}

@@ -39,15 +39,15 @@ def nul_path(value: Any, path: str = "") -> str | None:
     return None
 
 
-def without_nul(value: Any) -> Any:
+def without_nul(value: Any, replacement: str = REPLACEMENT) -> Any:
     """`value` with every NUL in its strings (keys too, in nested dicts and lists) replaced by
-    U+FFFD; the same object when it has none."""
+    `replacement` (U+FFFD unless given); the same object when it has none."""
     if nul_path(value) is None:
         return value
     if isinstance(value, str):
-        return value.replace(NUL, REPLACEMENT)
+        return value.replace(NUL, replacement)
     if isinstance(value, dict):
-        return {without_nul(key): without_nul(item) for key, item in value.items()}
+        return {without_nul(key, replacement): without_nul(item, replacement) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(without_nul(item) for item in value)
+        return type(value)(without_nul(item, replacement) for item in value)
     return value

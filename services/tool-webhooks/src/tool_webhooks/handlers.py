@@ -105,8 +105,9 @@ async def _tool_body(request: Request) -> dict[str, Any] | JSONResponse:
     except BodyTooLarge:
         return _error(413, "too_large", "That request was too large for me.")
     try:
-        # A NUL in the agent's arguments cannot be stored (contracts.text): U+FFFD instead.
-        value = without_nul(json.loads(raw)) if raw else {}
+        # A NUL in the agent's arguments cannot be stored (contracts.text): a space instead, as the
+        # e-mail tool's header flattening makes of any control character.
+        value = without_nul(json.loads(raw), " ") if raw else {}
     except (ValueError, UnicodeDecodeError, RecursionError):
         value = None
     if not isinstance(value, dict):
