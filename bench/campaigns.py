@@ -1,8 +1,9 @@
 """Campaign throughput and acceptance.
 
 1. A campaign of N recipients (default 10,000) at concurrency C (50) with simulated calls of
-   0.2 s: wall time against the ideal (N / C x call time), efficiency, and the orchestrator's CPU
-   time per call (from /proc of the campaigns process).
+   0.2 s: wall time against the ideal (N / C x call time), efficiency, CPU time per call of each
+   process (from /proc), and the slot turnaround: from a post-call webhook answered to the next
+   dial placed in the slot it freed (the simulator's clock for both).
 2. The time to accept a 100,000-recipient submission through REST (limit raised), until the
    campaign is stored and answered.
 
@@ -13,12 +14,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import httpx
 from _harness import API_KEY, cpu_seconds, machine_busy_seconds, numbers, running_stack
 
 SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "campaigns", "gateway"]
+
+
+def slot_turnarounds(sim: httpx.Client, concurrency: int) -> list[float]:
+    """Seconds from the k-th post-call webhook answered (2xx) to the (C + k)-th dial, in the
+    simulator's clock: with C calls in flight, the k-th slot freed is refilled by dial C + k.
+    Only meaningful while recipients remain and the campaign keeps C calls in flight."""
+    dials = sorted(call["started_at"] for call in sim.get("/_sim/calls").json()["calls"])
+    deliveries = sim.get("/_sim/webhooks/deliveries", params={"type": "post_call_transcription"}).json()
+    answered = sorted(
+        d["timestamp"] for d in deliveries["deliveries"] if d["status_code"] and 200 <= d["status_code"] < 300
+    )
+    return [dials[concurrency + k] - answered[k] for k in range(min(len(answered), len(dials) - concurrency))]
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 def main() -> None:
@@ -94,6 +112,17 @@ def main() -> None:
             f"  max concurrent calls seen by the simulator: {stats['max_concurrent_observed']} (cap {args.concurrency})"
         )
         print(f"  calls per second: {args.recipients / wall:.1f}")
+        turnarounds = slot_turnarounds(sim, args.concurrency)
+        if turnarounds:
+            print(
+                f"  slot turnaround (webhook answered -> next dial in that slot), {len(turnarounds)} slots: "
+                f"p50 {percentile(turnarounds, 50) * 1000:.0f} ms, p99 {percentile(turnarounds, 99) * 1000:.0f} ms"
+                + (
+                    " (negative: dials ran ahead of the webhooks, the slots were not the limit)"
+                    if min(turnarounds) < 0
+                    else ""
+                )
+            )
         print("  CPU per call by process (ms):")
         for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
             print(f"    {name:16}{seconds / args.recipients * 1000:8.2f}")
