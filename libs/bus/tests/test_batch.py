@@ -315,6 +315,40 @@ async def test_a_poison_message_in_a_batch_fails_alone_and_the_others_take_effec
     assert offsets[0] == 12
 
 
+async def test_a_message_that_must_be_alone_cuts_the_batch_and_keeps_the_order(env: Env) -> None:
+    """`alone`: messages whose handler calls out are never in a batch's transaction (a rollback
+    of the batch would repeat the call); the batch is cut around them, in order."""
+    sent = steps(12, keys=("a",))
+    solo = {4, 8}
+    outside_batch: dict[int, bool] = {}
+
+    async def where(message: Step) -> None:
+        outside_batch[message.n] = batch.current() is None
+
+    await env.send(sent)
+    bus = env.bus()
+    bus.subscribe(
+        env.topic,
+        Step,
+        make_handler(env.tables, env.sessions, bus, before_effect=where),
+        batch=True,
+        alone=lambda message: message.n in solo,
+    )
+    await bus.start()
+    try:
+        await until(lambda: _count(env, 12), "every message applied")
+    finally:
+        await bus.stop()
+    rows = await env.effects()
+    assert_each_once_in_order(rows, sent)
+    assert all(outside_batch[n] for n in solo)
+    txids = [row.txid for row in rows]
+    for n in solo:  # its own transaction, shared with no other message
+        assert txids.count(txids[n]) == 1, txids
+    assert len(set(txids)) < len(rows) - 2, txids  # the others still in batches
+    assert not all(outside_batch[n] for n in range(12) if n not in solo)
+
+
 async def test_redelivered_messages_have_no_second_effect(env: Env) -> None:
     """A batch redelivered after its transaction committed (here: a second consumer group reading
     the same records, as after a crash before the offset commit), and a message sent twice within

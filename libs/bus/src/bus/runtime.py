@@ -326,6 +326,7 @@ class Bus:
         from_latest: bool = False,
         unknown_types: UnknownTypes | None = None,
         batch: bool = False,
+        alone: Callable[[Any], bool] | None = None,
     ) -> None:
         """Handle every message of `topic` whose `type` is in `schema` (a discriminated union).
 
@@ -343,6 +344,8 @@ class Bus:
         messages is handled again alone, in order, as without `batch` (its own transaction,
         retries, dead letter): a poison message fails alone and the others take effect once. Only
         for handlers whose every effect is in that transaction (no HTTP call, no other commit).
+        `alone(message)` True: that message is never part of a batch (its handler calls out); the
+        batch is cut there, what came before it committed first, so the order is kept.
         """
         self.subscribe_many(
             {topic: schema},
@@ -351,6 +354,7 @@ class Bus:
             from_latest=from_latest,
             unknown_types=unknown_types,
             batch=batch,
+            alone=alone,
         )
 
     def subscribe_many(
@@ -362,6 +366,7 @@ class Bus:
         from_latest: bool = False,
         unknown_types: UnknownTypes | None = None,
         batch: bool = False,
+        alone: Callable[[Any], bool] | None = None,
     ) -> None:
         """Like `subscribe`, for several topics served by ONE consumer (each with its schema).
 
@@ -417,7 +422,7 @@ class Bus:
         async def consume_batch(body: Any) -> None:
             msg: KafkaMessage = self.kafka.context.get_local("message")
             deliveries = [_Delivery.of_record(record) for record in msg.raw_message]
-            await self._consume_batch(deliveries, routes, handler)
+            await self._consume_batch(deliveries, routes, handler, alone)
 
     async def _consume(self, delivery: _Delivery, route: _Route, handler: Handler) -> None:
         message = await self._decode(delivery, route)
@@ -437,13 +442,29 @@ class Bus:
             return None
 
     async def _consume_batch(
-        self, deliveries: list[_Delivery], routes: dict[str, _Route], handler: Handler
+        self,
+        deliveries: list[_Delivery],
+        routes: dict[str, _Route],
+        handler: Handler,
+        alone: Callable[[Any], bool] | None,
     ) -> None:
-        decoded: list[tuple[_Delivery, Any]] = []
+        run: list[tuple[_Delivery, Any]] = []
         for delivery in deliveries:
             message = await self._decode(delivery, routes[delivery.topic])
-            if message is not None:
-                decoded.append((delivery, message))
+            if message is None:
+                continue
+            if alone is not None and alone(message):
+                # Cut the batch here: the messages before it take effect first, then it alone.
+                await self._handle_run(run, handler)
+                run = []
+                await self._handle_run([(delivery, message)], handler)
+            else:
+                run.append((delivery, message))
+        await self._handle_run(run, handler)
+
+    async def _handle_run(self, decoded: list[tuple[_Delivery, Any]], handler: Handler) -> None:
+        """Messages of a batch in one shared transaction; one message, or a batch that failed,
+        each in its own."""
         if len(decoded) > 1 and await self._handle_together(decoded, handler):
             return
         # One message, or a batch that failed (rolled back): each on its own, in order.
