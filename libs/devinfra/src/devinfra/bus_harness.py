@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -286,6 +286,25 @@ class BusHarness(Generic[M]):
             key=key.encode(),
             headers=headers,
         )
+
+    async def publish_together(self, messages: Sequence[M], topic: str | None = None, key: str = "k") -> None:
+        """Put `messages` on one partition as ONE Kafka record batch: a consumer's fetch returns
+        them together, so a batch subscriber (`Bus.subscribe(batch=True)`) handles them in one
+        batch (up to `BUS_BATCH_MAX_RECORDS`)."""
+        name = self.settings.topic(topic or self.commands_topic)
+        records = self.producer.create_batch()
+        for message in messages:
+            appended = records.append(
+                timestamp=None,
+                key=key.encode(),
+                value=message.model_dump_json().encode(),
+                headers=[(k, v.encode()) for k, v in self.headers(message).items()],
+            )
+            if appended is None:
+                raise ValueError(f"{len(messages)} messages do not fit in one record batch")
+        records.close()
+        partition = min(await self.producer.partitions_for(name))
+        await (await self.producer.send_batch(records, name, partition=partition))
 
     def outcomes(self, command_id: str) -> list[Record]:
         """The events caused by the command ``command_id`` (there should be exactly one)."""

@@ -75,4 +75,7 @@ def register(bus: Bus, deps: Deps) -> None:
         await EVENTS[type(event)](deps, event)
 
     bus.subscribe(topics.CAMPAIGN_COMMANDS, CampaignCommand, handle_command)
-    bus.subscribe(topics.TELEPHONY_EVENTS, TelephonyEventForCampaigns, handle_telephony)
+    # Call outcomes in batches (one transaction and one offset commit per fetched batch): their use
+    # cases only write this database and the outbox, and wake the scheduler after the commit
+    # (`outcomes`). Commands stay one at a time: a few per campaign, not per call.
+    bus.subscribe(topics.TELEPHONY_EVENTS, TelephonyEventForCampaigns, handle_telephony, batch=True)

@@ -2,6 +2,24 @@
 phone-number provider projection; and the attempts that never got an outcome (a scheduler step).
 Never commits; each runs in one unit of work.
 
+Telephony's events are consumed in batches (`handlers.register`): the units of work of a batch's
+messages share one transaction, committed by the bus after the last one. So nothing here has an
+effect outside the database before that commit except through `bus.batch.after_commit` (the
+scheduler's wake-up: woken earlier, it would read the state before the outcome and sleep again).
+
+Locks: each event locks its campaign, then the attempt, then the recipient (`_locked_attempt`), and
+last the shared dispatch row (`DispatchStateRepository.global_for_update`), the order every other
+transaction of this service takes them in (the scheduler, commands and timeouts each lock ONE
+campaign per transaction and never the shared row after another campaign). A batch holds the locks
+of all its events until its commit, so it may hold several campaigns, and the shared row before a
+later event's campaign. In one replica nothing else does (one consumer per subscription handles its
+batches one after another), so no cycle. Across replicas (each consuming other partitions) two
+batches, or a batch and one event, can wait for each other: PostgreSQL then aborts one transaction
+after `deadlock_timeout` (1 s by default). An aborted batch is handled again one message at a time,
+and a single event holds one campaign, so it waits for at most the other batch's commit, never in
+a cycle with another single event: progress is made either way, and an aborted single event is
+retried (`BUS_MAX_ATTEMPTS`) with its effect still not applied.
+
 Never lose an outcome, never dial twice: an event changes only the attempt it names, and only while
 that attempt is the recipient's current one and still in flight (events are redelivered and can
 come late). An outcome retries the recipient later or finishes it (`domain`), with the campaign's
@@ -17,6 +35,7 @@ from typing import Any
 
 import structlog
 
+from bus import batch
 from campaigns import announce, callee, domain, metrics
 from campaigns.context import Deps
 from campaigns.domain import AttemptStatus, RecipientStatus
@@ -128,7 +147,7 @@ async def call_dial_failed(deps: Deps, event: CallDialFailed) -> None:
                 campaign.dials_accepted, campaign.fatal_dial_failures, deps.settings.fatal_dial_failures
             ):
                 await _fail_campaign(uow, campaign, now, f"Telephony refused every dial: {reason}")
-    deps.wake.set()
+    batch.after_commit(deps.wake.set)
 
 
 async def call_status_changed(deps: Deps, event: CallStatusChanged) -> None:
@@ -168,7 +187,7 @@ async def call_status_changed(deps: Deps, event: CallStatusChanged) -> None:
             data_collection=event.data_collection,
         )
         await _count_refusal(deps, uow, campaign, now, event.refusal, event.reason)
-    deps.wake.set()
+    batch.after_commit(deps.wake.set)
 
 
 async def _count_refusal(
