@@ -40,6 +40,12 @@ def register(bus: Bus, service: TelephonyService) -> None:
         """Verified post-call webhooks: move the call to its final status."""
         await service.record_post_call(event)
 
+    # One at a time: placing a call and managing numbers call ElevenLabs, and their commit must
+    # come before that call (a batch rolled back for another message would call it again).
     bus.subscribe(topics.TELEPHONY_COMMANDS, TelephonyCommand, handle)
-    # Only this type is consumed from the webhook events topic; the bus skips the others.
-    bus.subscribe(topics.WEBHOOK_EVENTS, PostCallWebhookReceived, post_call)
+    # Only this type is consumed from the webhook events topic; the bus skips the others. In
+    # batches: recording a post-call webhook locks its call row and writes the status and the
+    # outbox event, nothing else (no HTTP call). Webhooks are keyed by conversation, so batches
+    # of different partitions lock different calls; reconciliation locks with SKIP LOCKED and
+    # never waits for a batch.
+    bus.subscribe(topics.WEBHOOK_EVENTS, PostCallWebhookReceived, post_call, batch=True)

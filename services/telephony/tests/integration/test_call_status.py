@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from contracts import topics
 from contracts.telephony import PlaceCall
@@ -130,6 +130,39 @@ async def test_post_call_webhooks_set_the_final_status_once(
     assert completed["outcome"] == "appointment_confirmed"
     assert completed["summary"] and completed["duration_seconds"] is not None
     assert _changes(harness, placed["5"]["conversation_id"])[0]["reason"] == "busy"
+
+
+async def test_post_call_webhooks_fetched_together_share_one_transaction(
+    harness: Harness, container: Container, agent_id: str, twilio_phone_id: str
+) -> None:
+    """Webhooks are consumed in batches: those one fetch returned are recorded in ONE transaction,
+    each once (a replay in the same batch included), each with its own status event."""
+    expected = {"0": "completed", "5": "busy", "6": "no_answer", "7": "voicemail"}
+    placed = {digit: await _place(harness, agent_id, twilio_phone_id, digit) for digit in expected}
+    webhooks = {
+        digit: _webhook(await _finished(container, event["conversation_id"]), digit)
+        for digit, event in placed.items()
+    }
+    replayed = [*webhooks.values(), webhooks["0"], webhooks["5"]]
+    await harness.publish_together(replayed, topics.WEBHOOK_EVENTS)
+    conversations = [event["conversation_id"] for event in placed.values()]
+
+    def all_changed() -> bool:
+        return all(_changes(harness, c) for c in conversations)
+
+    await harness.until(all_changed, "a status change for every webhook")
+    for digit, status in expected.items():
+        changes = _changes(harness, placed[digit]["conversation_id"])
+        assert [c["status"] for c in changes] == [status], changes
+    async with container.sessionmaker() as session:
+        writers = (
+            await session.scalars(
+                text("SELECT xmin::text FROM telephony.calls WHERE conversation_id = ANY(:c)"),
+                {"c": conversations},
+            )
+        ).all()
+    assert len(writers) == len(conversations)
+    assert len(set(writers)) == 1, f"webhooks were recorded in {len(set(writers))} transactions"
 
 
 async def test_webhook_for_an_unknown_conversation_is_ignored(harness: Harness) -> None:
