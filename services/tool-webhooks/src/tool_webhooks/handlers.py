@@ -278,6 +278,12 @@ def register(bus: Bus, service: WebhookService, tools: ToolService) -> None:
             case _:
                 await tools.project_telephony(message)
 
+    # In batches (one transaction and one offset commit per fetch): the projections only upsert
+    # rows of this database after their inbox claim. A register command calls ElevenLabs, so it
+    # is handled `alone`, never in a batch's transaction (a rollback of the batch for another
+    # message would register again); the batch is cut around it, in order. Concurrent batches
+    # (other replicas, other partitions) that upsert the same rows in another order are a
+    # deadlock PostgreSQL breaks by aborting one: that batch is handled again message by message.
     bus.subscribe_many(
         {
             topics.WEBHOOK_COMMANDS: WebhookCommand,
@@ -285,4 +291,6 @@ def register(bus: Bus, service: WebhookService, tools: ToolService) -> None:
             topics.PROVISIONING_EVENTS: ProvisioningProjected,
         },
         handle,
+        batch=True,
+        alone=lambda message: isinstance(message, RegisterPostCallWebhook),
     )

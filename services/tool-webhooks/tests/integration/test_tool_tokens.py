@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bus.outbound import OutboundClient
 from bus.secrets import mint_tool_token
@@ -129,6 +129,36 @@ async def test_a_tools_token_opens_only_its_own_route(harness: Harness) -> None:
     _, _, email = await harness.create_tool("email/confirm_a")
     for route in (PRODUCTS, ORDERS, "email/confirm_b"):
         assert await _status(harness, route, email) == 401
+
+
+async def test_tool_events_fetched_together_are_projected_in_one_transaction(harness: Harness) -> None:
+    """The projections are consumed in batches: tool events one fetch returned (a replay among
+    them) are projected in ONE transaction, each tool's token once."""
+    created = [
+        ToolCreated(
+            tool=ToolRecord(
+                tool_id=f"tool_{uuid.uuid4().hex[:12]}",
+                name="send_email",
+                purpose="email",
+                created_at_unix=int(time.time()),
+                token=ToolToken(token_id=uuid.uuid4().hex, route=f"email/batch_{n}", generation=1),
+            )
+        )
+        for n in range(5)
+    ]
+    await harness.publish_together([*created, created[2]], topics.PROVISIONING_EVENTS)
+    for event in created:
+        await harness.wait_row(ToolTokenState.__table__, tool_id=event.tool.tool_id)  # type: ignore[arg-type]
+    async with harness.container.sessionmaker() as session:
+        writers = (
+            await session.scalars(
+                text("SELECT xmin::text FROM tool_webhooks.tool_tokens WHERE tool_id = ANY(:t)"),
+                {"t": [event.tool.tool_id for event in created]},
+            )
+        ).all()
+    assert len(writers) == len(created)
+    assert len(set(writers)) == 1, f"projected in {len(set(writers))} transactions"
+    assert all([await _projected(harness, event.message_id) for event in created])
 
 
 async def test_a_token_of_a_tool_never_announced_is_refused(harness: Harness) -> None:
