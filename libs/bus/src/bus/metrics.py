@@ -33,6 +33,12 @@ RELAY_FAILED = Counter(
     "its operation failed).",
     ["service", "topic", "kind"],
 )
+RELAY_FETCHES = Counter(
+    "switchboard_outbox_fetches_total",
+    "Claims the outbox relay ran (one transaction each), by whether they found rows: an idle "
+    "relay should run few `empty` ones (woken only by its own outbox's NOTIFY, or its backoff poll).",
+    ["service", "result"],
+)
 OUTBOX_OLDEST_AGE = Gauge(
     "switchboard_outbox_oldest_age_seconds",
     "Age of the oldest outbox row not yet published to Kafka (0 when the outbox is empty).",

@@ -91,7 +91,13 @@ _ESSENTIAL_DLQ_HEADERS = frozenset(
     }
 )
 
-_RELAY_QUEUE = "kafka-relay"
+# The outbox rows' queue (and the payload of the NOTIFY their INSERT sends). Every service's table
+# is `outbox` in its own schema, so every relay LISTENs on the same channel (`outbox_outbox`) and
+# filters wake-ups by this payload: one queue name shared by all services woke all of them (and
+# each ran an empty claim transaction) for every row any service queued. Each outbox has its own
+# queue now (`kafka-relay:<schema>.outbox`); rows queued under the old shared name by an older
+# release are still relayed.
+_LEGACY_RELAY_QUEUE = "kafka-relay"
 _TOPIC_HEADER = "x-topic"
 _KEY_HEADER = "x-key"
 # A batch subscriber's wait for a first record before it polls again (no record is delayed by it).
@@ -128,6 +134,7 @@ class Bus:
         self._outbox_table = outbox_table
         self._inbox = inbox_table
         self._relay_failure_hooks: list[RelayFailureHook] = []
+        self._relay_queue = f"{_LEGACY_RELAY_QUEUE}:{outbox_table.fullname}"
         self._inbox_retention: Periodic | None = None
         if inbox_table is not None and settings.bus_inbox_retention_hours > 0:
             self._inbox_retention = Periodic(
@@ -164,6 +171,7 @@ class Bus:
             logger=broker_log,
             log_level=logging.DEBUG,
             apply_types=False,  # as for self.kafka: the relay reads its row from the context
+            metrics_recorder=self._record_relay_event,
         )
         self._register_relay()
 
@@ -184,7 +192,7 @@ class Bus:
         body, headers = self._outgoing(topic, message, key)
         row_id = await self.outbox.publish(
             body,
-            queue=_RELAY_QUEUE,
+            queue=self._relay_queue,
             session=session,
             headers=headers,
             correlation_id=message.correlation_id,
@@ -237,7 +245,7 @@ class Bus:
 
     def _register_relay(self) -> None:
         @self.outbox.subscriber(
-            _RELAY_QUEUE,
+            [self._relay_queue, _LEGACY_RELAY_QUEUE],
             max_workers=1,  # one worker keeps per-key order as written
             fetch_batch_size=50,
             # Relayed rows are deleted in one statement per batch (when 50 are done or none is
@@ -287,6 +295,11 @@ class Bus:
                 )
                 raise  # nacked: the row is retried with backoff
             metrics.RELAYED.labels(self.service, topic).inc()
+
+    def _record_relay_event(self, event: str, tags: Any) -> None:
+        """faststream_outbox's metrics hook (per claim and per row): counts the claims."""
+        if event == "fetched":
+            metrics.RELAY_FETCHES.labels(self.service, "rows" if tags.get("count") else "empty").inc()
 
     async def _relay_gave_up(
         self, topic: str, headers: dict[str, str], size: int, exc: BaseException

@@ -1,0 +1,192 @@
+"""The outbox relay's wake-ups, on the real broker and PostgreSQL: a relay is woken by its own
+outbox's rows only, and still relays rows queued under the old shared queue name."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import MetaData, Table, event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.db import make_engine, make_sessionmaker
+from bus.runtime import Bus
+from bus.settings import BusSettings
+from bus.tables import make_bus_tables
+from contracts.base import Command
+from devinfra.broker import create_topics_async
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 30.0
+
+
+class Tick(Command):
+    type: Literal["test.tick"] = "test.tick"
+    n: int = 0
+
+
+async def until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        held = check()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)  # polling with a deadline
+
+
+@dataclass
+class Service:
+    """One service's outbox and inbox in a schema of its own, and its bus."""
+
+    bus: Bus
+    outbox: Table
+    engine: AsyncEngine
+    handled: list[int] = field(default_factory=list)
+    claims: int = 0  # the relay's claims (UPDATE ... FOR UPDATE SKIP LOCKED), counted on its engine
+
+    def fetches(self, result: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "switchboard_outbox_fetches_total", {"service": self.bus.service, "result": result}
+        )
+        return value or 0.0
+
+
+@dataclass
+class Env:
+    engine: AsyncEngine
+    url: str
+    settings: BusSettings
+    topic: str
+    schemas: list[str]
+    engines: list[AsyncEngine]
+
+
+@pytest.fixture
+async def env(
+    database_url: str, kafka_bootstrap_servers: str, kafka_client_env: dict[str, str], topic_prefix: str
+) -> AsyncIterator[Env]:
+    engine = make_engine(database_url, pool_size=4)
+    settings = BusSettings.model_validate(
+        {
+            **kafka_client_env,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+            "KAFKA_TOPIC_PREFIX": topic_prefix,
+        }
+    )
+    topic = f"wakeups_{uuid.uuid4().hex[:8]}.commands"
+    await create_topics_async(
+        kafka_bootstrap_servers, [settings.topic(topic), settings.topic(topic) + ".dlq"], 1
+    )
+    environment = Env(engine, database_url, settings, topic, [], [])
+    try:
+        yield environment
+    finally:
+        for own in environment.engines:
+            await own.dispose()
+        async with engine.begin() as connection:
+            for schema in environment.schemas:
+                await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+
+async def make_service(env: Env, *, consume: bool) -> Service:
+    schema = f"wake_{uuid.uuid4().hex[:8]}"
+    outbox, inbox = make_bus_tables(MetaData(schema=schema))
+    async with env.engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        await connection.run_sync(outbox.metadata.create_all)
+    env.schemas.append(schema)
+    engine = make_engine(env.url, pool_size=4)  # its own, so its statements can be counted
+    env.engines.append(engine)
+    bus = Bus(
+        env.settings,
+        service=f"wake-{uuid.uuid4().hex[:6]}",
+        engine=engine,
+        outbox_table=outbox,
+        inbox_table=inbox,
+    )
+    service = Service(bus, outbox, engine)
+
+    def count_claims(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "SKIP LOCKED" in statement.upper():
+            service.claims += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count_claims)
+    if consume:
+
+        async def record(message: Tick) -> None:
+            service.handled.append(message.n)
+
+        bus.subscribe(env.topic, Tick, record)
+    return service
+
+
+async def outbox_rows(env: Env, outbox: Table) -> int:
+    async with env.engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(outbox)) or 0)
+
+
+async def test_a_relay_is_not_woken_by_another_services_outbox(env: Env) -> None:
+    """Before: every service's outbox is `outbox` (one NOTIFY channel) and every row was queued
+    as `kafka-relay`, so each row any service queued woke every relay for an empty claim."""
+    writer = await make_service(env, consume=True)
+    idle = await make_service(env, consume=False)
+    sessions = make_sessionmaker(env.engine)
+    await writer.bus.start()
+    await idle.bus.start()
+    try:
+        rows = 40
+        claims_before = idle.claims
+        for n in range(rows):  # one transaction (so one NOTIFY) each, as handlers write them
+            async with sessions() as session, session.begin():
+                await writer.bus.publish_later(session, env.topic, Tick(n=n))
+            await until(lambda n=n: len(writer.handled) > n, f"message {n} relayed and handled")
+        idle_claims = idle.claims - claims_before
+    finally:
+        await idle.bus.stop()
+        await writer.bus.stop()
+    assert writer.handled == list(range(rows))
+    assert writer.fetches("rows") >= 1 and idle.fetches("rows") == 0
+    # Left: its own backoff poll (at most one a second once idle), whatever the other one queues.
+    assert idle_claims <= 10, f"{idle_claims} empty claims for another service's {rows} rows"
+
+
+async def test_rows_queued_under_the_old_shared_queue_name_are_still_relayed_in_order(env: Env) -> None:
+    """A release before per-outbox queues wrote `kafka-relay`: an upgrade must not strand them."""
+    service = await make_service(env, consume=True)
+    sessions = make_sessionmaker(env.engine)
+    async with sessions() as session, session.begin():
+        for n in range(3):
+            old = Tick(n=n)
+            await service.bus.outbox.publish(
+                old.model_dump_json().encode(),
+                queue="kafka-relay",
+                session=session,
+                headers={
+                    "x-topic": env.settings.topic(env.topic),
+                    "message_id": old.message_id,
+                    "type": old.type,
+                },
+            )
+        await service.bus.publish_later(session, env.topic, Tick(n=3))
+    await service.bus.start()
+    try:
+        await until(lambda: len(service.handled) == 4, "every queued message")
+        await until(lambda: _is_zero(outbox_rows(env, service.outbox)), "an empty outbox")
+    finally:
+        await service.bus.stop()
+    assert service.handled == [0, 1, 2, 3]
+
+
+async def _is_zero(rows: Awaitable[int]) -> bool:
+    return await rows == 0
