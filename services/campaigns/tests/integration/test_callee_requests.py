@@ -207,12 +207,17 @@ async def test_a_single_call_callback_places_one_follow_up_with_the_same_agent_n
         await harness.sim.get("/_sim/calls")  # poll with a deadline
     calls = (await harness.sim.get("/_sim/calls", params={"to_number": number})).json()["calls"]
     assert len(calls) == 1
+    # The booking's event is relayed on its own path: the dial can be seen before it arrives.
+    await harness.wait_for(
+        lambda e: e.get("type") == "callback.scheduled" and e["conversation_id"] == conversation_id,
+        what="callback booked",
+    )
     booked = [
         e
         for e in harness.events
         if e.get("type") == "callback.scheduled" and e["conversation_id"] == conversation_id
     ]
-    assert booked and booked[0]["status"] == "scheduled"
+    assert booked[0]["status"] == "scheduled"
     # Asked again after it was placed: refused, never a second dial.
     await harness.publish(callback.model_copy(update={"message_id": uuid.uuid4().hex}), key=conversation_id)
     await harness.wait_for(
