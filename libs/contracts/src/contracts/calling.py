@@ -15,9 +15,11 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from phonenumbers import PhoneNumber, PhoneNumberType
 from phonenumbers import timezone as phone_timezone
 
 from contracts.campaigns import CallingWindow
+from contracts.us_states import us_state
 
 E164_ERROR = "Invalid phone number format. Must be E.164 (e.g., +14155551234)"
 
@@ -25,12 +27,15 @@ E164_ERROR = "Invalid phone number format. Must be E.164 (e.g., +14155551234)"
 
 
 class Number(NamedTuple):
-    """A valid number: E.164 text and the zones libphonenumber gives for it ((): unknown).
+    """A valid number: E.164 text, the zones libphonenumber gives for it ((): unknown), and where
+    it rings (`number_place`: ISO region, USPS state of a US number), which picks its quiet hours.
     A named tuple: batches of them travel between processes (gateway.numbers), and a tuple
     pickles five times faster than a frozen dataclass."""
 
     e164: str
     zones: tuple[str, ...]
+    region: str | None = None
+    state: str | None = None
 
 
 def normalize_number(raw: str) -> tuple[str | None, str | None]:
@@ -76,7 +81,21 @@ def read_number(raw: str, default_region: str | None = None) -> Number | str:
         found = phone_timezone.time_zones_for_geographical_number(parsed)
     else:
         found = phone_timezone.time_zones_for_number(parsed)
-    return Number(e164, _known_zones(tuple(found)))
+    return Number(e164, _known_zones(tuple(found)), *number_place(parsed, kind))
+
+
+def number_place(parsed: PhoneNumber, kind: int | None = None) -> tuple[str | None, str | None]:
+    """(ISO region, USPS state) of a parsed number: the region from libphonenumber, the state (US
+    numbers only) what libphonenumber's geocoder says for the number's area code and exchange
+    ("Hialeah, FL", "Florida"), read from its table (`contracts.us_states`); None where unknown
+    (invalid numbers, toll-free +1 800, a description naming no state). `kind`: its `phonenumbers.number_type`, when already known."""
+    region = phonenumbers.region_code_for_number(parsed)
+    if region != "US":
+        return region, None
+    kind = phonenumbers.number_type(parsed) if kind is None else kind
+    if kind == PhoneNumberType.UNKNOWN or not phonenumbers.is_number_type_geographical(kind, 1):
+        return region, None  # the geocoder names only the country: no state
+    return region, us_state(f"1{parsed.national_number}")
 
 
 def region_problem(region: str) -> str | None:

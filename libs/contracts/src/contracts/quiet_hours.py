@@ -4,10 +4,11 @@ rules. Pure functions over the rules file `contracts/data/quiet_hours.yaml` (its
 the shape and the sources of every value); no I/O after the file is read once.
 
 A number's rules: its country's (libphonenumber's region of the number), else the default; for a US
-number also its state's (from libphonenumber's geocoder), both at once. They hold in the number's
-local time in every one of its candidate zones (`contracts.calling.recipient_time_zones`): a
-number whose region spans zones is rung only while every zone is inside the hours. A campaign's
-`calling_window` only narrows the result (`next_permitted_time`).
+number also its state's (libphonenumber's geocoder's answer, `contracts.us_states`), both at once.
+They hold in the number's local time in every one of its candidate zones
+(`contracts.calling.recipient_time_zones`): a number whose region spans zones is rung only while
+every zone is inside the hours. A campaign's `calling_window` only narrows the result
+(`next_permitted_time`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from typing import Any
 
 import phonenumbers
 import yaml
-from phonenumbers import geocoder
 
-from contracts.calling import Interval, intersect_intervals, never_open_reason, next_dial_time, open_intervals
+from contracts.calling import (
+    Interval,
+    intersect_intervals,
+    never_open_reason,
+    next_dial_time,
+    number_place,
+    open_intervals,
+)
 from contracts.campaigns import CallingWindow
 
 RULES_FILE = Path(__file__).parent / "data" / "quiet_hours.yaml"
@@ -56,9 +63,13 @@ class QuietHoursRules:
     us_states: dict[str, HoursRule]
 
     def for_number(self, e164: str) -> tuple[HoursRule, ...]:
-        """Every rule binding a call to `e164`: the country's (else the default), plus the US
-        state's for a US number whose state the geocoder knows."""
-        region, state = number_region_and_state(e164)
+        """Every rule binding a call to `e164` (`for_place` of its region and state)."""
+        return self.for_place(*number_region_and_state(e164))
+
+    def for_place(self, region: str | None, state: str | None) -> tuple[HoursRule, ...]:
+        """Every rule binding a call to a number of `region` (ISO) and `state` (USPS, US only):
+        the country's (else the default), plus the US state's for a US number whose state the
+        geocoder knows."""
         rules = [self.countries.get(region or "", self.default)]
         if region == "US" and state in self.us_states:
             rules.append(self.us_states[state])
@@ -101,43 +112,16 @@ def load_rules(path: Path = RULES_FILE) -> QuietHoursRules:
 
 # ---- a number's country and US state --------------------------------------------------------------
 
-# The geocoder's English descriptions of US numbers are "City, ST" or a state's name.
-_STATE_NAMES = {
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
-    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA",
-    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
-    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
-    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT",
-    "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
-    "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
-    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC",
-    "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT",
-    "Virginia": "VA", "Washington": "WA", "Washington State": "WA", "West Virginia": "WV",
-    "Wisconsin": "WI", "Wyoming": "WY", "Washington D.C.": "DC", "District of Columbia": "DC",
-}  # fmt: skip
-
 
 @functools.lru_cache(maxsize=65536)
 def number_region_and_state(e164: str) -> tuple[str | None, str | None]:
-    """(ISO region, USPS state) of a number: the region from libphonenumber, the state (US numbers
-    only) from libphonenumber's geocoder for the number's area code and exchange ("Hialeah, FL",
-    "Florida"); None where unknown (invalid numbers, toll-free +1 800, a description naming no
-    state)."""
+    """(ISO region, USPS state) of a number (`contracts.calling.number_place`); (None, None) for
+    text that is not a number."""
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return None, None
-    region = phonenumbers.region_code_for_number(parsed)
-    if region != "US":
-        return region, None
-    where = geocoder.description_for_number(parsed, "en")
-    if ", " in where:
-        state: str | None = where.rsplit(", ", 1)[1]
-        if state not in _STATE_NAMES.values():
-            state = None
-    else:
-        state = _STATE_NAMES.get(where)
-    return region, state
+    return number_place(parsed)
 
 
 # ---- when a call is allowed ------------------------------------------------------------------------

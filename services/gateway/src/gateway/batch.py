@@ -313,7 +313,7 @@ class BatchCalling:
             number = accepted.recipient.phone_number
             if number in listed:
                 continue  # skipped before any hours are looked at
-            key = callability.key(number, accepted.time_zones)
+            key = callability.key(accepted.place, accepted.time_zones)
             groups.append(key)
             reason = callability.never_reason(key, now)
             if reason is None:

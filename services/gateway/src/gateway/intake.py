@@ -65,6 +65,7 @@ class Accepted:
     given: str
     recipient: CampaignRecipient
     time_zones: tuple[str, ...]
+    place: tuple[str | None, str | None]  # ISO region and USPS state: which quiet hours bind it
     size: int  # bytes of its JSON in a chunk
     listed: dict[str, Any] | None  # its line in the answer's `recipients`, if within the list cap
 
@@ -222,7 +223,9 @@ class Intake:
         )
         zones = zones_for(number.zones, self.campaign_zone)
         size = len(recipient.model_dump_json()) + 1  # and its comma in the list
-        return Accepted(item.ref, item.phone or "", recipient, zones, size, None)
+        return Accepted(
+            item.ref, item.phone or "", recipient, zones, (number.region, number.state), size, None
+        )
 
     @staticmethod
     def _value(given: str, in_file: bool) -> dict[str, Any]:
@@ -319,8 +322,9 @@ class Callability:
     _rules: dict[str, HoursRule] = field(default_factory=dict)
     _never: dict[GroupKey, str | None] = field(default_factory=dict)
 
-    def key(self, e164: str, zones: tuple[str, ...]) -> GroupKey:
-        rules = self.quiet_hours.for_number(e164)
+    def key(self, place: tuple[str | None, str | None], zones: tuple[str, ...]) -> GroupKey:
+        """The group of a recipient who rings in `place` (region, state) and `zones`."""
+        rules = self.quiet_hours.for_place(*place)
         for rule in rules:
             self._rules.setdefault(rule.name, rule)
         return zones, tuple(rule.name for rule in rules)

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from contracts.campaigns import CallingWindow
-from contracts.quiet_hours import load_rules, parse_rules
+from contracts.quiet_hours import load_rules, number_region_and_state, parse_rules
 from gateway.intake import Callability, GroupKey, estimate
 
 MONDAY_8AM_UTC = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -21,7 +21,7 @@ MIAMI = "+13055551234"  # Florida: 08:00-20:00
 def _groups(
     callability: Callability, zones: tuple[str, ...], n: int, number: str = LONDON
 ) -> Counter[GroupKey]:
-    return Counter({callability.key(number, zones): n})
+    return Counter({callability.key(number_region_and_state(number), zones): n})
 
 
 def test_without_a_window_lines_work_in_parallel_and_a_call_takes_its_time() -> None:
@@ -87,9 +87,16 @@ def test_recipients_the_quiet_hours_never_allow_within_the_window_are_not_callab
     )
     result = estimate(groups, concurrency=1, call_s=60, start=MONDAY_8AM_UTC, callability=hours)
     assert result["not_callable"] == 4 and result["recipients"] == 5
-    reason = hours.never_reason(hours.key(MIAMI, ("America/New_York",)), MONDAY_8AM_UTC)
+    reason = hours.never_reason(
+        hours.key(number_region_and_state(MIAMI), ("America/New_York",)), MONDAY_8AM_UTC
+    )
     assert reason is not None and "quiet hours" in reason and "US state FL" in reason
-    assert hours.never_reason(hours.key(SAN_FRANCISCO, ("America/Los_Angeles",)), MONDAY_8AM_UTC) is None
+    assert (
+        hours.never_reason(
+            hours.key(number_region_and_state(SAN_FRANCISCO), ("America/Los_Angeles",)), MONDAY_8AM_UTC
+        )
+        is None
+    )
 
 
 def test_nobody_callable_has_no_finish() -> None:
