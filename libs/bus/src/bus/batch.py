@@ -71,7 +71,9 @@ def after_commit(callback: Callable[[], None]) -> None:
     and calls this again).
 
     For what tells other tasks of the process to look at the new state (e.g. wake a scheduler): told
-    before the batch's commit, they would read the old one and go back to sleep.
+    before the batch's commit, they would read the old one and go back to sleep. And for metrics
+    counting what a handler did (these may be counted from inside the scope): counted at once, a
+    rolled-back batch's messages would count twice.
     """
     shared = current()
     if shared is None:

@@ -245,7 +245,7 @@ async def _rate_limited(
         now=now,
         hold_s=hold,
     )
-    metrics.RATE_LIMITED.inc()
+    batch.after_commit(metrics.RATE_LIMITED.inc)  # not again when a rolled-back batch is redone
     log.info(
         "campaigns.dial.rate_limited",
         campaign_id=campaign.campaign_id,

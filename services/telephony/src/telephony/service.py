@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from bus import batch
 from bus.errors import CommandError
 from bus.ledger import CommandRunner, UpstreamCommand, caused_by, command_failed
 from bus.ledger import Outcome as LedgerOutcome
@@ -481,7 +482,8 @@ class TelephonyService:
             data_collection=dict(final.data_collection),
         )
         await uow.publish(changed, key=call.conversation_id)
-        metrics.CALLS_ENDED.labels(final.status, source).inc()
+        # Counted once the batch of webhooks commits: a rolled-back batch is handled again.
+        batch.after_commit(metrics.CALLS_ENDED.labels(final.status, source).inc)
         log.info(
             "telephony.call.status_changed",
             conversation_id=call.conversation_id,
