@@ -447,7 +447,7 @@ def _open_csv(file: IO[bytes]) -> Raw:
     first = "".join(sample).lstrip("\ufeff")
     if not first.strip():
         raise SheetError("Empty file", [{"error": "The file has no header row and no data"}])
-    widths = {d: len(next(csv.reader(io.StringIO(first), delimiter=d), [])) for d in DELIMITERS}
+    widths = {d: _header_width(first, d) for d in DELIMITERS}
     delimiter = max(DELIMITERS, key=lambda d: widths[d])  # ties: the earlier (comma)
     sample[0] = sample[0].lstrip("\ufeff")
     lines = _Lines(itertools.chain(sample, text))
@@ -455,7 +455,7 @@ def _open_csv(file: IO[bytes]) -> Raw:
     try:
         headers = next(records)
     except csv.Error as exc:
-        raise SheetError("Unreadable CSV", [{"row": 1, "error": str(exc)}]) from None
+        raise SheetError("Unreadable CSV", [{"row": 1, "error": _csv_error(exc)}]) from None
     _check_quotes(headers, lines, delimiter, 1, 1)
 
     def rows() -> Iterator[tuple[int, Any]]:
@@ -470,12 +470,29 @@ def _open_csv(file: IO[bytes]) -> Raw:
             except UnicodeDecodeError:
                 raise _not_utf8(number + 1) from None
             except csv.Error as exc:
-                raise SheetError("Unreadable CSV", [{"row": number + 1, "error": str(exc)}]) from None
+                raise SheetError("Unreadable CSV", [{"row": number + 1, "error": _csv_error(exc)}]) from None
             number += 1
             _check_quotes(record, lines, delimiter, number, line)
             yield number, record
 
     return headers, rows(), text.detach
+
+
+def _csv_error(exc: csv.Error) -> str:
+    """Python's csv message, in the user's terms where it is about the file's shape."""
+    if "field larger than field limit" in str(exc):
+        return f"A cell is longer than {csv.field_size_limit():,} characters"
+    return str(exc)
+
+
+def _header_width(sample: str, delimiter: str) -> int:
+    """How many cells `delimiter` splits the header into (-1 when csv cannot read it so: the
+    reading proper then says why, on row 1). `newline=""`: lines may end in a lone CR (classic
+    Mac Excel's "CSV (Macintosh)"), as the file itself is read."""
+    try:
+        return len(next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), []))
+    except csv.Error:
+        return -1
 
 
 class _Lines:

@@ -360,6 +360,44 @@ async def test_an_unterminated_quote_is_malformed_csv_at_its_line(
     assert problem["line"] == line and f"Malformed CSV at line {line}" in problem["error"]
 
 
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"phone,customer_name\r+14155550101,Ann\r+14155550102,Bob\r",  # classic Mac Excel
+        b"phone,customer_name\r+14155550101,Ann\n+14155550102,Bob",  # mixed, no final break
+        b'phone;customer_name\r+14155550101;"Ann\rLee"\r+14155550102;Bob\r',  # a quoted CR
+    ],
+)
+async def test_lines_ending_in_a_lone_cr_are_read_as_lines(
+    api: httpx.AsyncClient, path: str, content: bytes
+) -> None:
+    answer = await _post(api, path, content)
+    assert answer.status_code in (200, 202), answer.text  # submit: no campaigns service here
+    body = answer.json()
+    report = body if path == "validate" else body["report"]
+    assert report["counts"]["recipients"] == 2 and report["counts"]["problems"] == 0
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize(
+    ("content", "row"),
+    [
+        (b"phone_number," + b"b" * 140_000 + b"\n+14155550101,x\n", 1),  # in the header
+        (b'"phone_number\n,name' + b"x" * 140_000 + b'"\n', 1),  # a quoted header cell
+        (b"phone_number,name\n+14155550101," + b"x" * 140_000 + b"\n", 2),  # in a row
+    ],
+)
+async def test_a_cell_longer_than_csv_reads_is_a_problem_of_its_row(
+    api: httpx.AsyncClient, path: str, content: bytes, row: int
+) -> None:
+    answer = await _post(api, path, content)
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["success"] is False and body["error"] == "Unreadable CSV"
+    assert body["detail"] == [{"row": row, "error": "A cell is longer than 131,072 characters"}]
+
+
 # ---- do-not-call, zones, estimate --------------------------------------------------------------
 
 
