@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from python_multipart.multipart import parse_options_header
 
 from gateway.access import presented_api_key
 from gateway.errors import ApiError, BadRequest, Conflict, Unprocessable
@@ -65,6 +66,16 @@ def _without_secrets(body: bytes, content_type: str | None) -> bytes:
         if name in parsed:
             parsed[name] = None
     return json.dumps(parsed).encode()
+
+
+def _without_boundary(body: bytes, content_type: str | None) -> bytes:
+    """A multipart body with its boundary replaced by a fixed one: every client draws a new random
+    boundary for each request (RFC 7578), so a retried upload is the same request in other bytes."""
+    media_type, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if media_type != b"multipart/form-data" or not boundary:
+        return body
+    return body.replace(b"--" + boundary, b"--switchboard-idempotency-boundary")
 
 
 class IdempotencyMiddleware:
@@ -115,7 +126,10 @@ class IdempotencyMiddleware:
             raise BadRequest("Invalid Idempotency-Key", "Use 1 to 255 characters, e.g. a UUID")
         scope_key = _sha(presented.encode(), header.encode())
         request_hash = _sha(
-            request.method.encode(), request.url.path.encode(), request.url.query.encode(), body
+            request.method.encode(),
+            request.url.path.encode(),
+            request.url.query.encode(),
+            _without_boundary(body, request.headers.get("content-type")),
         )
         return scope_key, request_hash
 

@@ -398,6 +398,21 @@ async def test_a_cell_longer_than_csv_reads_is_a_problem_of_its_row(
     assert body["detail"] == [{"row": row, "error": "A cell is longer than 131,072 characters"}]
 
 
+async def test_a_retried_upload_with_its_idempotency_key_replays_the_first_answer(
+    api: httpx.AsyncClient,
+) -> None:
+    # httpx, like curl and browsers, draws a new multipart boundary for every request.
+    content = "phone,customer_name\n" + "".join(f"{n},C\n" for n in _numbers(3))
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    url = "/api/v1/batch-calling/submit"
+    first = await api.post(url, headers=key, **_upload("submit", content.encode()))
+    again = await api.post(url, headers=key, **_upload("submit", content.encode()))
+    assert first.status_code in (200, 202), first.text
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    other = await api.post(url, headers=key, **_upload("submit", content.encode() + b"+14155550199,D\n"))
+    assert other.status_code == 422 and "different request" in other.json()["error"]
+
+
 # ---- do-not-call, zones, estimate --------------------------------------------------------------
 
 
