@@ -177,14 +177,16 @@ class Intake:
             cells |= item.variables
             if (nul_at := nul_path(cells)) is not None:
                 found += 1
-                self._problem(ref | {"header": nul_at, "error": NUL_MESSAGE})
+                self._problem(ref | item.refs.get(nul_at, {"header": nul_at}) | {"error": NUL_MESSAGE})
         if item.email is not None and in_file:  # a JSON recipient's e-mail was checked with its schema
             try:
                 _EMAIL.validate_python(item.email)
             except ValidationError:
                 found += 1
                 self._problem(
-                    ref | {"header": "email", "value": item.email, "error": "Not an e-mail address"}
+                    ref
+                    | item.refs.get("email", {"header": "email"})
+                    | {"value": item.email, "error": "Not an e-mail address"}
                 )
         if self.needs.required and (
             missing := variables.unmet(self.needs.required, item.variables, self.needs.defaults)
@@ -205,6 +207,7 @@ class Intake:
             self._problem(
                 ref
                 | ({} if in_file or item.phone is None else {"phone_number": item.phone})
+                | item.refs.get("id", {})
                 | {
                     "error": "duplicate recipient id" + (f": the same id as row {other}" if in_file else ""),
                     "id": recipient_id,

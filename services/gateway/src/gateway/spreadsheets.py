@@ -35,6 +35,8 @@ from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import IO, Any
 
+from contracts.text import NUL, NUL_MESSAGE, without_nul
+
 PHONE_HEADERS = ("phone_number", "phone", "number", "to_number", "mobile")
 FIELD_HEADERS = ("name", "email", "id")
 # ElevenLabs' batch calling reads these columns as conversation overrides, not variables.
@@ -95,6 +97,9 @@ class Entry:
     variables: dict[str, Value] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
     readable: bool = True  # False: its fields could not be read at all (checked no further)
+    # Where its fields and variables sit ({"column", "header"} by "name", "email", "id" or a
+    # variable's header): spreadsheets only, shared by all entries (`Layout.refs`).
+    refs: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,13 @@ class Layout:
     @cached_property
     def phone_ref(self) -> dict[str, Any]:  # shared by every entry: never mutated
         return self.phone.ref()
+
+    @cached_property
+    def refs(self) -> dict[str, dict[str, Any]]:  # shared by every entry: never mutated
+        """Where each field ("name", "email", "id") and each variable (by header) sits."""
+        fields = {"name": self.name, "email": self.email, "id": self.recipient_id}
+        found = {key: column.ref() for key, column in fields.items() if column is not None}
+        return found | {column.header: column.ref() for column in self.variables}
 
 
 def column_letter(index: int) -> str:
@@ -194,7 +206,16 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
             )
             continue
         seen[name] = column
-        if key == "override":
+        if NUL in column.header:
+            problems.append(
+                {
+                    "row": 1,
+                    "column": column.letter,
+                    "header": without_nul(column.header),
+                    "error": NUL_MESSAGE,
+                }
+            )
+        elif key == "override":
             problems.append(
                 column.ref()
                 | {
@@ -304,7 +325,7 @@ def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Ent
     def cell(column: Column | None) -> object:
         return cells[column.index] if column is not None and column.index < width else None
 
-    item = Entry(ref={"row": row}, phone=None, phone_ref=shape.phone_ref)
+    item = Entry(ref={"row": row}, phone=None, phone_ref=shape.phone_ref, refs=shape.refs)
     phone = _phone(cell(shape.phone), shape.phone)
     if isinstance(phone, dict):
         item.problems.append({"row": row} | phone)

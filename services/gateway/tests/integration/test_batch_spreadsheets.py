@@ -178,8 +178,8 @@ async def test_every_problem_names_its_row_and_column_at_once(
         assert [(p["row"], p.get("column")) for p in problems] == [
             (3, "A"),
             (4, "A"),
-            (5, None),  # the e-mail: header named
-            (5, None),  # the missing variable
+            (5, "C"),  # the e-mail
+            (5, None),  # the missing variable: no column holds it
             (6, "D"),
             (6, "A"),
         ], problems
@@ -207,6 +207,7 @@ async def test_every_problem_names_its_row_and_column_at_once(
         ("phone,mobile,customer_name\n", "More than one phone number column"),
         ("phone,customer_name,first_message\n", "override column"),
         ("phone,customer_name,Customer_Name,customer_name\n", "The same column twice"),
+        ("phone,customer_name,no\x00te\n", "NUL character"),
     ],
 )
 async def test_header_problems_are_refused_before_any_row(
@@ -218,6 +219,18 @@ async def test_header_problems_are_refused_before_any_row(
     assert body["error"] == "Invalid spreadsheet header"
     assert problem in body["detail"][0]["error"] and body["detail"][0]["row"] == 1
     assert await _queued(container) == []
+
+
+async def test_a_cells_nul_and_a_repeated_id_name_their_column(api: httpx.AsyncClient) -> None:
+    ana, ben = _numbers(2)
+    content = f"phone,customer_name,id\n{ana},An\x00a,A\n{ben},Ben,A\n".encode()
+    response = await _post(api, "validate", content)
+    problems = response.json()["problems"]
+    assert [(p["row"], p.get("column"), p.get("header")) for p in problems] == [
+        (2, "B", "customer_name"),
+        (3, "C", "id"),
+    ], problems
+    assert "NUL" in problems[0]["error"] and "duplicate recipient id" in problems[1]["error"]
 
 
 async def test_header_aliases_are_read_whatever_their_case(api: httpx.AsyncClient) -> None:
