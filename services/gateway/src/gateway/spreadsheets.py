@@ -298,15 +298,20 @@ def _phone(value: object, column: Column) -> str | dict[str, Any]:
     if isinstance(value, float) and not value.is_integer():
         return column.ref() | {"value": repr(value), "error": "Not a phone number"}
     text = _text(value)
-    if _SCIENTIFIC.match(text.replace(" ", "")):
-        return column.ref() | {
-            "value": text,
-            "error": (
-                f"The number was turned into scientific notation ({text}) by a spreadsheet and its "
-                "last digits are lost: format the column as text, enter the numbers again and export"
-            ),
-        }
+    if (why := scientific_notation(text)) is not None:
+        return column.ref() | {"value": text, "error": why}
     return text
+
+
+def scientific_notation(text: str) -> str | None:
+    """Why `text` (a phone number as given) cannot be read, when a spreadsheet turned it into
+    scientific notation ("1.41555501E+10": its last digits are gone), else None."""
+    if not _SCIENTIFIC.match(text.replace(" ", "")):
+        return None
+    return (
+        f"The number was turned into scientific notation ({text}) by a spreadsheet and its "
+        "last digits are lost: format the column as text, enter the numbers again and export"
+    )
 
 
 def _blank(value: object) -> bool:

@@ -598,6 +598,29 @@ async def test_json_recipients_keep_their_index_based_problems(api: httpx.AsyncC
     }
 
 
+@pytest.mark.parametrize("region", [None, "US"])
+async def test_a_json_number_a_spreadsheet_turned_into_scientific_notation_says_so(
+    api: httpx.AsyncClient, region: str | None
+) -> None:
+    body = (
+        FIELDS
+        | {
+            "recipients": [
+                {"phone_number": "1.41555501E+10", "dynamic_variables": {"customer_name": "A"}},
+                {"phone_number": "4,15555E+9", "dynamic_variables": {"customer_name": "B"}},
+            ]
+        }
+        | ({"default_region": region} if region else {})
+    )
+    response = await api.post("/api/v1/batch-calling/validate", json=body)
+    problems = response.json()["problems"]
+    assert [(p["index"], p.get("phone_number")) for p in problems] == [
+        (0, "1.41555501E+10"),
+        (1, "4,15555E+9"),
+    ], problems
+    assert all("scientific notation" in p["error"] for p in problems)
+
+
 def test_a_spreadsheet_upload_has_its_own_body_cap(container: Container) -> None:
     settings = container.settings
     path = "/api/v1/batch-calling/submit"
