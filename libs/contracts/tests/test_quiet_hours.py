@@ -46,20 +46,37 @@ def test_the_shipped_file_reads_and_every_rule_names_its_source() -> None:
 @pytest.mark.parametrize(
     ("number", "expected"),
     [
-        (MIAMI, ("US", "FL")),
-        (SAN_FRANCISCO, ("US", "CA")),  # "San Francisco, CA"
-        (DALLAS, ("US", "TX")),  # "Texas"
-        ("+12065550100", ("US", "WA")),  # "Washington State"
-        (TOLL_FREE, ("US", None)),  # no geography
-        ("+14165550100", ("CA", None)),  # Canada is a country, not a state
-        (PARIS, ("FR", None)),
-        ("not a number", (None, None)),
+        (MIAMI, ("US", ("FL",))),
+        (SAN_FRANCISCO, ("US", ("CA",))),  # "San Francisco, CA"
+        (DALLAS, ("US", ("TX",))),  # "Texas"
+        ("+12065550100", ("US", ("WA",))),  # "Washington State"
+        ("+12016310100", ("US", ("NJ", "NY"))),  # a New Jersey area code, an exchange "New York, NY"
+        (TOLL_FREE, ("US", ())),  # no geography
+        ("+14165550100", ("CA", ())),  # Canada is a country, not a state
+        (PARIS, ("FR", ())),
+        ("not a number", (None, ())),
     ],
 )
-def test_region_and_state_come_from_libphonenumber(
-    number: str, expected: tuple[str | None, str | None]
+def test_region_and_states_come_from_libphonenumber(
+    number: str, expected: tuple[str | None, tuple[str, ...]]
 ) -> None:
     assert number_region_and_state(number) == expected
+
+
+def test_a_number_whose_exchange_lies_in_another_state_keeps_both_states_hours() -> None:
+    rules = parse_rules(
+        {
+            "default": {"windows": [{"start": "08:00", "end": "21:00"}]},
+            "countries": {"US": {"windows": [{"start": "08:00", "end": "21:00"}], "source": "TCPA"}},
+            "us_states": {
+                "NJ": {"windows": [{"start": "09:00", "end": "20:00"}], "source": "NJ"},
+                "NY": {"windows": [{"start": "10:00", "end": "19:00"}], "source": "NY"},
+            },
+        }
+    )
+    names = [r.name for r in rules.for_number("+12016310100")]
+    assert names == ["country US", "US state NJ", "US state NY"]
+    assert [r.name for r in rules.for_number("+12012220100")] == ["country US", "US state NJ"]
 
 
 def test_a_state_rule_applies_beside_the_countrys() -> None:

@@ -19,7 +19,7 @@ from phonenumbers import PhoneNumber, PhoneNumberType
 from phonenumbers import timezone as phone_timezone
 
 from contracts.campaigns import CallingWindow
-from contracts.us_states import us_state
+from contracts.us_states import us_states
 
 E164_ERROR = "Invalid phone number format. Must be E.164 (e.g., +14155551234)"
 
@@ -28,14 +28,14 @@ E164_ERROR = "Invalid phone number format. Must be E.164 (e.g., +14155551234)"
 
 class Number(NamedTuple):
     """A valid number: E.164 text, the zones libphonenumber gives for it ((): unknown), and where
-    it rings (`number_place`: ISO region, USPS state of a US number), which picks its quiet hours.
+    it rings (`number_place`: ISO region, USPS states of a US number), which picks its quiet hours.
     A named tuple: batches of them travel between processes (gateway.numbers), and a tuple
     pickles five times faster than a frozen dataclass."""
 
     e164: str
     zones: tuple[str, ...]
     region: str | None = None
-    state: str | None = None
+    states: tuple[str, ...] = ()
 
 
 def normalize_number(raw: str) -> tuple[str | None, str | None]:
@@ -84,18 +84,19 @@ def read_number(raw: str, default_region: str | None = None) -> Number | str:
     return Number(e164, _known_zones(tuple(found)), *number_place(parsed, kind))
 
 
-def number_place(parsed: PhoneNumber, kind: int | None = None) -> tuple[str | None, str | None]:
-    """(ISO region, USPS state) of a parsed number: the region from libphonenumber, the state (US
+def number_place(parsed: PhoneNumber, kind: int | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """(ISO region, USPS states) of a parsed number: the region from libphonenumber, the states (US
     numbers only) what libphonenumber's geocoder says for the number's area code and exchange
-    ("Hialeah, FL", "Florida"), read from its table (`contracts.us_states`); None where unknown
-    (invalid numbers, toll-free +1 800, a description naming no state). `kind`: its `phonenumbers.number_type`, when already known."""
+    ("Hialeah, FL", "Florida"), read from its table (`contracts.us_states.us_states`: two where
+    the exchange lies in another state than its area code); () where unknown (invalid numbers,
+    toll-free +1 800, a description naming no state). `kind`: its `phonenumbers.number_type`, when already known."""
     region = phonenumbers.region_code_for_number(parsed)
     if region != "US":
-        return region, None
+        return region, ()
     kind = phonenumbers.number_type(parsed) if kind is None else kind
     if kind == PhoneNumberType.UNKNOWN or not phonenumbers.is_number_type_geographical(kind, 1):
-        return region, None  # the geocoder names only the country: no state
-    return region, us_state(f"1{parsed.national_number}")
+        return region, ()  # the geocoder names only the country: no state
+    return region, us_states(f"1{parsed.national_number}")
 
 
 def region_problem(region: str) -> str | None:

@@ -63,16 +63,15 @@ class QuietHoursRules:
     us_states: dict[str, HoursRule]
 
     def for_number(self, e164: str) -> tuple[HoursRule, ...]:
-        """Every rule binding a call to `e164` (`for_place` of its region and state)."""
+        """Every rule binding a call to `e164` (`for_place` of its region and states)."""
         return self.for_place(*number_region_and_state(e164))
 
-    def for_place(self, region: str | None, state: str | None) -> tuple[HoursRule, ...]:
-        """Every rule binding a call to a number of `region` (ISO) and `state` (USPS, US only):
-        the country's (else the default), plus the US state's for a US number whose state the
-        geocoder knows."""
+    def for_place(self, region: str | None, states: Sequence[str]) -> tuple[HoursRule, ...]:
+        """Every rule binding a call to a number of `region` (ISO) and `states` (USPS, US only):
+        the country's (else the default), plus each US state's the number may ring in."""
         rules = [self.countries.get(region or "", self.default)]
-        if region == "US" and state in self.us_states:
-            rules.append(self.us_states[state])
+        if region == "US":
+            rules += [self.us_states[state] for state in states if state in self.us_states]
         return tuple(rules)
 
 
@@ -114,13 +113,13 @@ def load_rules(path: Path = RULES_FILE) -> QuietHoursRules:
 
 
 @functools.lru_cache(maxsize=65536)
-def number_region_and_state(e164: str) -> tuple[str | None, str | None]:
-    """(ISO region, USPS state) of a number (`contracts.calling.number_place`); (None, None) for
+def number_region_and_state(e164: str) -> tuple[str | None, tuple[str, ...]]:
+    """(ISO region, USPS states) of a number (`contracts.calling.number_place`); (None, ()) for
     text that is not a number."""
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
-        return None, None
+        return None, ()
     return number_place(parsed)
 
 

@@ -83,6 +83,15 @@ def us_state(digits: str) -> str | None:
     return _longest(table(), digits)
 
 
+def us_states(digits: str) -> tuple[str, ...]:
+    """Every state the number may ring in: its area code's and, where the geocoder places its
+    exchange in another state, that one too (201-631 is a New Jersey area code the geocoder
+    places in New York: both states' hours then bind a call), area code first."""
+    found = table()
+    states = (found.get(digits[:length]) for length in range(1, len(digits) + 1))
+    return tuple(dict.fromkeys(s for s in states if s is not None))
+
+
 def main() -> None:
     import phonenumbers
     from phonenumbers.geodata import GEOCODE_DATA

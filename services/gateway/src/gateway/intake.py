@@ -65,7 +65,7 @@ class Accepted:
     given: str
     recipient: CampaignRecipient
     time_zones: tuple[str, ...]
-    place: tuple[str | None, str | None]  # ISO region and USPS state: which quiet hours bind it
+    place: tuple[str | None, tuple[str, ...]]  # ISO region and USPS states: which quiet hours bind it
     size: int  # bytes of its JSON in a chunk
     listed: dict[str, Any] | None  # its line in the answer's `recipients`, if within the list cap
 
@@ -231,7 +231,7 @@ class Intake:
         zones = zones_for(number.zones, self.campaign_zone)
         size = len(recipient.model_dump_json()) + 1  # and its comma in the list
         return Accepted(
-            item.ref, item.phone or "", recipient, zones, (number.region, number.state), size, None
+            item.ref, item.phone or "", recipient, zones, (number.region, number.states), size, None
         )
 
     @staticmethod
@@ -329,8 +329,8 @@ class Callability:
     _rules: dict[str, HoursRule] = field(default_factory=dict)
     _never: dict[GroupKey, str | None] = field(default_factory=dict)
 
-    def key(self, place: tuple[str | None, str | None], zones: tuple[str, ...]) -> GroupKey:
-        """The group of a recipient who rings in `place` (region, state) and `zones`."""
+    def key(self, place: tuple[str | None, tuple[str, ...]], zones: tuple[str, ...]) -> GroupKey:
+        """The group of a recipient who rings in `place` (region, states) and `zones`."""
         rules = self.quiet_hours.for_place(*place)
         for rule in rules:
             self._rules.setdefault(rule.name, rule)
