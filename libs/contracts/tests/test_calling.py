@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.calling import Number, open_intervals, read_number, region_problem, zones_for
+from contracts.calling import (
+    Number,
+    number_time_zones,
+    open_intervals,
+    read_number,
+    region_problem,
+    zones_for,
+)
 from contracts.campaigns import CallingWindow
 from contracts.quiet_hours import load_rules
 
@@ -51,6 +58,28 @@ def test_a_number_says_where_it_rings_so_a_worker_process_can_pick_its_quiet_hou
     assert isinstance(toronto, Number) and (toronto.region, toronto.states) == ("CA", ())
     rules = load_rules().for_place(miami.region, miami.states)
     assert [r.name for r in rules] == ["country US", "US state FL"]
+
+
+def test_a_line_without_zone_data_rings_in_its_own_country_not_all_of_nanp() -> None:
+    # libphonenumber has no zones for the Jamaican mobile exchange 876-555 and answers with all
+    # 42 of the +1 plan's; a toll-free number has no place and keeps them all.
+    jamaica = read_number("+18765550101")
+    assert isinstance(jamaica, Number) and jamaica.zones == ("America/Jamaica",)
+    toll_free = read_number("+18005550101")
+    assert isinstance(toll_free, Number) and len(toll_free.zones) == 42
+    moscow = read_number("+79161234567")  # +7 is Russia and Kazakhstan: Russian zones only
+    assert (
+        isinstance(moscow, Number) and "Asia/Almaty" not in moscow.zones and "Europe/Moscow" in moscow.zones
+    )
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["+18765550101", "+18769270101", "+18005550101", "+14155550101", "+61892001234", "+79161234567"],
+)
+def test_the_gateway_and_the_scheduler_read_the_same_zones(number: str) -> None:
+    read = read_number(number)
+    assert isinstance(read, Number) and number_time_zones(number) == read.zones
 
 
 def test_regions_are_iso_codes_libphonenumber_knows() -> None:

@@ -9,6 +9,8 @@ number's time zones are libphonenumber's for its prefix (several when its region
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import NamedTuple
@@ -77,11 +79,8 @@ def read_number(raw: str, default_region: str | None = None) -> Number | str:
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         where = f" for region {default_region}" if default_region and not text.startswith("+") else ""
         return f"Not a valid phone number{where}: {raw!r}"
-    if phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
-        found = phone_timezone.time_zones_for_geographical_number(parsed)
-    else:
-        found = phone_timezone.time_zones_for_number(parsed)
-    return Number(e164, _known_zones(tuple(found)), *number_place(parsed, kind))
+    region, states = number_place(parsed, kind)
+    return Number(e164, _number_zones(parsed, kind, region), region, states)
 
 
 def number_place(parsed: PhoneNumber, kind: int | None = None) -> tuple[str | None, tuple[str, ...]]:
@@ -107,13 +106,54 @@ def region_problem(region: str) -> str | None:
 
 
 def number_time_zones(e164: str) -> tuple[str, ...]:
-    """Every IANA zone libphonenumber gives for the number's region (several when the region spans
-    zones: +61 8 is Adelaide and Perth, +1 800 is all of NANP); () when unknown (e.g. +800)."""
+    """Every IANA zone the number may ring in (`_number_zones`: several when its area spans
+    zones, +61 8 is Adelaide and Perth, +1 800 is all of NANP); () when unknown (e.g. +800)."""
     try:
-        zones = phone_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+        parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return ()
-    return _known_zones(tuple(zones))
+    return _number_zones(
+        parsed, phonenumbers.number_type(parsed), phonenumbers.region_code_for_number(parsed)
+    )
+
+
+# A person's line (not toll-free, premium, shared-cost, VoIP...): it rings in its own country.
+_PERSONAL_LINES = frozenset(
+    {PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+_NARROWED: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
+
+
+def _number_zones(parsed: PhoneNumber, kind: int, region: str | None) -> tuple[str, ...]:
+    """The zones libphonenumber gives for a valid number, narrowed to its country's zones (the
+    IANA database's zone.tab) for a person's line. libphonenumber has no zones for some exchanges
+    (+1 876 555, a Jamaican mobile) and answers with all 42 of NANP's; a Jamaican line rings in
+    Jamaica. Kept as given when the country's zones are unknown or share none with them."""
+    if phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
+        given = phone_timezone.time_zones_for_geographical_number(parsed)
+    else:  # the country's zones (libphonenumber types the number again: not in the hot path)
+        given = phone_timezone.time_zones_for_number(parsed)
+    found = _known_zones(tuple(given))
+    if kind not in _PERSONAL_LINES or not region or len(found) < 2:
+        return found
+    key = (found, region)
+    narrowed = _NARROWED.get(key)
+    if narrowed is None:
+        own = _country_zones().get(region, frozenset())
+        narrowed = _NARROWED[key] = tuple(z for z in found if z in own) or found
+    return narrowed
+
+
+@functools.cache
+def _country_zones() -> dict[str, frozenset[str]]:
+    """ISO 3166 country code -> its IANA zones, from the tzdata package's zone.tab."""
+    table: dict[str, set[str]] = {}
+    text = importlib.resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            code, _, name = line.split("\t")[:3]
+            table.setdefault(code, set()).add(name)
+    return {code: frozenset(names) for code, names in table.items()}
 
 
 _ZONE_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
