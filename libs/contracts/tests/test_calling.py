@@ -67,6 +67,15 @@ def test_a_line_without_zone_data_rings_in_its_own_country_not_all_of_nanp() -> 
     assert isinstance(jamaica, Number) and jamaica.zones == ("America/Jamaica",)
     toll_free = read_number("+18005550101")
     assert isinstance(toll_free, Number) and len(toll_free.zones) == 42
+    # Zones libphonenumber names as zone.tab no longer does (Enderbury is Kanton there) stay.
+    kiribati = read_number("+68672001234")
+    assert isinstance(kiribati, Number) and kiribati.zones == (
+        "Pacific/Enderbury",
+        "Pacific/Kiritimati",
+        "Pacific/Tarawa",
+    )
+    greenland = read_number("+299221234")
+    assert isinstance(greenland, Number) and "America/Godthab" in greenland.zones
     moscow = read_number("+79161234567")  # +7 is Russia and Kazakhstan: Russian zones only
     assert (
         isinstance(moscow, Number) and "Asia/Almaty" not in moscow.zones and "Europe/Moscow" in moscow.zones

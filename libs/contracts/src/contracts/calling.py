@@ -139,9 +139,17 @@ def _number_zones(parsed: PhoneNumber, kind: int, region: str | None) -> tuple[s
     key = (found, region)
     narrowed = _NARROWED.get(key)
     if narrowed is None:
-        own = _country_zones().get(region, frozenset())
-        narrowed = _NARROWED[key] = tuple(z for z in found if z in own) or found
+        own, listed = _country_zones().get(region, frozenset()), _listed_zones()
+        # Only zones zone.tab gives another country go: a name it does not list (libphonenumber
+        # still says Pacific/Ponape, zone.tab Pacific/Pohnpei) may be one of the country's own.
+        narrowed = tuple(z for z in found if z in own or z not in listed) if own else found
+        narrowed = _NARROWED[key] = narrowed or found
     return narrowed
+
+
+@functools.cache
+def _listed_zones() -> frozenset[str]:
+    return frozenset().union(*_country_zones().values())
 
 
 @functools.cache
