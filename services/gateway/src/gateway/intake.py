@@ -31,7 +31,7 @@ from contracts.text import NUL_MESSAGE, nul_path
 from elevenlabs_client import dynamic_variables as variables
 from gateway.numbers import NumberReader, Read
 from gateway.schemas import RecipientIn
-from gateway.spreadsheets import Entry, scientific_notation
+from gateway.spreadsheets import Entry, spreadsheet_damage
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
 _RECIPIENT: TypeAdapter[RecipientIn] = TypeAdapter(RecipientIn)
@@ -103,7 +103,7 @@ def json_entries(items: Iterable[Any]) -> Iterator[Entry]:
             recipient_id=r.id,
             variables=dict(r.dynamic_variables),
         )
-        if (why := scientific_notation(r.phone_number)) is not None:  # pasted from a spreadsheet
+        if (why := spreadsheet_damage(r.phone_number)) is not None:  # pasted from a spreadsheet
             entry.phone = None
             entry.problems.append(ref | {"phone_number": r.phone_number, "error": why})
         yield entry

@@ -51,6 +51,7 @@ MAX_COLUMNS = 500
 XLSX_INFLATION = 100
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+_DECIMAL = re.compile(r"^\+?\d{6,15}[.,]0+$")
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 Value = str | int | float | bool
@@ -298,20 +299,27 @@ def _phone(value: object, column: Column) -> str | dict[str, Any]:
     if isinstance(value, float) and not value.is_integer():
         return column.ref() | {"value": repr(value), "error": "Not a phone number"}
     text = _text(value)
-    if (why := scientific_notation(text)) is not None:
+    if (why := spreadsheet_damage(text)) is not None:
         return column.ref() | {"value": text, "error": why}
     return text
 
 
-def scientific_notation(text: str) -> str | None:
-    """Why `text` (a phone number as given) cannot be read, when a spreadsheet turned it into
-    scientific notation ("1.41555501E+10": its last digits are gone), else None."""
-    if not _SCIENTIFIC.match(text.replace(" ", "")):
-        return None
-    return (
-        f"The number was turned into scientific notation ({text}) by a spreadsheet and its "
-        "last digits are lost: format the column as text, enter the numbers again and export"
-    )
+def spreadsheet_damage(text: str) -> str | None:
+    """Why `text` (a phone number as given) cannot be read when a spreadsheet reformatted it, else
+    None: scientific notation ("1.41555501E+10": its last digits are gone) or a decimal
+    ("14155550101.0", "14155550101,00": a number column exported with decimals)."""
+    compact = text.replace(" ", "")
+    if _SCIENTIFIC.match(compact):
+        return (
+            f"The number was turned into scientific notation ({text}) by a spreadsheet and its "
+            "last digits are lost: format the column as text, enter the numbers again and export"
+        )
+    if _DECIMAL.match(compact):
+        return (
+            f"The number was written as a decimal ({text}) by a spreadsheet: format the column as "
+            "text (or as a number without decimals) and export again"
+        )
+    return None
 
 
 def _blank(value: object) -> bool:

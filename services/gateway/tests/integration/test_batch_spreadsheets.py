@@ -621,6 +621,14 @@ async def test_a_json_number_a_spreadsheet_turned_into_scientific_notation_says_
     assert all("scientific notation" in p["error"] for p in problems)
 
 
+@pytest.mark.parametrize("given", ["14155550101.0", "14155550101,00", "+14155550101.0"])
+async def test_a_number_exported_as_a_decimal_says_so(api: httpx.AsyncClient, given: str) -> None:
+    content = f'phone,customer_name\n"{given}",Ana\n'.encode()
+    problems = (await _post(api, "validate", content, default_region="US")).json()["problems"]
+    assert [(p["row"], p["column"], p["value"]) for p in problems] == [(2, "A", given)]
+    assert "written as a decimal" in problems[0]["error"]
+
+
 def test_a_spreadsheet_upload_has_its_own_body_cap(container: Container) -> None:
     settings = container.settings
     path = "/api/v1/batch-calling/submit"
