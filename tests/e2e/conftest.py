@@ -285,6 +285,22 @@ def upstream_requests(sim: httpx.Client, path: str = "", method: str | None = No
     return list(sim.get("/_sim/requests", params=params).json()["requests"])
 
 
+class DialCounter:
+    """Dials the simulator placed per number since it was created. The stack (and the simulator's
+    counts) outlive a test, and tests draw their numbers at random: another test's dials of the
+    same number must not count as this one's."""
+
+    def __init__(self, sim: httpx.Client) -> None:
+        self._sim = sim
+        self._before = self._now()
+
+    def _now(self) -> dict[str, int]:
+        return dict(self._sim.get("/_sim/calls/stats").json()["dials_by_number"])
+
+    def since(self) -> dict[str, int]:
+        return {n: c - self._before.get(n, 0) for n, c in self._now().items() if c > self._before.get(n, 0)}
+
+
 def poll(check: Callable[[], Any], timeout: float = 90.0, interval: float = 0.1) -> Any:
     """Return check()'s first truthy value, failing after `timeout` seconds (a deadline only: wide,
     since the machine running the suite may be loaded; it costs nothing when the check passes)."""
