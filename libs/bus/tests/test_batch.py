@@ -12,6 +12,7 @@ kills with SIGKILL in the middle of a batch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -38,10 +39,13 @@ from bus.tables import make_bus_tables
 from bus.uow import TransactionScope
 from contracts.base import Command
 from devinfra.broker import create_topics_async
+from devinfra.bus_harness import wait_until
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 30.0
+# The shared poll (devinfra.bus_harness), with a deadline for a loaded CI machine.
+until = functools.partial(wait_until, deadline_s=DEADLINE_S)
 
 
 class Step(Command):
@@ -122,13 +126,6 @@ def make_settings(bootstrap: str, client_env: dict[str, str], prefix: str) -> Bu
             "BUS_MAX_ATTEMPTS": 2,
         }
     )
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)  # polling with a deadline
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import time
 import uuid
@@ -27,10 +27,13 @@ from bus.settings import BusSettings
 from bus.tables import make_bus_tables
 from contracts.base import Command
 from devinfra.broker import create_topics_async
+from devinfra.bus_harness import wait_until
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 30.0
+# The shared poll (devinfra.bus_harness), with a deadline for a loaded CI machine.
+until = functools.partial(wait_until, deadline_s=DEADLINE_S)
 
 
 class DoThing(Command):
@@ -44,18 +47,6 @@ class OtherThing(Command):
 
 
 TestCommand = Annotated[DoThing | OtherThing, Field(discriminator="type")]
-
-
-async def until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        held = check()
-        if not isinstance(held, bool):
-            held = await held
-        if held:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)  # polling with a deadline
 
 
 @dataclass

@@ -3,10 +3,9 @@ outbox's rows only, and still relays rows queued under the old shared queue name
 
 from __future__ import annotations
 
-import asyncio
-import time
+import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,27 +20,18 @@ from bus.settings import BusSettings
 from bus.tables import make_bus_tables
 from contracts.base import Command
 from devinfra.broker import create_topics_async
+from devinfra.bus_harness import wait_until
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 30.0
+# The shared poll (devinfra.bus_harness), with a deadline for a loaded CI machine.
+until = functools.partial(wait_until, deadline_s=DEADLINE_S)
 
 
 class Tick(Command):
     type: Literal["test.tick"] = "test.tick"
     n: int = 0
-
-
-async def until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        held = check()
-        if not isinstance(held, bool):
-            held = await held
-        if held:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)  # polling with a deadline
 
 
 @dataclass
