@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -18,3 +22,17 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Asy
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def copy_rows(
+    session: AsyncSession, table: Table, columns: Sequence[str], records: Iterable[Sequence[Any]]
+) -> None:
+    """Insert `records` (values in `columns`' order, JSON columns as text) into `table` with one
+    binary COPY on the session's own connection, so in its transaction. For bulk inserts: an
+    INSERT of thousands of rows has SQLAlchemy compile a bind parameter per cell (and past 32,767
+    of them asyncpg refuses it). No ON CONFLICT: the rows must be new, or the COPY fails whole."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, schema_name=table.schema, columns=list(columns), records=records
+    )

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Row, delete, func, select, text, update
+from sqlalchemy import CursorResult, Row, Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bus.db import copy_rows
 from campaigns.domain import (
     FINAL_RECIPIENT_STATUSES,
     OPEN_ATTEMPT_STATUSES,
@@ -19,7 +20,6 @@ from campaigns.domain import (
     RecipientStatus,
 )
 from campaigns.models import (
-    SCHEMA,
     Attempt,
     Campaign,
     CampaignCallerId,
@@ -160,25 +160,19 @@ class RecipientRepository:
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         """Store a chunk's recipients (keys: `ARRIVING_COLUMNS`), in the caller's transaction.
 
-        COPY (binary, through the session's own asyncpg connection): an INSERT of 1,000 rows had
-        SQLAlchemy compile a bind parameter per cell, most of the time a 100,000-recipient
-        campaign took to be stored (`bench/batch_intake.py`). COPY has no ON CONFLICT: the chunk's
-        ledger row (`ChunkRepository.add`, same transaction) is what makes every slot new.
+        One COPY (`bus.db.copy_rows`): the 1,000-row INSERT was most of the time a
+        100,000-recipient campaign took to be stored (`bench/batch_intake.py`). COPY has no ON
+        CONFLICT: the chunk's ledger row (`ChunkRepository.add`, same transaction) is what makes
+        every slot new.
         """
         if not rows:
             return
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
         records = [
             (*(json.dumps(r[c]) if c == "dynamic_variables" else r[c] for c in ARRIVING_COLUMNS), 0, 0, False)
             for r in rows
         ]
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            Recipient.__tablename__,
-            schema_name=SCHEMA,
-            columns=(*ARRIVING_COLUMNS, "retries", "attempts", "dispatched"),
-            records=records,
-        )
+        columns = (*ARRIVING_COLUMNS, "retries", "attempts", "dispatched")
+        await copy_rows(self.session, cast(Table, Recipient.__table__), columns, records)
 
     async def finalize(self, campaign_id: str, chunks: int) -> tuple[int, int]:
         """All chunks are in: drop recipients of chunks beyond the declared count, assign 0-based
