@@ -346,6 +346,35 @@ def call_in_progress(recipient: Recipient, attempt: Attempt, conversation_id: st
     return [RecipientChanged(recipient)]
 
 
+def is_open(attempt: Attempt) -> bool:
+    """The attempt still waits for its outcome (`dialing` or `in_progress`)."""
+    return attempt.status in OPEN_ATTEMPT_STATUSES
+
+
+def is_current(attempt: Attempt, recipient: Recipient) -> bool:
+    """The attempt is the recipient's latest and the recipient is in flight: only such an
+    attempt's outcome may move the recipient (an older one's is redelivered or superseded)."""
+    return recipient.attempts == attempt.attempt and recipient.status in IN_FLIGHT_STATUSES
+
+
+def record_call(
+    campaign: Campaign,
+    attempt: Attempt,
+    recipient: Recipient,
+    conversation_id: str | None,
+    duration_seconds: int | None,
+    outcome: str | None,
+) -> None:
+    """A call ended: its conversation, duration and outcome on the attempt and recipient, and its
+    seconds in the campaign's totals (the estimate's average call time comes from them)."""
+    attempt.conversation_id = conversation_id
+    recipient.conversation_id = conversation_id
+    recipient.duration_seconds = duration_seconds
+    recipient.outcome = outcome
+    campaign.call_seconds += duration_seconds or 0
+    campaign.longest_call_s = max(campaign.longest_call_s, duration_seconds or 0)
+
+
 def close_attempt(
     attempt: Attempt,
     now: datetime,
@@ -356,7 +385,7 @@ def close_attempt(
 ) -> None:
     """The attempt row's end: `ended` with the call's status and reason, or `rate_limited`
     (nobody was called). Only an open attempt ends (`InvalidTransition` otherwise)."""
-    if attempt.status not in OPEN_ATTEMPT_STATUSES:
+    if not is_open(attempt):
         raise InvalidTransition(f"attempt {attempt.message_id}: {attempt.status} -> {status}")
     attempt.status = status
     if call_status is not None:

@@ -73,12 +73,11 @@ async def _locked_attempt(
             attempt=event.attempt,
         )
         return None
-    campaign = await uow.campaigns.get_for_update(found.campaign_id)
-    attempt = await uow.attempts.get_for_update(found.message_id)
-    recipient = await uow.recipients.get_for_update(found.recipient_pk)
-    if campaign is None or attempt is None or recipient is None:
+    locked = await _lock(uow, found.campaign_id, found.message_id)
+    if locked is None:
         return None
-    if attempt.status not in domain.OPEN_ATTEMPT_STATUSES:
+    campaign, attempt, recipient = locked
+    if not domain.is_open(attempt):
         log.info(
             "campaigns.event.attempt_already_ended",
             event_type=event.type,
@@ -86,8 +85,23 @@ async def _locked_attempt(
             status=attempt.status,
         )
         return None
-    if recipient.attempts != attempt.attempt or recipient.status not in domain.IN_FLIGHT_STATUSES:
+    if not domain.is_current(attempt, recipient):
         log.warning("campaigns.event.superseded_attempt", message_id=attempt.message_id)
+        return None
+    return campaign, attempt, recipient
+
+
+async def _lock(
+    uow: UnitOfWork, campaign_id: str, message_id: str
+) -> tuple[Campaign, Attempt, Recipient] | None:
+    """The campaign, the attempt and its recipient locked in that order (the order every writer
+    of a campaign's rows keeps, so they cannot deadlock); None when one of them is gone."""
+    campaign = await uow.campaigns.get_for_update(campaign_id)
+    attempt = await uow.attempts.get_for_update(message_id)
+    if campaign is None or attempt is None:
+        return None
+    recipient = await uow.recipients.get_for_update(attempt.recipient_pk)
+    if recipient is None:
         return None
     return campaign, attempt, recipient
 
@@ -165,12 +179,9 @@ async def call_status_changed(deps: Deps, event: CallStatusChanged) -> None:
                 changes = domain.call_in_progress(recipient, attempt, event.conversation_id)
                 await announce.changes(uow, campaign, changes, now, event)
             return
-        attempt.conversation_id = event.conversation_id
-        recipient.conversation_id = event.conversation_id
-        recipient.duration_seconds = event.duration_seconds
-        recipient.outcome = event.outcome
-        campaign.call_seconds += event.duration_seconds or 0
-        campaign.longest_call_s = max(campaign.longest_call_s, event.duration_seconds or 0)
+        domain.record_call(
+            campaign, attempt, recipient, event.conversation_id, event.duration_seconds, event.outcome
+        )
         if event.status == "completed" and attempt.phone_number_id is not None:
             await uow.caller_ids.count(campaign.campaign_id, attempt.phone_number_id, answered=1)
         await _finish_attempt(
@@ -344,17 +355,12 @@ async def time_out_attempts(deps: Deps, now: datetime) -> None:
         stale = [(a.message_id, a.campaign_id) for a in await uow.attempts.timed_out(cutoff, 100)]
     for message_id, campaign_id in stale:
         async with deps.uow() as uow:
-            campaign = await uow.campaigns.get_for_update(campaign_id)
-            attempt = await uow.attempts.get_for_update(message_id)
-            if campaign is None or attempt is None:
+            locked = await _lock(uow, campaign_id, message_id)
+            if locked is None or not domain.is_open(locked[1]):
                 continue
-            if attempt.status not in domain.OPEN_ATTEMPT_STATUSES:
-                continue
-            recipient = await uow.recipients.get_for_update(attempt.recipient_pk)
-            if recipient is None:
-                continue
+            campaign, attempt, recipient = locked
             log.warning("campaigns.attempt.timed_out", message_id=message_id)
-            if recipient.attempts != attempt.attempt or recipient.status not in domain.IN_FLIGHT_STATUSES:
+            if not domain.is_current(attempt, recipient):
                 domain.close_attempt(attempt, now, reason="no outcome")
                 continue
             # Its outcome is unknown, not a failure: the call may have been placed, so it is

@@ -182,6 +182,36 @@ def test_an_ended_attempt_is_never_ended_again(closed: str) -> None:
     assert (a.status, a.call_status, c.in_flight) == (closed, "completed", 1)
 
 
+@pytest.mark.parametrize(
+    ("attempts", "status", "current"),
+    [
+        (1, RecipientStatus.DIALING, True),
+        (1, RecipientStatus.IN_PROGRESS, True),
+        (2, RecipientStatus.DIALING, False),  # a later attempt superseded it
+        (1, RecipientStatus.SCHEDULED, False),  # waiting for a retry
+        (1, RecipientStatus.COMPLETED, False),
+        (1, RecipientStatus.OPTED_OUT, False),
+    ],
+)
+def test_only_the_recipients_latest_attempt_in_flight_is_current(attempts: int, status: str, current: bool) -> None:
+    assert domain.is_current(attempt(), recipient(attempts=attempts, status=status)) is current
+
+
+def test_a_call_end_records_its_conversation_duration_outcome_and_the_campaigns_totals() -> None:
+    c = campaign(call_seconds=100, longest_call_s=90)
+    r, a = recipient(status=RecipientStatus.IN_PROGRESS, outcome=None), attempt()
+    domain.record_call(c, a, r, "conv_9", 120, "success")
+    assert (a.conversation_id, r.conversation_id, r.duration_seconds, r.outcome) == (
+        "conv_9",
+        "conv_9",
+        120,
+        "success",
+    )
+    assert (c.call_seconds, c.longest_call_s) == (220, 120)
+    domain.record_call(c, attempt(), recipient(), None, None, None)  # a call that never connected
+    assert (c.call_seconds, c.longest_call_s) == (220, 120)
+
+
 def test_a_callback_reopens_an_ended_call_and_unfinishes_it() -> None:
     c, r = campaign(total_finished=2), recipient(status="no_answer", next_attempt_at=None)
     assert domain.may_call_back(r)
