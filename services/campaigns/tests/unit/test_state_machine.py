@@ -193,7 +193,9 @@ def test_an_ended_attempt_is_never_ended_again(closed: str) -> None:
         (1, RecipientStatus.OPTED_OUT, False),
     ],
 )
-def test_only_the_recipients_latest_attempt_in_flight_is_current(attempts: int, status: str, current: bool) -> None:
+def test_only_the_recipients_latest_attempt_in_flight_is_current(
+    attempts: int, status: str, current: bool
+) -> None:
     assert domain.is_current(attempt(), recipient(attempts=attempts, status=status)) is current
 
 
