@@ -221,24 +221,9 @@ class BatchCalling:
                 never_count += self._mark_not_callable(chunk, listed, callability, now, never)[1]
                 if not intake.ok:
                     continue  # read on, to report every problem; nothing more is written
-                await uow.recipients.add_scheduled(
-                    [
-                        {
-                            "campaign_id": campaign_id,
-                            "recipient_id": a.recipient.recipient_id,
-                            "position": position + offset,
-                            "to_number": a.recipient.phone_number,
-                            "status": "scheduled",
-                            "retry_count": 0,
-                            "name": a.recipient.name,
-                            "email": a.recipient.email,
-                            "dynamic_variables": a.recipient.dynamic_variables,
-                        }
-                        for offset, a in enumerate(chunk)
-                    ]
-                )
-                position += len(chunk)
                 recipients = [a.recipient for a in chunk]
+                await uow.recipients.add_scheduled(campaign_id, position, recipients)
+                position += len(chunk)
                 if first is None:
                     first = recipients  # travels with the submit, which is completed last
                 else:

@@ -176,7 +176,7 @@ class Intake:
                     )
                 else:
                     self._first[number.e164] = place
-        if in_file:  # a JSON recipient's text was checked by its schema (schemas.NoNul)
+        if in_file and item.may_hold_nul:  # a JSON recipient's text was checked by its schema (schemas.NoNul)
             cells: dict[str, Any] = {"name": item.name, "email": item.email, "id": item.recipient_id}
             cells |= item.variables
             if (nul_at := nul_path(cells)) is not None:
@@ -328,13 +328,20 @@ class Callability:
     quiet_hours: QuietHoursRules
     _rules: dict[str, HoursRule] = field(default_factory=dict)
     _never: dict[GroupKey, str | None] = field(default_factory=dict)
+    _keys: dict[tuple[tuple[str | None, tuple[str, ...]], tuple[str, ...]], GroupKey] = field(
+        default_factory=dict
+    )
 
     def key(self, place: tuple[str | None, tuple[str, ...]], zones: tuple[str, ...]) -> GroupKey:
-        """The group of a recipient who rings in `place` (region, states) and `zones`."""
-        rules = self.quiet_hours.for_place(*place)
-        for rule in rules:
-            self._rules.setdefault(rule.name, rule)
-        return zones, tuple(rule.name for rule in rules)
+        """The group of a recipient who rings in `place` (region, states) and `zones` (asked once
+        per recipient of a 100,000-row file, answered from a few dozen)."""
+        key = self._keys.get((place, zones))
+        if key is None:
+            rules = self.quiet_hours.for_place(*place)
+            for rule in rules:
+                self._rules.setdefault(rule.name, rule)
+            key = self._keys[(place, zones)] = (zones, tuple(rule.name for rule in rules))
+        return key
 
     def never_reason(self, key: GroupKey, now: datetime) -> str | None:
         """Why the group's recipients can never be rung (the campaign fails them), else None."""

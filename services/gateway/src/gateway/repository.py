@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
+from pydantic_core import to_json
 from sqlalchemy import (
     CursorResult,
     DateTime,
@@ -31,6 +32,7 @@ from sqlalchemy.sql.dml import Delete
 
 from bus.db import copy_rows
 from contracts.campaigns import FINAL_CAMPAIGN_STATUSES
+from contracts.campaigns import CampaignRecipient as SubmittedRecipient
 from gateway.models import (
     Agent,
     ApiKey,
@@ -395,7 +397,7 @@ class IdempotencyKeys:
         )
 
 
-# What a submission stages for each recipient (the rest comes from its events).
+# What a submission stages for each recipient, in `add_scheduled`'s order (the rest comes from its events).
 STAGED_COLUMNS = (
     "campaign_id",
     "recipient_id",
@@ -415,18 +417,31 @@ class Recipients:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_scheduled(self, rows: list[dict[str, Any]]) -> None:
-        """Stage a new campaign's recipients (keys: `STAGED_COLUMNS`), in the caller's transaction.
+    async def add_scheduled(
+        self, campaign_id: str, first_position: int, recipients: Sequence[SubmittedRecipient]
+    ) -> None:
+        """Stage a chunk of a new campaign's recipients as `scheduled`, at positions from
+        `first_position`, in the caller's transaction.
 
         One COPY (`bus.db.copy_rows`): a 100,000-recipient campaign is 100 chunks of 1,000 rows,
         and INSERT's per-row parameter handling was a third of its time. The campaign id is new,
         so no row can already exist (COPY has no ON CONFLICT).
         """
-        if not rows:
+        if not recipients:
             return
-        encode = json.dumps
         records = [
-            tuple(encode(r[c]) if c == "dynamic_variables" else r[c] for c in STAGED_COLUMNS) for r in rows
+            (
+                campaign_id,
+                r.recipient_id,
+                first_position + offset,
+                r.phone_number,
+                "scheduled",
+                0,
+                r.name,
+                r.email,
+                to_json(r.dynamic_variables).decode(),
+            )
+            for offset, r in enumerate(recipients)
         ]
         await copy_rows(self.session, cast(Table, CampaignRecipient.__table__), STAGED_COLUMNS, records)
 

@@ -101,6 +101,7 @@ class Entry:
     # Where its fields and variables sit ({"column", "header"} by "name", "email", "id" or a
     # variable's header): spreadsheets only, shared by all entries (`Layout.refs`).
     refs: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    may_hold_nul: bool = True  # False: a row known to hold no NUL (a CSV record checked whole)
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,8 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
 
 def _text(value: object) -> str:
     """A cell as text: numbers as a spreadsheet shows them without formatting, dates as ISO 8601."""
+    if isinstance(value, str):  # every CSV cell: first, as 100,000-row files ask for each cell
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -294,6 +297,13 @@ def _variable(value: object) -> Value | None:
 
 def _phone(value: object, column: Column) -> str | dict[str, Any]:
     """The phone cell's text, or the problem with it."""
+    if isinstance(value, str):
+        text = value.strip()
+        return (
+            text
+            if (why := spreadsheet_damage(text)) is None
+            else column.ref() | {"value": text, "error": why}
+        )
     if isinstance(value, bool | datetime | date | time | timedelta):
         return column.ref() | {"value": _text(value), "error": "Not a phone number"}
     if isinstance(value, float) and not value.is_integer():
@@ -328,9 +338,12 @@ def _blank(value: object) -> bool:
 
 def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Entry | None:
     """The recipient of one data row (`row`: its spreadsheet row number), None for a blank row."""
+    may_hold_nul = True
     if isinstance(cells, list):  # a CSV record: text only, checked in one pass
-        if not "".join(cells).strip():
+        joined = "".join(cells)
+        if not joined.strip():
             return None
+        may_hold_nul = NUL in joined
     elif all(_blank(c) for c in cells):
         return None
     width = len(cells)
@@ -338,7 +351,9 @@ def entry(row: int, cells: tuple[object, ...] | list[Any], shape: Layout) -> Ent
     def cell(column: Column | None) -> object:
         return cells[column.index] if column is not None and column.index < width else None
 
-    item = Entry(ref={"row": row}, phone=None, phone_ref=shape.phone_ref, refs=shape.refs)
+    item = Entry(
+        ref={"row": row}, phone=None, phone_ref=shape.phone_ref, refs=shape.refs, may_hold_nul=may_hold_nul
+    )
     phone = _phone(cell(shape.phone), shape.phone)
     if isinstance(phone, dict):
         item.problems.append({"row": row} | phone)
