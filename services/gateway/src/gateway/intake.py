@@ -129,7 +129,7 @@ class Intake:
     listed: list[dict[str, Any]] = field(default_factory=list)
     zone_counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
     # Row (or index) of each number and id seen: ints, not refs, since 100,000 of each are kept.
-    _first: dict[str, int] = field(default_factory=dict)
+    _first: dict[int, int] = field(default_factory=dict)  # keyed by the E.164 digits: an int is half a str
     _ids: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -160,7 +160,8 @@ class Intake:
                 self._problem(ref | item.phone_ref | self._value(item.phone, in_file) | {"error": read})
             else:
                 number = read
-                first = self._first.get(number.e164)
+                digits = int(number.e164[1:])
+                first = self._first.get(digits)
                 if first is not None:
                     found += 1
                     self.duplicates += 1
@@ -175,7 +176,7 @@ class Intake:
                         }
                     )
                 else:
-                    self._first[number.e164] = place
+                    self._first[digits] = place
         if in_file and item.may_hold_nul:  # a JSON recipient's text was checked by its schema (schemas.NoNul)
             cells: dict[str, Any] = {"name": item.name, "email": item.email, "id": item.recipient_id}
             cells |= item.variables

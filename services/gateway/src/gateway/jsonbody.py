@@ -24,8 +24,8 @@ class SplitBody:
     """`fields`: the top-level members except `recipients`; `count`: how many recipients (None
     when the member is absent, -1 when it is not an array). Raises `ValueError` for bad JSON."""
 
-    def __init__(self, body: bytes, member: str = "recipients") -> None:
-        self._text = body.decode("utf-8")
+    def __init__(self, body: str | bytes, member: str = "recipients") -> None:
+        self._text = body if isinstance(body, str) else body.decode("utf-8")
         self.fields: dict[str, Any] = {}
         self.count: int | None = None
         self._start: int | None = None  # offset of the array's first item (or of its `]`)
