@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import json
 import logging
 import time
@@ -52,6 +51,7 @@ from bus.context import bind_correlation_id, current_correlation_id
 from bus.kafka_security import kafka_client_kwargs, kafka_security
 from bus.limits import MessageTooLarge, check_fits
 from bus.logs import describe_error, error_trace
+from bus.pacing import FetchPacing
 from bus.periodic import Periodic
 from bus.settings import BusSettings
 from bus.tracing import TRACE_HEADERS, attached, consuming, current_trace_headers
@@ -100,8 +100,6 @@ _ESSENTIAL_DLQ_HEADERS = frozenset(
 _LEGACY_RELAY_QUEUE = "kafka-relay"
 _TOPIC_HEADER = "x-topic"
 _KEY_HEADER = "x-key"
-# A batch subscriber's wait for a first record before it polls again (no record is delayed by it).
-_BATCH_IDLE_WAIT_MS = 1000
 # Inbox rows deleted per transaction: short transactions, and no long lock on a busy table.
 INBOX_PRUNE_BATCH = 1000
 
@@ -408,6 +406,14 @@ class Bus:
         )
         if not batch:
             subscriber: DefaultSubscriber = self.kafka.subscriber(*routes, parser=_tolerant_parser, **options)
+            one_pacing = self._pacing()
+
+            async def fetch_one(consumer: Any) -> Any:
+                # FastStream's own fetch (`getone`) waits for ever at one pace (bus.pacing).
+                records = await one_pacing.fetch(consumer, max_records=1)
+                return records[0] if records else None
+
+            subscriber.get_msg = fetch_one  # type: ignore[method-assign]
 
             @subscriber
             async def consume(body: Any) -> None:
@@ -422,12 +428,13 @@ class Bus:
             *routes, parser=_tolerant_batch_parser, batch=True, max_records=max_records, **options
         )
 
+        batch_pacing = self._pacing()
+
         async def fetch_waiting(consumer: Any) -> tuple[Any, ...]:
             # What the fetcher holds, as soon as it holds anything. FastStream's own batch fetch
             # sleeps another `batch_timeout_ms` after an empty wait, which would delay the next
             # message after any idle second by up to that long.
-            records = await consumer.getmany(timeout_ms=_BATCH_IDLE_WAIT_MS, max_records=max_records)
-            return tuple(itertools.chain.from_iterable(records.values()))
+            return tuple(await batch_pacing.fetch(consumer, max_records=max_records))
 
         batch_subscriber.get_msg = fetch_waiting  # type: ignore[method-assign]
 
@@ -436,6 +443,13 @@ class Bus:
             msg: KafkaMessage = self.kafka.context.get_local("message")
             deliveries = [_Delivery.of_record(record) for record in msg.raw_message]
             await self._consume_batch(deliveries, routes, handler, alone)
+
+    def _pacing(self) -> FetchPacing:
+        return FetchPacing(
+            self.settings.kafka_fetch_max_wait_ms,
+            self.settings.kafka_idle_fetch_max_wait_ms,
+            self.settings.kafka_idle_after_ms,
+        )
 
     async def _consume(self, delivery: _Delivery, route: _Route, handler: Handler) -> None:
         message = await self._decode(delivery, route)

@@ -39,7 +39,12 @@ class BusSettings(BaseSettings):
     # Real Kafka needs >= 6000 ms sessions; the embedded test broker wants ~2000/300 (see README).
     kafka_session_timeout_ms: int = Field(default=10_000, alias="KAFKA_SESSION_TIMEOUT_MS")
     kafka_heartbeat_interval_ms: int = Field(default=3_000, alias="KAFKA_HEARTBEAT_INTERVAL_MS")
-    kafka_fetch_max_wait_ms: int = Field(default=100, alias="KAFKA_FETCH_MAX_WAIT_MS")
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=0, alias="KAFKA_FETCH_MAX_WAIT_MS")
+    # A consumer that read nothing for KAFKA_IDLE_AFTER_MS fetches with this wait until a record
+    # comes (bus.pacing); unset: always KAFKA_FETCH_MAX_WAIT_MS. For brokers that hold a fetch for
+    # its whole wait (the embedded one); real Kafka answers when data arrives and needs none.
+    kafka_idle_fetch_max_wait_ms: int | None = Field(default=None, ge=0, alias="KAFKA_IDLE_FETCH_MAX_WAIT_MS")
+    kafka_idle_after_ms: int = Field(default=1000, ge=1, alias="KAFKA_IDLE_AFTER_MS")
     kafka_enable_idempotence: bool = Field(default=True, alias="KAFKA_ENABLE_IDEMPOTENCE")
     kafka_topic_partitions: int = Field(default=4, ge=1, alias="KAFKA_TOPIC_PARTITIONS")
     kafka_replication_factor: int = Field(default=1, ge=1, alias="KAFKA_REPLICATION_FACTOR")
