@@ -30,7 +30,7 @@ from contracts.quiet_hours import HoursRule, QuietHoursRules, calling_intervals,
 from contracts.text import NUL_MESSAGE, nul_path
 from elevenlabs_client import dynamic_variables as variables
 from gateway.numbers import NumberReader, Read
-from gateway.schemas import RecipientIn
+from gateway.schemas import NUL_FREE, RecipientIn
 from gateway.spreadsheets import Entry, spreadsheet_damage
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
@@ -70,12 +70,15 @@ class Accepted:
     listed: dict[str, Any] | None  # its line in the answer's `recipients`, if within the list cap
 
 
-def json_entries(items: Iterable[Any]) -> Iterator[Entry]:
-    """Entries of a JSON submission's `recipients` (`ref` = `{"index"}`, 0-based)."""
+def json_entries(items: Iterable[Any], *, may_hold_nul: bool = True) -> Iterator[Entry]:
+    """Entries of a JSON submission's `recipients` (`ref` = `{"index"}`, 0-based).
+    `may_hold_nul` False: the body is known to hold no NUL (`jsonbody.SplitBody.may_hold_nul`),
+    and the per-recipient search for one is skipped."""
+    context = None if may_hold_nul else {NUL_FREE: True}
     for index, item in enumerate(items):
         ref = {"index": index}
         try:
-            r = _RECIPIENT.validate_python(item)
+            r = _RECIPIENT.validate_python(item, context=context)
         except ValidationError as exc:
             given = item.get("phone_number") if isinstance(item, dict) else None
             yield Entry(

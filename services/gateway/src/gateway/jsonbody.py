@@ -26,6 +26,9 @@ class SplitBody:
 
     def __init__(self, body: str | bytes, member: str = "recipients") -> None:
         self._text = body if isinstance(body, str) else body.decode("utf-8")
+        # JSON writes a NUL only as the escape `\u0000` (a raw one is refused by the parser), so
+        # without that text no value of the body holds one.
+        self.may_hold_nul = "\\u0000" in self._text
         self.fields: dict[str, Any] = {}
         self.count: int | None = None
         self._start: int | None = None  # offset of the array's first item (or of its `]`)

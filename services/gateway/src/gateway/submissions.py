@@ -180,4 +180,5 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
         errors.append({"loc": ("recipients",), "msg": msg, "type": "missing"})
     if errors:
         raise _validation_error(errors)
-    yield Submission(options, json_entries(body.recipients()), "json", size=body.count)
+    entries = json_entries(body.recipients(), may_hold_nul=body.may_hold_nul)
+    yield Submission(options, entries, "json", size=body.count)

@@ -63,3 +63,16 @@ def test_the_same_values_as_json_loads() -> None:
     split = SplitBody(json.dumps(document, indent=2).encode())
     assert split.fields == {"call_name": "x", "retry_count": 2} and split.count == 50
     assert list(split.recipients()) == document["recipients"]
+
+
+@pytest.mark.parametrize(
+    ("document", "may_hold_nul"),
+    [
+        ({"recipients": [{"name": "Zoë", "dynamic_variables": {"k": "v"}}]}, False),
+        ({"recipients": [{"name": "a\x00b"}]}, True),  # json.dumps writes it as \u0000
+        ({"recipients": [{"dynamic_variables": {"k\x00": 1}}]}, True),
+        ({"note": "\\u0000 is how JSON writes NUL"}, True),  # an escaped backslash: checked anyway
+    ],
+)
+def test_a_body_without_the_nul_escape_is_known_to_hold_no_nul(document: object, may_hold_nul: bool) -> None:
+    assert SplitBody(json.dumps(document).encode()).may_hold_nul is may_hold_nul
