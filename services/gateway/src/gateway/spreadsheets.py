@@ -318,6 +318,8 @@ def spreadsheet_damage(text: str) -> str | None:
     """Why `text` (a phone number as given) cannot be read when a spreadsheet reformatted it, else
     None: scientific notation ("1.41555501E+10": its last digits are gone) or a decimal
     ("14155550101.0", "14155550101,00": a number column exported with decimals)."""
+    if "." not in text and "," not in text and "e" not in text and "E" not in text:
+        return None  # neither form (every well-formed number: asked for each of 100,000 rows)
     compact = text.replace(" ", "")
     if _SCIENTIFIC.match(compact):
         return (
