@@ -1,106 +1,149 @@
-"""A JSON submission read without building its recipients all at once.
+"""A JSON submission read from a file without holding its text or all its recipients at once.
 
 `json.loads` of a 100,000-recipient body builds 100,000 dicts (tens of MB) before the first one is
-checked. The standard library's own JSON scanner (the C one `json.loads` uses) parses one value at
-a given offset, so the top-level object is walked here value by value: every field but `recipients`
-is parsed as usual, the recipients array is only measured, and `recipients()` then yields its items
-one at a time from the same text. Same grammar and errors as `json.loads`.
+checked, and the body's text alone is 10 MB (40 MB as a Python str once one emoji is in it). The
+body is therefore spooled to a file (`submissions.submission_of`) and read twice with ijson, an
+incremental parser over yajl (https://github.com/ICRAR/ijson): a first pass checks the whole
+document, keeps every top-level member but `recipients` and counts the recipients; `recipients()`
+then yields them one at a time, each built by ijson's C builder.
+
+yajl stops at 64-bit integers: a body holding a larger one is read again with ijson's pure-Python
+backend (slower, exact), so a schema can say which field is out of range. Refused where `json.loads`
+is lenient: `NaN`/`Infinity` (not JSON), numbers beyond a float's range, and a top-level member
+given twice (rather than the last one silently winning).
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
-_DECODER = json.JSONDecoder()
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]  # json.loads's C scanner
-# The whitespace JSON allows between tokens (json.decoder's own WHITESPACE, not in its stubs).
-_WS = re.compile(r"[ \t\n\r]*").match
+import ijson
+from ijson.common import ObjectBuilder
+
+# JSON writes a NUL only as the escape `\u0000` (a raw one is refused by the parser).
+_NUL_ESCAPE = b"\\u0000"
+_STARTS = frozenset({"start_map", "start_array"})
+_ENDS = frozenset({"end_map", "end_array"})
+
+
+class _NulWatch:
+    """The body as ijson reads it, noting whether the text `\\u0000` went by (a block boundary
+    may split it: the last bytes of each block are searched again with the next)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._tail = b""
+        self.seen = False
+
+    def read(self, size: int = -1) -> bytes:
+        block = self._file.read(size)
+        if not self.seen and block:
+            self.seen = _NUL_ESCAPE in self._tail + block
+            self._tail = block[-(len(_NUL_ESCAPE) - 1) :]
+        return block
+
+
+class BodyError(ValueError):
+    """A body that is no JSON object; `loc`: the member (and recipient index) being read when
+    the parser stopped, () outside any. The message is yajl's first line: the rest draws the body
+    around the fault."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+# What yajl's terse messages most often mean, said to the client too.
+_HINTS = {
+    "invalid char in json text.": " (NaN and Infinity are not JSON; strings take double quotes)",
+    "a digit is required after the minus sign.": " (-Infinity is not JSON)",
+    "numeric (floating point) overflow": " (beyond the range of a 64-bit float)",
+}
+
+
+def _first_line(exc: Exception) -> str:
+    message = exc.args[0] if exc.args else str(exc)
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    lines = str(message).strip().splitlines()
+    first = lines[0] if lines else "incomplete JSON"
+    return first + next((hint for end, hint in _HINTS.items() if first.endswith(end)), "")
 
 
 class SplitBody:
-    """`fields`: the top-level members except `recipients`; `count`: how many recipients (None
-    when the member is absent, -1 when it is not an array). Raises `ValueError` for bad JSON."""
+    """A JSON object read from `file` (bytes, seekable; kept open by the caller).
 
-    def __init__(self, body: str | bytes, member: str = "recipients") -> None:
-        self._text = body if isinstance(body, str) else body.decode("utf-8")
-        # JSON writes a NUL only as the escape `\u0000` (a raw one is refused by the parser), so
-        # without that text no value of the body holds one.
-        self.may_hold_nul = "\\u0000" in self._text
+    `fields`: the top-level members except `member`; `count`: how many items `member` holds (None
+    when it is absent, -1 when it is not an array); `may_hold_nul`: False when no value can hold a
+    NUL (the body has no `\\u0000`). Raises `BodyError` for a body that is no JSON object."""
+
+    def __init__(self, file: IO[bytes], member: str = "recipients") -> None:
+        self._file = file
+        self._member = member
+        self._backend: Any = ijson  # yajl2_c, its fastest backend
+        try:
+            self._read()
+        except ijson.JSONError as exc:
+            if "integer overflow" not in _first_line(exc):
+                raise BodyError(_first_line(exc), self._loc) from None
+            self._backend = ijson.get_backend("python")
+            file.seek(0)
+            try:
+                self._read()
+            except ijson.JSONError as again:
+                raise BodyError(_first_line(again), self._loc) from None
+
+    def _read(self) -> None:
         self.fields: dict[str, Any] = {}
         self.count: int | None = None
-        self._start: int | None = None  # offset of the array's first item (or of its `]`)
-        text = self._text
-        i = self._ws(0)
-        if text[i : i + 1] != "{":
-            raise ValueError("the body must be a JSON object")
-        i = self._ws(i + 1)
-        if text[i : i + 1] == "}":
-            self._end(i + 1)
-            return
-        while True:
-            if text[i : i + 1] != '"':
-                raise ValueError(f"expected a member name at offset {i}")
-            name, i = self._value(i)
-            i = self._ws(i)
-            if text[i : i + 1] != ":":
-                raise ValueError(f"expected ':' at offset {i}")
-            i = self._ws(i + 1)
-            if name == member and text[i : i + 1] == "[":
-                self._start = self._ws(i + 1)
-                self.count = 0
-                i = self._start + 1  # past the `]` of an empty array
-                for _, after in self._items(self._start):
+        self._loc: tuple[str | int, ...] = ()
+        watch = _NulWatch(self._file)
+        self._first_pass(self._backend.basic_parse(watch, use_float=True))
+        self.may_hold_nul = watch.seen
+
+    def _first_pass(self, events: Iterator[tuple[str, Any]]) -> None:
+        for event, _ in events:
+            if event != "start_map":
+                raise BodyError("the body must be a JSON object")
+            break
+        member, depth, name = self._member, 1, ""
+        builder: Any = None  # the member being built, until its value is complete
+        for event, value in events:
+            if depth == 1 and event == "end_map":
+                break
+            if depth == 1 and event == "map_key":
+                name = value
+                if name in self.fields or (name == member and self.count is not None):
+                    raise BodyError(f"the member {name!r} is given twice", (name,))
+                if name.startswith(member + "."):  # ijson's path syntax: it would read as a recipient
+                    raise BodyError(f"unknown member {name!r}", (name,))
+                builder = None if name == member else ObjectBuilder()
+                self._loc = (name,)
+                continue
+            if builder is None and depth == 1:  # the start of `member`'s value
+                self.count = 0 if event == "start_array" else -1
+            elif builder is None and depth == 2 and self.count is not None and self.count >= 0:
+                if event not in _ENDS:  # an item starts, or is a scalar
                     self.count += 1
-                    i = after
-            else:
-                value, i = self._value(i)
-                if name == member:
-                    self.count = -1
-                else:
-                    self.fields[name] = value
-            i = self._ws(i)
-            if text[i : i + 1] == "}":
-                self._end(i + 1)
-                return
-            if text[i : i + 1] != ",":
-                raise ValueError(f"expected ',' or '}}' at offset {i}")
-            i = self._ws(i + 1)
-
-    def _ws(self, i: int) -> int:
-        match = _WS(self._text, i)
-        return match.end() if match else i
-
-    def _value(self, i: int) -> tuple[Any, int]:
-        try:
-            value, end = _SCAN(self._text, i)
-        except StopIteration:
-            raise ValueError(f"expected a value at offset {i}") from None
-        return value, end
-
-    def _end(self, i: int) -> None:
-        if self._ws(i) != len(self._text):
-            raise ValueError(f"extra data at offset {i}")
-
-    def _items(self, i: int) -> Iterator[tuple[Any, int]]:
-        """The array's items from offset `i` (its first item), each with the offset after it."""
-        text = self._text
-        if text[i : i + 1] == "]":
-            return
-        while True:
-            value, i = self._value(i)
-            i = self._ws(i)
-            yield value, i + 1  # past the `,` or `]` that follows
-            if text[i : i + 1] == "]":
-                return
-            if text[i : i + 1] != ",":
-                raise ValueError(f"expected ',' or ']' at offset {i}")
-            i = self._ws(i + 1)
+                    self._loc = (member, self.count - 1)
+            elif builder is not None:
+                builder.event(event, value)
+            if event in _STARTS:
+                depth += 1
+            elif event in _ENDS:
+                depth -= 1
+            if depth == 1:
+                if builder is not None:  # the member's value is complete
+                    self.fields[name] = builder.value
+                builder = None
+                self._loc = ()
+        for _ in events:  # only yajl's check that nothing follows the object
+            pass
 
     def recipients(self) -> Iterator[Any]:
-        """The recipients, parsed one at a time (the body was checked whole already)."""
-        if self._start is not None:
-            for value, _ in self._items(self._start):
-                yield value
+        """The items of `member`, parsed one at a time (the body was checked whole already)."""
+        if not self.count or self.count < 0:
+            return
+        self._file.seek(0)
+        yield from self._backend.items(self._file, self._member + ".item", use_float=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.datastructures import FormData, UploadFile
 from gateway.batch import Submission, sheet_error
 from gateway.errors import Unprocessable
 from gateway.intake import json_entries
-from gateway.jsonbody import SplitBody
+from gateway.jsonbody import BodyError, SplitBody
 from gateway.schemas import BatchOptions, BatchSubmitRequest
 from gateway.spreadsheets import SheetError, open_sheet
 
@@ -33,6 +34,8 @@ _JSON_FIELDS = (
     "analysis_rules",
 )
 _INVALID = object()
+# As Starlette spools a form's file (`MultiPartParser.spool_max_size`).
+_SPOOL_BYTES = 1024 * 1024
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
@@ -155,20 +158,23 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
         finally:
             await form.close()
         return
-    # One buffer, dropped once decoded: `request.body()` joins the chunks into a second copy and
-    # keeps it for the request's life (10 MB for 100,000 recipients) beside the decoded text.
-    buffer = bytearray()
-    async for part in request.stream():
-        buffer += part
-    try:
-        text = await asyncio.to_thread(buffer.decode, "utf-8")
-        del buffer
-        # Recipients are parsed one at a time as they are checked (gateway.jsonbody).
-        body = await asyncio.to_thread(SplitBody, text)
-    except ValueError as exc:  # UnicodeDecodeError is one
-        raise _validation_error(
-            [{"loc": (), "msg": f"the body is not JSON: {exc}", "type": "json_invalid"}]
-        ) from None
+    # Spooled like a form's file (in memory up to `_SPOOL_BYTES`, then on disk): the text of
+    # 100,000 recipients is 10 MB, more as a str, and is read twice (gateway.jsonbody).
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as file:
+        async for part in request.stream():
+            file.write(part)
+        file.seek(0)
+        try:
+            body = await asyncio.to_thread(SplitBody, file)
+        except BodyError as exc:
+            raise _validation_error(
+                [{"loc": exc.loc, "msg": f"the body is not JSON: {exc}", "type": "json_invalid"}]
+            ) from None
+        yield _json_submission(body)
+
+
+def _json_submission(body: SplitBody) -> Submission:
+    """The submission of a JSON body; 422 for a member that is wrong or recipients missing."""
     errors: list[dict[str, Any]] = []
     try:
         # Strict: a JSON body's values are of the types the document declares (form fields are text).
@@ -181,4 +187,4 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
     if errors:
         raise _validation_error(errors)
     entries = json_entries(body.recipients(), may_hold_nul=body.may_hold_nul)
-    yield Submission(options, entries, "json", size=body.count)
+    return Submission(options, entries, "json", size=body.count)

@@ -1,12 +1,19 @@
-"""A JSON submission walked member by member: recipients counted, then parsed one at a time."""
+"""A JSON submission read from its spooled file: members kept, recipients counted, then parsed one at
+a time."""
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
 
 import pytest
 
-from gateway.jsonbody import SplitBody
+from gateway.jsonbody import BodyError, SplitBody
+
+
+def split(body: bytes) -> SplitBody:
+    return SplitBody(io.BytesIO(body))
 
 
 @pytest.mark.parametrize(
@@ -22,8 +29,8 @@ from gateway.jsonbody import SplitBody
 def test_members_and_recipients(
     body: bytes, fields: dict[str, object], count: int | None, items: list[object]
 ) -> None:
-    split = SplitBody(body)
-    assert (split.fields, split.count, list(split.recipients())) == (fields, count, items)
+    read = split(body)
+    assert (read.fields, read.count, list(read.recipients())) == (fields, count, items)
 
 
 @pytest.mark.parametrize(
@@ -43,12 +50,12 @@ def test_what_json_loads_refuses_is_refused(body: bytes) -> None:
     with pytest.raises(ValueError, match=r"."):
         json.loads(body)
     with pytest.raises(ValueError, match=r"."):
-        SplitBody(body)
+        split(body)
 
 
 def test_a_body_that_is_no_object_is_refused() -> None:
     with pytest.raises(ValueError, match="must be a JSON object"):
-        SplitBody(b"[]")
+        split(b"[]")
 
 
 def test_the_same_values_as_json_loads() -> None:
@@ -60,9 +67,9 @@ def test_the_same_values_as_json_loads() -> None:
         ],
         "retry_count": 2,
     }
-    split = SplitBody(json.dumps(document, indent=2).encode())
-    assert split.fields == {"call_name": "x", "retry_count": 2} and split.count == 50
-    assert list(split.recipients()) == document["recipients"]
+    read = split(json.dumps(document, indent=2).encode())
+    assert read.fields == {"call_name": "x", "retry_count": 2} and read.count == 50
+    assert list(read.recipients()) == document["recipients"]
 
 
 @pytest.mark.parametrize(
@@ -75,4 +82,73 @@ def test_the_same_values_as_json_loads() -> None:
     ],
 )
 def test_a_body_without_the_nul_escape_is_known_to_hold_no_nul(document: object, may_hold_nul: bool) -> None:
-    assert SplitBody(json.dumps(document).encode()).may_hold_nul is may_hold_nul
+    assert split(json.dumps(document).encode()).may_hold_nul is may_hold_nul
+
+
+def test_the_nul_escape_is_seen_across_the_reads_of_the_parser() -> None:
+    # ijson reads 64 KiB at a time: put the escape across each block boundary in turn.
+    for cut in range(1, 6):
+        head = b'{"recipients": [{"name": "' + b"x" * (65536 - 26 - cut)
+        body = head + b'\\u0000"}]}'
+        assert body[65536 - cut : 65536 - cut + 6] == b"\\u0000"
+        assert split(body).may_hold_nul, cut
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"recipients": [1], "recipients": [2]}', "given twice"),
+        (b'{"call_name": "a", "call_name": "b", "recipients": [1]}', "given twice"),
+        # ijson names paths with dots: this member would otherwise be read as a recipient.
+        (b'{"recipients.item": {"phone_number": "+14155550100"}, "recipients": [1]}', "unknown member"),
+        (b'{"recipients": [1]} {"recipients": [2]}', "trailing garbage"),
+        (b'{"a": NaN, "recipients": [1]}', "invalid char"),
+        (b'\xef\xbb\xbf{"recipients": [1]}', "invalid char"),
+        (b'{"recipients": [{"name": "\xff"}]}', "invalid bytes in UTF8"),
+        (b"", "premature EOF"),
+    ],
+)
+def test_what_is_refused_says_why_in_one_line(body: bytes, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as raised:
+        split(body)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_body_larger_than_the_spool_is_read_from_disk() -> None:
+    recipients = [{"phone_number": f"+1415555{i:04d}", "name": "Zoë 😀"} for i in range(20_000)]
+    with tempfile.SpooledTemporaryFile(max_size=1024) as file:
+        file.write(json.dumps({"recipients": recipients, "call_name": "late"}).encode())
+        assert file._rolled  # type: ignore[attr-defined]
+        file.seek(0)
+        read = SplitBody(file)  # type: ignore[arg-type]
+        assert (read.fields, read.count) == ({"call_name": "late"}, 20_000)
+        assert list(read.recipients()) == recipients
+        assert list(read.recipients()) == recipients  # a second reading starts over
+
+
+def test_integers_beyond_64_bits_are_read_exactly() -> None:
+    # yajl refuses them ("integer overflow"); the schema must see them to name the field.
+    body = b'{"scheduled_time_unix": 99999999999999999999999, "recipients": [{"v": -18446744073709551617}]}'
+    read = split(body)
+    assert read.fields == {"scheduled_time_unix": 99999999999999999999999}
+    assert list(read.recipients()) == [{"v": -18446744073709551617}]
+
+
+def test_a_float_beyond_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="overflow"):
+        split(b'{"recipients": [{"v": 1e400}]}')
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (b'{"call_name": "x", "max_total_minutes": NaN, "recipients": [1]}', ("max_total_minutes",)),
+        (b'{"recipients": [{"phone_number": "+14155550100"}, 2, {"v": Infinity}]}', ("recipients", 2)),
+        (b'{"recipients": [1], "calling_window": {"start": 09:00}}', ("calling_window",)),
+        (b'{"call_name": "x",, "recipients": [1]}', ()),
+    ],
+)
+def test_a_refusal_names_the_member_being_read(body: bytes, loc: tuple[object, ...]) -> None:
+    with pytest.raises(BodyError) as raised:
+        split(body)
+    assert raised.value.loc == loc
