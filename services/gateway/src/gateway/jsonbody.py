@@ -10,7 +10,7 @@ then yields them one at a time, each built by ijson's C builder.
 yajl stops at 64-bit integers: a body holding a larger one is read again with ijson's pure-Python
 backend (slower, exact), so a schema can say which field is out of range. Refused where `json.loads`
 is lenient: `NaN`/`Infinity` (not JSON), numbers beyond a float's range, and a top-level member
-given twice (rather than the last one silently winning).
+given twice (rather than the last one silently winning), and nesting deeper than `MAX_DEPTH`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from ijson.common import ObjectBuilder
 # JSON writes a NUL only as the escape `\u0000` (a raw one is refused by the parser).
 _NUL_ESCAPE = b"\\u0000"
 _STARTS = frozenset({"start_map", "start_array"})
+# Deeper than any submission's shape (analysis rules nest 4 levels): ijson's C builder recurses
+# per level, and a 200 KB body of nested arrays took a process down in a probe.
+MAX_DEPTH = 32
 _ENDS = frozenset({"end_map", "end_array"})
 
 
@@ -131,6 +134,8 @@ class SplitBody:
                 builder.event(event, value)
             if event in _STARTS:
                 depth += 1
+                if depth > MAX_DEPTH:
+                    raise BodyError(f"nested deeper than {MAX_DEPTH} levels", self._loc)
             elif event in _ENDS:
                 depth -= 1
             if depth == 1:

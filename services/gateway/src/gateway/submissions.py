@@ -111,7 +111,7 @@ def form_fields(
         if name in (*_JSON_FIELDS, "columns"):
             try:
                 parsed = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # the latter: nested past the interpreter's limit
                 parsed = _INVALID
             if parsed is _INVALID or (name == "columns" and not isinstance(parsed, dict)):
                 raise _validation_error(

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from gateway.jsonbody import BodyError, SplitBody
+from gateway.jsonbody import MAX_DEPTH, BodyError, SplitBody
 
 
 def split(body: bytes) -> SplitBody:
@@ -152,3 +152,25 @@ def test_a_refusal_names_the_member_being_read(body: bytes, loc: tuple[object, .
     with pytest.raises(BodyError) as raised:
         split(body)
     assert raised.value.loc == loc
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 100_000])
+@pytest.mark.parametrize("where", ["recipient", "member"])
+def test_nesting_deeper_than_any_submission_is_refused_before_anything_is_built(
+    depth: int, where: str
+) -> None:
+    nested = b"[" * depth + b"]" * depth
+    if where == "recipient":
+        body, loc = b'{"recipients": [1, {"dynamic_variables": ' + nested + b"}]}", ("recipients", 1)
+    else:
+        body, loc = b'{"calling_window": ' + nested + b', "recipients": [1]}', ("calling_window",)
+    with pytest.raises(BodyError, match=f"nested deeper than {MAX_DEPTH} levels") as raised:
+        split(body)
+    assert raised.value.loc == loc
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    depth = MAX_DEPTH - 3  # the body's object, the array and the recipient's object are levels too
+    nested = b"[" * depth + b"]" * depth
+    read = split(b'{"recipients": [{"v": ' + nested + b"}]}")
+    assert read.count == 1 and len(list(read.recipients())) == 1
