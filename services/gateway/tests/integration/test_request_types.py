@@ -45,3 +45,16 @@ async def test_a_value_of_another_json_type_is_a_422(
         response = await client.post(path, json=body, headers={"X-API-Key": API_KEY})
     assert response.status_code == 422, response.text
     assert response.json()["success"] is False and field in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/agents", "/api/v1/tools/webhook", "/api/v1/batch-calling/submit"])
+async def test_a_body_nested_past_any_parser_limit_is_a_client_error(container: Container, path: str) -> None:
+    depth = 100_000  # past the interpreter's recursion limit and the batch reader's MAX_DEPTH
+    body = b'{"name": ' + b"[" * depth + b"]" * depth + b"}"
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        response = await client.post(
+            path, content=body, headers={"X-API-Key": API_KEY, "Content-Type": "application/json"}
+        )
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["success"] is False and response.json()["detail"]
