@@ -30,7 +30,7 @@ from contracts.quiet_hours import HoursRule, QuietHoursRules, calling_intervals,
 from contracts.text import NUL_MESSAGE, nul_path
 from elevenlabs_client import dynamic_variables as variables
 from gateway.numbers import NumberReader, Read
-from gateway.schemas import NUL_FREE, RecipientIn
+from gateway.schemas import NUL_FREE, RECIPIENT_ID_MAX_CHARS, RECIPIENT_NAME_MAX_CHARS, RecipientIn
 from gateway.spreadsheets import Entry, spreadsheet_damage
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
@@ -186,6 +186,18 @@ class Intake:
             if (nul_at := nul_path(cells)) is not None:
                 found += 1
                 self._problem(ref | item.refs.get(nul_at, {"header": nul_at}) | {"error": NUL_MESSAGE})
+        if in_file:  # a JSON recipient's name and id were checked with its schema
+            for role, text, limit in (
+                ("name", item.name, RECIPIENT_NAME_MAX_CHARS),
+                ("id", item.recipient_id, RECIPIENT_ID_MAX_CHARS),
+            ):
+                if text is not None and len(text) > limit:
+                    found += 1
+                    self._problem(
+                        ref
+                        | item.refs.get(role, {"header": role})
+                        | {"error": f"At most {limit:,} characters ({len(text):,} given)"}
+                    )
         if item.email is not None and in_file:  # a JSON recipient's e-mail was checked with its schema
             try:
                 _EMAIL.validate_python(item.email)

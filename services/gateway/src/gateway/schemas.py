@@ -434,12 +434,18 @@ class EmailTemplateRequest(Body):
 # ---- batch calling (api-v1.md 10) -------------------------------------------------------------
 
 
+#: A recipient's name and id as the read models and the campaigns service store them (String(500),
+#: String(200)); a spreadsheet's cells are held to the same (gateway.intake).
+RECIPIENT_NAME_MAX_CHARS = 500
+RECIPIENT_ID_MAX_CHARS = 200
+
+
 class RecipientIn(Body):
     phone_number: str = Field(description=E164, examples=["+14155552672"])
-    name: str | None = Field(default=None, max_length=500)
+    name: str | None = Field(default=None, max_length=RECIPIENT_NAME_MAX_CHARS)
     email: EmailStr | None = None
     dynamic_variables: dict[str, DynamicValue] = Field(default_factory=dict)
-    id: str | None = Field(default=None, max_length=200)
+    id: str | None = Field(default=None, max_length=RECIPIENT_ID_MAX_CHARS)
 
 
 class CallingWindowIn(Body):

@@ -489,12 +489,12 @@ def _open_csv(file: IO[bytes]) -> Raw:
     head = file.read(4)
     file.seek(0)
     encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
-    text = io.TextIOWrapper(file, encoding=encoding, errors="strict", newline="")
+    # A byte the encoding cannot decode is kept as a lone surrogate (no valid text holds one) and
+    # reported with the row it is in: a strict decoder fails on the whole block it decodes ahead
+    # (thousands of rows), naming the row where that block starts.
+    text = io.TextIOWrapper(file, encoding=encoding, errors="surrogateescape", newline="")
     # The first lines decide the delimiter: the one that splits the header into most columns.
-    try:
-        sample = list(itertools.islice(text, 20))
-    except UnicodeDecodeError:
-        raise _not_utf8(1) from None
+    sample = list(itertools.islice(text, 20))
     first = "".join(sample).lstrip("\ufeff")
     if not first.strip():
         raise SheetError("Empty file", [{"error": "The file has no header row and no data"}])
@@ -507,6 +507,8 @@ def _open_csv(file: IO[bytes]) -> Raw:
         headers = next(records)
     except csv.Error as exc:
         raise SheetError("Unreadable CSV", [{"row": 1, "error": _csv_error(exc)}]) from None
+    if lines.undecodable:
+        raise _not_utf8(1, headers)
     _check_quotes(headers, lines, delimiter, 1, 1)
 
     def rows() -> Iterator[tuple[int, Any]]:
@@ -518,11 +520,11 @@ def _open_csv(file: IO[bytes]) -> Raw:
                 record = next(records)
             except StopIteration:
                 return
-            except UnicodeDecodeError:
-                raise _not_utf8(number + 1) from None
             except csv.Error as exc:
                 raise SheetError("Unreadable CSV", [{"row": number + 1, "error": _csv_error(exc)}]) from None
             number += 1
+            if lines.undecodable:
+                raise _not_utf8(number, record)
             _check_quotes(record, lines, delimiter, number, line)
             yield number, record
 
@@ -553,6 +555,7 @@ class _Lines:
     def __init__(self, source: Iterator[str]) -> None:
         self._source = source
         self.taken: list[str] = []
+        self.undecodable = False  # a line held a byte its encoding could not decode
 
     def __iter__(self) -> _Lines:
         return self
@@ -560,7 +563,18 @@ class _Lines:
     def __next__(self) -> str:
         line = next(self._source)
         self.taken.append(line)
+        if not line.isascii() and _has_surrogate(line):
+            self.undecodable = True
         return line
+
+
+def _has_surrogate(text: str) -> bool:
+    """True when `text` holds a lone surrogate: an undecodable byte under "surrogateescape"."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_quotes(record: list[str], lines: _Lines, delimiter: str, row: int, line: int) -> None:
@@ -590,10 +604,16 @@ def _check_quotes(record: list[str], lines: _Lines, delimiter: str, row: int, li
         ) from None
 
 
-def _not_utf8(row: int) -> SheetError:
+def _not_utf8(row: int, record: list[str]) -> SheetError:
+    """The file's first undecodable byte is in `record`, row `row` (its column named)."""
+    where = next((i for i, cell in enumerate(record) if _has_surrogate(cell)), None)
     return SheetError(
         "The file is not UTF-8 text",
-        [{"row": row, "error": "Save the sheet as CSV UTF-8 (or as .xlsx) and upload it again"}],
+        [
+            {"row": row}
+            | ({"column": column_letter(where)} if where is not None else {})
+            | {"error": "Save the sheet as CSV UTF-8 (or as .xlsx) and upload it again"}
+        ],
     )
 
 
@@ -627,4 +647,27 @@ def _open_xlsx(file: IO[bytes]) -> Raw:
     if headers is None or not any(_text(h) for h in headers):
         workbook.close()
         raise SheetError("Empty file", [{"row": 1, "error": "The first sheet has no header row"}])
-    return [_text(h) for h in headers], enumerate(rows, start=2), workbook.close
+    return [_text(h) for h in headers], _xlsx_rows(rows), workbook.close
+
+
+def _xlsx_rows(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
+    """The data rows by number (the header is row 1); damage further down the sheet's XML (a cut
+    file, a character XML forbids) surfaces only when its row is read, as `SheetError` there."""
+    number = 1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # as when opening: openpyxl raises many kinds on damaged XML
+            raise SheetError(
+                "Unreadable XLSX",
+                [
+                    {
+                        "row": number + 1,
+                        "error": f"The workbook is damaged after row {number} ({type(exc).__name__})",
+                    }
+                ],
+            ) from None
+        number += 1
+        yield number, row

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -643,3 +644,87 @@ def test_a_spreadsheet_upload_has_its_own_body_cap(container: Container) -> None
         body_cap(settings, "/api/v1/batch-calling/validate", "multipart/form-data")[1]
         == "BATCH_FILE_MAX_BYTES"
     )
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+async def test_a_name_or_id_longer_than_is_stored_is_a_problem_of_its_cell(
+    api: httpx.AsyncClient, path: str, kind: str
+) -> None:
+    # The JSON route's schema holds them to 500 and 200 characters; a file's cells were stored
+    # unchecked and the database refused them (a 500 at submit, after validate said valid).
+    ana, ben, cy = _numbers(3)
+    rows = [
+        ["phone", "name", "id", "customer_name"],
+        [ana, "n" * 501, "a", "Ana"],
+        [ben, "Ben", "i" * 201, "Ben"],
+        [cy, "n" * 500, "i" * 200, "Cy"],  # at the limits: fine
+    ]
+    if kind == "csv":
+        content, name = "\n".join(",".join(row) for row in rows).encode(), "list.csv"
+    else:
+        content, name = _xlsx(rows), "list.xlsx"
+    response = await _post(api, path, content, name=name)
+    assert response.status_code == (200 if path == "validate" else 422), response.text
+    problems = response.json()["problems"] if path == "validate" else response.json()["detail"]
+    assert [(p["row"], p["column"], p["header"], p["error"]) for p in problems] == [
+        (2, "B", "name", "At most 500 characters (501 given)"),
+        (3, "C", "id", "At most 200 characters (201 given)"),
+    ]
+
+
+def _damaged(content: bytes, damage: Any) -> bytes:
+    """The workbook with its first sheet's XML passed through `damage` (a valid zip still)."""
+    source, out = zipfile.ZipFile(io.BytesIO(content)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            target.writestr(info, damage(data) if info.filename == "xl/worksheets/sheet1.xml" else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda xml: xml[: len(xml) * 3 // 4],  # cut short, as an interrupted download leaves it
+        lambda xml: xml.replace(b"<v>14155502990</v>", b"<v>1&#0;</v>"),  # a character XML forbids
+    ],
+    ids=["cut", "forbidden-character"],
+)
+async def test_damage_far_down_an_xlsx_sheet_is_unreadable_xlsx_at_its_row(
+    api: httpx.AsyncClient, path: str, damage: Any
+) -> None:
+    rows: list[list[Any]] = [["phone", "customer_name"]]
+    rows += [[14155500000 + i, f"C{i}"] for i in range(2, 3002)]  # row r holds +1415550000r
+    content = _damaged(_xlsx(rows), damage)
+    response = await _post(api, path, content, name="list.xlsx")
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "Unreadable XLSX" and body["success"] is False
+    [problem] = body["detail"]
+    assert 2000 < problem["row"] <= 3001 and "damaged after row" in problem["error"], problem
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "rows", "encoding"),
+    [
+        (2, 3, "utf-8"),  # near the top: was reported as row 1 (the decoder's block starts there)
+        (3001, 5000, "utf-8"),  # far down: was the row its 64 KiB block started at (2646)
+        (3, 4, "utf-8-sig"),  # after a BOM
+        (1, 3, "utf-8"),  # in the header
+    ],
+)
+async def test_a_byte_that_is_not_utf8_is_reported_at_its_row_and_column(
+    api: httpx.AsyncClient, bad_row: int, rows: int, encoding: str
+) -> None:
+    lines = [b"phone,customer_name,city"] + [
+        f"+1415555{r:04d},Customer {r},Springfield".encode() for r in range(2, rows + 1)
+    ]
+    lines[bad_row - 1] += b" \xe1"  # Latin-1's a-acute, in column C
+    content = ("\ufeff".encode() if encoding == "utf-8-sig" else b"") + b"\r\n".join(lines) + b"\r\n"
+    response = await _post(api, "validate", content)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "The file is not UTF-8 text"
+    [problem] = response.json()["detail"]
+    assert (problem["row"], problem["column"]) == (bad_row, "C"), problem
