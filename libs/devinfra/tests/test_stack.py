@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devinfra.procs import wait_for_http
-from devinfra.stack import SERVICES, Stack, runnable
+from devinfra.stack import RESTART_RESET_S, SERVICES, Restarter, Stack, StackError, runnable
 
 from .helpers import pid_gone, private_wheel, wait_until
 
@@ -51,6 +51,34 @@ def test_stack_runs_kills_and_restarts_the_simulator() -> None:
         assert second != first
         wait_for_http(stack.url("elevenlabs-sim") + "/_sim/state", timeout=5)
     assert pid_gone(second)
+
+
+@pytest.mark.skipif(not runnable("elevenlabs_sim"), reason="simulator not written yet")
+def test_make_up_starts_a_crashed_service_again_backing_off_while_it_keeps_crashing() -> None:
+    # `make up` used to stop every service when one crashed: a campaign in flight then lost the
+    # in-memory broker's messages with it. The clock is passed in; the processes are real.
+    sim = "elevenlabs-sim"
+    with Stack(output=False, ready_timeout=30) as stack:
+        stack.start(services=[sim])
+
+        def crash() -> int:
+            pid = stack.process(sim).pid
+            os.kill(pid, signal.SIGKILL)  # not through the stack: an unexpected exit
+            wait_until(lambda: stack.process(sim).returncode is not None, 5, "sim dead")
+            return pid
+
+        with pytest.raises(StackError, match="exited unexpectedly"):
+            crash()
+            stack.check()  # without restarts, as the test harnesses want: an error
+        restarter = Restarter(stack)
+        for crashed_at, delay in [(0.0, 1.0), (1.0, 2.0), (3.0, 4.0), (7.0 + RESTART_RESET_S, 1.0)]:
+            if crashed_at:
+                crash()
+            assert restarter.poll(crashed_at) == []
+            assert restarter.poll(crashed_at + delay - 0.01) == []
+            assert restarter.poll(crashed_at + delay) == [sim], (crashed_at, delay)
+            wait_for_http(stack.url(sim) + "/_sim/state", timeout=10)
+        assert restarter.poll(100.0) == [] and stack.supervisor.unexpected_exits() == []
 
 
 @pytest.mark.parametrize("private", [False, True], ids=["shared-folder", "private-folder"])

@@ -95,6 +95,9 @@ class StackSettings(BaseSettings):
     DEVSTACK_DIR: Path | None = Field(default=None, description="state dir; default <repo>/.devstack")
     DEVSTACK_READY_TIMEOUT: float = 60.0
     DEVSTACK_STOP_TIMEOUT: float = 5.0
+    DEVSTACK_RESTART: bool = Field(
+        default=True, description="restart a service that exits unexpectedly (false: stop the whole stack)"
+    )
     DEVSTACK_SERVICES: str | None = Field(
         default=None, description="comma-separated service names to start (empty: none); unset: all"
     )

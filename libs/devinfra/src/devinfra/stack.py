@@ -134,6 +134,13 @@ SERVICES: list[Service] = [
 _BY_NAME = {s.name: s for s in SERVICES}
 
 
+# `make up` restarts a crashed service after 1 s, 2 s, 4 s ... at most 30 s; one that stays up a
+# minute starts over at 1 s.
+RESTART_BACKOFF_S = 1.0
+RESTART_BACKOFF_MAX_S = 30.0
+RESTART_RESET_S = 60.0
+
+
 class StackError(RuntimeError):
     """A migration failed, a service did not become ready, or one exited unexpectedly."""
 
@@ -367,10 +374,15 @@ class Stack:
             tail = "\n".join(self.supervisor.get(name).tail(30))
             raise StackError(f"{name} exited unexpectedly with code {rc}:\n{tail}")
 
-    def supervise(self, poll: float = 0.2) -> None:
-        """Block until a service exits unexpectedly (raises StackError) or we are interrupted."""
+    def supervise(self, poll: float = 0.2, *, restart: bool = False) -> None:
+        """Block until we are interrupted. A service that exits unexpectedly raises StackError, or
+        with `restart` is started again (`Restarter`)."""
+        restarter = Restarter(self) if restart else None
         while True:
-            self.check()
+            if restarter is None:
+                self.check()
+            else:
+                restarter.poll(time.monotonic())
             time.sleep(poll)
 
     def stop(self) -> None:
@@ -383,6 +395,43 @@ class Stack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class Restarter:
+    """Starts a crashed service again, as a process manager would (systemd's Restart=always,
+    Kubernetes' restartPolicy): after `RESTART_BACKOFF_S`, doubled per crash in a row up to
+    `RESTART_BACKOFF_MAX_S`; a service that then stays up `RESTART_RESET_S` starts over at the
+    first delay. The broker and the database keep running, so nothing is lost: each service
+    recovers its own work (inbox, outbox, command ledger), as the fault tests show."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.crashes: dict[str, int] = {}
+        self.due: dict[str, float] = {}  # service -> when to start it again (monotonic seconds)
+        self._started: dict[str, float] = {}
+
+    def poll(self, now: float) -> list[str]:
+        """Notice crashes and start those whose delay is over; returns the services started."""
+        supervisor = self.stack.supervisor
+        for name, rc in supervisor.unexpected_exits():
+            if name in self.due:
+                continue
+            if now - self._started.get(name, now - RESTART_RESET_S) >= RESTART_RESET_S:
+                self.crashes[name] = 0
+            self.crashes[name] = self.crashes.get(name, 0) + 1
+            delay = min(RESTART_BACKOFF_S * 2 ** (self.crashes[name] - 1), RESTART_BACKOFF_MAX_S)
+            self.due[name] = now + delay
+            tail = "\n".join(supervisor.get(name).tail(10))
+            _note(
+                f"{name} exited unexpectedly with code {rc}; starting it again in {delay:g} s. Its last lines:\n{tail}"
+            )
+        started = [name for name, when in self.due.items() if now >= when]
+        for name in started:
+            del self.due[name]
+            self._started[name] = now
+            supervisor.restart(name, self.stack.stop_timeout)
+            _note(f"{name} started again ({self.crashes[name]} crash(es) in a row)")
+        return started
 
 
 def _request_json(
@@ -489,7 +538,7 @@ def up(settings: StackSettings | None = None) -> int:
         started = stack.start(services)
         webhook = _register_sandbox_webhook(stack, started, env)
         _print_summary(stack, started, env, api_key_generated, webhook)
-        stack.supervise()
+        stack.supervise(restart=settings.DEVSTACK_RESTART)
     except KeyboardInterrupt:
         print("\n[stack] stopping...", flush=True)
         return 0
