@@ -67,8 +67,8 @@ def test_make_up_starts_a_crashed_service_again_backing_off_while_it_keeps_crash
             wait_until(lambda: stack.process(sim).returncode is not None, 5, "sim dead")
             return pid
 
+        crash()
         with pytest.raises(StackError, match="exited unexpectedly"):
-            crash()
             stack.check()  # without restarts, as the test harnesses want: an error
         restarter = Restarter(stack)
         for crashed_at, delay in [(0.0, 1.0), (1.0, 2.0), (3.0, 4.0), (7.0 + RESTART_RESET_S, 1.0)]:
