@@ -74,6 +74,22 @@ def _first_line(exc: Exception) -> str:
     return first + next((hint for end, hint in _HINTS.items() if first.endswith(end)), "")
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _text_start(file: IO[bytes]) -> int:
+    """Where the JSON text starts: after a UTF-8 byte-order mark, which RFC 8259 (section 8.1) lets
+    a parser ignore and `json.loads` of bytes does. JSON between systems is UTF-8 (same section):
+    UTF-16 and UTF-32, told by their NULs in the first four bytes as `json.detect_encoding` does,
+    are refused by name rather than as "invalid char"."""
+    head = file.read(4)
+    start = len(_UTF8_BOM) if head.startswith(_UTF8_BOM) else 0
+    file.seek(start)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 2 and b"\x00" in head[:2]):
+        raise BodyError("the body must be UTF-8 text (RFC 8259), not UTF-16 or UTF-32")
+    return start
+
+
 class SplitBody:
     """A JSON object read from `file` (bytes, seekable; kept open by the caller).
 
@@ -84,6 +100,7 @@ class SplitBody:
     def __init__(self, file: IO[bytes], member: str = "recipients") -> None:
         self._file = file
         self._member = member
+        self._offset = _text_start(file)
         self._backend: Any = ijson  # yajl2_c, its fastest backend
         try:
             self._read()
@@ -91,7 +108,7 @@ class SplitBody:
             if "integer overflow" not in _first_line(exc):
                 raise BodyError(_first_line(exc), self._loc) from None
             self._backend = ijson.get_backend("python")
-            file.seek(0)
+            file.seek(self._offset)
             try:
                 self._read()
             except ijson.JSONError as again:
@@ -150,5 +167,5 @@ class SplitBody:
         """The items of `member`, parsed one at a time (the body was checked whole already)."""
         if not self.count or self.count < 0:
             return
-        self._file.seek(0)
+        self._file.seek(self._offset)
         yield from self._backend.items(self._file, self._member + ".item", use_float=True)

@@ -559,6 +559,8 @@ class BatchOptions(NoNul):
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
+        # ISO 3166-1 codes are written in capitals, but "us" is no other region: read it as US.
+        value = value.strip().upper() if value is not None else None
         problem = region_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)

@@ -135,6 +135,16 @@ async def form_submission(form: FormData) -> AsyncIterator[Submission]:
     if not isinstance(file, UploadFile):
         raise Unprocessable("Validation error", "file: a CSV or XLSX spreadsheet is required")
     fields, roles = form_fields(form.multi_items())
+    if "recipients" in fields:  # silently dropping it would call a list nobody meant to upload alone
+        raise _validation_error(
+            [
+                {
+                    "loc": ("recipients",),
+                    "msg": "the recipients come from the file: put them all in it, or send a JSON body without a file",
+                    "type": "extra_forbidden",
+                }
+            ]
+        )
     options = _options(fields)
     try:
         sheet = await asyncio.to_thread(open_sheet, file.file, file.filename or "", roles)

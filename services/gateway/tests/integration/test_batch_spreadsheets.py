@@ -267,6 +267,17 @@ async def test_national_numbers_become_e164_with_a_default_region_and_show_what_
     assert [r["phone_number"] for r in submit["recipients"]] == [f"+1415555010{i}" for i in (3, 4, 5, 6)]
 
 
+@pytest.mark.parametrize("region", ["us", "Us", " US "])
+async def test_a_default_region_in_other_case_is_read_as_written_in_capitals(
+    api: httpx.AsyncClient, region: str
+) -> None:
+    response = await _post(
+        api, "validate", b"phone,customer_name\n(415) 555-0105,Cy\n", default_region=region
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["recipients"][0]["phone_number"] == "+14155550105"
+
+
 async def test_an_unknown_default_region_is_a_validation_error(api: httpx.AsyncClient) -> None:
     response = await _post(api, "validate", b"phone,customer_name\n4155550105,Cy\n", default_region="USA")
     assert response.status_code == 422
@@ -728,3 +739,18 @@ async def test_a_byte_that_is_not_utf8_is_reported_at_its_row_and_column(
     assert response.json()["error"] == "The file is not UTF-8 text"
     [problem] = response.json()["detail"]
     assert (problem["row"], problem["column"]) == (bad_row, "C"), problem
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+async def test_a_recipients_field_beside_the_file_is_refused_not_ignored(
+    api: httpx.AsyncClient, path: str
+) -> None:
+    [ana, ben] = _numbers(2)
+    response = await _post(
+        api,
+        path,
+        f"phone,customer_name\n{ana},Ana\n".encode(),
+        recipients=json.dumps([{"phone_number": ben}]),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("body.recipients: the recipients come from the file")

@@ -103,7 +103,6 @@ def test_the_nul_escape_is_seen_across_the_reads_of_the_parser() -> None:
         (b'{"recipients.item": {"phone_number": "+14155550100"}, "recipients": [1]}', "unknown member"),
         (b'{"recipients": [1]} {"recipients": [2]}', "trailing garbage"),
         (b'{"a": NaN, "recipients": [1]}', "invalid char"),
-        (b'\xef\xbb\xbf{"recipients": [1]}', "invalid char"),
         (b'{"recipients": [{"name": "\xff"}]}', "invalid bytes in UTF8"),
         (b"", "premature EOF"),
     ],
@@ -174,3 +173,16 @@ def test_nesting_up_to_the_limit_is_read() -> None:
     nested = b"[" * depth + b"]" * depth
     read = split(b'{"recipients": [{"v": ' + nested + b"}]}")
     assert read.count == 1 and len(list(read.recipients())) == 1
+
+
+def test_a_utf8_byte_order_mark_is_skipped_as_json_loads_skips_it() -> None:
+    body = b'\xef\xbb\xbf{"call_name": "x", "recipients": [{"name": "Zo\xc3\xab"}]}'
+    read = split(body)
+    assert (read.fields, list(read.recipients())) == ({"call_name": "x"}, [{"name": "Zoë"}])
+    assert json.loads(body) == {"call_name": "x", "recipients": [{"name": "Zoë"}]}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"])
+def test_utf16_and_utf32_are_refused_by_name(encoding: str) -> None:
+    with pytest.raises(BodyError, match="must be UTF-8 text"):
+        split('{"recipients": [1]}'.encode(encoding))
