@@ -79,6 +79,49 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue  # exited meanwhile
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def broker_pid() -> int | None:
+    """The embedded broker this benchmark started (a Tansu child process), if any."""
+    for pid in _descendants(os.getpid()):
+        try:
+            if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def postgres_seconds() -> float:
+    """CPU seconds of every PostgreSQL process now running (server, backends, workers), from /proc:
+    the shared server's, so other databases' work counts too when the machine is not idle.
+    A backend that exited takes its CPU with it: read before the services disconnect."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip().startswith("postgres"):
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds spent on anything but idle/iowait, all cores together, from /proc/stat."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (

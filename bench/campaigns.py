@@ -18,7 +18,15 @@ import statistics
 import time
 
 import httpx
-from _harness import API_KEY, cpu_seconds, machine_busy_seconds, numbers, running_stack
+from _harness import (
+    API_KEY,
+    broker_pid,
+    cpu_seconds,
+    machine_busy_seconds,
+    numbers,
+    postgres_seconds,
+    running_stack,
+)
 
 SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "tool-webhooks", "campaigns", "gateway"]
 
@@ -78,7 +86,10 @@ def main() -> None:
         ).json()["phone_number_id"]
 
         pids = {name: stack.process(name).pid for name in SERVICES}
+        broker = broker_pid()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        broker_before = cpu_seconds(broker) if broker else 0.0
+        postgres_before = postgres_seconds()
         busy_before = machine_busy_seconds()
         t0 = time.perf_counter()
         job = api.post(
@@ -100,6 +111,8 @@ def main() -> None:
             time.sleep(0.5)  # polling the campaign's progress with the REST API
         wall = time.perf_counter() - t0
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        broker_cpu = (cpu_seconds(broker) - broker_before) if broker else 0.0
+        postgres_cpu = postgres_seconds() - postgres_before
         busy = machine_busy_seconds() - busy_before
         stats = sim.get("/_sim/calls/stats").json()
         ideal = args.recipients / args.concurrency * args.call_s
@@ -128,6 +141,10 @@ def main() -> None:
             print(f"    {name:16}{seconds / args.recipients * 1000:8.2f}")
         print(
             f"    {'all services':16}{sum(cpu.values()) / args.recipients * 1000:8.2f}  (plus PostgreSQL and the broker)"
+        )
+        print(f"    {'broker (Tansu)':16}{broker_cpu / args.recipients * 1000:8.2f}")
+        print(
+            f"    {'PostgreSQL':16}{postgres_cpu / args.recipients * 1000:8.2f}  (every process of the server)"
         )
         print(
             f"    {'whole machine':16}{busy / args.recipients * 1000:8.2f}  "
