@@ -122,6 +122,14 @@ def postgres_seconds() -> float:
     return total
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (VmRSS), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds spent on anything but idle/iowait, all cores together, from /proc/stat."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (

@@ -25,6 +25,7 @@ from _harness import (
     machine_busy_seconds,
     numbers,
     postgres_seconds,
+    rss_mib,
     running_stack,
 )
 
@@ -88,6 +89,7 @@ def main() -> None:
         pids = {name: stack.process(name).pid for name in SERVICES}
         broker = broker_pid()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        rss_before = {name: rss_mib(pid) for name, pid in pids.items()}
         broker_before = cpu_seconds(broker) if broker else 0.0
         postgres_before = postgres_seconds()
         busy_before = machine_busy_seconds()
@@ -111,6 +113,7 @@ def main() -> None:
             time.sleep(0.5)  # polling the campaign's progress with the REST API
         wall = time.perf_counter() - t0
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        rss_after = {name: rss_mib(pid) for name, pid in pids.items()}
         broker_cpu = (cpu_seconds(broker) - broker_before) if broker else 0.0
         postgres_cpu = postgres_seconds() - postgres_before
         busy = machine_busy_seconds() - busy_before
@@ -136,9 +139,12 @@ def main() -> None:
                     else ""
                 )
             )
-        print("  CPU per call by process (ms):")
+        print("  CPU per call by process (ms), and resident memory before -> after the campaign (MiB):")
         for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
-            print(f"    {name:16}{seconds / args.recipients * 1000:8.2f}")
+            print(
+                f"    {name:16}{seconds / args.recipients * 1000:8.2f}"
+                f"    {rss_before[name]:6.1f} -> {rss_after[name]:6.1f}"
+            )
         print(
             f"    {'all services':16}{sum(cpu.values()) / args.recipients * 1000:8.2f}  (plus PostgreSQL and the broker)"
         )
