@@ -11,10 +11,15 @@ yajl stops at 64-bit integers: a body holding a larger one is read again with ij
 backend (slower, exact), so a schema can say which field is out of range. Refused where `json.loads`
 is lenient: `NaN`/`Infinity` (not JSON), numbers beyond a float's range, and a top-level member
 given twice (rather than the last one silently winning), and nesting deeper than `MAX_DEPTH`.
+Text that is no Unicode (RFC 8259, section 8.2, leaves its reading open): yajl refuses an unpaired
+low surrogate escape and UTF-8 bytes that encode a surrogate, and reads an unpaired high surrogate
+escape as "?"; both backends give the same values.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -90,6 +95,22 @@ def _text_start(file: IO[bytes]) -> int:
     return start
 
 
+# yajl's C decoder fails on an escaped lone low surrogate (`\udc00`) and on bytes that encode a
+# surrogate (`\xed\xa0\x80`): no character either way (RFC 8259, section 8.2).
+_NOT_UNICODE = (
+    "the body holds text that is not Unicode (an unpaired surrogate escape or an invalid UTF-8 sequence)"
+)
+
+
+_LOW_SURROGATE = re.compile("[\udc00-\udfff]")
+
+
+def _as_yajl_reads(value: Any) -> Any:
+    """`value` as yajl gives it: an unpaired high surrogate escape (`\ud800`) becomes "?" (the
+    pure-Python backend keeps it, and such text cannot be stored or sent on)."""
+    return json.loads(json.dumps(value, ensure_ascii=False).encode("utf-8", "replace"))
+
+
 class SplitBody:
     """A JSON object read from `file` (bytes, seekable; kept open by the caller).
 
@@ -104,6 +125,8 @@ class SplitBody:
         self._backend: Any = ijson  # yajl2_c, its fastest backend
         try:
             self._read()
+        except UnicodeDecodeError:
+            raise BodyError(_NOT_UNICODE, self._loc) from None
         except ijson.JSONError as exc:
             if "integer overflow" not in _first_line(exc):
                 raise BodyError(_first_line(exc), self._loc) from None
@@ -111,8 +134,9 @@ class SplitBody:
             file.seek(self._offset)
             try:
                 self._read()
-            except ijson.JSONError as again:
-                raise BodyError(_first_line(again), self._loc) from None
+            except ijson.JSONError as again:  # its UTF-8 decoder's error comes wrapped
+                problem = _NOT_UNICODE if "codec can't decode" in _first_line(again) else _first_line(again)
+                raise BodyError(problem, self._loc) from None
 
     def _read(self) -> None:
         self.fields: dict[str, Any] = {}
@@ -129,7 +153,10 @@ class SplitBody:
             break
         member, depth, name = self._member, 1, ""
         builder: Any = None  # the member being built, until its value is complete
+        exact = self._backend is not ijson  # the pure-Python backend keeps unpaired surrogates
         for event, value in events:
+            if exact and isinstance(value, str) and _LOW_SURROGATE.search(value):
+                raise BodyError(_NOT_UNICODE, self._loc)  # as yajl refuses it
             if depth == 1 and event == "end_map":
                 break
             if depth == 1 and event == "map_key":
@@ -157,7 +184,9 @@ class SplitBody:
                 depth -= 1
             if depth == 1:
                 if builder is not None:  # the member's value is complete
-                    self.fields[name] = builder.value
+                    self.fields[name] = (
+                        builder.value if self._backend is ijson else _as_yajl_reads(builder.value)
+                    )
                 builder = None
                 self._loc = ()
         for _ in events:  # only yajl's check that nothing follows the object
@@ -168,4 +197,5 @@ class SplitBody:
         if not self.count or self.count < 0:
             return
         self._file.seek(self._offset)
-        yield from self._backend.items(self._file, self._member + ".item", use_float=True)
+        items = self._backend.items(self._file, self._member + ".item", use_float=True)
+        yield from items if self._backend is ijson else map(_as_yajl_reads, items)

@@ -186,3 +186,37 @@ def test_a_utf8_byte_order_mark_is_skipped_as_json_loads_skips_it() -> None:
 def test_utf16_and_utf32_are_refused_by_name(encoding: str) -> None:
     with pytest.raises(BodyError, match="must be UTF-8 text"):
         split('{"recipients": [1]}'.encode(encoding))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'"\\udc00"',  # an unpaired low surrogate escape
+        b'"x\\udfffy"',
+        b'"\xc0\xaf"',  # an overlong encoding of "/"
+        b'"\xed\xa0\x80"',  # UTF-8 bytes of a surrogate
+    ],
+)
+@pytest.mark.parametrize("big_integer", [False, True], ids=["yajl", "pure-python"])
+def test_text_that_is_no_unicode_is_refused_where_it_is(text: bytes, big_integer: bool) -> None:
+    # It was a UnicodeDecodeError out of the parser: a 500.
+    extra = b', "n": 99999999999999999999999' if big_integer else b""
+    with pytest.raises(BodyError, match="not Unicode") as raised:
+        split(b'{"call_name": "c"' + extra + b', "recipients": [{"name": ' + text + b"}]}")
+    # The pure-Python backend decodes UTF-8 a block ahead of its parser: where is not known.
+    raw_bytes = b"\\u" not in text
+    assert raised.value.loc == (() if big_integer and raw_bytes else ("recipients", 0))
+
+
+@pytest.mark.parametrize("big_integer", [False, True], ids=["yajl", "pure-python"])
+def test_an_unpaired_high_surrogate_reads_as_a_question_mark_with_either_backend(big_integer: bool) -> None:
+    # The pure-Python backend (read for a big integer) kept it, and storing it was a 500.
+    extra = b', "n": 99999999999999999999999' if big_integer else b""
+    body = (
+        b'{"call_name": "a\\ud800b"'
+        + extra
+        + b', "recipients": [{"dynamic_variables": {"k\\ud800": "\\ud83d\\ude00"}}]}'
+    )
+    read = split(body)
+    assert read.fields["call_name"] == "a?b"
+    assert list(read.recipients()) == [{"dynamic_variables": {"k?": "😀"}}]
