@@ -421,7 +421,7 @@ class Restarter:
             self.crashes[name] = self.crashes.get(name, 0) + 1
             delay = min(RESTART_BACKOFF_S * 2 ** (self.crashes[name] - 1), RESTART_BACKOFF_MAX_S)
             self.due[name] = now + delay
-            tail = "\n".join(supervisor.get(name).tail(10))
+            tail = "\n".join(supervisor.get(name).tail(10)) or "(no output since it started)"
             _note(
                 f"{name} exited unexpectedly with code {rc}; starting it again in {delay:g} s. Its last lines:\n{tail}"
             )
