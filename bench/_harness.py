@@ -79,26 +79,22 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue  # exited meanwhile
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
     return found
 
 
 def broker_pid() -> int | None:
     """The embedded broker this benchmark started (a Tansu child process), if any."""
-    for pid in _descendants(os.getpid()):
+    for pid in children(os.getpid()):  # start_tansu spawns it directly
         try:
             if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
                 return pid
@@ -122,12 +118,17 @@ def postgres_seconds() -> float:
     return total
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (VmRSS), from /proc."""
+def status_kib(pid: int, field: str) -> int:
+    """A field of /proc/PID/status in KiB (VmRSS, VmHWM, ...)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (VmRSS)."""
+    return status_kib(pid, "VmRSS") / 1024
 
 
 def machine_busy_seconds() -> float:

@@ -20,33 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from _harness import API_KEY, cpu_seconds, numbers, running_stack
+from _harness import API_KEY, children, cpu_seconds, numbers, running_stack, status_kib
 
 SERVICES = ["elevenlabs-sim", "provisioning", "telephony", "campaigns", "gateway"]
 
 
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux >= 4.0)
-
-
-def _children(pid: int) -> list[int]:
-    """The gateway's worker processes (BATCH_CHECK_PROCESSES): processes whose parent it is."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def main() -> None:
@@ -123,7 +103,7 @@ def main() -> None:
             return lambda: api.send(request)
 
         print(f"Accepting {args.rows} recipients, 2 cores, every service on this machine")
-        workers = _children(gateway)
+        workers = children(gateway)
         print(
             f"  gateway child processes (number readers, BATCH_CHECK_PROCESSES, and multiprocessing's tracker): {len(workers)}"
         )
@@ -132,7 +112,7 @@ def main() -> None:
             order.reverse()
         for label, build in order * args.runs:
             send = build()
-            before = _status_kib(gateway, "VmRSS")
+            before = status_kib(gateway, "VmRSS")
             for pid in (gateway, *workers):
                 _reset_peak(pid)
             cpu_before = sum(cpu_seconds(pid) for pid in (gateway, *workers))
@@ -140,8 +120,8 @@ def main() -> None:
             response = send()
             took = time.perf_counter() - t0
             cpu = sum(cpu_seconds(pid) for pid in (gateway, *workers)) - cpu_before
-            peak = _status_kib(gateway, "VmHWM")
-            worker_peak = sum(_status_kib(pid, "VmHWM") for pid in workers)
+            peak = status_kib(gateway, "VmHWM")
+            worker_peak = sum(status_kib(pid, "VmHWM") for pid in workers)
             assert response.status_code == 200, response.text[:500]
             job_id = response.json()["id"]
             read = read_seconds(job_id)
