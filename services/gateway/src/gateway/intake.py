@@ -71,9 +71,10 @@ class Accepted:
     listed: dict[str, Any] | None  # its line in the answer's `recipients`, if within the list cap
 
 
-# The ids `Intake.check` assigns (no leading zero: "r07" is not the id of index 7).
-_ASSIGNED_ROW = re.compile(r"row(0|[1-9][0-9]*)")
-_ASSIGNED_INDEX = re.compile(r"r(0|[1-9][0-9]*)")
+# The id `Intake.check` gives a recipient without one: this prefix and its row (file) or index
+# (JSON); the patterns tell a given id of that shape (no leading zero: "r07" is not index 7's).
+_ASSIGNED_PREFIX = {True: "row", False: "r"}
+_ASSIGNED = {in_file: re.compile(prefix + "(0|[1-9][0-9]*)") for in_file, prefix in _ASSIGNED_PREFIX.items()}
 
 
 def json_entries(items: Iterable[Any], *, may_hold_nul: bool = True) -> Iterator[Entry]:
@@ -229,7 +230,7 @@ class Intake:
                     "missing_dynamic_variables": missing,
                 }
             )
-        recipient_id = item.recipient_id or (f"row{place}" if in_file else f"r{place}")
+        recipient_id = item.recipient_id or f"{_ASSIGNED_PREFIX[in_file]}{place}"
         other = self._id_seen(recipient_id, place, given=item.recipient_id is not None, in_file=in_file)
         if other is not None:
             found += 1
@@ -264,7 +265,7 @@ class Intake:
         if (other := self._ids.get(recipient_id)) is not None:
             return other
         if given:
-            match = (_ASSIGNED_ROW if in_file else _ASSIGNED_INDEX).fullmatch(recipient_id)
+            match = _ASSIGNED[in_file].fullmatch(recipient_id)
             if (
                 match is not None
                 and (earlier := int(match[1])) < len(self._assigned)
