@@ -10,8 +10,9 @@ own schema) and runs in three steps (`CommandRunner.run`):
    acted upstream, so the use case *recovers*: it looks the result up upstream before acting);
 2. the use case's upstream calls, outside any transaction; it raises `CommandError` (the
    ElevenLabs client's `UpstreamError` is one) when the command cannot be carried out;
-3. one transaction: inbox claim, the row finished, the use case's local writes, and exactly one
-   outcome event (the success event or the failure event) plus any further events, in the outbox.
+3. one transaction: inbox claim, the row finished, exactly one outcome event (the success event or
+   the failure event) plus any further events in the outbox, then the use case's local writes
+   (an event they publish comes after the outcome's).
 
 With fencing (`Fencing`, built on `bus.ownership`) the three steps run while the handler owns the
 command: a second delivery waits while the first handler lives, so recovery starts only once the
@@ -274,11 +275,12 @@ class CommandRunner(Generic[U]):
                 if not await uow.claim(command.message_id):
                     return
                 await uow.commands.finish(command.message_id, final, outcome.resource_id, utcnow())
-                for write in outcome.local:
-                    await write(uow)
                 await uow.publish(outcome.event, key=outcome.key)
                 for extra, key in outcome.extra:
                     await uow.publish(extra, key=key)
+                # After the outcome's events: what a local write publishes follows them.
+                for write in outcome.local:
+                    await write(uow)
         log.info(f"{self._service}.command.done", outcome=outcome.event.type, resource_id=outcome.resource_id)
 
     @contextlib.asynccontextmanager

@@ -73,6 +73,23 @@ class Call(Base):
     correlation_id: Mapped[str | None] = mapped_column(String(200))
 
 
+class EarlyPostCall(Base):
+    """A post-call webhook that came before its call was stored: kept until the call is (then
+    applied in that transaction), or until reconciliation's give-up age for conversations that are
+    never ours (an inbound call, another integration's call in the same workspace)."""
+
+    __tablename__ = "early_post_calls"
+    __table_args__ = (
+        Index("ix_early_post_calls_conversation_id", "conversation_id"),
+        Index("ix_early_post_calls_received_at", "received_at"),
+    )
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    event_json: Mapped[str] = mapped_column(Text)  # PostCallWebhookReceived, as on the bus
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CustomerSession(Base):
     """Who was called in a conversation, for e-mail personalisation."""
 

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.telephony import FINAL_CALL_STATUSES, CustomerInfo, PhoneNumberRecord
-from telephony.models import Call, CustomerSession, PhoneNumber
+from contracts.webhooks import PostCallWebhookReceived
+from telephony.models import Call, CustomerSession, EarlyPostCall, PhoneNumber
 
 
 class PhoneNumberRepository:
@@ -42,6 +43,13 @@ class CallRepository:
     async def add(self, **values: Any) -> None:
         await self.session.execute(insert(Call).values(**values).on_conflict_do_nothing())
 
+    async def lock(self, conversation_id: str) -> None:
+        """Serialise, until the transaction ends, storing a call and recording its post-call
+        webhook: whichever commits second sees the other (a row lock cannot, the row may not exist)."""
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"telephony:call:{conversation_id}"}
+        )
+
     async def get_for_update(self, conversation_id: str) -> Call | None:
         return await self.session.scalar(
             select(Call).where(Call.conversation_id == conversation_id).with_for_update()
@@ -62,6 +70,43 @@ class CallRepository:
         await self.session.execute(
             update(Call).where(Call.conversation_id == conversation_id).values(**values)
         )
+
+
+class EarlyPostCallRepository:
+    """Post-call webhooks that came before their call was stored."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def keep(self, event: PostCallWebhookReceived, received_at: datetime) -> None:
+        await self.session.execute(
+            insert(EarlyPostCall)
+            .values(
+                message_id=event.message_id,
+                conversation_id=event.conversation_id,
+                event_json=event.model_dump_json(),
+                received_at=received_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def take(self, conversation_id: str) -> list[PostCallWebhookReceived]:
+        """The conversation's kept webhooks, oldest event first, removed."""
+        rows = await self.session.scalars(
+            delete(EarlyPostCall)
+            .where(EarlyPostCall.conversation_id == conversation_id)
+            .returning(EarlyPostCall.event_json)
+        )
+        events = [PostCallWebhookReceived.model_validate_json(row) for row in rows]
+        return sorted(events, key=lambda e: e.event_timestamp)
+
+    async def forget_received_before(self, before: datetime) -> int:
+        result = await self.session.execute(
+            delete(EarlyPostCall)
+            .where(EarlyPostCall.received_at < before)
+            .returning(EarlyPostCall.message_id)
+        )
+        return len(result.all())
 
 
 class CustomerSessionRepository:

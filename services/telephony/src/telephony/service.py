@@ -329,6 +329,7 @@ class TelephonyService:
         conversation_id = dialled.conversation_id
 
         async def store(uow: UnitOfWork) -> None:
+            await uow.calls.lock(conversation_id)
             await uow.calls.add(
                 conversation_id=conversation_id,
                 attempt_id=command.message_id,
@@ -349,6 +350,7 @@ class TelephonyService:
             )
             if command.customer_info is not None:
                 await uow.sessions.upsert(conversation_id, command.customer_info, command.sender_email)
+            await self._apply_early_post_call(uow, conversation_id)
 
         event = caused_by(
             command,
@@ -426,9 +428,16 @@ class TelephonyService:
         async with self._uow() as uow:
             if not await uow.claim(event.message_id):
                 return
+            await uow.calls.lock(event.conversation_id)
             call = await uow.calls.get_for_update(event.conversation_id)
             if call is None:
-                log.info("telephony.post_call.unknown_conversation", conversation_id=event.conversation_id)
+                # The webhook can beat its call's commit: a call that fails at once, a slow or paused
+                # worker between the dial's answer and its commit, a recovering PlaceCall waiting out
+                # the settle time. Kept, and applied when the call is stored; dropping it left the
+                # call (and a campaign's slot) waiting for reconciliation. Also kept: conversations
+                # that are not ours (inbound calls), until reconciliation's give-up age.
+                await uow.early_post_calls.keep(event, utcnow())
+                log.info("telephony.post_call.before_its_call", conversation_id=event.conversation_id)
                 return
             if domain.is_final(call.status):
                 log.info(
@@ -438,6 +447,19 @@ class TelephonyService:
                 )
                 return
             await self._apply(uow, call, final, "webhook", causation_id=event.message_id)
+
+    async def _apply_early_post_call(self, uow: UnitOfWork, conversation_id: str) -> None:
+        """Apply the post-call webhook that came before this call was stored (the earliest, if
+        several: the first final status wins, as it does for webhooks that come after)."""
+        early = await uow.early_post_calls.take(conversation_id)
+        call = await uow.calls.get_for_update(conversation_id) if early else None
+        if call is None or domain.is_final(call.status):
+            return
+        first = early[0]
+        log.info("telephony.post_call.applied_when_stored", conversation_id=conversation_id)
+        await self._apply(
+            uow, call, domain.status_from_webhook(first), "webhook", causation_id=first.message_id
+        )
 
     async def _apply(
         self,
@@ -501,6 +523,11 @@ class TelephonyService:
         now = utcnow()
         changed = 0
         async with self._uow() as uow:
+            forgotten = await uow.early_post_calls.forget_received_before(
+                now - timedelta(seconds=s.reconcile_give_up_s)
+            )
+            if forgotten:
+                log.info("telephony.post_call.early_forgotten", count=forgotten)
             due = await uow.calls.due_for_reconciliation(
                 now - timedelta(seconds=s.reconcile_after_s), s.reconcile_batch_size
             )

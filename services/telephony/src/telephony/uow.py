@@ -11,6 +11,7 @@ from telephony.models import CONSUMER, inbox, upstream_commands
 from telephony.repository import (
     CallRepository,
     CustomerSessionRepository,
+    EarlyPostCallRepository,
     PhoneNumberRepository,
 )
 
@@ -22,6 +23,7 @@ class UnitOfWork(TransactionScope):
     phone_numbers: PhoneNumberRepository
     calls: CallRepository
     sessions: CustomerSessionRepository
+    early_post_calls: EarlyPostCallRepository
     events_topic = TELEPHONY_EVENTS
     inbox_table = inbox
     consumer = CONSUMER
@@ -31,3 +33,4 @@ class UnitOfWork(TransactionScope):
         self.phone_numbers = PhoneNumberRepository(session)
         self.calls = CallRepository(session)
         self.sessions = CustomerSessionRepository(session)
+        self.early_post_calls = EarlyPostCallRepository(session)
