@@ -156,7 +156,22 @@ def test_the_readme_sandbox_example_finishes_its_call_and_campaign(
             try:
                 return dict(poll(check, timeout=180))
             except AssertionError as exc:
-                raise AssertionError(f"{path} is not finished: {seen[0]}") from exc
+                raise AssertionError(f"{path} is not finished: {seen[0]}\n{post_mortem()}") from exc
+
+        def post_mortem() -> str:
+            """What tells a stuck call's story: the simulator's webhook deliveries and the stack's
+            warnings and errors (the test's home, with make-up.log, is gone after CI)."""
+            sim = f"http://127.0.0.1:{ports['ELEVENLABS_SIM_PORT']}/_sim"
+            deliveries = [
+                (d["conversation_id"], d["type"], d["status_code"], d["error"])
+                for d in httpx.get(f"{sim}/webhooks/deliveries", timeout=10).json()["deliveries"]
+            ]
+            noted = [
+                line
+                for line in up.lines
+                if re.search(r"\[(warning|error|critical)|before_its_call|restart|exited", line, re.I)
+            ]
+            return f"simulator deliveries: {deliveries}\nstack warnings:\n{''.join(noted[-80:])}"
 
         call = finished(f"/calls/{call_id}")
         assert call["status"] == "completed" and call["summary"], call
