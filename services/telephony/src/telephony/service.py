@@ -292,14 +292,14 @@ class TelephonyService:
         still be in flight had the settle time to show up, counted from `since` (monotonic): when
         we became the owner (the last moment an earlier owner could have sent one) or when our own
         dial failed."""
-        found = await self._find_call(command, upstream.started_at)
+        found = await self._find_call(command, upstream)
         if found is not None:
             return found
         settle = self._settings.recovery_settle_s - (time.monotonic() - since)
         if settle > 0:
             await upstream.owner.ensure()
             await asyncio.sleep(settle)  # a dial in flight shows up upstream within the settle time
-        return await self._find_call(command, upstream.started_at)
+        return await self._find_call(command, upstream)
 
     def _backoff(self, retries: int, detail: str | None) -> float:
         s = self._settings
@@ -307,21 +307,44 @@ class TelephonyService:
         asked = domain.retry_after_from_detail(detail) or 0.0
         return min(max(computed, asked), s.upstream_max_backoff_s)
 
-    async def _find_call(self, command: PlaceCall, started_at: datetime) -> domain.Dialled | None:
-        """The conversation an earlier delivery of this command created, if any."""
+    async def _find_call(self, command: PlaceCall, upstream: UpstreamCommand) -> domain.Dialled | None:
+        """The conversation an earlier delivery of this command created, if any.
+
+        ElevenLabs failing to answer (after the client's own retries) is asked again, backing off
+        and honouring Retry-After, for up to `TELEPHONY_LOOKUP_PATIENCE_S`: the person may have
+        been called, and a few bus retries in quick succession would dead-letter the dial during
+        a short outage, losing the call's record and its outcome."""
+        deadline = time.monotonic() + self._settings.lookup_patience_s
+        failures = 0
+        while True:
+            try:
+                return await self._lookup_call(command, upstream.started_at)
+            except UpstreamError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0 or not (exc.status_code >= 500 or exc.status_code == 429):
+                    raise UpstreamLookupFailed(str(exc)) from exc
+                delay = min(self._backoff(failures, exc.detail), left)
+                failures += 1
+                log.warning(
+                    "telephony.call.lookup_failed",
+                    status_code=exc.status_code,
+                    failures=failures,
+                    retry_in_s=round(delay, 3),
+                )
+                await upstream.owner.ensure()
+                await asyncio.sleep(delay)  # backoff while ElevenLabs cannot answer
+
+    async def _lookup_call(self, command: PlaceCall, started_at: datetime) -> domain.Dialled | None:
         since = int(started_at.timestamp()) - _CALL_RECOVERY_SKEW_S
-        try:
-            candidates = await self.elevenlabs.list_conversations(
-                agent_id=command.agent_id,
-                user_id=domain.attempt_user_id(command.message_id),
-                call_start_after_unix=since,
-            )
-            for summary in candidates:
-                conversation = await self.elevenlabs.get_conversation(str(summary["conversation_id"]))
-                if domain.attempt_id_of(conversation) == command.message_id:
-                    return domain.adopted(conversation)
-        except UpstreamError as exc:
-            raise UpstreamLookupFailed(str(exc)) from exc
+        candidates = await self.elevenlabs.list_conversations(
+            agent_id=command.agent_id,
+            user_id=domain.attempt_user_id(command.message_id),
+            call_start_after_unix=since,
+        )
+        for summary in candidates:
+            conversation = await self.elevenlabs.get_conversation(str(summary["conversation_id"]))
+            if domain.attempt_id_of(conversation) == command.message_id:
+                return domain.adopted(conversation)
         return None
 
     def _placed(self, command: PlaceCall, dialled: domain.Dialled) -> Outcome:

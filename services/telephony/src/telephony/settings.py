@@ -26,6 +26,15 @@ class Settings(SecretKeySettings):
         description="After a crash, how long an attempt must have existed before 'no conversation upstream' "
         "is taken to mean the dial never reached ElevenLabs (a dial in flight at the crash shows up by then).",
     )
+    lookup_patience_s: float = Field(
+        default=60.0,
+        ge=0,
+        alias="TELEPHONY_LOOKUP_PATIENCE_S",
+        description="How long one delivery of a dial keeps asking ElevenLabs, when it cannot answer, whether "
+        "an attempt's conversation exists (backing off, honouring Retry-After) before the bus retries it "
+        "and, after BUS_MAX_ATTEMPTS, dead-letters it: the person may have been called, so the answer "
+        "is worth waiting for.",
+    )
     owner_timeout_s: float = Field(
         default=10.0,
         gt=0,

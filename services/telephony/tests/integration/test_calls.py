@@ -238,6 +238,38 @@ async def test_dial_unknown_twice_and_absent_upstream_is_call_dial_failed(
     assert await harness.dials(command.to_number) == 0
 
 
+@pytest.mark.parametrize("lookup_status", [500, 503, 429])
+async def test_dial_answered_5xx_during_a_lookup_outage_is_adopted_not_dead_lettered(
+    harness: Harness, agent_id: str, twilio_phone_id: str, lookup_status: int
+) -> None:
+    """ElevenLabs placed the call and lost the answer, then could not list conversations for a
+    while (an outage rarely hits one endpoint alone). The dial waits for the lookup, backing off,
+    and adopts the call: before, four quick bus retries dead-lettered it, and the person who was
+    called had no call record and no outcome."""
+    dial = {"method": "POST", "path_regex": "^/v1/convai/twilio/outbound-call$", "status": 500, "after": True}
+    # More failures than the client's retries times the bus's attempts (4 x 4) took before.
+    outage = {
+        "method": "GET",
+        "path_regex": "^/v1/convai/conversations$",
+        "status": lookup_status,
+        "count": 24,
+    }
+    if lookup_status == 429:
+        outage["retry_after"] = 0.05
+    for fault in (dial | {"count": 1}, outage):
+        (await harness.sim.post("/_sim/faults", json=fault)).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    event = await harness.one(command)
+    assert event["type"] == "call.placed", event
+    calls = (await harness.sim_get("/_sim/calls", to_number=command.to_number))["calls"]
+    assert [c["conversation_id"] for c in calls] == [event["conversation_id"]]
+    assert await harness.dials(command.to_number) == 1
+    lookups = (await harness.sim_get("/_sim/requests", method="GET", path="/v1/convai/conversations"))[
+        "requests"
+    ]
+    assert [r["status"] for r in lookups].count(lookup_status) == 24
+
+
 async def test_dial_placed_but_answered_5xx_is_adopted_not_redialled(
     harness: Harness, agent_id: str, twilio_phone_id: str
 ) -> None:
