@@ -8,6 +8,11 @@ from pydantic import Field
 
 from contracts.base import Command, CommandFailed, Event
 
+# The widest conversation id the services store (ElevenLabs' are ~37 characters, `conv_` + 32), and
+# the widest `analysis.call_successful` (ElevenLabs' values: success, failure, unknown).
+CONVERSATION_ID_MAX_CHARS = 200
+CALL_SUCCESSFUL_MAX_CHARS = 20
+
 
 class PostCallWebhookReceived(Event):
     """A verified ElevenLabs post-call webhook (`post_call_transcription` or `call_initiation_failure`).

@@ -17,7 +17,12 @@ from urllib.parse import urlsplit
 
 from bus.errors import CommandError
 from contracts.text import without_nul
-from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived
+from contracts.webhooks import (
+    CALL_SUCCESSFUL_MAX_CHARS,
+    CONVERSATION_ID_MAX_CHARS,
+    PostCallTranscriptPart,
+    PostCallWebhookReceived,
+)
 
 JSON = dict[str, Any]
 
@@ -263,8 +268,14 @@ def received_event(
     conversation_id = data.get("conversation_id")
     if not isinstance(conversation_id, str) or not conversation_id:
         raise MalformedPayload("Missing data.conversation_id")
+    if len(conversation_id) > CONVERSATION_ID_MAX_CHARS:
+        # Signed, but no ElevenLabs id is this long: every consumer would fail to store it.
+        raise MalformedPayload(f"data.conversation_id over {CONVERSATION_ID_MAX_CHARS} characters")
     metadata = _dict(data.get("metadata"))
     analysis = _dict(data.get("analysis"))
+    call_successful = _str(analysis.get("call_successful"))
+    if call_successful is not None and len(call_successful) > CALL_SUCCESSFUL_MAX_CHARS:
+        call_successful = None  # not one of ElevenLabs' values
     carrier = carrier_answer(metadata) if envelope.type == "call_initiation_failure" else CarrierAnswer()
     return PostCallWebhookReceived(
         message_id=post_call_message_id(envelope.type, conversation_id),
@@ -280,7 +291,7 @@ def received_event(
         carrier=carrier.carrier,
         sip_status_code=carrier.sip_status_code,
         carrier_call_status=carrier.call_status,
-        call_successful=_str(analysis.get("call_successful")),
+        call_successful=call_successful,
         transcript_summary=_str(analysis.get("transcript_summary")),
         data_collection=data_collection(analysis.get("data_collection_results")),
         evaluation_criteria=evaluation_criteria(analysis.get("evaluation_criteria_results")),

@@ -221,11 +221,25 @@ def test_carrier_answer_of_initiation_failures(metadata: object, expected: tuple
         b'{"data": {}}',
         b'{"type": "post_call_transcription", "event_timestamp": 1, "data": {}}',
         b'{"type": "post_call_transcription", "data": {"conversation_id": 7}}',
+        # Signed but longer than any service stores: kept, not published to fail every consumer.
+        b'{"type": "post_call_transcription", "data": {"conversation_id": "' + b"c" * 201 + b'"}}',
+        b'{"type": "call_initiation_failure", "data": {"conversation_id": "' + b"c" * 201 + b'"}}',
     ],
 )
 def test_malformed_payloads(body: bytes) -> None:
     with pytest.raises(MalformedPayload):
         domain.received_event(domain.parse_envelope(body), received_at=NOW)
+
+
+def test_ids_up_to_200_characters_and_known_call_successful_values_are_published() -> None:
+    longest = "c" * 200
+    for value, kept in (("success", "success"), ("unknown", "unknown"), ("x" * 21, None)):
+        body = {
+            "type": "post_call_transcription",
+            "data": {"conversation_id": longest, "analysis": {"call_successful": value}},
+        }
+        event = domain.received_event(domain.parse_envelope(json.dumps(body).encode()), received_at=NOW)
+        assert (event.conversation_id, event.call_successful) == (longest, kept)
 
 
 def test_a_delivery_without_event_timestamp_is_dated_at_receipt() -> None:
