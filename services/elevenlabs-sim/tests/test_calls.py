@@ -385,6 +385,64 @@ async def test_redelivery_and_retries(calls_client: httpx.AsyncClient, receiver:
     assert (await c.post("/_sim/webhooks/redeliver/conv_unknown")).status_code == 404
 
 
+async def test_a_webhook_with_retries_enabled_gets_transcriptions_again_on_transient_failures(
+    calls_client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    """ElevenLabs' Webhooks docs, "Retries": off by default; with `retry_enabled`, a failed
+    post_call_transcription delivery is retried up to 5 times (immediately, 30 s, 2, 8, 30 min)
+    after a 5xx, 429 or 408; never after another 4xx; call_initiation_failure is never retried."""
+    c = calls_client
+    await _register_webhook(c, receiver.url, ["transcript", "call_initiation_failure"])
+    [hook] = (await c.get("/v1/workspace/webhooks")).json()["webhooks"]
+    await c.post("/_sim/config", json={"webhook_retry_delays_ms": [0, 20, 40, 60, 80]})
+    agent_id = await _agent(c)
+    twilio_id, _ = await _numbers(c)
+
+    async def deliveries(cid: str) -> list[tuple[str, int | None]]:
+        found = (await c.get("/_sim/webhooks/deliveries", params={"conversation_id": cid})).json()
+        return [(d["type"], d["status_code"]) for d in found["deliveries"]]
+
+    async def settled(number: str) -> bool:
+        calls = (await c.get("/_sim/calls", params={"to_number": number})).json()["calls"]
+        return bool(calls) and all(call["settled"] for call in calls)
+
+    async def dial_and_settle(number: str, statuses: list[int]) -> list[tuple[str, int | None]]:
+        receiver.statuses = list(statuses)
+        cid = (await _dial(c, "twilio", agent_id, twilio_id, number)).json()["conversation_id"]
+        await wait_until(lambda: settled(number))
+        return await deliveries(cid)
+
+    # Off by default: one delivery, failed.
+    assert await dial_and_settle("+15551120001", [503]) == [("post_call_transcription", 503)]
+    patched = await c.patch(
+        f"/v1/workspace/webhooks/{hook['webhook_id']}",
+        json={"name": hook["name"], "is_disabled": False, "retry_enabled": True},
+    )
+    assert patched.status_code == 200 and patched.json() == {"status": "ok"}
+    transcription = "post_call_transcription"
+    assert await dial_and_settle("+15551120011", [503, 408, 429, 500]) == [
+        (transcription, 503),
+        (transcription, 408),
+        (transcription, 429),
+        (transcription, 500),
+        (transcription, 200),
+    ]
+    # A 4xx other than 408/429 is the receiver's refusal: not retried.
+    assert await dial_and_settle("+15551120021", [404]) == [(transcription, 404)]
+    # Busy: call_initiation_failure, which ElevenLabs does not retry.
+    assert await dial_and_settle("+15551120005", [503]) == [("call_initiation_failure", 503)]
+    # Six failures: the first delivery and five retries, then ElevenLabs gives up.
+    assert await dial_and_settle("+15551120031", [500] * 7) == [(transcription, 500)] * 6
+    # A disabled webhook gets nothing.
+    await c.patch(
+        f"/v1/workspace/webhooks/{hook['webhook_id']}", json={"name": hook["name"], "is_disabled": True}
+    )
+    listed = (await c.get("/v1/workspace/webhooks")).json()["webhooks"]
+    assert [w["is_disabled"] for w in listed] == [True]
+    assert await dial_and_settle("+15551120041", []) == []
+    receiver.statuses = []
+
+
 @pytest.mark.timeout(30)
 def test_over_real_http_with_direct_webhook_config(receiver: WebhookReceiver) -> None:
     settings = SimSettings(api_key=API_KEY, ring_ms=10, call_duration_ms=30, processing_ms=5)

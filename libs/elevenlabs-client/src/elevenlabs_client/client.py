@@ -453,6 +453,18 @@ class ElevenLabsClient:
         body = {"settings": {"auth_type": "hmac", "name": name, "webhook_url": webhook_url}}
         return await self._json("POST", "/v1/workspace/webhooks", json=body)
 
+    async def update_workspace_webhook(
+        self, webhook_id: str, *, name: str, is_disabled: bool = False, retry_enabled: bool | None = None
+    ) -> None:
+        """`PATCH /v1/workspace/webhooks/{id}` (`name` and `is_disabled` are required there);
+        `retry_enabled` has ElevenLabs retry a failed post_call_transcription delivery on a 5xx,
+        429 or 408: immediately, then after 30 s, 2, 8 and 30 min (their Webhooks docs, "Retries";
+        off by default)."""
+        body: JSON = {"name": name, "is_disabled": is_disabled}
+        if retry_enabled is not None:
+            body["retry_enabled"] = retry_enabled
+        await self._json("PATCH", f"/v1/workspace/webhooks/{webhook_id}", json=body)
+
     async def list_workspace_webhooks(self) -> list[JSON]:
         """Every workspace webhook: `{webhook_id, name, webhook_url, created_at_unix, usage, ...}`
         (never the secret)."""

@@ -237,6 +237,7 @@ def start_call(
         "ended_at": None,
         "request": copy.deepcopy(body),
         "webhooks": [],
+        "settled": False,  # True once the call ended and its webhooks (retries included) are sent
     }
     tracker.calls[conversation_id] = entry
     task = asyncio.get_running_loop().create_task(
@@ -316,6 +317,7 @@ async def _run(state: SimState, tracker: CallTracker, record: Record, entry: JSO
         )
     finally:
         _end_call(tracker, entry)
+        entry["settled"] = True
 
 
 def _fake_audio(size: int) -> bytes:
@@ -509,6 +511,16 @@ class WebhookTarget:
     secret: str
     events: list[str]
     headers: dict[str, str]
+    retry_enabled: bool = False
+
+
+# What ElevenLabs retries when a webhook has `retry_enabled` (its Webhooks docs, "Retries"): only
+# post_call_transcription deliveries, and only after a 5xx, 429, 408 or no answer at all.
+RETRIED_TYPES = frozenset({"post_call_transcription"})
+
+
+def _retryable(status: int | None) -> bool:
+    return status is None or status >= 500 or status in (408, 429)
 
 
 _EVENT_FOR_TYPE = {
@@ -532,11 +544,17 @@ def webhook_target(state: SimState, agent_id: str) -> WebhookTarget | None:
         if agent_hooks.get("post_call_webhook_id"):
             settings = agent_hooks
     webhook = state.workspace_webhooks.get(settings.get("post_call_webhook_id") or "")
-    if webhook is None:
+    if webhook is None or webhook.data.get("is_disabled"):
         return None
     headers = {k: v for k, v in (webhook.data.get("request_headers") or {}).items() if isinstance(v, str)}
     events = settings.get("events") or DEFAULT_EVENTS
-    return WebhookTarget(webhook.data["webhook_url"], webhook.data["secret"], list(events), headers)
+    return WebhookTarget(
+        webhook.data["webhook_url"],
+        webhook.data["secret"],
+        list(events),
+        headers,
+        retry_enabled=bool(webhook.data.get("retry_enabled")),
+    )
 
 
 async def _deliver_event(
@@ -557,7 +575,11 @@ async def _deliver_event(
     tracker.last_delivery.setdefault(record.id, []).append(delivery)
     if entry is not None:
         entry["webhooks"].append(kind)
-    await send_delivery(tracker, delivery, retries=state.config.webhook_retries)
+    if target.retry_enabled and kind in RETRIED_TYPES:
+        delays = [ms / 1000 for ms in state.config.webhook_retry_delays_ms]
+        await send_delivery(tracker, delivery, retries=len(delays), delays_s=delays)
+    else:
+        await send_delivery(tracker, delivery, retries=state.config.webhook_retries)
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
@@ -567,9 +589,18 @@ async def _chunks(body: bytes) -> AsyncIterator[bytes]:
 
 
 async def send_delivery(
-    tracker: CallTracker, delivery: Delivery, *, retries: int, replay: bool = False
+    tracker: CallTracker,
+    delivery: Delivery,
+    *,
+    retries: int,
+    replay: bool = False,
+    delays_s: list[float] | None = None,
 ) -> JSON:
-    """POST one delivery (plus up to ``retries`` retries on failure); returns the last log entry."""
+    """POST one delivery (plus up to ``retries`` retries on failure); returns the last log entry.
+
+    With ``delays_s`` (a webhook's ``retry_enabled`` schedule) retry ``i`` waits ``delays_s[i]`` and
+    only retryable failures (``_retryable``) are retried; without, any failure is, after a short
+    doubling backoff (the ``webhook_retries`` test knob)."""
     log: JSON = {}
     for attempt in range(retries + 1):
         status: int | None = None
@@ -597,8 +628,11 @@ async def send_delivery(
         tracker.deliveries.append(log)
         if status is not None and 200 <= status < 300:
             break
+        if delays_s is not None and not _retryable(status):
+            break
         if attempt < retries:
-            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+            delay = delays_s[attempt] if delays_s is not None else min(0.05 * 2**attempt, 1.0)
+            await asyncio.sleep(delay)  # the retry schedule
     return log
 
 

@@ -22,4 +22,9 @@ class SimSettings(BaseSettings):
     processing_ms: int = Field(default=50, ge=0)
     max_concurrent_calls: int = Field(default=0, ge=0)  # 0 = unlimited
     webhook_retries: int = Field(default=0, ge=0)
+    # A workspace webhook with `retry_enabled` retries a failed post_call_transcription delivery
+    # after these delays (ElevenLabs' documented schedule: immediately, 30 s, 2 min, 8 min, 30 min).
+    webhook_retry_delays_ms: list[int] = Field(
+        default_factory=lambda: [0, 30_000, 120_000, 480_000, 1_800_000]
+    )
     refuse_number_suffix: str = "0000"  # dialling a number ending in this → success:false; "" = never

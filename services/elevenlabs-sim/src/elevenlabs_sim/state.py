@@ -119,6 +119,7 @@ class RuntimeConfig:
     max_concurrent_calls: int
     webhook_retries: int
     refuse_number_suffix: str
+    webhook_retry_delays_ms: list[int] = field(default_factory=list)
     answered_outcome: str = "appointment_confirmed"
     # Direct webhook target, bypassing workspace registration (None = use the workspace webhook).
     webhook_url: str | None = None
@@ -158,6 +159,7 @@ class RuntimeConfig:
             max_concurrent_calls=settings.max_concurrent_calls,
             webhook_retries=settings.webhook_retries,
             refuse_number_suffix=settings.refuse_number_suffix,
+            webhook_retry_delays_ms=list(settings.webhook_retry_delays_ms),
         )
 
     def describe(self) -> JSON:

@@ -44,7 +44,7 @@ from contracts.provisioning import (
 )
 from contracts.telephony import CallPlaced, CustomerSessionDeleted, CustomerSessionStored
 from contracts.webhooks import PostCallWebhookReceived, PostCallWebhookRegistered, RegisterPostCallWebhook
-from elevenlabs_client import ElevenLabsClient
+from elevenlabs_client import ElevenLabsClient, UpstreamError
 from tool_webhooks import call_control, domain, metrics
 from tool_webhooks import stores as stores_mod
 from tool_webhooks.domain import JSON
@@ -224,6 +224,7 @@ class WebhookService:
         webhook_id, secret = created.get("webhook_id"), created.get("webhook_secret")
         if not isinstance(webhook_id, str) or not isinstance(secret, str) or not secret:
             raise CommandError(502, "ElevenLabs unavailable", "Webhook created without id or secret")
+        await self._enable_retries(webhook_id)
         await self.elevenlabs.update_convai_settings(domain.convai_webhook_settings(webhook_id))
         async with self._uow() as uow:
             if command is not None and not await uow.claim(command.message_id):
@@ -248,6 +249,23 @@ class WebhookService:
             )
         log.info("tool_webhooks.webhook.registered", webhook_id=webhook_id, webhook_url=webhook_url)
         return Registration(webhook_id, webhook_url)
+
+    async def _enable_retries(self, webhook_id: str) -> None:
+        """Have ElevenLabs retry a transcription webhook we could not take (a restart, a deploy, a
+        paused worker): without it a missed delivery waits for reconciliation
+        (`TELEPHONY_RECONCILE_AFTER_S`), and its analysis and transcript never come. Retries only
+        shorten that wait, so a refusal is logged and registration goes on."""
+        try:
+            await self.elevenlabs.update_workspace_webhook(
+                webhook_id, name=domain.WEBHOOK_NAME, is_disabled=False, retry_enabled=True
+            )
+        except UpstreamError as exc:
+            log.warning(
+                "tool_webhooks.webhook.retries_not_enabled",
+                webhook_id=webhook_id,
+                status_code=exc.status_code,
+                detail=exc.detail,
+            )
 
     async def _create_webhook(self, webhook_url: str) -> JSON:
         """`{webhook_id, webhook_secret}` of a new workspace webhook; exactly one is left upstream.

@@ -48,6 +48,16 @@ async def test_register_command_stores_the_secret_encrypted_and_it_verifies(harn
     convai = (await harness.sim.get("/v1/convai/settings")).json()["webhooks"]
     assert convai["post_call_webhook_id"] == webhook_id
     assert convai["events"] == ["transcript", "call_initiation_failure"]
+    # ElevenLabs retries a transcription delivery we could not take (off unless asked for); the
+    # simulator checks the PATCH against the official spec.
+    patches = (
+        await harness.sim.get(
+            "/_sim/requests", params={"method": "PATCH", "path": f"/v1/workspace/webhooks/{webhook_id}"}
+        )
+    ).json()["requests"]
+    assert [(p["status"], p["json"]) for p in patches] == [
+        (200, {"name": domain.WEBHOOK_NAME, "is_disabled": False, "retry_enabled": True})
+    ]
 
     row = await _row(harness, webhook_id)
     clear = KEYRING.decrypt(

@@ -43,6 +43,7 @@ class ConfigPatch(BaseModel):
     processing_ms: int | None = Field(default=None, ge=0)
     max_concurrent_calls: int | None = Field(default=None, ge=0)
     webhook_retries: int | None = Field(default=None, ge=0)
+    webhook_retry_delays_ms: list[int] | None = None
     refuse_number_suffix: str | None = None
     answered_outcome: str | None = None
     webhook_url: str | None = None

@@ -1,8 +1,11 @@
 """Workspace webhooks (``/v1/workspace/webhooks``) and ConvAI settings (``/v1/convai/settings``).
 
 The webhook secret is kept so the later post-call webhook sender can sign deliveries with it.
-DELETE removes a webhook (and unhooks it from the settings). PATCH of the settings deep-merges into the stored settings; pointing
-``webhooks.post_call_webhook_id`` at an unknown webhook gives 404 ``webhook_not_found``.
+DELETE removes a webhook (and unhooks it from the settings). PATCH of a webhook sets its name, whether
+it is disabled (no deliveries then) and whether failed ``post_call_transcription`` deliveries are
+retried (``retry_enabled``, off by default: see ``lifecycle.RETRY_DELAYS_MS``). PATCH of the settings
+deep-merges into the stored settings; pointing ``webhooks.post_call_webhook_id`` at an unknown webhook
+gives 404 ``webhook_not_found``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def _webhook_response(state: SimState, record: Record) -> dict[str, Any]:
         "name": record.data["name"],
         "webhook_id": record.id,
         "webhook_url": record.data["webhook_url"],
-        "is_disabled": False,
+        "is_disabled": bool(record.data.get("is_disabled", False)),
         "is_auto_disabled": False,
         "created_at_unix": record.created_at,
         "auth_type": record.data["auth_type"],
@@ -54,6 +57,19 @@ async def create_webhook(body: JsonBody, state: State) -> dict[str, Any]:
 @webhooks_router.get("")
 async def list_webhooks(state: State, include_usages: bool = False) -> dict[str, Any]:
     return {"webhooks": [_webhook_response(state, r) for r in state.workspace_webhooks.values()]}
+
+
+@webhooks_router.patch("/{webhook_id}")
+async def patch_webhook(webhook_id: str, body: JsonBody, state: State) -> dict[str, Any]:
+    record = state.workspace_webhooks.get(webhook_id)
+    if record is None:
+        raise not_found("webhook", "Webhook not found")
+    record.data["name"] = body["name"]
+    record.data["is_disabled"] = bool(body["is_disabled"])
+    for field in ("retry_enabled", "request_headers"):
+        if body.get(field) is not None:
+            record.data[field] = body[field]
+    return {"status": "ok"}
 
 
 @webhooks_router.delete("/{webhook_id}")
