@@ -88,6 +88,20 @@ RETRYABLE_OUTCOMES = frozenset({"no_answer", "busy", "failed", "voicemail"})
 # Upstream statuses meaning "this campaign's agent or number cannot be used" (not the recipient).
 FATAL_DIAL_STATUS_CODES = frozenset({400, 401, 403, 404, 422})
 RATE_LIMITED = 429
+# A carrier's or ElevenLabs' words in a recipient's reason, at most this long.
+DIAL_DETAIL_MAX_CHARS = 300
+
+
+def dial_failure_reason(status_code: int, error: str, detail: str | None, refusal: str | None) -> str:
+    """A failed dial's reason as the recipient shows it. A refusal we recognise names its cause
+    ("Carrier refused the number: ..."); any other keeps its status and, when ElevenLabs said why
+    (a refused dial's `message`), its words, so the operator is not left with "502 Call could not
+    be placed" alone."""
+    words = (detail or "").strip()[:DIAL_DETAIL_MAX_CHARS]
+    if refusal is not None and words:
+        return f"{error}: {words}"
+    return f"{status_code} {error}: {words}" if words else f"{status_code} {error}"
+
 
 _ATTEMPT_NAMESPACE = uuid.UUID("6f1c1f52-3c35-4d5e-9a43-6a0f4a0e7c11")
 

@@ -141,9 +141,7 @@ async def call_dial_failed(deps: Deps, event: CallDialFailed) -> None:
         else:
             if event.status_code in domain.FATAL_DIAL_STATUS_CODES and event.refusal is None:
                 campaign.fatal_dial_failures += 1
-            reason = f"{event.status_code} {event.error}"
-            if event.refusal is not None and event.detail:
-                reason = f"{event.error}: {event.detail}"
+            reason = domain.dial_failure_reason(event.status_code, event.error, event.detail, event.refusal)
             await _finish_attempt(
                 deps,
                 uow,

@@ -304,3 +304,32 @@ def test_a_campaign_that_reached_nobody_says_so_and_one_that_reached_someone_doe
     assert domain.nobody_reached_reason({"completed": 1, "failed": 9}, "x") is None
     assert domain.nobody_reached_reason({"opted_out": 1}, None) is None
     assert domain.nobody_reached_reason({}, None) is None
+
+
+@pytest.mark.parametrize(
+    ("status_code", "error", "detail", "refusal", "reason"),
+    [
+        # ElevenLabs' success:false with a message no rule recognises: its words are kept.
+        (
+            502,
+            "Call could not be placed",
+            "Number is blocked by the carrier",
+            None,
+            "502 Call could not be placed: Number is blocked by the carrier",
+        ),
+        (502, "Call could not be placed", None, None, "502 Call could not be placed"),
+        (404, "Phone number not found: phnum_x", "  ", None, "404 Phone number not found: phnum_x"),
+        (
+            422,
+            "Carrier refused the number",
+            "Twilio 21211: invalid 'To'",
+            "recipient",
+            "Carrier refused the number: Twilio 21211: invalid 'To'",
+        ),
+        (502, "Call could not be placed", "x" * 400, None, "502 Call could not be placed: " + "x" * 300),
+    ],
+)
+def test_a_failed_dial_reason_keeps_what_elevenlabs_said(
+    status_code: int, error: str, detail: str | None, refusal: str | None, reason: str
+) -> None:
+    assert domain.dial_failure_reason(status_code, error, detail, refusal) == reason
