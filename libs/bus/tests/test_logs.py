@@ -3,6 +3,7 @@ events carry a signed URL's `sig` (and the other secret query parameters) only a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -135,3 +136,39 @@ def test_redact_query_values_keeps_names_and_the_rest_of_the_line() -> None:
     assert redact_query_values(line) == (
         'HTTP Request: GET https://s.example/o?search=REDACTED&per_page=REDACTED;x=REDACTED "HTTP/1.1 200 OK"'
     )
+
+
+def test_an_offset_commit_refused_after_a_rebalance_is_one_warning_line_not_a_critical_traceback() -> None:
+    """What FastStream's acknowledgement middleware logs when a paused consumer wakes up after its
+    partitions moved (seen in a trial after SIGSTOP/SIGCONT): CRITICAL plus two chained tracebacks."""
+    script = textwrap.dedent(
+        """
+        import logging
+        from aiokafka.errors import CommitFailedError, IllegalGenerationError
+        from bus.logs import configure_logging
+
+        configure_logging("logs-test")
+        logger = logging.getLogger("faststream.access.kafka")
+        try:
+            try:
+                raise IllegalGenerationError("telephony")
+            except IllegalGenerationError as cause:
+                raise CommitFailedError("Commit cannot be completed since the group has already rebalanced") from cause
+        except CommitFailedError as er:
+            logger.log(logging.CRITICAL, repr(er), exc_info=er)
+        try:
+            raise RuntimeError("something else")
+        except RuntimeError as er:
+            logger.log(logging.CRITICAL, repr(er), exc_info=er)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    rebalanced, other = lines
+    assert rebalanced["level"] == "warning" and "exception" not in rebalanced, rebalanced
+    assert rebalanced["event"].startswith("bus.offset_commit.rebalanced")
+    # Any other failure keeps its level and its trace.
+    assert other["level"] == "critical" and "RuntimeError" in json.dumps(other), other

@@ -87,6 +87,25 @@ class RedactQueryFilter(logging.Filter):
 _CLIENT_FILTER = RedactQueryFilter()
 
 
+class RebalancedCommitFilter(logging.Filter):
+    """FastStream logs a failed offset commit at CRITICAL with its traceback. After a pause or a
+    rebalance that failure is expected (aiokafka's `CommitFailedError`: the partition has another
+    owner, which is given the message again and deduplicates it), so it becomes one WARNING line
+    an operator can read, not a page."""
+
+    MESSAGE = (
+        "bus.offset_commit.rebalanced: the partition moved to another consumer (a pause or a "
+        "rebalance); its new owner gets the message again and deduplicates it"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and type(error).__name__ == "CommitFailedError":
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args, record.exc_info, record.exc_text = self.MESSAGE, None, None, None
+        return True
+
+
 def redact_http_client_logs() -> None:
     """Redact on the HTTP client loggers themselves (idempotent), so their records carry no query
     value whatever handler gets them (a test's capture, a library's own handler)."""
@@ -202,6 +221,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
         )
     )
     handler.addFilter(RedactQueryFilter())
+    handler.addFilter(RebalancedCommitFilter())
     redact_http_client_logs()
     root = logging.getLogger()
     root.handlers[:] = [handler]
