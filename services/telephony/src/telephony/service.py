@@ -311,10 +311,14 @@ class TelephonyService:
         """The conversation an earlier delivery of this command created, if any.
 
         ElevenLabs failing to answer (after the client's own retries) is asked again, backing off
-        and honouring Retry-After, for up to `TELEPHONY_LOOKUP_PATIENCE_S`: the person may have
-        been called, and a few bus retries in quick succession would dead-letter the dial during
-        a short outage, losing the call's record and its outcome."""
-        deadline = time.monotonic() + self._settings.lookup_patience_s
+        and honouring Retry-After, until `TELEPHONY_LOOKUP_PATIENCE_S` after the command's first
+        delivery (`upstream.started_at`): the person may have been called, and a few bus retries in
+        quick succession would dead-letter the dial during a short outage, losing the call's record
+        and its outcome. Counted from the first delivery, not per delivery: commands are handled
+        one at a time, so each redelivery waiting the whole patience again would hold every other
+        dial for BUS_MAX_ATTEMPTS times as long; a redelivery past it asks once."""
+        waited = (utcnow() - upstream.started_at).total_seconds()
+        deadline = time.monotonic() + max(0.0, self._settings.lookup_patience_s - waited)
         failures = 0
         while True:
             try:

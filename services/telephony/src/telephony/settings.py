@@ -30,10 +30,11 @@ class Settings(SecretKeySettings):
         default=60.0,
         ge=0,
         alias="TELEPHONY_LOOKUP_PATIENCE_S",
-        description="How long one delivery of a dial keeps asking ElevenLabs, when it cannot answer, whether "
-        "an attempt's conversation exists (backing off, honouring Retry-After) before the bus retries it "
-        "and, after BUS_MAX_ATTEMPTS, dead-letters it: the person may have been called, so the answer "
-        "is worth waiting for.",
+        description="How long, from a dial's first delivery, telephony keeps asking ElevenLabs, when it cannot "
+        "answer, whether the attempt's conversation exists (backing off, honouring Retry-After) before the "
+        "bus retries it and, after BUS_MAX_ATTEMPTS, dead-letters it: the person may have been called, so "
+        "the answer is worth waiting for. A redelivery past it asks once (dials are handled one at a time: "
+        "waiting the whole patience per delivery would hold every other dial that much longer).",
     )
     owner_timeout_s: float = Field(
         default=10.0,

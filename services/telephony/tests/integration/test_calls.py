@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import structlog
 from sqlalchemy import select
 
+from contracts import topics
 from contracts.telephony import CustomerInfo, PlaceCall
+from devinfra.bus_harness import collecting, wait_until
 from telephony import domain
 from telephony.bootstrap import Container
 from telephony.models import Call, CustomerSession
@@ -268,6 +271,42 @@ async def test_dial_answered_5xx_during_a_lookup_outage_is_adopted_not_dead_lett
         "requests"
     ]
     assert [r["status"] for r in lookups].count(lookup_status) == 24
+
+
+async def test_a_lookup_outage_longer_than_the_patience_holds_dials_for_it_once_not_per_delivery(
+    harness: Harness,
+    container: Container,
+    agent_id: str,
+    twilio_phone_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dials are handled one at a time, so a dial waiting for the lookup holds every other dial.
+    The patience is counted from the dial's first delivery: the redeliveries after it ask once
+    each, and the dial is dead-lettered after about the patience, not BUS_MAX_ATTEMPTS times it
+    (before: each delivery waited the whole patience again)."""
+    patience = 1.0
+    monkeypatch.setattr(container.settings, "lookup_patience_s", patience)
+    dial = {"method": "POST", "path_regex": "^/v1/convai/twilio/outbound-call$", "status": 500, "after": True}
+    outage = {"method": "GET", "path_regex": "^/v1/convai/conversations$", "status": 503, "count": 10_000}
+    for fault in (dial | {"count": 1}, outage):
+        (await harness.sim.post("/_sim/faults", json=fault)).raise_for_status()
+    command = _call(agent_id, twilio_phone_id)
+    dead: list[dict] = []
+    dlq = container.settings.topic(topics.dead_letter(topics.TELEPHONY_COMMANDS))
+    with structlog.testing.capture_logs() as logs:
+        async with collecting(container.settings.kafka_bootstrap_servers, {dlq: dead}):
+            await harness.publish(command)
+            await wait_until(
+                lambda: any(r.get("message_id") == command.message_id for r in dead),
+                "the dial dead-lettered after the lookup outage outlasted the patience",
+            )
+    events = [e["event"] for e in logs]
+    first_redelivery = events.index("telephony.command.recovering")
+    assert "telephony.call.lookup_failed" in events[:first_redelivery], "the first delivery did not wait"
+    # Past the patience a redelivery asks once and gives up at once: no backing off again.
+    assert "telephony.call.lookup_failed" not in events[first_redelivery:], events[first_redelivery:]
+    assert events.count("telephony.command.recovering") == container.settings.bus_max_attempts - 1
+    assert await harness.dials(command.to_number) == 1
 
 
 async def test_dial_placed_but_answered_5xx_is_adopted_not_redialled(
