@@ -1,5 +1,6 @@
-"""The outbox relay's wake-ups, on the real broker and PostgreSQL: a relay is woken by its own
-outbox's rows only, and still relays rows queued under the old shared queue name."""
+"""The outbox relay on the real broker and PostgreSQL: a relay is woken by its own outbox's rows
+only, still relays rows queued under the old shared queue name, and relays the rows a relay that
+died had leased once their lease ends."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Literal
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, Table, event, func, select, text
+from sqlalchemy import MetaData, Table, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.db import make_engine, make_sessionmaker
@@ -89,7 +90,7 @@ async def env(
         await engine.dispose()
 
 
-async def make_service(env: Env, *, consume: bool) -> Service:
+async def make_service(env: Env, *, consume: bool, settings: BusSettings | None = None) -> Service:
     schema = f"wake_{uuid.uuid4().hex[:8]}"
     outbox, inbox = make_bus_tables(MetaData(schema=schema))
     async with env.engine.begin() as connection:
@@ -99,7 +100,7 @@ async def make_service(env: Env, *, consume: bool) -> Service:
     engine = make_engine(env.url, pool_size=4)  # its own, so its statements can be counted
     env.engines.append(engine)
     bus = Bus(
-        env.settings,
+        settings or env.settings,
         service=f"wake-{uuid.uuid4().hex[:6]}",
         engine=engine,
         outbox_table=outbox,
@@ -180,3 +181,30 @@ async def test_rows_queued_under_the_old_shared_queue_name_are_still_relayed_in_
 
 async def _is_zero(rows: Awaitable[int]) -> bool:
     return await rows == 0
+
+
+async def test_rows_a_dead_relay_had_leased_are_relayed_when_the_lease_ends(env: Env) -> None:
+    """A relay killed between fetching rows (leasing them) and publishing them leaves them leased.
+    They wait for BUS_RELAY_LEASE_S; faststream-outbox's default was 60 s, so after a SIGKILL of
+    campaigns the gateway showed a campaign completed while recipients it had finished still read
+    `dialing` for up to a minute (their updates sat in the dead relay's lease)."""
+    service = await make_service(
+        env, consume=True, settings=env.settings.model_copy(update={"bus_relay_lease_s": 3.0})
+    )
+    sessions = make_sessionmaker(env.engine)
+    async with sessions() as session, session.begin():
+        await service.bus.publish_later(session, env.topic, Tick(n=7))
+    async with env.engine.begin() as connection:  # what the killed relay left: leased, not published
+        await connection.execute(
+            update(service.outbox).values(acquired_at=func.now(), acquired_token=uuid.uuid4())
+        )
+    await service.bus.start()
+    try:
+        await until(lambda: service.handled == [7], "the row the dead relay had leased, relayed")
+        await until(lambda: _is_zero(outbox_rows(env, service.outbox)), "an empty outbox")
+    finally:
+        await service.bus.stop()
+
+
+def test_a_relay_lease_is_ten_seconds_unless_set() -> None:
+    assert BusSettings().bus_relay_lease_s == 10.0

@@ -252,6 +252,9 @@ class Bus:
             terminal_flush_batch_size=50,
             min_fetch_interval=0.05,
             max_fetch_interval=1.0,
+            # Rows a dead relay leased wait this long for another; a live relay publishes a fetched
+            # batch in milliseconds and deletes within half of it (the library's buffer age).
+            lease_ttl_seconds=self.settings.bus_relay_lease_s,
             retry_strategy=ExponentialRetry(
                 initial_delay_seconds=0.2, max_delay_seconds=10.0, max_attempts=None
             ),

@@ -64,6 +64,15 @@ class BusSettings(BaseSettings):
     )
     # How often each service measures its oldest unrelayed outbox row (switchboard_outbox_oldest_age_seconds).
     bus_outbox_age_interval_s: float = Field(default=15.0, gt=0, alias="BUS_OUTBOX_AGE_INTERVAL_S")
+    bus_relay_lease_s: float = Field(
+        default=10.0,
+        ge=3.0,  # faststream-outbox: at least twice the relay's longest idle wait (1 s) and a publish
+        alias="BUS_RELAY_LEASE_S",
+        description="How long an outbox relay owns the rows it fetched. Rows a relay leased and did "
+        "not publish or delete before it died (SIGKILL, crash) or stalled are relayed by another "
+        "relay once this runs out, after rows written later. faststream-outbox's default, 60 s, kept "
+        "a killed service's last events a minute late.",
+    )
     otel_traces_exporter: str = Field(
         default="none",
         alias="OTEL_TRACES_EXPORTER",
