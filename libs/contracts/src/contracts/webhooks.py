@@ -92,6 +92,14 @@ class PostCallWebhookRegistered(Event):
     type: Literal["post_call_webhook.registered"] = "post_call_webhook.registered"
     webhook_id: str = Field(description="ElevenLabs workspace webhook id.")
     webhook_url: str = Field(description="URL ElevenLabs posts to.")
+    retries_enabled: bool | None = Field(
+        default=None,
+        description="Whether ElevenLabs accepted turning on its delivery retries for the webhook "
+        "(PATCH /v1/workspace/webhooks/{id} with retry_enabled). False: a transcription delivery we "
+        "miss is not sent again, and the call's outcome waits for telephony's reconciliation, "
+        "without its analysis and transcript; register again to retry. None: from a producer that "
+        "predates the field.",
+    )
 
 
 WebhookEvent = Annotated[

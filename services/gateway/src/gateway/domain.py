@@ -331,8 +331,10 @@ def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
             )
         case CustomerSessionDeleted(conversation_id=cid):
             return Outcome(200, {"success": True, "message": f"Session {cid} deleted successfully"})
-        case PostCallWebhookRegistered(webhook_id=wid, webhook_url=url):
-            return Outcome(200, {"success": True, "webhook_id": wid, "webhook_url": url})
+        case PostCallWebhookRegistered(webhook_id=wid, webhook_url=url, retries_enabled=retries):
+            return Outcome(
+                200, {"success": True, "webhook_id": wid, "webhook_url": url, "retries_enabled": retries}
+            )
         case WebhookSubscriptionUpdated(subscription=sub):
             return Outcome(200, webhook_view(sub))
         case WebhookSubscriptionDeleted(subscription_id=sid):

@@ -538,3 +538,8 @@ class WebhookRegisteredOut(Out):
     success: Literal[True]
     webhook_id: str
     webhook_url: str
+    retries_enabled: bool | None = Field(
+        default=None,
+        description="ElevenLabs accepted turning on its delivery retries (false: a missed transcription "
+        "waits for reconciliation and loses its analysis and transcript; register again).",
+    )

@@ -14,6 +14,7 @@ import pytest
 from bus.secrets import Keyring, Undecryptable, message_context, new_key
 from contracts.base import CommandFailed
 from contracts.telephony import CallDialFailed, CallPlaced, PhoneNumberDeleted
+from contracts.webhooks import PostCallWebhookRegistered
 from gateway.domain import (
     MAX_POSITION,
     concludes,
@@ -266,4 +267,23 @@ def test_store_credentials_travel_only_encrypted_for_their_field() -> None:
     assert ecommerce_fields(keyring, None) == {
         "ecommerce_platform": None,
         "ecommerce_credentials_encrypted": None,
+    }
+
+
+@pytest.mark.parametrize("retries", [True, False, None])
+def test_the_post_call_registration_answer_says_whether_elevenlabs_retries_deliveries(
+    retries: bool | None,
+) -> None:
+    """False (ElevenLabs refused `retry_enabled`) must reach the operator; None is an event from a
+    tool-webhooks that predates the field."""
+    event = PostCallWebhookRegistered(
+        webhook_id="wh_1", webhook_url="https://x/hook", retries_enabled=retries
+    )
+    outcome = outcome_of(event)
+    assert outcome.status_code == 200
+    assert outcome.body == {
+        "success": True,
+        "webhook_id": "wh_1",
+        "webhook_url": "https://x/hook",
+        "retries_enabled": retries,
     }

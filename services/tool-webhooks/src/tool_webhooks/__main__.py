@@ -44,6 +44,7 @@ def main(argv: list[str]) -> int:
         # Never print the secret: it is stored encrypted and used only to verify deliveries.
         print(f"webhook_id={registration.webhook_id}")
         print(f"webhook_url={registration.webhook_url}")
+        print(f"retries_enabled={str(registration.retries_enabled).lower()}")
         return 0
     if argv:
         print(USAGE, file=sys.stderr)

@@ -67,6 +67,8 @@ _WEBHOOK_RECOVERY_SKEW_S = 5
 
 # Rows deleted per transaction by retention: short transactions on tables tool calls read.
 PRUNE_BATCH = 500
+# How often a tool call for a conversation not yet known looks for its call.placed projection.
+_CALL_PLACED_POLL_S = 0.05
 
 ReceiveOutcome = Literal["accepted", "duplicate", "ignored", "kept"]
 ProvisioningProjected = (
@@ -91,6 +93,8 @@ class _Read:
 class Registration:
     webhook_id: str
     webhook_url: str
+    #: ElevenLabs accepted `retry_enabled` (see `WebhookService._enable_retries`).
+    retries_enabled: bool
 
 
 class WebhookService:
@@ -224,11 +228,11 @@ class WebhookService:
         webhook_id, secret = created.get("webhook_id"), created.get("webhook_secret")
         if not isinstance(webhook_id, str) or not isinstance(secret, str) or not secret:
             raise CommandError(502, "ElevenLabs unavailable", "Webhook created without id or secret")
-        await self._enable_retries(webhook_id)
+        retries_enabled = await self._enable_retries(webhook_id)
         await self.elevenlabs.update_convai_settings(domain.convai_webhook_settings(webhook_id))
         async with self._uow() as uow:
             if command is not None and not await uow.claim(command.message_id):
-                return Registration(webhook_id, webhook_url)
+                return Registration(webhook_id, webhook_url, retries_enabled)
             keyring = self._settings.keyring
             await uow.registrations.add(
                 webhook_id,
@@ -242,19 +246,26 @@ class WebhookService:
                 PostCallWebhookRegistered(
                     webhook_id=webhook_id,
                     webhook_url=webhook_url,
+                    retries_enabled=retries_enabled,
                     correlation_id=command.correlation_id if command else current_correlation_id(),
                     causation_id=command.message_id if command else None,
                 ),
                 key=webhook_id,
             )
-        log.info("tool_webhooks.webhook.registered", webhook_id=webhook_id, webhook_url=webhook_url)
-        return Registration(webhook_id, webhook_url)
+        log.info(
+            "tool_webhooks.webhook.registered",
+            webhook_id=webhook_id,
+            webhook_url=webhook_url,
+            retries_enabled=retries_enabled,
+        )
+        return Registration(webhook_id, webhook_url, retries_enabled)
 
-    async def _enable_retries(self, webhook_id: str) -> None:
+    async def _enable_retries(self, webhook_id: str) -> bool:
         """Have ElevenLabs retry a transcription webhook we could not take (a restart, a deploy, a
         paused worker): without it a missed delivery waits for reconciliation
         (`TELEPHONY_RECONCILE_AFTER_S`), and its analysis and transcript never come. Retries only
-        shorten that wait, so a refusal is logged and registration goes on."""
+        shorten that wait, so a refusal does not stop the registration: it is logged, and the
+        answer says so (`retries_enabled: false`). Returns whether ElevenLabs accepted."""
         try:
             await self.elevenlabs.update_workspace_webhook(
                 webhook_id, name=domain.WEBHOOK_NAME, is_disabled=False, retry_enabled=True
@@ -266,6 +277,8 @@ class WebhookService:
                 status_code=exc.status_code,
                 detail=exc.detail,
             )
+            return False
+        return True
 
     async def _create_webhook(self, webhook_url: str) -> JSON:
         """`{webhook_id, webhook_secret}` of a new workspace webhook; exactly one is left upstream.
@@ -458,22 +471,27 @@ class ToolService:
             now=datetime.fromtimestamp(self._clock(), UTC),
         )
 
-    async def _credentials(self, conversation_id: str) -> stores_mod.StoreCredentials | None:
+    async def _credentials(self, conversation_id: str, deadline: float) -> stores_mod.StoreCredentials | None:
+        """The store of a conversation's call, or None (no such call, no store, unreadable).
+
+        A conversation not yet known is waited for, up to `TOOL_WEBHOOKS_CALL_PLACED_WAIT_S` and
+        half the time left before `deadline` (event-loop time): its `call.placed` event may still be
+        on its way (telephony publishes it after the dial's answer, through its outbox and Kafka, and
+        a loaded stack can take longer than the ringing before the agent's first tool call)."""
         binding = self._bindings.get(conversation_id)
         if binding is not None and self._outlived(binding[2]):
             # Retention deletes the row (maybe on another replica): memory must not outlive it.
             self._bindings.pop(conversation_id, None)
             binding = None
         if binding is None:
-            async with self._uow() as uow:
-                conversation = await uow.conversations.get(conversation_id)
-                if conversation is None or not conversation.ecommerce_credentials_encrypted:
-                    return None  # not cached: the CallPlaced projection may still be on its way
-                binding = (
-                    str(conversation.ecommerce_platform),
-                    conversation.ecommerce_credentials_encrypted,
-                    conversation.updated_at,
-                )
+            conversation = await self._conversation_awaited(conversation_id, deadline)
+            if conversation is None or not conversation.ecommerce_credentials_encrypted:
+                return None  # not cached: a late projection is read on the next call
+            binding = (
+                str(conversation.ecommerce_platform),
+                conversation.ecommerce_credentials_encrypted,
+                conversation.updated_at,
+            )
             if not self._outlived(binding[2]):
                 self._bindings[conversation_id] = binding
         platform, token, _ = binding
@@ -485,6 +503,24 @@ class ToolService:
             log.warning("tool_webhooks.store.credentials_undecryptable", conversation_id=conversation_id)
             return None
         return stores_mod.parse_credentials(platform, clear)
+
+    async def _conversation_awaited(self, conversation_id: str, deadline: float) -> Conversation | None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        give_up = now + min(self._settings.call_placed_wait_s, (deadline - now) / 2)
+        pending = False
+        while True:
+            async with self._uow() as uow:
+                conversation = await uow.conversations.get(conversation_id)
+            if conversation is not None or loop.time() >= give_up:
+                if pending:
+                    log.info("tool_webhooks.store.call_placed_awaited", found=conversation is not None)
+                return conversation
+            if not pending:
+                log.info("tool_webhooks.store.call_placed_pending", conversation_id=conversation_id)
+                pending = True
+            # Polling the projection: the call.placed event may be consumed by another replica.
+            await asyncio.sleep(min(_CALL_PLACED_POLL_S, max(0.0, give_up - loop.time())))
 
     def _outlived(self, updated_at: datetime) -> bool:
         """True when retention may already have deleted a row last updated at `updated_at`."""
@@ -564,7 +600,7 @@ class ToolService:
         )
 
         async def work(deadline: float) -> ToolAnswer:
-            creds = await self._credentials(conversation_id) if conversation_id else None
+            creds = await self._credentials(conversation_id, deadline) if conversation_id else None
             if creds is None:
                 return {"products": [], "count": 0, "message": domain.NO_STORE_MESSAGE, "error": "no_store"}
             key = (creds.cache_identity(), stores_mod.search_terms(query).lower(), limit)
@@ -594,7 +630,7 @@ class ToolService:
         postcode = _text(body.get("postcode"))
 
         async def work(deadline: float) -> ToolAnswer:
-            creds = await self._credentials(conversation_id) if conversation_id else None
+            creds = await self._credentials(conversation_id, deadline) if conversation_id else None
             if creds is None or conversation_id is None:
                 return {"orders": [], "message": domain.NO_STORE_MESSAGE, "error": "no_store"}
             if not order_number and not email:

@@ -34,6 +34,15 @@ class Settings(SecretKeySettings):
     # ---- mid-call tools ----------------------------------------------------------------------
     # Overall deadline of one tool answer (store lookups incl. retries); ElevenLabs waits for it.
     tool_response_budget_s: float = Field(default=4.0, gt=0, alias="TOOL_RESPONSE_BUDGET_S")
+    call_placed_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        alias="TOOL_WEBHOOKS_CALL_PLACED_WAIT_S",
+        description="How long a store tool call for a conversation not yet known waits for its call's "
+        "call.placed event (telephony publishes it after the dial's answer; under load it can come after "
+        "the agent's first tool call) before answering that the call has no store; at most half the "
+        "tool's TOOL_RESPONSE_BUDGET_S.",
+    )
     callback_max_days: int = Field(
         default=30,
         ge=1,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import update
 
 from bus.secrets import Keyring, message_context, mint_tool_token, new_key
 from contracts import topics
 from contracts.telephony import CallPlaced, CustomerInfo
+from devinfra.bus_harness import wait_until
 from devinfra.standins.stores import SHOPIFY_TOKEN, WOO_KEY, WOO_SECRET
 from tool_webhooks import domain
 from tool_webhooks.models import Conversation
@@ -35,7 +38,16 @@ async def place_call(
 ) -> str:
     """Publish `CallPlaced` as telephony does and wait until the projection has it."""
     conversation_id = f"conv_{uuid.uuid4().hex[:12]}"
-    event = CallPlaced(
+    event = _call_placed(conversation_id, credentials, customer=customer)
+    await harness.publish(event, topics.TELEPHONY_EVENTS, key=conversation_id)
+    await harness.wait_row(Conversation.__table__, conversation_id=conversation_id)  # type: ignore[arg-type]
+    return conversation_id
+
+
+def _call_placed(
+    conversation_id: str, credentials: dict[str, Any] | None, *, customer: CustomerInfo | None = None
+) -> CallPlaced:
+    return CallPlaced(
         conversation_id=conversation_id,
         provider="twilio",
         agent_id="agent_1",
@@ -53,9 +65,6 @@ async def place_call(
         customer_info=customer,
         placed_at_unix=int(time.time()),
     )
-    await harness.publish(event, topics.TELEPHONY_EVENTS, key=conversation_id)
-    await harness.wait_row(Conversation.__table__, conversation_id=conversation_id)  # type: ignore[arg-type]
-    return conversation_id
 
 
 async def test_woocommerce_products_are_compact_and_voice_friendly(harness: Harness, stores: Stores) -> None:
@@ -127,6 +136,35 @@ async def test_unknown_conversation_or_no_store(harness: Harness, stores: Stores
         "error": "no_store",
     }
     assert stores.woo.requests == [] and stores.shopify.requests == []
+
+
+async def test_a_tool_call_that_beats_its_call_placed_event_waits_for_it(
+    harness: Harness, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's first tool call can come before tool-webhooks has projected the call's
+    `call.placed` (it leaves telephony after the dial's answer, through its outbox and Kafka, and a
+    loaded stack can take longer than the ringing). Before, the caller heard "I can't look up the
+    store on this call" on a call that had one."""
+    # Room for the projection on a slow machine; the wait ends as soon as the row is there.
+    monkeypatch.setattr(harness.container.settings, "tool_response_budget_s", 30.0)
+    monkeypatch.setattr(harness.container.settings, "call_placed_wait_s", 10.0)
+    conversation_id = f"conv_{uuid.uuid4().hex[:12]}"
+    with structlog.testing.capture_logs() as logs:
+        answer = asyncio.create_task(
+            harness.tool("ecommerce/products", {"conversation_id": conversation_id, "query": "mug"})
+        )
+        await wait_until(
+            lambda: any(e["event"] == "tool_webhooks.store.call_placed_pending" for e in logs),
+            "the tool call to find no call yet",
+        )
+        await harness.publish(
+            _call_placed(conversation_id, woo_credentials(stores.woo_url)),
+            topics.TELEPHONY_EVENTS,
+            key=conversation_id,
+        )
+        response = await answer
+    assert response.json()["count"] == 3, response.json()
+    assert response.json()["products"][0]["name"] == "Blue Mug"
 
 
 async def test_store_credentials_are_bound_to_their_conversation_row(

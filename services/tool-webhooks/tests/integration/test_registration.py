@@ -42,6 +42,7 @@ async def test_register_command_stores_the_secret_encrypted_and_it_verifies(harn
     assert event["webhook_url"] == "https://sb.example/api/v1/webhook/elevenlabs/post-call"
     webhook_id = event["webhook_id"]
     assert set(event) >= {"webhook_id", "webhook_url"} and not any("secret" in k for k in event)
+    assert event["retries_enabled"] is True
 
     created = await harness.sim.get("/v1/workspace/webhooks")
     assert webhook_id in {w["webhook_id"] for w in created.json()["webhooks"]}
@@ -105,6 +106,22 @@ async def test_upstream_failure_and_bad_url_become_command_failed(harness: Harne
     assert (event["type"], event["status_code"]) == ("command.failed", 422)
 
 
+@pytest.mark.parametrize("refusal", [403, 404, 422, 500])
+async def test_registration_whose_retries_elevenlabs_refused_says_so(harness: Harness, refusal: int) -> None:
+    """Retries only shorten the wait for a missed transcription, so their refusal does not fail
+    the registration; before, the answer did not say it, and the operator believed them on."""
+    path = "^/v1/workspace/webhooks/[^/]+$"
+    fault = {"method": "PATCH", "path_regex": path, "status": refusal, "count": 10}
+    (await harness.sim.post("/_sim/faults", json=fault)).raise_for_status()
+    command = RegisterPostCallWebhook(public_url="https://sb.example/api/v1")
+    await harness.publish(command)
+    event = await harness.wait_for(causation_id=command.message_id)
+    assert event["type"] == "post_call_webhook.registered", event
+    assert event["retries_enabled"] is False
+    convai = (await harness.sim.get("/v1/convai/settings")).json()["webhooks"]
+    assert convai["post_call_webhook_id"] == event["webhook_id"]
+
+
 def test_cli_registers_and_never_prints_the_secret(settings: Settings) -> None:
     env = {
         **os.environ,
@@ -128,6 +145,7 @@ def test_cli_registers_and_never_prints_the_secret(settings: Settings) -> None:
     lines = dict(line.split("=", 1) for line in done.stdout.strip().splitlines())
     assert lines["webhook_url"] == "https://cli.example/api/v1/webhook/elevenlabs/post-call"
     assert lines["webhook_id"]
+    assert lines["retries_enabled"] == "true"
     assert "secret" not in done.stdout.lower() and "secret" not in done.stderr.lower()
 
 
