@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import ClientDisconnect
 
 from bus.http_errors import error_message, install_error_format
@@ -21,6 +24,23 @@ def _app() -> FastAPI:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("a bug")
+
+    @app.get("/lost")
+    async def lost() -> None:
+        # What SQLAlchemy raises when the server ended the connection under a transaction.
+        raise DBAPIError("COMMIT", {}, Exception("connection is closed"), connection_invalidated=True)
+
+    @app.get("/refused")
+    async def refused() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    @app.get("/pool")
+    async def pool() -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
+
+    @app.get("/rejected")
+    async def rejected() -> None:
+        raise DBAPIError("INSERT", {}, Exception("value too long"), connection_invalidated=False)
 
     return app
 
@@ -49,6 +69,32 @@ async def test_a_bug_is_a_500_in_the_contracts_format_and_logged_as_an_error() -
         "detail": "See the server logs for this request",
     }
     assert [(entry["event"], entry["log_level"]) for entry in logs] == [("svc.unhandled_error", "error")]
+
+
+@pytest.mark.parametrize("path", ["/lost", "/refused", "/pool"])
+async def test_a_database_that_cannot_be_used_is_a_503_to_retry_not_a_500(path: str) -> None:
+    """A lost connection (the server restarted, an administrator ended it), a refused one, or no
+    pooled connection free in time: the request may simply be retried (was a 500 and an error
+    with a traceback in the log)."""
+    with structlog.testing.capture_logs() as logs:
+        response = await _call("GET", path)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {
+        "success": False,
+        "error": "Service unavailable",
+        "detail": "The database could not be reached; retry shortly",
+    }
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("svc.database_unavailable", "warning")
+    ]
+
+
+async def test_a_statement_the_database_refused_is_still_a_500() -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await _call("GET", "/rejected")
+    assert response.status_code == 500
+    assert [entry["event"] for entry in logs] == ["svc.unhandled_error"]
 
 
 def test_pydantics_prefixes_are_not_part_of_a_message() -> None:

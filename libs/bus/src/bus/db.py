@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 #: A pooled connection unused this long is pinged before it is handed out (see `make_engine`).
@@ -23,13 +24,16 @@ def make_engine(
     Statement parameters (a customer's e-mail, a token) stay out of the errors it raises, hence out
     of logs and dead-letter headers (see `bus.logs.describe_error`).
 
-    A connection that sat in the pool for ``ping_after_idle_s`` seconds or more is pinged before it
-    is handed out, and replaced if the ping fails (the server restarted, a proxy cut it). Not every
-    checkout, as SQLAlchemy's ``pool_pre_ping`` does: asyncpg's ping is three round trips (BEGIN,
-    ``;``, ROLLBACK), ~0.2 ms of CPU between client and server, and a busy service checks out
-    connections hundreds of times a second that were in use a moment ago (bench/README, issue 17).
-    A busy connection that died anyway fails its statement as a disconnect: SQLAlchemy then
-    replaces every connection of the pool, and the bus retries the message."""
+    A connection the driver already knows is closed (the server ended it: a restart, an
+    administrator, an idle cut; asyncpg reads the server's notice or the socket's end while the
+    connection sits in the pool) is replaced at checkout, without a round trip. One that sat in the
+    pool for ``ping_after_idle_s`` seconds or more is also pinged, and replaced if the ping fails (a
+    cut nobody told the client about). Not every checkout is pinged, as SQLAlchemy's
+    ``pool_pre_ping`` does: asyncpg's ping is three round trips (BEGIN, ``;``, ROLLBACK), ~0.2 ms of
+    CPU between client and server, and a busy service checks out connections hundreds of times a
+    second that were in use a moment ago (bench/README, issue 17). A connection that dies while in
+    use, or silently within the idle time, fails its statement as a disconnect: SQLAlchemy then
+    replaces every connection of the pool (`database_unavailable` tells such errors apart)."""
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, hide_parameters=True)
     _ping_idle_connections(engine, ping_after_idle_s)
     return engine
@@ -46,6 +50,9 @@ def _ping_idle_connections(engine: AsyncEngine, after_s: float) -> None:
 
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():  # asyncpg's own flag: no round trip
+            raise DisconnectionError("the server closed this pooled connection")
         checked_in_at = record.info.get("checked_in_at")
         if checked_in_at is None or time.monotonic() - checked_in_at < after_s:
             return  # new, or in use a moment ago
@@ -53,6 +60,16 @@ def _ping_idle_connections(engine: AsyncEngine, after_s: float) -> None:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError(f"idle connection failed its ping: {type(exc).__name__}") from exc
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be used rather than refused the work: the
+    connection was lost (SQLAlchemy's `connection_invalidated`, a failed checkout) or could not be
+    made, or no pooled connection came free in time. Such a failure is worth retrying shortly (an
+    HTTP 503, a warning), unlike a statement the database refused."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, DisconnectionError | PoolTimeout | ConnectionError)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
+from bus.db import database_unavailable
 from bus.logs import describe_error
 
 log = structlog.get_logger("bus.http_errors")
@@ -104,6 +105,13 @@ def install_error_format(app: FastAPI, service: str) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):  # lost or refused connection: the client may retry at once
+            log.warning(f"{service}.database_unavailable", error=describe_error(exc))
+            return JSONResponse(
+                error_body(503, "Service unavailable", "The database could not be reached; retry shortly"),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         log.exception(f"{service}.unhandled_error", error=describe_error(exc))
         return JSONResponse(error_body(500, "Internal server error"), status_code=500)
 

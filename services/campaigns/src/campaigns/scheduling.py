@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from bus.db import database_unavailable
+from bus.logs import describe_error
 from campaigns import announce, callee_requests, domain, metrics, outcomes, rules
 from campaigns.context import Deps, rebind_credentials
 from campaigns.domain import AttemptStatus, CampaignStatus, RecipientStatus
@@ -50,8 +52,11 @@ class Scheduler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("campaigns.scheduler.tick_failed")
+            except Exception as exc:
+                if database_unavailable(exc):  # a lost connection: the next tick uses a new one
+                    log.warning("campaigns.scheduler.tick_failed", error=describe_error(exc))
+                else:
+                    log.exception("campaigns.scheduler.tick_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.deps.wake.wait(), timeout=self.deps.settings.tick_s)
             self.deps.wake.clear()
