@@ -12,6 +12,16 @@ from starlette.requests import ClientDisconnect
 
 from bus.http_errors import error_message, install_error_format
 
+#: What each GET route raises.
+RAISED: dict[str, Exception] = {
+    "/boom": RuntimeError("a bug"),
+    # What SQLAlchemy raises when the server ended the connection under a transaction.
+    "/lost": DBAPIError("COMMIT", {}, Exception("connection is closed"), connection_invalidated=True),
+    "/refused": ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
+    "/pool": PoolTimeout("QueuePool limit of size 10 overflow 10 reached"),
+    "/rejected": DBAPIError("INSERT", {}, Exception("value too long"), connection_invalidated=False),
+}
+
 
 def _app() -> FastAPI:
     app = FastAPI()
@@ -21,26 +31,9 @@ def _app() -> FastAPI:
     async def upload() -> None:
         raise ClientDisconnect()  # what Starlette raises when the client goes while a body is read
 
-    @app.get("/boom")
-    async def boom() -> None:
-        raise RuntimeError("a bug")
-
-    @app.get("/lost")
-    async def lost() -> None:
-        # What SQLAlchemy raises when the server ended the connection under a transaction.
-        raise DBAPIError("COMMIT", {}, Exception("connection is closed"), connection_invalidated=True)
-
-    @app.get("/refused")
-    async def refused() -> None:
-        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
-
-    @app.get("/pool")
-    async def pool() -> None:
-        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
-
-    @app.get("/rejected")
-    async def rejected() -> None:
-        raise DBAPIError("INSERT", {}, Exception("value too long"), connection_invalidated=False)
+    @app.get("/{name}")
+    async def raising(name: str) -> None:
+        raise RAISED[f"/{name}"]
 
     return app
 
