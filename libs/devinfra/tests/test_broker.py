@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from devinfra.broker import TANSU_CLIENT_ENV, create_topics, start_tansu, wait_for_kafka
+from devinfra import broker
+from devinfra.broker import TANSU_CLIENT_ENV, create_topics, free_port, start_tansu, wait_for_kafka
 
 from .helpers import pid_gone
 
@@ -61,3 +64,30 @@ def test_fixtures_give_a_broker(kafka_bootstrap_servers: str, kafka_client_env: 
 def test_topic_prefix_is_unique_shape(topic_prefix: str) -> None:
     assert topic_prefix.startswith("t")
     assert topic_prefix.endswith(".")
+
+
+def test_free_ports_are_outside_the_kernels_ephemeral_range_and_never_repeat() -> None:
+    # A port from the ephemeral range can be taken by any outgoing connection's local port before
+    # the server binds it (CI: a service failed with EADDRINUSE after its migrations).
+    low, high = (int(v) for v in broker._EPHEMERAL_RANGE_FILE.read_text().split())
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert not [p for p in ports if low <= p <= high]
+
+
+def test_a_port_someone_listens_on_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as listener, socket.socket() as probe:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        probe.bind(("127.0.0.1", 0))
+        taken, spare = listener.getsockname()[1], probe.getsockname()[1]
+    # Re-listen on the first only: candidates are exactly {taken, spare}.
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", taken))
+        listener.listen()
+        low, high = min(taken, spare), max(taken, spare)
+        monkeypatch.setattr(broker, "_LISTEN_RANGE", (low, high + 1))
+        monkeypatch.setattr(broker, "_ephemeral_range", lambda: (low + 1, high - 1))
+        monkeypatch.setattr(broker, "_handed_out", set())
+        assert free_port() == spare

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import random
 import signal
 import socket
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 
 from .procs import ManagedProcess, spawn
@@ -65,7 +67,36 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Below Linux's default ephemeral range (32768-60999) and above the ports people run things on.
+_LISTEN_RANGE = (20000, 32767)
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in _EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return (32768, 60999)
+    return (low, high)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nobody listens on, for a server that binds it later.
+
+    Not ``bind(port 0)``: the kernel takes that from the ephemeral range, the same range it gives
+    every outgoing connection's local port, so in the seconds before the server binds, a client
+    socket (a Kafka or PostgreSQL connection) can take it and the server fails with EADDRINUSE (seen
+    in CI). The port comes from 20000-32767 minus the ephemeral range, at random, never twice in one
+    process; ``bind(port 0)`` only when that range is all ephemeral.
+    """
+    eph_low, eph_high = _ephemeral_range()
+    candidates = [p for p in range(*_LISTEN_RANGE) if not eph_low <= p <= eph_high and p not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        if port_is_free(port, host):
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
