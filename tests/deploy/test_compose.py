@@ -30,6 +30,7 @@ import yaml
 
 from bus.logs import SECRET_QUERY_PARAMS
 from contracts.topics import ALL_TOPICS, dead_letter
+from devinfra.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -542,12 +543,6 @@ def _caddy() -> str | None:
     return next((c for c in candidates if c and Path(c).is_file() and os.access(c, os.X_OK)), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _upstream(name: str, headers: dict[str, str] | None = None) -> ThreadingHTTPServer:
     """A stand-in app answering `<name> <path>` (and the given response headers)."""
 
@@ -582,7 +577,7 @@ def _real_caddy(
         )
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text(config)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SITE_ADDRESS": f":{port}",

@@ -4,7 +4,6 @@ the service bootstrapped in-process."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +21,7 @@ from pydantic import SecretStr
 from bus.runtime import message_headers
 from contracts import topics
 from contracts.notifier import SendEmail
+from devinfra.broker import free_port
 from devinfra.bus_harness import BusHarness, prepared, schema_text, service_env, started
 from devinfra.pytest_plugin import isolated
 from notifier.bootstrap import Container, bootstrap, run_migrations
@@ -37,13 +37,6 @@ DEFAULT_SENDER = "noreply@switchboard.example.com"
 WEBHOOK_SECRET_KEY = "k9Yq0cVfQ3dM8r2tLw5xZ1bN7pH4sJ6gA0eU3iO9yT8="
 WEBHOOK_TIMEOUT_S = 1.0
 API_KEY = "api-key-canary-5f1e"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # ---- a real SMTP server ----------------------------------------------------------------------
