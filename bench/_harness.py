@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from devinfra.broker import TANSU_CLIENT_ENV, start_tansu
 from devinfra.postgres import create_database, drop_database
 from devinfra.stack import Stack
@@ -144,3 +147,20 @@ def numbers(count: int) -> list[str]:
     """Distinct valid US numbers (+1 415 ...) ending in 1, which the simulator answers and completes."""
     salt = uuid.uuid4().int % 7
     return [f"+1415{200 + salt * 100 + i // 1000:03d}{i % 1000:03d}1" for i in range(count)]
+
+
+def database_work(base_url: str) -> tuple[float, float]:
+    """(statements, transactions) a service has asked of PostgreSQL so far, from its /metrics
+    (`switchboard_db_statements_total`, `switchboard_db_transactions_total`); (0, 0) for a process
+    without them (the simulator)."""
+    answer = httpx.get(f"{base_url}/metrics", timeout=10)
+    if answer.status_code != 200:
+        return (0.0, 0.0)
+    statements = transactions = 0.0
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "switchboard_db_statements_total":
+                statements += sample.value
+            elif sample.name == "switchboard_db_transactions_total":
+                transactions += sample.value
+    return (statements, transactions)

@@ -22,6 +22,7 @@ from _harness import (
     API_KEY,
     broker_pid,
     cpu_seconds,
+    database_work,
     machine_busy_seconds,
     numbers,
     postgres_seconds,
@@ -93,6 +94,7 @@ def main() -> None:
         broker_before = cpu_seconds(broker) if broker else 0.0
         postgres_before = postgres_seconds()
         busy_before = machine_busy_seconds()
+        work_before = {name: database_work(stack.url(name)) for name in SERVICES}
         t0 = time.perf_counter()
         job = api.post(
             "/api/v1/batch-calling/submit",
@@ -117,6 +119,10 @@ def main() -> None:
         broker_cpu = (cpu_seconds(broker) - broker_before) if broker else 0.0
         postgres_cpu = postgres_seconds() - postgres_before
         busy = machine_busy_seconds() - busy_before
+        work = {
+            name: tuple(a - b for a, b in zip(database_work(stack.url(name)), work_before[name], strict=True))
+            for name in SERVICES
+        }
         stats = sim.get("/_sim/calls/stats").json()
         ideal = args.recipients / args.concurrency * args.call_s
         print(
@@ -155,6 +161,16 @@ def main() -> None:
         print(
             f"    {'whole machine':16}{busy / args.recipients * 1000:8.2f}  "
             f"(busy {busy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores)"
+        )
+        print("  PostgreSQL work per call by service: statements, transactions")
+        for name, (statements, transactions) in sorted(work.items(), key=lambda kv: -kv[1][0]):
+            if statements:
+                print(
+                    f"    {name:16}{statements / args.recipients:8.1f}{transactions / args.recipients:8.1f}"
+                )
+        print(
+            f"    {'all services':16}{sum(w[0] for w in work.values()) / args.recipients:8.1f}"
+            f"{sum(w[1] for w in work.values()) / args.recipients:8.1f}"
         )
 
         if args.accept:

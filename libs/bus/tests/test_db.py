@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bus.db import make_engine
+from bus import metrics
+from bus.db import count_work, make_engine
 from bus.settings import BusSettings
 from devinfra.bus_harness import wait_until
 
@@ -104,3 +105,31 @@ def _counting(ping: Callable[[Any], bool], calls: list[object]) -> Callable[[Any
         return ping(connection)
 
     return counted
+
+
+async def test_statements_and_transactions_are_counted_per_service(database_url: str) -> None:
+    engine = make_engine(database_url)
+    count_work(engine, "counted")
+
+    def counts() -> tuple[float, float, float]:
+        return (
+            metrics.DB_STATEMENTS.labels("counted")._value.get(),
+            metrics.DB_TRANSACTIONS.labels("counted", "commit")._value.get(),
+            metrics.DB_TRANSACTIONS.labels("counted", "rollback")._value.get(),
+        )
+
+    try:
+        async with engine.begin() as connection:  # one transaction, two statements
+            await connection.execute(text("SELECT 1"))
+            await connection.execute(text("SELECT 2"))
+        assert counts() == (2, 1, 0)
+        async with engine.connect() as connection:  # read and left: ends in a rollback
+            await connection.execute(text("SELECT 3"))
+        assert counts() == (3, 1, 1)
+        async with engine.connect() as raw:  # the outbox relay's way: no transaction to count
+            connection = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("SELECT 4"))
+            await connection.commit()
+        assert counts() == (4, 1, 1)
+    finally:
+        await engine.dispose()

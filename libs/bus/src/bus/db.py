@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bus import metrics
+
 #: A pooled connection unused this long is pinged before it is handed out (see `make_engine`).
 PING_AFTER_IDLE_S = 5.0
 
@@ -60,6 +62,32 @@ def _ping_idle_connections(engine: AsyncEngine, after_s: float) -> None:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError(f"idle connection failed its ping: {type(exc).__name__}") from exc
+
+
+def count_work(engine: AsyncEngine, service: str) -> None:
+    """Count what `engine` asks of PostgreSQL, for `service`: every statement sent
+    (`switchboard_db_statements_total`) and every transaction ended
+    (`switchboard_db_transactions_total`, by commit or rollback; autocommit work, such as the
+    outbox relay's claims, has none). Per unit of business work (a campaign call) they are what
+    bench/campaigns.py prints, as they do not depend on how fast the machine is; and a rate that
+    rises out of step with the traffic is a regression an operator can see."""
+    statements = metrics.DB_STATEMENTS.labels(service)
+    commits = metrics.DB_TRANSACTIONS.labels(service, "commit")
+    rollbacks = metrics.DB_TRANSACTIONS.labels(service, "rollback")
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def executing(*_: Any) -> None:
+        statements.inc()
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def committed(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            commits.inc()
+
+    @event.listens_for(engine.sync_engine, "rollback")
+    def rolled_back(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            rollbacks.inc()
 
 
 def database_unavailable(exc: BaseException) -> bool:

@@ -39,6 +39,17 @@ RELAY_FETCHES = Counter(
     "relay should run few `empty` ones (woken only by its own outbox's NOTIFY, or its backoff poll).",
     ["service", "result"],
 )
+DB_STATEMENTS = Counter(
+    "switchboard_db_statements_total",
+    "SQL statements the service sent to PostgreSQL (its outbox relay's included).",
+    ["service"],
+)
+DB_TRANSACTIONS = Counter(
+    "switchboard_db_transactions_total",
+    "Database transactions the service ended, by commit or rollback (a rollback is also how a "
+    "read-only unit of work ends).",
+    ["service", "outcome"],
+)
 OUTBOX_OLDEST_AGE = Gauge(
     "switchboard_outbox_oldest_age_seconds",
     "Age of the oldest outbox row not yet published to Kafka (0 when the outbox is empty).",

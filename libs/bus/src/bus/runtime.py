@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bus import batch as batch_tx
 from bus import inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
+from bus.db import count_work
 from bus.kafka_security import kafka_client_kwargs, kafka_security
 from bus.limits import MessageTooLarge, check_fits
 from bus.logs import describe_error, error_trace
@@ -129,6 +130,7 @@ class Bus:
         self.settings = settings
         self.service = service
         self._engine = engine
+        count_work(engine, service)
         self._outbox_table = outbox_table
         self._inbox = inbox_table
         self._relay_failure_hooks: list[RelayFailureHook] = []
