@@ -250,6 +250,12 @@ def concludes(event_type: str, command_type: str) -> bool:
     return allowed is None or command_type in allowed
 
 
+def may_conclude(event_type: str) -> bool:
+    """False for an event that answers no command, whatever caused it: the projector then does not
+    look for a pending operation (three recipient updates a campaign call, a query each)."""
+    return _CONCLUDES.get(event_type) != frozenset()
+
+
 def outcome_of(event: Event, command_type: str | None = None) -> Outcome:
     """What the API caller sees for the event that concludes their command."""
     match event:

@@ -23,6 +23,7 @@ from gateway.domain import (
     e164,
     ecommerce_fields,
     encode_cursor,
+    may_conclude,
     outcome_of,
     retry_after_s,
 )
@@ -241,6 +242,22 @@ def test_a_side_effect_event_does_not_conclude_another_command() -> None:
     assert concludes("customer_session.stored", "customer_session.store")
     assert not concludes("customer_session.stored", "call.place")
     assert concludes("agent.created", "agent.create")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "may"),
+    [
+        ("campaign.recipient_updated", False),  # three a campaign call: no operation lookup
+        ("campaign.recipients_staged", False),
+        ("campaign.recipients_closed", False),
+        ("campaign.updated", True),
+        ("customer_session.stored", True),
+        ("call.placed", True),
+        ("agent.created", True),
+    ],
+)
+def test_only_an_event_that_can_answer_a_command_looks_for_its_operation(event_type: str, may: bool) -> None:
+    assert may_conclude(event_type) is may
 
 
 # ---- a shop's credentials, as a call's or a campaign's command carries them ----------------------
