@@ -28,7 +28,7 @@ from typing import Any, Literal
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
-from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, func, insert, select, text
+from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import batch
@@ -378,6 +378,69 @@ async def test_redelivered_messages_have_no_second_effect(env: Env) -> None:
     finally:
         await again.stop()
     assert_each_once_in_order(await env.effects(), sent)
+
+
+async def test_a_batch_claims_all_its_messages_with_one_statement(env: Env) -> None:
+    sent = steps(40)
+    await env.send(sent, partitions={"a": 0, "b": 1})
+    claims: list[str] = []
+
+    def count_claims(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith(f"INSERT INTO {env.schema}.inbox"):
+            claims.append(statement)
+
+    event.listen(env.engine.sync_engine, "before_cursor_execute", count_claims)
+    bus = env.bus()
+    bus.subscribe(env.topic, Step, make_handler(env.tables, env.sessions, bus), batch=True)
+    await bus.start()
+    try:
+        await until(lambda: _count(env, 40), "every message applied")
+    finally:
+        await bus.stop()
+        event.remove(env.engine.sync_engine, "before_cursor_execute", count_claims)
+    rows = await env.effects()
+    assert_each_once_in_order(rows, sent)
+    # One claim per transaction (a batch, or a message handled alone), not one per message.
+    assert len(claims) == len({row.txid for row in rows}) < len(rows) / 4
+    assert sorted(await _claimed(env)) == sorted(s.message_id for s in sent)
+
+
+async def test_a_message_its_handler_did_not_claim_is_not_left_claimed(env: Env) -> None:
+    """The batch claims every message at once; one whose handler returned without claiming (it had
+    nothing to do) must read as unprocessed afterwards, as it would outside a batch."""
+    sent = steps(20)
+    await env.send(sent, partitions={"a": 0, "b": 1})
+    scope = scope_class(env.tables)
+
+    async def handle(message: Step) -> None:
+        async with scope(env.sessions, bus) as uow:
+            if message.n % 3 == 0:
+                return  # nothing to do: no claim
+            if await uow.claim(message.message_id):
+                await uow.session.execute(
+                    insert(env.tables.effects).values(
+                        message_id=message.message_id, n=message.n, key=message.key, txid=0
+                    )
+                )
+
+    bus = env.bus()
+    bus.subscribe(env.topic, Step, handle, batch=True)
+    await bus.start()
+    try:
+        claimed = [s for s in sent if s.n % 3]
+
+        async def all_committed() -> bool:
+            return await committed_offsets(env, env.settings.topic(env.service)) == {0: 10, 1: 10}
+
+        await until(all_committed, "every message handled and its offset committed")
+    finally:
+        await bus.stop()
+    assert sorted(await _claimed(env)) == sorted(s.message_id for s in claimed)
+
+
+async def _claimed(env: Env) -> list[str]:
+    async with env.engine.connect() as connection:
+        return list(await connection.scalars(select(env.tables.inbox.c.message_id)))
 
 
 async def test_a_consumer_killed_in_the_middle_of_a_batch_leaves_no_effect_and_no_gap(

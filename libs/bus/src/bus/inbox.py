@@ -5,17 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, literal_column, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, Table, cast, delete, func, literal, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import ColumnClause
+
+from bus import batch
 
 
 async def claim(session: AsyncSession, inbox: Table, consumer: str, message_id: str) -> bool:
     """True the first time `consumer` sees `message_id`; False for a redelivery.
 
     Runs in the caller's transaction, so a rollback forgets the claim together with the work.
+    In a batch (`bus.batch`) the first claim claims every message of the batch in one INSERT;
+    the ids no handler claimed are released again before the batch commits, so the inbox ends as
+    if each handler had claimed its own.
     """
+    shared = batch.current()
+    if shared is not None and shared.session is session and message_id in shared.message_ids:
+        return await _claim_in_batch(shared, session, inbox, consumer, message_id)
     result = await session.execute(
         insert(inbox)
         .values(consumer=consumer, message_id=message_id)
@@ -23,6 +31,41 @@ async def claim(session: AsyncSession, inbox: Table, consumer: str, message_id: 
         .returning(inbox.c.message_id)
     )
     return result.first() is not None
+
+
+async def _claim_in_batch(
+    shared: batch.SharedTransaction, session: AsyncSession, inbox: Table, consumer: str, message_id: str
+) -> bool:
+    key = (inbox.fullname, consumer)
+    claims = shared.claims.get(key)
+    if claims is None:
+        ids = list(dict.fromkeys(shared.message_ids))
+        inserted = await session.scalars(
+            insert(inbox)
+            .from_select(
+                ["consumer", "message_id"],
+                select(literal(consumer), func.unnest(cast(ids, ARRAY(String)))),
+            )
+            .on_conflict_do_nothing()
+            .returning(inbox.c.message_id)
+        )
+        new = set(inserted)
+        claims = shared.claims[key] = {mid: mid in new for mid in ids}
+        shared.before_commit(lambda: _release_unclaimed(session, inbox, consumer, claims))
+    first = claims[message_id]
+    claims[message_id] = False  # the same id again in this batch is a redelivery
+    return first
+
+
+async def _release_unclaimed(
+    session: AsyncSession, inbox: Table, consumer: str, claims: dict[str, bool]
+) -> None:
+    # A message whose handler never claimed it (it had nothing to do) must not read as processed.
+    unclaimed = [mid for mid, open_ in claims.items() if open_]
+    if unclaimed:
+        await session.execute(
+            delete(inbox).where(inbox.c.consumer == consumer, inbox.c.message_id.in_(unclaimed))
+        )
 
 
 async def prune_batch(connection: AsyncConnection, inbox: Table, cutoff: datetime, batch: int) -> int:

@@ -509,6 +509,7 @@ class Bus:
         nothing of the batch took effect)."""
         started = time.perf_counter()
         shared = batch_tx.SharedTransaction()
+        shared.message_ids = [message.message_id for _, message in decoded]
         token = batch_tx.enter(shared)
         failing: Any = None  # the message whose handler raised; None for the commit
         try:
