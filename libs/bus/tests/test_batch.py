@@ -438,6 +438,40 @@ async def test_a_message_its_handler_did_not_claim_is_not_left_claimed(env: Env)
     assert sorted(await _claimed(env)) == sorted(s.message_id for s in claimed)
 
 
+async def test_rows_gathered_by_the_handlers_of_a_batch_are_written_once_before_its_commit(env: Env) -> None:
+    sent = steps(40)
+    await env.send(sent, partitions={"a": 0, "b": 1})
+    scope = scope_class(env.tables)
+    writes: list[list[int]] = []  # what each write got
+    alone: list[int] = []  # messages handled outside a batch
+
+    async def handle(message: Step) -> None:
+        async with scope(env.sessions, bus) as uow:
+            if not await uow.claim(message.message_id):
+                return
+            row = {"message_id": message.message_id, "n": message.n, "key": message.key, "txid": 0}
+
+            async def write(rows: list[dict[str, Any]]) -> None:
+                writes.append([r["n"] for r in rows])
+                await uow.session.execute(insert(env.tables.effects).values(rows))
+
+            if not batch.gather("effects", [row], write):
+                alone.append(message.n)
+                await write([row])
+
+    bus = env.bus()
+    bus.subscribe(env.topic, Step, handle, batch=True)
+    await bus.start()
+    try:
+        await until(lambda: _count(env, 40), "every message applied")
+    finally:
+        await bus.stop()
+    assert_each_once_in_order(await env.effects(), sent)  # written, and committed with the batch
+    assert sorted(n for w in writes for n in w) == list(range(40))
+    assert len(writes) < 10  # one write per batch, not one per message
+    assert all(len(w) > 1 or w[0] in alone for w in writes)  # a write of one: a message alone
+
+
 async def _claimed(env: Env) -> list[str]:
     async with env.engine.connect() as connection:
         return list(await connection.scalars(select(env.tables.inbox.c.message_id)))

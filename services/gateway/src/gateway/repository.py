@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Delete
 
+from bus import batch
 from bus.db import copy_rows
 from contracts.campaigns import FINAL_CAMPAIGN_STATUSES
 from contracts.campaigns import CampaignRecipient as SubmittedRecipient
@@ -618,7 +619,15 @@ class Changes:
         An identity's values are handed out at insert but become visible at commit, in any order:
         a reader resuming from id 11 would skip 10 if 10 committed later. The transaction-scoped
         lock makes appenders take ids and commit one after another, so ids become visible in
-        order; call this last in the transaction, so the lock is held only until its commit."""
+        order; call this last in the transaction, so the lock is held only until its commit. In a
+        batch of events (`bus.batch`) the rows of all of them are written once, just before the
+        batch's COMMIT: one lock, one INSERT and one NOTIFY per campaign for the batch."""
+        if not batch.gather("gateway.campaign_changes", changes, self._write):
+            await self._write(changes)
+
+    async def _write(self, changes: list[tuple[str, str, dict[str, Any]]]) -> None:
+        if not changes:
+            return
         await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGES_LOCK})
         await self.session.execute(
             insert(CampaignChange).values(
