@@ -63,8 +63,10 @@ async def _locked_attempt(
     for events of other callers, unknown attempts or attempts no longer current."""
     if event.campaign_id is None or event.recipient_id is None or event.attempt is None:
         return None
-    found = await uow.attempts.find(event.campaign_id, event.recipient_id, event.attempt)
-    if found is None:
+    # The lock order of `_lock`, with the attempt found and locked in one query.
+    campaign = await uow.campaigns.get_for_update(event.campaign_id)
+    attempt = await uow.attempts.find_for_update(event.campaign_id, event.recipient_id, event.attempt)
+    if attempt is None:
         log.warning(
             "campaigns.event.unknown_attempt",
             event_type=event.type,
@@ -73,10 +75,11 @@ async def _locked_attempt(
             attempt=event.attempt,
         )
         return None
-    locked = await _lock(uow, found.campaign_id, found.message_id)
-    if locked is None:
+    if campaign is None:
         return None
-    campaign, attempt, recipient = locked
+    recipient = await uow.recipients.get_for_update(attempt.recipient_pk)
+    if recipient is None:
+        return None
     if not domain.is_open(attempt):
         log.info(
             "campaigns.event.attempt_already_ended",

@@ -390,13 +390,16 @@ class AttemptRepository:
         )
         return result.first() is not None
 
-    async def find(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
+    async def find_for_update(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
         return await self.session.scalar(
-            select(Attempt).where(
+            select(Attempt)
+            .where(
                 Attempt.campaign_id == campaign_id,
                 Attempt.recipient_id == recipient_id,
                 Attempt.attempt == attempt,
             )
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
 
     async def get_for_update(self, message_id: str) -> Attempt | None:

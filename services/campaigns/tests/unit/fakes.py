@@ -83,7 +83,7 @@ class FakeAttempts:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def find(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
+    async def find_for_update(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
         return next(
             (
                 a
