@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -216,6 +217,50 @@ def throttle_on_success(current: float | None, limit: int) -> float | None:
 
 def effective_limit(limit: int, throttle: float | None) -> int:
     return limit if throttle is None else max(1, min(limit, int(throttle)))
+
+
+def progress_due(campaign: Campaign, before: datetime) -> bool:
+    """A snapshot is owed: the campaign changed and none went out since `before`."""
+    return campaign.progress_dirty and (
+        campaign.last_emitted_at is None or campaign.last_emitted_at <= before
+    )
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """What one scheduler pass has to do, from one read of the campaigns (`plan_tick`)."""
+
+    to_start: list[str]
+    #: Running campaigns, oldest first; `to_dispatch` those of them with a free slot.
+    running: list[str]
+    to_dispatch: list[str]
+    progress_due: list[str]
+
+
+def plan_tick(
+    campaigns: Sequence[Campaign], now_unix: int, progress_before: datetime, default_limit: int
+) -> TickPlan:
+    """Sort the campaigns a pass may touch (pending, running, or owing a snapshot; oldest first).
+
+    A running campaign whose calls in flight fill its limit (or its throttle) is not dispatched:
+    nothing could be dialled, and its dispatch would cost a transaction and four queries. Its
+    figures may be a moment old; the dispatch re-reads them under its lock, and the event that
+    frees a slot wakes the scheduler again."""
+    to_start, running, to_dispatch, progress = [], [], [], []
+    for c in campaigns:
+        if (
+            c.status == CampaignStatus.PENDING
+            and c.ready
+            and (c.scheduled_time_unix is None or c.scheduled_time_unix <= now_unix)
+        ):
+            to_start.append(c.campaign_id)
+        if c.status == CampaignStatus.RUNNING:
+            running.append(c.campaign_id)
+            if effective_limit(c.concurrency_limit or default_limit, c.throttle) > c.in_flight:
+                to_dispatch.append(c.campaign_id)
+        if progress_due(c, progress_before):
+            progress.append(c.campaign_id)
+    return TickPlan(to_start, running, to_dispatch, progress)
 
 
 # ---- the campaign and recipient state machines --------------------------------------------------

@@ -57,13 +57,24 @@ class CampaignRepository:
     async def get(self, campaign_id: str) -> Campaign | None:
         return await self.session.get(Campaign, campaign_id, populate_existing=True)
 
-    async def due_to_start(self, now_unix: int) -> Sequence[str]:
+    async def tick_candidates(self, now_unix: int, progress_before: datetime) -> Sequence[Campaign]:
+        """Campaigns a scheduler pass may touch, oldest first, in one query (`domain.plan_tick`
+        sorts them): due to start, running, or owing a progress snapshot."""
         result = await self.session.scalars(
-            select(Campaign.campaign_id).where(
-                Campaign.status == CampaignStatus.PENDING,
-                Campaign.ready.is_(True),
-                (Campaign.scheduled_time_unix.is_(None)) | (Campaign.scheduled_time_unix <= now_unix),
+            select(Campaign)
+            .where(
+                (
+                    (Campaign.status == CampaignStatus.PENDING)
+                    & Campaign.ready.is_(True)
+                    & ((Campaign.scheduled_time_unix.is_(None)) | (Campaign.scheduled_time_unix <= now_unix))
+                )
+                | (Campaign.status == CampaignStatus.RUNNING)
+                | (
+                    Campaign.progress_dirty.is_(True)
+                    & ((Campaign.last_emitted_at.is_(None)) | (Campaign.last_emitted_at <= progress_before))
+                )
             )
+            .order_by(Campaign.created_at_unix, Campaign.campaign_id)
         )
         return result.all()
 
@@ -84,15 +95,6 @@ class CampaignRepository:
     async def total_in_flight(self) -> int:
         value = await self.session.scalar(select(func.coalesce(func.sum(Campaign.in_flight), 0)))
         return int(value or 0)
-
-    async def progress_due(self, before: datetime) -> Sequence[str]:
-        result = await self.session.scalars(
-            select(Campaign.campaign_id).where(
-                Campaign.progress_dirty.is_(True),
-                (Campaign.last_emitted_at.is_(None)) | (Campaign.last_emitted_at <= before),
-            )
-        )
-        return result.all()
 
 
 class ChunkRepository:
@@ -626,6 +628,15 @@ class FollowUpRepository:
             .execution_options(populate_existing=True)
         )
         return result.first()
+
+    async def any_due(self, now: datetime) -> bool:
+        """Whether a scheduled follow-up's time came (a scheduler pass dials them only then)."""
+        found = await self.session.scalar(
+            select(FollowUpCall.conversation_id)
+            .where(FollowUpCall.status == "scheduled", FollowUpCall.due_at <= now)
+            .limit(1)
+        )
+        return found is not None
 
     async def due(self, now: datetime, limit: int) -> Sequence[FollowUpCall]:
         """Scheduled follow-ups whose time came, locked; rows another replica holds are skipped."""

@@ -62,30 +62,46 @@ class Scheduler:
             self.deps.wake.clear()
 
     async def tick(self, now: datetime | None = None) -> int:
-        """One scheduler pass; returns the number of PlaceCall commands dispatched."""
+        """One scheduler pass; returns the number of PlaceCall commands dispatched.
+
+        One read transaction says what the pass has to do (`domain.plan_tick`); then a transaction
+        for each campaign to start, each running campaign with a free slot, the follow-ups if any
+        is due, and each campaign owing a progress snapshot. A pass with nothing to do is that
+        one read: the scheduler runs every CAMPAIGNS_TICK_S and after every batch of call events."""
         now = now or self.deps.clock()
-        await self._start_due(now)
-        placed = 0
+        progress_before = now - timedelta(seconds=self.deps.settings.progress_interval_s)
         async with self.deps.uow() as uow:
-            running = list(await uow.campaigns.running_ids())
-        metrics.CAMPAIGNS_RUNNING.set(len(running))
+            candidates = await uow.campaigns.tick_candidates(int(now.timestamp()), progress_before)
+            follow_ups_due = await uow.follow_ups.any_due(now)
+        plan = domain.plan_tick(
+            candidates, int(now.timestamp()), progress_before, self.deps.settings.default_concurrency
+        )
+        to_dispatch = plan.to_dispatch
+        running = len(plan.running)
+        if plan.to_start and await self._start_due(plan.to_start, now):
+            async with self.deps.uow() as uow:  # started now: dispatched in this pass too
+                to_dispatch = list(await uow.campaigns.running_ids())
+            running = len(to_dispatch)
+        metrics.CAMPAIGNS_RUNNING.set(running)
         # Rotate the starting campaign each tick so freed global capacity is shared round-robin.
         self._rotation += 1
-        if running:
-            shift = self._rotation % len(running)
-            running = running[shift:] + running[:shift]
-        for campaign_id in running:
-            placed += await self._dispatch(campaign_id, now)
-        placed += await callee_requests.dial_follow_ups(self.deps, now)
+        if to_dispatch:
+            shift = self._rotation % len(to_dispatch)
+            to_dispatch = to_dispatch[shift:] + to_dispatch[:shift]
+        placed = 0
+        for campaign_id in to_dispatch:
+            placed += await self._dispatch(campaign_id, now, progress_before)
+        if follow_ups_due:
+            placed += await callee_requests.dial_follow_ups(self.deps, now)
         if now.timestamp() - self._last_timeout_scan >= min(5.0, self.deps.settings.attempt_timeout_s):
             self._last_timeout_scan = now.timestamp()
             await outcomes.time_out_attempts(self.deps, now)
-        await self._emit_progress(now)
+        await self._emit_progress(plan.progress_due, now, progress_before)
         return placed
 
-    async def _start_due(self, now: datetime) -> None:
-        async with self.deps.uow() as uow:
-            due = await uow.campaigns.due_to_start(int(now.timestamp()))
+    async def _start_due(self, due: list[str], now: datetime) -> bool:
+        """Start the campaigns whose time came; whether any did."""
+        started = False
         for campaign_id in due:
             async with self.deps.uow() as uow:
                 campaign = await uow.campaigns.get_for_update(campaign_id)
@@ -95,9 +111,12 @@ class Scheduler:
                 log.info("campaigns.campaign.started", campaign_id=campaign_id)
                 await announce.changes(uow, campaign, changes, now)
                 await announce.complete_if_done(uow, campaign, now)
+                started = True
+        return started
 
-    async def _dispatch(self, campaign_id: str, now: datetime) -> int:
-        """Dial due recipients of one campaign within its and the global concurrency budget."""
+    async def _dispatch(self, campaign_id: str, now: datetime, progress_before: datetime) -> int:
+        """Dial due recipients of one campaign within its and the global concurrency budget; the
+        campaign's progress snapshot goes out in the same transaction when one is owed."""
         placed = 0
         for _ in range(10):  # a few rounds when recipients were skipped or deferred by a window
             async with self.deps.uow() as uow:
@@ -203,6 +222,8 @@ class Scheduler:
                     dials.setdefault(recipient.phone_number, []).append((campaign.campaign_id, now))
                     dialled_now += 1
                 await announce.complete_if_done(uow, campaign, now)
+                if domain.progress_due(campaign, progress_before):
+                    await announce.campaign_updated(uow, campaign, now)
             placed += dialled_now
             metrics.ATTEMPTS_DISPATCHED.inc(dialled_now)
             if dialled_now == len(due):
@@ -313,14 +334,11 @@ class Scheduler:
         await uow.send_command(command, key=message_id)
         await announce.changes(uow, campaign, changes, now)
 
-    async def _emit_progress(self, now: datetime) -> None:
+    async def _emit_progress(self, due: list[str], now: datetime, progress_before: datetime) -> None:
         """Coalesced progress: at most one snapshot per campaign per CAMPAIGNS_PROGRESS_INTERVAL_S."""
-        before = now - timedelta(seconds=self.deps.settings.progress_interval_s)
-        async with self.deps.uow() as uow:
-            due = await uow.campaigns.progress_due(before)
         for campaign_id in due:
             async with self.deps.uow() as uow:
                 campaign = await uow.campaigns.get_for_update(campaign_id)
-                if campaign is None or not campaign.progress_dirty:
-                    continue
+                if campaign is None or not domain.progress_due(campaign, progress_before):
+                    continue  # sent meanwhile (by this pass's dispatch, or another replica)
                 await announce.campaign_updated(uow, campaign, now)

@@ -347,3 +347,31 @@ def test_the_transition_tables_cover_every_status_and_end_nowhere_unknown() -> N
     recipient_statuses = set(domain.RECIPIENT_TRANSITIONS)
     assert recipient_statuses >= domain.FINAL_RECIPIENT_STATUSES | {"scheduled", "dialing", "in_progress"}
     assert all(to <= recipient_statuses for to in domain.RECIPIENT_TRANSITIONS.values())
+
+
+# ---- what a scheduler pass has to do ------------------------------------------------------------
+
+
+def test_a_pass_dispatches_only_running_campaigns_with_a_free_slot() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    before = now - timedelta(seconds=1)
+    rows = [
+        campaign(campaign_id="due", status=CampaignStatus.PENDING, scheduled_time_unix=int(now.timestamp())),
+        campaign(
+            campaign_id="later", status=CampaignStatus.PENDING, scheduled_time_unix=int(now.timestamp()) + 60
+        ),
+        campaign(campaign_id="staging", status=CampaignStatus.PENDING, ready=False),
+        campaign(campaign_id="free", concurrency_limit=2, in_flight=1),
+        campaign(campaign_id="full", concurrency_limit=2, in_flight=2),
+        campaign(campaign_id="throttled", concurrency_limit=5, throttle=1.5, in_flight=1),
+        campaign(campaign_id="default", concurrency_limit=None, in_flight=2),  # default limit 3
+        campaign(
+            campaign_id="owed", status=CampaignStatus.PAUSED, progress_dirty=True, last_emitted_at=before
+        ),
+        campaign(campaign_id="recent", progress_dirty=True, last_emitted_at=now, in_flight=9),
+    ]
+    plan = domain.plan_tick(rows, int(now.timestamp()), before, default_limit=3)
+    assert plan.to_start == ["due"]
+    assert plan.running == ["free", "full", "throttled", "default", "recent"]
+    assert plan.to_dispatch == ["free", "default"]  # full, throttled to 1, and over the default: not
+    assert plan.progress_due == ["owed"]  # recent: a snapshot went out within the interval
