@@ -353,12 +353,8 @@ async def test_redelivered_messages_have_no_second_effect(env: Env) -> None:
     sent = steps(20)
     await env.send([*sent[:10], sent[3], *sent[10:]], partitions={"a": 0, "b": 0})
     first = env.bus()
-    first.subscribe(env.topic, Step, make_handler(env.tables, env.sessions, first), batch=True)
-    await first.start()
-    try:
-        await until(lambda: _count(env, 20), "the first delivery")
-    finally:
-        await first.stop()
+    handler = make_handler(env.tables, env.sessions, first)
+    await consume_until(first, env, handler, lambda: _count(env, 20), "the first delivery")
     again = env.bus(service=f"{env.service}-again")
     seen: list[int] = []
 
@@ -391,12 +387,10 @@ async def test_a_batch_claims_all_its_messages_with_one_statement(env: Env) -> N
 
     event.listen(env.engine.sync_engine, "before_cursor_execute", count_claims)
     bus = env.bus()
-    bus.subscribe(env.topic, Step, make_handler(env.tables, env.sessions, bus), batch=True)
-    await bus.start()
     try:
-        await until(lambda: _count(env, 40), "every message applied")
+        handler = make_handler(env.tables, env.sessions, bus)
+        await consume_until(bus, env, handler, lambda: _count(env, 40), "every message applied")
     finally:
-        await bus.stop()
         event.remove(env.engine.sync_engine, "before_cursor_execute", count_claims)
     rows = await env.effects()
     assert_each_once_in_order(rows, sent)
@@ -424,17 +418,12 @@ async def test_a_message_its_handler_did_not_claim_is_not_left_claimed(env: Env)
                 )
 
     bus = env.bus()
-    bus.subscribe(env.topic, Step, handle, batch=True)
-    await bus.start()
-    try:
-        claimed = [s for s in sent if s.n % 3]
+    claimed = [s for s in sent if s.n % 3]
 
-        async def all_committed() -> bool:
-            return await committed_offsets(env, env.settings.topic(env.service)) == {0: 10, 1: 10}
+    async def all_committed() -> bool:
+        return await committed_offsets(env, env.settings.topic(env.service)) == {0: 10, 1: 10}
 
-        await until(all_committed, "every message handled and its offset committed")
-    finally:
-        await bus.stop()
+    await consume_until(bus, env, handle, all_committed, "every message handled and its offset committed")
     assert sorted(await _claimed(env)) == sorted(s.message_id for s in claimed)
 
 
@@ -460,12 +449,7 @@ async def test_rows_gathered_by_the_handlers_of_a_batch_are_written_once_before_
                 await write([row])
 
     bus = env.bus()
-    bus.subscribe(env.topic, Step, handle, batch=True)
-    await bus.start()
-    try:
-        await until(lambda: _count(env, 40), "every message applied")
-    finally:
-        await bus.stop()
+    await consume_until(bus, env, handle, lambda: _count(env, 40), "every message applied")
     assert_each_once_in_order(await env.effects(), sent)  # written, and committed with the batch
     assert sorted(n for w in writes for n in w) == list(range(40))
     assert len(writes) < 10  # one write per batch, not one per message
@@ -520,6 +504,22 @@ async def test_a_consumer_killed_in_the_middle_of_a_batch_leaves_no_effect_and_n
     finally:
         await bus.stop()
     assert_each_once_in_order(await env.effects(), sent)
+
+
+async def consume_until(
+    bus: Bus,
+    env: Env,
+    handler: Callable[[Step], Awaitable[None]],
+    done: Callable[[], Awaitable[bool]],
+    what: str,
+) -> None:
+    """Run `handler` as a batch subscription of `bus` until `done()`, then stop the bus."""
+    bus.subscribe(env.topic, Step, handler, batch=True)
+    await bus.start()
+    try:
+        await until(done, what)
+    finally:
+        await bus.stop()
 
 
 async def _true(held: bool) -> bool:
