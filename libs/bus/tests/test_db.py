@@ -133,3 +133,16 @@ async def test_statements_and_transactions_are_counted_per_service(database_url:
         assert counts() == (4, 1, 1)
     finally:
         await engine.dispose()
+
+
+async def test_an_engine_shared_by_several_buses_is_counted_once(database_url: str) -> None:
+    engine = make_engine(database_url)
+    count_work(engine, "shared")
+    count_work(engine, "shared")  # a second Bus on the same engine
+    try:
+        before = metrics.DB_STATEMENTS.labels("shared")._value.get()
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        assert metrics.DB_STATEMENTS.labels("shared")._value.get() == before + 1
+    finally:
+        await engine.dispose()

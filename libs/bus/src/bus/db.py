@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -64,6 +65,9 @@ def _ping_idle_connections(engine: AsyncEngine, after_s: float) -> None:
             raise DisconnectionError(f"idle connection failed its ping: {type(exc).__name__}") from exc
 
 
+_counted: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def count_work(engine: AsyncEngine, service: str) -> None:
     """Count what `engine` asks of PostgreSQL, for `service`: every statement sent
     (`switchboard_db_statements_total`) and every transaction ended
@@ -71,6 +75,9 @@ def count_work(engine: AsyncEngine, service: str) -> None:
     outbox relay's claims, has none). Per unit of business work (a campaign call) they are what
     bench/campaigns.py prints, as they do not depend on how fast the machine is; and a rate that
     rises out of step with the traffic is a regression an operator can see."""
+    if engine.sync_engine in _counted:  # one count per engine, however many buses share it
+        return
+    _counted.add(engine.sync_engine)
     statements = metrics.DB_STATEMENTS.labels(service)
     commits = metrics.DB_TRANSACTIONS.labels(service, "commit")
     rollbacks = metrics.DB_TRANSACTIONS.labels(service, "rollback")

@@ -39,7 +39,9 @@ async def _claim_in_batch(
     key = (inbox.fullname, consumer)
     claims = shared.claims.get(key)
     if claims is None:
-        ids = list(dict.fromkeys(shared.message_ids))
+        # In one order everywhere: two consumers claiming overlapping batches (after a rebalance,
+        # or a paused worker waking) wait for each other instead of deadlocking.
+        ids = sorted(set(shared.message_ids))
         inserted = await session.scalars(
             insert(inbox)
             .from_select(
