@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from devinfra.numbers import outcome_number
 from devinfra.stack import Stack
 from tests.e2e.conftest import poll
 from tests.e2e.test_tool_tokens import _token_of
@@ -27,7 +28,7 @@ CALLBACK_AHEAD_S = 15
 
 def _number(last_digit: str = "1") -> str:
     """A fresh San Francisco number; the simulator picks the outcome by its last digit."""
-    return f"+1415{uuid.uuid4().int % 700 + 200:03d}{uuid.uuid4().int % 1000:03d}{last_digit}"
+    return outcome_number(last_digit)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import select
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devinfra.numbers import outcome_numbers
 from devinfra.stack import SANDBOX_API_KEY, Stack
 from tests.e2e.conftest import API_KEY, poll
 
@@ -31,8 +31,7 @@ README = Path(__file__).parents[2] / "README.md"
 
 def _numbers(digits: list[int]) -> list[str]:
     """Last digit picks the simulated outcome (0-4 completed, 5 busy, 6 no answer)."""
-    base = uuid.uuid4().int % 700 + 200
-    return [f"+1415{base:03d}{i:03d}{d}" for i, d in enumerate(digits)]
+    return outcome_numbers(digits)
 
 
 def _events(response: httpx.Response) -> Iterator[dict[str, Any]]:

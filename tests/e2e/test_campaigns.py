@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from devinfra.numbers import outcome_numbers
 from tests.e2e.conftest import poll
 
 FINAL = {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "skipped_dnc"}
@@ -17,8 +17,7 @@ FINAL = {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "
 def _numbers(digits: list[int]) -> list[str]:
     """Valid US numbers whose last digit picks the simulated outcome (0-4 completed, 5 busy,
     6 no answer, 7 voicemail, 8 failed)."""
-    base = uuid.uuid4().int % 700 + 200  # a NANP exchange never starts with 0 or 1
-    return [f"+1415{base:03d}{i:03d}{d}" for i, d in enumerate(digits)]
+    return outcome_numbers(digits)
 
 
 @pytest.fixture(scope="module")

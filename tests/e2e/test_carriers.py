@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devinfra.numbers import outcome_number
 from tests.e2e.conftest import poll, upstream_requests
 
 ISSUE_FIRST_MESSAGE = "Hi {{customer_name}}, about order {{order_id}}"
@@ -22,7 +23,7 @@ INVALID_TO = (
 
 
 def _number(last_digit: int = 1) -> str:
-    return f"+1415{uuid.uuid4().int % 700 + 200:03d}{uuid.uuid4().int % 1000:03d}{last_digit}"
+    return outcome_number(last_digit)
 
 
 def _agent(api: httpx.Client, **body: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devinfra.numbers import outcome_number
 from tests.e2e.conftest import poll
 
 
@@ -21,7 +22,7 @@ def _irish() -> str:
 
 
 def _us(last_digit: str) -> str:
-    return f"+1415{uuid.uuid4().int % 700 + 200:03d}{uuid.uuid4().int % 1000:03d}{last_digit}"
+    return outcome_number(last_digit)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devinfra.numbers import outcome_number
 from devinfra.stack import Stack
 from devinfra.standins.webhook_receiver import HANG, Receiver
 from tests.e2e.conftest import poll
@@ -54,7 +55,7 @@ def _deliveries(api: httpx.Client, webhook_id: str, **params: Any) -> list[dict[
 
 
 def _number(digit: int) -> str:
-    return f"+1415{uuid.uuid4().int % 700 + 200:03d}{uuid.uuid4().int % 1000:03d}{digit}"
+    return outcome_number(digit)
 
 
 def test_a_call_finished_webhook_survives_failures_and_a_killed_notifier(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from contracts import topics
 from contracts.base import Message
 from devinfra.broker import create_topics, free_port
 from devinfra.bus_harness import BusHarness
+from devinfra.numbers import outcome_number
 from devinfra.pytest_plugin import isolated
 from devinfra.quiet_hours import NO_QUIET_HOURS
 from elevenlabs_sim.settings import SimSettings
@@ -188,9 +188,9 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
 
 
 def new_number(last_digit: str) -> str:
-    """A fresh valid US number (San Francisco) whose last digit picks the simulated outcome."""
-    value = uuid.uuid4().int
-    return f"+1415{2 + value % 8}{(value // 8) % 10**5:05d}{last_digit}"
+    """A fresh valid San Francisco number whose last digit picks the simulated outcome (never one
+    the simulator refuses: `devinfra.numbers`)."""
+    return outcome_number(last_digit)
 
 
 @dataclass(kw_only=True)

@@ -14,6 +14,7 @@ from campaigns import outcomes
 from campaigns.models import Attempt
 from contracts.campaigns import CampaignRecipient, SubmitCampaign
 from contracts.telephony import PhoneNumberImported, PhoneNumberRecord
+from devinfra.numbers import outcome_number
 
 from .conftest import Harness, new_number
 
@@ -38,7 +39,7 @@ async def _caller_id(harness: Harness, e164: str) -> str:
 
 
 def _nyc(last_digit: str) -> str:
-    return f"+1212{2 + uuid.uuid4().int % 8}{uuid.uuid4().int % 10**5:05d}{last_digit}"
+    return outcome_number(last_digit, prefix="+1212")
 
 
 def _submit(harness: Harness, numbers: list[str], **fields: Any) -> SubmitCampaign:

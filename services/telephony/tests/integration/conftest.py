@@ -17,6 +17,7 @@ from contracts.base import Command, Message
 from contracts.telephony import DeleteCustomerSession
 from devinfra.bus_harness import DEADLINE_S as DEADLINE_S  # the tests wait as long as the harness
 from devinfra.bus_harness import BusHarness, prepared, schema_text, service_env, started
+from devinfra.numbers import outcome_number
 from devinfra.pytest_plugin import isolated
 from elevenlabs_sim.settings import SimSettings
 from elevenlabs_sim.testing import run_in_thread
@@ -128,8 +129,9 @@ async def agent_id(container: Container) -> str:
 
 
 def new_number(last_digit: str) -> str:
-    """A fresh E.164 number whose last digit picks the simulated outcome."""
-    return f"+1555{uuid.uuid4().int % 10**6:06d}{last_digit}"
+    """A fresh E.164 number whose last digit picks the simulated outcome (never one the simulator
+    refuses: `devinfra.numbers`)."""
+    return outcome_number(last_digit, prefix="+1555")
 
 
 @pytest.fixture(scope="session")
