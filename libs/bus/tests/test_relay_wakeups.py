@@ -152,6 +152,29 @@ async def test_a_relay_is_not_woken_by_another_services_outbox(env: Env) -> None
     assert idle_claims <= 10, f"{idle_claims} empty claims for another service's {rows} rows"
 
 
+async def test_a_row_queued_on_its_own_costs_one_claim_not_two(env: Env) -> None:
+    """faststream-outbox claims again at once after any claim that found rows; for rows written
+    one transaction at a time, as a campaign's are, that claim found nothing: two claims a row.
+    Now the relay claims again only on a NOTIFY (bus.claims), and every row is still relayed."""
+    service = await make_service(env, consume=True)
+    sessions = make_sessionmaker(env.engine)
+    await service.bus.start()
+    try:
+        rows = 40
+        claims_before = service.claims
+        for n in range(rows):
+            async with sessions() as session, session.begin():
+                await service.bus.publish_later(session, env.topic, Tick(n=n))
+            await until(lambda n=n: len(service.handled) > n, f"message {n} relayed and handled")
+        claims = service.claims - claims_before
+    finally:
+        await service.bus.stop()
+    assert service.handled == list(range(rows))
+    # One claim finds each row; a few more are the relay's backoff polls while a row is in flight.
+    assert claims <= rows * 1.25, f"{claims} claims for {rows} rows"
+    assert service.fetches("skipped") >= rows / 2
+
+
 async def test_rows_queued_under_the_old_shared_queue_name_are_still_relayed_in_order(env: Env) -> None:
     """A release before per-outbox queues wrote `kafka-relay`: an upgrade must not strand them."""
     service = await make_service(env, consume=True)

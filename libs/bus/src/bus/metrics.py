@@ -35,8 +35,10 @@ RELAY_FAILED = Counter(
 )
 RELAY_FETCHES = Counter(
     "switchboard_outbox_fetches_total",
-    "Claims the outbox relay ran (one transaction each), by whether they found rows: an idle "
-    "relay should run few `empty` ones (woken only by its own outbox's NOTIFY, or its backoff poll).",
+    "Claims the outbox relay ran (one statement each), by whether they found rows: an idle "
+    "relay should run few `empty` ones (woken only by its own outbox's NOTIFY, or its backoff poll); "
+    "`skipped`: claims not run because nothing was announced since one that found every due row "
+    "(bus.claims).",
     ["service", "result"],
 )
 DB_STATEMENTS = Counter(

@@ -46,7 +46,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bus import batch as batch_tx
-from bus import inbox, metrics
+from bus import claims, inbox, metrics
 from bus.context import bind_correlation_id, current_correlation_id
 from bus.db import count_work
 from bus.kafka_security import kafka_client_kwargs, kafka_security
@@ -99,6 +99,10 @@ _ESSENTIAL_DLQ_HEADERS = frozenset(
 # queue now (`kafka-relay:<schema>.outbox`); rows queued under the old shared name by an older
 # release are still relayed.
 _LEGACY_RELAY_QUEUE = "kafka-relay"
+#: The relay's shortest wait between claims (faststream-outbox's `min_fetch_interval`), and how
+#: long after a claim that found fewer rows than it asked for it claims again only on a NOTIFY
+#: (`bus.claims`).
+_RELAY_MIN_FETCH_INTERVAL_S = 0.05
 _TOPIC_HEADER = "x-topic"
 _KEY_HEADER = "x-key"
 # Inbox rows deleted per transaction: short transactions, and no long lock on a busy table.
@@ -173,6 +177,7 @@ class Bus:
             apply_types=False,  # as for self.kafka: the relay reads its row from the context
             metrics_recorder=self._record_relay_event,
         )
+        self._claim_gate = claims.ClaimGate(window_s=_RELAY_MIN_FETCH_INTERVAL_S)
         self._register_relay()
 
     def on_relay_failure(self, hook: RelayFailureHook) -> None:
@@ -244,15 +249,16 @@ class Bus:
         )
 
     def _register_relay(self) -> None:
-        @self.outbox.subscriber(
-            [self._relay_queue, _LEGACY_RELAY_QUEUE],
+        queues = [self._relay_queue, _LEGACY_RELAY_QUEUE]
+        subscriber = self.outbox.subscriber(
+            queues,
             max_workers=1,  # one worker keeps per-key order as written
             fetch_batch_size=50,
             # Relayed rows are deleted in one statement per batch (when 50 are done or none is
             # waiting), not one DELETE each. A row stays leased until then, so no other fetch takes
             # it; a crash before the delete relays it again (at-least-once; consumers dedupe).
             terminal_flush_batch_size=50,
-            min_fetch_interval=0.05,
+            min_fetch_interval=_RELAY_MIN_FETCH_INTERVAL_S,
             max_fetch_interval=1.0,
             # Rows a dead relay leased wait this long for another; a live relay publishes a fetched
             # batch in milliseconds and deletes within half of it (the library's buffer age).
@@ -261,6 +267,10 @@ class Bus:
                 initial_delay_seconds=0.2, max_delay_seconds=10.0, max_attempts=None
             ),
         )
+        # No claim straight after a short one unless a NOTIFY came: half the claims (bus.claims).
+        claims.install(self.outbox.client, subscriber, queues, self._claim_gate)
+
+        @subscriber
         async def relay(body: Any) -> None:
             message: OutboxMessage = self.outbox.context.get_local("message")
             headers = {k: str(v) for k, v in (message.headers or {}).items()}
@@ -302,7 +312,9 @@ class Bus:
     def _record_relay_event(self, event: str, tags: Any) -> None:
         """faststream_outbox's metrics hook (per claim and per row): counts the claims."""
         if event == "fetched":
-            metrics.RELAY_FETCHES.labels(self.service, "rows" if tags.get("count") else "empty").inc()
+            # The library reports a claim the gate skipped as one that found nothing.
+            empty = "skipped" if self._claim_gate.last_skipped else "empty"
+            metrics.RELAY_FETCHES.labels(self.service, "rows" if tags.get("count") else empty).inc()
 
     async def _relay_gave_up(
         self, topic: str, headers: dict[str, str], size: int, exc: BaseException
