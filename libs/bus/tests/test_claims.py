@@ -77,7 +77,9 @@ async def test_install_counts_only_its_own_queues_notifies_and_gates_the_fetch()
     calls: list[int] = []
 
     class Client:
-        async def fetch(self, conn: object, queues: object, *, limit: int, lease_ttl_seconds: float) -> list[int]:
+        async def fetch(
+            self, conn: object, queues: object, *, limit: int, lease_ttl_seconds: float
+        ) -> list[int]:
             calls.append(limit)
             return [1]
 

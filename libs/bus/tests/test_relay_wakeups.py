@@ -173,6 +173,8 @@ async def test_a_row_queued_on_its_own_costs_one_claim_not_two(env: Env) -> None
     # One claim finds each row; a few more are the relay's backoff polls while a row is in flight.
     assert claims <= rows * 1.25, f"{claims} claims for {rows} rows"
     assert service.fetches("skipped") >= rows / 2
+    # Wired to the relay's own LISTEN callback: a row queued a moment after a claim wakes the next.
+    assert service.bus._claim_gate.notifications >= rows / 2
 
 
 async def test_rows_queued_under_the_old_shared_queue_name_are_still_relayed_in_order(env: Env) -> None:

@@ -51,6 +51,11 @@ class ClaimGate:
         """A NOTIFY for one of the relay's queues arrived."""
         self._notifications += 1
 
+    @property
+    def notifications(self) -> int:
+        """NOTIFYs counted so far."""
+        return self._notifications
+
     def begin(self) -> int | None:
         """None: skip this claim (nothing was announced since a short claim a moment ago); else
         the ticket to pass to `end`."""
