@@ -109,3 +109,12 @@ def test_install_refuses_a_subscriber_without_the_listen_callback() -> None:
     original = client.fetch
     assert not install(client, object(), ["mine"], ClaimGate(window_s=0.05))
     assert client.fetch == original
+
+
+def test_a_reset_gate_claims_at_once() -> None:
+    """A relay started again right after a short claim: rows queued while it was stopped sent
+    their NOTIFY to nobody."""
+    gate = ClaimGate(window_s=0.05, clock=Clock())
+    _short_claim(gate)
+    gate.reset()
+    assert gate.begin() is not None

@@ -7,14 +7,17 @@ one transaction at a time, as a campaign's do, that second claim finds nothing: 
 every relay's claims, and the relays' claims (a lease `UPDATE … FOR UPDATE SKIP LOCKED` over the
 outbox) were ~14 of the ~85 statements a campaign call costs PostgreSQL (bench/README, issue 17).
 
-A claim that found fewer rows than it asked for took every row that was due when it ran. A row
-committed later sends a NOTIFY (every INSERT into the outbox does, once per transaction; only
+A claim that found fewer rows than it asked for took every due row it could lock when it ran. A
+row committed later sends a NOTIFY (every INSERT into the outbox does, once per transaction; only
 future-dated rows do not). So `ClaimGate` skips a claim that would run within `window_s` of such a
 short claim when no NOTIFY for this relay's queues has arrived since the short claim began: the
 library then waits, as after an empty claim, for the next NOTIFY or its backoff poll. Rows that
 become due without a NOTIFY (a retry's backoff, a dead relay's lease running out) are found by
 that poll, as before; a NOTIFY that lands while a claim runs is never skipped (it may be for a row
-the claim could not see).
+the claim could not see). So are due rows another transaction had locked when the short claim ran
+(SKIP LOCKED: a second replica's claim that then rolled back): they wait for the next claim, at
+most the library's backoff poll (`max_fetch_interval`), where the immediate second claim often took
+them.
 
 Installed by `install` on the relay's client and its LISTEN callback; a faststream-outbox without
 the callback (`_on_notify`) gets no gate (`bus.claim_gate.unsupported`, logged once), so it claims
@@ -46,6 +49,11 @@ class ClaimGate:
         self._short_ticket: int | None = None  # notifications seen when the last short claim began
         self._short_until = 0.0
         self.last_skipped = False  # whether the latest claim was skipped (for the claims metric)
+
+    def reset(self) -> None:
+        """Forget the last claim (a relay (re)starting claims at once)."""
+        self._short_ticket = None
+        self.last_skipped = False
 
     def notified(self) -> None:
         """A NOTIFY for one of the relay's queues arrived."""

@@ -765,6 +765,7 @@ class Bus:
             await self.ensure_topics(topics)
         await self.check_broker_limit(topics)
         await self.kafka.start()
+        self._claim_gate.reset()  # a restarted relay's first claim runs (rows queued while stopped)
         await self.outbox.start()
         if self._inbox_retention is not None:
             self._inbox_retention.start()
