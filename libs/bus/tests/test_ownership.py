@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import TableClause, column, insert, select, table, text
+from sqlalchemy import TableClause, column, event, insert, select, table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -103,3 +103,22 @@ async def test_a_silent_owner_loses_ownership_and_can_neither_act_nor_commit(
     with pytest.raises((OwnershipLost, DBAPIError)):
         await asyncio.wait_for(frozen_then_woken(), DEADLINE_S)
     assert await _recorded(db) == ["successor"]
+
+
+async def test_ownership_is_taken_in_one_round_trip_with_the_lease_set(db: Db) -> None:
+    """The lease and the lock were two statements, a round trip each, before every dial."""
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with ownership.acquire(db.engine, "one-trip", lease_s=LEASE_S) as owner:
+            taken = list(statements)
+            async with owner._io:
+                timeout = await owner._connection.scalar(text("SHOW idle_in_transaction_session_timeout"))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(taken) == 1 and "pg_advisory_xact_lock" in taken[0]
+    assert timeout == f"{round(LEASE_S * 1000)}ms"

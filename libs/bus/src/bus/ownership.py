@@ -101,11 +101,15 @@ async def acquire(engine: AsyncEngine, key: str, *, lease_s: float) -> AsyncIter
     """Own `key` for the block: waits while another live worker owns it. On a normal exit the
     owned transaction commits (releasing the lock); on an exception it rolls back."""
     async with engine.connect() as connection:
+        # One round trip: the lease (for this transaction only) and the lock. Waiting for the lock
+        # is not idle in transaction, so the order in which the two are set does not matter.
         await connection.execute(
-            text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)"),
-            {"ms": str(max(1, round(lease_s * 1000)))},
+            text(
+                "SELECT set_config('idle_in_transaction_session_timeout', :ms, true),"
+                " pg_advisory_xact_lock(hashtext(:k))"
+            ),
+            {"ms": str(max(1, round(lease_s * 1000))), "k": key},
         )
-        await connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
         owner = Ownership(connection, key, lease_s)
         owner._start_heartbeat()
         try:
