@@ -242,6 +242,10 @@ _CONCLUDES: dict[str, frozenset[str]] = {
     "campaign.recipient_updated": frozenset(),
     "campaign.recipients_staged": frozenset(),
     "campaign.recipients_closed": frozenset(),
+    # Caused by ElevenLabs' post-call webhook (or reconciliation), never by a command.
+    "call.status_changed": frozenset(),
+    "post_call_webhook.received": frozenset(),
+    "post_call_webhook.transcript_part": frozenset(),
 }
 
 
@@ -250,10 +254,15 @@ def concludes(event_type: str, command_type: str) -> bool:
     return allowed is None or command_type in allowed
 
 
-def may_conclude(event_type: str) -> bool:
-    """False for an event that answers no command, whatever caused it: the projector then does not
-    look for a pending operation (three recipient updates a campaign call, a query each)."""
-    return _CONCLUDES.get(event_type) != frozenset()
+def may_conclude(event: Event) -> bool:
+    """False for an event that answers no command of the API, whatever caused it: the projector
+    then does not look for a pending operation (a query each). A campaign call's seven events are
+    such: three recipient updates, the status change and the post-call webhook's two, and its
+    `call.placed` (or `call.dial_failed`), which answers the campaigns service's `call.place`,
+    never an API request (`POST /calls/outbound` places calls without a campaign)."""
+    if _CONCLUDES.get(event.type) == frozenset():
+        return False
+    return not (isinstance(event, CallPlaced | CallDialFailed) and event.campaign_id is not None)
 
 
 def outcome_of(event: Event, command_type: str | None = None) -> Outcome:

@@ -286,7 +286,7 @@ class Projection:
                         await uow.webhook_deliveries.add_attempt(
                             {"delivery_id": d.delivery_id, **d.last_attempt.model_dump()}
                         )
-            if event.causation_id and domain.may_conclude(event.type):
+            if event.causation_id and domain.may_conclude(event):
                 command_type = await uow.operations.pending_type(event.causation_id)
                 if command_type is not None and domain.concludes(event.type, command_type):
                     outcome = domain.outcome_of(event, command_type)

@@ -13,8 +13,21 @@ import pytest
 
 from bus.secrets import Keyring, Undecryptable, message_context, new_key
 from contracts.base import CommandFailed
-from contracts.telephony import CallDialFailed, CallPlaced, PhoneNumberDeleted
-from contracts.webhooks import PostCallWebhookRegistered
+from contracts.campaigns import (
+    CampaignRecipientsClosed,
+    CampaignRecipientsStaged,
+    CampaignRecipientUpdated,
+    CampaignUpdated,
+)
+from contracts.telephony import (
+    CallDialFailed,
+    CallPlaced,
+    CallStatusChanged,
+    CustomerInfo,
+    CustomerSessionStored,
+    PhoneNumberDeleted,
+)
+from contracts.webhooks import PostCallTranscriptPart, PostCallWebhookReceived, PostCallWebhookRegistered
 from gateway.domain import (
     MAX_POSITION,
     concludes,
@@ -244,20 +257,56 @@ def test_a_side_effect_event_does_not_conclude_another_command() -> None:
     assert concludes("agent.created", "agent.create")
 
 
+_CAMPAIGN_CALL = {"campaign_id": "batch_1", "recipient_id": "r1", "attempt": 1}
+
+
 @pytest.mark.parametrize(
-    ("event_type", "may"),
+    ("event", "may"),
     [
-        ("campaign.recipient_updated", False),  # three a campaign call: no operation lookup
-        ("campaign.recipients_staged", False),
-        ("campaign.recipients_closed", False),
-        ("campaign.updated", True),
-        ("customer_session.stored", True),
-        ("call.placed", True),
-        ("agent.created", True),
+        # A campaign call's events: no operation lookup for any of them.
+        (
+            CampaignRecipientUpdated(
+                campaign_id="batch_1",
+                recipient_id="r1",
+                position=0,
+                to_number="+14155550103",
+                status="dialing",
+            ),
+            False,
+        ),
+        (CampaignRecipientsStaged(campaign_id="batch_1", part_index=0, part_count=1, recipients=[]), False),
+        (
+            CampaignRecipientsClosed(
+                campaign_id="batch_1", status="cancelled", part_index=0, part_count=1, recipients=[]
+            ),
+            False,
+        ),
+        (CallPlaced(**_dial(conversation_id="conv_1", placed_at_unix=1, **_CAMPAIGN_CALL)), False),
+        (CallDialFailed(**_dial(status_code=500, error="Call failed", **_CAMPAIGN_CALL)), False),
+        (CallStatusChanged(conversation_id="conv_1", status="completed", **_CAMPAIGN_CALL), False),
+        (CallStatusChanged(conversation_id="conv_2", status="completed"), False),
+        (
+            PostCallWebhookReceived(
+                conversation_id="conv_1", webhook_type="post_call_transcription", event_timestamp=1
+            ),
+            False,
+        ),
+        (
+            PostCallTranscriptPart(
+                conversation_id="conv_1", part_index=0, part_count=1, turn_count=0, transcript_json="[]"
+            ),
+            False,
+        ),
+        # What may answer an API request.
+        (CallPlaced(**_dial(conversation_id="conv_3", placed_at_unix=1)), True),  # POST /calls/outbound
+        (CallDialFailed(**_dial(status_code=429, error="Too many calls")), True),
+        (CampaignUpdated.model_construct(type="campaign.updated"), True),
+        (CustomerSessionStored(conversation_id="conv_1", customer_info=CustomerInfo(name="Ana")), True),
     ],
+    ids=lambda v: v.type if hasattr(v, "type") else str(v),
 )
-def test_only_an_event_that_can_answer_a_command_looks_for_its_operation(event_type: str, may: bool) -> None:
-    assert may_conclude(event_type) is may
+def test_only_an_event_that_can_answer_a_command_looks_for_its_operation(event: Any, may: bool) -> None:
+    assert may_conclude(event) is may
 
 
 # ---- a shop's credentials, as a call's or a campaign's command carries them ----------------------
