@@ -122,6 +122,26 @@ async def make_service(env: Env, *, consume: bool, settings: BusSettings | None 
     return service
 
 
+async def claims_while_trickling(env: Env, writer: Service, counted: Service, rows: int) -> int:
+    """The claims `counted`'s relay ran while `writer` queued `rows` messages one transaction (so
+    one NOTIFY) each, as handlers write them, each once the one before was relayed and handled;
+    both services run for the while."""
+    sessions = make_sessionmaker(env.engine)
+    services = [writer] if counted is writer else [writer, counted]
+    for service in services:
+        await service.bus.start()
+    try:
+        before = counted.claims
+        for n in range(rows):
+            async with sessions() as session, session.begin():
+                await writer.bus.publish_later(session, env.topic, Tick(n=n))
+            await until(lambda n=n: len(writer.handled) > n, f"message {n} relayed and handled")
+        return counted.claims - before
+    finally:
+        for service in reversed(services):
+            await service.bus.stop()
+
+
 async def outbox_rows(env: Env, outbox: Table) -> int:
     async with env.engine.connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(outbox)) or 0)
@@ -132,43 +152,22 @@ async def test_a_relay_is_not_woken_by_another_services_outbox(env: Env) -> None
     as `kafka-relay`, so each row any service queued woke every relay for an empty claim."""
     writer = await make_service(env, consume=True)
     idle = await make_service(env, consume=False)
-    sessions = make_sessionmaker(env.engine)
-    await writer.bus.start()
-    await idle.bus.start()
-    try:
-        rows = 40
-        claims_before = idle.claims
-        for n in range(rows):  # one transaction (so one NOTIFY) each, as handlers write them
-            async with sessions() as session, session.begin():
-                await writer.bus.publish_later(session, env.topic, Tick(n=n))
-            await until(lambda n=n: len(writer.handled) > n, f"message {n} relayed and handled")
-        idle_claims = idle.claims - claims_before
-    finally:
-        await idle.bus.stop()
-        await writer.bus.stop()
+    rows = 40
+    idle_claims = await claims_while_trickling(env, writer, idle, rows)
     assert writer.handled == list(range(rows))
     assert writer.fetches("rows") >= 1 and idle.fetches("rows") == 0
     # Left: its own backoff poll (at most one a second once idle), whatever the other one queues.
     assert idle_claims <= 10, f"{idle_claims} empty claims for another service's {rows} rows"
 
 
-async def test_a_row_queued_on_its_own_costs_one_claim_not_two(env: Env) -> None:
+async def test_a_row_queued_on_its_own_costs_one_claim_not_three(env: Env) -> None:
     """faststream-outbox claims again at once after any claim that found rows; for rows written
-    one transaction at a time, as a campaign's are, that claim found nothing: two claims a row.
-    Now the relay claims again only on a NOTIFY (bus.claims), and every row is still relayed."""
+    one transaction at a time, as a campaign's are, that claim found nothing, and so did the one
+    its worker woke when it took the row: three claims a row. Now the relay claims again only on
+    a NOTIFY (bus.claims), and every row is still relayed."""
     service = await make_service(env, consume=True)
-    sessions = make_sessionmaker(env.engine)
-    await service.bus.start()
-    try:
-        rows = 40
-        claims_before = service.claims
-        for n in range(rows):
-            async with sessions() as session, session.begin():
-                await service.bus.publish_later(session, env.topic, Tick(n=n))
-            await until(lambda n=n: len(service.handled) > n, f"message {n} relayed and handled")
-        claims = service.claims - claims_before
-    finally:
-        await service.bus.stop()
+    rows = 40
+    claims = await claims_while_trickling(env, service, service, rows)
     assert service.handled == list(range(rows))
     # One claim finds each row; a few more are the relay's backoff polls while a row is in flight.
     assert claims <= rows * 1.25, f"{claims} claims for {rows} rows"
