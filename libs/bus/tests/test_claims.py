@@ -60,8 +60,9 @@ def test_after_the_window_the_relay_claims_as_the_library_does() -> None:
 def test_a_full_claim_or_an_empty_one_is_followed_at_once() -> None:
     gate = ClaimGate(window_s=0.05, clock=Clock())
     _short_claim(gate, found=LIMIT)  # a backlog: drain it without waiting
-    assert gate.begin() is not None
-    gate.end(0, 0, LIMIT)  # empty: the library waits by itself
+    ticket = gate.begin()
+    assert ticket is not None
+    gate.end(ticket, 0, LIMIT)  # empty: the library waits by itself
     assert gate.begin() is not None
 
 

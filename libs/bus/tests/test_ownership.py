@@ -105,8 +105,9 @@ async def test_a_silent_owner_loses_ownership_and_can_neither_act_nor_commit(
     assert await _recorded(db) == ["successor"]
 
 
-async def test_ownership_is_taken_in_one_round_trip_with_the_lease_set(db: Db) -> None:
-    """The lease and the lock were two statements, a round trip each, before every dial."""
+async def test_ownership_is_taken_in_one_round_trip(db: Db) -> None:
+    """The lease and the lock were two statements, a round trip each, before every dial. (That the
+    lease still ends a silent owner's session is the test above.)"""
     statements: list[str] = []
 
     def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
@@ -114,11 +115,9 @@ async def test_ownership_is_taken_in_one_round_trip_with_the_lease_set(db: Db) -
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
     try:
-        async with ownership.acquire(db.engine, "one-trip", lease_s=LEASE_S) as owner:
+        async with ownership.acquire(db.engine, "one-trip", lease_s=LEASE_S):
             taken = list(statements)
-            async with owner._io:
-                timeout = await owner._connection.scalar(text("SHOW idle_in_transaction_session_timeout"))
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
-    assert len(taken) == 1 and "pg_advisory_xact_lock" in taken[0]
-    assert timeout == f"{round(LEASE_S * 1000)}ms"
+    assert len(taken) == 1
+    assert "idle_in_transaction_session_timeout" in taken[0] and "pg_advisory_xact_lock" in taken[0]

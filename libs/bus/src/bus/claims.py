@@ -3,8 +3,8 @@ asked for, unless a NOTIFY says more were queued.
 
 faststream-outbox (0.19, the release we pin; `OutboxSubscriber._fetch_inner`) claims again at once
 after every claim that found rows, so that a backlog drains without waiting. When rows trickle in
-one transaction at a time, as a campaign's do, that second claim finds nothing: it was ~half of
-every relay's claims, and the relays' claims (a lease `UPDATE … FOR UPDATE SKIP LOCKED` over the
+one transaction at a time, as a campaign's do, that second claim finds nothing, and so does the
+one the library's worker wakes when it takes the row: a row cost three claims, and the relays' claims (a lease `UPDATE … FOR UPDATE SKIP LOCKED` over the
 outbox) were ~14 of the ~85 statements a campaign call costs PostgreSQL (bench/README, issue 17).
 
 A claim that found fewer rows than it asked for took every due row it could lock when it ran. A
