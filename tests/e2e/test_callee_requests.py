@@ -26,11 +26,6 @@ TOOL_TOKEN = "X-Switchboard-Tool-Token"
 CALLBACK_AHEAD_S = 15
 
 
-def _number(last_digit: str = "1") -> str:
-    """A fresh San Francisco number; the simulator picks the outcome by its last digit."""
-    return outcome_number(last_digit)
-
-
 @pytest.fixture(scope="module")
 def line(api: httpx.Client, sim: httpx.Client, stack: Stack) -> Iterator[dict[str, str]]:
     """An agent with the callback and opt-out tools (created through the API, their tokens live in
@@ -47,7 +42,7 @@ def line(api: httpx.Client, sim: httpx.Client, stack: Stack) -> Iterator[dict[st
     assert agent.status_code == 200, agent.text
     phone = api.post(
         "/api/v1/phone-numbers",
-        json={"phone_number": _number(), "label": "callee", "sid": "AC" + "5" * 32, "token": "t"},
+        json={"phone_number": outcome_number(1), "label": "callee", "sid": "AC" + "5" * 32, "token": "t"},
     )
     assert phone.status_code == 200, phone.text
     # Calls may start once tool-webhooks knows both tools' tokens (provisioning's events projected):
@@ -108,7 +103,7 @@ def _tool_answers(sim: httpx.Client, tool: str) -> list[dict[str, Any]]:
 def test_a_callee_who_says_stop_calling_me_is_opted_out_and_never_dialled_again(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    leaving, staying = _number(), _number()
+    leaving, staying = outcome_number(1), outcome_number(1)
     _ask(sim, leaving, "opt_out", "Please stop calling me", reason="stop calling me")
     job = _submit(api, line, [leaving, staying], retry_count=2)
     calls = {c["to_number"]: c for c in _finished(api, job)}
@@ -133,7 +128,7 @@ def test_a_callee_who_says_stop_calling_me_is_opted_out_and_never_dialled_again(
 def test_a_callback_the_callee_asks_for_is_one_extra_attempt_at_that_time(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    number = _number()
+    number = outcome_number(1)
     asked = (datetime.now(LA) + timedelta(seconds=CALLBACK_AHEAD_S)).replace(microsecond=0)
     _ask(
         sim,
@@ -161,7 +156,7 @@ def test_a_callback_the_callee_asks_for_is_one_extra_attempt_at_that_time(
 def test_a_single_calls_callback_is_a_follow_up_call_with_the_same_agent_number_and_variables(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    number = _number()
+    number = outcome_number(1)
     _ask(sim, number, "schedule_callback", "Call me back in two seconds", requested_time="in 2 seconds")
     first = api.post(
         "/api/v1/phone-numbers/twilio/outbound-call",
@@ -194,7 +189,7 @@ def test_a_single_calls_callback_is_a_follow_up_call_with_the_same_agent_number_
 def test_analysis_values_retry_or_end_a_recipient(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    later, wrong = _number("1"), _number("7")  # a voicemail: telephony alone would retry it
+    later, wrong = outcome_number("1"), outcome_number("7")  # a voicemail: telephony alone would retry it
     values = sim.get("/_sim/config").json()["data_collection_values"]
     values |= {later: {"outcome": "call_back_later"}, wrong: {"outcome": "wrong_person"}}
     assert sim.post("/_sim/config", json={"data_collection_values": values}).status_code == 200

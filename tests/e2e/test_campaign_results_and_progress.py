@@ -29,11 +29,6 @@ from tests.e2e.conftest import API_KEY, poll
 README = Path(__file__).parents[2] / "README.md"
 
 
-def _numbers(digits: list[int]) -> list[str]:
-    """Last digit picks the simulated outcome (0-4 completed, 5 busy, 6 no answer)."""
-    return outcome_numbers(digits)
-
-
 def _events(response: httpx.Response) -> Iterator[dict[str, Any]]:
     """Events of a text/event-stream as {id, event, data}; heartbeat comments skipped."""
     current: dict[str, Any] = {}
@@ -81,7 +76,7 @@ def campaign(api: httpx.Client, sim: httpx.Client) -> dict[str, Any]:
         "/api/v1/phone-numbers",
         json={"phone_number": "+14155550177", "label": "results", "sid": "AC" + "7" * 32, "token": "t"},
     ).json()["phone_number_id"]
-    numbers = _numbers([1, 5, 2, 3])
+    numbers = outcome_numbers([1, 5, 2, 3])
     submitted = api.post(
         "/api/v1/batch-calling/submit",
         json={

@@ -14,12 +14,6 @@ from tests.e2e.conftest import poll
 FINAL = {"completed", "no_answer", "busy", "failed", "voicemail", "cancelled", "skipped_dnc"}
 
 
-def _numbers(digits: list[int]) -> list[str]:
-    """Valid US numbers whose last digit picks the simulated outcome (0-4 completed, 5 busy,
-    6 no answer, 7 voicemail, 8 failed)."""
-    return outcome_numbers(digits)
-
-
 @pytest.fixture(scope="module")
 def line(api: httpx.Client) -> dict[str, str]:
     agent = api.post("/api/v1/agents", json={"name": "Campaign Agent"}).json()["agent_id"]
@@ -46,7 +40,7 @@ def _wait_final(api: httpx.Client, job_id: str, timeout: float = 120) -> dict[st
 def test_basic_campaign_runs_to_completion_with_retries(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    numbers = _numbers([1, 5, 6, 2])
+    numbers = outcome_numbers([1, 5, 6, 2])
     submitted = api.post(
         "/api/v1/batch-calling/submit",
         json={
@@ -103,7 +97,7 @@ def test_full_body_is_accepted_and_scheduled_in_the_future(api: httpx.Client, li
                     "email": "john@example.com",
                     "dynamic_variables": {"customer_name": "John", "appointment_time": "10:00 AM"},
                 }
-                for n in _numbers([1, 2, 3])
+                for n in outcome_numbers([1, 2, 3])
             ],
             "scheduled_time_unix": start,
             "timezone": "America/New_York",
@@ -136,7 +130,7 @@ def test_full_body_is_accepted_and_scheduled_in_the_future(api: httpx.Client, li
 
 
 def test_pause_resume_and_do_not_call(api: httpx.Client, sim: httpx.Client, line: dict[str, str]) -> None:
-    numbers = _numbers([1, 2, 3, 4])
+    numbers = outcome_numbers([1, 2, 3, 4])
     blocked = numbers[2]
     added = api.post("/api/v1/do-not-call", json={"phone_number": blocked, "reason": "opted out"})
     assert added.status_code == 200, added.text

@@ -22,10 +22,6 @@ INVALID_TO = (
 )
 
 
-def _number(last_digit: int = 1) -> str:
-    return outcome_number(last_digit)
-
-
 def _agent(api: httpx.Client, **body: Any) -> str:
     response = api.post("/api/v1/agents", json={"name": f"agent-{uuid.uuid4().hex[:6]}", **body})
     assert response.status_code == 200, response.text
@@ -35,7 +31,7 @@ def _agent(api: httpx.Client, **body: Any) -> str:
 def _twilio_number(api: httpx.Client) -> str:
     response = api.post(
         "/api/v1/phone-numbers",
-        json={"phone_number": _number(), "label": "carrier", "sid": "AC" + "7" * 32, "token": "t"},
+        json={"phone_number": outcome_number(1), "label": "carrier", "sid": "AC" + "7" * 32, "token": "t"},
     )
     assert response.status_code == 200, response.text
     return str(response.json()["phone_number_id"])
@@ -45,7 +41,7 @@ def _sip_number(api: httpx.Client) -> str:
     response = api.post(
         "/api/v1/phone-numbers/sip-trunk",
         json={
-            "phone_number": _number(),
+            "phone_number": outcome_number(1),
             "label": "trunk",
             "provider": "sip_trunk",
             "outbound_trunk_config": {"address": "sip.example.com"},
@@ -83,7 +79,7 @@ def _call(
 def test_missing_dynamic_variable_is_422_before_anything_rings(api: httpx.Client, sim: httpx.Client) -> None:
     agent = _agent(api, first_message=ISSUE_FIRST_MESSAGE)
     phone = _twilio_number(api)
-    to = _number()
+    to = outcome_number(1)
     response = _call(api, agent, phone, to_number=to, dynamic_variables={"customer_name": "Ana"})
     assert response.status_code == 422, response.text
     body = response.json()
@@ -93,8 +89,8 @@ def test_missing_dynamic_variable_is_422_before_anything_rings(api: httpx.Client
 
     # Neighbours: nothing supplied names both; a number stays a number upstream; an override of the
     # first message replaces the agent's (and its variables).
-    assert "customer_name, order_id" in _call(api, agent, phone, to_number=_number()).json()["detail"]
-    to = _number()
+    assert "customer_name, order_id" in _call(api, agent, phone, to_number=outcome_number(1)).json()["detail"]
+    to = outcome_number(1)
     placed = _call(
         api, agent, phone, to_number=to, dynamic_variables={"customer_name": "Ana", "order_id": 1042}
     )
@@ -102,9 +98,9 @@ def test_missing_dynamic_variable_is_422_before_anything_rings(api: httpx.Client
     sent = sim.get("/_sim/calls", params={"to_number": to}).json()["calls"][0]["request"]
     variables = sent["conversation_initiation_client_data"]["dynamic_variables"]
     assert variables["order_id"] == 1042 and variables["customer_name"] == "Ana"
-    overridden = _call(api, agent, phone, to_number=_number(), first_message="Hello {{nickname}}")
+    overridden = _call(api, agent, phone, to_number=outcome_number(1), first_message="Hello {{nickname}}")
     assert overridden.status_code == 422 and "nickname" in overridden.json()["detail"]
-    assert _call(api, agent, phone, to_number=_number(), first_message="Hello!").status_code == 200
+    assert _call(api, agent, phone, to_number=outcome_number(1), first_message="Hello!").status_code == 200
 
 
 def test_defaults_and_system_variables_count_as_supplied(api: httpx.Client) -> None:
@@ -117,10 +113,12 @@ def test_defaults_and_system_variables_count_as_supplied(api: httpx.Client) -> N
         },
     )
     phone = _sip_number(api)
-    missing = _call(api, agent, phone, "sip", to_number=_number())
+    missing = _call(api, agent, phone, "sip", to_number=outcome_number(1))
     assert missing.status_code == 422 and "customer_name" in missing.json()["detail"]
     assert "order_id" not in missing.json()["detail"] and "system__" not in missing.json()["detail"]
-    ok = _call(api, agent, phone, "sip", to_number=_number(), dynamic_variables={"customer_name": "Bo"})
+    ok = _call(
+        api, agent, phone, "sip", to_number=outcome_number(1), dynamic_variables={"customer_name": "Bo"}
+    )
     assert ok.status_code == 200, ok.text
 
 
@@ -129,7 +127,7 @@ def test_what_elevenlabs_does_without_the_check(api: httpx.Client, sim: httpx.Cl
     check before dialling spares (an agent changed upstream after our read model saw it)."""
     agent = _agent(api, first_message="Hello")
     phone = _twilio_number(api)
-    to = _number()
+    to = outcome_number(1)
     assert _call(api, agent, phone, to_number=to).status_code == 200
     sim_agent = sim.patch(
         f"/v1/convai/agents/{agent}",
@@ -143,7 +141,7 @@ def test_what_elevenlabs_does_without_the_check(api: httpx.Client, sim: httpx.Cl
         json={
             "agent_id": agent,
             "agent_phone_number_id": phone,
-            "to_number": _number(),
+            "to_number": outcome_number(1),
             "conversation_initiation_client_data": {"dynamic_variables": {"customer_name": "Ana"}},
         },
     ).json()["conversation_id"]
@@ -164,7 +162,7 @@ def test_what_elevenlabs_does_without_the_check(api: httpx.Client, sim: httpx.Cl
 def test_campaign_recipients_missing_variables_are_listed(api: httpx.Client, sim: httpx.Client) -> None:
     agent = _agent(api, first_message=ISSUE_FIRST_MESSAGE)
     phone = _twilio_number(api)
-    numbers = [_number() for _ in range(3)]
+    numbers = [outcome_number(1) for _ in range(3)]
     response = api.post(
         "/api/v1/batch-calling/submit",
         json={
@@ -197,7 +195,7 @@ def test_bad_twilio_credentials_are_a_client_error_with_the_carriers_message(
     agent = _agent(api, first_message="Hi")
     phone = _twilio_number(api)
     sim_config.post("/_sim/config", json={"dial_refusals": {phone: AUTHENTICATE}})
-    response = _call(api, agent, phone, to_number=_number())
+    response = _call(api, agent, phone, to_number=outcome_number(1))
     assert response.status_code == 422, response.text  # was 502
     assert response.json() == {"success": False, "error": "Carrier refused the call", "detail": AUTHENTICATE}
 
@@ -207,14 +205,14 @@ def test_a_number_the_carrier_refuses_is_that_recipients_failure(
 ) -> None:
     agent = _agent(api, first_message="Hi")
     phone = _twilio_number(api)
-    to = _number()
+    to = outcome_number(1)
     sim_config.post("/_sim/config", json={"dial_refusals": {to: INVALID_TO}})
     response = _call(api, agent, phone, to_number=to)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "Carrier refused the number"
 
     # In a campaign: that recipient fails once (no retry), the others are called, the campaign completes.
-    others = [_number(1), _number(2)]
+    others = [outcome_number(1), outcome_number(2)]
     job = _submit(api, agent, phone, [to, *others], retry_count=2)
     final = _wait_final(api, job)
     assert final["status"] == "completed"
@@ -231,7 +229,7 @@ def test_campaign_stops_after_a_few_configuration_refusals(
     agent = _agent(api, first_message="Hi")
     phone = _twilio_number(api)
     sim_config.post("/_sim/config", json={"dial_refusals": {phone: AUTHENTICATE}})
-    numbers = [_number(1) for _ in range(25)]
+    numbers = [outcome_number(1) for _ in range(25)]
     job = _submit(api, agent, phone, numbers, retry_count=2, concurrency_limit=1)
     final = _wait_final(api, job)
     assert final["status"] == "failed"
@@ -297,7 +295,7 @@ def test_call_initiation_failure_follows_the_carriers_answer(
 ) -> None:
     agent = _agent(api, first_message="Hi")
     phone = _sip_number(api) if route == "sip" else _twilio_number(api)
-    to = _number()
+    to = outcome_number(1)
     sim_config.post("/_sim/config", json={"carrier_answers": {to: answer}})
     response = _call(api, agent, phone, route, to_number=to)
     assert response.status_code == 200, response.text
@@ -331,7 +329,7 @@ def test_rate_limited_call_says_when_to_retry_and_why(
         "/_sim/faults",
         json={"method": "POST", "path_regex": "/outbound-call$", "status": 429, "count": 10, "body": body},
     )
-    response = _call(api, agent, phone, to_number=_number())
+    response = _call(api, agent, phone, to_number=outcome_number(1))
     if response.status_code == 202:
         # Telephony's own bounded retries (honouring the delay) can outlast GATEWAY_REPLY_TIMEOUT_S.
         op = response.json()["status_url"]

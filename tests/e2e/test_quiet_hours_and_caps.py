@@ -21,10 +21,6 @@ def _irish() -> str:
     return f"+3531{uuid.uuid4().int % 10**5:05d}11"
 
 
-def _us(last_digit: str) -> str:
-    return outcome_number(last_digit)
-
-
 @pytest.fixture(scope="module")
 def line(api: httpx.Client) -> dict[str, str]:
     agent = api.post("/api/v1/agents", json={"name": "Quiet Agent"}).json()["agent_id"]
@@ -73,7 +69,7 @@ def test_a_recipient_in_quiet_hours_waits_and_says_why(
 def test_the_campaign_cap_holds_a_retry_until_the_next_day(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    number = _us("6")  # never answers
+    number = outcome_number("6")  # never answers
     job_id = _submit(
         api,
         line,
@@ -92,7 +88,7 @@ def test_the_campaign_cap_holds_a_retry_until_the_next_day(
 def test_a_cap_below_one_is_refused(api: httpx.Client, line: dict[str, str]) -> None:
     response = api.post(
         "/api/v1/batch-calling/submit",
-        json={"call_name": "quiet", **line, "recipients": [{"phone_number": _us("1")}]}
+        json={"call_name": "quiet", **line, "recipients": [{"phone_number": outcome_number("1")}]}
         | {"max_daily_attempts_per_number": 0},
     )
     assert response.status_code == 422 and response.json()["success"] is False
@@ -121,7 +117,9 @@ def test_a_single_call_in_quiet_hours_is_refused_unless_overridden(
     assert _dials(sim, number) == 1
 
     # Inside the hours (every other country on this stack) nothing is recorded.
-    ordinary = api.post("/api/v1/phone-numbers/twilio/outbound-call", json=body | {"to_number": _us("1")})
+    ordinary = api.post(
+        "/api/v1/phone-numbers/twilio/outbound-call", json=body | {"to_number": outcome_number("1")}
+    )
     assert ordinary.status_code == 200, ordinary.text
     other = ordinary.json()["conversation_id"]
     assert (
@@ -144,9 +142,9 @@ def _import(api: httpx.Client, e164: str) -> str:
 def test_a_caller_id_pool_dials_locally_and_reports_each_number(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    sf_caller = _import(api, _us("0"))
+    sf_caller = _import(api, outcome_number("0"))
     ny_caller = _import(api, f"+1212{uuid.uuid4().int % 700 + 200:03d}{uuid.uuid4().int % 1000:03d}0")
-    sf = _us("1")
+    sf = outcome_number("1")
     job_id = _submit(
         api,
         line,
@@ -175,7 +173,7 @@ def test_a_caller_id_pool_dials_locally_and_reports_each_number(
 def test_a_caller_id_pool_naming_an_unknown_number_is_404(api: httpx.Client, line: dict[str, str]) -> None:
     response = api.post(
         "/api/v1/batch-calling/submit",
-        json={"call_name": "quiet", **line, "recipients": [{"phone_number": _us("1")}]}
+        json={"call_name": "quiet", **line, "recipients": [{"phone_number": outcome_number("1")}]}
         | {"phone_number_ids": ["phnum_nobody"]},
     )
     assert response.status_code == 404, response.text
@@ -185,7 +183,7 @@ def test_a_caller_id_pool_naming_an_unknown_number_is_404(api: httpx.Client, lin
 def test_a_budget_too_small_for_one_call_pauses_before_dialling(
     api: httpx.Client, sim: httpx.Client, line: dict[str, str]
 ) -> None:
-    number = _us("1")
+    number = outcome_number("1")
     # Half a minute: less than one call's reservation (CAMPAIGNS_BUDGET_CALL_ESTIMATE_S, 60 s).
     job_id = _submit(api, line, recipients=[{"phone_number": number}], max_total_minutes=0.5)
     job = poll(lambda: (j := api.get(f"/api/v1/batch-calling/{job_id}").json())["status"] == "paused" and j)

@@ -54,10 +54,6 @@ def _deliveries(api: httpx.Client, webhook_id: str, **params: Any) -> list[dict[
     return list(response.json()["deliveries"])
 
 
-def _number(digit: int) -> str:
-    return outcome_number(digit)
-
-
 def test_a_call_finished_webhook_survives_failures_and_a_killed_notifier(
     api: httpx.Client, stack: Stack, webhook_receiver: Receiver, line: dict[str, str]
 ) -> None:
@@ -75,7 +71,7 @@ def test_a_call_finished_webhook_survives_failures_and_a_killed_notifier(
         json={
             "agent_id": line["agent_id"],
             "agent_phone_number_id": line["phone_number_id"],
-            "to_number": (to := _number(0)),
+            "to_number": (to := outcome_number(0)),
         },
     )
     assert call.status_code == 200, call.text
@@ -124,7 +120,7 @@ def test_campaign_webhooks_and_the_subscription_lifecycle(
         api, webhook_receiver, "campaign.recipient.finished", "campaign.status_changed", "campaign.finished"
     )
     webhook_id, secret = created["webhook_id"], created["signing_secret"]
-    numbers = [_number(1), _number(5)]
+    numbers = [outcome_number(1), outcome_number(5)]
     job = api.post(
         "/api/v1/batch-calling/submit",
         json={"call_name": "Webhook campaign", **line, "recipients": [{"phone_number": n} for n in numbers]},
@@ -171,7 +167,7 @@ def test_a_cancelled_campaigns_waiting_recipients_each_finish_through_events(
     cancel answers, and each gets its own signed `campaign.recipient.finished`, once."""
     created, path = _create(api, webhook_receiver, "campaign.recipient.finished", "campaign.finished")
     webhook_id, secret = created["webhook_id"], created["signing_secret"]
-    numbers = [_number(1) for _ in range(5)]
+    numbers = [outcome_number(1) for _ in range(5)]
     job = api.post(
         "/api/v1/batch-calling/submit",
         json={
