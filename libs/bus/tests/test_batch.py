@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +143,9 @@ class Env:
     def full_topic(self) -> str:
         return self.settings.topic(self.topic)
 
-    def bus(self, service: str | None = None) -> Bus:
+    def bus(self, service: str | None = None, settings: BusSettings | None = None) -> Bus:
         return Bus(
-            self.settings,
+            settings or self.settings,
             service=service or self.service,
             engine=self.engine,
             outbox_table=self.tables.outbox,
@@ -344,6 +345,29 @@ async def test_a_message_that_must_be_alone_cuts_the_batch_and_keeps_the_order(e
         assert txids.count(txids[n]) == 1, txids
     assert len(set(txids)) < len(rows) - 2, txids  # the others still in batches
     assert not all(outside_batch[n] for n in range(12) if n not in solo)
+
+
+async def test_a_batch_is_cut_into_transactions_of_at_most_the_byte_cap(env: Env) -> None:
+    """`BUS_BATCH_MAX_BYTES`: a fetch of 100 bulk events (1,000 recipients each) had decoded
+    ~100 MiB in one transaction. Runs are cut before the message that would pass the cap; each
+    message still takes effect once, in order, and the offsets are committed after the last run."""
+    sent = steps(30, keys=("a",))
+    size = max(len(step.model_dump_json()) for step in sent)
+    await env.send(sent, partitions={"a": 0})
+    bus = env.bus(settings=env.settings.model_copy(update={"bus_batch_max_bytes": 3 * size}))
+    bus.subscribe(env.topic, Step, make_handler(env.tables, env.sessions, bus), batch=True)
+    await bus.start()
+    try:
+        await until(lambda: _count(env, 30), "every message applied")
+    finally:
+        await bus.stop()
+    rows = await env.effects()
+    assert_each_once_in_order(rows, sent)
+    per_transaction = Counter(row.txid for row in rows)
+    assert max(per_transaction.values()) <= 3, per_transaction  # 30 in one fetch before the cap
+    assert max(per_transaction.values()) > 1, per_transaction  # still batches
+    offsets = await committed_offsets(env, env.settings.topic(env.service))
+    assert offsets[0] == 30
 
 
 async def test_redelivered_messages_have_no_second_effect(env: Env) -> None:

@@ -366,7 +366,8 @@ class Bus:
         partition moves on. See `UnknownTypes` for a well-formed message of a type not in `schema`.
 
         `batch=True`: the messages fetched together (up to `BUS_BATCH_MAX_RECORDS`, whatever is
-        waiting; no waiting for more) share ONE database transaction: every `TransactionScope`
+        waiting; no waiting for more; cut into runs of at most `BUS_BATCH_MAX_BYTES` of bodies,
+        one message always) share ONE database transaction per run: every `TransactionScope`
         the handler opens joins it (`bus.batch`), and the offsets are committed once, after it
         committed. If a handler raises, the batch's transaction is rolled back and each of its
         messages is handled again alone, in order, as without `batch` (its own transaction,
@@ -493,17 +494,25 @@ class Bus:
         alone: Callable[[Any], bool] | None,
     ) -> None:
         run: list[tuple[_Delivery, Any]] = []
+        run_bytes = 0
+        max_bytes = self.settings.bus_batch_max_bytes
         for delivery in deliveries:
+            if run and run_bytes + len(delivery.raw) > max_bytes:
+                # Cut before a message that would pass the cap: what a run holds decoded (and
+                # what its handlers build from it) is bounded by bytes, not only by count.
+                await self._handle_run(run, handler)
+                run, run_bytes = [], 0
             message = await self._decode(delivery, routes[delivery.topic])
             if message is None:
                 continue
             if alone is not None and alone(message):
                 # Cut the batch here: the messages before it take effect first, then it alone.
                 await self._handle_run(run, handler)
-                run = []
+                run, run_bytes = [], 0
                 await self._handle_run([(delivery, message)], handler)
             else:
                 run.append((delivery, message))
+                run_bytes += len(delivery.raw)
         await self._handle_run(run, handler)
 
     async def _handle_run(self, decoded: list[tuple[_Delivery, Any]], handler: Handler) -> None:

@@ -52,6 +52,11 @@ class BusSettings(BaseSettings):
     bus_retry_backoff_ms: int = Field(default=200, ge=0, alias="BUS_RETRY_BACKOFF_MS")
     # Most messages a batch subscription (`Bus.subscribe(batch=True)`) handles in one transaction.
     bus_batch_max_records: int = Field(default=100, ge=1, alias="BUS_BATCH_MAX_RECORDS")
+    # Most bytes of message bodies one such transaction takes: a run is cut before the message
+    # that would pass it (one message always goes). Bulk events (1,000 recipients, ~0.2 MB) decode
+    # to ~10x their size, so 100 of them in one transaction held ~100 MiB at once and the process
+    # kept that heap for good; small events never reach the cap.
+    bus_batch_max_bytes: int = Field(default=1_048_576, ge=1, alias="BUS_BATCH_MAX_BYTES")
     # Inbox rows are what recognises a redelivery, so they must outlive anything that can still be
     # redelivered: Kafka keeps a topic 7 days by default (retention.ms), hence 14 days. 0 keeps all.
     bus_inbox_retention_hours: int = Field(default=336, ge=0, alias="BUS_INBOX_RETENTION_HOURS")
