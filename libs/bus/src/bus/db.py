@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bus import metrics
+from bus.queued import BusSession
 
 #: A pooled connection unused this long is pinged before it is handed out (see `make_engine`).
 PING_AFTER_IDLE_S = 5.0
@@ -108,7 +109,8 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose queued outbox rows are written at COMMIT (`bus.queued`)."""
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=BusSession)
 
 
 async def copy_rows(

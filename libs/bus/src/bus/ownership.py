@@ -30,6 +30,8 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from bus.queued import BusSession
+
 log = structlog.get_logger("bus.ownership")
 
 
@@ -70,7 +72,9 @@ class Ownership:
         OwnershipLost if the connection is gone already."""
         await self._stop_heartbeat()
         await self.ensure()
-        return async_sessionmaker(bind=self._connection, expire_on_commit=False)
+        return async_sessionmaker(
+            bind=self._connection, expire_on_commit=False, sync_session_class=BusSession
+        )
 
     def _start_heartbeat(self) -> None:
         self._heartbeat = asyncio.create_task(self._beat(), name=f"ownership-heartbeat:{self._key}")

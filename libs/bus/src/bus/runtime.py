@@ -46,7 +46,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bus import batch as batch_tx
-from bus import claims, inbox, metrics
+from bus import claims, inbox, metrics, queued
 from bus.context import bind_correlation_id, current_correlation_id
 from bus.db import count_work
 from bus.kafka_security import kafka_client_kwargs, kafka_security
@@ -136,6 +136,7 @@ class Bus:
         self._engine = engine
         count_work(engine, service)
         self._outbox_table = outbox_table
+        self._outbox_writer = queued.OutboxWriter(outbox_table)
         self._inbox = inbox_table
         self._relay_failure_hooks: list[RelayFailureHook] = []
         self._relay_queue = f"{_LEGACY_RELAY_QUEUE}:{outbox_table.fullname}"
@@ -191,10 +192,21 @@ class Bus:
 
     async def publish_later(
         self, session: AsyncSession, topic: str, message: Message, *, key: str | None = None
-    ) -> int:
+    ) -> None:
         """Queue `message` for `topic` in the caller's transaction; it is sent once that commits.
-        Returns the queued row's id (for `replace_queued`)."""
+        Its outbox row is written with the transaction's other queued rows, in one INSERT just
+        before the COMMIT (`bus.queued`); refused at once if it is too large."""
         body, headers = self._outgoing(topic, message, key)
+        row = queued.OutboxWriter.row(self._relay_queue, body, headers, message.correlation_id)
+        await queued.queue(session, self._outbox_writer, row)
+
+    async def publish_replaceable(
+        self, session: AsyncSession, topic: str, message: Message, *, key: str | None = None
+    ) -> int:
+        """Like `publish_later`, but its row is written now, after any queued before it; returns
+        the row's id (for `replace_queued`)."""
+        body, headers = self._outgoing(topic, message, key)
+        await queued.flush(session)
         row_id = await self.outbox.publish(
             body,
             queue=self._relay_queue,
@@ -208,7 +220,7 @@ class Bus:
     async def replace_queued(
         self, session: AsyncSession, row_id: int, topic: str, message: Message, *, key: str | None = None
     ) -> None:
-        """Replace, in the same still-open transaction, a message queued by `publish_later`.
+        """Replace, in the same still-open transaction, a message queued by `publish_replaceable`.
 
         For a leading message whose content is known only after its followers were queued (a
         campaign's chunk count once its file has been read): it keeps its place, so it is still

@@ -70,10 +70,13 @@ class TransactionScope:
         """True the first time this service (or `consumer`) handles `message_id`, in this transaction."""
         return await bus_inbox.claim(self.session, self.inbox_table, consumer or self.consumer, message_id)
 
-    async def publish(self, event: Message, key: str | None, *, topic: str | None = None) -> int:
-        """Queue `event` (on the service's events topic unless `topic`); sent after commit.
-        Returns its queued row's id, for `replace_queued`."""
-        return await self._bus.publish_later(self.session, topic or self.events_topic, event, key=key)
+    async def publish(self, event: Message, key: str | None, *, topic: str | None = None) -> None:
+        """Queue `event` (on the service's events topic unless `topic`); sent after commit."""
+        await self._bus.publish_later(self.session, topic or self.events_topic, event, key=key)
+
+    async def publish_replaceable(self, event: Message, key: str | None, *, topic: str | None = None) -> int:
+        """Like `publish`; returns its queued row's id, for `replace_queued`."""
+        return await self._bus.publish_replaceable(self.session, topic or self.events_topic, event, key=key)
 
     async def replace_queued(
         self, row_id: int, event: Message, key: str | None, *, topic: str | None = None

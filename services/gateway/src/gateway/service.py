@@ -75,7 +75,7 @@ class GatewayService:
         try:
             async with self.uow() as uow:
                 if await uow.operations.add_pending_once(op_id, command.type):
-                    queued = await uow.publish(command, key or op_id, topic=topic)
+                    queued = await uow.publish_replaceable(command, key or op_id, topic=topic)
                     for follower in followers:
                         await uow.publish(
                             follower.model_copy(update=update_for_follower(command)), key, topic=topic
