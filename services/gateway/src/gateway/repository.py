@@ -24,8 +24,10 @@ from sqlalchemy import (
     text,
     true,
     update,
+    values,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Delete
@@ -628,17 +630,23 @@ class Changes:
     async def _write(self, changes: list[tuple[str, str, dict[str, Any]]]) -> None:
         if not changes:
             return
-        await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGES_LOCK})
+        # One statement, one round trip: the lock is the SELECT's one-time filter (an InitPlan,
+        # run before its first row, so before any id is handed out), and the notifications come
+        # from RETURNING (PostgreSQL delivers one per campaign: identical ones in a transaction
+        # are folded). It was three statements, and a NOTIFY more per campaign.
+        rows = values(
+            sql_column("campaign_id", String),
+            sql_column("kind", String),
+            sql_column("payload", JSONB),
+            name="change",
+        ).data(changes)
+        # A scalar subquery, not EXISTS: PostgreSQL drops an EXISTS subquery's SELECT list unrun.
+        locked = select(func.pg_advisory_xact_lock(_CHANGES_LOCK)).scalar_subquery().is_not(None)
         await self.session.execute(
-            insert(CampaignChange).values(
-                [{"campaign_id": c, "kind": kind, "payload": payload} for c, kind, payload in changes]
-            )
+            insert(CampaignChange)
+            .from_select(["campaign_id", "kind", "payload"], select(rows).where(locked))
+            .returning(func.pg_notify(CHANGES_CHANNEL, CampaignChange.campaign_id))
         )
-        for campaign_id in dict.fromkeys(c for c, _, _ in changes):
-            await self.session.execute(
-                text("SELECT pg_notify(:channel, :campaign)"),
-                {"channel": CHANGES_CHANNEL, "campaign": campaign_id},
-            )
 
     async def after(self, change_id: int, campaign_id: str | None, limit: int) -> list[CampaignChange]:
         """Up to `limit` changes with an id above `change_id`, of one campaign or (None) all, in order."""

@@ -17,13 +17,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import event, text
 
+from bus.db import make_sessionmaker
 from contracts.campaigns import CampaignRecipientUpdated, CampaignSnapshot, CampaignUpdated
 from devinfra.broker import free_port
 from gateway import changes
 from gateway.access import Scope
 from gateway.app import create_app
 from gateway.bootstrap import Container
+from gateway.repository import CHANGES_CHANNEL, Changes
 from gateway.retention import Retention
 
 from .conftest import API_KEY
@@ -271,6 +274,47 @@ async def test_idle_streams_get_heartbeats_and_bad_requests_get_the_error_format
         assert superscript.status_code == 422 and superscript.json()["success"] is False
         anonymous = await client.get(f"{server}/api/v1/batch-calling/events")
         assert anonymous.status_code == 401 and anonymous.json()["success"] is False
+
+
+async def test_an_append_is_one_statement_that_wakes_each_campaign_s_streams_once(
+    container: Container,
+) -> None:
+    """The change log's lock, INSERT and NOTIFYs were 2 + one per campaign statements, in every
+    projecting transaction; now one, with the lock still taken before any id is handed out
+    (`test_concurrent_projections_reach_a_live_stream_in_id_order_all_of_them`)."""
+    one, two = f"batch_{uuid.uuid4().hex}", f"batch_{uuid.uuid4().hex}"
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "campaign_changes" in statement or "pg_advisory" in statement or "SELECT pg_notify" in statement:
+            statements.append(statement)
+
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    async with container.engine.connect() as listener:
+        raw = (await listener.get_raw_connection()).driver_connection
+        await raw.add_listener(CHANGES_CHANNEL, lambda *args: notified.put_nowait(args[3]))
+        event.listen(container.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            async with make_sessionmaker(container.engine)() as session, session.begin():
+                await Changes(session).append(
+                    [(one, "campaign", {"n": 1}), (two, "campaign", {"n": 2}), (one, "recipient", {"n": 3})]
+                )
+                held = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                    )
+                )
+        finally:
+            event.remove(container.engine.sync_engine, "before_cursor_execute", count)
+        assert len(statements) == 1, statements
+        assert held == 1  # the append serialised itself with the transaction's lock
+        got = [await asyncio.wait_for(notified.get(), 10) for _ in range(2)]
+        assert sorted(got) == sorted([one, two])
+        with contextlib.suppress(TimeoutError):  # folded: no second notification for `one`
+            got.append(await asyncio.wait_for(notified.get(), 0.5))
+        assert len(got) == 2, got
+    logged = await container.service.changes_after(0, one) + await container.service.changes_after(0, two)
+    assert [c.payload["n"] for c in sorted(logged, key=lambda c: c.change_id)] == [1, 2, 3]
 
 
 async def test_old_changes_are_pruned(container: Container) -> None:
