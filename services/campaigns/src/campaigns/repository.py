@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Row, Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bus.db import copy_rows
 from campaigns.domain import (
@@ -53,6 +54,28 @@ class CampaignRepository:
             .with_for_update()
             .execution_options(populate_existing=True)
         )
+
+    async def get_for_dispatch(self, campaign_id: str) -> tuple[Campaign, float | None, int] | None:
+        """The campaign locked, with the shared (global) throttle and the calls in flight across
+        every campaign: one statement, read under the dispatch lock (`lock_dispatch`), which every
+        writer that adds to `in_flight` holds. A sum read before this row's lock was granted can
+        only be too high (outcomes lower it meanwhile), so the budget errs on the safe side."""
+        others = aliased(Campaign)
+        row = (
+            await self.session.execute(
+                select(
+                    Campaign,
+                    select(DispatchState.throttle)
+                    .where(DispatchState.name == DispatchStateRepository.GLOBAL)
+                    .scalar_subquery(),
+                    select(func.coalesce(func.sum(others.in_flight), 0)).scalar_subquery(),
+                )
+                .where(Campaign.campaign_id == campaign_id)
+                .with_for_update(of=Campaign)
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1], int(row[2]))
 
     async def get(self, campaign_id: str) -> Campaign | None:
         return await self.session.get(Campaign, campaign_id, populate_existing=True)

@@ -121,16 +121,15 @@ class Scheduler:
         for _ in range(10):  # a few rounds when recipients were skipped or deferred by a window
             async with self.deps.uow() as uow:
                 await uow.dispatch.lock_dispatch()
-                campaign = await uow.campaigns.get_for_update(campaign_id)
-                if campaign is None or campaign.status != CampaignStatus.RUNNING:
+                found = await uow.campaigns.get_for_dispatch(campaign_id)
+                if found is None or found[0].status != CampaignStatus.RUNNING:
                     return placed
+                campaign, global_throttle, total_in_flight = found
                 limit = campaign.concurrency_limit or self.deps.settings.default_concurrency
-                global_limit = domain.effective_limit(
-                    self.deps.settings.global_concurrency, await uow.dispatch.global_throttle()
-                )
+                global_limit = domain.effective_limit(self.deps.settings.global_concurrency, global_throttle)
                 budget = min(
                     domain.effective_limit(limit, campaign.throttle) - campaign.in_flight,
-                    global_limit - await uow.campaigns.total_in_flight(),
+                    global_limit - total_in_flight,
                     self.deps.settings.dispatch_batch_size,
                 )
                 if budget <= 0:

@@ -117,6 +117,24 @@ async def test_rate_limited_upstream_slows_down_without_failing_anyone(harness: 
         assert stats["dials_by_number"][number] == 1  # a 429 rings nobody; each rang once
 
 
+async def test_the_global_concurrency_cap_holds_across_campaigns(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CAMPAIGNS_GLOBAL_CONCURRENCY bounds the calls of every campaign together: the dispatch
+    reads the calls in flight of all campaigns (not only its own) with the campaign's row."""
+    monkeypatch.setattr(harness.container.deps.settings, "global_concurrency", 3)
+    await harness.configure(call_duration_ms=600)
+    commands = [_submit(harness, [new_number("1") for _ in range(6)], concurrency_limit=3) for _ in range(2)]
+    for command in commands:
+        await harness.publish(command, key=command.campaign_id)
+    for command in commands:
+        done = await harness.wait_status(command.campaign_id, "completed", deadline_s=120)
+        assert done["total_calls_finished"] == 6
+    stats = await harness.stats()
+    assert stats["max_concurrent_observed"] <= 3  # each campaign alone may have 3: 6 without the cap
+    assert stats["max_concurrent_observed"] >= 2
+
+
 async def test_future_start_waits_then_runs(harness: Harness) -> None:
     # A minute ahead: the background scheduler (on the real clock) leaves it alone; the test's own
     # scheduler passes move the clock.
