@@ -666,6 +666,16 @@ class Changes:
             await self.session.scalar(select(func.coalesce(func.max(CampaignChange.change_id), 0))) or 0
         )
 
+    async def highest_id_taken(self) -> int:
+        """The highest change id ever handed out (0 before the first): the identity sequence's, not
+        the newest row's, since retention can prune every row while the ids sent stay valid. An id
+        above it was never sent by this database (one from before a reset, or made up)."""
+        taken = await self.session.scalar(
+            text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:table, 'change_id'))"),
+            {"table": f"{CampaignChange.__table__.schema}.{CampaignChange.__tablename__}"},
+        )
+        return int(taken or 0)
+
     async def prune(self, created_before: datetime, limit: int) -> int:
         """Delete up to `limit` of the oldest changes created before the cutoff."""
         oldest = (

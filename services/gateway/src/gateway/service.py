@@ -227,6 +227,12 @@ class GatewayService:
         async with self.uow() as uow:
             return await uow.changes.last_id()
 
+    async def highest_change_id_taken(self) -> int:
+        """The highest change id ever handed out (`Changes.highest_id_taken`): a stream resuming
+        after a larger one would wait for ever."""
+        async with self.uow() as uow:
+            return await uow.changes.highest_id_taken()
+
     async def status_counts(self, campaign_id: str) -> dict[str, int]:
         """{recipient status: count} of one campaign (`Results.status_counts`)."""
         async with self.uow() as uow:

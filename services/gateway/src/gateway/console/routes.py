@@ -162,9 +162,15 @@ def _events_response(request: Request, events: AsyncIterator[ServerSentEvent]) -
     )
 
 
-def _resume_from(request: Request) -> int | None:
+async def _resume_from(request: Request) -> int | None:
+    """The console's own EventSource reconnecting: an id it cannot resume from (not one, or past the
+    log's last, e.g. from before a database reset) starts afresh, as a reload of the page would,
+    rather than a stream that waits for ever; the campaign page's stream opens with the job as it is."""
     raw = (request.headers.get("last-event-id") or "").strip()
-    return int(raw) if raw.isdigit() else None
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    start = int(raw)
+    return start if start <= await service_of(request).highest_change_id_taken() else None
 
 
 @router.get("/events")
@@ -174,7 +180,7 @@ async def all_events(request: Request) -> EventSourceResponse:
     operator = await admitted(request, "GET", api_path)
     service = service_of(request)
     listener: ChangeListener = request.app.state.changes
-    start = _resume_from(request)
+    start = await _resume_from(request)
     if start is None:
         start = await service.last_change_id()
     checks = still_admitted(request, operator, "GET", api_path)
@@ -188,7 +194,7 @@ async def campaign_events(job_id: str, request: Request) -> EventSourceResponse:
     operator = await admitted(request, "GET", api_path)
     service = service_of(request)
     listener: ChangeListener = request.app.state.changes
-    start = _resume_from(request)
+    start = await _resume_from(request)
     await service.get(Campaign, job_id, "Batch job not found")
     checks = still_admitted(request, operator, "GET", api_path)
     return _events_response(request, campaign_stream(service, listener, job_id, start, checks))

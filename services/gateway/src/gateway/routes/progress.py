@@ -15,6 +15,7 @@ from gateway.errors import Unprocessable
 from gateway.models import Campaign
 from gateway.responses import EVENT_STREAM
 from gateway.routes.deps import Service, api_router
+from gateway.service import GatewayService
 
 router = api_router()
 
@@ -38,6 +39,23 @@ def _resume_from(header: str | None, query: str | None) -> int | None:
     if not (text.isascii() and text.isdigit()) or int(text) > MAX_EVENT_ID:
         raise Unprocessable("Validation error", "Last-Event-ID: must be an event id this API sent")
     return int(text)
+
+
+async def _resumable(service: GatewayService, header: str | None, query: str | None) -> int | None:
+    """The change id to resume after (None: none given), refused when it is past every id the log
+    has handed out (from before a database reset, or made up): the stream would wait for ever for
+    changes it never sees, and resuming from the end instead would skip what came before it."""
+    start = _resume_from(header, query)
+    if start is not None:
+        taken = await service.highest_change_id_taken()
+        if start > taken:
+            raise Unprocessable(
+                "Validation error",
+                f"Last-Event-ID: {start} is ahead of the change log (whose last id is {taken}); "
+                "it is not an id this API sent, or the log was reset since. Reconnect without it "
+                "(a new EventSource) to follow from now.",
+            )
+    return start
 
 
 def _still_admitted(request: Request) -> StillAdmitted:
@@ -78,10 +96,11 @@ async def all_campaign_events(
     """Server-Sent Events of every campaign: `campaign` (status and counters) and `recipient` (a
     recipient's status, outcome, conversation) as they are projected. Each event's `id` is a
     change id: reconnect with `Last-Event-ID` (browsers' EventSource does) to get every change
-    after it, none twice. Without one the stream starts with the next change. `: ping` comments
-    every GATEWAY_SSE_PING_S keep idle connections open."""
+    after it, none twice; an id past the log's last (from before a database reset) is a 422, not
+    a silent stream: open a new stream without one. Without one the stream starts with the next
+    change. `: ping` comments every GATEWAY_SSE_PING_S keep idle connections open."""
     listener: ChangeListener = request.app.state.changes
-    start = _resume_from(last_event_id, after)
+    start = await _resumable(service, last_event_id, after)
     if start is None:
         start = await service.last_change_id()
     return _response(request, stream_changes(service, listener, None, start, _still_admitted(request)))
@@ -103,7 +122,7 @@ async def campaign_events(
     """Server-Sent Events of one campaign (as `/batch-calling/events`). Without Last-Event-ID the
     stream opens with a `campaign` event of the job as it is now, whose id resumes after it."""
     listener: ChangeListener = request.app.state.changes
-    start = _resume_from(last_event_id, after)
+    start = await _resumable(service, last_event_id, after)
     await service.get(Campaign, job_id, "Batch job not found")
 
     return _response(request, campaign_stream(service, listener, job_id, start, _still_admitted(request)))
