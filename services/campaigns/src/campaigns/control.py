@@ -95,18 +95,23 @@ async def resume(deps: Deps, command: ResumeCampaign) -> None:
 
 
 async def add_do_not_call(deps: Deps, command: AddDoNotCall) -> None:
-    """The number joins the list (never dialled again by any campaign); an opt-out during a call
-    also ends its recipient (`callee_requests.opted_out`)."""
+    """The number joins the list (never dialled again by any campaign), or stays on it with its
+    first date (`DoNotCallRepository.add`); an opt-out during a call also ends its recipient
+    (`callee_requests.opted_out`)."""
     now = deps.clock()
     number = command.phone_number.strip()
+    # A blank reason is none: adding the number again without one keeps the reason it has.
+    reason = command.reason if command.reason and command.reason.strip() else None
     async with deps.uow() as uow:
         if not await uow.claim(command.message_id):
             return
-        await uow.do_not_call.upsert(number, command.reason, int(now.timestamp()))
+        # A listed number keeps its first date (and its reason when none is given): the event
+        # tells the entry as the list keeps it, which is what the gateway's read model shows.
+        reason, added_at_unix = await uow.do_not_call.add(number, reason, int(now.timestamp()))
         event = DoNotCallAdded(
             phone_number=number,
-            reason=command.reason,
-            added_at_unix=int(now.timestamp()),
+            reason=reason,
+            added_at_unix=added_at_unix,
             source=command.source,
             conversation_id=command.conversation_id,
             campaign_id=command.campaign_id,

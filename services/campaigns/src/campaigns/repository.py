@@ -501,13 +501,20 @@ class DoNotCallRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def upsert(self, phone_number: str, reason: str | None, added_at_unix: int) -> None:
-        values = {"reason": reason, "added_at_unix": added_at_unix}
-        await self.session.execute(
-            insert(DoNotCall)
-            .values(phone_number=phone_number, **values)
-            .on_conflict_do_update(index_elements=[DoNotCall.phone_number], set_=values)
-        )
+    async def add(self, phone_number: str, reason: str | None, added_at_unix: int) -> tuple[str | None, int]:
+        """Put the number on the list, or leave it there: a number listed already keeps the date
+        it was first added, and its reason unless a new one is given (None never erases one).
+        Returns the entry as it now stands: (reason, added_at_unix)."""
+        stmt = insert(DoNotCall).values(phone_number=phone_number, reason=reason, added_at_unix=added_at_unix)
+        row = (
+            await self.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[DoNotCall.phone_number],
+                    set_={"reason": func.coalesce(stmt.excluded.reason, DoNotCall.reason)},
+                ).returning(DoNotCall.reason, DoNotCall.added_at_unix)
+            )
+        ).one()
+        return row.reason, row.added_at_unix
 
     async def remove(self, phone_number: str) -> bool:
         result = await self.session.execute(

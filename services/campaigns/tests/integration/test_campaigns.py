@@ -14,7 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from bus.secrets import Undecryptable, column_context, message_context
-from campaigns.models import Campaign
+from campaigns import control
+from campaigns.bootstrap import make_deps
+from campaigns.models import Campaign, DoNotCall
+from campaigns.uow import UnitOfWork
 from contracts.campaigns import (
     AddCampaignRecipients,
     AddDoNotCall,
@@ -226,6 +229,45 @@ async def test_do_not_call_numbers_are_skipped_and_invalid_numbers_fail(harness:
     assert done["status_reason"] is None  # one was reached
     stats = await harness.stats()
     assert blocked not in stats["dials_by_number"]
+
+
+async def test_adding_a_listed_number_again_keeps_its_date_and_a_reason_not_given_again(
+    harness: Harness,
+) -> None:
+    # Found by a fresh user's trial: the second POST /do-not-call of a number, without a reason,
+    # erased the first one's reason and date. The opt-out tool's command takes the same path.
+    box = harness.container
+    # Every call of the clock a day later: a date that changes is seen.
+    clock = (datetime(2026, 3, 1, 9, tzinfo=UTC) + timedelta(days=d) for d in itertools.count())
+    deps = make_deps(box.settings, lambda: UnitOfWork(box.sessionmaker, box.bus), clock=lambda: next(clock))
+    number = new_number("3")
+    first_at = int(datetime(2026, 3, 1, 9, tzinfo=UTC).timestamp())
+
+    async def add(**fields: Any) -> tuple[tuple[str | None, int], dict[str, Any]]:
+        command = AddDoNotCall(phone_number=number, **fields)
+        await control.add_do_not_call(deps, command)
+        event = await harness.wait_for(
+            lambda e: e.get("type") == "do_not_call.added" and e.get("causation_id") == command.message_id,
+            what="do_not_call.added",
+        )
+        async with box.sessionmaker() as session:
+            row = await session.get(DoNotCall, number)
+        assert row is not None
+        return (row.reason, row.added_at_unix), event
+
+    assert (await add(reason="asked"))[0] == ("asked", first_at)
+    for again in ({}, {"reason": None}, {"reason": "  "}):
+        entry, event = await add(**again)
+        assert entry == ("asked", first_at), again
+        # The event tells the entry as the list keeps it (the gateway's read model projects it).
+        assert (event["reason"], event["added_at_unix"]) == entry
+    # A reason given again replaces it, by the API or the callee's opt-out during a call.
+    entry, event = await add(reason="Opted out by voice", source="voice", conversation_id="conv_dnc")
+    assert entry == ("Opted out by voice", first_at) and event["source"] == "voice"
+    # Off the list and on again: a new entry.
+    await control.remove_do_not_call(deps, RemoveDoNotCall(phone_number=number))
+    entry, _ = await add()
+    assert entry[0] is None and entry[1] > first_at
 
 
 async def test_chunks_in_any_order_duplicates_ignored(harness: Harness) -> None:

@@ -125,8 +125,12 @@ class FakeDoNotCall:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def upsert(self, phone_number: str, reason: str | None, added_at_unix: int) -> None:
+    async def add(self, phone_number: str, reason: str | None, added_at_unix: int) -> tuple[str | None, int]:
+        # The date is not kept here: the rule is the repository's (its integration test).
+        if reason is None:
+            reason = self._store.do_not_call.get(phone_number)
         self._store.do_not_call[phone_number] = reason
+        return reason, added_at_unix
 
     async def remove(self, phone_number: str) -> bool:
         return self._store.do_not_call.pop(phone_number, None) is not None
