@@ -503,12 +503,18 @@ class CampaignRecipientsClosed(Event):
 
 
 class DoNotCallAdded(Event):
-    """A number was put on the do-not-call list (by an operator, or by the callee during a call)."""
+    """A number was put on the do-not-call list (by an operator, or by the callee during a call), or
+    was on it already: the entry as the list keeps it."""
 
     type: Literal["do_not_call.added"] = "do_not_call.added"
     phone_number: str = Field(description="E.164 number.")
-    reason: str | None = Field(default=None, description="Why.")
-    added_at_unix: int = Field(description="When.")
+    reason: str | None = Field(
+        default=None,
+        description="Why: the entry's reason (this add's, or the one it had when this add gave none).",
+    )
+    added_at_unix: int = Field(
+        description="When the number joined the list (adding it again keeps the date)."
+    )
     source: DoNotCallSource | None = Field(default=None, description="`api` or `voice` (said during a call).")
     conversation_id: str | None = Field(default=None, description="The call in which the callee opted out.")
     campaign_id: str | None = Field(default=None, description="That call's campaign, if any.")

@@ -261,8 +261,7 @@ class Projection:
                     ):
                         changes.append((r.campaign_id, "recipient", _recipient_change(r)))
                 case DoNotCallAdded(phone_number=number, reason=reason, added_at_unix=added) as listed:
-                    await rm.upsert(
-                        DoNotCall,
+                    await rm.add_do_not_call(
                         {
                             "phone_number": number,
                             "reason": reason,

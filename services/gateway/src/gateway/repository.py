@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    case,
     delete,
     func,
     literal_column,
@@ -110,6 +111,35 @@ class ReadModels:
                 "deleted": False,
             },
             where=model.__table__.c.last_event_at < event_at,
+        ).returning(literal_column("1"))
+        return (await self.session.execute(upsert)).first() is not None
+
+    async def add_do_not_call(self, values: dict[str, Any], event_at: datetime) -> bool:
+        """`upsert` of a do-not-call entry, by the list's rule: a number listed already keeps the
+        date, `source` and conversation it first joined with, and its reason unless the event gives
+        a new one (None never erases it); one removed meanwhile (a tombstone) is a new entry. The
+        campaigns service applies the rule to its own list and sends the entry as kept: this holds
+        for events that predate it, and replays. True when the row was written."""
+        table = DoNotCall.__table__
+        stmt = insert(DoNotCall).values(**values, last_event_at=event_at, deleted=False)
+        new = stmt.excluded
+
+        def first(column: str) -> Any:
+            return case((table.c.deleted, new[column]), else_=table.c[column])
+
+        upsert: Any = stmt.on_conflict_do_update(
+            index_elements=[DoNotCall.phone_number],
+            set_={
+                "reason": case(
+                    (table.c.deleted, new.reason), else_=func.coalesce(new.reason, table.c.reason)
+                ),
+                "added_at_unix": first("added_at_unix"),
+                "source": first("source"),
+                "conversation_id": first("conversation_id"),
+                "last_event_at": event_at,
+                "deleted": False,
+            },
+            where=table.c.last_event_at < event_at,
         ).returning(literal_column("1"))
         return (await self.session.execute(upsert)).first() is not None
 

@@ -456,8 +456,12 @@ class JobCallList(Out):
 
 class DoNotCallOut(Out):
     phone_number: str
-    reason: str | None
-    added_at_unix: int
+    reason: str | None = Field(
+        description="The last reason given: adding a listed number again without one keeps it."
+    )
+    added_at_unix: int = Field(
+        description="When the number joined the list: adding it again keeps this date (and `source`)."
+    )
     source: Literal["api", "voice"] | None = Field(
         default=None, description="`voice`: the callee opted out during a call (the opt-out tool)."
     )

@@ -87,6 +87,47 @@ async def test_a_number_added_again_to_the_do_not_call_list_is_listed(
     assert removed.status_code == 202, removed.text
 
 
+async def test_a_listed_number_added_again_keeps_its_entry_and_a_reason_not_given_again(
+    container: Container, api: httpx.AsyncClient
+) -> None:
+    # Found by a fresh user's trial: POST /do-not-call again without a reason showed `reason: null`
+    # and a new `added_at_unix`. The campaigns service now sends the entry as kept; the read model
+    # keeps it too, whatever an event says (one from before that fix, a replay).
+    number = f"+1415{uuid.uuid4().int % 10**7:07d}"
+
+    async def listed() -> dict[str, object]:
+        numbers = (await api.get("/api/v1/do-not-call", params={"page_size": 100})).json()["numbers"]
+        (entry,) = [n for n in numbers if n["phone_number"] == number]
+        return dict(entry)
+
+    def added(at: int, reason: str | None, **fields: str) -> DoNotCallAdded:
+        return DoNotCallAdded(
+            phone_number=number, reason=reason, added_at_unix=1000 + at, occurred_at=_at(at), **fields
+        )
+
+    first = {"phone_number": number, "reason": "asked", "added_at_unix": 1000, "source": "api"}
+    await container.projection.project(added(0, "asked", source="api"))
+    await container.projection.project(added(1, None, source="api"))
+    assert await listed() == first | {"conversation_id": None}
+    # The callee opting out during a call: a new reason; the entry still dates from the first add.
+    await container.projection.project(
+        added(2, "Opted out by voice", source="voice", conversation_id="conv_1")
+    )
+    assert await listed() == first | {"reason": "Opted out by voice", "conversation_id": None}
+    await container.projection.project(added(3, None, source="api"))
+    assert (await listed())["reason"] == "Opted out by voice"
+    # Off the list and on again: a new entry.
+    await container.projection.project(DoNotCallRemoved(phone_number=number, occurred_at=_at(4)))
+    await container.projection.project(added(5, None, source="voice", conversation_id="conv_2"))
+    assert await listed() == {
+        "phone_number": number,
+        "reason": None,
+        "added_at_unix": 1005,
+        "source": "voice",
+        "conversation_id": "conv_2",
+    }
+
+
 async def test_a_template_created_again_under_its_name_is_readable(
     container: Container, api: httpx.AsyncClient
 ) -> None:
