@@ -134,7 +134,13 @@ def test_pause_resume_and_do_not_call(api: httpx.Client, sim: httpx.Client, line
     blocked = numbers[2]
     added = api.post("/api/v1/do-not-call", json={"phone_number": blocked, "reason": "opted out"})
     assert added.status_code == 200, added.text
-    assert blocked in {d["phone_number"] for d in api.get("/api/v1/do-not-call").json()["numbers"]}
+    # Added again without a reason: the entry stays as it was (a fresh user's trial saw it erased).
+    again = api.post("/api/v1/do-not-call", json={"phone_number": blocked})
+    assert again.status_code == 200, again.text
+    entry = {"phone_number": blocked, "reason": "opted out", "added_at_unix": added.json()["added_at_unix"]}
+    assert again.json() | entry == again.json()
+    listed = [d for d in api.get("/api/v1/do-not-call").json()["numbers"] if d["phone_number"] == blocked]
+    assert [d | entry == d for d in listed] == [True]
     job = api.post(
         "/api/v1/batch-calling/submit",
         json={
