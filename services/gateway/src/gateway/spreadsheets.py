@@ -17,7 +17,8 @@ passed to the call as a dynamic variable):
 Real exports: UTF-8 with or without a byte-order mark (UTF-16 with one, as Excel's "Unicode text"),
 comma, semicolon (Excel in many locales) or tab delimiters (sniffed from the header), quoted cells
 with line breaks, blank rows anywhere (skipped, yet counted, so row numbers match the spreadsheet:
-the header is row 1). A number a spreadsheet turned into scientific notation (`1.41555501E+10`)
+the header is the first row that is not blank, row 1 unless blank rows come before it; a row of only
+delimiters, as `;;;`, is blank). A number a spreadsheet turned into scientific notation (`1.41555501E+10`)
 has lost digits: it is an error naming the row, never a guess.
 """
 
@@ -159,25 +160,46 @@ def detected_role(header: str) -> str:
     return "variable"
 
 
-def _mapping_problems(headers: list[str], roles: Mapping[str, str]) -> list[dict[str, Any]]:
+def _mapping_problems(headers: list[str], roles: Mapping[str, str], row: int) -> list[dict[str, Any]]:
     named = {h.strip() for h in headers}
     problems: list[dict[str, Any]] = []
     for header, role in roles.items():
         if header not in named:
-            problems.append({"row": 1, "header": header, "error": f"No column {header!r} in the file"})
+            problems.append({"row": row, "header": header, "error": f"No column {header!r} in the file"})
         elif role not in ROLES:
             problems.append(
-                {"row": 1, "header": header, "error": f"{role!r} is not one of {', '.join(ROLES)}"}
+                {"row": row, "header": header, "error": f"{role!r} is not one of {', '.join(ROLES)}"}
             )
     return problems
 
 
-def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout:
+def _how(column: Column, roles: Mapping[str, str]) -> str:
+    """A column named for a header problem: its header, letter, and whether `columns` mapped it."""
+    return f"{column.header!r} (column {column.letter}, {'mapped' if column.header in roles else 'by its header'})"
+
+
+def _twice(role: str, first: Column, again: Column, roles: Mapping[str, str]) -> str:
+    """Why two columns cannot both be read: both are `role` (a field's name, or a variable's
+    header), each by `columns` (mapped) or by its header."""
+    if role == "variable":
+        return (
+            f"The same column twice: {first.header!r} (column {first.letter}) and "
+            f"{again.header!r} (column {again.letter}) have the same header"
+        )
+    return (
+        f"Two columns are read as {role}: {_how(first, roles)} and {_how(again, roles)}; "
+        "keep one (map the other to variable or ignore, or rename it)"
+    )
+
+
+def layout(headers: list[str], roles: Mapping[str, str] | None = None, *, header_row: int = 1) -> Layout:
     """Which column is what, or a `SheetError` naming every bad header at once. `roles` (header as
     written -> one of `ROLES`) overrides what a header says: a column headed "Number" that holds
-    order numbers can be mapped to "variable", one headed "Tel" to "phone_number"."""
+    order numbers can be mapped to "variable", one headed "Tel" to "phone_number". `header_row`:
+    the header's row number in the sheet, which the problems name."""
     roles = roles or {}
-    problems: list[dict[str, Any]] = _mapping_problems(headers, roles)
+    row = header_row
+    problems: list[dict[str, Any]] = _mapping_problems(headers, roles, row)
     if problems:
         raise SheetError("Invalid column mapping", problems)
     columns = [Column(i, h.strip()) for i, h in enumerate(headers)]
@@ -199,19 +221,14 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
         # phone columns, not one twice); mapped ones by their role.
         name = column.header if key == "variable" else key if column.header in roles else _key(column.header)
         if name in seen:
-            problems.append(
-                column.ref()
-                | {
-                    "row": 1,
-                    "error": f"The same column twice: {column.header!r} is column {seen[name].letter} too",
-                }
-            )
+            if key != "phone_number":  # two phone columns: named below, with those of other headers
+                problems.append(column.ref() | {"row": row, "error": _twice(key, seen[name], column, roles)})
             continue
         seen[name] = column
         if NUL in column.header:
             problems.append(
                 {
-                    "row": 1,
+                    "row": row,
                     "column": column.letter,
                     "header": without_nul(column.header),
                     "error": NUL_MESSAGE,
@@ -221,7 +238,7 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
             problems.append(
                 column.ref()
                 | {
-                    "row": 1,
+                    "row": row,
                     "error": (
                         f"{column.header!r} is an ElevenLabs override column (language, first_message, "
                         "system_prompt, voice_id); campaigns do not override the agent: rename the "
@@ -236,7 +253,7 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
     if not phones:
         problems.append(
             {
-                "row": 1,
+                "row": row,
                 "error": "No phone number column: name one phone_number (or phone, number, to_number, mobile)",
                 "headers": [c.header for c in columns],
             }
@@ -244,9 +261,10 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None) -> Layout
     elif len(phones) > 1:
         problems.append(
             {
-                "row": 1,
+                "row": row,
                 "error": "More than one phone number column: "
-                + ", ".join(f"{c.header!r} (column {c.letter})" for c in phones),
+                + ", ".join(_how(c, roles) for c in phones)
+                + "; keep one (map the others to variable or ignore, or rename them)",
             }
         )
     if problems:
@@ -402,11 +420,13 @@ class Sheet:
     one per non-blank data row, read lazily. `blank_rows` counts the blank rows skipped so far.
     Close it (or use `with`) to release an XLSX workbook."""
 
-    def __init__(self, shape: Layout, rows: Iterator[tuple[int, Any]], closer: Any = None) -> None:
+    def __init__(
+        self, shape: Layout, rows: Iterator[tuple[int, Any]], closer: Any = None, *, blank_rows: int = 0
+    ) -> None:
         self.layout = shape
         self._rows = rows
         self._closer = closer
-        self.blank_rows = 0
+        self.blank_rows = blank_rows  # those before the header, then those read so far
 
     def entries(self) -> Iterator[Entry]:
         for number, cells in self._rows:
@@ -431,30 +451,39 @@ class Sheet:
         self.close()
 
 
-Raw = tuple[list[str], Iterator[tuple[int, Any]], Any]  # (headers, numbered rows, closer)
+@dataclass
+class Raw:
+    """A file opened: its `headers` (the first non-blank row, row `header_row`; the blank rows
+    before it are skipped), its data rows by number, and what closes it."""
+
+    headers: list[str]
+    header_row: int
+    rows: Iterator[tuple[int, Any]]
+    closer: Any
 
 
 def open_sheet(file: IO[bytes], file_name: str, roles: Mapping[str, str] | None = None) -> Sheet:
     """Open an uploaded recipient file, judged by its content (XLSX is a zip; anything else must
     be delimited text), its columns read as `layout(headers, roles)` says. Raises `SheetError`
     (422, or 415 for a legacy binary .xls)."""
-    headers, rows, closer = _open_raw(file, file_name)
+    raw = _open_raw(file, file_name)
     try:
-        shape = layout(headers, roles)
+        shape = layout(raw.headers, roles, header_row=raw.header_row)
     except SheetError:
-        if closer is not None:
-            closer()
+        if raw.closer is not None:
+            raw.closer()
         raise
-    return Sheet(shape, rows, closer=closer)
+    return Sheet(shape, raw.rows, closer=raw.closer, blank_rows=raw.header_row - 1)
 
 
 def head(file: IO[bytes], file_name: str, rows: int) -> tuple[list[str], list[list[str]]]:
     """(the header row, up to `rows` non-blank data rows) as text, whatever the columns mean: what a
     person sees first when mapping the columns. Raises `SheetError` for an unreadable file."""
-    headers, numbered, closer = _open_raw(file, file_name)
+    raw = _open_raw(file, file_name)
+    headers, closer = raw.headers, raw.closer
     try:
         first: list[list[str]] = []
-        for _, cells in numbered:
+        for _, cells in raw.rows:
             texts = [_text(c) for c in cells]
             if any(texts):
                 first.append(texts)
@@ -493,28 +522,38 @@ def _open_csv(file: IO[bytes]) -> Raw:
     # reported with the row it is in: a strict decoder fails on the whole block it decodes ahead
     # (thousands of rows), naming the row where that block starts.
     text = io.TextIOWrapper(file, encoding=encoding, errors="surrogateescape", newline="")
+    # Blank lines before the header (empty, or only delimiters as `;;;`) are skipped, counted: the
+    # header is the first line with text, and rows keep the numbers the spreadsheet shows.
+    skipped = 0
+    for line in text:
+        if skipped == 0:
+            line = line.lstrip("\ufeff")
+        if not _blank_line(line):
+            break
+        skipped += 1
+    else:
+        blank = f" ({skipped} blank rows)" if skipped else ""
+        raise SheetError("Empty file", [{"error": f"The file has no header row and no data{blank}"}])
+    header_row = skipped + 1
     # The first lines decide the delimiter: the one that splits the header into most columns.
-    sample = list(itertools.islice(text, 20))
-    first = "".join(sample).lstrip("\ufeff")
-    if not first.strip():
-        raise SheetError("Empty file", [{"error": "The file has no header row and no data"}])
+    sample = [line, *itertools.islice(text, 19)]
+    first = "".join(sample)
     widths = {d: _header_width(first, d) for d in DELIMITERS}
     delimiter = max(DELIMITERS, key=lambda d: widths[d])  # ties: the earlier (comma)
-    sample[0] = sample[0].lstrip("\ufeff")
     lines = _Lines(itertools.chain(sample, text))
     records = csv.reader(lines, delimiter=delimiter, strict=False)
     try:
         headers = next(records)
     except csv.Error as exc:
-        raise SheetError("Unreadable CSV", [{"row": 1, "error": _csv_error(exc)}]) from None
+        raise SheetError("Unreadable CSV", [{"row": header_row, "error": _csv_error(exc)}]) from None
     if lines.undecodable:
-        raise _not_utf8(1, headers)
-    _check_quotes(headers, lines, delimiter, 1, 1)
+        raise _not_utf8(header_row, headers)
+    _check_quotes(headers, lines, delimiter, header_row, header_row)
 
     def rows() -> Iterator[tuple[int, Any]]:
-        number = 1
+        number = header_row
         while True:
-            line = records.line_num + 1
+            line = records.line_num + header_row
             lines.taken.clear()
             try:
                 record = next(records)
@@ -528,7 +567,16 @@ def _open_csv(file: IO[bytes]) -> Raw:
             _check_quotes(record, lines, delimiter, number, line)
             yield number, record
 
-    return headers, rows(), text.detach
+    return Raw(headers, header_row, rows(), text.detach)
+
+
+def _blank_line(line: str) -> bool:
+    """Whether a physical line of a CSV file is a blank row: nothing but white space, delimiters
+    and empty quoted cells (an odd number of quotes opens a cell that goes on: not blank)."""
+    rest = line.strip(" \t\r\n,;")
+    if not rest:
+        return True
+    return rest.count('"') % 2 == 0 and not rest.replace('"', "").strip(" \t,;")
 
 
 def _csv_error(exc: csv.Error) -> str:
@@ -637,23 +685,36 @@ def _open_xlsx(file: IO[bytes]) -> Raw:
         sheet = workbook.worksheets[0]
         sheet.reset_dimensions()  # exporters often write a wrong <dimension>: read every row
         rows = sheet.iter_rows(values_only=True)
+        # Empty rows before the header are skipped (openpyxl yields a row for each, even those
+        # the XML leaves out, so the count is the sheet's row number).
+        header_row = 1
         headers = next(rows, None)
+        while headers is not None and not any(_text(h) for h in headers):
+            if header_row >= MAX_SHEET_ROWS:
+                headers = None
+                break
+            header_row += 1
+            headers = next(rows, None)
     except SheetError:
         raise
     except Exception as exc:  # openpyxl raises many kinds on damaged workbooks
         raise SheetError(
             "Unreadable XLSX", [{"error": f"Not a readable .xlsx workbook ({type(exc).__name__})"}]
         ) from None
-    if headers is None or not any(_text(h) for h in headers):
+    if headers is None:
         workbook.close()
-        raise SheetError("Empty file", [{"row": 1, "error": "The first sheet has no header row"}])
-    return [_text(h) for h in headers], _xlsx_rows(rows), workbook.close
+        raise SheetError(
+            "Empty file",
+            [{"error": "The first sheet has no header row: it is empty, or holds only blank rows"}],
+        )
+    return Raw([_text(h) for h in headers], header_row, _xlsx_rows(rows, header_row), workbook.close)
 
 
-def _xlsx_rows(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
-    """The data rows by number (the header is row 1); damage further down the sheet's XML (a cut
-    file, a character XML forbids) surfaces only when its row is read, as `SheetError` there."""
-    number = 1
+def _xlsx_rows(rows: Iterator[tuple[Any, ...]], header_row: int) -> Iterator[tuple[int, Any]]:
+    """The data rows by number (the header is row `header_row`); damage further down the sheet's
+    XML (a cut file, a character XML forbids) surfaces only when its row is read, as `SheetError`
+    there."""
+    number = header_row
     while True:
         try:
             row = next(rows)

@@ -754,3 +754,116 @@ async def test_a_recipients_field_beside_the_file_is_refused_not_ignored(
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith("body.recipients: the recipients come from the file")
+
+
+# ---- blank rows before the header (fresh-user trial) ----------------------------------------------
+
+
+def _xlsx_at(rows: dict[int, list[Any]]) -> bytes:
+    """A workbook whose rows sit at the given sheet row numbers, the rows between them empty."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for number, cells in rows.items():
+        for column, value in enumerate(cells, start=1):
+            sheet.cell(number, column, value)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "blank", "rows"),
+    [
+        (b"\n\nphone,customer_name\n{a},Ana\n\n{b},Ben\n", "list.csv", 3, (4, 6)),  # empty lines
+        (
+            b"\xef\xbb\xbf;;\r\n;;\r\nphone;customer_name\r\n{a};Ana\r\n;;\r\n{b};Ben\r\n",
+            "list.csv",
+            3,
+            (4, 6),
+        ),
+        (b',,\n"",""\nphone,customer_name\n{a},Ana\n,\n{b},Ben\n', "list.csv", 3, (4, 6)),  # Google Sheets
+        (b"\t\t\nphone\tcustomer_name\n\n{a}\tAna\n{b}\tBen\n", "list.csv", 2, (4, 5)),  # tabs
+        (None, "list.xlsx", 2, (3, 5)),  # empty sheet rows 1 and 4; the header on row 2
+    ],
+)
+async def test_blank_rows_before_the_header_are_skipped_and_counted_keeping_row_numbers(
+    api: httpx.AsyncClient, content: bytes | None, name: str, blank: int, rows: tuple[int, int]
+) -> None:
+    ana, ben = _numbers(2)
+    if content is None:
+        content = _xlsx_at({2: ["phone", "customer_name"], 3: [ana, "Ana"], 5: [ben, "Ben"]})
+    else:
+        content = content.replace(b"{a}", ana.encode()).replace(b"{b}", ben.encode())
+    answer = await _post(api, "validate", content, name)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["valid"] is True and body["counts"]["recipients"] == 2
+    assert body["counts"]["blank_rows"] == blank
+    assert [(r["row"], r["phone_number"]) for r in body["recipients"]] == [(rows[0], ana), (rows[1], ben)]
+
+
+async def test_a_problem_below_a_late_header_names_the_sheets_row(api: httpx.AsyncClient) -> None:
+    content = b"\n;\nphone;customer_name\n+1415555;Ana\n"
+    problems = (await _post(api, "validate", content)).json()["problems"]
+    assert [(p["row"], p["column"]) for p in problems] == [(4, "A")], problems
+    header = await _post(api, "validate", b"\n\nname,customer_name\n+14155550101,Ana\n")
+    assert header.status_code == 422 and header.json()["detail"][0]["row"] == 3, header.text
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (b"", "list.csv"),
+        (b"\n\r\n\n", "list.csv"),
+        (b";;;\r\n;;;\r\n", "list.csv"),
+        (b"\xef\xbb\xbf,,\n", "list.csv"),
+        (None, "list.xlsx"),
+    ],
+)
+async def test_a_file_of_only_blank_rows_is_an_empty_file(
+    api: httpx.AsyncClient, content: bytes | None, name: str
+) -> None:
+    if content is None:
+        content = _xlsx_at({3: [None, ""]})
+    answer = await _post(api, "validate", content, name)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["success"] is False and answer.json()["error"] == "Empty file", answer.text
+
+
+# ---- two columns mapped to one role (fresh-user trial) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "columns", "said"),
+    [
+        (
+            b"Tel,Who\n+14155553201,Ann\n",
+            {"Tel": "phone_number", "Who": "phone_number"},
+            "More than one phone number column: 'Tel' (column A, mapped), 'Who' (column B, mapped)",
+        ),
+        (
+            b"Tel,Who,Also\n+14155553201,Ann,B\n",
+            {"Tel": "phone_number", "Who": "name", "Also": "name"},
+            "Two columns are read as name: 'Who' (column B, mapped) and 'Also' (column C, mapped)",
+        ),
+        (
+            b"Name,Tel,Who\nAnn,+14155553201,B\n",
+            {"Tel": "phone_number", "Who": "name"},
+            "Two columns are read as name: 'Name' (column A, by its header) and 'Who' (column C, mapped)",
+        ),
+        (
+            b"phone,Mail,email\n+14155553201,a@example.com,b@example.com\n",
+            {"Mail": "email"},
+            "Two columns are read as email: 'Mail' (column B, mapped) and 'email' (column C, by its header)",
+        ),
+    ],
+)
+async def test_two_columns_read_as_one_role_are_both_named_with_their_letters(
+    api: httpx.AsyncClient, content: bytes, columns: dict[str, str], said: str
+) -> None:
+    answer = await _post(api, "validate", content, columns=columns)
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["error"] == "Invalid spreadsheet header"
+    assert [p["error"].split(";")[0] for p in body["detail"]] == [said], body
