@@ -4,7 +4,7 @@ Submission and validation are `gateway.batch`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,14 +45,21 @@ class BatchJobs:
         return views.job_detail_view(campaign, agent.name if agent else None)
 
     async def calls(
-        self, job_id: str, cursor: str | None, page_size: int, status: str | None, outcome: str | None
+        self,
+        job_id: str,
+        cursor: str | None,
+        page_size: int,
+        status: Sequence[str] | None,
+        outcome: Sequence[str] | None,
     ) -> dict[str, Any]:
         """A page of the job's recipients in submission order (`results.recipient_view`). NotFound."""
         await self.service.get(Campaign, job_id, JOB_NOT_FOUND)
         rows, next_cursor = await self.service.results_page(job_id, cursor, page_size, status, outcome)
         return {"calls": [results.recipient_view(r) for r in rows], "cursor": next_cursor}
 
-    async def export(self, job_id: str, status: str | None, outcome: str | None) -> Export:
+    async def export(
+        self, job_id: str, status: Sequence[str] | None, outcome: Sequence[str] | None
+    ) -> Export:
         """Every recipient (filtered) as a CSV row: the fixed columns (`results.FIXED_COLUMNS`), then
         `data_collection.<id>` per data collection id of the campaign's analyses and
         `dynamic_variables.<name>` per submitted variable. NotFound."""

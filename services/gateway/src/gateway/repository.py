@@ -538,13 +538,14 @@ class Results:
         *,
         after_position: int | None,
         page_size: int,
-        status: str | None = None,
-        outcome: str | None = None,
+        status: str | Sequence[str] | None = None,
+        outcome: str | Sequence[str] | None = None,
         search: str | None = None,
         recipient_id: str | None = None,
     ) -> tuple[list[RecipientResult], bool]:
         """(up to `page_size` recipients after `after_position` in submission order, has_more).
-        `search`: a piece of the number, name, e-mail or recipient id (case ignored)."""
+        `status`, `outcome`: one value or several (any of them); `search`: a piece of the number,
+        name, e-mail or recipient id (case ignored)."""
         # The last attempt ElevenLabs analysed (a post_call_transcription): the last answered call.
         last = (
             select(CallAnalysis)
@@ -567,10 +568,12 @@ class Results:
         )
         if after_position is not None:
             query = query.where(CampaignRecipient.position > after_position)
-        if status is not None:
-            query = query.where(CampaignRecipient.status == status)
-        if outcome is not None:
-            query = query.where(CampaignRecipient.outcome == outcome)
+        if status:
+            query = query.where(CampaignRecipient.status.in_([status] if isinstance(status, str) else status))
+        if outcome:
+            query = query.where(
+                CampaignRecipient.outcome.in_([outcome] if isinstance(outcome, str) else outcome)
+            )
         if recipient_id is not None:
             query = query.where(CampaignRecipient.recipient_id == recipient_id)
         search = (search or "").replace("\x00", "")  # PostgreSQL text holds no NUL: it matches nothing

@@ -179,8 +179,8 @@ class GatewayService:
         campaign_id: str,
         cursor: str | None,
         page_size: int,
-        status: str | None,
-        outcome: str | None,
+        status: str | Sequence[str] | None,
+        outcome: str | Sequence[str] | None,
         search: str | None = None,
         recipient_id: str | None = None,
     ) -> tuple[list[RecipientResult], str | None]:
@@ -200,7 +200,11 @@ class GatewayService:
         return rows, domain.encode_cursor(next_cursor) if next_cursor is not None else None
 
     async def all_results(
-        self, campaign_id: str, status: str | None, outcome: str | None, page_size: int = 1000
+        self,
+        campaign_id: str,
+        status: str | Sequence[str] | None,
+        outcome: str | Sequence[str] | None,
+        page_size: int = 1000,
     ) -> AsyncIterator[list[RecipientResult]]:
         """Every recipient's results, a page at a time, each page read in a short transaction of its
         own (no transaction or connection held while the client reads)."""

@@ -358,6 +358,23 @@ async def test_results_filter_by_status_and_outcome_and_page_in_order(
     assert missing.status_code == 404 and missing.json()["success"] is False
 
 
+async def test_a_filter_given_more_than_once_matches_any_of_its_values(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    # The last value used to win silently: ?status=completed&status=scheduled was status=scheduled.
+    campaign_id, (ana, ben, cy), _ = await _two_attempts_then_booked(api, container)
+    url = f"/api/v1/batch-calling/{campaign_id}/calls"
+    both = await api.get(f"{url}?status=completed&status=scheduled")
+    assert both.status_code == 200, both.text
+    assert [c["to_number"] for c in both.json()["calls"]] == [ana, ben, cy]
+    outcomes = await api.get(f"{url}?outcome=booked&outcome=declined&status=completed")
+    assert [c["to_number"] for c in outcomes.json()["calls"]] == [ana, ben]
+    csv_text = (await api.get(f"{url}.csv?status=scheduled&status=skipped_dnc")).text
+    assert cy in csv_text and ana not in csv_text and ben not in csv_text
+    bad = await api.get(f"{url}?status=completed&status=booked")
+    assert bad.status_code == 422 and bad.json()["success"] is False, bad.text
+
+
 async def test_the_csv_has_a_row_per_recipient_and_a_column_per_data_collection_item(
     api: httpx.AsyncClient, container: Container
 ) -> None:

@@ -3,9 +3,9 @@ resume and a do-not-call list. The orchestrator is the campaigns service; this i
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from contracts.campaigns import (
@@ -85,8 +85,15 @@ async def get_job(job_id: str, service: Service) -> dict[str, Any]:
     return await BatchJobs(service).job(job_id)
 
 
-# A recipient's status filter takes exactly the statuses the campaign events carry.
+# A recipient's status filter takes exactly the statuses the campaign events carry. Given more
+# than once (`?status=completed&status=skipped_dnc`), a filter matches any of its values.
 CallStatus = RecipientStatus
+StatusFilter = Annotated[
+    list[CallStatus] | None, Query(description="Recipients in this status; repeat it for any of several.")
+]
+OutcomeFilter = Annotated[
+    list[str] | None, Query(description="Recipients with this outcome (exact); repeat it for any of several.")
+]
 
 
 def _wants_csv(request: Request) -> bool:
@@ -113,15 +120,15 @@ async def job_calls(
     service: Service,
     page_size: PageSize = 30,
     cursor: str | None = None,
-    status: CallStatus | None = None,
-    outcome: str | None = None,
+    status: StatusFilter = None,
+    outcome: OutcomeFilter = None,
 ) -> dict[str, Any] | StreamingResponse:
     """Each recipient in submission order: api-v1.md 10.4's fields, then `recipient_id`, `position`,
     `name`, `email`, `dynamic_variables`, `time_zones`, `reason`, every attempt (`attempts`:
     attempt, to_number, status, conversation_id, started_at_unix, ended_at_unix, duration_seconds,
     termination_reason) and the last answered call's post-call `analysis` (call_successful,
     transcript_summary, data_collection_results, evaluation_criteria_results) or null. Filters:
-    `status`, `outcome` (exact). With `Accept: text/csv` the whole filtered campaign as CSV
+    `status`, `outcome` (exact); each may be repeated, matching any of its values. With `Accept: text/csv` the whole filtered campaign as CSV
     (`calls.csv`)."""
     if _wants_csv(request):
         return await job_calls_csv(job_id, service, status, outcome)
@@ -135,7 +142,7 @@ async def job_calls(
     responses={200: {"description": "Every recipient as a CSV row", "content": {"text/csv": {}}}},
 )
 async def job_calls_csv(
-    job_id: str, service: Service, status: CallStatus | None = None, outcome: str | None = None
+    job_id: str, service: Service, status: StatusFilter = None, outcome: OutcomeFilter = None
 ) -> StreamingResponse:
     """Every recipient (filtered by `status`, `outcome`) as one CSV row, streamed a page at a time:
     the fixed columns (`results.FIXED_COLUMNS`), then `data_collection.<id>` per data collection
