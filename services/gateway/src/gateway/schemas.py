@@ -495,7 +495,10 @@ MAX_DAILY_CAP = 100_000
 class BatchOptions(NoNul):
     """A submission without its recipients: the JSON body's other fields, or the form fields
     that come with a spreadsheet (`file`). Lax, for form fields are text; a JSON body is
-    validated strictly (`routes.batch_calling`), like every other body."""
+    validated strictly (`routes.batch_calling`), like every other body. A field it does not know
+    is refused, as by every other body: a misspelt `retry_cuont` would otherwise do nothing."""
+
+    model_config = ConfigDict(extra="forbid")
 
     call_name: NonBlank = Field(min_length=1, max_length=1000)
     agent_id: str = Field(min_length=1)

@@ -16,23 +16,27 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from gateway.batch import Submission, sheet_error
-from gateway.errors import Unprocessable
+from gateway.errors import Unprocessable, UnsupportedMediaType
 from gateway.intake import json_entries
 from gateway.jsonbody import BodyError, SplitBody
 from gateway.schemas import BatchOptions, BatchSubmitRequest
 from gateway.spreadsheets import SheetError, open_sheet
 
-# A spreadsheet's other form fields that hold JSON objects.
-_JSON_FIELDS = (
-    "ecommerce_credentials",
-    "retry_delays",
-    "calling_window",
-    "phone_number_ids",
-    "phone_number_daily_caps",
-    "analysis_rules",
-)
+# A spreadsheet's other form fields that hold JSON text, and the JSON type each holds.
+_JSON_FIELDS = {
+    "ecommerce_credentials": "object",
+    "retry_delays": "object",
+    "calling_window": "object",
+    "phone_number_ids": "array",
+    "phone_number_daily_caps": "object",
+    "analysis_rules": "array",
+    "columns": "object",
+}
+_JSON_TYPES: dict[str, type] = {"object": dict, "array": list}
 _INVALID = object()
 # As Starlette spools a form's file (`MultiPartParser.spool_max_size`).
 _SPOOL_BYTES = 1024 * 1024
@@ -57,8 +61,8 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _form_schema() -> dict[str, Any]:
     schema = _inline(BatchOptions.model_json_schema())
-    for name in _JSON_FIELDS:
-        schema["properties"][name] = {"type": "string", "description": "A JSON object (see the JSON body)."}
+    for name, kind in _JSON_FIELDS.items():
+        schema["properties"][name] = {"type": "string", "description": f"A JSON {kind} (see the JSON body)."}
     schema["properties"]["columns"] = {
         "type": "string",
         "description": "Optional JSON object: header as written -> phone_number, name, email, id, variable "
@@ -100,24 +104,36 @@ def form_fields(
     items: Iterable[tuple[str, str | UploadFile]],
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
     """(the options' fields, the `columns` mapping of headers as written to roles, or None) of a
-    form's text fields. Empty fields are left out (a form sends every input); `_JSON_FIELDS` and
-    `columns` hold JSON text, parsed here. RequestValidationError (422) for one that is not JSON, or
-    a `columns` that is not an object."""
+    form's text fields. Empty fields are left out (a form sends every input); `_JSON_FIELDS` hold
+    JSON text, parsed here. RequestValidationError (422) for a field given twice (the last would
+    silently win), or one that is not JSON of its type (object or array)."""
+    items = list(items)
+    seen: set[str] = set()
+    errors: list[dict[str, Any]] = []
+    for name, _ in items:
+        if name in seen:
+            errors.append(
+                {"loc": (name,), "msg": "given more than once: send each field once", "type": "duplicate"}
+            )
+        seen.add(name)
+    if errors:
+        raise _validation_error(list({e["loc"]: e for e in errors}.values()))
     fields: dict[str, Any] = {}
     roles: dict[str, str] | None = None
     for name, value in items:
         if name == "file" or not isinstance(value, str) or value == "":
             continue
-        if name in (*_JSON_FIELDS, "columns"):
+        if (kind := _JSON_FIELDS.get(name)) is not None:
             try:
                 parsed = json.loads(value)
             except (ValueError, RecursionError):  # the latter: nested past the interpreter's limit
                 parsed = _INVALID
-            if parsed is _INVALID or (name == "columns" and not isinstance(parsed, dict)):
+            if parsed is _INVALID or not isinstance(parsed, _JSON_TYPES[kind]):
                 raise _validation_error(
-                    [{"loc": (name,), "msg": "must be a JSON object", "type": "json_invalid"}]
+                    [{"loc": (name,), "msg": f"must be a JSON {kind}", "type": "json_invalid"}]
                 ) from None
             if name == "columns":
+                assert isinstance(parsed, dict)
                 roles = {str(k): str(v) for k, v in parsed.items()}
             else:
                 fields[name] = parsed
@@ -156,18 +172,75 @@ async def form_submission(form: FormData) -> AsyncIterator[Submission]:
         sheet.close()
 
 
+class _StrictParser(MultiPartParser):
+    """Starlette's multipart parser, but a text field that is not valid in the form's charset
+    (UTF-8 unless the request says otherwise) is named in `undecodable` instead of being read as
+    Latin-1 as if nothing were wrong (`ok\\xc3` became "okÃ"). Reads the part Starlette is
+    finishing (`_current_part`, `_charset`: starlette 0.4x-1.x)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.undecodable: list[str] = []
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset)
+            except (UnicodeDecodeError, LookupError):
+                self.undecodable.append(part.field_name)
+        super().on_part_end()
+
+
+async def _form(request: Request) -> FormData:
+    """The request's multipart form (one file, 50 fields); 400 for a malformed one, as Starlette's
+    `Request.form`, and 422 for a text field that is not UTF-8 (as a CSV cell that is not)."""
+    parser = _StrictParser(request.headers, request.stream(), max_files=1, max_fields=50)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from None
+    if parser.undecodable:
+        await form.close()
+        raise _validation_error(
+            [
+                {
+                    "loc": (name,),
+                    "msg": "is not UTF-8 text: send form fields as UTF-8",
+                    "type": "unicode_decode",
+                }
+                for name in dict.fromkeys(parser.undecodable)
+            ]
+        )
+    return form
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 @asynccontextmanager
 async def submission_of(request: Request) -> AsyncIterator[Submission]:
-    """The submission a request carries: a JSON body, or a multipart form (`form_submission`).
-    422 in the error format for a body that is neither or a field that is wrong."""
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=50)
+    """The submission a request carries: a JSON body (`application/json`), or a multipart form
+    (`form_submission`). 415 for any other content type (a form-urlencoded or text body was read as
+    JSON); 422 in the error format for a field that is wrong."""
+    media_type = _media_type(request)
+    if media_type == "multipart/form-data":
+        form = await _form(request)
         try:
             async with form_submission(form) as submission:
                 yield submission
         finally:
             await form.close()
         return
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            "Unsupported media type",
+            f"Send application/json (the JSON body) or multipart/form-data (a spreadsheet `file` and "
+            f"form fields), not {media_type or 'a body without Content-Type'}",
+        )
     # Spooled like a form's file (in memory up to `_SPOOL_BYTES`, then on disk): the text of
     # 100,000 recipients is 10 MB, more as a str, and is read twice (gateway.jsonbody).
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as file:

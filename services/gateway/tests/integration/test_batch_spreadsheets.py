@@ -867,3 +867,145 @@ async def test_two_columns_read_as_one_role_are_both_named_with_their_letters(
     body = answer.json()
     assert body["error"] == "Invalid spreadsheet header"
     assert [p["error"].split(";")[0] for p in body["detail"]] == [said], body
+
+
+# ---- form fields a client got wrong (fresh-user trial) ---------------------------------------------
+
+
+def _multipart(parts: list[tuple[str, bytes]], content: bytes) -> tuple[bytes, str]:
+    """A multipart body written by hand: fields in this order (repeated ones too, bytes as given)
+    and the file last."""
+    boundary = "b0undary"
+    out = b""
+    for name, value in parts:
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value
+            + b"\r\n"
+        )
+    out += (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="list.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return out, f"multipart/form-data; boundary={boundary}"
+
+
+_FIELD_PARTS = [(k, v.encode()) for k, v in FIELDS.items()]
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize(
+    ("extra", "field", "said"),
+    [
+        ([("unknown_field", b"1")], "unknown_field", "Extra inputs are not permitted"),
+        ([("retry_cuont", b"2")], "retry_cuont", "Extra inputs are not permitted"),
+        ([("call_name", b"dup")], "call_name", "given more than once"),
+        ([("columns", b"{}"), ("columns", b'{"phone": "phone_number"}')], "columns", "given more than once"),
+        ([("call_name", b"")], "call_name", "given more than once"),  # an empty one too
+        ([("customer_name", b"ok\xc3")], "customer_name", "not UTF-8"),
+    ],
+)
+async def test_a_form_field_unknown_repeated_or_not_utf8_is_a_422_naming_it(
+    api: httpx.AsyncClient,
+    container: Container,
+    path: str,
+    extra: list[tuple[str, bytes]],
+    field: str,
+    said: str,
+) -> None:
+    body, content_type = _multipart(
+        [*_FIELD_PARTS, *extra], f"phone,customer_name\n{_numbers(1)[0]},Ana\n".encode()
+    )
+    response = await api.post(
+        f"/api/v1/batch-calling/{path}", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer["success"] is False and answer["error"] == "Validation error"
+    assert f"body.{field}: " in answer["detail"] and said in answer["detail"], answer
+    assert await _queued(container) == []
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+async def test_a_call_name_not_utf8_is_refused_not_read_as_latin1(api: httpx.AsyncClient, path: str) -> None:
+    parts = [("call_name", b"ok\xc3"), *[(k, v) for k, v in _FIELD_PARTS if k != "call_name"]]
+    body, content_type = _multipart(parts, f"phone,customer_name\n{_numbers(1)[0]},Ana\n".encode())
+    response = await api.post(
+        f"/api/v1/batch-calling/{path}", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("body.call_name: is not UTF-8 text"), response.text
+    # Valid UTF-8 beyond ASCII is read as written.
+    parts[0] = ("call_name", "Relance été".encode())
+    body, content_type = _multipart(parts, f"phone,customer_name\n{_numbers(1)[0]},Ana\n".encode())
+    response = await api.post(
+        f"/api/v1/batch-calling/{path}", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code in (200, 202), response.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("analysis_rules", "notjson", "array"),
+        ("analysis_rules", '{"field": "outcome"}', "array"),
+        ("phone_number_ids", "pn_x", "array"),
+        ("phone_number_ids", '{"a": 1}', "array"),
+        ("calling_window", "09:00-17:00", "object"),
+        ("calling_window", '["09:00", "17:00"]', "object"),
+        ("retry_delays", "[60]", "object"),
+        ("ecommerce_credentials", "nope", "object"),
+        ("phone_number_daily_caps", "5", "object"),
+        ("columns", '["phone"]', "object"),
+    ],
+)
+async def test_a_json_form_field_names_the_json_type_it_must_hold(
+    api: httpx.AsyncClient, field: str, value: str, kind: str
+) -> None:
+    response = await _post(
+        api, "validate", f"phone,customer_name\n{_numbers(1)[0]},Ana\n".encode(), **{field: value}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"body.{field}: must be a JSON {kind}", response.text
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+async def test_an_unknown_member_of_a_json_submission_is_refused(api: httpx.AsyncClient, path: str) -> None:
+    body = FIELDS | {
+        "bogus": 1,
+        "recipients": [{"phone_number": _numbers(1)[0], "dynamic_variables": {"customer_name": "A"}}],
+    }
+    response = await api.post(f"/api/v1/batch-calling/{path}", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == "body.bogus: Extra inputs are not permitted", response.text
+
+
+@pytest.mark.parametrize("path", ["validate", "submit"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
+)
+async def test_a_body_neither_json_nor_multipart_is_a_415(
+    api: httpx.AsyncClient, container: Container, path: str, content_type: str | None
+) -> None:
+    body = json.dumps(
+        FIELDS
+        | {"recipients": [{"phone_number": _numbers(1)[0], "dynamic_variables": {"customer_name": "A"}}]}
+    )
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await api.post(f"/api/v1/batch-calling/{path}", content=body.encode(), headers=headers)
+    assert response.status_code == 415, response.text
+    answer = response.json()
+    assert answer["success"] is False and answer["error"] == "Unsupported media type"
+    assert "application/json" in answer["detail"] and "multipart/form-data" in answer["detail"]
+    assert await _queued(container) == []
+    # The JSON body with its media type (parameters and all) is read.
+    ok = await api.post(
+        f"/api/v1/batch-calling/{path}",
+        content=body.encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code in (200, 202), ok.text

@@ -40,18 +40,20 @@ def test_object_fields_are_parsed_and_columns_become_roles() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"),
+    ("name", "value", "kind"),
     [
-        ("retry_delays", "{not json"),
-        ("columns", '["phone_number"]'),
-        ("columns", "null"),
+        ("retry_delays", "{not json", "object"),
+        ("columns", '["phone_number"]', "object"),
+        ("columns", "null", "object"),
         # Past the interpreter's recursion limit: json.loads raises RecursionError, not ValueError.
-        ("analysis_rules", "[" * 100_000 + "]" * 100_000),
+        ("analysis_rules", "[" * 100_000 + "]" * 100_000, "array"),
     ],
 )
-def test_a_malformed_object_field_is_a_validation_error_naming_it(name: str, value: str) -> None:
+def test_a_malformed_json_field_is_a_validation_error_naming_it_and_its_type(
+    name: str, value: str, kind: str
+) -> None:
     with pytest.raises(RequestValidationError) as raised:
         form_fields([("agent_id", "agent_1"), (name, value)])
     assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
-        (("body", name), "must be a JSON object")
+        (("body", name), f"must be a JSON {kind}")
     ]
