@@ -222,8 +222,9 @@ def _media_type(request: Request) -> str:
 @asynccontextmanager
 async def submission_of(request: Request) -> AsyncIterator[Submission]:
     """The submission a request carries: a JSON body (`application/json`), or a multipart form
-    (`form_submission`). 415 for any other content type (a form-urlencoded or text body was read as
-    JSON); 422 in the error format for a field that is wrong."""
+    (`form_submission`); a body without Content-Type is read as JSON. 415 for any other content
+    type (a form-urlencoded or text body was read as JSON); 422 in the error format for a field
+    that is wrong."""
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
         form = await _form(request)
@@ -233,13 +234,14 @@ async def submission_of(request: Request) -> AsyncIterator[Submission]:
         finally:
             await form.close()
         return
-    if media_type != "application/json" and not (
+    # No Content-Type is read as JSON, as FastAPI reads every other route's body.
+    if media_type not in ("", "application/json") and not (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
         raise UnsupportedMediaType(
             "Unsupported media type",
             f"Send application/json (the JSON body) or multipart/form-data (a spreadsheet `file` and "
-            f"form fields), not {media_type or 'a body without Content-Type'}",
+            f"form fields), not {media_type}",
         )
     # Spooled like a form's file (in memory up to `_SPOOL_BYTES`, then on disk): the text of
     # 100,000 recipients is 10 MB, more as a str, and is read twice (gateway.jsonbody).
