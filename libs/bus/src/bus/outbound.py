@@ -58,12 +58,15 @@ class OutboundRefused(Exception):
 
 
 class OutboundFailed(Exception):
-    """The request was allowed but failed: timeout, connection error, redirect, too large."""
+    """The request was allowed but failed: timeout, connection error, redirect, too large.
+    `status_code`: the status the server answered with, when it answered (a redirect, a reply
+    past the size cap)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, status_code: int | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -254,17 +257,23 @@ class OutboundClient:
                 try:
                     if 300 <= response.status_code < 400:
                         raise OutboundFailed(
-                            "redirect", f"answered {response.status_code} (redirects are not followed)"
+                            "redirect",
+                            f"answered {response.status_code} (redirects are not followed)",
+                            response.status_code,
                         )
                     declared = response.headers.get("content-length")
                     if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-                        raise OutboundFailed("too_large", "response exceeds the size cap")
+                        raise OutboundFailed(
+                            "too_large", "response exceeds the size cap", response.status_code
+                        )
                     chunks: list[bytes] = []
                     size = 0
                     async for chunk in response.aiter_bytes():
                         size += len(chunk)
                         if size > self._max_bytes:
-                            raise OutboundFailed("too_large", "response exceeds the size cap")
+                            raise OutboundFailed(
+                                "too_large", "response exceeds the size cap", response.status_code
+                            )
                         chunks.append(chunk)
                 finally:
                     await response.aclose()

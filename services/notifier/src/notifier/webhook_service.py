@@ -392,7 +392,12 @@ class WebhookService:
             except OutboundRefused as exc:
                 error = f"refused: {exc.reason}"
             except OutboundFailed as exc:
-                error = f"{exc.code}: {exc.detail}"
+                status_code = exc.status_code  # a reply past the size cap still says what it was
+                if not (
+                    exc.code == "too_large" and status_code is not None and webhooks.is_success(status_code)
+                ):
+                    error = f"{exc.code}: {exc.detail}"
+                # else delivered: the receiver took it (2xx); only its reply's body is not kept
         attempt = WebhookAttempt(
             attempt=attempt_no,
             started_at_ms=int(started.timestamp() * 1000),

@@ -36,7 +36,7 @@ from contracts.notifier import (
 )
 from contracts.telephony import CallStatusChanged
 from devinfra.bus_harness import BusHarness, wait_until
-from devinfra.standins.webhook_receiver import Receiver, serve_receiver
+from devinfra.standins.webhook_receiver import BODY_BYTES, Receiver, serve_receiver
 from notifier.bootstrap import Container, bootstrap
 from notifier.models import WebhookDelivery, WebhookSubscription
 from notifier.uow import UnitOfWork
@@ -215,6 +215,31 @@ async def test_503_then_a_timeout_then_200_delivers_the_same_signed_event(
         "marker",
     )
     assert len([r for r in receiver.at(path) if r.json["id"] == done["event_id"]]) == 3
+
+
+async def test_a_reply_past_the_size_cap_keeps_its_status_and_a_2xx_one_is_delivered(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """A receiver that answers with a body past WEBHOOKS_MAX_RESPONSE_BYTES: its status was
+    dropped (`status_code: null`, only "too_large"), and a 2xx counted as a failure to retry."""
+    sid, _, path = await subscribe(harness, receiver)
+    big = str(2_000_000)
+    receiver.script(path, (500, {BODY_BYTES: big}), (200, {BODY_BYTES: big}))
+    await publish_event(harness, finished_call(), topics.TELEPHONY_EVENTS)
+    await harness.wait_for(
+        lambda e: (
+            e["type"] == "webhook_delivery.updated"
+            and e["subscription_id"] == sid
+            and e["status"] == "delivered"
+        ),
+        what="delivered",
+    )
+    first, second = deliveries(harness, sid)
+    assert first["status"] == "pending"
+    assert first["last_attempt"]["status_code"] == 500
+    assert first["last_attempt"]["error"].startswith("too_large")
+    assert second["last_attempt"]["status_code"] == 200 and second["last_attempt"]["error"] is None
+    assert second["attempts"] == 2 and len(receiver.at(path)) == 2
 
 
 async def test_a_worker_that_loses_its_state_mid_retry_loses_nothing(

@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 HANG = "hang"
+#: A scripted answer's header that makes the body this many bytes (the header itself is not sent).
+BODY_BYTES = "X-Standin-Body-Bytes"
 
 
 @dataclass
@@ -46,7 +48,8 @@ class Receiver:
         return self.base_url + path
 
     def script(self, path: str, *answers: int | str | tuple[int | str, dict[str, str]]) -> None:
-        """Answer the next requests to `path` so (`503`, `(503, {"Retry-After": "1"})`, `"hang"`)."""
+        """Answer the next requests to `path` so (`503`, `(503, {"Retry-After": "1"})`, `"hang"`,
+        `(500, {BODY_BYTES: "2000000"})`)."""
         with self.lock:
             self.scripts[path] = [a if isinstance(a, tuple) else (a, {}) for a in answers]
 
@@ -66,6 +69,9 @@ def serve_receiver(hang_s: float = 10.0) -> Iterator[Receiver]:
                 receiver.release.wait(receiver.hang_s)  # longer than the sender waits
                 return
             payload = json.dumps({"received": True, "status": answer}).encode()
+            headers = dict(headers)
+            if (size := headers.pop(BODY_BYTES, None)) is not None:
+                payload = payload.ljust(int(size))
             self.send_response(int(answer))
             for name, value in headers.items():
                 self.send_header(name, value)
