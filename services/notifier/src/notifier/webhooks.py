@@ -131,8 +131,17 @@ class DisableRule:
         return (now - failing_since).total_seconds() >= self.after_s
 
     def reason(self) -> str:
-        hours = self.after_s / 3600
-        return f"{self.failures} or more consecutive failed attempts over {hours:g} h with no success"
+        return (
+            f"{self.failures} or more consecutive failed attempts over {_span(self.after_s)} with no success"
+        )
+
+
+def _span(seconds: float) -> str:
+    """A duration as people write it: "12 h", "1.5 h", "10 min", "45 s" (not "0.0125 h")."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size, 2):g} {unit}"
+    return f"{round(seconds, 2):g} s"
 
 
 # ---- bus events → webhook events -----------------------------------------------------------------

@@ -115,6 +115,17 @@ def test_disabled_only_after_enough_failures_over_enough_time() -> None:
     assert "10 or more consecutive failed attempts over 12 h" in RULE.reason()
 
 
+@pytest.mark.parametrize(
+    ("after_s", "said"),
+    [(43_200, "12 h"), (5_400, "1.5 h"), (3_600, "1 h"), (600, "10 min"), (90, "1.5 min"), (10, "10 s")],
+)
+def test_the_disable_reason_says_its_window_in_the_unit_people_use(after_s: float, said: str) -> None:
+    """A short window read "over 0.00277778 h"."""
+    assert DisableRule(failures=4, after_s=after_s).reason() == (
+        f"4 or more consecutive failed attempts over {said} with no success"
+    )
+
+
 # ---- bus events → webhook events -------------------------------------------------------------------
 
 
