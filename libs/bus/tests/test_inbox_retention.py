@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus import inbox
-from bus.db import make_engine, make_sessionmaker
+from bus.db import make_sessionmaker
 from bus.runtime import Bus
 from bus.settings import BusSettings
-from bus.tables import make_bus_tables
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +33,10 @@ class Schema:
 
 
 @pytest.fixture
-async def schema(database_url: str) -> AsyncIterator[Schema]:
-    """An outbox and an inbox in a schema of this test's own."""
-    name = f"inbox_retention_{uuid.uuid4().hex[:8]}"
-    outbox, inbox_table = make_bus_tables(MetaData(schema=name))
-    engine = make_engine(database_url, pool_size=2)
-    async with engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{name}"'))
-        await connection.run_sync(inbox_table.metadata.create_all)
-    try:
-        yield Schema(engine, outbox, inbox_table)
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        await engine.dispose()
+async def schema(bus_schema: Any) -> Schema:
+    """An outbox and an inbox in a schema of this test's own (conftest's `bus_schema`)."""
+    made = await bus_schema("inbox_retention")
+    return Schema(made.engine, made.outbox, made.inbox)
 
 
 async def _insert(schema: Schema, prefix: str, count: int, age: timedelta) -> list[str]:

@@ -6,7 +6,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -15,16 +15,15 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
 from pydantic import Field
-from sqlalchemy import MetaData, Table, event, func, select, text
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus import dlq
-from bus.db import make_engine, make_sessionmaker
+from bus.db import make_sessionmaker
 from bus.inbox import claim
 from bus.limits import MessageTooLarge, check_fits, fits, message_size, pack_to_fit
 from bus.runtime import DEAD_LETTER_HEADROOM_BYTES, Bus
 from bus.settings import BusSettings
-from bus.tables import make_bus_tables
 from contracts.base import Command
 from devinfra.broker import create_topics_async
 from devinfra.bus_harness import wait_until
@@ -65,14 +64,10 @@ class Env:
 
 @pytest.fixture
 async def env(
-    database_url: str, kafka_bootstrap_servers: str, kafka_client_env: dict[str, str], topic_prefix: str
-) -> AsyncIterator[Env]:
-    name = f"poison_{uuid.uuid4().hex[:8]}"
-    outbox, inbox_table = make_bus_tables(MetaData(schema=name))
-    engine = make_engine(database_url, pool_size=4)
-    async with engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{name}"'))
-        await connection.run_sync(inbox_table.metadata.create_all)
+    bus_schema: Any, kafka_bootstrap_servers: str, kafka_client_env: dict[str, str], topic_prefix: str
+) -> Env:
+    made = await bus_schema("poison", pool_size=4)
+    name, engine, outbox, inbox_table = made.name, made.engine, made.outbox, made.inbox
     settings = BusSettings.model_validate(
         {
             **kafka_client_env,
@@ -87,12 +82,7 @@ async def env(
     await create_topics_async(
         kafka_bootstrap_servers, [settings.topic(topic), settings.topic(topic) + ".dlq"], 1
     )
-    try:
-        yield Env(engine, outbox, inbox_table, settings, topic)
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        await engine.dispose()
+    return Env(engine, outbox, inbox_table, settings, topic)
 
 
 def make_bus(env: Env, handler: Callable[[Any], Awaitable[None]] | None = None) -> Bus:

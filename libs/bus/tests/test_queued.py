@@ -5,21 +5,18 @@ faststream-outbox's own `publish` writes."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
 from faststream_outbox.client import _OutboxInserter
-from sqlalchemy import MetaData, Table, event, func, select, text
+from sqlalchemy import Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import queued
-from bus.db import make_engine, make_sessionmaker
+from bus.db import make_sessionmaker
 from bus.runtime import Bus
 from bus.settings import BusSettings
-from bus.tables import make_bus_tables
 from contracts.base import Command
 
 pytestmark = pytest.mark.integration
@@ -47,13 +44,9 @@ class Env:
 
 
 @pytest.fixture
-async def env(database_url: str) -> AsyncIterator[Env]:
-    schema = f"queued_{uuid.uuid4().hex[:8]}"
-    outbox, inbox = make_bus_tables(MetaData(schema=schema))
-    engine = make_engine(database_url, pool_size=2)
-    async with engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        await connection.run_sync(outbox.metadata.create_all)
+async def env(bus_schema: Any) -> Env:
+    made = await bus_schema("queued")
+    schema, engine, outbox, inbox = made.name, made.engine, made.outbox, made.inbox
     # Queueing touches PostgreSQL only: the bus is never started.
     settings = BusSettings.model_validate({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
     bus = Bus(settings, service="queued-test", engine=engine, outbox_table=outbox, inbox_table=inbox)
@@ -64,12 +57,7 @@ async def env(database_url: str) -> AsyncIterator[Env]:
             inserts.append(statement.count("$") // 3 if "VALUES" in statement else 1)
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield Env(bus, outbox, engine, make_sessionmaker(engine), inserts)
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+    return Env(bus, outbox, engine, make_sessionmaker(engine), inserts)
 
 
 async def test_rows_queued_in_a_transaction_are_one_insert_at_its_commit_in_order(env: Env) -> None:
