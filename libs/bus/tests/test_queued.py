@@ -129,3 +129,59 @@ async def test_a_session_that_is_not_a_bus_session_writes_at_once(env: Env) -> N
         count = await session.scalar(select(func.count()).select_from(env.outbox))
         assert count == 1  # written in the transaction, not left for a COMMIT hook it lacks
     assert env.ticks(await env.rows()) == [1]
+
+
+async def test_rows_queued_before_any_transaction_go_with_the_session_s_close(env: Env) -> None:
+    """Queueing begins the transaction (as the INSERT did): rows left by a session that is closed
+    or rolled back were written by its next COMMIT."""
+    session = env.sessions()
+    await env.bus.publish_later(session, "ticks", Tick(n=1))
+    await session.close()
+    await env.bus.publish_later(session, "ticks", Tick(n=2))
+    await session.rollback()
+    await env.bus.publish_later(session, "ticks", Tick(n=3))
+    await session.commit()
+    await session.close()
+    assert env.ticks(await env.rows()) == [3]
+
+
+async def test_savepoints_are_refused_on_a_session_with_queued_rows(env: Env) -> None:
+    """A savepoint's commit fires `before_commit` too: rows written then would be lost with a
+    rollback of the savepoint around them, so neither order is allowed."""
+    async with env.sessions() as session:
+        await session.begin()
+        await env.bus.publish_later(session, "ticks", Tick(n=1))
+        with pytest.raises(RuntimeError, match="savepoint"):
+            await session.begin_nested()
+    async with env.sessions() as session:
+        await session.begin()
+        await session.begin_nested()
+        with pytest.raises(RuntimeError, match="savepoint"):
+            await env.bus.publish_later(session, "ticks", Tick(n=2))
+    assert await env.rows() == []
+
+
+class Note(Command):
+    type: Literal["test.note"] = "test.note"
+    text: str
+
+
+async def test_rows_past_the_flush_size_are_written_at_once_in_the_transaction(env: Env) -> None:
+    """A submission's chunks (~20 MB for 100,000 recipients) are not all held until COMMIT."""
+    big = "x" * (queued.FLUSH_BYTES // 3 + 1)
+    async with env.sessions.begin() as session:
+        for n in range(3):
+            await env.bus.publish_later(session, "notes", Note(text=f"{n}{big}"))
+        assert queued.pending(session) == 0  # written, in this transaction
+        assert await session.scalar(select(func.count()).select_from(env.outbox)) == 3
+        await env.bus.publish_later(session, "notes", Note(text="last"))
+        assert queued.pending(session) == 1
+        assert await env.rows() == []  # none committed yet
+    rows = await env.rows()
+    assert [Note.model_validate_json(row.payload).text[:4] for row in rows] == [
+        "0xxx",
+        "1xxx",
+        "2xxx",
+        "last",
+    ]
+    assert env.inserts == [3, 1]
