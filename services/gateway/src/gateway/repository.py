@@ -538,13 +538,13 @@ class Results:
         *,
         after_position: int | None,
         page_size: int,
-        status: str | Sequence[str] | None = None,
-        outcome: str | Sequence[str] | None = None,
+        status: Sequence[str] | None = None,
+        outcome: Sequence[str] | None = None,
         search: str | None = None,
         recipient_id: str | None = None,
     ) -> tuple[list[RecipientResult], bool]:
         """(up to `page_size` recipients after `after_position` in submission order, has_more).
-        `status`, `outcome`: one value or several (any of them); `search`: a piece of the number,
+        `status`, `outcome`: any of these values; `search`: a piece of the number,
         name, e-mail or recipient id (case ignored)."""
         # The last attempt ElevenLabs analysed (a post_call_transcription): the last answered call.
         last = (
@@ -569,11 +569,9 @@ class Results:
         if after_position is not None:
             query = query.where(CampaignRecipient.position > after_position)
         if status:
-            query = query.where(CampaignRecipient.status.in_([status] if isinstance(status, str) else status))
+            query = query.where(CampaignRecipient.status.in_(status))
         if outcome:
-            query = query.where(
-                CampaignRecipient.outcome.in_([outcome] if isinstance(outcome, str) else outcome)
-            )
+            query = query.where(CampaignRecipient.outcome.in_(outcome))
         if recipient_id is not None:
             query = query.where(CampaignRecipient.recipient_id == recipient_id)
         search = (search or "").replace("\x00", "")  # PostgreSQL text holds no NUL: it matches nothing

@@ -179,8 +179,8 @@ class GatewayService:
         campaign_id: str,
         cursor: str | None,
         page_size: int,
-        status: str | Sequence[str] | None,
-        outcome: str | Sequence[str] | None,
+        status: Sequence[str] | None,
+        outcome: Sequence[str] | None,
         search: str | None = None,
         recipient_id: str | None = None,
     ) -> tuple[list[RecipientResult], str | None]:
@@ -202,8 +202,8 @@ class GatewayService:
     async def all_results(
         self,
         campaign_id: str,
-        status: str | Sequence[str] | None,
-        outcome: str | Sequence[str] | None,
+        status: Sequence[str] | None,
+        outcome: Sequence[str] | None,
         page_size: int = 1000,
     ) -> AsyncIterator[list[RecipientResult]]:
         """Every recipient's results, a page at a time, each page read in a short transaction of its

@@ -198,8 +198,7 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None, *, header
     order numbers can be mapped to "variable", one headed "Tel" to "phone_number". `header_row`:
     the header's row number in the sheet, which the problems name."""
     roles = roles or {}
-    row = header_row
-    problems: list[dict[str, Any]] = _mapping_problems(headers, roles, row)
+    problems: list[dict[str, Any]] = _mapping_problems(headers, roles, header_row)
     if problems:
         raise SheetError("Invalid column mapping", problems)
     columns = [Column(i, h.strip()) for i, h in enumerate(headers)]
@@ -222,13 +221,15 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None, *, header
         name = column.header if key == "variable" else key if column.header in roles else _key(column.header)
         if name in seen:
             if key != "phone_number":  # two phone columns: named below, with those of other headers
-                problems.append(column.ref() | {"row": row, "error": _twice(key, seen[name], column, roles)})
+                problems.append(
+                    column.ref() | {"row": header_row, "error": _twice(key, seen[name], column, roles)}
+                )
             continue
         seen[name] = column
         if NUL in column.header:
             problems.append(
                 {
-                    "row": row,
+                    "row": header_row,
                     "column": column.letter,
                     "header": without_nul(column.header),
                     "error": NUL_MESSAGE,
@@ -238,7 +239,7 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None, *, header
             problems.append(
                 column.ref()
                 | {
-                    "row": row,
+                    "row": header_row,
                     "error": (
                         f"{column.header!r} is an ElevenLabs override column (language, first_message, "
                         "system_prompt, voice_id); campaigns do not override the agent: rename the "
@@ -253,7 +254,7 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None, *, header
     if not phones:
         problems.append(
             {
-                "row": row,
+                "row": header_row,
                 "error": "No phone number column: name one phone_number (or phone, number, to_number, mobile)",
                 "headers": [c.header for c in columns],
             }
@@ -261,7 +262,7 @@ def layout(headers: list[str], roles: Mapping[str, str] | None = None, *, header
     elif len(phones) > 1:
         problems.append(
             {
-                "row": row,
+                "row": header_row,
                 "error": "More than one phone number column: "
                 + ", ".join(_how(c, roles) for c in phones)
                 + "; keep one (map the others to variable or ignore, or rename them)",

@@ -240,7 +240,12 @@ async def _recipients_context(
     status = status if status in RECIPIENT_STATUSES else None
     outcome = (outcome or "").replace("\x00", "").strip()
     rows, next_cursor = await service_of(request).results_page(
-        job_id, cursor, TABLE_PAGE, status, outcome or None, search=(search or "").strip() or None
+        job_id,
+        cursor,
+        TABLE_PAGE,
+        [status] if status else None,
+        [outcome] if outcome else None,
+        search=(search or "").strip() or None,
     )
     return {
         "job_id": job_id,
