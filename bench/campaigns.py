@@ -3,7 +3,8 @@
 1. A campaign of N recipients (default 10,000) at concurrency C (50) with simulated calls of
    0.2 s: wall time against the ideal (N / C x call time), efficiency, CPU time per call of each
    process (from /proc), and the slot turnaround: from a post-call webhook answered to the next
-   dial placed in the slot it freed (the simulator's clock for both).
+   dial placed in the slot it freed (the simulator's clock for both), cut into segments at the
+   timestamps the services' tables keep (`turnaround_segments`).
 2. The time to accept a 100,000-recipient submission through REST (limit raised), until the
    campaign is stored and answered.
 
@@ -13,10 +14,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import time
 
+import asyncpg
 import httpx
 from _harness import (
     API_KEY,
@@ -43,6 +46,56 @@ def slot_turnarounds(sim: httpx.Client, concurrency: int) -> list[float]:
         d["timestamp"] for d in deliveries["deliveries"] if d["status_code"] and 200 <= d["status_code"] < 300
     )
     return [dials[concurrency + k] - answered[k] for k in range(min(len(answered), len(dials) - concurrency))]
+
+
+SEGMENT_QUERIES = {
+    # Telephony's inbox holds the post-call webhooks and the PlaceCall commands it consumed; the
+    # ledger's rows are the commands, so the rest are the webhooks.
+    "webhooks": "SELECT extract(epoch FROM processed_at) FROM telephony.inbox"
+    " WHERE message_id NOT IN (SELECT message_id FROM telephony.upstream_commands)",
+    "finished": "SELECT extract(epoch FROM finished_at) FROM campaigns.attempts WHERE finished_at IS NOT NULL",
+    "dialed": "SELECT extract(epoch FROM dialed_at) FROM campaigns.attempts",
+    "placing": "SELECT extract(epoch FROM started_at) FROM telephony.upstream_commands"
+    " WHERE command_type = 'call.place'",
+}
+
+
+async def _segment_times(database_url: str) -> dict[str, list[float]]:
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return {
+            name: sorted(float(row[0]) for row in await connection.fetch(query))
+            for name, query in SEGMENT_QUERIES.items()
+        }
+    finally:
+        await connection.close()
+
+
+def turnaround_segments(sim: httpx.Client, database_url: str, concurrency: int) -> dict[str, list[float]]:
+    """The slot turnaround cut at what the services' tables keep, paired by order as
+    `slot_turnarounds` pairs (the k-th webhook answered frees the slot of dial C + k), in seconds:
+    answered -> telephony's transaction of the webhook (the inbox row: tool-webhooks' commit, relay,
+    Kafka hop) -> campaigns' outcome (`attempts.finished_at`: telephony's transaction, relay, hop,
+    campaigns' consume) -> the scheduler pass that dialled the slot (`dialed_at`, the pass's clock
+    when it began) -> telephony's ledger row of the PlaceCall (the rest of the pass, its commit,
+    relay, hop) -> the simulator's call (the upstream request). Timestamps are PostgreSQL's `now()`
+    (a transaction's start) or the services' clocks, all this machine's."""
+    times = asyncio.run(_segment_times(database_url))
+    dials = sorted(call["started_at"] for call in sim.get("/_sim/calls").json()["calls"])
+    deliveries = sim.get("/_sim/webhooks/deliveries", params={"type": "post_call_transcription"}).json()
+    answered = sorted(
+        d["timestamp"] for d in deliveries["deliveries"] if d["status_code"] and 200 <= d["status_code"] < 300
+    )
+    webhooks, finished, dialed, placing = (times[k] for k in ("webhooks", "finished", "dialed", "placing"))
+    slots = min(len(answered), len(webhooks), len(finished), len(dials), len(dialed), len(placing)) - concurrency
+    c = concurrency
+    return {
+        "answered -> telephony has the webhook": [webhooks[k] - answered[k] for k in range(slots)],
+        "-> campaigns has the outcome": [finished[k] - webhooks[k] for k in range(slots)],
+        "-> scheduler pass begins": [dialed[c + k] - finished[k] for k in range(slots)],
+        "-> telephony has the PlaceCall": [placing[c + k] - dialed[c + k] for k in range(slots)],
+        "-> the simulator has the call": [dials[c + k] - placing[c + k] for k in range(slots)],
+    }
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -145,6 +198,12 @@ def main() -> None:
                     else ""
                 )
             )
+            for name, seconds in turnaround_segments(sim, stack.env["DATABASE_URL"], args.concurrency).items():
+                if seconds:
+                    print(
+                        f"    {name:40} p50 {percentile(seconds, 50) * 1000:6.1f} ms,"
+                        f" p99 {percentile(seconds, 99) * 1000:6.1f} ms"
+                    )
         print("  CPU per call by process (ms), and resident memory before -> after the campaign (MiB):")
         for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
             print(
