@@ -87,7 +87,9 @@ def turnaround_segments(sim: httpx.Client, database_url: str, concurrency: int) 
         d["timestamp"] for d in deliveries["deliveries"] if d["status_code"] and 200 <= d["status_code"] < 300
     )
     webhooks, finished, dialed, placing = (times[k] for k in ("webhooks", "finished", "dialed", "placing"))
-    slots = min(len(answered), len(webhooks), len(finished), len(dials), len(dialed), len(placing)) - concurrency
+    slots = (
+        min(len(answered), len(webhooks), len(finished), len(dials), len(dialed), len(placing)) - concurrency
+    )
     c = concurrency
     return {
         "answered -> telephony has the webhook": [webhooks[k] - answered[k] for k in range(slots)],
@@ -198,7 +200,9 @@ def main() -> None:
                     else ""
                 )
             )
-            for name, seconds in turnaround_segments(sim, stack.env["DATABASE_URL"], args.concurrency).items():
+            for name, seconds in turnaround_segments(
+                sim, stack.env["DATABASE_URL"], args.concurrency
+            ).items():
                 if seconds:
                     print(
                         f"    {name:40} p50 {percentile(seconds, 50) * 1000:6.1f} ms,"
