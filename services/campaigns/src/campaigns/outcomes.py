@@ -58,28 +58,25 @@ log = structlog.get_logger("campaigns.outcomes")
 
 async def _locked_attempt(
     uow: UnitOfWork, event: CallPlaced | CallDialFailed | CallStatusChanged
-) -> tuple[Campaign, Attempt, Recipient] | None:
-    """The campaign, attempt and recipient an event is about, locked in that order; None (logged)
-    for events of other callers, unknown attempts or attempts no longer current."""
+) -> tuple[Campaign, Attempt, Recipient, float | None] | None:
+    """The campaign, attempt and recipient an event is about, locked in that order, and the shared
+    throttle; None (logged) for events of other callers, unknown attempts or attempts no longer
+    current."""
     if event.campaign_id is None or event.recipient_id is None or event.attempt is None:
         return None
-    # The lock order of `_lock`, with the attempt found and locked in one query.
-    campaign = await uow.campaigns.get_for_update(event.campaign_id)
-    attempt = await uow.attempts.find_for_update(event.campaign_id, event.recipient_id, event.attempt)
-    if attempt is None:
-        log.warning(
-            "campaigns.event.unknown_attempt",
-            event_type=event.type,
-            campaign_id=event.campaign_id,
-            recipient_id=event.recipient_id,
-            attempt=event.attempt,
-        )
+    # The lock order of `_lock`, in one statement.
+    found = await uow.attempts.lock_for_event(event.campaign_id, event.recipient_id, event.attempt)
+    if found is None:
+        if not await uow.attempts.exists(event.campaign_id, event.recipient_id, event.attempt):
+            log.warning(
+                "campaigns.event.unknown_attempt",
+                event_type=event.type,
+                campaign_id=event.campaign_id,
+                recipient_id=event.recipient_id,
+                attempt=event.attempt,
+            )
         return None
-    if campaign is None:
-        return None
-    recipient = await uow.recipients.get_for_update(attempt.recipient_pk)
-    if recipient is None:
-        return None
+    _, attempt, recipient, _ = found
     if not domain.is_open(attempt):
         log.info(
             "campaigns.event.attempt_already_ended",
@@ -91,7 +88,7 @@ async def _locked_attempt(
     if not domain.is_current(attempt, recipient):
         log.warning("campaigns.event.superseded_attempt", message_id=attempt.message_id)
         return None
-    return campaign, attempt, recipient
+    return found
 
 
 async def _lock(
@@ -117,12 +114,12 @@ async def call_placed(deps: Deps, event: CallPlaced) -> None:
         found = await _locked_attempt(uow, event)
         if found is None:
             return
-        campaign, attempt, recipient = found
+        campaign, attempt, recipient, global_throttle = found
         changes = domain.call_in_progress(recipient, attempt, event.conversation_id)
         campaign.dials_accepted += 1
         limit = campaign.concurrency_limit or deps.settings.default_concurrency
         campaign.throttle = domain.throttle_on_success(campaign.throttle, limit)
-        if await uow.dispatch.global_throttle() is not None:
+        if global_throttle is not None:
             shared = await uow.dispatch.global_for_update()
             shared.throttle = domain.throttle_on_success(shared.throttle, deps.settings.global_concurrency)
         await announce.changes(uow, campaign, changes, deps.clock(), event)
@@ -138,7 +135,7 @@ async def call_dial_failed(deps: Deps, event: CallDialFailed) -> None:
         found = await _locked_attempt(uow, event)
         if found is None:
             return
-        campaign, attempt, recipient = found
+        campaign, attempt, recipient, _ = found
         if event.status_code == domain.RATE_LIMITED:
             await _rate_limited(deps, uow, campaign, attempt, recipient, now, event)
         else:
@@ -174,7 +171,7 @@ async def call_status_changed(deps: Deps, event: CallStatusChanged) -> None:
         found = await _locked_attempt(uow, event)
         if found is None:
             return
-        campaign, attempt, recipient = found
+        campaign, attempt, recipient, _ = found
         if event.status not in FINAL_CALL_STATUSES:
             if event.status == "in_progress" and recipient.status == RecipientStatus.DIALING:
                 changes = domain.call_in_progress(recipient, attempt, event.conversation_id)

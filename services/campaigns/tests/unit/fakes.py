@@ -83,7 +83,7 @@ class FakeAttempts:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def find_for_update(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
+    def _find(self, campaign_id: str, recipient_id: str, attempt: int) -> Attempt | None:
         return next(
             (
                 a
@@ -92,6 +92,19 @@ class FakeAttempts:
             ),
             None,
         )
+
+    async def lock_for_event(
+        self, campaign_id: str, recipient_id: str, attempt: int
+    ) -> tuple[Campaign, Attempt, Recipient, float | None] | None:
+        found = self._find(campaign_id, recipient_id, attempt)
+        campaign = self._store.campaigns.get(campaign_id)
+        recipient = None if found is None else self._store.recipients.get(found.recipient_pk)
+        if found is None or campaign is None or recipient is None:
+            return None
+        return campaign, found, recipient, self._store.shared_throttle.throttle
+
+    async def exists(self, campaign_id: str, recipient_id: str, attempt: int) -> bool:
+        return self._find(campaign_id, recipient_id, attempt) is not None
 
     async def get_for_update(self, message_id: str) -> Attempt | None:
         return self._store.attempts.get(message_id)
@@ -113,9 +126,6 @@ class FakeCallerIds:
 class FakeDispatch:
     def __init__(self, store: Store) -> None:
         self._store = store
-
-    async def global_throttle(self) -> float | None:
-        return self._store.shared_throttle.throttle
 
     async def global_for_update(self) -> DispatchState:
         return self._store.shared_throttle
