@@ -134,11 +134,12 @@ class Scheduler:
                 )
                 if budget <= 0:
                     return placed
-                due = await uow.recipients.due(campaign_id, now, budget)
-                if not due:
+                found_due = await uow.recipients.due(campaign_id, now, budget, now - rules.CAP_PERIOD)
+                if not found_due:
                     return placed
-                listed = await uow.do_not_call.listed([r.phone_number for r in due])
-                dials = await uow.attempts.recent_dials([r.phone_number for r in due], now - rules.CAP_PERIOD)
+                due = [d.recipient for d in found_due]
+                listed = {d.recipient.phone_number for d in found_due if d.listed}
+                dials = {d.recipient.phone_number: list(d.dials) for d in found_due}
                 window = (
                     CallingWindow.model_validate(campaign.calling_window) if campaign.calling_window else None
                 )

@@ -6,18 +6,27 @@ database, telephony and simulator."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 
 from campaigns.bootstrap import make_deps
 from campaigns.scheduling import Scheduler
 from campaigns.uow import UnitOfWork
 from contracts.calling import read_number
-from contracts.campaigns import CallingWindow, CampaignRecipient, RetryDelays, SubmitCampaign
+from contracts.campaigns import (
+    AddDoNotCall,
+    CallingWindow,
+    CampaignRecipient,
+    RetryDelays,
+    SubmitCampaign,
+)
 
 from .conftest import Harness
 
@@ -159,3 +168,57 @@ async def test_the_campaign_cap_narrows_the_platforms(harness: Harness) -> None:
     held = await _event(harness, command.campaign_id, "held by its cap", waiting_reason="campaign_daily_cap")
     assert held["next_attempt_at_unix"] == int((noon + timedelta(days=1)).timestamp())
     assert await _dials(harness, number) == 1
+
+
+async def test_a_round_reads_its_recipients_do_not_call_and_every_campaigns_dials_at_once(
+    harness: Harness,
+) -> None:
+    """One statement gives a dispatch round its due recipients, whether each number is on the
+    do-not-call list, and each number's dials in every campaign (the platform cap counts them)."""
+    day = datetime.now(UTC).date() + timedelta(days=3)
+    dialled_elsewhere, listed, fresh = (_london_number("1") for _ in range(3))
+    await harness.publish(AddDoNotCall(phone_number=listed, source="api"), key=listed)
+    await harness.wait_for(
+        lambda e: e.get("type") == "do_not_call.added" and e["phone_number"] == listed, what="listed"
+    )
+    noon = _at(day, time(12))
+    first = _submit(harness, [dialled_elsewhere], day)
+    second = _submit(harness, [dialled_elsewhere, listed, fresh], day).model_copy(
+        update={"scheduled_time_unix": int(noon.timestamp()) + 60}
+    )
+    for command in (first, second):
+        await harness.publish(command, key=command.campaign_id)
+        await _stored(harness, command.campaign_id)
+    clocked = _clocked(harness, max_attempts_per_number_24h=1)
+    await clocked.tick(noon)  # the first campaign dials the number the second has too
+    await harness.wait_status(first.campaign_id, "completed")
+
+    in_round: contextvars.ContextVar[bool] = contextvars.ContextVar("in_round", default=False)
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if in_round.get() and "do_not_call" in statement:
+            reads.append(statement)
+
+    async def tick() -> None:
+        in_round.set(True)  # this task's context, which SQLAlchemy's greenlets run in
+        await clocked.tick(noon + timedelta(minutes=1))
+
+    engine = harness.container.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await asyncio.create_task(tick())
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    # Every round (one more after a recipient was held or skipped) read all three at once.
+    assert reads
+    for read in reads:
+        assert "campaigns.attempts" in read and "FOR UPDATE OF recipients" in read, read
+    skipped = await _event(harness, second.campaign_id, "listed number skipped", status="skipped_dnc")
+    assert skipped["to_number"] == listed
+    held = await _event(harness, second.campaign_id, "held by the cap", waiting_reason="frequency_cap")
+    assert held["to_number"] == dialled_elsewhere
+    assert held["next_attempt_at_unix"] == int((noon + timedelta(days=1)).timestamp())
+    dialled = await _event(harness, second.campaign_id, "fresh number dialled", status="dialing")
+    assert dialled["to_number"] == fresh
