@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import CursorResult, Row, Table, delete, func, select, text, update
+from sqlalchemy import CursorResult, Row, Table, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -34,6 +34,13 @@ from campaigns.models import (
 )
 
 _DISPATCH_LOCK = "campaigns:dispatch"
+
+
+class TickCandidates(NamedTuple):
+    """What a scheduler pass may have to do (`CampaignRepository.tick_candidates`)."""
+
+    campaigns: list[Campaign]  # due to start, running, or owing a progress snapshot
+    follow_ups_due: bool  # a scheduled follow-up call's time came
 
 
 class DueRecipient(NamedTuple):
@@ -88,26 +95,47 @@ class CampaignRepository:
     async def get(self, campaign_id: str) -> Campaign | None:
         return await self.session.get(Campaign, campaign_id, populate_existing=True)
 
-    async def tick_candidates(self, now_unix: int, progress_before: datetime) -> Sequence[Campaign]:
-        """Campaigns a scheduler pass may touch, oldest first, in one query (`domain.plan_tick`
-        sorts them): due to start, running, or owing a progress snapshot."""
-        result = await self.session.scalars(
-            select(Campaign)
-            .where(
-                (
-                    (Campaign.status == CampaignStatus.PENDING)
-                    & Campaign.ready.is_(True)
-                    & ((Campaign.scheduled_time_unix.is_(None)) | (Campaign.scheduled_time_unix <= now_unix))
-                )
-                | (Campaign.status == CampaignStatus.RUNNING)
-                | (
-                    Campaign.progress_dirty.is_(True)
-                    & ((Campaign.last_emitted_at.is_(None)) | (Campaign.last_emitted_at <= progress_before))
-                )
-            )
-            .order_by(Campaign.created_at_unix, Campaign.campaign_id)
+    async def tick_candidates(self, now: datetime, progress_before: datetime) -> TickCandidates:
+        """Campaigns a scheduler pass may touch, oldest first (`domain.plan_tick` sorts them): due
+        to start, running, or owing a progress snapshot; and whether a scheduled follow-up call's
+        time came. One query, which a pass with nothing to do is (every CAMPAIGNS_TICK_S): the
+        campaigns are outer-joined to one row, so the follow-ups' answer comes with none."""
+        now_unix = int(now.timestamp())
+        follow_ups_due = (
+            select(FollowUpCall.conversation_id)
+            .where(FollowUpCall.status == "scheduled", FollowUpCall.due_at <= now)
+            .exists()
         )
-        return result.all()
+        one = select(literal(1).label("one")).subquery()
+        rows = (
+            await self.session.execute(
+                select(follow_ups_due, Campaign)
+                .select_from(one)
+                .outerjoin(
+                    Campaign,
+                    (
+                        (Campaign.status == CampaignStatus.PENDING)
+                        & Campaign.ready.is_(True)
+                        & (
+                            (Campaign.scheduled_time_unix.is_(None))
+                            | (Campaign.scheduled_time_unix <= now_unix)
+                        )
+                    )
+                    | (Campaign.status == CampaignStatus.RUNNING)
+                    | (
+                        Campaign.progress_dirty.is_(True)
+                        & (
+                            (Campaign.last_emitted_at.is_(None))
+                            | (Campaign.last_emitted_at <= progress_before)
+                        )
+                    ),
+                )
+                .order_by(Campaign.created_at_unix, Campaign.campaign_id)
+            )
+        ).all()
+        return TickCandidates(
+            [campaign for _, campaign in rows if campaign is not None], bool(rows and rows[0][0])
+        )
 
     async def running_ids(self) -> Sequence[str]:
         result = await self.session.scalars(
@@ -712,15 +740,6 @@ class FollowUpRepository:
             .execution_options(populate_existing=True)
         )
         return result.first()
-
-    async def any_due(self, now: datetime) -> bool:
-        """Whether a scheduled follow-up's time came (a scheduler pass dials them only then)."""
-        found = await self.session.scalar(
-            select(FollowUpCall.conversation_id)
-            .where(FollowUpCall.status == "scheduled", FollowUpCall.due_at <= now)
-            .limit(1)
-        )
-        return found is not None
 
     async def due(self, now: datetime, limit: int) -> Sequence[FollowUpCall]:
         """Scheduled follow-ups whose time came, locked; rows another replica holds are skipped."""

@@ -71,10 +71,12 @@ class Scheduler:
         now = now or self.deps.clock()
         progress_before = now - timedelta(seconds=self.deps.settings.progress_interval_s)
         async with self.deps.uow() as uow:
-            candidates = await uow.campaigns.tick_candidates(int(now.timestamp()), progress_before)
-            follow_ups_due = await uow.follow_ups.any_due(now)
+            candidates = await uow.campaigns.tick_candidates(now, progress_before)
         plan = domain.plan_tick(
-            candidates, int(now.timestamp()), progress_before, self.deps.settings.default_concurrency
+            candidates.campaigns,
+            int(now.timestamp()),
+            progress_before,
+            self.deps.settings.default_concurrency,
         )
         to_dispatch = plan.to_dispatch
         running = len(plan.running)
@@ -91,7 +93,7 @@ class Scheduler:
         placed = 0
         for campaign_id in to_dispatch:
             placed += await self._dispatch(campaign_id, now, progress_before)
-        if follow_ups_due:
+        if candidates.follow_ups_due:
             placed += await callee_requests.dial_follow_ups(self.deps, now)
         if now.timestamp() - self._last_timeout_scan >= min(5.0, self.deps.settings.attempt_timeout_s):
             self._last_timeout_scan = now.timestamp()
