@@ -8,10 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pytest
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import MetaData, Table, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bus import inbox as bus_inbox
@@ -189,3 +189,24 @@ async def test_an_exception_that_is_no_command_error_leaves_the_command_started_
 
     assert await _entry(db, command.message_id) == (CommandStatus.STARTED, None)
     assert db.published == []
+
+
+async def test_a_new_command_is_recorded_in_one_statement_and_a_redelivery_finds_its_row(db: Db) -> None:
+    command = DeleteTool(tool_id="tool-5")
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with Scope(db) as scope:
+            first, created = await scope.commands.start(command.message_id, command.type)
+        assert created and first.status == CommandStatus.STARTED and first.finished_at is None
+        assert len(statements) == 1, statements  # the INSERT returned the row
+        async with Scope(db) as scope:
+            again, created_again = await scope.commands.start(command.message_id, command.type)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert not created_again
+    assert again == first

@@ -94,17 +94,21 @@ class CommandLedger:
         self.table = table
 
     async def start(self, message_id: str, command_type: str) -> tuple[LedgerEntry, bool]:
-        """Insert a `started` row unless one exists; returns (the row, created now)."""
-        result = await self.session.execute(
-            insert(self.table)
-            .values(message_id=message_id, command_type=command_type, status=CommandStatus.STARTED)
-            .on_conflict_do_nothing()
-            .returning(self.table.c.message_id)
-        )
-        created = result.first() is not None
+        """Insert a `started` row unless one exists; returns (the row, created now). A new row
+        comes back from the INSERT itself: the read that follows is only for a redelivery's."""
+        inserted = (
+            await self.session.execute(
+                insert(self.table)
+                .values(message_id=message_id, command_type=command_type, status=CommandStatus.STARTED)
+                .on_conflict_do_nothing()
+                .returning(*self.table.c)
+            )
+        ).first()
+        if inserted is not None:
+            return LedgerEntry(**inserted._mapping), True
         entry = await self.get(message_id)
-        assert entry is not None  # inserted now, or there before
-        return entry, created
+        assert entry is not None  # there before
+        return entry, False
 
     async def finish(self, message_id: str, status: str, resource_id: str | None, at: datetime) -> None:
         await self.session.execute(
