@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,18 +36,37 @@ class PhoneNumberRepository:
         await self.session.execute(delete(PhoneNumber).where(PhoneNumber.phone_number_id == phone_number_id))
 
 
+def _lock_key(conversation_id: str) -> str:
+    return f"telephony:call:{conversation_id}"
+
+
 class CallRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, **values: Any) -> None:
-        await self.session.execute(insert(Call).values(**values).on_conflict_do_nothing())
+    async def add_locked(self, **values: Any) -> None:
+        """Insert the call unless it exists, having taken its lock (`lock`), in one statement: the
+        lock is the INSERT's one-time filter, run before any row is written. Only what comes after
+        this statement in the transaction is read under the lock (the statement's own snapshot
+        predates it), and it reads nothing: a webhook kept before the lock was granted is found
+        by the next statement (`EarlyPostCallRepository.take`)."""
+        table = Call.__table__
+        # A scalar subquery, not EXISTS: PostgreSQL drops an EXISTS subquery's SELECT list unrun.
+        locked = (
+            select(func.pg_advisory_xact_lock(func.hashtext(_lock_key(values["conversation_id"]))))
+            .scalar_subquery()
+            .is_not(None)
+        )
+        row = select(*[literal(value, table.c[name].type).label(name) for name, value in values.items()])
+        await self.session.execute(
+            insert(Call).from_select(list(values), row.where(locked)).on_conflict_do_nothing()
+        )
 
     async def lock(self, conversation_id: str) -> None:
         """Serialise, until the transaction ends, storing a call and recording its post-call
         webhook: whichever commits second sees the other (a row lock cannot, the row may not exist)."""
         await self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"telephony:call:{conversation_id}"}
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": _lock_key(conversation_id)}
         )
 
     async def get_for_update(self, conversation_id: str) -> Call | None:

@@ -356,8 +356,7 @@ class TelephonyService:
         conversation_id = dialled.conversation_id
 
         async def store(uow: UnitOfWork) -> None:
-            await uow.calls.lock(conversation_id)
-            await uow.calls.add(
+            await uow.calls.add_locked(
                 conversation_id=conversation_id,
                 attempt_id=command.message_id,
                 provider=command.provider,

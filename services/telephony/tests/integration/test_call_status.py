@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from contracts import topics
 from contracts.telephony import PlaceCall
 from contracts.webhooks import PostCallWebhookReceived
 from telephony.bootstrap import Container
 from telephony.models import Call, EarlyPostCall, inbox
+from telephony.repository import CallRepository
 
 from .conftest import DEADLINE_S, RECONCILE_AFTER_S, Harness, new_number
 
@@ -344,3 +345,44 @@ async def test_reconciliation_gives_up_on_a_call_without_result(
         "agent_x",
         "phnum_x",
     )
+
+
+async def test_storing_a_call_takes_its_lock_in_the_same_statement(container: Container) -> None:
+    """The call's lock (what serialises storing it and recording its webhook) is taken by the
+    INSERT itself, and held: another transaction cannot have it until this one ends."""
+    conversation_id = f"conv_{uuid.uuid4().hex}"
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async with container.sessionmaker() as session, container.engine.connect() as other:
+        async with session.begin():
+            event.listen(container.engine.sync_engine, "before_cursor_execute", count)
+            try:
+                await CallRepository(session).add_locked(
+                    conversation_id=conversation_id,
+                    attempt_id=uuid.uuid4().hex,
+                    provider="twilio",
+                    agent_id="agent_1",
+                    phone_number_id="phnum_1",
+                    to_number="+14155550100",
+                    status="dialing",
+                    attempt=1,
+                    placed_at=datetime.now(UTC),
+                )
+            finally:
+                event.remove(container.engine.sync_engine, "before_cursor_execute", count)
+            assert len(statements) == 1, statements
+            taken = await other.scalar(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
+                {"k": f"telephony:call:{conversation_id}"},
+            )
+            await other.rollback()
+            assert taken is False, "the call's lock was not held"
+        taken = await other.scalar(
+            text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": f"telephony:call:{conversation_id}"}
+        )
+        await other.rollback()
+        assert taken is True  # released with the transaction
+    assert await _call_status(container, conversation_id) == "dialing"
