@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     String,
     Table,
+    Text,
     any_,
     bindparam,
     case,
@@ -25,9 +26,8 @@ from sqlalchemy import (
     text,
     true,
     update,
-    values,
 )
-from sqlalchemy import column as sql_column
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -82,6 +82,39 @@ OPERATIONS_CHANNEL = "gateway_operations"
 CHANGES_CHANNEL = "gateway_campaign_changes"
 # Serialises appends to the change log (any constant bigint, unique to this purpose).
 _CHANGES_LOCK = 0x5342_4348_414E_4745  # "SBCHANGE"
+
+
+def _append_changes() -> Any:
+    """The change log's append (`Changes._write`), built once: one statement, one round trip.
+    The lock is the SELECT's one-time filter (an InitPlan, run before its first row, so before
+    any id is handed out), and the notifications come from RETURNING (PostgreSQL delivers one per
+    campaign: identical ones in a transaction are folded). The rows are bound as three arrays: a
+    VALUES list of rows has no cache key in SQLAlchemy, so it was compiled again for every
+    append (bench/README, issue 17)."""
+    rows = (
+        func.unnest(
+            bindparam("campaign_ids", type_=ARRAY(String)),
+            bindparam("kinds", type_=ARRAY(String)),
+            bindparam("payloads", type_=ARRAY(Text)),
+        )
+        .table_valued("campaign_id", "kind", "payload")
+        .render_derived(name="change")
+    )
+    # A scalar subquery, not EXISTS: PostgreSQL drops an EXISTS subquery's SELECT list unrun.
+    locked = select(func.pg_advisory_xact_lock(_CHANGES_LOCK)).scalar_subquery().is_not(None)
+    # The table, not the mapped class: given parameters, an ORM insert would be a bulk insert.
+    table = cast(Table, CampaignChange.__table__)
+    return (
+        insert(table)
+        .from_select(
+            ["campaign_id", "kind", "payload"],
+            select(rows.c.campaign_id, rows.c.kind, sql_cast(rows.c.payload, JSONB)).where(locked),
+        )
+        .returning(func.pg_notify(CHANGES_CHANNEL, table.c.campaign_id))
+    )
+
+
+_APPEND_CHANGES = _append_changes()
 
 
 async def _delete_counted(session: AsyncSession, statement: Delete) -> int:
@@ -661,22 +694,13 @@ class Changes:
     async def _write(self, changes: list[tuple[str, str, dict[str, Any]]]) -> None:
         if not changes:
             return
-        # One statement, one round trip: the lock is the SELECT's one-time filter (an InitPlan,
-        # run before its first row, so before any id is handed out), and the notifications come
-        # from RETURNING (PostgreSQL delivers one per campaign: identical ones in a transaction
-        # are folded). It was three statements, and a NOTIFY more per campaign.
-        rows = values(
-            sql_column("campaign_id", String),
-            sql_column("kind", String),
-            sql_column("payload", JSONB),
-            name="change",
-        ).data(changes)
-        # A scalar subquery, not EXISTS: PostgreSQL drops an EXISTS subquery's SELECT list unrun.
-        locked = select(func.pg_advisory_xact_lock(_CHANGES_LOCK)).scalar_subquery().is_not(None)
         await self.session.execute(
-            insert(CampaignChange)
-            .from_select(["campaign_id", "kind", "payload"], select(rows).where(locked))
-            .returning(func.pg_notify(CHANGES_CHANNEL, CampaignChange.campaign_id))
+            _APPEND_CHANGES,
+            {
+                "campaign_ids": [campaign_id for campaign_id, _, _ in changes],
+                "kinds": [kind for _, kind, _ in changes],
+                "payloads": [to_json(payload).decode() for _, _, payload in changes],
+            },
         )
 
     async def after(self, change_id: int, campaign_id: str | None, limit: int) -> list[CampaignChange]:
