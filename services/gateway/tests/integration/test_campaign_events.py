@@ -474,3 +474,31 @@ async def test_an_append_is_compiled_once_whatever_its_number_of_rows(container:
     assert [c.payload for c in logged] == [
         {"n": n, "nested": {"zones": ["Europe/London"]}} for count in (1, 3, 2) for n in range(count)
     ]
+
+
+async def test_a_recipient_s_updates_reuse_one_statement_built_once(container: Container) -> None:
+    """Each recipient update (three a campaign call) is written by a statement built once: built
+    per event, SQLAlchemy spent ~0.5 ms constructing it and computing its cache key."""
+    job = f"batch_{uuid.uuid4().hex}"
+    await container.projection.project(_campaign(job, 0, 0))
+    invoked: list[int] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *args: Any) -> None:
+        if statement.lstrip().startswith("INSERT INTO gateway.campaign_recipients"):
+            invoked.append(id(context.invoked_statement))
+
+    event.listen(container.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for seconds, status in enumerate(["dialing", "in_progress", "completed"], start=1):
+            await container.projection.project(_recipient(job, 0, status, seconds))
+    finally:
+        event.remove(container.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(invoked) == 3 and len(set(invoked)) == 1, invoked
+    async with make_sessionmaker(container.engine)() as session:
+        row = await session.scalar(
+            text(
+                "SELECT status FROM gateway.campaign_recipients WHERE campaign_id = :c AND recipient_id = 'r0'"
+            ),
+            {"c": job},
+        )
+    assert row == "completed"
