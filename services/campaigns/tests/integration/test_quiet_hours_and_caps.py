@@ -195,10 +195,12 @@ async def test_a_round_reads_its_recipients_do_not_call_and_every_campaigns_dial
 
     in_round: contextvars.ContextVar[bool] = contextvars.ContextVar("in_round", default=False)
     reads: list[str] = []
+    built: set[int] = set()
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *args: Any) -> None:
         if in_round.get() and "do_not_call" in statement:
             reads.append(statement)
+            built.add(id(context.invoked_statement))
 
     async def tick() -> None:
         in_round.set(True)  # this task's context, which SQLAlchemy's greenlets run in
@@ -211,8 +213,9 @@ async def test_a_round_reads_its_recipients_do_not_call_and_every_campaigns_dial
     finally:
         event.remove(engine, "before_cursor_execute", count)
 
-    # Every round (one more after a recipient was held or skipped) read all three at once.
-    assert reads
+    # Every round (one more after a recipient was held or skipped) read all three at once, with
+    # one statement built once (building it was ~0.3 ms of CPU a round).
+    assert len(reads) >= 2 and len(built) == 1, (len(reads), built)
     for read in reads:
         assert "campaigns.attempts" in read and "FOR UPDATE OF recipients" in read, read
     skipped = await _event(harness, second.campaign_id, "listed number skipped", status="skipped_dnc")
