@@ -432,12 +432,17 @@ class AttemptRepository:
         in that order, with the shared (global) throttle: one statement, where three reads took
         three round trips on the path from a call's end to the next dial. None when any is gone.
 
-        PostgreSQL locks a row's `FOR UPDATE OF` tables in the order the clause names them
-        (`preprocess_rowmarks` keeps the clause's order), the order every writer of a campaign's
-        rows keeps (`outcomes`); a row a concurrent transaction changed is re-read at its latest
-        version before it is locked (READ COMMITTED's re-check), as separate reads would have seen
-        it. The throttle is read in the statement's snapshot: only a gate for the locked re-read
-        of `DispatchStateRepository.global_for_update`."""
+        PostgreSQL locks a row's `FOR UPDATE OF` tables in the order the clause names them: the
+        parser keeps the clause's order (`transformLockingClause`), `preprocess_rowmarks` keeps it
+        and `ExecLockRows` walks it. That is the source's behaviour (PostgreSQL 15), not a
+        documented promise: `tests/integration/test_outcome_locks.py` holds the attempt and checks
+        that the campaign is locked and the recipient is not. It is the order every writer of a
+        campaign's rows keeps (`outcomes`). A locked row that a concurrent transaction changed is
+        re-read at its latest version (READ COMMITTED's re-check), as separate reads would have
+        seen it. The throttle is not locked: it is read in the statement's snapshot, before any
+        lock wait, so a throttle set meanwhile is seen by the next event instead (only a gate for
+        the locked re-read of `DispatchStateRepository.global_for_update`; the shared throttle
+        then recovers one success later)."""
         row = (
             await self.session.execute(
                 _EVENT_LOCKS, {"campaign_id": campaign_id, "recipient_id": recipient_id, "attempt": attempt}
