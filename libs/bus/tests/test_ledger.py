@@ -210,3 +210,23 @@ async def test_a_new_command_is_recorded_in_one_statement_and_a_redelivery_finds
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     assert not created_again
     assert again == first
+
+
+async def test_claims_reuse_one_statement_per_inbox_and_a_second_claim_is_refused(db: Db) -> None:
+    """Every message a service handles alone is claimed: the INSERT is built once per inbox, not
+    per message (building it and its cache key cost ~0.1-0.2 ms each time)."""
+    built: list[int] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *args: Any) -> None:
+        if ".inbox" in statement and statement.lstrip().startswith("INSERT"):
+            built.append(id(context.invoked_statement))
+
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with Scope(db) as scope:
+            claimed = [await scope.claim(first), await scope.claim(second), await scope.claim(first)]
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert claimed == [True, True, False]
+    assert len(built) == 3 and len(set(built)) == 1, built
