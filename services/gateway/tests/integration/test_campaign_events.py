@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import re
 import uuid
@@ -451,9 +452,12 @@ async def test_an_append_is_compiled_once_whatever_its_number_of_rows(container:
     the gateway's CPU in a campaign (bench/README, issue 17). The payloads keep their JSON."""
     job = f"batch_{uuid.uuid4().hex}"
     hits: list[str] = []
+    # Only this task's statements: the projector appends other tests' changes meanwhile.
+    mine: contextvars.ContextVar[bool] = contextvars.ContextVar("mine", default=False)
+    mine.set(True)
 
     def cached(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *args: Any) -> None:
-        if "campaign_changes" in statement and statement.lstrip().startswith("INSERT"):
+        if mine.get() and "campaign_changes" in statement and statement.lstrip().startswith("INSERT"):
             hits.append(str(context.cache_hit))
 
     event.listen(container.engine.sync_engine, "before_cursor_execute", cached)
@@ -482,9 +486,12 @@ async def test_a_recipient_s_updates_reuse_one_statement_built_once(container: C
     job = f"batch_{uuid.uuid4().hex}"
     await container.projection.project(_campaign(job, 0, 0))
     invoked: list[int] = []
+    # Only this task's statements: the projector writes other tests' recipients meanwhile.
+    mine: contextvars.ContextVar[bool] = contextvars.ContextVar("mine", default=False)
+    mine.set(True)
 
     def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *args: Any) -> None:
-        if statement.lstrip().startswith("INSERT INTO gateway.campaign_recipients"):
+        if mine.get() and statement.lstrip().startswith("INSERT INTO gateway.campaign_recipients"):
             invoked.append(id(context.invoked_statement))
 
     event.listen(container.engine.sync_engine, "before_cursor_execute", seen)
