@@ -129,18 +129,21 @@ def _binds(table: Table, columns: tuple[str, ...]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def _read_model_upsert(table: Table, columns: tuple[str, ...]) -> Any:
-    """`ReadModels.upsert` for `columns`; parameters: the columns and `last_event_at`."""
-    pk = next(iter(table.primary_key.columns)).name
-    stmt = insert(table).values({**_binds(table, (*columns, "last_event_at")), "deleted": False})
+def _upsert_if_newer(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...]) -> Any:
+    """Insert `columns`, or update them on a `conflict` unless a newer event already shaped the
+    row (`last_event_at`; never set counts as older); RETURNING 1 when written. Parameters: the
+    columns and `last_event_at`. A table with tombstones (`deleted`) gets its row back."""
+    revive = {"deleted": False} if "deleted" in table.c else {}
+    stmt = insert(table).values({**_binds(table, (*columns, "last_event_at")), **revive})
+    new = stmt.excluded.last_event_at
     return stmt.on_conflict_do_update(
-        index_elements=[pk],
+        index_elements=list(conflict),
         set_={
-            **{name: stmt.excluded[name] for name in columns if name != pk},
-            "last_event_at": stmt.excluded.last_event_at,
-            "deleted": False,
+            **{name: stmt.excluded[name] for name in columns if name not in conflict},
+            "last_event_at": new,
+            **revive,
         },
-        where=table.c.last_event_at < stmt.excluded.last_event_at,
+        where=(table.c.last_event_at.is_(None)) | (table.c.last_event_at < new),
     ).returning(literal_column("1"))
 
 
@@ -155,19 +158,6 @@ def _read_model_update(table: Table, columns: tuple[str, ...]) -> Any:
         .where(pk == bindparam("_resource_id", type_=pk.type), table.c.last_event_at <= event_at)
         .values({**_binds(table, columns), "last_event_at": event_at})
     )
-
-
-@functools.lru_cache(maxsize=64)
-def _recipient_upsert(columns: tuple[str, ...]) -> Any:
-    """`Recipients.upsert` for `columns`; parameters: the columns and `last_event_at`."""
-    table = cast(Table, CampaignRecipient.__table__)
-    stmt = insert(table).values(_binds(table, (*columns, "last_event_at")))
-    new = stmt.excluded.last_event_at
-    return stmt.on_conflict_do_update(
-        index_elements=["campaign_id", "recipient_id"],
-        set_={**{name: stmt.excluded[name] for name in columns}, "last_event_at": new},
-        where=(table.c.last_event_at.is_(None)) | (table.c.last_event_at < new),
-    ).returning(literal_column("1"))
 
 
 async def _delete_counted(session: AsyncSession, statement: Delete) -> int:
@@ -188,7 +178,8 @@ class ReadModels:
         conversation id, a do-not-call number, a template's name) are created again after a delete.
         """
         table = cast(Table, model.__table__)
-        statement = _read_model_upsert(table, tuple(values))
+        pk = next(iter(table.primary_key.columns)).name
+        statement = _upsert_if_newer(table, tuple(values), (pk,))
         result = await self.session.execute(statement, {**values, "last_event_at": event_at})
         return result.first() is not None
 
@@ -557,7 +548,8 @@ class Recipients:
 
     async def upsert(self, values: dict[str, Any], event_at: datetime) -> bool:
         """Insert or update unless a newer event already shaped the row; True when written."""
-        statement = _recipient_upsert(tuple(values))
+        table = cast(Table, CampaignRecipient.__table__)
+        statement = _upsert_if_newer(table, tuple(values), ("campaign_id", "recipient_id"))
         result = await self.session.execute(statement, {**values, "last_event_at": event_at})
         return result.first() is not None
 
